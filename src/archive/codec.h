@@ -1,0 +1,30 @@
+// Member compression: zstd and xz, whole buffers.
+#pragma once
+
+#include <cstddef>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "mmar/archive.h"
+
+namespace mmar::codec {
+
+// Members at least this large are compressed with the codec's own
+// multi-threaded mode; output does not depend on the number of threads.
+inline constexpr size_t kLargeMember = size_t{8} << 20;
+
+int default_level(Codec codec);
+
+// Compress `in`. Returns nullopt when the result would not be smaller than
+// the input (the caller stores the member raw).
+Result<std::optional<std::vector<std::byte>>> compress(Codec codec, int level,
+                                                       std::span<const std::byte> in,
+                                                       unsigned threads);
+
+// Inflate exactly `size` bytes; anything else (short output, trailing data,
+// output that would exceed `size`) is an Errc::malformed error.
+Result<std::vector<std::byte>> decompress(Codec codec, std::span<const std::byte> in, size_t size);
+
+}  // namespace mmar::codec

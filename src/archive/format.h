@@ -1,0 +1,98 @@
+// On-disk structures of the mmar archive format, version 1.
+// docs/FORMAT.md is the normative description; keep the two in step.
+#pragma once
+
+#include <cstdint>
+#include <type_traits>
+
+#include "support/endian.h"
+
+namespace mmar::format {
+
+// "\x89MMAR\r\n\x1a": the high byte catches 7-bit transfers, CR LF catches
+// newline translation, ^Z stops DOS `type`.
+inline constexpr unsigned char kMagic[8] = {0x89, 'M', 'M', 'A', 'R', '\r', '\n', 0x1a};
+inline constexpr uint16_t kVersion = 1;
+inline constexpr uint64_t kSuperblockSize = 64;
+inline constexpr uint64_t kSuperblockCount = 2;  // slots at offsets 0 and 64
+inline constexpr uint64_t kHeaderAreaSize = kSuperblockSize * kSuperblockCount;
+inline constexpr uint64_t kEntrySize = 64;
+inline constexpr uint32_t kNoLink = 0xffffffffu;
+inline constexpr uint8_t kMinAlignLog2 = 12;  // 4 KiB
+inline constexpr uint8_t kMaxAlignLog2 = 16;  // 64 KiB
+inline constexpr uint64_t kPackedAlign = 8;   // alignment of non page-aligned data
+
+// Superblock: two copies, at offsets 0 and 64. A reader uses the valid copy
+// (magic and sb_xxh3 correct) with the higher sb_generation. Writers of new
+// archives write both identical; an in-place update (writable mount) writes
+// the slot not in use, so a torn write leaves the other intact.
+struct Superblock {
+  unsigned char sb_magic[8];
+  ul16 sb_version;       // kVersion
+  ul16 sb_size;          // sizeof(Superblock) = 64
+  ul32 sb_flags;         // must be 0 in version 1
+  ul64 sb_generation;    // >= 1; the larger valid slot wins
+  ul64 sb_index_offset;  // start of the member table, 8-aligned
+  ul64 sb_index_size;    // member table + name table, bytes
+  ul32 sb_member_count;  // entries in the member table
+  uint8_t sb_align_log2; // page alignment used for raw members (12..16)
+  uint8_t sb_reserved[3];  // zero
+  ul64 sb_index_xxh3;    // XXH3-64 of the index bytes
+  ul64 sb_xxh3;          // XXH3-64 of bytes [0, 56) of this superblock
+};
+static_assert(sizeof(Superblock) == kSuperblockSize);
+static_assert(std::is_trivially_copyable_v<Superblock>);
+
+enum class EntryCodec : uint8_t { none = 0, zstd = 1, xz = 2 };
+
+// Member flags (me_flags).
+inline constexpr uint16_t kFlagPageAligned = 1u << 0;  // me_data_offset is sb_align-aligned
+inline constexpr uint16_t kFlagHasBtf = 1u << 1;       // ELF object with a .BTF section
+inline constexpr uint16_t kKnownFlags = kFlagPageAligned | kFlagHasBtf;
+
+// One member. The table is sorted by name, bytewise (memcmp, shorter first).
+struct Entry {
+  ul64 me_data_offset;  // absolute file offset of the stored bytes
+  ul64 me_stored_size;  // bytes stored at me_data_offset
+  ul64 me_size;         // original size (== stored size when me_codec is none)
+  ul64 me_xxh3;         // XXH3-64 of the original bytes
+  ul64 me_mtime_ns;     // signed nanoseconds since the Unix epoch
+  ul32 me_name_offset;  // into the name table
+  ul32 me_name_len;     // bytes, no terminator
+  ul32 me_mode;         // st_mode: S_IFREG, S_IFDIR or S_IFLNK plus permissions
+  ul32 me_link;         // index of a related member (split BTF -> base), or kNoLink
+  uint8_t me_codec;     // EntryCodec
+  uint8_t me_kind;      // mmar::Kind
+  ul16 me_flags;        // kFlag*
+  ul32 me_reserved;     // zero
+};
+static_assert(sizeof(Entry) == kEntrySize);
+static_assert(std::is_trivially_copyable_v<Entry>);
+
+}  // namespace mmar::format
+
+// binutils libctf archive (struct ctf_archive in ctf.h, binutils 2.40), all
+// fields little-endian. After the header: ctfa_ndicts modents sorted by name;
+// names are NUL-terminated at ctfa_names + name_offset; dict i is a u64 size
+// followed by that many bytes at ctfa_ctfs + ctf_offset.
+namespace mmar::ctfa {
+
+inline constexpr uint64_t kMagic = 0x8b47f2a4d7623eebULL;
+inline constexpr uint64_t kModelLP64 = 2;  // CTF_MODEL_LP64
+
+struct Header {
+  ul64 ctfa_magic;
+  ul64 ctfa_model;
+  ul64 ctfa_ndicts;
+  ul64 ctfa_names;
+  ul64 ctfa_ctfs;
+};
+static_assert(sizeof(Header) == 40);
+
+struct Modent {
+  ul64 name_offset;  // relative to ctfa_names
+  ul64 ctf_offset;   // relative to ctfa_ctfs
+};
+static_assert(sizeof(Modent) == 16);
+
+}  // namespace mmar::ctfa

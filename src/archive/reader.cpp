@@ -1,0 +1,581 @@
+// Archive reader: mmar format, libctf CTF archives, and plain files.
+//
+// Opening validates the superblock and that the index lies inside the file;
+// it touches no per-member data, so its cost is independent of the member
+// count. Each entry is validated when it is accessed (at/find), and verify()
+// checks everything.
+#include <sys/stat.h>
+#include <xxhash.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <list>
+#include <mutex>
+#include <unordered_map>
+
+#include "archive/codec.h"
+#include "archive/detect.h"
+#include "archive/format.h"
+#include "archive/names.h"
+#include "mmar/archive.h"
+#include "support/checked.h"
+
+namespace mmar {
+
+const char* codec_name(Codec codec) {
+  switch (codec) {
+    case Codec::none: return "none";
+    case Codec::zstd: return "zstd";
+    case Codec::xz: return "xz";
+  }
+  return "?";
+}
+
+std::optional<Codec> parse_codec(std::string_view name) {
+  if (name == "none" || name == "raw") return Codec::none;
+  if (name == "zstd") return Codec::zstd;
+  if (name == "xz") return Codec::xz;
+  return std::nullopt;
+}
+
+const char* kind_name(Kind kind) {
+  switch (kind) {
+    case Kind::data: return "data";
+    case Kind::elf: return "elf";
+    case Kind::btf: return "btf";
+    case Kind::ctf: return "ctf";
+  }
+  return "?";
+}
+
+const char* format_name(Format format) {
+  switch (format) {
+    case Format::mmar: return "mmar";
+    case Format::ctf: return "ctf-archive";
+    case Format::plain: return "plain";
+  }
+  return "?";
+}
+
+bool Member::is_dir() const { return S_ISDIR(mode); }
+bool Member::is_symlink() const { return S_ISLNK(mode); }
+bool Member::is_regular() const { return S_ISREG(mode); }
+
+namespace {
+
+std::string hex(uint64_t v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+// The one helper for malformed-input errors: "FILE: WHAT (at offset 0x..)".
+Error malformed(const std::string& file, uint64_t offset, const std::string& what) {
+  return Error(Errc::malformed, file + ": " + what + " (at offset " + hex(offset) + ")", offset);
+}
+
+Error member_malformed(const std::string& file, uint32_t index, uint64_t offset,
+                       const std::string& what) {
+  return malformed(file, offset, "member " + std::to_string(index) + ": " + what);
+}
+
+// Decompressed members, bounded by bytes, least recently used evicted first.
+class InflateCache {
+ public:
+  explicit InflateCache(uint64_t capacity) : capacity_(capacity) {}
+
+  std::shared_ptr<const std::vector<std::byte>> get(uint32_t index) {
+    std::lock_guard lock(mu_);
+    auto it = map_.find(index);
+    if (it == map_.end()) return nullptr;
+    lru_.splice(lru_.begin(), lru_, it->second);
+    return it->second->data;
+  }
+
+  void put(uint32_t index, std::shared_ptr<const std::vector<std::byte>> data) {
+    const uint64_t bytes = data->size();
+    if (bytes > capacity_) return;
+    std::lock_guard lock(mu_);
+    if (map_.count(index) != 0) return;
+    while (used_ + bytes > capacity_ && !lru_.empty()) {
+      used_ -= lru_.back().data->size();
+      map_.erase(lru_.back().index);
+      lru_.pop_back();
+    }
+    lru_.push_front({index, std::move(data)});
+    map_[index] = lru_.begin();
+    used_ += bytes;
+  }
+
+ private:
+  struct Node {
+    uint32_t index;
+    std::shared_ptr<const std::vector<std::byte>> data;
+  };
+  std::mutex mu_;
+  uint64_t capacity_;
+  uint64_t used_ = 0;
+  std::list<Node> lru_;
+  std::unordered_map<uint32_t, std::list<Node>::iterator> map_;
+};
+
+}  // namespace
+
+struct Archive::Impl {
+  Source source;
+  Format format = Format::plain;
+  OpenOptions options;
+
+  // mmar
+  format::Superblock sb{};
+  int sb_slot = 0;
+  Bytes index;             // member table followed by the name table
+  uint64_t names_size = 0;
+  uint32_t count = 0;
+  uint64_t align = 1;
+
+  // ctf
+  uint64_t ctf_names = 0;
+  uint64_t ctf_ctfs = 0;
+
+  // plain
+  std::string plain_name;
+  Detected plain_kind;
+  uint32_t plain_mode = 0100644;
+  int64_t plain_mtime = 0;
+
+  mutable InflateCache cache;
+
+  Impl(Source s, const OpenOptions& o) : source(std::move(s)), options(o), cache(o.cache_bytes) {}
+
+  const std::string& file() const { return source.name(); }
+
+  Result<Member> at(uint32_t index) const;
+  Result<std::string_view> name_at(uint32_t index) const;
+  Result<Member> mmar_entry(uint32_t index) const;
+  Result<Member> ctf_entry(uint32_t index) const;
+  Result<Bytes> read(const Member& m) const;
+};
+
+// ---------------------------------------------------------------------------
+// Opening
+
+namespace {
+
+bool superblock_valid(const format::Superblock& sb) {
+  if (std::memcmp(sb.sb_magic, format::kMagic, sizeof format::kMagic) != 0) return false;
+  return XXH3_64bits(&sb, offsetof(format::Superblock, sb_xxh3)) == sb.sb_xxh3;
+}
+
+Result<void> open_mmar(Archive::Impl& a) {
+  const uint64_t file_size = a.source.size();
+  if (file_size < format::kHeaderAreaSize) {
+    return malformed(a.file(), 0, "truncated: " + std::to_string(file_size) +
+                                      " bytes is smaller than the 128-byte header");
+  }
+  MMAR_ASSIGN(Bytes head, a.source.read(0, format::kHeaderAreaSize));
+  auto s0 = load<format::Superblock>(head.data());
+  auto s1 = load<format::Superblock>(head.data() + format::kSuperblockSize);
+  bool v0 = superblock_valid(s0);
+  bool v1 = superblock_valid(s1);
+  if (!v0 && !v1) return malformed(a.file(), 0, "both superblocks fail their checksum");
+  a.sb_slot = (v1 && (!v0 || s1.sb_generation > s0.sb_generation)) ? 1 : 0;
+  a.sb = a.sb_slot == 1 ? s1 : s0;
+  const uint64_t sb_off = a.sb_slot * format::kSuperblockSize;
+  const auto& sb = a.sb;
+
+  if (sb.sb_version != format::kVersion) {
+    return Error(Errc::unsupported, a.file() + ": format version " +
+                                        std::to_string(sb.sb_version.get()) + " (this mmar reads " +
+                                        std::to_string(format::kVersion) + ")");
+  }
+  if (sb.sb_size != format::kSuperblockSize) {
+    return malformed(a.file(), sb_off + 10, "superblock size " + std::to_string(sb.sb_size.get()));
+  }
+  if (sb.sb_flags != 0) {
+    return Error(Errc::unsupported, a.file() + ": unknown superblock flags " + hex(sb.sb_flags));
+  }
+  if (sb.sb_align_log2 < format::kMinAlignLog2 || sb.sb_align_log2 > format::kMaxAlignLog2) {
+    return malformed(a.file(), sb_off + 44,
+                     "alignment 2^" + std::to_string(sb.sb_align_log2) + " out of range");
+  }
+  if (sb.sb_reserved[0] != 0 || sb.sb_reserved[1] != 0 || sb.sb_reserved[2] != 0) {
+    return malformed(a.file(), sb_off + 45, "reserved superblock bytes are not zero");
+  }
+  a.align = uint64_t{1} << sb.sb_align_log2;
+  a.count = sb.sb_member_count;
+  const uint64_t index_off = sb.sb_index_offset;
+  const uint64_t index_size = sb.sb_index_size;
+  auto table = checked_mul(a.count, format::kEntrySize);
+  if (index_off < format::kHeaderAreaSize || index_off % 8 != 0 ||
+      !in_bounds(index_off, index_size, file_size)) {
+    return malformed(a.file(), sb_off + 24,
+                     "index [" + hex(index_off) + ", +" + hex(index_size) +
+                         ") is not inside the file (" + std::to_string(file_size) + " bytes)");
+  }
+  if (!table || *table > index_size) {
+    return malformed(a.file(), sb_off + 40,
+                     std::to_string(a.count) + " members do not fit an index of " +
+                         std::to_string(index_size) + " bytes");
+  }
+  a.names_size = index_size - *table;
+  // A view when mapped; in pread mode the index is the one thing read at open.
+  MMAR_ASSIGN(a.index, a.source.read(index_off, index_size));
+  if (a.options.verify_index && XXH3_64bits(a.index.data(), a.index.size()) != sb.sb_index_xxh3) {
+    return Error(Errc::checksum, a.file() + ": index checksum mismatch", index_off);
+  }
+  return success();
+}
+
+Result<void> open_ctf(Archive::Impl& a) {
+  const uint64_t file_size = a.source.size();
+  if (file_size < sizeof(ctfa::Header)) {
+    return malformed(a.file(), 0, "truncated CTF archive header");
+  }
+  auto h = load<ctfa::Header>(a.source.all().data());
+  uint64_t n = h.ctfa_ndicts;
+  auto modents = checked_mul(n, sizeof(ctfa::Modent));
+  if (!modents || !in_bounds(sizeof(ctfa::Header), *modents, file_size) || n > 0xffffffffu) {
+    return malformed(a.file(), 16, "CTF archive claims " + std::to_string(n) + " dicts");
+  }
+  if (h.ctfa_names > file_size) return malformed(a.file(), 24, "CTF name table outside the file");
+  if (h.ctfa_ctfs > file_size) return malformed(a.file(), 32, "CTF dict table outside the file");
+  a.count = static_cast<uint32_t>(n);
+  a.ctf_names = h.ctfa_names;
+  a.ctf_ctfs = h.ctfa_ctfs;
+  a.index = Bytes(a.source.all().subspan(sizeof(ctfa::Header), *modents), nullptr);
+  return success();
+}
+
+}  // namespace
+
+Result<Archive> Archive::open(const std::string& path, const OpenOptions& options) {
+  SourceOptions so;
+  so.force_pread = options.force_pread;
+  MMAR_ASSIGN(Source source, Source::open(path, so));
+  return open(std::move(source), options);
+}
+
+Result<Archive> Archive::open(Source source, const OpenOptions& options) {
+  auto impl = std::make_shared<Impl>(std::move(source), options);
+  Impl& a = *impl;
+  const uint64_t size = a.source.size();
+  unsigned char magic[8] = {};
+  if (size >= 8) {
+    MMAR_ASSIGN(Bytes head, a.source.read(0, 8));
+    std::memcpy(magic, head.data(), 8);
+  }
+  if (size >= 8 && std::memcmp(magic, format::kMagic, 8) == 0) {
+    a.format = Format::mmar;
+    MMAR_TRY(open_mmar(a));
+  } else if (size >= 8 && read_int<uint64_t>(magic, true) == ctfa::kMagic) {
+    a.format = Format::ctf;
+    if (!a.source.contiguous()) {
+      // CTF archives are small and their names are NUL-terminated strings:
+      // read the whole file rather than pread each name.
+      MMAR_ASSIGN(Bytes all, a.source.read(0, size));
+      std::vector<std::byte> copy(all.data(), all.data() + all.size());
+      a.source = Source::take(std::move(copy), a.source.name());
+    }
+    MMAR_TRY(open_ctf(a));
+  } else {
+    a.format = Format::plain;
+    a.count = 1;
+    std::string_view path = a.source.name();
+    size_t slash = path.find_last_of('/');
+    a.plain_name = std::string(slash == std::string_view::npos ? path : path.substr(slash + 1));
+    if (auto norm = normalize_member_name(a.plain_name); norm.ok()) {
+      a.plain_name = *norm;
+    } else {
+      a.plain_name = "member";
+    }
+    if (a.source.contiguous()) {
+      a.plain_kind = detect_kind(a.source.all());
+    } else {
+      MMAR_ASSIGN(Bytes head, a.source.read(0, std::min<uint64_t>(size, 64)));
+      a.plain_kind = detect_kind(head.span());
+      a.plain_kind.has_btf = false;  // section headers not read in pread mode
+    }
+    struct stat st {};
+    if (a.source.fd() >= 0 && fstat(a.source.fd(), &st) == 0 && S_ISREG(st.st_mode)) {
+      a.plain_mode = S_IFREG | (st.st_mode & 07777);
+      a.plain_mtime = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+    }
+  }
+  return Archive(std::move(impl));
+}
+
+Format Archive::format() const { return impl_->format; }
+const Source& Archive::source() const { return impl_->source; }
+const std::string& Archive::name() const { return impl_->source.name(); }
+uint32_t Archive::size() const { return impl_->count; }
+uint64_t Archive::alignment() const { return impl_->align; }
+uint64_t Archive::generation() const {
+  return impl_->format == Format::mmar ? impl_->sb.sb_generation.get() : 0;
+}
+
+// ---------------------------------------------------------------------------
+// Entries
+
+Result<std::string_view> Archive::Impl::name_at(uint32_t i) const {
+  if (format == Format::plain) return std::string_view(plain_name);
+  if (format == Format::ctf) {
+    auto mod = load<ctfa::Modent>(index.data() + uint64_t{i} * sizeof(ctfa::Modent));
+    auto off = checked_add(ctf_names, mod.name_offset);
+    const uint64_t size = source.size();
+    if (!off || *off >= size) {
+      return member_malformed(file(), i, sizeof(ctfa::Header) + i * 16, "name offset outside the file");
+    }
+    const char* p = reinterpret_cast<const char*>(source.all().data()) + *off;
+    const void* nul = std::memchr(p, 0, size - *off);
+    if (nul == nullptr) return member_malformed(file(), i, *off, "unterminated name");
+    return std::string_view(p, static_cast<const char*>(nul) - p);
+  }
+  const uint64_t eoff = uint64_t{i} * format::kEntrySize;
+  auto e = load<format::Entry>(index.data() + eoff);
+  const uint64_t names_start = uint64_t{count} * format::kEntrySize;
+  if (e.me_name_len == 0 || !in_bounds(e.me_name_offset, e.me_name_len, names_size)) {
+    return member_malformed(file(), i, sb.sb_index_offset + eoff + 40,
+                            "name [" + std::to_string(e.me_name_offset.get()) + ", +" +
+                                std::to_string(e.me_name_len.get()) + ") outside the name table (" +
+                                std::to_string(names_size) + " bytes)");
+  }
+  return std::string_view(reinterpret_cast<const char*>(index.data()) + names_start + e.me_name_offset,
+                          e.me_name_len);
+}
+
+Result<Member> Archive::Impl::mmar_entry(uint32_t i) const {
+  const uint64_t eoff = uint64_t{i} * format::kEntrySize;
+  const uint64_t abs = sb.sb_index_offset + eoff;
+  auto e = load<format::Entry>(index.data() + eoff);
+  MMAR_ASSIGN(std::string_view name, name_at(i));
+  if (const char* why = name_problem(name)) return member_malformed(file(), i, abs + 40, why);
+  Member m;
+  m.index = i;
+  m.name = name;
+  m.data_offset = e.me_data_offset;
+  m.stored_size = e.me_stored_size;
+  m.size = e.me_size;
+  m.xxh3 = e.me_xxh3;
+  m.mtime_ns = static_cast<int64_t>(e.me_mtime_ns.get());
+  m.mode = e.me_mode;
+  if (e.me_codec > static_cast<uint8_t>(format::EntryCodec::xz)) {
+    return member_malformed(file(), i, abs + 56, "unknown codec " + std::to_string(e.me_codec));
+  }
+  m.codec = static_cast<Codec>(e.me_codec);
+  if (e.me_kind > static_cast<uint8_t>(Kind::ctf)) {
+    return member_malformed(file(), i, abs + 57, "unknown kind " + std::to_string(e.me_kind));
+  }
+  m.kind = static_cast<Kind>(e.me_kind);
+  const uint16_t flags = e.me_flags;
+  if ((flags & ~format::kKnownFlags) != 0 || e.me_reserved != 0) {
+    return member_malformed(file(), i, abs + 58, "unknown flags or non-zero reserved field");
+  }
+  m.page_aligned = (flags & format::kFlagPageAligned) != 0;
+  m.has_btf = (flags & format::kFlagHasBtf) != 0;
+  if (e.me_link != format::kNoLink) {
+    if (e.me_link >= count || e.me_link == i) {
+      return member_malformed(file(), i, abs + 52, "link to member " + std::to_string(e.me_link.get()));
+    }
+    m.link = e.me_link;
+  }
+  const uint32_t type = m.mode & S_IFMT;
+  if (type != S_IFREG && type != S_IFDIR && type != S_IFLNK) {
+    return member_malformed(file(), i, abs + 48, "unsupported file type in mode " + hex(m.mode));
+  }
+  if (m.codec == Codec::none && m.stored_size != m.size) {
+    return member_malformed(file(), i, abs + 8, "raw member with stored size " +
+                                                    std::to_string(m.stored_size) + " != size " +
+                                                    std::to_string(m.size));
+  }
+  if (type == S_IFDIR && (m.size != 0 || m.stored_size != 0)) {
+    return member_malformed(file(), i, abs + 16, "directory with data");
+  }
+  if (m.codec != Codec::none && m.stored_size == 0) {
+    return member_malformed(file(), i, abs + 8, "compressed member with no stored bytes");
+  }
+  if (m.stored_size != 0 && (m.data_offset < format::kHeaderAreaSize ||
+                             !in_bounds(m.data_offset, m.stored_size, source.size()))) {
+    return member_malformed(file(), i, abs,
+                            "data [" + hex(m.data_offset) + ", +" + hex(m.stored_size) +
+                                ") is not inside the file (" + std::to_string(source.size()) +
+                                " bytes)");
+  }
+  if (m.page_aligned && m.data_offset % align != 0) {
+    return member_malformed(file(), i, abs, "data offset " + hex(m.data_offset) +
+                                                " is flagged aligned but is not");
+  }
+  return m;
+}
+
+Result<Member> Archive::Impl::ctf_entry(uint32_t i) const {
+  auto mod = load<ctfa::Modent>(index.data() + uint64_t{i} * sizeof(ctfa::Modent));
+  MMAR_ASSIGN(std::string_view name, name_at(i));
+  const uint64_t mod_off = sizeof(ctfa::Header) + uint64_t{i} * sizeof(ctfa::Modent);
+  if (name.empty()) return member_malformed(file(), i, mod_off, "empty name");
+  auto size_off = checked_add(ctf_ctfs, mod.ctf_offset);
+  if (!size_off || !in_bounds(*size_off, 8, source.size())) {
+    return member_malformed(file(), i, mod_off + 8, "dict offset outside the file");
+  }
+  uint64_t size = read_int<uint64_t>(source.all().data() + *size_off, true);
+  if (!in_bounds(*size_off + 8, size, source.size())) {
+    return member_malformed(file(), i, *size_off,
+                            "dict of " + std::to_string(size) + " bytes runs past the end of the file");
+  }
+  Member m;
+  m.index = i;
+  m.name = name;
+  m.data_offset = *size_off + 8;
+  m.stored_size = m.size = size;
+  m.mode = 0100644;
+  m.kind = Kind::ctf;
+  m.has_checksum = false;
+  return m;
+}
+
+Result<Member> Archive::Impl::at(uint32_t i) const {
+  if (i >= count) {
+    return Error(Errc::invalid_argument,
+                 file() + ": member index " + std::to_string(i) + " out of range (" +
+                     std::to_string(count) + " members)");
+  }
+  switch (format) {
+    case Format::mmar: return mmar_entry(i);
+    case Format::ctf: return ctf_entry(i);
+    case Format::plain: {
+      Member m;
+      m.name = plain_name;
+      m.size = m.stored_size = source.size();
+      m.mode = plain_mode;
+      m.mtime_ns = plain_mtime;
+      m.kind = plain_kind.kind;
+      m.has_btf = plain_kind.has_btf;
+      m.has_checksum = false;
+      m.page_aligned = true;
+      return m;
+    }
+  }
+  return Error(Errc::invalid_argument, "bad format");
+}
+
+Result<Member> Archive::at(uint32_t index) const { return impl_->at(index); }
+
+Result<Member> Archive::find(std::string_view name) const {
+  const Impl& a = *impl_;
+  uint32_t lo = 0;
+  uint32_t hi = a.count;
+  while (lo < hi) {
+    uint32_t mid = lo + (hi - lo) / 2;
+    MMAR_ASSIGN(std::string_view probe, a.name_at(mid));
+    int c = probe.compare(name);
+    if (c == 0) return a.at(mid);
+    if (c < 0) {
+      lo = mid + 1;
+    } else {
+      hi = mid;
+    }
+  }
+  return Error(Errc::not_found, a.file() + ": no member named '" + std::string(name) + "'");
+}
+
+// ---------------------------------------------------------------------------
+// Reading
+
+Result<Bytes> Archive::Impl::read(const Member& m) const {
+  if (m.is_dir()) return Bytes();
+  if (m.codec == Codec::none) {
+    MMAR_ASSIGN(Bytes b, source.read(m.data_offset, m.size));
+    return b;
+  }
+  if (auto hit = cache.get(m.index)) {
+    return Bytes({hit->data(), hit->size()}, hit);
+  }
+  if (m.size > options.max_member_size) {
+    return Error(Errc::limit, file() + ": member '" + std::string(m.name) + "' inflates to " +
+                                  std::to_string(m.size) + " bytes, above the limit of " +
+                                  std::to_string(options.max_member_size));
+  }
+  MMAR_ASSIGN(Bytes stored, source.read(m.data_offset, m.stored_size));
+  auto inflated = codec::decompress(m.codec, stored.span(), m.size);
+  if (!inflated.ok()) {
+    return Error(Errc::malformed, file() + ": member '" + std::string(m.name) + "': " +
+                                      inflated.error().message(),
+                 m.data_offset);
+  }
+  if (m.has_checksum && XXH3_64bits(inflated->data(), inflated->size()) != m.xxh3) {
+    return Error(Errc::checksum, file() + ": member '" + std::string(m.name) + "': checksum mismatch",
+                 m.data_offset);
+  }
+  auto shared = std::make_shared<const std::vector<std::byte>>(std::move(inflated).value());
+  cache.put(m.index, shared);
+  return Bytes({shared->data(), shared->size()}, shared);
+}
+
+Result<Bytes> Archive::read(const Member& member) const { return impl_->read(member); }
+
+Result<Bytes> Archive::read(std::string_view name) const {
+  MMAR_ASSIGN(Member m, find(name));
+  return impl_->read(m);
+}
+
+Result<void> Archive::for_each(const std::function<Result<void>(const Member&)>& fn) const {
+  for (uint32_t i = 0; i < impl_->count; ++i) {
+    MMAR_ASSIGN(Member m, impl_->at(i));
+    MMAR_TRY(fn(m));
+  }
+  return success();
+}
+
+Result<void> Archive::for_each(Kind kind, const std::function<Result<void>(const Member&)>& fn) const {
+  return for_each([&](const Member& m) -> Result<void> {
+    if (m.kind != kind) return success();
+    return fn(m);
+  });
+}
+
+// ---------------------------------------------------------------------------
+// Verification
+
+Result<std::vector<VerifyProblem>> Archive::verify() const {
+  const Impl& a = *impl_;
+  std::vector<VerifyProblem> problems;
+  auto structural = [&](std::string msg) { problems.push_back({std::nullopt, std::move(msg)}); };
+  if (a.format == Format::mmar) {
+    MMAR_ASSIGN(Bytes head, a.source.read(0, format::kHeaderAreaSize));
+    for (int slot = 0; slot < 2; ++slot) {
+      auto s = load<format::Superblock>(head.data() + slot * format::kSuperblockSize);
+      if (!superblock_valid(s)) {
+        structural("superblock " + std::to_string(slot) + " is damaged (the other one is in use)");
+      }
+    }
+    if (XXH3_64bits(a.index.data(), a.index.size()) != a.sb.sb_index_xxh3) {
+      structural("index checksum mismatch");
+    }
+  }
+  std::string_view prev;
+  for (uint32_t i = 0; i < a.count; ++i) {
+    auto m = a.at(i);
+    if (!m.ok()) {
+      problems.push_back({i, m.error().message()});
+      continue;
+    }
+    if (i > 0 && !(prev < m->name)) {
+      problems.push_back({i, "'" + std::string(m->name) + "' is out of order or duplicated"});
+    }
+    prev = m->name;
+    if (m->is_dir()) continue;
+    auto bytes = a.read(*m);
+    if (!bytes.ok()) {
+      problems.push_back({i, bytes.error().message()});
+      continue;
+    }
+    if (m->has_checksum && m->codec == Codec::none &&
+        XXH3_64bits(bytes->data(), bytes->size()) != m->xxh3) {
+      problems.push_back({i, a.file() + ": member '" + std::string(m->name) + "': checksum mismatch"});
+    }
+  }
+  return problems;
+}
+
+}  // namespace mmar

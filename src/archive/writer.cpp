@@ -1,0 +1,470 @@
+// Archive writer: one pass over the sorted members, compression on worker
+// threads ahead of a single writing thread, atomic commit.
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <future>
+#include <mutex>
+#include <thread>
+
+#include "archive/codec.h"
+#include "archive/detect.h"
+#include "archive/format.h"
+#include "archive/names.h"
+#include "mmar/archive.h"
+#include "support/atomic_file.h"
+#include "support/checked.h"
+#include "support/fd.h"
+
+namespace mmar {
+
+namespace {
+
+enum class InputType : uint8_t { file, bytes, dir, symlink };
+
+struct Input {
+  std::string name;
+  InputType type = InputType::file;
+  std::string path;                              // file
+  std::shared_ptr<const std::vector<std::byte>> bytes;  // bytes; symlink target
+  uint32_t mode = 0;
+  int64_t mtime_ns = 0;
+  uint64_t size_hint = 0;  // for progress and the in-flight window
+  std::string link_target;
+};
+
+// A member ready to be written: its bytes (a view of the mapped input or a
+// buffer), their hash, and the compressed form when smaller.
+struct Prepared {
+  Bytes data;
+  std::optional<std::vector<std::byte>> compressed;
+  uint64_t xxh3 = 0;
+  Detected detected;
+};
+
+int64_t mtime_of(const struct stat& st) {
+  return static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+}
+
+// A fixed set of threads running jobs in submission order.
+class ThreadPool {
+ public:
+  explicit ThreadPool(unsigned n) {
+    for (unsigned i = 0; i < n; ++i) threads_.emplace_back([this] { run(); });
+  }
+  ~ThreadPool() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+      jobs_.clear();  // abandoned on error: nobody waits for their results
+    }
+    cv_.notify_all();
+    for (auto& t : threads_) t.join();
+  }
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  void submit(std::function<void()> job) {
+    {
+      std::lock_guard lock(mu_);
+      jobs_.push_back(std::move(job));
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  void run() {
+    for (;;) {
+      std::function<void()> job;
+      {
+        std::unique_lock lock(mu_);
+        cv_.wait(lock, [this] { return stop_ || !jobs_.empty(); });
+        if (jobs_.empty()) return;
+        job = std::move(jobs_.front());
+        jobs_.pop_front();
+      }
+      job();
+    }
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> jobs_;
+  std::vector<std::thread> threads_;
+  bool stop_ = false;
+};
+
+}  // namespace
+
+struct Writer::Impl {
+  WriteOptions options;
+  std::vector<Input> inputs;
+  std::vector<std::pair<std::string, std::string>> links;  // (name, target)
+
+  Result<void> add(Input in) {
+    MMAR_ASSIGN(in.name, normalize_member_name(in.name));
+    inputs.push_back(std::move(in));
+    return success();
+  }
+
+  Result<Prepared> prepare(const Input& in, unsigned threads) const;
+  Result<WriteStats> write_mmar(int fd, const std::string& path, std::vector<Input>& sorted);
+  Result<WriteStats> write_ctf(int fd, const std::string& path, std::vector<Input>& sorted);
+};
+
+Writer::Writer(WriteOptions options) : impl_(std::make_unique<Impl>()) {
+  impl_->options = std::move(options);
+}
+Writer::~Writer() = default;
+Writer::Writer(Writer&&) noexcept = default;
+Writer& Writer::operator=(Writer&&) noexcept = default;
+
+size_t Writer::pending() const { return impl_->inputs.size(); }
+
+Result<void> Writer::add_path(std::string name, const std::string& path) {
+  struct stat st {};
+  if (lstat(path.c_str(), &st) != 0) return sys_error(path, errno);
+  Input in;
+  in.name = std::move(name);
+  in.mtime_ns = mtime_of(st);
+  in.path = path;
+  if (S_ISDIR(st.st_mode)) {
+    in.type = InputType::dir;
+    in.mode = S_IFDIR | (st.st_mode & 07777);
+  } else if (S_ISLNK(st.st_mode)) {
+    std::vector<char> buf(static_cast<size_t>(st.st_size > 0 ? st.st_size : 255) + 1);
+    ssize_t n = readlink(path.c_str(), buf.data(), buf.size());
+    if (n < 0) return sys_error("readlink " + path, errno);
+    if (static_cast<size_t>(n) >= buf.size()) {
+      return Error(Errc::io, "readlink " + path + ": target changed while reading");
+    }
+    auto* b = reinterpret_cast<const std::byte*>(buf.data());
+    in.type = InputType::symlink;
+    in.bytes = std::make_shared<const std::vector<std::byte>>(b, b + n);
+    in.mode = S_IFLNK | 0777;
+    in.size_hint = static_cast<uint64_t>(n);
+  } else if (S_ISREG(st.st_mode)) {
+    in.type = InputType::file;
+    in.mode = S_IFREG | (st.st_mode & 07777);
+    in.size_hint = static_cast<uint64_t>(st.st_size);
+  } else {
+    return Error(Errc::unsupported, path + ": not a regular file, directory or symlink");
+  }
+  return impl_->add(std::move(in));
+}
+
+Result<void> Writer::add_tree(const std::string& name, const std::string& dir) {
+  if (!name.empty()) MMAR_TRY(add_path(name, dir));
+  DIR* d = opendir(dir.c_str());
+  if (d == nullptr) return sys_error(dir, errno);
+  std::vector<std::string> children;
+  while (struct dirent* ent = readdir(d)) {
+    std::string_view n = ent->d_name;
+    if (n == "." || n == "..") continue;
+    children.emplace_back(n);
+  }
+  closedir(d);
+  for (const auto& child : children) {
+    std::string child_path = dir + "/" + child;
+    std::string child_name = name.empty() ? child : name + "/" + child;
+    struct stat st {};
+    if (lstat(child_path.c_str(), &st) != 0) return sys_error(child_path, errno);
+    if (S_ISDIR(st.st_mode)) {
+      MMAR_TRY(add_tree(child_name, child_path));
+    } else {
+      MMAR_TRY(add_path(child_name, child_path));
+    }
+  }
+  return success();
+}
+
+Result<void> Writer::add_bytes(std::string name, std::vector<std::byte> data, uint32_t mode,
+                               int64_t mtime_ns) {
+  Input in;
+  in.name = std::move(name);
+  in.type = InputType::bytes;
+  in.size_hint = data.size();
+  in.bytes = std::make_shared<const std::vector<std::byte>>(std::move(data));
+  in.mode = S_IFREG | (mode & 07777);
+  in.mtime_ns = mtime_ns;
+  return impl_->add(std::move(in));
+}
+
+Result<void> Writer::add_directory(std::string name, uint32_t mode, int64_t mtime_ns) {
+  Input in;
+  in.name = std::move(name);
+  in.type = InputType::dir;
+  in.mode = S_IFDIR | (mode & 07777);
+  in.mtime_ns = mtime_ns;
+  return impl_->add(std::move(in));
+}
+
+Result<void> Writer::add_symlink(std::string name, std::string target, int64_t mtime_ns) {
+  if (target.empty()) return Error(Errc::invalid_argument, "symlink '" + name + "' has an empty target");
+  Input in;
+  in.name = std::move(name);
+  in.type = InputType::symlink;
+  auto* b = reinterpret_cast<const std::byte*>(target.data());
+  in.bytes = std::make_shared<const std::vector<std::byte>>(b, b + target.size());
+  in.size_hint = target.size();
+  in.mode = S_IFLNK | 0777;
+  in.mtime_ns = mtime_ns;
+  return impl_->add(std::move(in));
+}
+
+Result<void> Writer::set_link(const std::string& name, const std::string& target) {
+  MMAR_ASSIGN(std::string n, normalize_member_name(name));
+  MMAR_ASSIGN(std::string t, normalize_member_name(target));
+  impl_->links.emplace_back(std::move(n), std::move(t));
+  return success();
+}
+
+Result<Prepared> Writer::Impl::prepare(const Input& in, unsigned threads) const {
+  Prepared p;
+  if (in.type == InputType::dir) return p;
+  if (in.type == InputType::file) {
+    MMAR_ASSIGN(Source src, Source::open(in.path));
+    MMAR_ASSIGN(p.data, src.read(0, src.size()));
+  } else {
+    p.data = Bytes({in.bytes->data(), in.bytes->size()}, in.bytes);
+  }
+  p.xxh3 = XXH3_64bits(p.data.data(), p.data.size());
+  if (in.type == InputType::symlink) return p;
+  p.detected = detect_kind(p.data.span());
+  if (options.format == Format::mmar && options.codec != Codec::none && options.threshold != 0 &&
+      p.data.size() > options.threshold) {
+    auto c = codec::compress(options.codec, options.level, p.data.span(), threads);
+    if (!c.ok()) return std::move(c).error().with_context(in.name);
+    p.compressed = std::move(c).value();
+  }
+  return p;
+}
+
+namespace {
+
+// Write all of [data, data+size) at offset.
+Result<void> pwrite_all(int fd, const void* data, size_t size, uint64_t offset, const std::string& path) {
+  const auto* p = static_cast<const char*>(data);
+  while (size > 0) {
+    ssize_t n = ::pwrite(fd, p, size, static_cast<off_t>(offset));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return sys_error("write " + path, errno);
+    }
+    p += n;
+    size -= static_cast<size_t>(n);
+    offset += static_cast<uint64_t>(n);
+  }
+  return success();
+}
+
+Result<void> pwrite_all(int fd, std::span<const std::byte> data, uint64_t offset, const std::string& path) {
+  return pwrite_all(fd, data.data(), data.size(), offset, path);
+}
+
+}  // namespace
+
+Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std::vector<Input>& sorted) {
+  const uint64_t align = options.alignment;
+  uint8_t align_log2 = 0;
+  while ((uint64_t{1} << align_log2) < align) ++align_log2;
+  if ((uint64_t{1} << align_log2) != align || align_log2 < format::kMinAlignLog2 ||
+      align_log2 > format::kMaxAlignLog2) {
+    return Error(Errc::invalid_argument, "alignment must be 4096, 8192, 16384, 32768 or 65536");
+  }
+  if (sorted.size() > 0xfffffffeu) return Error(Errc::limit, "too many members");
+
+  // Links by name -> index in sorted order.
+  std::vector<uint32_t> link_of(sorted.size(), format::kNoLink);
+  for (const auto& [name, target] : links) {
+    auto by = [](const Input& in, const std::string& n) { return in.name < n; };
+    auto a = std::lower_bound(sorted.begin(), sorted.end(), name, by);
+    auto b = std::lower_bound(sorted.begin(), sorted.end(), target, by);
+    if (a == sorted.end() || a->name != name) return Error(Errc::invalid_argument, "link from unknown member '" + name + "'");
+    if (b == sorted.end() || b->name != target) return Error(Errc::invalid_argument, "link to unknown member '" + target + "'");
+    if (a == b) return Error(Errc::invalid_argument, "member '" + name + "' links to itself");
+    link_of[a - sorted.begin()] = static_cast<uint32_t>(b - sorted.begin());
+  }
+
+  unsigned threads = options.threads != 0 ? options.threads : std::max(1u, std::thread::hardware_concurrency());
+  uint64_t total = 0;
+  for (const auto& in : sorted) total += in.size_hint;
+
+  // Window of members in flight: bounded by count and by input bytes, so
+  // memory does not grow with the size of the whole input.
+  const size_t max_in_flight = 4 * size_t{threads} + 4;
+  const uint64_t max_bytes_in_flight = uint64_t{256} << 20;
+  ThreadPool pool(threads);
+  std::deque<std::future<Result<Prepared>>> in_flight;
+  uint64_t bytes_in_flight = 0;
+  size_t next_submit = 0;
+  auto submit_more = [&] {
+    while (next_submit < sorted.size() && in_flight.size() < max_in_flight &&
+           (in_flight.empty() || bytes_in_flight + sorted[next_submit].size_hint <= max_bytes_in_flight)) {
+      auto task = std::make_shared<std::packaged_task<Result<Prepared>()>>(
+          [this, &in = sorted[next_submit], threads] { return prepare(in, threads); });
+      in_flight.push_back(task->get_future());
+      bytes_in_flight += sorted[next_submit].size_hint;
+      pool.submit([task] { (*task)(); });
+      ++next_submit;
+    }
+  };
+
+  std::vector<format::Entry> entries(sorted.size());
+  std::string names;
+  WriteStats stats;
+  uint64_t offset = format::kHeaderAreaSize;
+  uint64_t done = 0;
+  Result<void> failure;
+  for (size_t i = 0; i < sorted.size(); ++i) {
+    submit_more();
+    Result<Prepared> r = in_flight.front().get();
+    in_flight.pop_front();
+    const Input& in = sorted[i];
+    bytes_in_flight -= in.size_hint;
+    if (!r.ok()) {
+      failure = std::move(r).error();
+      break;  // the pool drains the remaining jobs in its destructor
+    }
+    Prepared& p = *r;
+    format::Entry& e = entries[i];
+    std::memset(&e, 0, sizeof e);
+    e.me_name_offset = static_cast<uint32_t>(names.size());
+    e.me_name_len = static_cast<uint32_t>(in.name.size());
+    names += in.name;
+    e.me_mode = in.mode;
+    e.me_mtime_ns = static_cast<uint64_t>(in.mtime_ns);
+    e.me_link = link_of[i];
+    e.me_size = p.data.size();
+    e.me_xxh3 = in.type == InputType::dir ? 0 : p.xxh3;
+    e.me_kind = static_cast<uint8_t>(p.detected.kind);
+    uint16_t flags = p.detected.has_btf ? format::kFlagHasBtf : 0;
+    if (in.type != InputType::dir && !p.data.empty()) {
+      if (p.compressed) {
+        offset = *align_up(offset, format::kPackedAlign);
+        e.me_codec = static_cast<uint8_t>(options.codec);
+        e.me_stored_size = p.compressed->size();
+        MMAR_TRY(pwrite_all(fd, *p.compressed, offset, path));
+        ++stats.compressed_members;
+      } else if (in.type == InputType::symlink) {
+        e.me_stored_size = p.data.size();
+        MMAR_TRY(pwrite_all(fd, p.data.span(), offset, path));
+      } else {
+        // Raw file data starts on a page so it can be mapped from the archive.
+        offset = *align_up(offset, align);
+        flags |= format::kFlagPageAligned;
+        e.me_stored_size = p.data.size();
+        MMAR_TRY(pwrite_all(fd, p.data.span(), offset, path));
+      }
+      e.me_data_offset = offset;
+      offset += e.me_stored_size;
+    }
+    e.me_flags = flags;
+    stats.input_bytes += p.data.size();
+    done += in.size_hint;
+    if (options.progress) options.progress(done, total);
+  }
+  if (!failure.ok()) return std::move(failure).error();
+
+  // Index: entries then names, 8-aligned, hashed as one range.
+  offset = *align_up(offset, 8);
+  const uint64_t index_offset = offset;
+  std::vector<std::byte> index(entries.size() * format::kEntrySize + names.size());
+  if (!entries.empty()) std::memcpy(index.data(), entries.data(), entries.size() * format::kEntrySize);
+  std::memcpy(index.data() + entries.size() * format::kEntrySize, names.data(), names.size());
+  MMAR_TRY(pwrite_all(fd, index, index_offset, path));
+
+  format::Superblock sb{};
+  std::memcpy(sb.sb_magic, format::kMagic, sizeof sb.sb_magic);
+  sb.sb_version = format::kVersion;
+  sb.sb_size = static_cast<uint16_t>(format::kSuperblockSize);
+  sb.sb_flags = 0;
+  sb.sb_generation = 1;
+  sb.sb_index_offset = index_offset;
+  sb.sb_index_size = index.size();
+  sb.sb_member_count = static_cast<uint32_t>(entries.size());
+  sb.sb_align_log2 = align_log2;
+  sb.sb_index_xxh3 = XXH3_64bits(index.data(), index.size());
+  sb.sb_xxh3 = XXH3_64bits(&sb, offsetof(format::Superblock, sb_xxh3));
+  MMAR_TRY(pwrite_all(fd, &sb, sizeof sb, 0, path));
+  MMAR_TRY(pwrite_all(fd, &sb, sizeof sb, format::kSuperblockSize, path));
+
+  stats.members = static_cast<uint32_t>(entries.size());
+  stats.archive_bytes = index_offset + index.size();
+  return stats;
+}
+
+Result<WriteStats> Writer::Impl::write_ctf(int fd, const std::string& path, std::vector<Input>& sorted) {
+  // Layout: header, modents (sorted by name), names, then each dict as a u64
+  // size and its bytes, 8-aligned (libctf aligns the same way).
+  for (const auto& in : sorted) {
+    if (in.type == InputType::dir || in.type == InputType::symlink) {
+      return Error(Errc::invalid_argument, "'" + in.name + "': a CTF archive holds only regular members");
+    }
+  }
+  const uint64_t n = sorted.size();
+  const uint64_t names_off = sizeof(ctfa::Header) + n * sizeof(ctfa::Modent);
+  std::string names;
+  std::vector<ctfa::Modent> modents(n);
+  for (size_t i = 0; i < n; ++i) {
+    modents[i].name_offset = names.size();
+    names += sorted[i].name;
+    names.push_back('\0');
+  }
+  const uint64_t ctfs_off = *align_up(names_off + names.size(), 8);
+  uint64_t offset = ctfs_off;
+  WriteStats stats;
+  for (size_t i = 0; i < n; ++i) {
+    MMAR_ASSIGN(Prepared p, prepare(sorted[i], 1));
+    modents[i].ctf_offset = offset - ctfs_off;
+    ul64 size = p.data.size();
+    MMAR_TRY(pwrite_all(fd, &size, sizeof size, offset, path));
+    MMAR_TRY(pwrite_all(fd, p.data.span(), offset + 8, path));
+    offset = *align_up(offset + 8 + p.data.size(), 8);
+    stats.input_bytes += p.data.size();
+    if (options.progress) options.progress(stats.input_bytes, 0);
+  }
+  ctfa::Header h{};
+  h.ctfa_magic = ctfa::kMagic;
+  h.ctfa_model = ctfa::kModelLP64;
+  h.ctfa_ndicts = n;
+  h.ctfa_names = names_off;
+  h.ctfa_ctfs = ctfs_off;
+  MMAR_TRY(pwrite_all(fd, &h, sizeof h, 0, path));
+  if (n != 0) MMAR_TRY(pwrite_all(fd, modents.data(), n * sizeof(ctfa::Modent), sizeof h, path));
+  MMAR_TRY(pwrite_all(fd, names.data(), names.size(), names_off, path));
+  stats.members = static_cast<uint32_t>(n);
+  stats.archive_bytes = std::max<uint64_t>(offset, names_off + names.size());
+  return stats;
+}
+
+Result<WriteStats> Writer::write(const std::string& path) {
+  Impl& w = *impl_;
+  if (w.options.format == Format::plain) {
+    return Error(Errc::invalid_argument, "cannot write the 'plain' format");
+  }
+  std::vector<Input>& sorted = w.inputs;
+  std::stable_sort(sorted.begin(), sorted.end(), [](const Input& a, const Input& b) { return a.name < b.name; });
+  for (size_t i = 1; i < sorted.size(); ++i) {
+    if (sorted[i].name == sorted[i - 1].name) {
+      return Error(Errc::invalid_argument, "duplicate member name '" + sorted[i].name + "'");
+    }
+  }
+  MMAR_ASSIGN(AtomicFile out, AtomicFile::create(path));
+  Result<WriteStats> stats = w.options.format == Format::ctf ? w.write_ctf(out.fd(), path, sorted)
+                                                             : w.write_mmar(out.fd(), path, sorted);
+  if (!stats.ok()) return stats;
+  if (ftruncate(out.fd(), static_cast<off_t>(stats->archive_bytes)) != 0) {
+    return sys_error("truncate " + out.temp_path(), errno);
+  }
+  MMAR_TRY(out.commit());
+  return stats;
+}
+
+}  // namespace mmar

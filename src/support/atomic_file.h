@@ -1,0 +1,36 @@
+// Write-then-rename: a temporary file beside the target that becomes the
+// target only on commit(). Destroyed uncommitted, it is removed, so an
+// interrupted write never damages an existing file at the target path.
+#pragma once
+
+#include <string>
+
+#include "mmar/result.h"
+#include "support/fd.h"
+
+namespace mmar {
+
+class AtomicFile {
+ public:
+  // Creates "<dir>/.<base>.tmp-XXXXXX" with mode 0644 (less umask).
+  static Result<AtomicFile> create(const std::string& path);
+  AtomicFile(AtomicFile&& other) noexcept;
+  AtomicFile& operator=(AtomicFile&&) = delete;
+  AtomicFile(const AtomicFile&) = delete;
+  ~AtomicFile();
+
+  int fd() const { return fd_.get(); }
+  const std::string& temp_path() const { return temp_; }
+  // fsync the data, rename over the target, fsync the directory.
+  Result<void> commit();
+
+ private:
+  AtomicFile(std::string path, std::string temp, UniqueFd fd)
+      : path_(std::move(path)), temp_(std::move(temp)), fd_(std::move(fd)) {}
+  std::string path_;
+  std::string temp_;
+  UniqueFd fd_;
+  bool committed_ = false;
+};
+
+}  // namespace mmar

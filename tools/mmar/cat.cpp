@@ -1,0 +1,53 @@
+// mmar cat: members' bytes to standard output.
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "cli.h"
+#include "verbs.h"
+
+namespace mmar::cli {
+
+namespace {
+
+const Verb kCat{"cat",
+                "[-f] ARCHIVE NAME...",
+                "Write the contents of each member NAME to standard output, in order.",
+                {
+                    {"file", 'f', true, "ARCHIVE", "archive to read ('-' for standard input)"},
+                    {"pread", 0, false, "", "read with pread instead of mmap"},
+                }};
+
+bool write_all(int fd, const std::byte* p, size_t n) {
+  while (n > 0) {
+    ssize_t w = ::write(fd, p, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    p += w;
+    n -= static_cast<size_t>(w);
+  }
+  return true;
+}
+
+}  // namespace
+
+int run_cat(int argc, char** argv) {
+  Parsed p = parse(kCat, argc, argv);
+  std::string path = archive_path(kCat, p);
+  if (p.positional.empty()) return usage_error("cat", "no member NAME given");
+  auto a = open_archive(path, p);
+  if (!a.ok()) return fail(a.error());
+  for (const auto& name : p.positional) {
+    auto m = a->find(name);
+    if (!m.ok()) return fail(m.error());
+    if (m->is_dir()) return fail(Error(Errc::invalid_argument, path + ": '" + name + "' is a directory"));
+    auto bytes = a->read(*m);
+    if (!bytes.ok()) return fail(bytes.error());
+    if (!write_all(1, bytes->data(), bytes->size())) return fail(sys_error("write to standard output", errno));
+  }
+  return kExitOk;
+}
+
+}  // namespace mmar::cli

@@ -1,0 +1,245 @@
+#include "cli.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cinttypes>
+#include <ctime>
+
+namespace mmar::cli {
+
+void error(const std::string& message) { std::fprintf(stderr, "mmar: %s\n", message.c_str()); }
+
+int fail(const Error& e) {
+  error(e.message());
+  return kExitError;
+}
+
+int usage_error(const std::string& verb, const std::string& message) {
+  error(message);
+  std::fprintf(stderr, "Try 'mmar %s --help'.\n", verb.c_str());
+  return kExitUsage;
+}
+
+void print_help(const Verb& verb, FILE* out) {
+  std::fprintf(out, "Usage: mmar %s %s\n\n%s\n\nOptions:\n", verb.name.c_str(), verb.synopsis.c_str(),
+               verb.summary.c_str());
+  for (const auto& o : verb.options) {
+    std::string left = o.short_name != 0 ? std::string("-") + o.short_name + ", " : "    ";
+    left += "--" + o.long_name;
+    if (o.takes_value) left += " " + o.value_name;
+    std::fprintf(out, "  %-28s %s\n", left.c_str(), o.help.c_str());
+  }
+  std::fprintf(out, "  %-28s %s\n", "-h, --help", "show this help");
+}
+
+Parsed parse(const Verb& verb, int argc, char** argv) {
+  Parsed p;
+  auto find_long = [&](std::string_view n) -> const OptionSpec* {
+    for (const auto& o : verb.options) {
+      if (o.long_name == n) return &o;
+    }
+    return nullptr;
+  };
+  auto find_short = [&](char c) -> const OptionSpec* {
+    for (const auto& o : verb.options) {
+      if (o.short_name == c) return &o;
+    }
+    return nullptr;
+  };
+  bool only_positional = false;
+  for (int i = 0; i < argc; ++i) {
+    std::string_view a = argv[i];
+    if (only_positional || a.size() < 2 || a[0] != '-') {
+      p.positional.emplace_back(a);
+      continue;
+    }
+    if (a == "--") {
+      only_positional = true;
+      continue;
+    }
+    if (a == "-h" || a == "--help") {
+      print_help(verb, stdout);
+      throw Exit{kExitOk};
+    }
+    if (a.substr(0, 2) == "--") {
+      std::string_view body = a.substr(2);
+      std::optional<std::string> inline_value;
+      if (size_t eq = body.find('='); eq != std::string_view::npos) {
+        inline_value = std::string(body.substr(eq + 1));
+        body = body.substr(0, eq);
+      }
+      const OptionSpec* o = find_long(body);
+      if (o == nullptr) throw Exit{usage_error(verb.name, "unknown option '--" + std::string(body) + "'")};
+      if (!o->takes_value) {
+        if (inline_value) throw Exit{usage_error(verb.name, "option '--" + o->long_name + "' takes no value")};
+        p.values[o->long_name] = "";
+      } else if (inline_value) {
+        p.values[o->long_name] = *inline_value;
+      } else {
+        if (i + 1 >= argc) throw Exit{usage_error(verb.name, "option '--" + o->long_name + "' needs a value")};
+        p.values[o->long_name] = argv[++i];
+      }
+      continue;
+    }
+    // Short options, bundled: -lv, -fARCHIVE, -f ARCHIVE.
+    for (size_t j = 1; j < a.size(); ++j) {
+      const OptionSpec* o = find_short(a[j]);
+      if (o == nullptr) throw Exit{usage_error(verb.name, std::string("unknown option '-") + a[j] + "'")};
+      if (!o->takes_value) {
+        p.values[o->long_name] = "";
+        continue;
+      }
+      if (j + 1 < a.size()) {
+        p.values[o->long_name] = std::string(a.substr(j + 1));
+      } else {
+        if (i + 1 >= argc) throw Exit{usage_error(verb.name, std::string("option '-") + a[j] + "' needs a value")};
+        p.values[o->long_name] = argv[++i];
+      }
+      break;
+    }
+  }
+  return p;
+}
+
+std::string archive_path(const Verb& verb, Parsed& p) {
+  if (p.has("file")) return p.get("file");
+  if (p.positional.empty()) throw Exit{usage_error(verb.name, "no archive given (-f ARCHIVE)")};
+  std::string path = p.positional.front();
+  p.positional.erase(p.positional.begin());
+  return path;
+}
+
+std::optional<uint64_t> parse_size(std::string_view s) {
+  if (s.empty()) return std::nullopt;
+  uint64_t v = 0;
+  size_t i = 0;
+  for (; i < s.size() && s[i] >= '0' && s[i] <= '9'; ++i) {
+    if (__builtin_mul_overflow(v, 10, &v) || __builtin_add_overflow(v, static_cast<uint64_t>(s[i] - '0'), &v)) {
+      return std::nullopt;
+    }
+  }
+  if (i == 0) return std::nullopt;
+  std::string_view suffix = s.substr(i);
+  unsigned shift = 0;
+  if (suffix.empty()) {
+    shift = 0;
+  } else if (suffix == "K" || suffix == "k" || suffix == "KiB") {
+    shift = 10;
+  } else if (suffix == "M" || suffix == "MiB") {
+    shift = 20;
+  } else if (suffix == "G" || suffix == "GiB") {
+    shift = 30;
+  } else {
+    return std::nullopt;
+  }
+  if (shift != 0 && (v >> (64 - shift)) != 0) return std::nullopt;
+  return v << shift;
+}
+
+Result<Archive> open_archive(const std::string& path, const Parsed& p) {
+  OpenOptions o;
+  o.force_pread = p.has("pread");
+  if (path == "-") {
+    MMAR_ASSIGN(Source s, Source::from_fd(0, "<stdin>"));
+    return Archive::open(std::move(s), o);
+  }
+  return Archive::open(path, o);
+}
+
+std::string json_string(std::string_view s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\t': out += "\\t"; break;
+      case '\r': out += "\\r"; break;
+      default:
+        if (c < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          out += buf;
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  out += '"';
+  return out;
+}
+
+std::string mode_string(uint32_t mode) {
+  std::string s(10, '-');
+  if ((mode & 0170000) == 0040000) s[0] = 'd';
+  if ((mode & 0170000) == 0120000) s[0] = 'l';
+  const char* rwx = "rwxrwxrwx";
+  for (int i = 0; i < 9; ++i) {
+    if (mode & (1u << (8 - i))) s[1 + i] = rwx[i];
+  }
+  if (mode & 04000) s[3] = (mode & 0100) ? 's' : 'S';
+  if (mode & 02000) s[6] = (mode & 010) ? 's' : 'S';
+  if (mode & 01000) s[9] = (mode & 01) ? 't' : 'T';
+  return s;
+}
+
+std::string human_size(uint64_t bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(bytes);
+  int u = 0;
+  while (v >= 1024 && u < 4) {
+    v /= 1024;
+    ++u;
+  }
+  char buf[32];
+  if (u == 0) {
+    std::snprintf(buf, sizeof buf, "%" PRIu64 " B", bytes);
+  } else {
+    std::snprintf(buf, sizeof buf, "%.1f %s", v, units[u]);
+  }
+  return buf;
+}
+
+std::string format_time(int64_t mtime_ns) {
+  time_t t = static_cast<time_t>(mtime_ns / 1000000000);
+  struct tm tm {};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M", &tm);
+  return buf;
+}
+
+int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+Progress::Progress(std::string label) : label_(std::move(label)), enabled_(isatty(2) != 0) {}
+
+Progress::~Progress() { finish(); }
+
+void Progress::update(uint64_t done, uint64_t total) {
+  if (!enabled_) return;
+  int64_t t = now_ns();
+  if (drawn_ && t - last_ns_ < 100'000'000 && done != total) return;  // 10 Hz
+  last_ns_ = t;
+  drawn_ = true;
+  const int width = 30;
+  int filled = total == 0 ? 0 : static_cast<int>(static_cast<double>(done) / static_cast<double>(total) * width);
+  if (filled > width) filled = width;
+  std::fprintf(stderr, "\r%s [%.*s%*s] %s / %s", label_.c_str(), filled, "##############################",
+               width - filled, "", human_size(done).c_str(), human_size(total).c_str());
+  std::fflush(stderr);
+}
+
+void Progress::finish() {
+  if (enabled_ && drawn_) {
+    std::fprintf(stderr, "\r\033[K");
+    std::fflush(stderr);
+    drawn_ = false;
+  }
+}
+
+}  // namespace mmar::cli

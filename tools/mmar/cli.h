@@ -1,0 +1,94 @@
+// Shared pieces of the mmar command: option parsing, messages, JSON, progress.
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "mmar/archive.h"
+
+namespace mmar::cli {
+
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitError = 1;
+inline constexpr int kExitUsage = 2;
+
+// Thrown only inside the CLI to unwind to main() with an exit code; the
+// library itself never throws.
+struct Exit {
+  int code;
+};
+
+// "mmar: MESSAGE" on stderr.
+void error(const std::string& message);
+// Report a library error and return kExitError.
+int fail(const Error& e);
+// A usage error: message plus a pointer to --help; returns kExitUsage.
+int usage_error(const std::string& verb, const std::string& message);
+
+// Declarative options for one verb.
+struct OptionSpec {
+  std::string long_name;  // "compress"
+  char short_name = 0;    // 'f'
+  bool takes_value = false;
+  std::string value_name;  // "CODEC"
+  std::string help;
+};
+
+struct Parsed {
+  std::map<std::string, std::string> values;  // long name -> value ("" for flags)
+  std::vector<std::string> positional;
+  bool has(const std::string& name) const { return values.count(name) != 0; }
+  std::string get(const std::string& name, const std::string& fallback = "") const {
+    auto it = values.find(name);
+    return it == values.end() ? fallback : it->second;
+  }
+};
+
+struct Verb {
+  std::string name;
+  std::string synopsis;  // "-f ARCHIVE [options] PATH..."
+  std::string summary;
+  std::vector<OptionSpec> options;
+};
+
+// Parse argv for a verb. --help prints help and exits 0; errors exit 2.
+Parsed parse(const Verb& verb, int argc, char** argv);
+void print_help(const Verb& verb, FILE* out);
+
+// The archive path: -f, or else the first positional argument.
+std::string archive_path(const Verb& verb, Parsed& p);
+// Parse an unsigned integer with optional K/M/G suffix (binary).
+std::optional<uint64_t> parse_size(std::string_view s);
+
+Result<Archive> open_archive(const std::string& path, const Parsed& p);
+
+std::string json_string(std::string_view s);
+std::string mode_string(uint32_t mode);
+std::string human_size(uint64_t bytes);
+std::string format_time(int64_t mtime_ns);
+
+// A one-line progress bar on stderr, shown only when stderr is a terminal.
+class Progress {
+ public:
+  explicit Progress(std::string label);
+  ~Progress();
+  void update(uint64_t done, uint64_t total);
+  void finish();
+  bool enabled() const { return enabled_; }
+
+ private:
+  std::string label_;
+  bool enabled_;
+  bool drawn_ = false;
+  int64_t last_ns_ = 0;
+};
+
+int64_t now_ns();
+
+}  // namespace mmar::cli

@@ -1,0 +1,122 @@
+// mmar create: pack files, directories and symlinks into an archive.
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cinttypes>
+
+#include "cli.h"
+#include "verbs.h"
+
+namespace mmar::cli {
+
+namespace {
+
+const Verb kCreate{
+    "create",
+    "-f ARCHIVE [options] PATH...",
+    "Create ARCHIVE from PATHs (directories recursively; symlinks kept as links).\n"
+    "Member names are the paths as given, relative, without a leading '/'.\n"
+    "The archive is written to a temporary file and renamed into place.",
+    {
+        {"file", 'f', true, "ARCHIVE", "archive to create"},
+        {"directory", 'C', true, "DIR", "resolve PATHs relative to DIR"},
+        {"compress", 0, true, "CODEC", "zstd (default), xz or none"},
+        {"level", 0, true, "N", "compression level (default: zstd 3, xz 6)"},
+        {"threshold", 0, true, "BYTES", "compress members larger than this (default 4096; 0 = never)"},
+        {"align", 0, true, "BYTES", "page alignment of raw members: 4096 (default), 16384 or 65536"},
+        {"format", 0, true, "FMT", "mmar (default) or ctf (binutils libctf CTF archive)"},
+        {"threads", 'j', true, "N", "compression threads (default: one per CPU)"},
+        {"stats", 's', false, "", "print a summary: members, sizes, time"},
+        {"json", 0, false, "", "print the summary as JSON"},
+    }};
+
+}  // namespace
+
+int run_create(int argc, char** argv) {
+  Parsed p = parse(kCreate, argc, argv);
+  if (!p.has("file")) return usage_error("create", "no archive given (-f ARCHIVE)");
+  const std::string out = p.get("file");
+  if (p.positional.empty()) return usage_error("create", "nothing to add: give at least one PATH");
+
+  WriteOptions o;
+  if (p.has("compress")) {
+    auto c = parse_codec(p.get("compress"));
+    if (!c) return usage_error("create", "unknown codec '" + p.get("compress") + "' (zstd, xz, none)");
+    o.codec = *c;
+  }
+  if (p.has("level")) {
+    auto v = parse_size(p.get("level"));
+    if (!v || *v > 22) return usage_error("create", "bad --level '" + p.get("level") + "'");
+    o.level = static_cast<int>(*v);
+    if (o.codec == Codec::xz && o.level > 9) return usage_error("create", "xz levels are 0..9");
+  }
+  if (p.has("threshold")) {
+    auto v = parse_size(p.get("threshold"));
+    if (!v) return usage_error("create", "bad --threshold '" + p.get("threshold") + "'");
+    o.threshold = *v;
+  }
+  if (p.has("align")) {
+    auto v = parse_size(p.get("align"));
+    if (!v || (*v != 4096 && *v != 8192 && *v != 16384 && *v != 32768 && *v != 65536)) {
+      return usage_error("create", "--align must be 4096, 8192, 16384, 32768 or 65536");
+    }
+    o.alignment = static_cast<uint32_t>(*v);
+  }
+  if (p.has("format")) {
+    std::string f = p.get("format");
+    if (f == "mmar") {
+      o.format = Format::mmar;
+    } else if (f == "ctf") {
+      o.format = Format::ctf;
+    } else {
+      return usage_error("create", "unknown format '" + f + "' (mmar, ctf)");
+    }
+  }
+  if (p.has("threads")) {
+    auto v = parse_size(p.get("threads"));
+    if (!v || *v == 0 || *v > 256) return usage_error("create", "bad --threads '" + p.get("threads") + "'");
+    o.threads = static_cast<unsigned>(*v);
+  }
+
+  Progress progress("create");
+  o.progress = [&](uint64_t done, uint64_t total) { progress.update(done, total); };
+  Writer w(o);
+  const std::string base = p.get("directory");
+  for (const auto& path : p.positional) {
+    std::string src = base.empty() || path.front() == '/' ? path : base + "/" + path;
+    // A name that normalises to nothing ("." or "/") means "the contents".
+    std::string name;
+    bool top = true;
+    for (char c : path) {
+      if (c != '/' && c != '.') top = false;
+    }
+    if (!top) {
+      auto n = normalize_member_name(path);
+      if (!n.ok()) return fail(n.error());
+      name = *n;
+    }
+    struct stat st {};
+    if (lstat(src.c_str(), &st) != 0) return fail(sys_error(src, errno));
+    Result<void> r = S_ISDIR(st.st_mode) ? w.add_tree(name, src) : w.add_path(name, src);
+    if (!r.ok()) return fail(r.error());
+  }
+  int64_t t0 = now_ns();
+  auto stats = w.write(out);
+  progress.finish();
+  if (!stats.ok()) return fail(stats.error());
+  double secs = static_cast<double>(now_ns() - t0) / 1e9;
+  if (p.has("json")) {
+    std::printf(
+        "{\"archive\":%s,\"members\":%u,\"input_bytes\":%" PRIu64 ",\"archive_bytes\":%" PRIu64
+        ",\"compressed_members\":%u,\"seconds\":%.6f}\n",
+        json_string(out).c_str(), stats->members, stats->input_bytes, stats->archive_bytes,
+        stats->compressed_members, secs);
+  } else if (p.has("stats")) {
+    std::printf("%s: %u members, %s in, %s archive (%u compressed), %.3f s\n", out.c_str(), stats->members,
+                human_size(stats->input_bytes).c_str(), human_size(stats->archive_bytes).c_str(),
+                stats->compressed_members, secs);
+  }
+  return kExitOk;
+}
+
+}  // namespace mmar::cli

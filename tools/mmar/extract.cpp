@@ -1,0 +1,237 @@
+// mmar extract: write members below a target directory, safely.
+//
+// Every path is resolved component by component with openat(O_NOFOLLOW)
+// from the target directory's fd, so neither "..", absolute names, nor a
+// symlink extracted earlier (or planted beforehand) can lead a write outside
+// the target. Directory modes and mtimes are applied last, deepest first, so
+// a read-only directory does not block its own contents.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include "cli.h"
+#include "verbs.h"
+
+namespace mmar::cli {
+
+namespace {
+
+const Verb kExtract{"extract",
+                    "[-f] ARCHIVE [-C DIR] [NAME...]",
+                    "Extract all members (or the NAMEs given, with everything below them) into DIR\n"
+                    "(default: the current directory), restoring modes, mtimes and symlinks.\n"
+                    "Names that would escape DIR are refused.",
+                    {
+                        {"file", 'f', true, "ARCHIVE", "archive to read ('-' for standard input)"},
+                        {"directory", 'C', true, "DIR", "extract below DIR (created if missing)"},
+                        {"verbose", 'v', false, "", "print each name as it is extracted"},
+                        {"pread", 0, false, "", "read with pread instead of mmap"},
+                    }};
+
+struct Fd {
+  int fd = -1;
+  explicit Fd(int f) : fd(f) {}
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  ~Fd() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+std::vector<std::string_view> split(std::string_view name) {
+  std::vector<std::string_view> parts;
+  size_t start = 0;
+  while (start <= name.size()) {
+    size_t end = name.find('/', start);
+    if (end == std::string_view::npos) end = name.size();
+    parts.push_back(name.substr(start, end - start));
+    start = end + 1;
+  }
+  return parts;
+}
+
+// Open (creating as needed) the directory holding the last component of
+// `parts`, never following a symlink. Returns an fd or an error message.
+Result<int> open_parent(int root, const std::vector<std::string_view>& parts, const std::string& name) {
+  int cur = ::dup(root);
+  if (cur < 0) return sys_error("dup", errno);
+  for (size_t i = 0; i + 1 < parts.size(); ++i) {
+    std::string comp(parts[i]);
+    int next = ::openat(cur, comp.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (next < 0 && errno == ENOENT) {
+      if (::mkdirat(cur, comp.c_str(), 0755) != 0 && errno != EEXIST) {
+        int e = errno;
+        ::close(cur);
+        return sys_error("mkdir for '" + name + "'", e);
+      }
+      next = ::openat(cur, comp.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    }
+    if (next < 0) {
+      int e = errno;
+      ::close(cur);
+      if (e == ELOOP || e == ENOTDIR) {
+        return Error(Errc::invalid_argument, "refusing to extract '" + name + "': '" +
+                                                 std::string(parts[i]) + "' is not a directory (symlink?)");
+      }
+      return sys_error("open directory for '" + name + "'", e);
+    }
+    ::close(cur);
+    cur = next;
+  }
+  return cur;
+}
+
+bool write_all(int fd, const std::byte* p, size_t n) {
+  while (n > 0) {
+    ssize_t w = ::write(fd, p, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    p += w;
+    n -= static_cast<size_t>(w);
+  }
+  return true;
+}
+
+struct timespec to_timespec(int64_t ns) {
+  struct timespec ts {};
+  ts.tv_sec = static_cast<time_t>(ns / 1000000000);
+  ts.tv_nsec = static_cast<long>(ns % 1000000000);
+  if (ts.tv_nsec < 0) {
+    ts.tv_nsec += 1000000000;
+    ts.tv_sec -= 1;
+  }
+  return ts;
+}
+
+// Remove whatever non-directory is at leaf so the new member can take its place.
+Result<void> clear_leaf(int parent, const std::string& leaf, const std::string& name, bool want_dir) {
+  struct stat st {};
+  if (::fstatat(parent, leaf.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return success();
+  if (S_ISDIR(st.st_mode)) {
+    if (want_dir) return success();
+    return Error(Errc::invalid_argument, "cannot replace directory '" + name + "' with a non-directory");
+  }
+  if (::unlinkat(parent, leaf.c_str(), 0) != 0) return sys_error("unlink '" + name + "'", errno);
+  return success();
+}
+
+Result<void> extract_one(const Archive& a, const Member& m, int root) {
+  const std::string name(m.name);
+  auto parts = split(m.name);
+  MMAR_ASSIGN(int parent_fd, open_parent(root, parts, name));
+  Fd parent(parent_fd);
+  const std::string leaf(parts.back());
+  const struct timespec times[2] = {to_timespec(m.mtime_ns), to_timespec(m.mtime_ns)};
+  if (m.is_dir()) {
+    MMAR_TRY(clear_leaf(parent.fd, leaf, name, true));
+    if (::mkdirat(parent.fd, leaf.c_str(), 0700) != 0 && errno != EEXIST) return sys_error("mkdir '" + name + "'", errno);
+    return success();  // mode and mtime applied at the end
+  }
+  MMAR_ASSIGN(Bytes bytes, a.read(m));
+  MMAR_TRY(clear_leaf(parent.fd, leaf, name, false));
+  if (m.is_symlink()) {
+    std::string target(bytes.str());
+    if (target.empty() || target.find('\0') != std::string::npos) {
+      return Error(Errc::malformed, "symlink '" + name + "' has a bad target");
+    }
+    if (::symlinkat(target.c_str(), parent.fd, leaf.c_str()) != 0) return sys_error("symlink '" + name + "'", errno);
+    ::utimensat(parent.fd, leaf.c_str(), times, AT_SYMLINK_NOFOLLOW);
+    return success();
+  }
+  Fd out(::openat(parent.fd, leaf.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (out.fd < 0) return sys_error("create '" + name + "'", errno);
+  if (!write_all(out.fd, bytes.data(), bytes.size())) return sys_error("write '" + name + "'", errno);
+  if (::fchmod(out.fd, m.mode & 07777) != 0) return sys_error("chmod '" + name + "'", errno);
+  ::futimens(out.fd, times);
+  return success();
+}
+
+Result<void> finish_dir(const Member& m, int root) {
+  const std::string name(m.name);
+  auto parts = split(m.name);
+  MMAR_ASSIGN(int parent_fd, open_parent(root, parts, name));
+  Fd parent(parent_fd);
+  const std::string leaf(parts.back());
+  Fd dir(::openat(parent.fd, leaf.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (dir.fd < 0) return sys_error("open '" + name + "'", errno);
+  if (::fchmod(dir.fd, m.mode & 07777) != 0) return sys_error("chmod '" + name + "'", errno);
+  const struct timespec times[2] = {to_timespec(m.mtime_ns), to_timespec(m.mtime_ns)};
+  ::futimens(dir.fd, times);
+  return success();
+}
+
+bool selected(std::string_view name, const std::vector<std::string>& wanted) {
+  if (wanted.empty()) return true;
+  for (const auto& w : wanted) {
+    if (name == w) return true;
+    if (name.size() > w.size() && name.substr(0, w.size()) == w && name[w.size()] == '/') return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+int run_extract(int argc, char** argv) {
+  Parsed p = parse(kExtract, argc, argv);
+  std::string path = archive_path(kExtract, p);
+  auto a = open_archive(path, p);
+  if (!a.ok()) return fail(a.error());
+  const std::string target = p.get("directory", ".");
+  if (::mkdir(target.c_str(), 0755) != 0 && errno != EEXIST) return fail(sys_error("mkdir " + target, errno));
+  Fd root(::open(target.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (root.fd < 0) return fail(sys_error(target, errno));
+
+  std::vector<std::string> wanted;
+  for (const auto& n : p.positional) {
+    auto norm = normalize_member_name(n);
+    if (!norm.ok()) return fail(norm.error());
+    wanted.push_back(*norm);
+  }
+  std::vector<bool> found(wanted.size(), false);
+  std::vector<Member> dirs;
+  int rc = kExitOk;
+  uint64_t total = 0;
+  auto count = a->for_each([&](const Member& m) -> Result<void> {
+    if (selected(m.name, wanted)) total += m.size;
+    return success();
+  });
+  if (!count.ok()) return fail(count.error());
+  Progress progress("extract");
+  uint64_t done = 0;
+  auto r = a->for_each([&](const Member& m) -> Result<void> {
+    if (!selected(m.name, wanted)) return success();
+    for (size_t i = 0; i < wanted.size(); ++i) {
+      if (selected(m.name, {wanted[i]})) found[i] = true;
+    }
+    if (p.has("verbose")) std::printf("%.*s\n", static_cast<int>(m.name.size()), m.name.data());
+    auto one = extract_one(*a, m, root.fd);
+    if (!one.ok()) {
+      progress.finish();
+      rc = fail(Error(one.error().code(), path + ": " + one.error().message()));
+    } else if (m.is_dir()) {
+      dirs.push_back(m);
+    }
+    done += m.size;
+    progress.update(done, total);
+    return success();
+  });
+  progress.finish();
+  if (!r.ok()) return fail(r.error());
+  // Deepest first, so a parent's mtime is not disturbed by its children.
+  std::sort(dirs.begin(), dirs.end(), [](const Member& x, const Member& y) { return x.name > y.name; });
+  for (const auto& d : dirs) {
+    auto f = finish_dir(d, root.fd);
+    if (!f.ok()) rc = fail(f.error());
+  }
+  for (size_t i = 0; i < wanted.size(); ++i) {
+    if (!found[i]) rc = fail(Error(Errc::not_found, path + ": no member named '" + wanted[i] + "'"));
+  }
+  return rc;
+}
+
+}  // namespace mmar::cli

@@ -1,0 +1,78 @@
+// mmar info: what an archive is and what it holds, in aggregate.
+#include <cinttypes>
+
+#include "cli.h"
+#include "verbs.h"
+
+namespace mmar::cli {
+
+namespace {
+
+const Verb kInfo{"info",
+                 "[-f] ARCHIVE [--json]",
+                 "Describe ARCHIVE: format, member counts by type, codec and kind, sizes, alignment.",
+                 {
+                     {"file", 'f', true, "ARCHIVE", "archive to read ('-' for standard input)"},
+                     {"json", 0, false, "", "print JSON"},
+                     {"pread", 0, false, "", "read with pread instead of mmap"},
+                 }};
+
+}  // namespace
+
+int run_info(int argc, char** argv) {
+  Parsed p = parse(kInfo, argc, argv);
+  std::string path = archive_path(kInfo, p);
+  int64_t t0 = now_ns();
+  auto a = open_archive(path, p);
+  int64_t open_ns = now_ns() - t0;
+  if (!a.ok()) return fail(a.error());
+  uint64_t files = 0, dirs = 0, links = 0, size = 0, stored = 0;
+  uint64_t by_codec[3] = {}, by_kind[4] = {};
+  auto r = a->for_each([&](const Member& m) -> Result<void> {
+    if (m.is_dir()) {
+      ++dirs;
+    } else if (m.is_symlink()) {
+      ++links;
+    } else {
+      ++files;
+      ++by_codec[static_cast<int>(m.codec)];
+      ++by_kind[static_cast<int>(m.kind)];
+    }
+    size += m.size;
+    stored += m.stored_size;
+    return success();
+  });
+  if (!r.ok()) return fail(r.error());
+  const uint64_t file_size = a->source().size();
+  if (p.has("json")) {
+    std::printf("{\"archive\":%s,\"format\":\"%s\",\"file_size\":%" PRIu64 ",\"members\":%u,\"files\":%" PRIu64
+                ",\"directories\":%" PRIu64 ",\"symlinks\":%" PRIu64 ",\"size\":%" PRIu64 ",\"stored_size\":%" PRIu64
+                ",\"alignment\":%" PRIu64 ",\"generation\":%" PRIu64 ",\"mapped\":%s,\"open_ns\":%" PRId64
+                ",\"codecs\":{\"none\":%" PRIu64 ",\"zstd\":%" PRIu64 ",\"xz\":%" PRIu64 "},\"kinds\":{\"data\":%" PRIu64
+                ",\"elf\":%" PRIu64 ",\"btf\":%" PRIu64 ",\"ctf\":%" PRIu64 "}}\n",
+                json_string(path).c_str(), format_name(a->format()), file_size, a->size(), files, dirs, links, size,
+                stored, a->alignment(), a->generation(), a->source().mapped() ? "true" : "false", open_ns,
+                by_codec[0], by_codec[1], by_codec[2], by_kind[0], by_kind[1], by_kind[2], by_kind[3]);
+    return kExitOk;
+  }
+  std::printf("archive:     %s\n", path.c_str());
+  std::printf("format:      %s%s\n", format_name(a->format()), a->format() == Format::mmar ? " v1" : "");
+  std::printf("file size:   %" PRIu64 " (%s)\n", file_size, human_size(file_size).c_str());
+  std::printf("members:     %u (%" PRIu64 " files, %" PRIu64 " directories, %" PRIu64 " symlinks)\n", a->size(), files,
+              dirs, links);
+  std::printf("data:        %s original, %s stored", human_size(size).c_str(), human_size(stored).c_str());
+  if (size != 0) std::printf(" (%.1f%%)", 100.0 * static_cast<double>(stored) / static_cast<double>(size));
+  std::printf("\n");
+  std::printf("codecs:      none %" PRIu64 ", zstd %" PRIu64 ", xz %" PRIu64 "\n", by_codec[0], by_codec[1], by_codec[2]);
+  std::printf("kinds:       data %" PRIu64 ", elf %" PRIu64 ", btf %" PRIu64 ", ctf %" PRIu64 "\n", by_kind[0],
+              by_kind[1], by_kind[2], by_kind[3]);
+  if (a->format() == Format::mmar) {
+    std::printf("alignment:   %" PRIu64 "\n", a->alignment());
+    std::printf("generation:  %" PRIu64 "\n", a->generation());
+  }
+  std::printf("access:      %s\n", a->source().mapped() ? "mmap" : a->source().contiguous() ? "memory" : "pread");
+  std::printf("open time:   %.1f us\n", static_cast<double>(open_ns) / 1e3);
+  return kExitOk;
+}
+
+}  // namespace mmar::cli

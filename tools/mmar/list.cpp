@@ -1,0 +1,102 @@
+// mmar list: member names, or details with -l, or JSON.
+#include <cinttypes>
+
+#include "cli.h"
+#include "verbs.h"
+
+namespace mmar::cli {
+
+namespace {
+
+const Verb kList{"list",
+                 "[-f] ARCHIVE [-l] [--json] [NAME...]",
+                 "List the members of ARCHIVE (all, or the NAMEs given), in name order.\n"
+                 "-l columns: mode, size, stored size, codec, kind, alignment of the data, mtime (UTC), name.",
+                 {
+                     {"file", 'f', true, "ARCHIVE", "archive to read ('-' for standard input)"},
+                     {"long", 'l', false, "", "show size, stored size, codec, kind and alignment"},
+                     {"json", 0, false, "", "print a JSON array of members"},
+                     {"pread", 0, false, "", "read with pread instead of mmap"},
+                 }};
+
+// The alignment the data is guaranteed to have.
+uint64_t data_alignment(const Archive& a, const Member& m) {
+  if (m.stored_size == 0) return 0;
+  if (m.page_aligned) return a.alignment();
+  uint64_t off = m.data_offset;
+  uint64_t al = 1;
+  while (al < 4096 && (off & al) == 0) al <<= 1;
+  return al;
+}
+
+void print_member(const Archive& a, const Member& m, bool long_format, bool json, bool& first) {
+  if (json) {
+    std::printf("%s\n  {\"name\":%s,\"type\":\"%s\",\"mode\":%u,\"size\":%" PRIu64 ",\"stored_size\":%" PRIu64
+                ",\"codec\":\"%s\",\"kind\":\"%s\",\"offset\":%" PRIu64 ",\"alignment\":%" PRIu64
+                ",\"mtime_ns\":%" PRId64,
+                first ? "" : ",", json_string(m.name).c_str(),
+                m.is_dir() ? "dir" : m.is_symlink() ? "symlink" : "file", m.mode & 07777, m.size, m.stored_size,
+                codec_name(m.codec), kind_name(m.kind), m.data_offset, data_alignment(a, m), m.mtime_ns);
+    if (m.has_checksum && !m.is_dir()) std::printf(",\"xxh3\":\"%016" PRIx64 "\"", m.xxh3);
+    if (m.link) {
+      auto target = a.at(*m.link);
+      if (target.ok()) std::printf(",\"link\":%s", json_string(target->name).c_str());
+    }
+    if (m.has_btf) std::printf(",\"has_btf\":true");
+    std::printf("}");
+    first = false;
+    return;
+  }
+  if (!long_format) {
+    std::printf("%.*s\n", static_cast<int>(m.name.size()), m.name.data());
+    return;
+  }
+  std::string kind = kind_name(m.kind);
+  if (m.has_btf) kind += "+btf";
+  std::printf("%s %12" PRIu64 " %12" PRIu64 " %-4s %-8s %6" PRIu64 " %s %.*s", mode_string(m.mode).c_str(), m.size,
+              m.stored_size, codec_name(m.codec), kind.c_str(), data_alignment(a, m),
+              format_time(m.mtime_ns).c_str(), static_cast<int>(m.name.size()), m.name.data());
+  if (m.is_symlink()) {
+    auto target = a.read(m);
+    if (target.ok()) std::printf(" -> %.*s", static_cast<int>(target->size()), target->str().data());
+  }
+  if (m.link) {
+    auto target = a.at(*m.link);
+    if (target.ok()) std::printf(" [link: %.*s]", static_cast<int>(target->name.size()), target->name.data());
+  }
+  std::printf("\n");
+}
+
+}  // namespace
+
+int run_list(int argc, char** argv) {
+  Parsed p = parse(kList, argc, argv);
+  std::string path = archive_path(kList, p);
+  auto a = open_archive(path, p);
+  if (!a.ok()) return fail(a.error());
+  const bool json = p.has("json");
+  const bool long_format = p.has("long");
+  bool first = true;
+  if (json) std::printf("[");
+  int rc = kExitOk;
+  if (p.positional.empty()) {
+    auto r = a->for_each([&](const Member& m) -> Result<void> {
+      print_member(*a, m, long_format, json, first);
+      return success();
+    });
+    if (!r.ok()) rc = fail(r.error());
+  } else {
+    for (const auto& name : p.positional) {
+      auto m = a->find(name);
+      if (!m.ok()) {
+        rc = fail(m.error());
+        continue;
+      }
+      print_member(*a, *m, long_format, json, first);
+    }
+  }
+  if (json) std::printf("%s]\n", first ? "" : "\n");
+  return rc;
+}
+
+}  // namespace mmar::cli

@@ -1,0 +1,13 @@
+// One function per verb; each parses its own options (argv excludes the verb).
+#pragma once
+
+namespace mmar::cli {
+
+int run_create(int argc, char** argv);
+int run_list(int argc, char** argv);
+int run_extract(int argc, char** argv);
+int run_cat(int argc, char** argv);
+int run_info(int argc, char** argv);
+int run_verify(int argc, char** argv);
+
+}  // namespace mmar::cli

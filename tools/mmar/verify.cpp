@@ -1,0 +1,56 @@
+// mmar verify: check every checksum and structure, report each problem.
+#include "cli.h"
+#include "verbs.h"
+
+namespace mmar::cli {
+
+namespace {
+
+const Verb kVerify{"verify",
+                   "[-f] ARCHIVE [--json]",
+                   "Check ARCHIVE: both superblocks, the index checksum, name order, every member's\n"
+                   "metadata, size and XXH3 checksum. Each problem is reported; exit 1 if any.",
+                   {
+                       {"file", 'f', true, "ARCHIVE", "archive to check ('-' for standard input)"},
+                       {"json", 0, false, "", "print JSON"},
+                       {"quiet", 'q', false, "", "print nothing; only the exit status"},
+                       {"pread", 0, false, "", "read with pread instead of mmap"},
+                   }};
+
+}  // namespace
+
+int run_verify(int argc, char** argv) {
+  Parsed p = parse(kVerify, argc, argv);
+  std::string path = archive_path(kVerify, p);
+  auto a = open_archive(path, p);
+  if (!a.ok()) return fail(a.error());
+  auto problems = a->verify();
+  if (!problems.ok()) return fail(problems.error());
+  const bool quiet = p.has("quiet");
+  if (p.has("json")) {
+    std::printf("{\"archive\":%s,\"members\":%u,\"ok\":%s,\"problems\":[", json_string(path).c_str(), a->size(),
+                problems->empty() ? "true" : "false");
+    bool first = true;
+    for (const auto& pr : *problems) {
+      std::printf("%s{\"member\":", first ? "" : ",");
+      if (pr.member) {
+        std::printf("%u", *pr.member);
+      } else {
+        std::printf("null");
+      }
+      std::printf(",\"message\":%s}", json_string(pr.message).c_str());
+      first = false;
+    }
+    std::printf("]}\n");
+  } else if (!quiet) {
+    for (const auto& pr : *problems) error(pr.message);
+    if (problems->empty()) std::printf("%s: %u members OK\n", path.c_str(), a->size());
+  }
+  if (!problems->empty()) {
+    if (!quiet && !p.has("json")) error(path + ": " + std::to_string(problems->size()) + " problem(s) found");
+    return kExitError;
+  }
+  return kExitOk;
+}
+
+}  // namespace mmar::cli
