@@ -262,11 +262,16 @@ Result<Archive> Archive::open(Source source, const OpenOptions& options) {
   Impl& a = *impl;
   const uint64_t size = a.source.size();
   unsigned char magic[8] = {};
+  bool slot1_magic = false;  // slot 0's magic may be the damaged part
   if (size >= 8) {
     MMAR_ASSIGN(Bytes head, a.source.read(0, 8));
     std::memcpy(magic, head.data(), 8);
   }
-  if (size >= 8 && std::memcmp(magic, format::kMagic, 8) == 0) {
+  if (size >= format::kHeaderAreaSize) {
+    MMAR_ASSIGN(Bytes second, a.source.read(format::kSuperblockSize, 8));
+    slot1_magic = std::memcmp(second.data(), format::kMagic, 8) == 0;
+  }
+  if ((size >= 8 && std::memcmp(magic, format::kMagic, 8) == 0) || slot1_magic) {
     a.format = Format::mmar;
     MMAR_TRY(open_mmar(a));
   } else if (size >= 8 && read_int<uint64_t>(magic, true) == ctfa::kMagic) {

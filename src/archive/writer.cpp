@@ -419,6 +419,7 @@ Result<WriteStats> Writer::Impl::write_ctf(int fd, const std::string& path, std:
   }
   const uint64_t ctfs_off = *align_up(names_off + names.size(), 8);
   uint64_t offset = ctfs_off;
+  uint64_t end = ctfs_off;
   WriteStats stats;
   for (size_t i = 0; i < n; ++i) {
     MMAR_ASSIGN(Prepared p, prepare(sorted[i], 1));
@@ -426,7 +427,8 @@ Result<WriteStats> Writer::Impl::write_ctf(int fd, const std::string& path, std:
     ul64 size = p.data.size();
     MMAR_TRY(pwrite_all(fd, &size, sizeof size, offset, path));
     MMAR_TRY(pwrite_all(fd, p.data.span(), offset + 8, path));
-    offset = *align_up(offset + 8 + p.data.size(), 8);
+    end = offset + 8 + p.data.size();
+    offset = *align_up(end, 8);
     stats.input_bytes += p.data.size();
     if (options.progress) options.progress(stats.input_bytes, 0);
   }
@@ -440,7 +442,7 @@ Result<WriteStats> Writer::Impl::write_ctf(int fd, const std::string& path, std:
   if (n != 0) MMAR_TRY(pwrite_all(fd, modents.data(), n * sizeof(ctfa::Modent), sizeof h, path));
   MMAR_TRY(pwrite_all(fd, names.data(), names.size(), names_off, path));
   stats.members = static_cast<uint32_t>(n);
-  stats.archive_bytes = std::max<uint64_t>(offset, names_off + names.size());
+  stats.archive_bytes = std::max<uint64_t>(end, names_off + names.size());
   return stats;
 }
 

@@ -182,7 +182,11 @@ int run_extract(int argc, char** argv) {
   auto a = open_archive(path, p);
   if (!a.ok()) return fail(a.error());
   const std::string target = p.get("directory", ".");
-  if (::mkdir(target.c_str(), 0755) != 0 && errno != EEXIST) return fail(sys_error("mkdir " + target, errno));
+  for (size_t pos = 1; pos <= target.size(); ++pos) {  // mkdir -p
+    if (pos != target.size() && target[pos] != '/') continue;
+    std::string prefix = target.substr(0, pos);
+    if (::mkdir(prefix.c_str(), 0755) != 0 && errno != EEXIST) return fail(sys_error("mkdir " + prefix, errno));
+  }
   Fd root(::open(target.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (root.fd < 0) return fail(sys_error(target, errno));
 

@@ -1,0 +1,142 @@
+// binutils libctf as the oracle for the CTF archive format, both ways.
+#include <ctf-api.h>
+#include <gtest/gtest.h>
+
+#include <map>
+
+#include "support/test_support.h"
+
+namespace mmar {
+namespace {
+
+using test::TempDir;
+
+// A real CTF dict holding one integer type of the given name.
+ctf_dict_t* make_dict(const char* type_name, uint32_t bits) {
+  int err = 0;
+  ctf_dict_t* d = ctf_create(&err);
+  EXPECT_NE(d, nullptr) << ctf_errmsg(err);
+  ctf_encoding_t enc{CTF_INT_SIGNED, 0, bits};
+  EXPECT_NE(ctf_add_integer(d, CTF_ADD_ROOT, type_name, &enc), CTF_ERR);
+  EXPECT_EQ(ctf_update(d), 0);
+  return d;
+}
+
+int collect(const char* name, const void* content, size_t len, void* arg) {
+  auto* out = static_cast<std::map<std::string, std::string>*>(arg);
+  (*out)[name] = std::string(static_cast<const char*>(content), len);
+  return 0;
+}
+
+TEST(CtfInterop, ReadsArchivesLibctfWrites) {
+  TempDir tmp;
+  const char* names[] = {"zeta", "alpha", ".ctf", "mid/dle"};
+  const char* types[] = {"int", "long", "short", "char"};
+  ctf_dict_t* dicts[4];
+  for (int i = 0; i < 4; ++i) dicts[i] = make_dict(types[i], 8u << (i % 3));
+  std::string path = tmp / "libctf.ctfa";
+  ASSERT_EQ(ctf_arc_write(path.c_str(), dicts, 4, names, 0), 0);
+  for (auto* d : dicts) ctf_dict_close(d);
+
+  // What libctf itself sees.
+  int err = 0;
+  ctf_archive_t* arc = ctf_arc_open(path.c_str(), &err);
+  ASSERT_NE(arc, nullptr) << ctf_errmsg(err);
+  std::map<std::string, std::string> theirs;
+  ASSERT_EQ(ctf_archive_raw_iter(arc, collect, &theirs), 0);
+  ctf_arc_close(arc);
+  ASSERT_EQ(theirs.size(), 4u);
+
+  for (bool pread : {false, true}) {
+    OpenOptions o;
+    o.force_pread = pread;
+    auto a = Archive::open(path, o);
+    ASSERT_TRUE(a.ok()) << a.error().message();
+    EXPECT_EQ(a->format(), Format::ctf);
+    std::map<std::string, std::string> ours;
+    ASSERT_TRUE(a->for_each([&](const Member& m) -> Result<void> {
+                   EXPECT_EQ(m.kind, Kind::ctf);
+                   auto b = a->read(m);
+                   EXPECT_TRUE(b.ok());
+                   ours[std::string(m.name)] = std::string(b->str());
+                   return success();
+                 }).ok());
+    EXPECT_EQ(ours, theirs);
+    EXPECT_EQ(a->read("alpha")->str(), theirs["alpha"]);
+    EXPECT_TRUE(a->verify()->empty());
+  }
+}
+
+TEST(CtfInterop, LibctfReadsArchivesWeWrite) {
+  TempDir tmp;
+  const std::map<std::string, std::pair<const char*, uint32_t>> want = {
+      {"vmlinux", {"int", 32}}, {"ext4", {"long", 64}}, {"a/b", {"short", 16}}};
+  WriteOptions o;
+  o.format = Format::ctf;
+  Writer w(o);
+  for (const auto& [name, type] : want) {
+    ctf_dict_t* d = make_dict(type.first, type.second);
+    size_t size = 0;
+    unsigned char* buf = ctf_write_mem(d, &size, static_cast<size_t>(-1));
+    ASSERT_NE(buf, nullptr);
+    std::vector<std::byte> bytes(reinterpret_cast<std::byte*>(buf), reinterpret_cast<std::byte*>(buf) + size);
+    free(buf);
+    ctf_dict_close(d);
+    ASSERT_TRUE(w.add_bytes(name, std::move(bytes)).ok());
+  }
+  std::string path = tmp / "ours.ctfa";
+  ASSERT_TRUE(w.write(path).ok());
+
+  int err = 0;
+  ctf_archive_t* arc = ctf_arc_open(path.c_str(), &err);
+  ASSERT_NE(arc, nullptr) << ctf_errmsg(err);
+  EXPECT_EQ(ctf_archive_count(arc), want.size());
+  for (const auto& [name, type] : want) {
+    ctf_dict_t* d = ctf_dict_open(arc, name.c_str(), &err);
+    ASSERT_NE(d, nullptr) << name << ": " << ctf_errmsg(err);
+    ctf_id_t id = ctf_lookup_by_name(d, type.first);
+    ASSERT_NE(id, CTF_ERR) << name;
+    ctf_encoding_t enc{};
+    ASSERT_EQ(ctf_type_encoding(d, id, &enc), 0);
+    EXPECT_EQ(enc.cte_bits, type.second);
+    ctf_dict_close(d);
+  }
+  EXPECT_EQ(ctf_dict_open(arc, "missing", &err), nullptr);
+  ctf_arc_close(arc);
+
+  // And we read our own CTF archive back.
+  auto a = Archive::open(path);
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->size(), want.size());
+}
+
+TEST(CtfInterop, MalformedCtfArchives) {
+  TempDir tmp;
+  WriteOptions o;
+  o.format = Format::ctf;
+  Writer w(o);
+  ASSERT_TRUE(w.add_bytes("one", test::to_bytes("\xf2\xdf\x04\x00 payload")).ok());
+  ASSERT_TRUE(w.write(tmp / "x.ctfa").ok());
+  const auto good = test::read_file(tmp / "x.ctfa");
+  auto err_of = [](const std::vector<std::byte>& b) -> std::string {
+    auto a = Archive::open(Source::borrow(b, "x.ctfa"));
+    if (!a.ok()) return a.error().message();
+    auto m = a->at(0);
+    return m.ok() ? "" : m.error().message();
+  };
+  auto b = good;
+  b[16] = std::byte{0xff};  // ndicts
+  EXPECT_NE(err_of(b).find("x.ctfa: CTF archive claims"), std::string::npos) << err_of(b);
+  b = good;
+  b[40] = std::byte{0xf0};  // modent 0 name offset
+  EXPECT_NE(err_of(b).find("member 0: name offset outside the file"), std::string::npos) << err_of(b);
+  b = good;
+  b[48] = std::byte{0xf0};  // modent 0 ctf offset
+  EXPECT_NE(err_of(b).find("member 0: dict offset outside the file"), std::string::npos) << err_of(b);
+  b = good;
+  b.resize(b.size() - 3);
+  EXPECT_NE(err_of(b).find("runs past the end of the file"), std::string::npos) << err_of(b);
+}
+
+}  // namespace
+}  // namespace mmar

@@ -1,0 +1,187 @@
+// The mmar command driven like a user would, in scratch directories, with
+// tar as the oracle for what a round trip through an archive must preserve.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <cstring>
+
+#include "support/test_support.h"
+
+namespace mmar {
+namespace {
+
+using test::TempDir;
+
+const std::string kMmar = MMAR_BIN;
+
+int mmar(const std::string& args, std::string* out = nullptr) {
+  return test::run(kMmar + " " + args + " 2>&1", out);
+}
+
+std::string q(const std::string& s) { return "'" + s + "'"; }
+
+TEST(Cli, UsageAndHelp) {
+  std::string out;
+  EXPECT_EQ(mmar("", &out), 2);
+  EXPECT_NE(out.find("Usage: mmar <verb>"), std::string::npos);
+  EXPECT_EQ(mmar("frobnicate", &out), 2);
+  EXPECT_NE(out.find("mmar: unknown verb 'frobnicate'"), std::string::npos);
+  for (const char* verb : {"create", "list", "extract", "cat", "info", "verify"}) {
+    EXPECT_EQ(mmar(std::string(verb) + " --help", &out), 0) << verb;
+    EXPECT_NE(out.find(std::string("Usage: mmar ") + verb), std::string::npos) << out;
+    EXPECT_EQ(mmar(std::string(verb) + " --no-such-option", &out), 2) << verb;
+    EXPECT_NE(out.find("unknown option '--no-such-option'"), std::string::npos) << out;
+  }
+  EXPECT_EQ(mmar("create -f x.mmar", &out), 2);
+  EXPECT_EQ(mmar("create -f x.mmar --compress lz4 .", &out), 2);
+  EXPECT_NE(out.find("unknown codec 'lz4'"), std::string::npos);
+  EXPECT_EQ(mmar("create -f x.mmar --align 1000 .", &out), 2);
+  EXPECT_EQ(mmar("list", &out), 2);
+}
+
+TEST(Cli, RoundTripAgainstTar) {
+  TempDir tmp;
+  std::string src = tmp / "src";
+  ::mkdir(src.c_str(), 0755);
+  test::TreeSpec spec;
+  spec.seed = 1234;
+  test::make_random_tree(src, spec);
+  std::string out;
+  ASSERT_EQ(mmar("create -f " + q(tmp / "a.mmar") + " -C " + q(src) + " .", &out), 0) << out;
+  ASSERT_EQ(test::run("tar --format=posix -C " + q(src) + " -cf " + q(tmp / "a.tar") + " ."), 0);
+
+  // Same names as tar lists (tar adds "./" and a trailing "/" for dirs).
+  std::string ours, theirs;
+  ASSERT_EQ(mmar("list " + q(tmp / "a.mmar"), &ours), 0);
+  ASSERT_EQ(test::run("tar --quoting-style=literal -tf " + q(tmp / "a.tar") + " | sed -e 's|^\\./||' -e 's|/$||' | grep -v '^$' | LC_ALL=C sort", &theirs), 0);
+  EXPECT_EQ(ours, theirs);
+
+  // Extracting either gives the same tree: contents, modes, mtimes, links.
+  ::mkdir((tmp / "x-tar").c_str(), 0755);
+  ASSERT_EQ(test::run("tar -C " + q(tmp / "x-tar") + " -xf " + q(tmp / "a.tar")), 0);
+  ASSERT_EQ(mmar("extract -f " + q(tmp / "a.mmar") + " -C " + q(tmp / "x-mmar"), &out), 0) << out;
+  EXPECT_EQ(test::diff_trees(tmp / "x-tar", tmp / "x-mmar"), "");
+  EXPECT_EQ(test::diff_trees(src, tmp / "x-mmar"), "");
+
+  // cat gives the bytes of one member; info and verify agree it is sound.
+  std::string first_file;
+  ASSERT_EQ(test::run("cd " + q(src) + " && find . -type f -size +1k | LC_ALL=C sort | head -n1 | cut -c3-", &first_file), 0);
+  first_file.pop_back();
+  ASSERT_EQ(test::run(kMmar + " cat -f " + q(tmp / "a.mmar") + " " + q(first_file) + " | cmp - " + q(src + "/" + first_file)), 0);
+  ASSERT_EQ(mmar("verify " + q(tmp / "a.mmar"), &out), 0);
+  EXPECT_NE(out.find("members OK"), std::string::npos);
+  ASSERT_EQ(mmar("info --json " + q(tmp / "a.mmar"), &out), 0);
+  EXPECT_NE(out.find("\"format\":\"mmar\""), std::string::npos);
+  ASSERT_EQ(mmar("list -l " + q(tmp / "a.mmar"), &out), 0);
+  EXPECT_NE(out.find(" zstd "), std::string::npos);
+  EXPECT_NE(out.find(" -> "), std::string::npos);
+}
+
+TEST(Cli, JsonIsValid) {
+  TempDir tmp;
+  test::write_file(tmp / "f", test::to_bytes("a \"quoted\"\n name"));
+  test::write_file(tmp / "we\"ird\tname", test::to_bytes(std::string(9000, 'q')));
+  ASSERT_EQ(mmar("create -f " + q(tmp / "a.mmar") + " -C " + q(tmp.path()) + " f 'we\"ird\tname'"), 0);
+  for (const char* cmd : {"list --json", "info --json", "verify --json"}) {
+    std::string out;
+    ASSERT_EQ(test::run(kMmar + " " + cmd + " " + q(tmp / "a.mmar") +
+                            " | python3 -c 'import json,sys; d=json.load(sys.stdin); print(type(d).__name__)'",
+                        &out),
+              0)
+        << cmd;
+  }
+  std::string out;
+  ASSERT_EQ(test::run(kMmar + " list --json " + q(tmp / "a.mmar") +
+                          " | python3 -c 'import json,sys; print(sorted(m[\"name\"] for m in json.load(sys.stdin)))'",
+                      &out),
+            0);
+  EXPECT_EQ(out, "['f', 'we\"ird\\tname']\n");
+}
+
+TEST(Cli, ExtractionNeverEscapesTheTarget) {
+  TempDir tmp;
+  std::string outside = tmp / "outside";
+  ::mkdir(outside.c_str(), 0755);
+  // A symlink member pointing outside, then a member "through" it.
+  Writer w;
+  ASSERT_TRUE(w.add_symlink("a", outside).ok());
+  ASSERT_TRUE(w.add_bytes("a/evil", test::to_bytes("pwned")).ok());
+  ASSERT_TRUE(w.add_bytes("ok", test::to_bytes("fine")).ok());
+  ASSERT_TRUE(w.write(tmp / "evil.mmar").ok());
+  std::string out;
+  EXPECT_EQ(mmar("extract -f " + q(tmp / "evil.mmar") + " -C " + q(tmp / "target"), &out), 1);
+  EXPECT_NE(out.find("refusing to extract 'a/evil'"), std::string::npos) << out;
+  EXPECT_NE(::access((outside + "/evil").c_str(), F_OK), 0);
+  EXPECT_EQ(::access((tmp / "target/ok").c_str(), F_OK), 0);  // the rest is extracted
+
+  // A pre-existing symlink in the target is not followed either.
+  ::mkdir((tmp / "t2").c_str(), 0755);
+  ASSERT_EQ(::symlink(outside.c_str(), (tmp / "t2/a").c_str()), 0);
+  Writer w2;
+  ASSERT_TRUE(w2.add_bytes("a/evil2", test::to_bytes("pwned")).ok());
+  ASSERT_TRUE(w2.write(tmp / "evil2.mmar").ok());
+  EXPECT_EQ(mmar("extract -f " + q(tmp / "evil2.mmar") + " -C " + q(tmp / "t2"), &out), 1);
+  EXPECT_NE(::access((outside + "/evil2").c_str(), F_OK), 0);
+
+  // A '..' name smuggled into the index (checksums fixed up) is refused.
+  Writer w3;
+  ASSERT_TRUE(w3.add_bytes("zz/x", test::to_bytes("pwned")).ok());
+  ASSERT_TRUE(w3.write(tmp / "dots.mmar").ok());
+  auto b = test::read_file(tmp / "dots.mmar");
+  auto sb = load<format::Superblock>(b.data());
+  std::memcpy(b.data() + sb.sb_index_offset + format::kEntrySize, "../x", 4);
+  test::reseal(b);
+  test::write_file(tmp / "dots.mmar", b);
+  EXPECT_EQ(mmar("extract -f " + q(tmp / "dots.mmar") + " -C " + q(tmp / "t3/inner"), &out), 1);
+  EXPECT_NE(out.find("'..' path component"), std::string::npos) << out;
+  EXPECT_NE(::access((tmp / "t3/x").c_str(), F_OK), 0);
+}
+
+TEST(Cli, BadArchivesGetOneLineErrors) {
+  TempDir tmp;
+  Writer w;
+  ASSERT_TRUE(w.add_bytes("m", test::to_bytes(std::string(5000, 'm'))).ok());
+  ASSERT_TRUE(w.add_bytes("raw", test::to_bytes("raw bytes")).ok());
+  ASSERT_TRUE(w.write(tmp / "a.mmar").ok());
+  auto good = test::read_file(tmp / "a.mmar");
+
+  auto truncated = good;
+  truncated.resize(200);
+  test::write_file(tmp / "t.mmar", truncated);
+  std::string out;
+  for (const char* verb : {"list", "info", "verify", "extract -C " }) {
+    std::string cmd = std::string(verb) + (std::string(verb).find("-C") != std::string::npos ? q(tmp / "x") : "");
+    EXPECT_EQ(mmar(cmd + " -f " + q(tmp / "t.mmar"), &out), 1) << verb;
+    EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << out;
+    EXPECT_EQ(out.rfind("mmar: " + tmp / "t.mmar" + ": ", 0), 0u) << out;
+  }
+
+  // A flipped byte inside a raw member: verify names it, exit 1.
+  auto flipped = good;
+  auto a = Archive::open(Source::borrow(good, "a"));
+  auto raw = a->find("raw");
+  flipped[raw->data_offset] ^= std::byte{0x20};
+  test::write_file(tmp / "f.mmar", flipped);
+  EXPECT_EQ(mmar("verify " + q(tmp / "f.mmar"), &out), 1);
+  EXPECT_NE(out.find("member 'raw': checksum mismatch"), std::string::npos) << out;
+  EXPECT_EQ(mmar("verify -q " + q(tmp / "f.mmar"), &out), 1);
+  EXPECT_EQ(out, "");
+  EXPECT_EQ(mmar("cat " + q(tmp / "a.mmar") + " nope", &out), 1);
+  EXPECT_NE(out.find("no member named 'nope'"), std::string::npos);
+  EXPECT_EQ(mmar("list /nonexistent.mmar", &out), 1);
+  EXPECT_EQ(out, "mmar: /nonexistent.mmar: No such file or directory\n");
+}
+
+TEST(Cli, StdinAndPread) {
+  TempDir tmp;
+  test::write_file(tmp / "x", test::to_bytes(std::string(10000, 'x')));
+  ASSERT_EQ(mmar("create -f " + q(tmp / "a.mmar") + " -C " + q(tmp.path()) + " x"), 0);
+  std::string out;
+  ASSERT_EQ(test::run(kMmar + " cat -f - x < " + q(tmp / "a.mmar") + " | wc -c", &out), 0);
+  EXPECT_EQ(out, "10000\n");
+  ASSERT_EQ(test::run(kMmar + " info --pread " + q(tmp / "a.mmar") + " | grep access", &out), 0);
+  EXPECT_EQ(out, "access:      pread\n");
+}
+
+}  // namespace
+}  // namespace mmar

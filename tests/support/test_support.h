@@ -1,0 +1,65 @@
+// Test-only helpers: scratch directories, random trees, archive byte patching.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "archive/format.h"
+#include "mmar/archive.h"
+
+namespace mmar::test {
+
+// A fresh directory under $TMPDIR, removed with everything in it.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string operator/(const std::string& rel) const { return path_ + "/" + rel; }
+
+ private:
+  std::string path_;
+};
+
+std::vector<std::byte> read_file(const std::string& path);
+void write_file(const std::string& path, const std::vector<std::byte>& data, uint32_t mode = 0644);
+std::vector<std::byte> to_bytes(std::string_view s);
+
+struct TreeSpec {
+  uint32_t seed = 1;
+  int files = 120;
+  int max_depth = 10;
+  uint64_t max_size = 256 << 10;  // typical file sizes stay below this
+  uint64_t big_size = 0;          // if non-zero, one extra file of this size
+  bool symlinks = true;
+};
+
+// Build a random tree of files (random, text-like and zero contents, sizes
+// from 0 up), directories (deep paths, odd names) and symlinks below `root`.
+// Returns the relative names of everything created.
+std::vector<std::string> make_random_tree(const std::string& root, const TreeSpec& spec);
+
+// Write an archive of `dir` and return its bytes.
+std::vector<std::byte> archive_tree(const std::string& dir, const std::string& out, const WriteOptions& o);
+
+// Recompute the index checksum and both superblock checksums after a test
+// patched the bytes, so the reader gets past the checksums to what is tested.
+void reseal(std::vector<std::byte>& archive);
+// Patch entry `i` with `fn`, then reseal.
+void patch_entry(std::vector<std::byte>& archive, uint32_t i, const std::function<void(format::Entry&)>& fn);
+// Patch superblock slot 0 (and 1) with `fn`, then reseal.
+void patch_superblock(std::vector<std::byte>& archive, const std::function<void(format::Superblock&)>& fn);
+
+// Compare two directory trees: names, types, modes, sizes, contents,
+// symlink targets, file mtimes. Returns "" when equal, else the difference.
+std::string diff_trees(const std::string& a, const std::string& b);
+
+// Run a shell command; returns its exit status and captures stdout.
+int run(const std::string& command, std::string* out = nullptr);
+
+}  // namespace mmar::test
