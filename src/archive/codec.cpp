@@ -4,6 +4,7 @@
 #include <zstd.h>
 #include <zstd_errors.h>
 
+#include <algorithm>
 #include <memory>
 #include <new>
 
@@ -122,53 +123,76 @@ Result<std::optional<std::vector<std::byte>>> compress(Codec codec, int level,
 }
 
 Result<std::vector<std::byte>> decompress(Codec codec, std::span<const std::byte> in, size_t size) {
+  // Never allocate on the word of the index alone: a damaged or hostile
+  // size would make us allocate (and fault in) memory the data cannot fill.
+  // zstd frames declare their size up front and must agree before we
+  // allocate; xz output grows with what the stream actually produces.
   std::vector<std::byte> out;
   try {
-    out.resize(size);
+    switch (codec) {
+      case Codec::none:
+        return Error(Errc::invalid_argument, "decompress called on a raw member");
+      case Codec::zstd: {
+        unsigned long long declared = ZSTD_getFrameContentSize(in.data(), in.size());
+        if (declared == ZSTD_CONTENTSIZE_ERROR) return Error(Errc::malformed, "zstd: not a zstd frame");
+        if (declared == ZSTD_CONTENTSIZE_UNKNOWN) return Error(Errc::malformed, "zstd: frame does not declare its size");
+        if (declared != size) {
+          return Error(Errc::malformed, "zstd: frame declares " + std::to_string(declared) +
+                                            " bytes, index says " + std::to_string(size));
+        }
+        out.resize(size);
+        ZSTD_DCtx* dctx = thread_dctx();
+        if (dctx == nullptr) return Error(Errc::limit, "zstd: cannot allocate a context");
+        ZSTD_DCtx_reset(dctx, ZSTD_reset_session_and_parameters);
+        size_t n = ZSTD_decompressDCtx(dctx, out.data(), out.size(), in.data(), in.size());
+        if (ZSTD_isError(n)) return Error(Errc::malformed, std::string("zstd: ") + ZSTD_getErrorName(n));
+        if (n != size) {
+          return Error(Errc::malformed, "zstd: inflated to " + std::to_string(n) + " bytes, expected " +
+                                            std::to_string(size));
+        }
+        return out;
+      }
+      case Codec::xz: {
+        lzma_stream strm = LZMA_STREAM_INIT;
+        const uint64_t memlimit = uint64_t{1} << 30;  // xz -9 needs 65 MiB; refuse absurd headers
+        if (lzma_stream_decoder(&strm, memlimit, 0) != LZMA_OK) {
+          return Error(Errc::limit, "xz: cannot start the decoder");
+        }
+        struct Ender {
+          lzma_stream* s;
+          ~Ender() { lzma_end(s); }
+        } ender{&strm};
+        out.resize(std::min<size_t>(size, size_t{1} << 20));
+        strm.next_in = reinterpret_cast<const uint8_t*>(in.data());
+        strm.avail_in = in.size();
+        strm.next_out = reinterpret_cast<uint8_t*>(out.data());
+        strm.avail_out = out.size();
+        for (;;) {
+          lzma_ret ret = lzma_code(&strm, LZMA_FINISH);
+          if (ret == LZMA_STREAM_END) break;
+          if (ret != LZMA_OK && ret != LZMA_BUF_ERROR) {
+            return Error(Errc::malformed, "xz: corrupt stream (" + std::to_string(ret) + ")");
+          }
+          if (strm.avail_out == 0) {
+            if (out.size() == size) return Error(Errc::malformed, "xz: data inflates beyond the declared size");
+            size_t used = out.size();
+            out.resize(std::min<size_t>(size, used * 2));
+            strm.next_out = reinterpret_cast<uint8_t*>(out.data()) + used;
+            strm.avail_out = out.size() - used;
+          } else if (ret == LZMA_BUF_ERROR) {
+            return Error(Errc::malformed, "xz: truncated stream");
+          }
+        }
+        if (strm.total_out != size || strm.avail_in != 0) {
+          return Error(Errc::malformed, "xz: inflated to " + std::to_string(strm.total_out) +
+                                            " bytes, expected " + std::to_string(size));
+        }
+        out.resize(size);
+        return out;
+      }
+    }
   } catch (const std::bad_alloc&) {
     return Error(Errc::limit, "cannot allocate " + std::to_string(size) + " bytes to inflate");
-  }
-  switch (codec) {
-    case Codec::none:
-      return Error(Errc::invalid_argument, "decompress called on a raw member");
-    case Codec::zstd: {
-      // The frame's declared content size must agree with the index.
-      unsigned long long declared = ZSTD_getFrameContentSize(in.data(), in.size());
-      if (declared == ZSTD_CONTENTSIZE_ERROR) return Error(Errc::malformed, "zstd: not a zstd frame");
-      if (declared != ZSTD_CONTENTSIZE_UNKNOWN && declared != size) {
-        return Error(Errc::malformed, "zstd: frame declares " + std::to_string(declared) +
-                                          " bytes, index says " + std::to_string(size));
-      }
-      ZSTD_DCtx* dctx = thread_dctx();
-      if (dctx == nullptr) return Error(Errc::limit, "zstd: cannot allocate a context");
-      ZSTD_DCtx_reset(dctx, ZSTD_reset_session_and_parameters);
-      size_t n = ZSTD_decompressDCtx(dctx, out.data(), out.size(), in.data(), in.size());
-      if (ZSTD_isError(n)) return Error(Errc::malformed, std::string("zstd: ") + ZSTD_getErrorName(n));
-      if (n != size) {
-        return Error(Errc::malformed, "zstd: inflated to " + std::to_string(n) + " bytes, expected " +
-                                          std::to_string(size));
-      }
-      return out;
-    }
-    case Codec::xz: {
-      uint64_t memlimit = uint64_t{1} << 30;  // xz -9 needs 65 MiB; refuse absurd headers
-      size_t in_pos = 0;
-      size_t out_pos = 0;
-      lzma_ret ret = lzma_stream_buffer_decode(&memlimit, 0, nullptr,
-                                               reinterpret_cast<const uint8_t*>(in.data()), &in_pos,
-                                               in.size(), reinterpret_cast<uint8_t*>(out.data()),
-                                               &out_pos, out.size());
-      if (ret != LZMA_OK) {
-        return Error(Errc::malformed, ret == LZMA_BUF_ERROR
-                                          ? "xz: data inflates beyond the declared size"
-                                          : "xz: corrupt stream (" + std::to_string(ret) + ")");
-      }
-      if (out_pos != size || in_pos != in.size()) {
-        return Error(Errc::malformed, "xz: inflated to " + std::to_string(out_pos) +
-                                          " bytes, expected " + std::to_string(size));
-      }
-      return out;
-    }
   }
   return Error(Errc::malformed, "unknown codec");
 }

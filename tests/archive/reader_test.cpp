@@ -157,6 +157,11 @@ TEST(Reader, CompressedMemberErrors) {
   auto b = good;
   test::patch_entry(b, bi, [](format::Entry& e) { e.me_size = 100; });
   EXPECT_ERROR_CONTAINS(first_error(b, bi), "member 'b.bin': zstd: frame declares 20000 bytes, index says 100");
+  // A huge declared size is refused before anything is allocated (this was
+  // a 2 GiB memset per read before the frame header was checked first).
+  b = good;
+  test::patch_entry(b, bi, [](format::Entry& e) { e.me_size = uint64_t{1} << 39; });
+  EXPECT_ERROR_CONTAINS(first_error(b, bi), "frame declares 20000 bytes, index says 549755813888");
   // Checksum mismatch on inflate.
   b = good;
   test::patch_entry(b, bi, [](format::Entry& e) { e.me_xxh3 = e.me_xxh3 ^ 1; });
@@ -177,6 +182,21 @@ TEST(Reader, CompressedMemberErrors) {
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code(), Errc::limit);
   EXPECT_ERROR_CONTAINS(r.error().message(), "inflates to 20000 bytes, above the limit of 1000");
+}
+
+TEST(Reader, XzOutputGrowsWithTheStreamNotTheIndex) {
+  WriteOptions o;
+  o.codec = Codec::xz;
+  auto b = small_archive(o);
+  auto a = open_bytes(b);
+  ASSERT_TRUE(a.ok());
+  const uint32_t bi = a->find("b.bin")->index;
+  EXPECT_EQ(a->find("b.bin")->codec, Codec::xz);
+  test::patch_entry(b, bi, [](format::Entry& e) { e.me_size = uint64_t{1} << 39; });
+  EXPECT_ERROR_CONTAINS(first_error(b, bi), "xz: inflated to 20000 bytes, expected 549755813888");
+  b = small_archive(o);
+  test::patch_entry(b, bi, [](format::Entry& e) { e.me_size = 19999; });
+  EXPECT_ERROR_CONTAINS(first_error(b, bi), "xz: data inflates beyond the declared size");
 }
 
 TEST(Reader, VerifyIndexAtOpen) {
