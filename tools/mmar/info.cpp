@@ -15,6 +15,7 @@ const Verb kInfo{"info",
                      {"file", 'f', true, "ARCHIVE", "archive to read ('-' for standard input)"},
                      {"json", 0, false, "", "print JSON"},
                      {"pread", 0, false, "", "read with pread instead of mmap"},
+                     {"lookup", 0, true, "NAME", "also time looking up and reading member NAME (repeatable: comma-separated)"},
                  }};
 
 }  // namespace
@@ -72,7 +73,31 @@ int run_info(int argc, char** argv) {
   }
   std::printf("access:      %s\n", a->source().mapped() ? "mmap" : a->source().contiguous() ? "memory" : "pread");
   std::printf("open time:   %.1f us\n", static_cast<double>(open_ns) / 1e3);
-  return kExitOk;
+  std::string lookups = p.get("lookup");
+  int rc = kExitOk;
+  for (size_t start = 0; !lookups.empty() && start <= lookups.size();) {
+    size_t comma = lookups.find(',', start);
+    if (comma == std::string::npos) comma = lookups.size();
+    std::string name = lookups.substr(start, comma - start);
+    start = comma + 1;
+    int64_t f0 = now_ns();
+    auto m = a->find(name);
+    int64_t f1 = now_ns();
+    if (!m.ok()) {
+      rc = fail(m.error());
+      continue;
+    }
+    auto bytes = a->read(*m);
+    int64_t f2 = now_ns();
+    if (!bytes.ok()) {
+      rc = fail(bytes.error());
+      continue;
+    }
+    std::printf("lookup:      %s: find %.2f us, read %.1f us (%s, %s)\n", name.c_str(),
+                static_cast<double>(f1 - f0) / 1e3, static_cast<double>(f2 - f1) / 1e3, human_size(m->size).c_str(),
+                m->codec == Codec::none ? "zero-copy view" : codec_name(m->codec));
+  }
+  return rc;
 }
 
 }  // namespace mmar::cli

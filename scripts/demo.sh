@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The demo `./x demo` runs: pack a real default set (the running kernel's BTF
+# when present, a handful of system executables and every shared library they
+# need), then list it, look members up, verify it, extract it and compare.
+set -euo pipefail
+MMAR=${1:?usage: demo.sh PATH-TO-mmar}
+work=$(mktemp -d "${TMPDIR:-/tmp}/mmar-demo.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+
+files=()
+[ -r /sys/kernel/btf/vmlinux ] && files+=(/sys/kernel/btf/vmlinux)
+progs=()
+for p in ls env tar bash sort cat python3 perl; do
+  path=$(command -v "$p" 2>/dev/null) || continue
+  progs+=("$(readlink -f "$path")")
+done
+files+=("${progs[@]}")
+# Shared libraries, as ld.so resolves them (and ld.so itself).
+while read -r lib; do files+=("$lib"); done < <(
+  ldd "${progs[@]}" 2>/dev/null | awk '/=> \//{print $3} /^\t\/.*ld-linux/{print $1}' | xargs -r readlink -f | sort -u)
+mapfile -t files < <(printf '%s\n' "${files[@]}" | awk '!seen[$0]++')
+
+input=0
+for f in "${files[@]}"; do input=$((input + $(wc -c < "$f"))); done
+echo "== packing ${#files[@]} files ($((input / 1024)) KiB): kernel BTF, ${#progs[@]} programs and their libraries"
+"$MMAR" create -f "$work/demo.mmar" --stats "${files[@]}"
+echo
+echo "== mmar info"
+lookups="usr/bin/ls,$(printf '%s\n' "${files[@]}" | grep -m1 'libc.so' | sed 's|^/||')"
+[ -r /sys/kernel/btf/vmlinux ] && lookups="sys/kernel/btf/vmlinux,$lookups"
+"$MMAR" info -f "$work/demo.mmar" --lookup "$lookups"
+echo
+echo "== mmar list -l (size, stored size, codec, kind, data alignment)"
+"$MMAR" list -l -f "$work/demo.mmar"
+echo
+echo "== mmar verify"
+"$MMAR" verify -f "$work/demo.mmar"
+echo
+echo "== extract and compare with the originals"
+t0=$(date +%s%N)
+"$MMAR" extract -f "$work/demo.mmar" -C "$work/out"
+t1=$(date +%s%N)
+for f in "${files[@]}"; do cmp -s "$f" "$work/out/${f#/}" || { echo "MISMATCH: $f"; exit 1; }; done
+echo "extracted ${#files[@]} files in $(( (t1 - t0) / 1000000 )) ms; all identical to the originals"
+echo
+echo "== the same set with tar, for scale"
+t0=$(date +%s%N)
+tar -cf "$work/demo.tar" "${files[@]}" 2>/dev/null || true  # sysfs files make tar exit 1
+t1=$(date +%s%N)
+tar -I "zstd -3 -T0" -cf "$work/demo.tar.zst" "${files[@]}" 2>/dev/null || true
+t2=$(date +%s%N)
+printf "%-22s %10s bytes\n" "mmar (zstd, indexed)" "$(stat -c %s "$work/demo.mmar")"
+printf "%-22s %10s bytes  (%d ms)\n" "tar" "$(stat -c %s "$work/demo.tar")" $(( (t1 - t0) / 1000000 ))
+printf "%-22s %10s bytes  (%d ms; no random access)\n" "tar.zst -3" "$(stat -c %s "$work/demo.tar.zst")" $(( (t2 - t1) / 1000000 ))
