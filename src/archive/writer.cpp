@@ -355,10 +355,17 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
       } else if (in.type == InputType::symlink) {
         e.me_stored_size = p.data.size();
         MMAR_TRY(pwrite_all(fd, p.data.span(), offset, path));
-      } else {
-        // Raw file data starts on a page so it can be mapped from the archive.
+      } else if (p.detected.kind == Kind::elf || p.data.size() >= align) {
+        // Raw data that may be mapped starts on a page: ELF objects (their
+        // segments map straight from the archive) and anything a page or
+        // larger. Smaller members are packed; a page each would waste more
+        // than they hold.
         offset = *align_up(offset, align);
         flags |= format::kFlagPageAligned;
+        e.me_stored_size = p.data.size();
+        MMAR_TRY(pwrite_all(fd, p.data.span(), offset, path));
+      } else {
+        offset = *align_up(offset, format::kPackedAlign);
         e.me_stored_size = p.data.size();
         MMAR_TRY(pwrite_all(fd, p.data.span(), offset, path));
       }
