@@ -1,0 +1,307 @@
+// In-process benchmarks for the archive, each beside its peer in the same run:
+//   - open + look up one member among N (10k, 100k, 1M): mmar vs libctf
+//     (ctf_arc_open + ctf_dict_open) on CTF archives holding real CTF dicts;
+//   - warm lookup: one open, many finds;
+//   - heap and RSS cost of an open, as counters (should not grow with N);
+//   - reading a large raw member through the library vs memcpy / pread of
+//     the same bytes from the page cache.
+// Datasets are generated once under $MMAR_BENCH_DATA (bench/run.sh sets it).
+#include <benchmark/benchmark.h>
+#include <ctf-api.h>
+#include <fcntl.h>
+#include <malloc.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "mmar/archive.h"
+
+namespace {
+
+std::string data_dir() {
+  const char* d = std::getenv("MMAR_BENCH_DATA");
+  return d != nullptr ? d : "bench/out/data";
+}
+
+std::string member_name(uint32_t i) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "dir%03u/member%07u.o", i % 997, i);
+  return buf;
+}
+
+bool exists(const std::string& p) {
+  struct stat st {};
+  return stat(p.c_str(), &st) == 0;
+}
+
+void die(const std::string& m) {
+  std::fprintf(stderr, "archive_bench: %s\n", m.c_str());
+  std::exit(1);
+}
+
+// A small real CTF dict (libctf-serialised), used as every CTF member.
+std::vector<std::byte> ctf_dict_bytes() {
+  int err = 0;
+  ctf_dict_t* d = ctf_create(&err);
+  ctf_encoding_t enc{CTF_INT_SIGNED, 0, 32};
+  ctf_add_integer(d, CTF_ADD_ROOT, "int", &enc);
+  ctf_update(d);
+  size_t size = 0;
+  unsigned char* buf = ctf_write_mem(d, &size, static_cast<size_t>(-1));
+  std::vector<std::byte> out(reinterpret_cast<std::byte*>(buf), reinterpret_cast<std::byte*>(buf) + size);
+  free(buf);
+  ctf_dict_close(d);
+  return out;
+}
+
+// mmar archive of N small members and a CTF archive of N dicts, same names.
+const std::string& dataset(uint32_t n, bool ctf) {
+  static std::string paths[2][3];
+  int slot = n == 10000 ? 0 : n == 100000 ? 1 : 2;
+  std::string& p = paths[ctf][slot];
+  if (!p.empty()) return p;
+  p = data_dir() + "/n" + std::to_string(n) + (ctf ? ".ctfa" : ".mmar");
+  if (exists(p)) return p;
+  mmar::WriteOptions o;
+  if (ctf) o.format = mmar::Format::ctf;
+  mmar::Writer w(o);
+  auto dict = ctf_dict_bytes();
+  for (uint32_t i = 0; i < n; ++i) {
+    std::vector<std::byte> bytes;
+    if (ctf) {
+      bytes = dict;
+    } else {
+      std::string s = "contents of member " + std::to_string(i) + "\n";
+      bytes.assign(reinterpret_cast<const std::byte*>(s.data()), reinterpret_cast<const std::byte*>(s.data()) + s.size());
+    }
+    if (!w.add_bytes(member_name(i), std::move(bytes)).ok()) die("add");
+  }
+  auto r = w.write(p);
+  if (!r.ok()) die(r.error().message());
+  return p;
+}
+
+// ---------------------------------------------------------------------------
+
+void BM_MmarOpenLookup(benchmark::State& state) {
+  const uint32_t n = static_cast<uint32_t>(state.range(0));
+  const std::string& path = dataset(n, false);
+  std::mt19937 rng(1);
+  for (auto _ : state) {
+    auto a = mmar::Archive::open(path);
+    auto m = a->find(member_name(rng() % n));
+    auto b = a->read(*m);
+    benchmark::DoNotOptimize(b->data());
+  }
+}
+
+void BM_CtfOpenLookup(benchmark::State& state) {
+  const uint32_t n = static_cast<uint32_t>(state.range(0));
+  const std::string& path = dataset(n, true);
+  std::mt19937 rng(1);
+  for (auto _ : state) {
+    int err = 0;
+    ctf_archive_t* arc = ctf_arc_open(path.c_str(), &err);
+    ctf_dict_t* d = ctf_dict_open(arc, member_name(rng() % n).c_str(), &err);
+    if (d == nullptr) die("ctf_dict_open");
+    benchmark::DoNotOptimize(d);
+    ctf_dict_close(d);
+    ctf_arc_close(arc);
+  }
+}
+
+// mmar's own lookup on the CTF archive: the format costs the same, the
+// difference is the implementation.
+void BM_MmarOpenLookupCtfFormat(benchmark::State& state) {
+  const uint32_t n = static_cast<uint32_t>(state.range(0));
+  const std::string& path = dataset(n, true);
+  std::mt19937 rng(1);
+  for (auto _ : state) {
+    auto a = mmar::Archive::open(path);
+    auto m = a->find(member_name(rng() % n));
+    auto b = a->read(*m);
+    benchmark::DoNotOptimize(b->data());
+  }
+}
+
+void BM_MmarLookupWarm(benchmark::State& state) {
+  const uint32_t n = static_cast<uint32_t>(state.range(0));
+  auto a = mmar::Archive::open(dataset(n, false));
+  std::vector<std::string> names;
+  std::mt19937 rng(2);
+  for (int i = 0; i < 4096; ++i) names.push_back(member_name(rng() % n));
+  size_t k = 0;
+  for (auto _ : state) {
+    auto m = a->find(names[k++ & 4095]);
+    benchmark::DoNotOptimize(m->data_offset);
+  }
+}
+
+void BM_CtfLookupWarm(benchmark::State& state) {
+  const uint32_t n = static_cast<uint32_t>(state.range(0));
+  int err = 0;
+  ctf_archive_t* arc = ctf_arc_open(dataset(n, true).c_str(), &err);
+  std::vector<std::string> names;
+  std::mt19937 rng(2);
+  for (int i = 0; i < 4096; ++i) names.push_back(member_name(rng() % n));
+  size_t k = 0;
+  for (auto _ : state) {
+    ctf_dict_t* d = ctf_dict_open(arc, names[k++ & 4095].c_str(), &err);
+    benchmark::DoNotOptimize(d);
+    ctf_dict_close(d);
+  }
+  ctf_arc_close(arc);
+}
+
+long rss_kib() {
+  long pages = 0, resident = 0;
+  FILE* f = std::fopen("/proc/self/statm", "r");
+  if (f != nullptr) {
+    if (std::fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
+    std::fclose(f);
+  }
+  return resident * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+// Heap bytes and resident KiB an open archive costs (kept open while measured).
+void BM_MmarOpenMemory(benchmark::State& state) {
+  const uint32_t n = static_cast<uint32_t>(state.range(0));
+  const std::string& path = dataset(n, false);
+  double heap = 0, rss = 0;
+  for (auto _ : state) {
+    size_t h0 = mallinfo2().uordblks;
+    long r0 = rss_kib();
+    auto a = mmar::Archive::open(path);
+    auto m = a->find(member_name(n / 2));
+    benchmark::DoNotOptimize(m->size);
+    heap = static_cast<double>(mallinfo2().uordblks - h0);
+    rss = static_cast<double>(rss_kib() - r0);
+  }
+  state.counters["heap_bytes"] = heap;
+  state.counters["rss_kib"] = rss;
+}
+
+void BM_CtfOpenMemory(benchmark::State& state) {
+  const uint32_t n = static_cast<uint32_t>(state.range(0));
+  const std::string& path = dataset(n, true);
+  double heap = 0, rss = 0;
+  for (auto _ : state) {
+    size_t h0 = mallinfo2().uordblks;
+    long r0 = rss_kib();
+    int err = 0;
+    ctf_archive_t* arc = ctf_arc_open(path.c_str(), &err);
+    ctf_dict_t* d = ctf_dict_open(arc, member_name(n / 2).c_str(), &err);
+    heap = static_cast<double>(mallinfo2().uordblks - h0);
+    rss = static_cast<double>(rss_kib() - r0);
+    ctf_dict_close(d);
+    ctf_arc_close(arc);
+  }
+  state.counters["heap_bytes"] = heap;
+  state.counters["rss_kib"] = rss;
+}
+
+// ---------------------------------------------------------------------------
+// Read throughput of one large raw member, page cache warm.
+
+constexpr size_t kBig = size_t{256} << 20;
+
+const std::string& big_archive() {
+  static std::string p;
+  if (!p.empty()) return p;
+  p = data_dir() + "/big-raw.mmar";
+  std::string plain = data_dir() + "/big.bin";
+  if (!exists(p)) {
+    std::vector<std::byte> data(kBig);
+    std::mt19937_64 rng(3);
+    for (size_t i = 0; i < kBig; i += 8) {
+      uint64_t v = rng();
+      std::memcpy(data.data() + i, &v, 8);
+    }
+    int fd = ::open(plain.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0 || ::write(fd, data.data(), kBig) != static_cast<ssize_t>(kBig)) die("write big.bin");
+    ::close(fd);
+    mmar::WriteOptions o;
+    o.codec = mmar::Codec::none;
+    mmar::Writer w(o);
+    if (!w.add_path("big.bin", plain).ok() || !w.write(p).ok()) die("write big-raw.mmar");
+  }
+  return p;
+}
+
+void BM_ReadRawMemberViaLibrary(benchmark::State& state) {
+  auto a = mmar::Archive::open(big_archive());
+  std::vector<std::byte> dst(kBig);
+  for (auto _ : state) {
+    auto m = a->find("big.bin");
+    auto b = a->read(*m);  // a view: the copy below is the read
+    std::memcpy(dst.data(), b->data(), b->size());
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * static_cast<int64_t>(kBig));
+}
+
+void BM_ReadPlainFileMemcpy(benchmark::State& state) {
+  big_archive();
+  int fd = ::open((data_dir() + "/big.bin").c_str(), O_RDONLY);
+  void* p = mmap(nullptr, kBig, PROT_READ, MAP_PRIVATE, fd, 0);
+  std::vector<std::byte> dst(kBig);
+  for (auto _ : state) {
+    std::memcpy(dst.data(), p, kBig);
+    benchmark::ClobberMemory();
+  }
+  munmap(p, kBig);
+  ::close(fd);
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * static_cast<int64_t>(kBig));
+}
+
+void BM_ReadPlainFilePread(benchmark::State& state) {
+  big_archive();
+  int fd = ::open((data_dir() + "/big.bin").c_str(), O_RDONLY);
+  std::vector<std::byte> dst(kBig);
+  for (auto _ : state) {
+    size_t done = 0;
+    while (done < kBig) {
+      ssize_t n = ::pread(fd, dst.data() + done, kBig - done, static_cast<off_t>(done));
+      if (n <= 0) die("pread");
+      done += static_cast<size_t>(n);
+    }
+    benchmark::ClobberMemory();
+  }
+  ::close(fd);
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * static_cast<int64_t>(kBig));
+}
+
+// Cold mapping: open the archive each time (page faults included).
+void BM_ReadRawMemberFreshOpen(benchmark::State& state) {
+  std::vector<std::byte> dst(kBig);
+  for (auto _ : state) {
+    auto a = mmar::Archive::open(big_archive());
+    auto b = a->read("big.bin");
+    std::memcpy(dst.data(), b->data(), b->size());
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * static_cast<int64_t>(kBig));
+}
+
+}  // namespace
+
+BENCHMARK(BM_MmarOpenLookup)->Arg(10000)->Arg(100000)->Arg(1000000)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_MmarOpenLookupCtfFormat)->Arg(10000)->Arg(100000)->Arg(1000000)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_CtfOpenLookup)->Arg(10000)->Arg(100000)->Arg(1000000)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_MmarLookupWarm)->Arg(10000)->Arg(100000)->Arg(1000000)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_CtfLookupWarm)->Arg(10000)->Arg(100000)->Arg(1000000)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_MmarOpenMemory)->Arg(10000)->Arg(100000)->Arg(1000000)->Iterations(1);
+BENCHMARK(BM_CtfOpenMemory)->Arg(10000)->Arg(100000)->Arg(1000000)->Iterations(1);
+BENCHMARK(BM_ReadPlainFileMemcpy)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_ReadRawMemberViaLibrary)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_ReadPlainFilePread)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_ReadRawMemberFreshOpen)->Unit(benchmark::kMillisecond);
+
+BENCHMARK_MAIN();

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Benchmarks, each against its peer in the same run. Writes bench/out/.
+#   bench/run.sh BUILD_DIR [quick]
+# Sections:
+#   1. in-process: open + lookup among 10k/100k/1M members (mmar vs libctf),
+#      warm lookups, memory at open, raw-member read throughput vs memcpy/pread
+#   2. one member out of N through the command line: mmar cat vs tar -xOf vs unzip -p
+#   3. creating an archive of a real tree: mmar vs tar -cf vs mksquashfs -comp zstd
+set -euo pipefail
+BUILD=${1:?usage: bench/run.sh BUILD_DIR [quick]}
+MODE=${2:-full}
+cd "$(dirname "$0")/.."
+OUT=$PWD/bench/out
+DATA=$OUT/data
+mkdir -p "$DATA"
+export MMAR_BENCH_DATA=$DATA
+MMAR=$BUILD/tools/mmar/mmar
+SIZES=(10000 100000 1000000)
+[ "$MODE" = quick ] && SIZES=(10000)
+
+echo "== 1. in-process (Google Benchmark)"
+filter='.*'
+[ "$MODE" = quick ] && filter='/10000$|Read'
+"$BUILD/bench/archive_bench" --benchmark_filter="$filter" --benchmark_out="$OUT/archive_bench.json" \
+  --benchmark_out_format=json --benchmark_min_time=0.2 | tee "$OUT/archive_bench.txt"
+
+echo "== 2. one member out of N: mmar cat vs tar -xOf vs unzip -p"
+for n in "${SIZES[@]}"; do
+  # The same names and contents as archive_bench's mmar dataset.
+  if [ ! -f "$DATA/n$n.tar" ] || [ ! -f "$DATA/n$n.zip" ]; then
+    python3 - "$n" "$DATA" <<'EOF'
+import io, sys, tarfile, zipfile
+n, data = int(sys.argv[1]), sys.argv[2]
+names = ["dir%03d/member%07d.o" % (i % 997, i) for i in range(n)]
+with tarfile.open(f"{data}/n{n}.tar", "w", format=tarfile.GNU_FORMAT) as t:
+    for i, name in enumerate(names):
+        body = f"contents of member {i}\n".encode()
+        info = tarfile.TarInfo(name); info.size = len(body); info.mtime = 0
+        t.addfile(info, io.BytesIO(body))
+with zipfile.ZipFile(f"{data}/n{n}.zip", "w", zipfile.ZIP_STORED) as z:
+    for i, name in enumerate(names):
+        z.writestr(zipfile.ZipInfo(name, (1980, 1, 1, 0, 0, 0)), f"contents of member {i}\n")
+EOF
+  fi
+  name=$(printf 'dir%03d/member%07d.o' $(( (n / 3) % 997 )) $(( n / 3 )))
+  # Check all three give the same bytes before timing them.
+  a=$("$MMAR" cat -f "$DATA/n$n.mmar" "$name"); b=$(tar -xOf "$DATA/n$n.tar" "$name"); c=$(unzip -p "$DATA/n$n.zip" "$name")
+  [ "$a" = "$b" ] && [ "$b" = "$c" ] || { echo "outputs differ for $name"; exit 1; }
+  hyperfine -N --warmup 3 --runs 20 --export-json "$OUT/member_of_$n.json" \
+    -n "mmar cat ($n)" "$MMAR cat -f $DATA/n$n.mmar $name" \
+    -n "tar -xOf ($n)" "tar -xOf $DATA/n$n.tar $name" \
+    -n "unzip -p ($n)" "unzip -p $DATA/n$n.zip $name" | tee "$OUT/member_of_$n.txt"
+done
+
+echo "== 3. create from a real tree"
+TREE=${MMAR_BENCH_TREE:-/usr/lib/x86_64-linux-gnu}
+[ "$MODE" = quick ] && TREE=${MMAR_BENCH_TREE:-/usr/lib/x86_64-linux-gnu/perl-base}
+W=$DATA/create
+mkdir -p "$W"
+du -sb "$TREE" | tee "$OUT/create_tree.txt"
+find "$TREE" | wc -l | sed 's/^/entries: /' | tee -a "$OUT/create_tree.txt"
+cat "$(find "$TREE" -type f | head -n 2000)" >/dev/null 2>&1 || true  # warm the page cache
+tar -cf /dev/null -C "$TREE" . 2>/dev/null || true
+hyperfine --warmup 1 --runs 5 --export-json "$OUT/create_raw.json" \
+  --prepare "rm -f $W/t.tar $W/raw.mmar" \
+  -n "tar -cf" "tar -cf $W/t.tar -C $TREE ." \
+  -n "mmar create --compress none" "$MMAR create --compress none -f $W/raw.mmar -C $TREE ." | tee "$OUT/create_raw.txt"
+hyperfine --runs 3 --export-json "$OUT/create_zstd.json" \
+  --prepare "rm -f $W/z3.mmar $W/z15.mmar $W/sq15.sqfs $W/sq3.sqfs" \
+  -n "mmar create (zstd -3)" "$MMAR create -f $W/z3.mmar -C $TREE ." \
+  -n "mmar create --level 15" "$MMAR create --level 15 -f $W/z15.mmar -C $TREE ." \
+  -n "mksquashfs -comp zstd (level 15)" "mksquashfs $TREE $W/sq15.sqfs -comp zstd -noappend -quiet -no-progress -processors 2" \
+  -n "mksquashfs -comp zstd -Xcompression-level 3" "mksquashfs $TREE $W/sq3.sqfs -comp zstd -Xcompression-level 3 -noappend -quiet -no-progress -processors 2" \
+  | tee "$OUT/create_zstd.txt"
+{
+  echo "sizes (bytes):"
+  for f in t.tar raw.mmar z3.mmar z15.mmar sq15.sqfs sq3.sqfs; do printf '  %-10s %12s\n' "$f" "$(stat -c %s "$W/$f")"; done
+  awk -v a="$(stat -c %s "$W/z15.mmar")" -v b="$(stat -c %s "$W/sq15.sqfs")" \
+    'BEGIN { printf "  mmar zstd-15 / squashfs zstd-15 = %.4f\n", a / b }'
+  awk -v a="$(stat -c %s "$W/z3.mmar")" -v b="$(stat -c %s "$W/sq3.sqfs")" \
+    'BEGIN { printf "  mmar zstd-3  / squashfs zstd-3  = %.4f\n", a / b }'
+} | tee "$OUT/create_sizes.txt"
+"$MMAR" verify -q -f "$W/z15.mmar" && echo "z15.mmar verifies"
+echo "results in $OUT"
