@@ -16,4 +16,9 @@ struct Detected {
 // anything unrecognised or inconsistent is Kind::data.
 Detected detect_kind(std::span<const std::byte> bytes);
 
+// The same for a file read through `read_at(offset, length, out)` (returns
+// false on a short read), of `size` bytes, whose first bytes are `head`.
+using ReadAt = bool (*)(void* ctx, uint64_t offset, size_t length, void* out);
+Detected detect_kind(std::span<const std::byte> head, uint64_t size, ReadAt read_at, void* ctx);
+
 }  // namespace mmar

@@ -2,8 +2,10 @@
 // threads ahead of a single writing thread, atomic commit.
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/types.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#define XXH_STATIC_LINKING_ONLY  // XXH3_state_t on the stack
 #include <xxhash.h>
 
 #include <algorithm>
@@ -40,14 +42,56 @@ struct Input {
   std::string link_target;
 };
 
-// A member ready to be written: its bytes (a view of the mapped input or a
-// buffer), their hash, and the compressed form when smaller.
+// A member ready to be written: its hash, its kind, and either the
+// compressed form (when smaller), the bytes (buffers and symlinks), or an
+// open fd whose contents the writer copies kernel-side (raw files).
 struct Prepared {
   Bytes data;
+  UniqueFd fd;
+  uint64_t size = 0;
+  struct timespec mtime {};
   std::optional<std::vector<std::byte>> compressed;
   uint64_t xxh3 = 0;
   Detected detected;
 };
+
+// A per-thread buffer reused across members: no allocation and no page
+// faults per member once it has grown to the largest one.
+std::vector<std::byte>& thread_buffer(size_t at_least) {
+  thread_local std::vector<std::byte> buffer;
+  if (buffer.size() < at_least) buffer.resize(at_least);
+  return buffer;
+}
+
+constexpr size_t kChunk = size_t{1} << 20;
+
+Result<void> pread_full(int fd, std::byte* out, size_t size, uint64_t offset, const std::string& path) {
+  size_t done = 0;
+  while (done < size) {
+    ssize_t n = ::pread(fd, out + done, size - done, static_cast<off_t>(offset + done));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return sys_error("read " + path, errno);
+    }
+    if (n == 0) return Error(Errc::io, path + ": file shrank while being archived");
+    done += static_cast<size_t>(n);
+  }
+  return success();
+}
+
+struct FdReader {
+  int fd;
+};
+bool fd_read_at(void* ctx, uint64_t offset, size_t length, void* out) {
+  int fd = static_cast<FdReader*>(ctx)->fd;
+  size_t done = 0;
+  while (done < length) {
+    ssize_t n = ::pread(fd, static_cast<char*>(out) + done, length - done, static_cast<off_t>(offset + done));
+    if (n <= 0) return false;
+    done += static_cast<size_t>(n);
+  }
+  return true;
+}
 
 int64_t mtime_of(const struct stat& st) {
   return static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
@@ -228,21 +272,59 @@ Result<void> Writer::set_link(const std::string& name, const std::string& target
 Result<Prepared> Writer::Impl::prepare(const Input& in, unsigned threads) const {
   Prepared p;
   if (in.type == InputType::dir) return p;
-  if (in.type == InputType::file) {
-    MMAR_ASSIGN(Source src, Source::open(in.path));
-    MMAR_ASSIGN(p.data, src.read(0, src.size()));
-  } else {
+  const bool may_compress = options.format == Format::mmar && options.codec != Codec::none && options.threshold != 0;
+  if (in.type != InputType::file) {
     p.data = Bytes({in.bytes->data(), in.bytes->size()}, in.bytes);
+    p.size = p.data.size();
+    p.xxh3 = XXH3_64bits(p.data.data(), p.data.size());
+    if (in.type == InputType::symlink) return p;
+    p.detected = detect_kind(p.data.span());
+    if (may_compress && p.size > options.threshold) {
+      auto c = codec::compress(options.codec, options.level, p.data.span(), threads);
+      if (!c.ok()) return std::move(c).error().with_context(in.name);
+      p.compressed = std::move(c).value();
+    }
+    return p;
   }
-  p.xxh3 = XXH3_64bits(p.data.data(), p.data.size());
-  if (in.type == InputType::symlink) return p;
-  p.detected = detect_kind(p.data.span());
-  if (options.format == Format::mmar && options.codec != Codec::none && options.threshold != 0 &&
-      p.data.size() > options.threshold) {
-    auto c = codec::compress(options.codec, options.level, p.data.span(), threads);
+  // Files are read with pread into a reused per-thread buffer rather than
+  // mapped: on many machines a page fault costs more than the copy.
+  int raw_fd = ::open(in.path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (raw_fd < 0) return sys_error(in.path, errno);
+  p.fd.reset(raw_fd);
+  struct stat st {};
+  if (fstat(raw_fd, &st) != 0) return sys_error("stat " + in.path, errno);
+  if (!S_ISREG(st.st_mode)) return Error(Errc::unsupported, in.path + ": no longer a regular file");
+  p.size = static_cast<uint64_t>(st.st_size);
+  p.mtime = st.st_mtim;
+  if (may_compress && p.size > options.threshold) {
+    if (p.size > SIZE_MAX / 2) return Error(Errc::limit, in.path + ": too large to compress in memory");
+    auto& buf = thread_buffer(p.size);
+    MMAR_TRY(pread_full(raw_fd, buf.data(), p.size, 0, in.path));
+    std::span<const std::byte> data(buf.data(), p.size);
+    p.xxh3 = XXH3_64bits(data.data(), data.size());
+    FdReader reader{raw_fd};
+    p.detected = detect_kind(data.first(std::min<size_t>(data.size(), 65536)), p.size, fd_read_at, &reader);
+    auto c = codec::compress(options.codec, options.level, data, threads);
     if (!c.ok()) return std::move(c).error().with_context(in.name);
     p.compressed = std::move(c).value();
+    if (p.compressed) p.fd.reset();  // otherwise stored raw from the fd
+    return p;
   }
+  // Raw: hash in chunks; the writer copies the bytes kernel-side.
+  auto& buf = thread_buffer(kChunk);
+  XXH3_state_t state;
+  XXH3_64bits_reset(&state);
+  std::vector<std::byte> head;
+  for (uint64_t off = 0; off < p.size;) {
+    size_t n = static_cast<size_t>(std::min<uint64_t>(kChunk, p.size - off));
+    MMAR_TRY(pread_full(raw_fd, buf.data(), n, off, in.path));
+    if (off == 0) head.assign(buf.data(), buf.data() + std::min<size_t>(n, 65536));
+    XXH3_64bits_update(&state, buf.data(), n);
+    off += n;
+  }
+  p.xxh3 = XXH3_64bits_digest(&state);
+  FdReader reader{raw_fd};
+  p.detected = detect_kind(head, p.size, fd_read_at, &reader);
   return p;
 }
 
@@ -266,6 +348,44 @@ Result<void> pwrite_all(int fd, const void* data, size_t size, uint64_t offset, 
 
 Result<void> pwrite_all(int fd, std::span<const std::byte> data, uint64_t offset, const std::string& path) {
   return pwrite_all(fd, data.data(), data.size(), offset, path);
+}
+
+// Copy `size` bytes of `src` to `out` at `offset`: copy_file_range (no trip
+// through user space), or pread/pwrite where the kernel cannot (sysfs, some
+// filesystems). Then check the source did not change while archived, since
+// its hash was taken before.
+Result<void> copy_raw(Prepared& p, int out, uint64_t offset, const Input& in, const std::string& path) {
+  const int src = p.fd.get();
+  uint64_t done = 0;
+  bool use_copy_range = true;
+  while (done < p.size) {
+    if (use_copy_range) {
+      loff_t in_off = static_cast<loff_t>(done);
+      loff_t out_off = static_cast<loff_t>(offset + done);
+      ssize_t n = ::copy_file_range(src, &in_off, out, &out_off, p.size - done, 0);
+      if (n > 0) {
+        done += static_cast<uint64_t>(n);
+        continue;
+      }
+      if (n == 0) return Error(Errc::io, in.path + ": file shrank while being archived");
+      if (errno == EINTR) continue;
+      if (errno != EXDEV && errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP && errno != EBADF) {
+        return sys_error("copy " + in.path + " to " + path, errno);
+      }
+      use_copy_range = false;
+    }
+    auto& buf = thread_buffer(kChunk);
+    size_t n = static_cast<size_t>(std::min<uint64_t>(kChunk, p.size - done));
+    MMAR_TRY(pread_full(src, buf.data(), n, done, in.path));
+    MMAR_TRY(pwrite_all(out, buf.data(), n, offset + done, path));
+    done += n;
+  }
+  struct stat st {};
+  if (fstat(src, &st) == 0 && (static_cast<uint64_t>(st.st_size) != p.size || st.st_mtim.tv_sec != p.mtime.tv_sec ||
+                               st.st_mtim.tv_nsec != p.mtime.tv_nsec)) {
+    return Error(Errc::io, in.path + ": file changed while being archived");
+  }
+  return success();
 }
 
 }  // namespace
@@ -341,11 +461,11 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
     e.me_mode = in.mode;
     e.me_mtime_ns = static_cast<uint64_t>(in.mtime_ns);
     e.me_link = link_of[i];
-    e.me_size = p.data.size();
+    e.me_size = p.size;
     e.me_xxh3 = in.type == InputType::dir ? 0 : p.xxh3;
     e.me_kind = static_cast<uint8_t>(p.detected.kind);
     uint16_t flags = p.detected.has_btf ? format::kFlagHasBtf : 0;
-    if (in.type != InputType::dir && !p.data.empty()) {
+    if (in.type != InputType::dir && p.size != 0) {
       if (p.compressed) {
         offset = *align_up(offset, format::kPackedAlign);
         e.me_codec = static_cast<uint8_t>(options.codec);
@@ -355,25 +475,29 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
       } else if (in.type == InputType::symlink) {
         e.me_stored_size = p.data.size();
         MMAR_TRY(pwrite_all(fd, p.data.span(), offset, path));
-      } else if (p.detected.kind == Kind::elf || p.data.size() >= align) {
+      } else {
         // Raw data that may be mapped starts on a page: ELF objects (their
         // segments map straight from the archive) and anything a page or
         // larger. Smaller members are packed; a page each would waste more
         // than they hold.
-        offset = *align_up(offset, align);
-        flags |= format::kFlagPageAligned;
-        e.me_stored_size = p.data.size();
-        MMAR_TRY(pwrite_all(fd, p.data.span(), offset, path));
-      } else {
-        offset = *align_up(offset, format::kPackedAlign);
-        e.me_stored_size = p.data.size();
-        MMAR_TRY(pwrite_all(fd, p.data.span(), offset, path));
+        if (p.detected.kind == Kind::elf || p.size >= align) {
+          offset = *align_up(offset, align);
+          flags |= format::kFlagPageAligned;
+        } else {
+          offset = *align_up(offset, format::kPackedAlign);
+        }
+        e.me_stored_size = p.size;
+        if (p.fd) {
+          MMAR_TRY(copy_raw(p, fd, offset, in, path));
+        } else {
+          MMAR_TRY(pwrite_all(fd, p.data.span(), offset, path));
+        }
       }
       e.me_data_offset = offset;
       offset += e.me_stored_size;
     }
     e.me_flags = flags;
-    stats.input_bytes += p.data.size();
+    stats.input_bytes += p.size;
     done += in.size_hint;
     if (options.progress) options.progress(done, total);
   }
@@ -429,14 +553,20 @@ Result<WriteStats> Writer::Impl::write_ctf(int fd, const std::string& path, std:
   uint64_t end = ctfs_off;
   WriteStats stats;
   for (size_t i = 0; i < n; ++i) {
-    MMAR_ASSIGN(Prepared p, prepare(sorted[i], 1));
+    Bytes data;
+    if (sorted[i].type == InputType::file) {
+      MMAR_ASSIGN(Source src, Source::open(sorted[i].path));
+      MMAR_ASSIGN(data, src.read(0, src.size()));
+    } else {
+      data = Bytes({sorted[i].bytes->data(), sorted[i].bytes->size()}, sorted[i].bytes);
+    }
     modents[i].ctf_offset = offset - ctfs_off;
-    ul64 size = p.data.size();
+    ul64 size = data.size();
     MMAR_TRY(pwrite_all(fd, &size, sizeof size, offset, path));
-    MMAR_TRY(pwrite_all(fd, p.data.span(), offset + 8, path));
-    end = offset + 8 + p.data.size();
+    MMAR_TRY(pwrite_all(fd, data.span(), offset + 8, path));
+    end = offset + 8 + data.size();
     offset = *align_up(end, 8);
-    stats.input_bytes += p.data.size();
+    stats.input_bytes += data.size();
     if (options.progress) options.progress(stats.input_bytes, 0);
   }
   ctfa::Header h{};
