@@ -102,6 +102,30 @@ void BM_MmarOpenLookup(benchmark::State& state) {
   }
 }
 
+// Open alone: the handle is destroyed (munmap, close) outside the timing.
+void BM_MmarOpen(benchmark::State& state) {
+  const std::string& path = dataset(static_cast<uint32_t>(state.range(0)), false);
+  for (auto _ : state) {
+    auto a = mmar::Archive::open(path);
+    benchmark::DoNotOptimize(a->size());
+    state.PauseTiming();
+    { auto gone = std::move(a); }
+    state.ResumeTiming();
+  }
+}
+
+void BM_CtfOpen(benchmark::State& state) {
+  const std::string& path = dataset(static_cast<uint32_t>(state.range(0)), true);
+  for (auto _ : state) {
+    int err = 0;
+    ctf_archive_t* arc = ctf_arc_open(path.c_str(), &err);
+    benchmark::DoNotOptimize(arc);
+    state.PauseTiming();
+    ctf_arc_close(arc);
+    state.ResumeTiming();
+  }
+}
+
 void BM_CtfOpenLookup(benchmark::State& state) {
   const uint32_t n = static_cast<uint32_t>(state.range(0));
   const std::string& path = dataset(n, true);
@@ -160,51 +184,65 @@ void BM_CtfLookupWarm(benchmark::State& state) {
   ctf_arc_close(arc);
 }
 
-long rss_kib() {
-  long pages = 0, resident = 0;
-  FILE* f = std::fopen("/proc/self/statm", "r");
-  if (f != nullptr) {
-    if (std::fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
-    std::fclose(f);
+// Resident anonymous (private) and file-backed (shared page cache) KiB.
+struct Rss {
+  long anon = 0;
+  long file = 0;
+};
+Rss rss_now() {
+  Rss r;
+  FILE* f = std::fopen("/proc/self/status", "r");
+  if (f == nullptr) return r;
+  char line[256];
+  while (std::fgets(line, sizeof line, f) != nullptr) {
+    std::sscanf(line, "RssAnon: %ld", &r.anon);
+    std::sscanf(line, "RssFile: %ld", &r.file);
   }
-  return resident * (sysconf(_SC_PAGESIZE) / 1024);
+  std::fclose(f);
+  return r;
 }
 
 // Heap bytes and resident KiB an open archive costs (kept open while measured).
 void BM_MmarOpenMemory(benchmark::State& state) {
   const uint32_t n = static_cast<uint32_t>(state.range(0));
   const std::string& path = dataset(n, false);
-  double heap = 0, rss = 0;
+  double heap = 0, anon = 0, file = 0;
   for (auto _ : state) {
     size_t h0 = mallinfo2().uordblks;
-    long r0 = rss_kib();
+    Rss r0 = rss_now();
     auto a = mmar::Archive::open(path);
     auto m = a->find(member_name(n / 2));
     benchmark::DoNotOptimize(m->size);
-    heap = static_cast<double>(mallinfo2().uordblks - h0);
-    rss = static_cast<double>(rss_kib() - r0);
+    heap = static_cast<double>(mallinfo2().uordblks) - static_cast<double>(h0);
+    Rss r1 = rss_now();
+    anon = static_cast<double>(r1.anon - r0.anon);
+    file = static_cast<double>(r1.file - r0.file);
   }
   state.counters["heap_bytes"] = heap;
-  state.counters["rss_kib"] = rss;
+  state.counters["anon_kib"] = anon;
+  state.counters["file_kib"] = file;
 }
 
 void BM_CtfOpenMemory(benchmark::State& state) {
   const uint32_t n = static_cast<uint32_t>(state.range(0));
   const std::string& path = dataset(n, true);
-  double heap = 0, rss = 0;
+  double heap = 0, anon = 0, file = 0;
   for (auto _ : state) {
     size_t h0 = mallinfo2().uordblks;
-    long r0 = rss_kib();
+    Rss r0 = rss_now();
     int err = 0;
     ctf_archive_t* arc = ctf_arc_open(path.c_str(), &err);
     ctf_dict_t* d = ctf_dict_open(arc, member_name(n / 2).c_str(), &err);
-    heap = static_cast<double>(mallinfo2().uordblks - h0);
-    rss = static_cast<double>(rss_kib() - r0);
+    heap = static_cast<double>(mallinfo2().uordblks) - static_cast<double>(h0);
+    Rss r1 = rss_now();
+    anon = static_cast<double>(r1.anon - r0.anon);
+    file = static_cast<double>(r1.file - r0.file);
     ctf_dict_close(d);
     ctf_arc_close(arc);
   }
   state.counters["heap_bytes"] = heap;
-  state.counters["rss_kib"] = rss;
+  state.counters["anon_kib"] = anon;
+  state.counters["file_kib"] = file;
 }
 
 // ---------------------------------------------------------------------------
@@ -292,6 +330,8 @@ void BM_ReadRawMemberFreshOpen(benchmark::State& state) {
 
 }  // namespace
 
+BENCHMARK(BM_MmarOpen)->Arg(10000)->Arg(100000)->Arg(1000000)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_CtfOpen)->Arg(10000)->Arg(100000)->Arg(1000000)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_MmarOpenLookup)->Arg(10000)->Arg(100000)->Arg(1000000)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_MmarOpenLookupCtfFormat)->Arg(10000)->Arg(100000)->Arg(1000000)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_CtfOpenLookup)->Arg(10000)->Arg(100000)->Arg(1000000)->Unit(benchmark::kMicrosecond);

@@ -61,24 +61,30 @@ du -sb "$TREE" | tee "$OUT/create_tree.txt"
 find "$TREE" | wc -l | sed 's/^/entries: /' | tee -a "$OUT/create_tree.txt"
 cat "$(find "$TREE" -type f | head -n 2000)" >/dev/null 2>&1 || true  # warm the page cache
 tar -cf /dev/null -C "$TREE" . 2>/dev/null || true
-hyperfine --warmup 1 --runs 5 --export-json "$OUT/create_raw.json" \
-  --prepare "rm -f $W/t.tar $W/raw.mmar" \
-  -n "tar -cf" "tar -cf $W/t.tar -C $TREE ." \
-  -n "mmar create --compress none" "$MMAR create --compress none -f $W/raw.mmar -C $TREE ." | tee "$OUT/create_raw.txt"
-hyperfine --runs 3 --export-json "$OUT/create_zstd.json" \
-  --prepare "rm -f $W/z3.mmar $W/z15.mmar $W/sq15.sqfs $W/sq3.sqfs" \
-  -n "mmar create (zstd -3)" "$MMAR create -f $W/z3.mmar -C $TREE ." \
-  -n "mmar create --level 15" "$MMAR create --level 15 -f $W/z15.mmar -C $TREE ." \
-  -n "mksquashfs -comp zstd (level 15)" "mksquashfs $TREE $W/sq15.sqfs -comp zstd -noappend -quiet -no-progress -processors 2" \
-  -n "mksquashfs -comp zstd -Xcompression-level 3" "mksquashfs $TREE $W/sq3.sqfs -comp zstd -Xcompression-level 3 -noappend -quiet -no-progress -processors 2" \
-  | tee "$OUT/create_zstd.txt"
+# One hyperfine call per command so each keeps its output for the size table.
+timed() { # NAME RUNS OUTPUT COMMAND
+  local name=$1 runs=$2 output=$3 cmd=$4
+  hyperfine --runs "$runs" --prepare "rm -f $output" --export-json "$OUT/create_$(echo "$name" | tr -c 'a-z0-9' '_').json" \
+    -n "$name" "$cmd" | grep -E "Time|Range" | sed "s|^|$name: |" | tee -a "$OUT/create_times.txt"
+}
+: > "$OUT/create_times.txt"
+RAW_RUNS=5; Z3_RUNS=3; Z15_RUNS=1
+[ "$MODE" = quick ] && { RAW_RUNS=2; Z3_RUNS=1; }
+timed "tar -cf" $RAW_RUNS "$W/t.tar" "tar -cf $W/t.tar -C $TREE ."
+timed "mmar create --compress none" $RAW_RUNS "$W/raw.mmar" "$MMAR create --compress none -f $W/raw.mmar -C $TREE ."
+timed "mmar create (zstd 3)" $Z3_RUNS "$W/z3.mmar" "$MMAR create -f $W/z3.mmar -C $TREE ."
+timed "mksquashfs -comp zstd -Xcompression-level 3" $Z3_RUNS "$W/sq3.sqfs" \
+  "mksquashfs $TREE $W/sq3.sqfs -comp zstd -Xcompression-level 3 -noappend -quiet -no-progress -processors 2"
+timed "mmar create --level 15" $Z15_RUNS "$W/z15.mmar" "$MMAR create --level 15 -f $W/z15.mmar -C $TREE ."
+timed "mksquashfs -comp zstd (level 15)" $Z15_RUNS "$W/sq15.sqfs" \
+  "mksquashfs $TREE $W/sq15.sqfs -comp zstd -noappend -quiet -no-progress -processors 2"
 {
   echo "sizes (bytes):"
-  for f in t.tar raw.mmar z3.mmar z15.mmar sq15.sqfs sq3.sqfs; do printf '  %-10s %12s\n' "$f" "$(stat -c %s "$W/$f")"; done
-  awk -v a="$(stat -c %s "$W/z15.mmar")" -v b="$(stat -c %s "$W/sq15.sqfs")" \
-    'BEGIN { printf "  mmar zstd-15 / squashfs zstd-15 = %.4f\n", a / b }'
+  for f in t.tar raw.mmar z3.mmar sq3.sqfs z15.mmar sq15.sqfs; do printf '  %-10s %12s\n' "$f" "$(stat -c %s "$W/$f")"; done
   awk -v a="$(stat -c %s "$W/z3.mmar")" -v b="$(stat -c %s "$W/sq3.sqfs")" \
     'BEGIN { printf "  mmar zstd-3  / squashfs zstd-3  = %.4f\n", a / b }'
+  awk -v a="$(stat -c %s "$W/z15.mmar")" -v b="$(stat -c %s "$W/sq15.sqfs")" \
+    'BEGIN { printf "  mmar zstd-15 / squashfs zstd-15 = %.4f\n", a / b }'
 } | tee "$OUT/create_sizes.txt"
 "$MMAR" verify -q -f "$W/z15.mmar" && echo "z15.mmar verifies"
 echo "results in $OUT"

@@ -73,8 +73,10 @@ class Source {
   // Out-of-range requests are an Errc::malformed error naming the source.
   Result<Bytes> read(uint64_t offset, uint64_t size) const;
 
+ struct Impl;
+  static Source from_impl(std::shared_ptr<const Impl> impl) { return Source(std::move(impl)); }
+
  private:
-  struct Impl;
   explicit Source(std::shared_ptr<const Impl> impl) : impl_(std::move(impl)) {}
   std::shared_ptr<const Impl> impl_;
 };

@@ -40,6 +40,7 @@ struct Input {
   int64_t mtime_ns = 0;
   uint64_t size_hint = 0;  // for progress and the in-flight window
   std::string link_target;
+  uint64_t dev = 0, ino = 0;  // for hard links (files with st_nlink > 1)
 };
 
 // A member ready to be written: its hash, its kind, and either the
@@ -197,6 +198,10 @@ Result<void> Writer::add_path(std::string name, const std::string& path) {
     in.type = InputType::file;
     in.mode = S_IFREG | (st.st_mode & 07777);
     in.size_hint = static_cast<uint64_t>(st.st_size);
+    if (st.st_nlink > 1) {
+      in.dev = st.st_dev;
+      in.ino = st.st_ino;
+    }
   } else {
     return Error(Errc::unsupported, path + ": not a regular file, directory or symlink");
   }
@@ -412,9 +417,30 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
     link_of[a - sorted.begin()] = static_cast<uint32_t>(b - sorted.begin());
   }
 
+  // Hard links: the data of a file seen before under another name is
+  // stored once; later names share its entry's data. Not even read again.
+  std::vector<uint32_t> same_as(sorted.size(), format::kNoLink);
+  {
+    std::vector<std::pair<std::pair<uint64_t, uint64_t>, uint32_t>> keys;
+    for (size_t i = 0; i < sorted.size(); ++i) {
+      if (sorted[i].type == InputType::file && sorted[i].ino != 0) {
+        keys.push_back({{sorted[i].dev, sorted[i].ino}, static_cast<uint32_t>(i)});
+      }
+    }
+    std::sort(keys.begin(), keys.end());
+    for (size_t k = 1; k < keys.size(); ++k) {
+      if (keys[k].first == keys[k - 1].first) {
+        same_as[keys[k].second] = same_as[keys[k - 1].second] != format::kNoLink ? same_as[keys[k - 1].second]
+                                                                                   : keys[k - 1].second;
+      }
+    }
+  }
+
   unsigned threads = options.threads != 0 ? options.threads : std::max(1u, std::thread::hardware_concurrency());
   uint64_t total = 0;
-  for (const auto& in : sorted) total += in.size_hint;
+  for (size_t i = 0; i < sorted.size(); ++i) {
+    if (same_as[i] == format::kNoLink) total += sorted[i].size_hint;
+  }
 
   // Window of members in flight: bounded by count and by input bytes, so
   // memory does not grow with the size of the whole input.
@@ -427,8 +453,9 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
   auto submit_more = [&] {
     while (next_submit < sorted.size() && in_flight.size() < max_in_flight &&
            (in_flight.empty() || bytes_in_flight + sorted[next_submit].size_hint <= max_bytes_in_flight)) {
+      const bool shared = same_as[next_submit] != format::kNoLink;
       auto task = std::make_shared<std::packaged_task<Result<Prepared>()>>(
-          [this, &in = sorted[next_submit], threads] { return prepare(in, threads); });
+          [this, &in = sorted[next_submit], threads, shared] { return shared ? Result<Prepared>(Prepared{}) : prepare(in, threads); });
       in_flight.push_back(task->get_future());
       bytes_in_flight += sorted[next_submit].size_hint;
       pool.submit([task] { (*task)(); });
@@ -461,6 +488,18 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
     e.me_mode = in.mode;
     e.me_mtime_ns = static_cast<uint64_t>(in.mtime_ns);
     e.me_link = link_of[i];
+    if (same_as[i] != format::kNoLink) {
+      const format::Entry& first = entries[same_as[i]];
+      e.me_data_offset = first.me_data_offset;
+      e.me_stored_size = first.me_stored_size;
+      e.me_size = first.me_size;
+      e.me_xxh3 = first.me_xxh3;
+      e.me_codec = first.me_codec;
+      e.me_kind = first.me_kind;
+      e.me_flags = first.me_flags;
+      stats.input_bytes += first.me_size;
+      continue;
+    }
     e.me_size = p.size;
     e.me_xxh3 = in.type == InputType::dir ? 0 : p.xxh3;
     e.me_kind = static_cast<uint8_t>(p.detected.kind);

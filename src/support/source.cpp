@@ -83,12 +83,12 @@ Result<std::vector<std::byte>> read_stream(int fd, const std::string& name) {
 
 }  // namespace
 
-Result<Source> Source::from_fd(int fd, std::string name, SourceOptions options) {
-  int dup = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-  if (dup < 0) return sys_error("dup " + name, errno);
-  auto impl = std::make_shared<Impl>();
+// Takes ownership of `owned`.
+static Result<Source> source_from_owned_fd(UniqueFd owned, std::string name, SourceOptions options) {
+  const int dup = owned.get();
+  auto impl = std::make_shared<Source::Impl>();
   impl->name = std::move(name);
-  impl->fd.reset(dup);
+  impl->fd = std::move(owned);
 
   struct stat st {};
   if (fstat(dup, &st) != 0) return sys_error("stat " + impl->name, errno);
@@ -106,14 +106,14 @@ Result<Source> Source::from_fd(int fd, std::string name, SourceOptions options) 
       impl->owner = std::move(mapping);
       impl->is_contiguous = true;
       impl->is_mapped = true;
-      return Source(std::move(impl));
+      return Source::from_impl(std::move(impl));
     }
   }
   if (regular && st.st_size > 0) {
     // pread on demand; the file is assumed not to change size under us, and
     // every read is still bounds-checked against the size seen here.
     impl->size = static_cast<uint64_t>(st.st_size);
-    return Source(std::move(impl));
+    return Source::from_impl(std::move(impl));
   }
   // A stream (pipe, socket, tty) or a pseudo file: read it whole.
   MMAR_ASSIGN(auto buffer, read_stream(dup, impl->name));
@@ -122,14 +122,19 @@ Result<Source> Source::from_fd(int fd, std::string name, SourceOptions options) 
   impl->contiguous = {owner->data(), owner->size()};
   impl->owner = std::move(owner);
   impl->is_contiguous = true;
-  return Source(std::move(impl));
+  return Source::from_impl(std::move(impl));
+}
+
+Result<Source> Source::from_fd(int fd, std::string name, SourceOptions options) {
+  int dup = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+  if (dup < 0) return sys_error("dup " + name, errno);
+  return source_from_owned_fd(UniqueFd(dup), std::move(name), options);
 }
 
 Result<Source> Source::open(const std::string& path, SourceOptions options) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return sys_error(path, errno);
-  UniqueFd guard(fd);
-  return from_fd(fd, path, options);
+  return source_from_owned_fd(UniqueFd(fd), path, options);
 }
 
 Source Source::borrow(std::span<const std::byte> bytes, std::string name) {

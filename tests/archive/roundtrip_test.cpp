@@ -211,6 +211,31 @@ TEST(Writer, BuffersSymlinksDirectoriesAndLinks) {
   EXPECT_EQ(a->find("btf/").error().code(), Errc::not_found);
 }
 
+TEST(Writer, HardLinkedFilesAreStoredOnce) {
+  TempDir tmp;
+  ::mkdir((tmp / "src").c_str(), 0755);
+  std::string big(50000, 'h');
+  for (size_t i = 0; i < big.size(); i += 7) big[i] = static_cast<char>('a' + i % 26);
+  test::write_file(tmp / "src/one", test::to_bytes(big), 0755);
+  ASSERT_EQ(::link((tmp / "src/one").c_str(), (tmp / "src/two").c_str()), 0);
+  ASSERT_EQ(::link((tmp / "src/one").c_str(), (tmp / "src/zzz").c_str()), 0);
+  test::write_file(tmp / "src/other", test::to_bytes(big));  // same bytes, not a link: stored again
+  for (Codec codec : {Codec::none, Codec::zstd}) {
+    WriteOptions o;
+    o.codec = codec;
+    test::archive_tree(tmp / "src", tmp / "a.mmar", o);
+    auto a = Archive::open(tmp / "a.mmar");
+    ASSERT_TRUE(a.ok());
+    auto one = a->find("one"), two = a->find("two"), zzz = a->find("zzz"), other = a->find("other");
+    EXPECT_EQ(one->data_offset, two->data_offset);
+    EXPECT_EQ(one->data_offset, zzz->data_offset);
+    EXPECT_NE(one->data_offset, other->data_offset);
+    EXPECT_EQ(a->read(*zzz)->str(), big);
+    EXPECT_EQ(zzz->mode, 0100755u);
+    EXPECT_TRUE(a->verify()->empty());
+  }
+}
+
 TEST(Writer, RefusesBadNamesAndDuplicates) {
   Writer w;
   EXPECT_FALSE(w.add_bytes("../escape", {}).ok());
