@@ -18,19 +18,6 @@ const Verb kCat{"cat",
                     {"pread", 0, false, "", "read with pread instead of mmap"},
                 }};
 
-bool write_all(int fd, const std::byte* p, size_t n) {
-  while (n > 0) {
-    ssize_t w = ::write(fd, p, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    p += w;
-    n -= static_cast<size_t>(w);
-  }
-  return true;
-}
-
 }  // namespace
 
 int run_cat(int argc, char** argv) {

@@ -91,4 +91,7 @@ class Progress {
 
 int64_t now_ns();
 
+// write(2) all of [p, p+n), retrying on EINTR and short writes.
+bool write_all(int fd, const std::byte* p, size_t n);
+
 }  // namespace mmar::cli

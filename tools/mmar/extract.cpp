@@ -84,19 +84,6 @@ Result<int> open_parent(int root, const std::vector<std::string_view>& parts, co
   return cur;
 }
 
-bool write_all(int fd, const std::byte* p, size_t n) {
-  while (n > 0) {
-    ssize_t w = ::write(fd, p, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    p += w;
-    n -= static_cast<size_t>(w);
-  }
-  return true;
-}
-
 struct timespec to_timespec(int64_t ns) {
   struct timespec ts {};
   ts.tv_sec = static_cast<time_t>(ns / 1000000000);
