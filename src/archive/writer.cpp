@@ -468,6 +468,8 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
   WriteStats stats;
   uint64_t offset = format::kHeaderAreaSize;
   uint64_t done = 0;
+  uint64_t flushed = 0;
+  constexpr uint64_t kWritebackChunk = uint64_t{8} << 20;
   Result<void> failure;
   for (size_t i = 0; i < sorted.size(); ++i) {
     submit_more();
@@ -538,6 +540,12 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
     e.me_flags = flags;
     stats.input_bytes += p.size;
     done += in.size_hint;
+    // Start writeback of what is written so far (as dpkg does), so the
+    // fsync before the rename has little left to wait for.
+    if (offset - flushed >= kWritebackChunk) {
+      ::sync_file_range(fd, static_cast<off_t>(flushed), static_cast<off_t>(offset - flushed), SYNC_FILE_RANGE_WRITE);
+      flushed = offset;
+    }
     if (options.progress) options.progress(done, total);
   }
   if (!failure.ok()) return std::move(failure).error();
