@@ -1,5 +1,7 @@
 #include "archive/detect.h"
 
+#include "elf/sections.h"
+
 #include <cstring>
 #include <vector>
 
@@ -8,80 +10,18 @@
 
 namespace mmar {
 
-namespace {
-
-// Does a well-formed section header table name a section ".BTF"?
-// Handles ELF32/ELF64 of either byte order; every range is bounds-checked
-// against the file size before it is read.
-bool elf_has_btf(std::span<const std::byte> head, uint64_t n, ReadAt read_at, void* ctx) {
-  const auto* p = reinterpret_cast<const unsigned char*>(head.data());
-  if (n < 52 || head.size() < 64) return false;
-  const bool is64 = p[4] == 2;
-  const bool little = p[5] == 1;
-  if ((p[4] != 1 && p[4] != 2) || (p[5] != 1 && p[5] != 2)) return false;
-  auto u16 = [&](uint64_t off) { return read_int<uint16_t>(p + off, little); };
-  auto u32 = [&](uint64_t off) { return read_int<uint32_t>(p + off, little); };
-  auto u64 = [&](uint64_t off) { return read_int<uint64_t>(p + off, little); };
-  if (is64 && n < 64) return false;
-  uint64_t shoff = is64 ? u64(40) : u32(32);
-  uint64_t shentsize = u16(is64 ? 58 : 46);
-  uint64_t shnum = u16(is64 ? 60 : 48);
-  uint64_t shstrndx = u16(is64 ? 62 : 50);
-  uint64_t need_ent = is64 ? 64 : 40;
-  if (shoff == 0 || shentsize < need_ent) return false;
-  if (!in_bounds(shoff, need_ent, n)) return false;
-  std::vector<unsigned char> sh0(need_ent);
-  if (!read_at(ctx, shoff, need_ent, sh0.data())) return false;
-  if (shnum == 0) {  // extended numbering: count in section 0's sh_size
-    shnum = is64 ? read_int<uint64_t>(sh0.data() + 32, little) : read_int<uint32_t>(sh0.data() + 20, little);
-  }
-  if (shstrndx == 0xffff) shstrndx = read_int<uint32_t>(sh0.data() + (is64 ? 40 : 24), little);
-  auto table_size = checked_mul(shnum, shentsize);
-  if (!table_size || !in_bounds(shoff, *table_size, n) || shnum > 1u << 20 || shstrndx >= shnum) return false;
-  std::vector<unsigned char> table(*table_size);
-  if (!read_at(ctx, shoff, table.size(), table.data())) return false;
-  auto sect = [&](uint64_t i, uint64_t& off, uint64_t& size, uint32_t& name) {
-    const unsigned char* h = table.data() + i * shentsize;
-    name = read_int<uint32_t>(h, little);
-    off = is64 ? read_int<uint64_t>(h + 24, little) : read_int<uint32_t>(h + 16, little);
-    size = is64 ? read_int<uint64_t>(h + 32, little) : read_int<uint32_t>(h + 20, little);
-  };
-  uint64_t str_off = 0, str_size = 0;
-  uint32_t unused = 0;
-  sect(shstrndx, str_off, str_size, unused);
-  if (!in_bounds(str_off, str_size, n) || str_size > (64u << 20)) return false;
-  std::vector<unsigned char> strtab(str_size);
-  if (!read_at(ctx, str_off, strtab.size(), strtab.data())) return false;
-  for (uint64_t i = 1; i < shnum; ++i) {
-    uint64_t off = 0, size = 0;
-    uint32_t name = 0;
-    sect(i, off, size, name);
-    if (name >= str_size || str_size - name < 5) continue;
-    if (std::memcmp(strtab.data() + name, ".BTF", 5) == 0) return size > 0 && in_bounds(off, size, n);
-  }
-  return false;
-}
-
-bool span_read_at(void* ctx, uint64_t offset, size_t length, void* out) {
-  auto* s = static_cast<std::span<const std::byte>*>(ctx);
-  if (!in_bounds(offset, length, s->size())) return false;
-  std::memcpy(out, s->data() + offset, length);
-  return true;
-}
-
-}  // namespace
-
 Detected detect_kind(std::span<const std::byte> bytes) {
-  return detect_kind(bytes, bytes.size(), span_read_at, &bytes);
+  return detect_kind(bytes, bytes.size(), elf::span_read_at, &bytes);
 }
 
-Detected detect_kind(std::span<const std::byte> head, uint64_t size, ReadAt read_at, void* ctx) {
+Detected detect_kind(std::span<const std::byte> head, uint64_t size, elf::ReadAt read_at, void* ctx) {
   const auto* p = reinterpret_cast<const unsigned char*>(head.data());
   const size_t n = head.size();
   Detected d;
   if (n >= 16 && std::memcmp(p, "\x7f" "ELF", 4) == 0) {
     d.kind = Kind::elf;
-    d.has_btf = elf_has_btf(head, size, read_at, ctx);
+    auto btf = elf::find_section(head, size, read_at, ctx, ".BTF");
+    d.has_btf = btf.has_value() && btf->size > 0;
     return d;
   }
   // BTF header: magic 0xeB9F in the file's byte order, version 1, hdr_len >= 24.

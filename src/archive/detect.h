@@ -3,6 +3,7 @@
 
 #include <span>
 
+#include "elf/sections.h"
 #include "mmar/archive.h"
 
 namespace mmar {
@@ -18,7 +19,6 @@ Detected detect_kind(std::span<const std::byte> bytes);
 
 // The same for a file read through `read_at(offset, length, out)` (returns
 // false on a short read), of `size` bytes, whose first bytes are `head`.
-using ReadAt = bool (*)(void* ctx, uint64_t offset, size_t length, void* out);
-Detected detect_kind(std::span<const std::byte> head, uint64_t size, ReadAt read_at, void* ctx);
+Detected detect_kind(std::span<const std::byte> head, uint64_t size, elf::ReadAt read_at, void* ctx);
 
 }  // namespace mmar
