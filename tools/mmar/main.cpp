@@ -22,6 +22,7 @@ constexpr VerbEntry kVerbs[] = {
     {"cat", mmar::cli::run_cat, "write members' contents to standard output"},
     {"info", mmar::cli::run_info, "describe an archive: format, sizes, codecs"},
     {"verify", mmar::cli::run_verify, "check every checksum and structure"},
+    {"btf", mmar::cli::run_btf, "BTF type information: dump (bpftool-exact), find, stats"},
 };
 
 void usage(FILE* out) {

@@ -9,5 +9,6 @@ int run_extract(int argc, char** argv);
 int run_cat(int argc, char** argv);
 int run_info(int argc, char** argv);
 int run_verify(int argc, char** argv);
+int run_btf(int argc, char** argv);
 
 }  // namespace mmar::cli

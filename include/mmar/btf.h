@@ -1,0 +1,109 @@
+// BTF: parse, look up and print kernel type information, split BTF included.
+//
+// A Btf is a zero-copy view of raw BTF bytes (a file, an ELF .BTF section or
+// an archive member): type records and strings are read in place, in either
+// byte order. Opening checks the header and section bounds only; the index of
+// type offsets is built lazily, as far as a lookup needs, validating each
+// record it indexes (size, kind, string offsets). validate() checks
+// everything, including every referenced type ID.
+//
+// Split BTF (a kernel module on vmlinux): its type IDs continue after the
+// base's last ID and its string offsets after the base's string section;
+// type(), str() and find() work across base and split transparently. A Btf
+// keeps its base alive. Btf handles are cheap to copy and thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "mmar/result.h"
+#include "mmar/source.h"
+
+namespace mmar {
+
+enum class BtfKind : uint8_t {
+  unknown = 0, int_ = 1, ptr = 2, array = 3, struct_ = 4, union_ = 5, enum_ = 6, fwd = 7,
+  typedef_ = 8, volatile_ = 9, const_ = 10, restrict_ = 11, func = 12, func_proto = 13,
+  var = 14, datasec = 15, float_ = 16, decl_tag = 17, type_tag = 18, enum64 = 19,
+};
+inline constexpr uint8_t kBtfMaxKind = 19;
+
+// "INT", "STRUCT", ... as bpftool prints them.
+const char* btf_kind_name(BtfKind kind);
+
+class Btf;
+
+// One type record, read in place. Valid while its Btf is alive.
+class BtfType {
+ public:
+  uint32_t id() const { return id_; }
+  BtfKind kind() const;
+  uint16_t vlen() const;
+  bool kflag() const;
+  uint32_t name_off() const;
+  uint32_t size() const;  // size_or_type, as a size
+  uint32_t type() const;  // size_or_type, as a type ID
+  // The u32 at `index` of the record's trailing data (after the 12-byte
+  // common header); the record's size was checked when it was indexed.
+  uint32_t extra_u32(uint32_t index) const;
+
+ private:
+  friend class Btf;
+  BtfType(const std::byte* rec, uint32_t id, bool little) : rec_(rec), id_(id), little_(little) {}
+  const std::byte* rec_;
+  uint32_t id_;
+  bool little_;
+};
+
+struct BtfOpenOptions {
+  bool validate = false;  // run validate() at open
+};
+
+class Btf {
+ public:
+  // Raw BTF bytes, or an ELF object whose .BTF section is used.
+  static Result<Btf> parse(Bytes bytes, std::string name, const BtfOpenOptions& options = {});
+  static Result<Btf> parse_split(Bytes bytes, std::string name, const Btf& base, const BtfOpenOptions& options = {});
+  // A file path (raw BTF or ELF), mapped.
+  static Result<Btf> open(const std::string& path, const Btf* base = nullptr, const BtfOpenOptions& options = {});
+
+  const std::string& name() const;
+  bool little_endian() const;
+  bool is_split() const;
+  std::optional<Btf> base() const;  // nullopt for a base BTF
+  uint32_t start_id() const;        // first type ID of this BTF (1 for a base)
+  uint32_t start_str_off() const;   // first string offset of this BTF (0 for a base)
+  // One past the last type ID (base included), like libbpf's btf__type_cnt.
+  // Indexes the whole type section; an error if a record is malformed.
+  Result<uint32_t> type_count() const;
+  uint32_t str_size() const;        // this BTF's string section, bytes
+  std::span<const std::byte> raw() const;
+
+  // Type by ID (0 is void: an error). Indexes lazily up to `id`.
+  Result<BtfType> type(uint32_t id) const;
+  // String at offset `off` (across base and split), or nullopt if invalid.
+  std::optional<std::string_view> str(uint32_t off) const;
+  std::string_view name_of(const BtfType& t) const;  // "" when anonymous or invalid
+
+  // First type with this name (and kind, if given), base first; Errc::not_found.
+  Result<BtfType> find(std::string_view name, std::optional<BtfKind> kind = std::nullopt) const;
+
+  // Check every record, string offset and referenced type ID.
+  Result<void> validate() const;
+
+  struct Impl;
+
+ private:
+  explicit Btf(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
+  std::shared_ptr<Impl> impl_;
+};
+
+// Print types exactly as `bpftool btf dump file F [--base-btf B]` does in its
+// default (raw) format: for a split BTF only its own types. With json, the
+// same data as bpftool -j prints.
+Result<void> btf_dump_raw(const Btf& btf, std::string& out, bool json = false);
+
+}  // namespace mmar

@@ -1,0 +1,421 @@
+// BTF parsing: header and section checks at open, a lazily built and
+// validated index of type offsets, lookups across base and split.
+#include "mmar/btf.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <cstring>
+#include <mutex>
+#include <vector>
+
+#include "elf/sections.h"
+#include "support/checked.h"
+#include "support/endian.h"
+
+namespace mmar {
+
+namespace {
+
+constexpr uint32_t kHeaderSize = 24;
+constexpr uint32_t kTypeHeaderSize = 12;
+constexpr uint32_t kMaxStrOffset = 0x7fffffff;  // BTF_MAX_STR_OFFSET
+constexpr uint32_t kMaxTypeId = 0x000fffff;     // BTF_MAX_TYPE
+
+const char* const kKindNames[] = {"UNKNOWN", "INT", "PTR", "ARRAY", "STRUCT", "UNION", "ENUM",
+                                  "FWD", "TYPEDEF", "VOLATILE", "CONST", "RESTRICT", "FUNC",
+                                  "FUNC_PROTO", "VAR", "DATASEC", "FLOAT", "DECL_TAG", "TYPE_TAG",
+                                  "ENUM64"};
+
+std::string hex(uint64_t v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+// Bytes of trailing data after the common header, by kind; -1 if unknown.
+int64_t extra_size(uint8_t kind, uint32_t vlen) {
+  switch (static_cast<BtfKind>(kind)) {
+    case BtfKind::int_: return 4;
+    case BtfKind::ptr:
+    case BtfKind::fwd:
+    case BtfKind::typedef_:
+    case BtfKind::volatile_:
+    case BtfKind::const_:
+    case BtfKind::restrict_:
+    case BtfKind::func:
+    case BtfKind::float_:
+    case BtfKind::type_tag: return 0;
+    case BtfKind::array: return 12;
+    case BtfKind::struct_:
+    case BtfKind::union_: return int64_t{12} * vlen;
+    case BtfKind::enum_: return int64_t{8} * vlen;
+    case BtfKind::func_proto: return int64_t{8} * vlen;
+    case BtfKind::var: return 4;
+    case BtfKind::datasec: return int64_t{12} * vlen;
+    case BtfKind::decl_tag: return 4;
+    case BtfKind::enum64: return int64_t{12} * vlen;
+    case BtfKind::unknown: return -1;
+  }
+  return -1;
+}
+
+}  // namespace
+
+const char* btf_kind_name(BtfKind kind) {
+  auto k = static_cast<uint8_t>(kind);
+  return k <= kBtfMaxKind ? kKindNames[k] : "UNKNOWN";
+}
+
+// ---------------------------------------------------------------------------
+
+BtfKind BtfType::kind() const { return static_cast<BtfKind>((read_int<uint32_t>(rec_ + 4, little_) >> 24) & 0x1f); }
+uint16_t BtfType::vlen() const { return static_cast<uint16_t>(read_int<uint32_t>(rec_ + 4, little_) & 0xffff); }
+bool BtfType::kflag() const { return (read_int<uint32_t>(rec_ + 4, little_) >> 31) != 0; }
+uint32_t BtfType::name_off() const { return read_int<uint32_t>(rec_, little_); }
+uint32_t BtfType::size() const { return read_int<uint32_t>(rec_ + 8, little_); }
+uint32_t BtfType::type() const { return read_int<uint32_t>(rec_ + 8, little_); }
+uint32_t BtfType::extra_u32(uint32_t index) const {
+  return read_int<uint32_t>(rec_ + kTypeHeaderSize + uint64_t{index} * 4, little_);
+}
+
+struct Btf::Impl {
+  Bytes bytes;  // keeps the mapping or buffer alive
+  std::string name;
+  bool little = true;
+  std::shared_ptr<Impl> base;
+  uint32_t start_id = 1;
+  uint32_t start_str_off = 0;
+  const std::byte* types = nullptr;
+  uint32_t types_len = 0;
+  const char* strs = nullptr;
+  uint32_t strs_len = 0;
+  uint64_t types_file_off = 0;  // for error messages
+
+  // Lazy index: offs[i] is the offset of type start_id + i in `types`.
+  // Capacity is fixed at open (types_len / 12 + 1), so readers of entries
+  // below `indexed` need no lock; extending takes `mu`.
+  std::unique_ptr<uint32_t[]> offs;
+  std::atomic<uint32_t> indexed{0};
+  uint32_t scanned = 0;  // bytes of `types` indexed (under mu)
+  bool complete = false;
+  std::optional<Error> scan_error;
+  std::mutex mu;
+
+  Error malformed(uint64_t offset, const std::string& what) const {
+    return Error(Errc::malformed, name + ": " + what + " (at offset " + hex(offset) + ")", offset);
+  }
+
+  bool str_valid(uint32_t off) const {
+    if (off < start_str_off) return base != nullptr && base->str_valid(off);
+    return off - start_str_off < strs_len;
+  }
+
+  std::optional<std::string_view> str(uint32_t off) const {
+    if (off < start_str_off) {
+      if (base == nullptr) return std::nullopt;
+      return base->str(off);
+    }
+    uint32_t local = off - start_str_off;
+    if (local >= strs_len) return std::nullopt;
+    // The section ends with NUL (checked at open), so strlen stays inside.
+    return std::string_view(strs + local);
+  }
+
+  // Index records until at least `want` records are indexed or the section
+  // ends. Validates each record's size, kind and string offsets.
+  Result<void> extend(uint32_t want) {
+    std::lock_guard lock(mu);
+    uint32_t n = indexed.load(std::memory_order_relaxed);
+    while (n < want && !complete) {
+      if (scan_error) return *scan_error;
+      if (scanned == types_len) {
+        complete = true;
+        break;
+      }
+      const uint32_t off = scanned;
+      const uint32_t id = start_id + n;
+      auto fail = [&](const std::string& what) -> Result<void> {
+        scan_error = malformed(types_file_off + off, "type " + std::to_string(id) + ": " + what);
+        return *scan_error;
+      };
+      if (types_len - off < kTypeHeaderSize) return fail("truncated type record");
+      const std::byte* rec = types + off;
+      const uint32_t info = read_int<uint32_t>(rec + 4, little);
+      const uint8_t kind = (info >> 24) & 0x1f;
+      const uint32_t vlen = info & 0xffff;
+      const int64_t extra = extra_size(kind, vlen);
+      if (extra < 0 || kind > kBtfMaxKind) return fail("unknown kind " + std::to_string(kind));
+      if ((info & 0x60ff0000u) != 0) return fail("reserved bits set in info " + hex(info));
+      if (static_cast<uint64_t>(types_len - off - kTypeHeaderSize) < static_cast<uint64_t>(extra)) {
+        return fail(std::string(kKindNames[kind]) + " record with vlen " + std::to_string(vlen) +
+                    " runs past the type section");
+      }
+      if (id > kMaxTypeId) return fail("more than " + std::to_string(kMaxTypeId) + " types");
+      const uint32_t name_off = read_int<uint32_t>(rec, little);
+      if (!str_valid(name_off)) return fail("name offset " + std::to_string(name_off) + " outside the strings");
+      // Members, enumerators and parameters carry names too.
+      uint32_t stride = 0;
+      switch (static_cast<BtfKind>(kind)) {
+        case BtfKind::struct_:
+        case BtfKind::union_:
+        case BtfKind::enum64: stride = 12; break;
+        case BtfKind::enum_:
+        case BtfKind::func_proto: stride = 8; break;
+        default: break;
+      }
+      for (uint32_t i = 0; stride != 0 && i < vlen; ++i) {
+        uint32_t member_name = read_int<uint32_t>(rec + kTypeHeaderSize + uint64_t{i} * stride, little);
+        if (!str_valid(member_name)) {
+          return fail("member " + std::to_string(i) + " name offset " + std::to_string(member_name) +
+                      " outside the strings");
+        }
+      }
+      offs[n] = off;
+      ++n;
+      indexed.store(n, std::memory_order_release);
+      scanned = off + kTypeHeaderSize + static_cast<uint32_t>(extra);
+    }
+    return success();
+  }
+
+  Result<uint32_t> count() {
+    if (indexed.load(std::memory_order_acquire) == 0 || !complete) MMAR_TRY(extend(UINT32_MAX));
+    return start_id + indexed.load(std::memory_order_acquire);
+  }
+
+  Result<BtfType> type(uint32_t id) {
+    if (id < start_id) {
+      if (base == nullptr) {
+        return Error(Errc::invalid_argument, name + ": type 0 is void and has no record");
+      }
+      return base->type(id);
+    }
+    const uint32_t local = id - start_id;
+    if (local >= indexed.load(std::memory_order_acquire)) {
+      MMAR_TRY(extend(local + 1));
+      if (local >= indexed.load(std::memory_order_acquire)) {
+        return Error(Errc::not_found, name + ": no type " + std::to_string(id) + " (last is " +
+                                          std::to_string(start_id + indexed.load() - 1) + ")");
+      }
+    }
+    return BtfType(types + offs[local], id, little);
+  }
+};
+
+// ---------------------------------------------------------------------------
+// Opening
+
+namespace {
+
+Result<std::shared_ptr<Btf::Impl>> parse_impl(Bytes bytes, std::string name, std::shared_ptr<Btf::Impl> base) {
+  auto impl = std::make_shared<Btf::Impl>();
+  impl->name = std::move(name);
+  impl->base = std::move(base);
+  auto& b = *impl;
+  std::span<const std::byte> raw = bytes.span();
+  uint64_t raw_file_off = 0;
+
+  // An ELF object: use its .BTF section.
+  if (raw.size() >= 4 && std::memcmp(raw.data(), "\x7f" "ELF", 4) == 0) {
+    auto sec = elf::find_section(raw, ".BTF");
+    if (!sec) return Error(Errc::not_found, b.name + ": ELF object without a .BTF section");
+    raw_file_off = sec->offset;
+    raw = raw.subspan(sec->offset, sec->size);
+  }
+  b.bytes = bytes.subspan(static_cast<size_t>(raw.data() - bytes.data()), raw.size());
+  if (raw.size() < kHeaderSize) {
+    return b.malformed(raw_file_off, "truncated BTF header (" + std::to_string(raw.size()) + " bytes)");
+  }
+  const auto* p = reinterpret_cast<const unsigned char*>(raw.data());
+  if (p[0] == 0x9f && p[1] == 0xeb) {
+    b.little = true;
+  } else if (p[0] == 0xeb && p[1] == 0x9f) {
+    b.little = false;
+  } else {
+    return b.malformed(raw_file_off, "not BTF (magic " + hex(read_int<uint16_t>(p, true)) + ")");
+  }
+  if (p[2] != 1) {
+    return Error(Errc::unsupported, b.name + ": BTF version " + std::to_string(p[2]) + " (this mmar reads 1)");
+  }
+  const uint32_t hdr_len = read_int<uint32_t>(p + 4, b.little);
+  const uint32_t type_off = read_int<uint32_t>(p + 8, b.little);
+  const uint32_t type_len = read_int<uint32_t>(p + 12, b.little);
+  const uint32_t str_off = read_int<uint32_t>(p + 16, b.little);
+  const uint32_t str_len = read_int<uint32_t>(p + 20, b.little);
+  if (hdr_len < kHeaderSize || hdr_len > raw.size()) {
+    return b.malformed(raw_file_off + 4, "header length " + std::to_string(hdr_len) + " out of range");
+  }
+  for (uint32_t i = kHeaderSize; i < hdr_len; ++i) {
+    if (p[i] != 0) return b.malformed(raw_file_off + i, "unknown non-zero header bytes");
+  }
+  const uint64_t data_size = raw.size() - hdr_len;
+  if (type_off % 4 != 0) return b.malformed(raw_file_off + 8, "type section offset not 4-aligned");
+  if (!in_bounds(type_off, type_len, data_size)) {
+    return b.malformed(raw_file_off + 8, "type section [" + std::to_string(type_off) + ", +" +
+                                             std::to_string(type_len) + ") outside the data (" +
+                                             std::to_string(data_size) + " bytes)");
+  }
+  if (!in_bounds(str_off, str_len, data_size)) {
+    return b.malformed(raw_file_off + 16, "string section [" + std::to_string(str_off) + ", +" +
+                                              std::to_string(str_len) + ") outside the data (" +
+                                              std::to_string(data_size) + " bytes)");
+  }
+  if (uint64_t{type_off} + type_len > str_off && uint64_t{str_off} + str_len > type_off) {
+    return b.malformed(raw_file_off + 8, "type and string sections overlap");
+  }
+  if (str_len > kMaxStrOffset) return b.malformed(raw_file_off + 20, "string section too large");
+  b.types = raw.data() + hdr_len + type_off;
+  b.types_len = type_len;
+  b.types_file_off = raw_file_off + hdr_len + type_off;
+  b.strs = reinterpret_cast<const char*>(raw.data() + hdr_len + str_off);
+  b.strs_len = str_len;
+  if (b.base == nullptr) {
+    if (str_len == 0 || b.strs[0] != '\0') {
+      return b.malformed(raw_file_off + hdr_len + str_off, "string section must start with an empty string");
+    }
+  }
+  if (str_len > 0 && b.strs[str_len - 1] != '\0') {
+    return b.malformed(raw_file_off + hdr_len + str_off + str_len - 1, "string section does not end with NUL");
+  }
+  if (b.base != nullptr) {
+    MMAR_ASSIGN(uint32_t base_count, b.base->count());
+    b.start_id = base_count;
+    auto next = checked_add(b.base->start_str_off, b.base->strs_len);
+    if (!next || *next + uint64_t{str_len} > kMaxStrOffset) {
+      return b.malformed(raw_file_off + 20, "split string offsets overflow");
+    }
+    b.start_str_off = static_cast<uint32_t>(*next);
+  }
+  b.offs.reset(new uint32_t[type_len / kTypeHeaderSize + 1]);
+  return impl;
+}
+
+}  // namespace
+
+Result<Btf> Btf::parse(Bytes bytes, std::string name, const BtfOpenOptions& options) {
+  MMAR_ASSIGN(auto impl, parse_impl(std::move(bytes), std::move(name), nullptr));
+  Btf btf(std::move(impl));
+  if (options.validate) MMAR_TRY(btf.validate());
+  return btf;
+}
+
+Result<Btf> Btf::parse_split(Bytes bytes, std::string name, const Btf& base, const BtfOpenOptions& options) {
+  MMAR_ASSIGN(auto impl, parse_impl(std::move(bytes), std::move(name), base.impl_));
+  Btf btf(std::move(impl));
+  if (options.validate) MMAR_TRY(btf.validate());
+  return btf;
+}
+
+Result<Btf> Btf::open(const std::string& path, const Btf* base, const BtfOpenOptions& options) {
+  MMAR_ASSIGN(Source src, Source::open(path));
+  MMAR_ASSIGN(Bytes bytes, src.read(0, src.size()));
+  return base != nullptr ? parse_split(std::move(bytes), path, *base, options)
+                         : parse(std::move(bytes), path, options);
+}
+
+const std::string& Btf::name() const { return impl_->name; }
+bool Btf::little_endian() const { return impl_->little; }
+bool Btf::is_split() const { return impl_->base != nullptr; }
+std::optional<Btf> Btf::base() const {
+  if (impl_->base == nullptr) return std::nullopt;
+  return Btf(impl_->base);
+}
+uint32_t Btf::start_id() const { return impl_->start_id; }
+uint32_t Btf::start_str_off() const { return impl_->start_str_off; }
+Result<uint32_t> Btf::type_count() const { return impl_->count(); }
+uint32_t Btf::str_size() const { return impl_->strs_len; }
+std::span<const std::byte> Btf::raw() const { return impl_->bytes.span(); }
+
+Result<BtfType> Btf::type(uint32_t id) const { return impl_->type(id); }
+std::optional<std::string_view> Btf::str(uint32_t off) const { return impl_->str(off); }
+std::string_view Btf::name_of(const BtfType& t) const { return impl_->str(t.name_off()).value_or(""); }
+
+Result<BtfType> Btf::find(std::string_view name, std::optional<BtfKind> kind) const {
+  if (impl_->base != nullptr) {
+    auto in_base = Btf(impl_->base).find(name, kind);
+    if (in_base.ok() || in_base.error().code() != Errc::not_found) return in_base;
+  }
+  Impl& b = *impl_;
+  // Linear, but lazy: indexes only as far as the first match.
+  for (uint32_t local = 0;; ++local) {
+    if (local >= b.indexed.load(std::memory_order_acquire)) {
+      MMAR_TRY(b.extend(local + 256));
+      if (local >= b.indexed.load(std::memory_order_acquire)) break;
+    }
+    BtfType t(b.types + b.offs[local], b.start_id + local, b.little);
+    if (kind && t.kind() != *kind) continue;
+    if (t.name_off() == 0) continue;
+    auto s = b.str(t.name_off());
+    if (s && *s == name) return t;
+  }
+  return Error(Errc::not_found, b.name + ": no type named '" + std::string(name) + "'" +
+                                    (kind ? std::string(" of kind ") + btf_kind_name(*kind) : ""));
+}
+
+Result<void> Btf::validate() const {
+  Impl& b = *impl_;
+  if (b.base != nullptr) MMAR_TRY(Btf(b.base).validate());
+  MMAR_ASSIGN(uint32_t count, b.count());
+  auto bad_ref = [&](uint32_t id, uint32_t ref, const char* what) -> Result<void> {
+    if (ref < count) return success();
+    return b.malformed(b.types_file_off + b.offs[id - b.start_id],
+                       "type " + std::to_string(id) + ": " + what + " refers to type " + std::to_string(ref) +
+                           " (last is " + std::to_string(count - 1) + ")");
+  };
+  for (uint32_t id = b.start_id; id < count; ++id) {
+    BtfType t(b.types + b.offs[id - b.start_id], id, b.little);
+    const uint32_t vlen = t.vlen();
+    switch (t.kind()) {
+      case BtfKind::ptr:
+      case BtfKind::typedef_:
+      case BtfKind::volatile_:
+      case BtfKind::const_:
+      case BtfKind::restrict_:
+      case BtfKind::type_tag:
+      case BtfKind::var:
+      case BtfKind::decl_tag:
+        MMAR_TRY(bad_ref(id, t.type(), "its target"));
+        break;
+      case BtfKind::func: {
+        MMAR_TRY(bad_ref(id, t.type(), "its prototype"));
+        auto proto = b.type(t.type());
+        if (!proto.ok() || proto->kind() != BtfKind::func_proto) {
+          return b.malformed(b.types_file_off + b.offs[id - b.start_id],
+                             "type " + std::to_string(id) + ": FUNC whose type is not a FUNC_PROTO");
+        }
+        break;
+      }
+      case BtfKind::array:
+        MMAR_TRY(bad_ref(id, t.extra_u32(0), "its element type"));
+        MMAR_TRY(bad_ref(id, t.extra_u32(1), "its index type"));
+        break;
+      case BtfKind::struct_:
+      case BtfKind::union_:
+        for (uint32_t i = 0; i < vlen; ++i) MMAR_TRY(bad_ref(id, t.extra_u32(i * 3 + 1), "a member"));
+        break;
+      case BtfKind::func_proto:
+        MMAR_TRY(bad_ref(id, t.type(), "its return type"));
+        for (uint32_t i = 0; i < vlen; ++i) MMAR_TRY(bad_ref(id, t.extra_u32(i * 2 + 1), "a parameter"));
+        break;
+      case BtfKind::datasec:
+        for (uint32_t i = 0; i < vlen; ++i) MMAR_TRY(bad_ref(id, t.extra_u32(i * 3), "a variable"));
+        break;
+      case BtfKind::int_: {
+        uint32_t v = t.extra_u32(0);
+        uint32_t bits = v & 0xff, offset = (v >> 16) & 0xff;
+        if (bits > 128 || offset + bits > uint64_t{t.size()} * 8) {
+          return b.malformed(b.types_file_off + b.offs[id - b.start_id],
+                             "type " + std::to_string(id) + ": INT bits " + std::to_string(bits) + " at offset " +
+                                 std::to_string(offset) + " do not fit " + std::to_string(t.size()) + " bytes");
+        }
+        break;
+      }
+      default:
+        break;
+    }
+  }
+  return success();
+}
+
+}  // namespace mmar
