@@ -1,0 +1,62 @@
+// libFuzzer target: the BTF parser, raw and split. Input: one mode byte;
+// mode 0: raw BTF; mode 1: a u32 base length, the base BTF, then a split BTF
+// on it. Invariants, not just "no crash":
+//  - validate() succeeding implies the whole dump succeeds;
+//  - every type's ID resolves back to the same record; a named type is
+//    found by name at an ID that has that name.
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "mmar/btf.h"
+
+namespace {
+
+void exercise(const mmar::Btf& btf) {
+  auto count = btf.type_count();
+  bool valid = btf.validate().ok();
+  std::string out;
+  auto dumped = mmar::btf_dump_raw(btf, out);
+  if (valid && !dumped.ok()) std::abort();
+  if (!count.ok()) return;
+  for (uint32_t id = btf.start_id(); id < *count && id < btf.start_id() + 64; ++id) {
+    auto t = btf.type(id);
+    if (!t.ok()) std::abort();  // indexed once, a record must stay reachable
+    if (t->id() != id) std::abort();
+    std::string_view name = btf.name_of(*t);
+    if (name.empty()) continue;
+    auto found = btf.find(name, t->kind());
+    if (!found.ok() || btf.name_of(*found) != name || found->kind() != t->kind()) std::abort();
+  }
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  if (size < 1) return 0;
+  const uint8_t mode = data[0] & 1;
+  ++data;
+  --size;
+  if (mode == 0) {
+    std::vector<std::byte> bytes(reinterpret_cast<const std::byte*>(data), reinterpret_cast<const std::byte*>(data) + size);
+    auto btf = mmar::Btf::parse(mmar::Bytes::from_vector(std::move(bytes)), "fuzz");
+    if (btf.ok()) exercise(*btf);
+    return 0;
+  }
+  if (size < 4) return 0;
+  uint32_t base_len;
+  std::memcpy(&base_len, data, 4);
+  data += 4;
+  size -= 4;
+  if (base_len > size) return 0;
+  std::vector<std::byte> base_bytes(reinterpret_cast<const std::byte*>(data),
+                                    reinterpret_cast<const std::byte*>(data) + base_len);
+  std::vector<std::byte> split_bytes(reinterpret_cast<const std::byte*>(data) + base_len,
+                                     reinterpret_cast<const std::byte*>(data) + size);
+  auto base = mmar::Btf::parse(mmar::Bytes::from_vector(std::move(base_bytes)), "fuzz-base");
+  if (!base.ok()) return 0;
+  auto split = mmar::Btf::parse_split(mmar::Bytes::from_vector(std::move(split_bytes)), "fuzz-split", *base);
+  if (split.ok()) exercise(*split);
+  return 0;
+}
