@@ -9,6 +9,8 @@
 #include <mutex>
 #include <vector>
 
+#include <xxhash.h>
+
 #include "elf/sections.h"
 #include "support/checked.h"
 #include "support/endian.h"
@@ -101,6 +103,34 @@ struct Btf::Impl {
   bool complete = false;
   std::optional<Error> scan_error;
   std::mutex mu;
+
+  // Name index: (XXH3 of the name, ID) for every named type, sorted; a flat
+  // array, built on the second lookup (a single lookup is cheaper as a scan
+  // that stops at the first match).
+  std::vector<std::pair<uint64_t, uint32_t>> names;
+  std::atomic<bool> names_ready{false};
+  std::atomic<uint32_t> lookups{0};
+  std::mutex names_mu;
+
+  Result<void> build_name_index() {
+    std::lock_guard lock(names_mu);
+    if (names_ready.load(std::memory_order_acquire)) return success();
+    MMAR_ASSIGN(uint32_t total, count());
+    std::vector<std::pair<uint64_t, uint32_t>> index;
+    index.reserve(total - start_id);
+    for (uint32_t local = 0; local < total - start_id; ++local) {
+      const std::byte* rec = types + offs[local];
+      uint32_t name_off = read_int<uint32_t>(rec, little);
+      if (name_off == 0) continue;
+      auto s = str(name_off);
+      if (!s || s->empty()) continue;
+      index.emplace_back(XXH3_64bits(s->data(), s->size()), start_id + local);
+    }
+    std::sort(index.begin(), index.end());
+    names = std::move(index);
+    names_ready.store(true, std::memory_order_release);
+    return success();
+  }
 
   Error malformed(uint64_t offset, const std::string& what) const {
     return Error(Errc::malformed, name + ": " + what + " (at offset " + hex(offset) + ")", offset);
@@ -337,7 +367,19 @@ Result<BtfType> Btf::find(std::string_view name, std::optional<BtfKind> kind) co
     if (in_base.ok() || in_base.error().code() != Errc::not_found) return in_base;
   }
   Impl& b = *impl_;
-  // Linear, but lazy: indexes only as far as the first match.
+  if (b.names_ready.load(std::memory_order_acquire) || b.lookups.fetch_add(1) >= 1) {
+    MMAR_TRY(b.build_name_index());
+    const uint64_t h = XXH3_64bits(name.data(), name.size());
+    auto it = std::lower_bound(b.names.begin(), b.names.end(), std::make_pair(h, uint32_t{0}));
+    for (; it != b.names.end() && it->first == h; ++it) {
+      BtfType t(b.types + b.offs[it->second - b.start_id], it->second, b.little);
+      if (kind && t.kind() != *kind) continue;
+      if (b.str(t.name_off()) == name) return t;
+    }
+    return Error(Errc::not_found, b.name + ": no type named '" + std::string(name) + "'" +
+                                      (kind ? std::string(" of kind ") + btf_kind_name(*kind) : ""));
+  }
+  // The first lookup: a scan that indexes only as far as the first match.
   for (uint32_t local = 0;; ++local) {
     if (local >= b.indexed.load(std::memory_order_acquire)) {
       MMAR_TRY(b.extend(local + 256));

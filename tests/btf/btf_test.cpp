@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include <cstring>
+#include <map>
 
 #include "mmar/btf.h"
 #include "support/test_support.h"
@@ -200,6 +201,30 @@ TEST_F(BtfOracle, LookupsAcrossBaseAndSplit) {
   EXPECT_EQ(btf__type_cnt(lb), *split->type_count());
   btf__free(lb);
   btf__free(lb_base);
+}
+
+TEST_F(BtfOracle, IndexedLookupsAgreeWithAScan) {
+  Objects o;
+  auto base = Btf::open(o.base);
+  auto split = Btf::open(o.module_split, &*base);
+  ASSERT_TRUE(split.ok());
+  const uint32_t count = *split->type_count();
+  // Brute force: the lowest ID for each (name, kind), base first.
+  std::map<std::pair<std::string, int>, uint32_t> first;
+  for (uint32_t id = 1; id < count; ++id) {
+    auto t = split->type(id);
+    ASSERT_TRUE(t.ok());
+    std::string n(split->name_of(*t));
+    if (!n.empty()) first.emplace(std::make_pair(n, static_cast<int>(t->kind())), id);
+  }
+  ASSERT_GT(first.size(), 20u);
+  for (int round = 0; round < 2; ++round) {  // round 0 builds the index on its second lookup
+    for (const auto& [key, id] : first) {
+      auto t = split->find(key.first, static_cast<BtfKind>(key.second));
+      ASSERT_TRUE(t.ok()) << key.first;
+      EXPECT_EQ(t->id(), id) << key.first;
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------
