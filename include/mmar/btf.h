@@ -19,6 +19,7 @@
 #include <string>
 #include <string_view>
 
+#include "mmar/archive.h"
 #include "mmar/result.h"
 #include "mmar/source.h"
 
@@ -99,6 +100,24 @@ class Btf {
  private:
   explicit Btf(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
   std::shared_ptr<Impl> impl_;
+};
+
+// The BTF members of one archive. Opening a split member (one whose entry
+// links to its base member) opens the base first; each base is parsed once
+// and shared by all its splits. Thread-safe.
+class BtfSet {
+ public:
+  explicit BtfSet(Archive archive);
+  ~BtfSet();
+  BtfSet(BtfSet&&) noexcept;
+  BtfSet& operator=(BtfSet&&) noexcept;
+  const Archive& archive() const;
+  Result<Btf> open(std::string_view member_name) const;
+  Result<Btf> open(const Member& member) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
 };
 
 // Print types exactly as `bpftool btf dump file F [--base-btf B]` does in its

@@ -109,6 +109,7 @@ struct Btf::Impl {
   // that stops at the first match).
   std::vector<std::pair<uint64_t, uint32_t>> names;
   std::atomic<bool> names_ready{false};
+  std::atomic<bool> validated{false};  // validate() succeeded once: a base shared by many splits is checked once
   std::atomic<uint32_t> lookups{0};
   std::mutex names_mu;
 
@@ -397,6 +398,7 @@ Result<BtfType> Btf::find(std::string_view name, std::optional<BtfKind> kind) co
 
 Result<void> Btf::validate() const {
   Impl& b = *impl_;
+  if (b.validated.load(std::memory_order_acquire)) return success();
   if (b.base != nullptr) MMAR_TRY(Btf(b.base).validate());
   MMAR_ASSIGN(uint32_t count, b.count());
   auto bad_ref = [&](uint32_t id, uint32_t ref, const char* what) -> Result<void> {
@@ -457,6 +459,7 @@ Result<void> Btf::validate() const {
         break;
     }
   }
+  b.validated.store(true, std::memory_order_release);
   return success();
 }
 

@@ -1,5 +1,6 @@
 // mmar btf: dump, find and stats over BTF files, ELF objects with .BTF, and
 // archive members (ARCHIVE:MEMBER), split BTF on a base included.
+#include <dirent.h>
 #include <sys/stat.h>
 
 #include <cinttypes>
@@ -14,32 +15,111 @@ namespace mmar::cli {
 namespace {
 
 const Verb kBtf{"btf",
-                "dump|find|stats FILE|ARCHIVE:MEMBER [--base-btf BASE] [options] [NAME...]",
+                "dump|find|stats FILE|ARCHIVE:MEMBER [--base-btf BASE] [options] [NAME...]\n"
+                "       mmar btf pack -f ARCHIVE VMLINUX [MODULE|DIR...]",
                 "Read BTF (raw, or the .BTF section of an ELF object, or an archive member).\n"
                 "  dump   print every type as `bpftool btf dump file` does (split BTF: its own types)\n"
                 "  find   print the types named NAME (--kind to restrict), with their IDs\n"
-                "  stats  count types by kind, strings and sizes",
+                "  stats  count types by kind, strings and sizes\n"
+                "  pack   one kernel's base BTF and all its modules' split BTF in one archive:\n"
+                "         VMLINUX becomes member 'vmlinux', each module 'modules/PATH' linked to it,\n"
+                "         so ARCHIVE:modules/PATH opens on its base without --base-btf",
                 {
                     {"base-btf", 'B', true, "BASE", "base BTF (FILE or ARCHIVE:MEMBER) for a split BTF"},
                     {"json", 'j', false, "", "print JSON"},
                     {"kind", 0, true, "KIND", "with find: only types of this kind (struct, union, func, ...)"},
                     {"validate", 0, false, "", "check every record and reference first"},
+                    {"file", 'f', true, "ARCHIVE", "with pack: the archive to write"},
+                    {"compress", 0, true, "CODEC", "with pack: none (default: members stay zero-copy), zstd or xz"},
                 }};
 
-// FILE, or ARCHIVE:MEMBER when ARCHIVE is an existing file.
-Result<Bytes> load(const std::string& spec, std::string& name) {
-  name = spec;
-  size_t colon = spec.rfind(':');
+bool is_member_spec(const std::string& spec, size_t& colon) {
+  colon = spec.rfind(':');
   struct stat st {};
-  if (colon != std::string::npos && colon > 0 && stat(spec.c_str(), &st) != 0) {
-    std::string archive = spec.substr(0, colon);
-    std::string member = spec.substr(colon + 1);
-    MMAR_ASSIGN(Archive a, Archive::open(archive));
-    MMAR_ASSIGN(Member m, a.find(member));
-    return a.read(m);
+  return colon != std::string::npos && colon > 0 && stat(spec.c_str(), &st) != 0;
+}
+
+// FILE, or ARCHIVE:MEMBER; an archive member that links to its base opens
+// on it, unless a base is given explicitly.
+Result<Btf> open_spec(const std::string& spec, const std::optional<Btf>& base, const BtfOpenOptions& options) {
+  size_t colon = 0;
+  if (is_member_spec(spec, colon)) {
+    MMAR_ASSIGN(Archive a, Archive::open(spec.substr(0, colon)));
+    MMAR_ASSIGN(Member m, a.find(spec.substr(colon + 1)));
+    if (base) {
+      MMAR_ASSIGN(Bytes bytes, a.read(m));
+      return Btf::parse_split(std::move(bytes), spec, *base, options);
+    }
+    BtfSet set(std::move(a));
+    MMAR_ASSIGN(Btf btf, set.open(m));
+    if (options.validate) MMAR_TRY(btf.validate());
+    return btf;
   }
-  MMAR_ASSIGN(Source src, Source::open(spec));
-  return src.read(0, src.size());
+  return Btf::open(spec, base ? &*base : nullptr, options);
+}
+
+int run_pack(const Parsed& p) {
+  if (!p.has("file")) return usage_error("btf", "pack needs -f ARCHIVE");
+  if (p.positional.size() < 2) return usage_error("btf", "pack needs VMLINUX and modules");
+  WriteOptions o;
+  o.codec = Codec::none;
+  if (p.has("compress")) {
+    auto c = parse_codec(p.get("compress"));
+    if (!c) return usage_error("btf", "unknown codec '" + p.get("compress") + "'");
+    o.codec = *c;
+  }
+  auto base = Btf::open(p.positional[1], nullptr, BtfOpenOptions{.validate = true});
+  if (!base.ok()) return fail(base.error());
+  Writer w(o);
+  if (auto r = w.add_path("vmlinux", p.positional[1]); !r.ok()) return fail(r.error());
+  std::vector<std::pair<std::string, std::string>> modules;  // (member name, path)
+  for (size_t i = 2; i < p.positional.size(); ++i) {
+    const std::string& arg = p.positional[i];
+    struct stat st {};
+    if (stat(arg.c_str(), &st) != 0) return fail(sys_error(arg, errno));
+    if (!S_ISDIR(st.st_mode)) {
+      std::string leaf = arg.substr(arg.find_last_of('/') + 1);
+      modules.emplace_back("modules/" + leaf, arg);
+      continue;
+    }
+    std::vector<std::string> stack = {""};
+    while (!stack.empty()) {
+      std::string rel = stack.back();
+      stack.pop_back();
+      std::string dir = rel.empty() ? arg : arg + "/" + rel;
+      DIR* d = opendir(dir.c_str());
+      if (d == nullptr) return fail(sys_error(dir, errno));
+      while (auto* e = readdir(d)) {
+        std::string n = e->d_name;
+        if (n == "." || n == "..") continue;
+        std::string child = rel.empty() ? n : rel + "/" + n;
+        struct stat cst {};
+        if (stat((arg + "/" + child).c_str(), &cst) != 0) continue;
+        if (S_ISDIR(cst.st_mode)) {
+          stack.push_back(child);
+        } else if (S_ISREG(cst.st_mode)) {
+          modules.emplace_back("modules/" + child, arg + "/" + child);
+        }
+      }
+      closedir(d);
+    }
+  }
+  Progress progress("check");
+  size_t checked = 0;
+  for (const auto& [name, path] : modules) {
+    // Every module must be valid split BTF on this base before it is packed.
+    auto m = Btf::open(path, &*base, BtfOpenOptions{.validate = true});
+    if (!m.ok()) return fail(m.error());
+    if (auto r = w.add_path(name, path); !r.ok()) return fail(r.error());
+    if (auto r = w.set_link(name, "vmlinux"); !r.ok()) return fail(r.error());
+    progress.update(++checked, modules.size());
+  }
+  progress.finish();
+  auto stats = w.write(p.get("file"));
+  if (!stats.ok()) return fail(stats.error());
+  std::printf("%s: vmlinux and %zu modules, %s\n", p.get("file").c_str(), modules.size(),
+              human_size(stats->archive_bytes).c_str());
+  return kExitOk;
 }
 
 std::optional<BtfKind> parse_kind(std::string s) {
@@ -57,24 +137,19 @@ int run_btf(int argc, char** argv) {
   if (p.positional.size() < 2) return usage_error("btf", "expected a subcommand and a FILE");
   const std::string sub = p.positional[0];
   const std::string spec = p.positional[1];
+  if (sub == "pack") return run_pack(p);
   if (sub != "dump" && sub != "find" && sub != "stats") return usage_error("btf", "unknown subcommand '" + sub + "'");
   BtfOpenOptions options;
   options.validate = p.has("validate");
 
   std::optional<Btf> base;
   if (p.has("base-btf")) {
-    std::string base_name;
-    auto bytes = load(p.get("base-btf"), base_name);
-    if (!bytes.ok()) return fail(bytes.error());
-    auto b = Btf::parse(std::move(bytes).value(), base_name, options);
+    auto b = open_spec(p.get("base-btf"), std::nullopt, options);
     if (!b.ok()) return fail(b.error());
     base = std::move(b).value();
   }
-  std::string name;
-  auto bytes = load(spec, name);
-  if (!bytes.ok()) return fail(bytes.error());
-  auto btf = base ? Btf::parse_split(std::move(bytes).value(), name, *base, options)
-                  : Btf::parse(std::move(bytes).value(), name, options);
+  const std::string& name = spec;
+  auto btf = open_spec(spec, base, options);
   if (!btf.ok()) return fail(btf.error());
 
   if (sub == "dump") {

@@ -1,0 +1,106 @@
+// The real thing: a Debian kernel package's vmlinux and every module's BTF
+// (scripts/kernel-btf.sh), dumped by mmar and by bpftool, byte for byte; and
+// packed into one archive whose module members open on their base.
+// Long-running; skips with the reason when the package cannot be had.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include "mmar/btf.h"
+#include "support/test_support.h"
+
+namespace mmar {
+namespace {
+
+const std::string kCorpus = MMAR_KERNEL_BTF_DIR;
+
+std::string q(const std::string& s) { return "'" + s + "'"; }
+
+class KernelCorpus : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    std::string out;
+    int rc = test::run(std::string(MMAR_SOURCE_DIR) + "/scripts/kernel-btf.sh " + q(kCorpus) + " 2>&1", &out);
+    available_ = rc == 0;
+    why_ = out;
+  }
+  void SetUp() override {
+    if (!available_) GTEST_SKIP() << "no Debian kernel package BTF: " << why_;
+    if (test::run("command -v bpftool >/dev/null") != 0) GTEST_SKIP() << "bpftool is missing";
+  }
+  static std::vector<std::string> modules() {
+    std::string list;
+    test::run("cd " + q(kCorpus + "/modules") + " && find . -name '*.btf' | LC_ALL=C sort | cut -c3-", &list);
+    std::vector<std::string> out;
+    size_t start = 0;
+    while (start < list.size()) {
+      size_t nl = list.find('\n', start);
+      out.push_back(list.substr(start, nl - start));
+      start = nl + 1;
+    }
+    return out;
+  }
+  static bool available_;
+  static std::string why_;
+};
+bool KernelCorpus::available_ = false;
+std::string KernelCorpus::why_;
+
+TEST_F(KernelCorpus, VmlinuxAndEveryModuleMatchBpftool) {
+  const std::string vmlinux = kCorpus + "/vmlinux.btf";
+  auto base = Btf::open(vmlinux, nullptr, BtfOpenOptions{.validate = true});
+  ASSERT_TRUE(base.ok()) << base.error().message();
+  std::string mine, theirs;
+  ASSERT_TRUE(btf_dump_raw(*base, mine).ok());
+  ASSERT_EQ(test::run("bpftool btf dump file " + q(vmlinux), &theirs), 0);
+  EXPECT_TRUE(mine == theirs) << "vmlinux dumps differ";
+  auto mods = modules();
+  ASSERT_GT(mods.size(), 1000u) << "expected a full module set";
+  size_t differing = 0;
+  for (const auto& m : mods) {
+    const std::string path = kCorpus + "/modules/" + m;
+    auto split = Btf::open(path, &*base, BtfOpenOptions{.validate = true});
+    ASSERT_TRUE(split.ok()) << split.error().message();
+    mine.clear();
+    ASSERT_TRUE(btf_dump_raw(*split, mine).ok());
+    ASSERT_EQ(test::run("bpftool btf dump file " + q(path) + " --base-btf " + q(vmlinux), &theirs), 0);
+    if (mine != theirs) {
+      ++differing;
+      ADD_FAILURE() << m << ": dumps differ";
+    }
+  }
+  std::printf("[kernel] %zu modules compared with bpftool, %zu differ\n", mods.size(), differing);
+}
+
+TEST_F(KernelCorpus, PackedArchiveResolvesBasesOnce) {
+  test::TempDir tmp;
+  std::string out;
+  ASSERT_EQ(test::run(std::string(MMAR_BIN) + " btf pack -f " + q(tmp / "k.mmar") + " " + q(kCorpus + "/vmlinux.btf") +
+                          " " + q(kCorpus + "/modules") + " 2>&1",
+                      &out),
+            0)
+      << out;
+  auto a = Archive::open(tmp / "k.mmar");
+  ASSERT_TRUE(a.ok());
+  BtfSet set(*a);
+  auto mods = modules();
+  const std::byte* base_bytes = nullptr;
+  for (size_t i = 0; i < mods.size(); i += 97) {
+    auto m = a->find("modules/" + mods[i]);
+    ASSERT_TRUE(m.ok()) << mods[i];
+    ASSERT_TRUE(m->link.has_value());
+    auto btf = set.open(*m);
+    ASSERT_TRUE(btf.ok()) << btf.error().message();
+    ASSERT_TRUE(btf->is_split());
+    // Every split shares the one base parse: the same bytes, zero-copy.
+    auto base = btf->base();
+    if (base_bytes == nullptr) base_bytes = base->raw().data();
+    EXPECT_EQ(base->raw().data(), base_bytes);
+    EXPECT_TRUE(btf->find("task_struct", BtfKind::struct_).ok());
+  }
+  // The raw member is a view into the archive mapping.
+  auto vm = a->find("vmlinux");
+  EXPECT_EQ(base_bytes, a->source().all().data() + vm->data_offset);
+}
+
+}  // namespace
+}  // namespace mmar
