@@ -6,6 +6,7 @@
 #      warm lookups, memory at open, raw-member read throughput vs memcpy/pread
 #   2. one member out of N through the command line: mmar cat vs tar -xOf vs unzip -p
 #   3. creating an archive of a real tree: mmar vs tar -cf vs mksquashfs -comp zstd
+#   4. BTF on a real kernel: open+find and all-modules loops vs libbpf, dump vs bpftool
 set -euo pipefail
 BUILD=${1:?usage: bench/run.sh BUILD_DIR [quick]}
 MODE=${2:-full}
@@ -92,4 +93,16 @@ timed "mksquashfs -comp zstd (level 15)" $Z15_RUNS "$W/sq15.sqfs" \
     'BEGIN { printf "  mmar zstd-15 / squashfs zstd-15 = %.4f\n", a / b }'
 } | tee "$OUT/create_sizes.txt"
 "$MMAR" verify -q -f "$W/z15.mmar" && echo "z15.mmar verifies"
+
+echo "== 4. BTF: real kernel (scripts/kernel-btf.sh) vs libbpf and bpftool"
+KB=$PWD/build/kernel-btf
+if scripts/kernel-btf.sh "$KB"; then
+  MMAR_KERNEL_BTF=$KB "$BUILD/bench/btf_bench" --benchmark_min_time=0.5 --benchmark_out="$OUT/btf_bench.json" \
+    --benchmark_out_format=json | tee "$OUT/btf_bench.txt"
+  hyperfine -N --warmup 2 --runs 10 --output=pipe --export-json "$OUT/btf_dump.json" \
+    -n "mmar btf dump vmlinux" "$MMAR btf dump $KB/vmlinux.btf" \
+    -n "bpftool btf dump file vmlinux" "bpftool btf dump file $KB/vmlinux.btf" | tee "$OUT/btf_dump.txt"
+else
+  echo "skipped: no kernel package BTF (see scripts/kernel-btf.sh)"
+fi
 echo "results in $OUT"
