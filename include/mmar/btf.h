@@ -18,6 +18,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "mmar/archive.h"
 #include "mmar/result.h"
@@ -100,6 +101,58 @@ class Btf {
  private:
   explicit Btf(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
   std::shared_ptr<Impl> impl_;
+};
+
+// Building BTF: an empty base, an empty split on a base, or the types of a
+// parsed BTF to append to. Follows libbpf's btf__add_* semantics (and string
+// deduplication: own strings, and for split BTF the base's first), so the
+// same calls give the same bytes as libbpf. Every add returns the new type
+// ID; add_field/add_enum_value/add_param/add_datasec_var extend the last type.
+class BtfBuilder {
+ public:
+  BtfBuilder();                                  // empty base BTF
+  explicit BtfBuilder(const Btf& base);          // empty split BTF on base
+  static Result<BtfBuilder> from(const Btf& btf);  // a parsed BTF's own types and strings
+  ~BtfBuilder();
+  BtfBuilder(BtfBuilder&&) noexcept;
+  BtfBuilder& operator=(BtfBuilder&&) noexcept;
+
+  uint32_t next_id() const;
+  Result<uint32_t> add_str(std::string_view s);
+
+  Result<uint32_t> add_int(std::string_view name, uint32_t byte_size, uint8_t encoding);  // 1 signed, 2 char, 4 bool
+  Result<uint32_t> add_float(std::string_view name, uint32_t byte_size);
+  Result<uint32_t> add_ptr(uint32_t type);
+  Result<uint32_t> add_array(uint32_t index_type, uint32_t elem_type, uint32_t nr_elems);
+  Result<uint32_t> add_struct(std::string_view name, uint32_t byte_size);
+  Result<uint32_t> add_union(std::string_view name, uint32_t byte_size);
+  Result<void> add_field(std::string_view name, uint32_t type, uint32_t bit_offset, uint32_t bit_size = 0);
+  Result<uint32_t> add_enum(std::string_view name, uint32_t byte_size);
+  Result<void> add_enum_value(std::string_view name, int64_t value);
+  Result<uint32_t> add_enum64(std::string_view name, uint32_t byte_size, bool is_signed);
+  Result<void> add_enum64_value(std::string_view name, uint64_t value);
+  Result<uint32_t> add_fwd(std::string_view name, bool is_union);
+  Result<uint32_t> add_typedef(std::string_view name, uint32_t type);
+  Result<uint32_t> add_volatile(uint32_t type);
+  Result<uint32_t> add_const(uint32_t type);
+  Result<uint32_t> add_restrict(uint32_t type);
+  Result<uint32_t> add_type_tag(std::string_view value, uint32_t type);
+  Result<uint32_t> add_func(std::string_view name, uint32_t linkage, uint32_t proto);  // 0 static, 1 global, 2 extern
+  Result<uint32_t> add_func_proto(uint32_t ret_type);
+  Result<void> add_param(std::string_view name, uint32_t type);
+  Result<uint32_t> add_var(std::string_view name, uint32_t linkage, uint32_t type);
+  Result<uint32_t> add_datasec(std::string_view name, uint32_t byte_size);
+  Result<void> add_datasec_var(uint32_t var_type, uint32_t offset, uint32_t byte_size);
+  Result<uint32_t> add_decl_tag(std::string_view value, uint32_t type, int32_t component_idx);
+
+  // Raw BTF: header, types, strings (in the byte order of the BTF it came
+  // from; little-endian for new ones).
+  std::vector<std::byte> write() const;
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
 };
 
 // The BTF members of one archive. Opening a split member (one whose entry

@@ -53,6 +53,7 @@ TEST_F(KernelCorpus, VmlinuxAndEveryModuleMatchBpftool) {
   ASSERT_TRUE(btf_dump_raw(*base, mine).ok());
   ASSERT_EQ(test::run("bpftool btf dump file " + q(vmlinux), &theirs), 0);
   EXPECT_TRUE(mine == theirs) << "vmlinux dumps differ";
+  EXPECT_TRUE(BtfBuilder::from(*base)->write() == test::read_file(vmlinux)) << "vmlinux rewrite differs";
   auto mods = modules();
   ASSERT_GT(mods.size(), 1000u) << "expected a full module set";
   size_t differing = 0;
@@ -67,6 +68,11 @@ TEST_F(KernelCorpus, VmlinuxAndEveryModuleMatchBpftool) {
       ++differing;
       ADD_FAILURE() << m << ": dumps differ";
     }
+    // Written back unmodified, byte for byte.
+    auto rewritten = BtfBuilder::from(*split);
+    ASSERT_TRUE(rewritten.ok());
+    auto original = test::read_file(path);
+    if (rewritten->write() != original) ADD_FAILURE() << m << ": rewrite differs";
   }
   std::printf("[kernel] %zu modules compared with bpftool, %zu differ\n", mods.size(), differing);
 }
