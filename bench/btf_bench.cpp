@@ -82,15 +82,10 @@ const std::string& packed() {
   static std::string path;
   if (!path.empty()) return path;
   path = corpus() + "/kernel.mmar";
-  mmar::WriteOptions o;
-  o.codec = mmar::Codec::none;
-  mmar::Writer w(o);
-  if (!w.add_path("vmlinux", corpus() + "/vmlinux.btf").ok()) die("add vmlinux");
-  for (const auto& m : modules()) {
-    if (!w.add_path(m.member, m.path).ok() || !w.set_link(m.member, "vmlinux").ok()) die("add " + m.path);
-  }
-  auto r = w.write(path);
-  if (!r.ok()) die(r.error().message());
+  // As `mmar btf pack` writes it: members raw, each with a stored index.
+  std::string cmd = std::string(MMAR_BIN) + " btf pack -f '" + path + "' '" + corpus() + "/vmlinux.btf' '" +
+                    corpus() + "/modules' >/dev/null";
+  if (std::system(cmd.c_str()) != 0) die("mmar btf pack failed: " + cmd);
   return path;
 }
 

@@ -30,6 +30,7 @@ enum class Kind : uint8_t {
   elf = 1,    // an ELF object
   btf = 2,    // raw BTF (base or split)
   ctf = 3,    // a CTF dictionary
+  btf_index = 4,  // a stored index for the BTF member it links to (src/btf/index.cpp)
 };
 
 // The container format an Archive was opened from.
@@ -173,6 +174,9 @@ class Writer {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// The checksum the writer records for a member's bytes (XXH3-64, seed 0).
+uint64_t member_checksum(std::span<const std::byte> bytes);
 
 // Normalise an archive member name: strips leading "/" and "./", collapses
 // "//", refuses "..", empty names and NUL. Returns the error message if bad.

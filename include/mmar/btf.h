@@ -69,6 +69,14 @@ class Btf {
   // Raw BTF bytes, or an ELF object whose .BTF section is used.
   static Result<Btf> parse(Bytes bytes, std::string name, const BtfOpenOptions& options = {});
   static Result<Btf> parse_split(Bytes bytes, std::string name, const Btf& base, const BtfOpenOptions& options = {});
+  // Raw BTF with a stored index (see docs/FORMAT.md, "BTF in archives")
+  // built for bytes whose XXH3 is `btf_xxh3`. An index that does not match
+  // is ignored (the BTF is then indexed lazily as usual).
+  static Result<Btf> parse_indexed(Bytes bytes, std::string name, Bytes index, uint64_t btf_xxh3, const Btf* base);
+  // A stored index for this BTF, bound to `btf_xxh3` (the XXH3 of its bytes).
+  Result<std::vector<std::byte>> build_index(uint64_t btf_xxh3) const;
+  bool has_stored_index() const;
+
   // A file path (raw BTF or ELF), mapped.
   static Result<Btf> open(const std::string& path, const Btf* base = nullptr, const BtfOpenOptions& options = {});
 

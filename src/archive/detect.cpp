@@ -33,6 +33,10 @@ Detected detect_kind(std::span<const std::byte> head, uint64_t size, elf::ReadAt
       return d;
     }
   }
+  if (n >= 24 && std::memcmp(p, "MMBTFIX1", 8) == 0) {
+    d.kind = Kind::btf_index;
+    return d;
+  }
   // CTF preamble: magic 0xdff2 (either order), versions 1..5.
   if (n >= 4 && ((p[0] == 0xf2 && p[1] == 0xdf) || (p[0] == 0xdf && p[1] == 0xf2)) && p[2] >= 1 &&
       p[2] <= 5) {

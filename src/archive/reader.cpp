@@ -45,6 +45,7 @@ const char* kind_name(Kind kind) {
     case Kind::elf: return "elf";
     case Kind::btf: return "btf";
     case Kind::ctf: return "ctf";
+    case Kind::btf_index: return "btf-index";
   }
   return "?";
 }
@@ -57,6 +58,8 @@ const char* format_name(Format format) {
   }
   return "?";
 }
+
+uint64_t member_checksum(std::span<const std::byte> bytes) { return XXH3_64bits(bytes.data(), bytes.size()); }
 
 bool Member::is_dir() const { return S_ISDIR(mode); }
 bool Member::is_symlink() const { return S_ISLNK(mode); }
@@ -369,7 +372,7 @@ Result<Member> Archive::Impl::mmar_entry(uint32_t i) const {
     return member_malformed(file(), i, abs + 56, "unknown codec " + std::to_string(e.me_codec));
   }
   m.codec = static_cast<Codec>(e.me_codec);
-  if (e.me_kind > static_cast<uint8_t>(Kind::ctf)) {
+  if (e.me_kind > static_cast<uint8_t>(Kind::btf_index)) {
     return member_malformed(file(), i, abs + 57, "unknown kind " + std::to_string(e.me_kind));
   }
   m.kind = static_cast<Kind>(e.me_kind);

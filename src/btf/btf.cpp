@@ -104,6 +104,36 @@ struct Btf::Impl {
   std::optional<Error> scan_error;
   std::mutex mu;
 
+  // A stored index (from an archive): offsets and the name table are read in
+  // place from `index`; each record reached through it is bounds-checked.
+  bool stored = false;
+  Bytes index_bytes;  // keeps the stored index alive
+  const std::byte* stored_offs = nullptr;
+  const std::byte* stored_hashes = nullptr;
+  const std::byte* stored_ids = nullptr;
+  uint32_t stored_names = 0;
+
+  uint32_t off_at(uint32_t local) const {
+    return stored ? read_int<uint32_t>(stored_offs + uint64_t{local} * 4, true) : offs[local];
+  }
+
+  // A record through the stored index: it must lie inside the type section
+  // with a known kind and the size its kind and vlen imply.
+  Result<void> check_stored(uint32_t local) const {
+    const uint32_t off = off_at(local);
+    if (off % 4 == 0 && types_len >= kTypeHeaderSize && off <= types_len - kTypeHeaderSize) {
+      const uint32_t info = read_int<uint32_t>(types + off + 4, little);
+      const uint8_t kind = (info >> 24) & 0x1f;
+      const int64_t extra = extra_size(kind, info & 0xffff);
+      if (extra >= 0 && kind <= kBtfMaxKind &&
+          static_cast<uint64_t>(types_len - off - kTypeHeaderSize) >= static_cast<uint64_t>(extra)) {
+        return success();
+      }
+    }
+    return malformed(types_file_off, "stored index: type " + std::to_string(start_id + local) +
+                                         " points at no valid record (offset " + std::to_string(off) + ")");
+  }
+
   // Name index: (XXH3 of the name, ID) for every named type, sorted; a flat
   // array, built on the second lookup (a single lookup is cheaper as a scan
   // that stops at the first match).
@@ -223,6 +253,13 @@ struct Btf::Impl {
       return base->type(id);
     }
     const uint32_t local = id - start_id;
+    if (stored) {
+      if (local >= indexed.load(std::memory_order_relaxed)) {
+        return Error(Errc::not_found, name + ": no type " + std::to_string(id));
+      }
+      MMAR_TRY(check_stored(local));
+      return BtfType(types + off_at(local), id, little);
+    }
     if (local >= indexed.load(std::memory_order_acquire)) {
       MMAR_TRY(extend(local + 1));
       if (local >= indexed.load(std::memory_order_acquire)) {
@@ -338,6 +375,68 @@ Result<Btf> Btf::parse_split(Bytes bytes, std::string name, const Btf& base, con
   return btf;
 }
 
+Result<Btf> Btf::parse_indexed(Bytes bytes, std::string name, Bytes index, uint64_t btf_xxh3, const Btf* base) {
+  MMAR_ASSIGN(auto impl, parse_impl(std::move(bytes), std::move(name), base != nullptr ? base->impl_ : nullptr));
+  Impl& b = *impl;
+  const std::byte* p = index.data();
+  const uint64_t size = index.size();
+  if (size >= 24 && std::memcmp(p, "MMBTFIX1", 8) == 0 && read_int<uint64_t>(p + 8, true) == btf_xxh3) {
+    const uint64_t count = read_int<uint32_t>(p + 16, true);
+    const uint64_t names = read_int<uint32_t>(p + 20, true);
+    const uint64_t offs_end = 24 + count * 4;
+    const uint64_t hashes = (offs_end + 7) & ~uint64_t{7};
+    const uint64_t need = hashes + names * 12;
+    if (need == size && count * kTypeHeaderSize <= b.types_len && names <= count) {
+      b.stored = true;
+      b.index_bytes = std::move(index);
+      b.stored_offs = p + 24;
+      b.stored_hashes = p + hashes;
+      b.stored_ids = p + hashes + names * 8;
+      b.stored_names = static_cast<uint32_t>(names);
+      b.indexed.store(static_cast<uint32_t>(count));
+      b.complete = true;
+      b.offs.reset();
+    }
+  }
+  return Btf(std::move(impl));
+}
+
+Result<std::vector<std::byte>> Btf::build_index(uint64_t btf_xxh3) const {
+  Impl& b = *impl_;
+  MMAR_ASSIGN(uint32_t total, b.count());
+  const uint32_t count = total - b.start_id;
+  std::vector<std::pair<uint64_t, uint32_t>> names;
+  for (uint32_t local = 0; local < count; ++local) {
+    auto s = b.str(read_int<uint32_t>(b.types + b.off_at(local), b.little));
+    if (!s || s->empty()) continue;
+    names.emplace_back(XXH3_64bits(s->data(), s->size()), b.start_id + local);
+  }
+  std::sort(names.begin(), names.end());
+  const uint64_t offs_end = 24 + uint64_t{count} * 4;
+  const uint64_t hashes = (offs_end + 7) & ~uint64_t{7};
+  std::vector<std::byte> out(hashes + names.size() * 12);
+  auto put32 = [&](uint64_t at, uint32_t v) {
+    ul32 le = v;
+    std::memcpy(out.data() + at, &le, 4);
+  };
+  auto put64 = [&](uint64_t at, uint64_t v) {
+    ul64 le = v;
+    std::memcpy(out.data() + at, &le, 8);
+  };
+  std::memcpy(out.data(), "MMBTFIX1", 8);
+  put64(8, btf_xxh3);
+  put32(16, count);
+  put32(20, static_cast<uint32_t>(names.size()));
+  for (uint32_t i = 0; i < count; ++i) put32(24 + uint64_t{i} * 4, b.off_at(i));
+  for (size_t k = 0; k < names.size(); ++k) {
+    put64(hashes + k * 8, names[k].first);
+    put32(hashes + names.size() * 8 + k * 4, names[k].second);
+  }
+  return out;
+}
+
+bool Btf::has_stored_index() const { return impl_->stored; }
+
 Result<Btf> Btf::open(const std::string& path, const Btf* base, const BtfOpenOptions& options) {
   MMAR_ASSIGN(Source src, Source::open(path));
   MMAR_ASSIGN(Bytes bytes, src.read(0, src.size()));
@@ -368,6 +467,28 @@ Result<BtfType> Btf::find(std::string_view name, std::optional<BtfKind> kind) co
     if (in_base.ok() || in_base.error().code() != Errc::not_found) return in_base;
   }
   Impl& b = *impl_;
+  if (b.stored) {
+    const uint64_t h = XXH3_64bits(name.data(), name.size());
+    uint32_t lo = 0, hi = b.stored_names;
+    while (lo < hi) {  // first entry with hash >= h
+      uint32_t mid = lo + (hi - lo) / 2;
+      if (read_int<uint64_t>(b.stored_hashes + uint64_t{mid} * 8, true) < h) {
+        lo = mid + 1;
+      } else {
+        hi = mid;
+      }
+    }
+    for (; lo < b.stored_names && read_int<uint64_t>(b.stored_hashes + uint64_t{lo} * 8, true) == h; ++lo) {
+      const uint32_t id = read_int<uint32_t>(b.stored_ids + uint64_t{lo} * 4, true);
+      if (id < b.start_id) continue;
+      auto t = b.type(id);
+      if (!t.ok()) return std::move(t).error();
+      if (kind && t->kind() != *kind) continue;
+      if (b.str(t->name_off()) == name) return t;
+    }
+    return Error(Errc::not_found, b.name + ": no type named '" + std::string(name) + "'" +
+                                      (kind ? std::string(" of kind ") + btf_kind_name(*kind) : ""));
+  }
   if (b.names_ready.load(std::memory_order_acquire) || b.lookups.fetch_add(1) >= 1) {
     MMAR_TRY(b.build_name_index());
     const uint64_t h = XXH3_64bits(name.data(), name.size());
@@ -399,6 +520,34 @@ Result<BtfType> Btf::find(std::string_view name, std::optional<BtfKind> kind) co
 Result<void> Btf::validate() const {
   Impl& b = *impl_;
   if (b.validated.load(std::memory_order_acquire)) return success();
+  if (b.stored) {
+    // Rescan without the index, validate that, and compare the index with it.
+    MMAR_ASSIGN(auto fresh, parse_impl(b.bytes, b.name, b.base));
+    Btf plain(fresh);
+    MMAR_TRY(plain.validate());
+    const uint32_t n = fresh->indexed.load();
+    if (n != b.indexed.load()) return b.malformed(b.types_file_off, "stored index: type count differs from the BTF");
+    for (uint32_t i = 0; i < n; ++i) {
+      if (fresh->offs[i] != b.off_at(i)) {
+        return b.malformed(b.types_file_off, "stored index: offset of type " + std::to_string(b.start_id + i) + " is wrong");
+      }
+    }
+    uint64_t prev = 0;
+    for (uint32_t k = 0; k < b.stored_names; ++k) {
+      const uint64_t h = read_int<uint64_t>(b.stored_hashes + uint64_t{k} * 8, true);
+      const uint32_t id = read_int<uint32_t>(b.stored_ids + uint64_t{k} * 4, true);
+      if (h < prev || id < b.start_id || id - b.start_id >= n) {
+        return b.malformed(b.types_file_off, "stored index: name table entry " + std::to_string(k) + " is wrong");
+      }
+      prev = h;
+      auto s = b.str(read_int<uint32_t>(b.types + b.off_at(id - b.start_id), b.little));
+      if (!s || XXH3_64bits(s->data(), s->size()) != h) {
+        return b.malformed(b.types_file_off, "stored index: name hash of type " + std::to_string(id) + " is wrong");
+      }
+    }
+    b.validated.store(true, std::memory_order_release);
+    return success();
+  }
   if (b.base != nullptr) MMAR_TRY(Btf(b.base).validate());
   MMAR_ASSIGN(uint32_t count, b.count());
   auto bad_ref = [&](uint32_t id, uint32_t ref, const char* what) -> Result<void> {

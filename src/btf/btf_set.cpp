@@ -4,6 +4,8 @@
 
 #include "mmar/btf.h"
 
+#include <string>
+
 namespace mmar {
 
 struct BtfSet::Impl {
@@ -21,10 +23,18 @@ struct BtfSet::Impl {
     MMAR_ASSIGN(Bytes bytes, archive.read(m));
     std::string name = archive.name() + ":" + std::string(m.name);
     Result<Btf> btf = Error(Errc::invalid_argument, "");
+    std::optional<Btf> base;
     if (m.link) {
       MMAR_ASSIGN(Member base_member, archive.at(*m.link));
-      MMAR_ASSIGN(Btf base, open(base_member, depth + 1));
-      btf = Btf::parse_split(std::move(bytes), std::move(name), base);
+      MMAR_ASSIGN(base, open(base_member, depth + 1));
+    }
+    // A stored index NAME.mmidx made for exactly these bytes.
+    auto idx = archive.find(std::string(m.name) + ".mmidx");
+    if (idx.ok() && idx->kind == Kind::btf_index && idx->link == m.index && m.has_checksum) {
+      MMAR_ASSIGN(Bytes index, archive.read(*idx));
+      btf = Btf::parse_indexed(std::move(bytes), std::move(name), std::move(index), m.xxh3, base ? &*base : nullptr);
+    } else if (base) {
+      btf = Btf::parse_split(std::move(bytes), std::move(name), *base);
     } else {
       btf = Btf::parse(std::move(bytes), std::move(name));
     }

@@ -227,6 +227,50 @@ TEST_F(BtfOracle, IndexedLookupsAgreeWithAScan) {
   }
 }
 
+TEST_F(BtfOracle, StoredIndexIsUsedCheckedAndNeverTrustedBlindly) {
+  Objects o;
+  const std::string m = MMAR_BIN;
+  std::string out;
+  ASSERT_EQ(test::run(m + " btf pack -f " + q(o.tmp / "k.mmar") + " " + q(o.base) + " " + q(o.module_split) + " 2>&1", &out),
+            0)
+      << out;
+  auto a = Archive::open(o.tmp / "k.mmar");
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->find("vmlinux.mmidx")->kind, Kind::btf_index);
+  BtfSet set(*a);
+  auto split = set.open("modules/module_split.o");
+  ASSERT_TRUE(split.ok()) << split.error().message();
+  EXPECT_TRUE(split->has_stored_index());
+  EXPECT_TRUE(split->base()->has_stored_index());
+  EXPECT_TRUE(split->validate().ok());
+  std::string dump;
+  ASSERT_TRUE(btf_dump_raw(*split, dump).ok());
+  EXPECT_EQ(dump, bpftool(o.module_split, o.base));
+  EXPECT_TRUE(split->find("task_struct", BtfKind::struct_).ok());
+  EXPECT_TRUE(split->find("my_module_state", BtfKind::struct_).ok());
+
+  // An index bound to other bytes is ignored: the BTF is scanned instead.
+  auto base_bytes = a->read("vmlinux");
+  auto idx = a->read("vmlinux.mmidx");
+  auto other = Btf::parse_indexed(*base_bytes, "x", *idx, 12345, nullptr);
+  ASSERT_TRUE(other.ok());
+  EXPECT_FALSE(other->has_stored_index());
+  // A damaged offset (checksum binding intact): a clean error on access, and
+  // validate() reports the mismatch.
+  std::vector<std::byte> bad(idx->data(), idx->data() + idx->size());
+  bad[24 + 4 * 2] = std::byte{0xff};  // offset of the third type
+  bad[24 + 4 * 2 + 1] = std::byte{0xff};
+  auto damaged = Btf::parse_indexed(*base_bytes, "damaged", Bytes::from_vector(bad), a->find("vmlinux")->xxh3, nullptr);
+  ASSERT_TRUE(damaged.ok());
+  ASSERT_TRUE(damaged->has_stored_index());
+  auto t3 = damaged->type(3);
+  ASSERT_FALSE(t3.ok());
+  EXPECT_NE(t3.error().message().find("stored index: type 3 points at no valid record"), std::string::npos)
+      << t3.error().message();
+  auto v = damaged->validate();
+  ASSERT_FALSE(v.ok());
+}
+
 // ---------------------------------------------------------------------------
 // Malformed input: a hand-built BTF, patched one field at a time.
 

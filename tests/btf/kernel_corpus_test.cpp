@@ -97,6 +97,7 @@ TEST_F(KernelCorpus, PackedArchiveResolvesBasesOnce) {
     auto btf = set.open(*m);
     ASSERT_TRUE(btf.ok()) << btf.error().message();
     ASSERT_TRUE(btf->is_split());
+    EXPECT_TRUE(btf->has_stored_index());
     // Every split shares the one base parse: the same bytes, zero-copy.
     auto base = btf->base();
     if (base_bytes == nullptr) base_bytes = base->raw().data();

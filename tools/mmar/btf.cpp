@@ -71,7 +71,17 @@ int run_pack(const Parsed& p) {
   auto base = Btf::open(p.positional[1], nullptr, BtfOpenOptions{.validate = true});
   if (!base.ok()) return fail(base.error());
   Writer w(o);
-  if (auto r = w.add_path("vmlinux", p.positional[1]); !r.ok()) return fail(r.error());
+  // Each BTF member gets a stored index NAME.mmidx bound to its bytes, so
+  // that opening it from the archive needs no scan.
+  auto add_with_index = [&](const std::string& name, const std::string& path, const Btf& btf) -> Result<void> {
+    MMAR_TRY(w.add_path(name, path));
+    MMAR_ASSIGN(Source src, Source::open(path));
+    MMAR_ASSIGN(Bytes all, src.read(0, src.size()));
+    MMAR_ASSIGN(auto index, btf.build_index(member_checksum(all.span())));
+    MMAR_TRY(w.add_bytes(name + ".mmidx", std::move(index), 0644));
+    return w.set_link(name + ".mmidx", name);
+  };
+  if (auto r = add_with_index("vmlinux", p.positional[1], *base); !r.ok()) return fail(r.error());
   std::vector<std::pair<std::string, std::string>> modules;  // (member name, path)
   for (size_t i = 2; i < p.positional.size(); ++i) {
     const std::string& arg = p.positional[i];
@@ -110,7 +120,7 @@ int run_pack(const Parsed& p) {
     // Every module must be valid split BTF on this base before it is packed.
     auto m = Btf::open(path, &*base, BtfOpenOptions{.validate = true});
     if (!m.ok()) return fail(m.error());
-    if (auto r = w.add_path(name, path); !r.ok()) return fail(r.error());
+    if (auto r = add_with_index(name, path, *m); !r.ok()) return fail(r.error());
     if (auto r = w.set_link(name, "vmlinux"); !r.ok()) return fail(r.error());
     progress.update(++checked, modules.size());
   }

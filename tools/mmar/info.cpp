@@ -28,7 +28,7 @@ int run_info(int argc, char** argv) {
   int64_t open_ns = now_ns() - t0;
   if (!a.ok()) return fail(a.error());
   uint64_t files = 0, dirs = 0, links = 0, size = 0, stored = 0;
-  uint64_t by_codec[3] = {}, by_kind[4] = {};
+  uint64_t by_codec[3] = {}, by_kind[5] = {};
   auto r = a->for_each([&](const Member& m) -> Result<void> {
     if (m.is_dir()) {
       ++dirs;
