@@ -276,7 +276,8 @@ struct Btf::Impl {
 
 namespace {
 
-Result<std::shared_ptr<Btf::Impl>> parse_impl(Bytes bytes, std::string name, std::shared_ptr<Btf::Impl> base) {
+Result<std::shared_ptr<Btf::Impl>> parse_impl(Bytes bytes, std::string name, std::shared_ptr<Btf::Impl> base,
+                                              bool allocate_index = true) {
   auto impl = std::make_shared<Btf::Impl>();
   impl->name = std::move(name);
   impl->base = std::move(base);
@@ -355,7 +356,7 @@ Result<std::shared_ptr<Btf::Impl>> parse_impl(Bytes bytes, std::string name, std
     }
     b.start_str_off = static_cast<uint32_t>(*next);
   }
-  b.offs.reset(new uint32_t[type_len / kTypeHeaderSize + 1]);
+  if (allocate_index) b.offs.reset(new uint32_t[type_len / kTypeHeaderSize + 1]);
   return impl;
 }
 
@@ -376,7 +377,9 @@ Result<Btf> Btf::parse_split(Bytes bytes, std::string name, const Btf& base, con
 }
 
 Result<Btf> Btf::parse_indexed(Bytes bytes, std::string name, Bytes index, uint64_t btf_xxh3, const Btf* base) {
-  MMAR_ASSIGN(auto impl, parse_impl(std::move(bytes), std::move(name), base != nullptr ? base->impl_ : nullptr));
+  // Parse without allocating the lazy index; allocate it only if the stored
+  // one turns out not to fit.
+  MMAR_ASSIGN(auto impl, parse_impl(std::move(bytes), std::move(name), base != nullptr ? base->impl_ : nullptr, false));
   Impl& b = *impl;
   const std::byte* p = index.data();
   const uint64_t size = index.size();
@@ -395,9 +398,9 @@ Result<Btf> Btf::parse_indexed(Bytes bytes, std::string name, Bytes index, uint6
       b.stored_names = static_cast<uint32_t>(names);
       b.indexed.store(static_cast<uint32_t>(count));
       b.complete = true;
-      b.offs.reset();
     }
   }
+  if (!b.stored) b.offs.reset(new uint32_t[b.types_len / kTypeHeaderSize + 1]);
   return Btf(std::move(impl));
 }
 
@@ -469,10 +472,41 @@ Result<BtfType> Btf::find(std::string_view name, std::optional<BtfKind> kind) co
   Impl& b = *impl_;
   if (b.stored) {
     const uint64_t h = XXH3_64bits(name.data(), name.size());
-    uint32_t lo = 0, hi = b.stored_names;
-    while (lo < hi) {  // first entry with hash >= h
+    // The hashes are uniform: interpolation finds the spot in a few probes,
+    // i.e. a few pages of the mapping touched instead of ~log2(n).
+    auto hash_at = [&](uint32_t k) { return read_int<uint64_t>(b.stored_hashes + uint64_t{k} * 8, true); };
+    uint32_t lo = 0, hi = b.stored_names;  // answer in [lo, hi]: first entry with hash >= h
+    while (hi - lo > 16) {
+      const uint64_t vlo = hash_at(lo), vhi = hash_at(hi - 1);
+      if (h <= vlo) {
+        hi = lo;
+        break;
+      }
+      if (h > vhi) {
+        lo = hi;
+        break;
+      }
+      const double frac = static_cast<double>(h - vlo) / static_cast<double>(vhi - vlo);
+      uint32_t guess = lo + static_cast<uint32_t>(frac * static_cast<double>(hi - 1 - lo));
+      guess = std::clamp(guess, lo, hi - 1);
+      // Narrow to a window around the guess, then verify it brackets h.
+      const uint32_t slack = 8;
+      const uint32_t wlo = guess > lo + slack ? guess - slack : lo;
+      const uint32_t whi = guess + slack < hi ? guess + slack : hi;
+      if (hash_at(wlo) < h && (whi == hi || hash_at(whi - 1) >= h)) {
+        lo = wlo + 1;
+        hi = whi;
+        break;
+      }
+      if (hash_at(guess) < h) {
+        lo = guess + 1;
+      } else {
+        hi = guess;
+      }
+    }
+    while (lo < hi) {  // binary search on what is left
       uint32_t mid = lo + (hi - lo) / 2;
-      if (read_int<uint64_t>(b.stored_hashes + uint64_t{mid} * 8, true) < h) {
+      if (hash_at(mid) < h) {
         lo = mid + 1;
       } else {
         hi = mid;

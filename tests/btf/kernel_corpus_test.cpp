@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <map>
+
 #include "mmar/btf.h"
 #include "support/test_support.h"
 
@@ -104,6 +106,27 @@ TEST_F(KernelCorpus, PackedArchiveResolvesBasesOnce) {
     EXPECT_EQ(base->raw().data(), base_bytes);
     EXPECT_TRUE(btf->find("task_struct", BtfKind::struct_).ok());
   }
+  // Lookups through vmlinux's stored index (interpolation over ~100k name
+  // hashes) agree with a brute-force scan for every named type.
+  auto vm_btf = set.open("vmlinux");
+  ASSERT_TRUE(vm_btf.ok());
+  ASSERT_TRUE(vm_btf->has_stored_index());
+  auto plain = Btf::open(kCorpus + "/vmlinux.btf");
+  std::map<std::pair<std::string, int>, uint32_t> first;
+  const uint32_t count = *plain->type_count();
+  for (uint32_t id = 1; id < count; ++id) {
+    auto t = plain->type(id);
+    std::string n(plain->name_of(*t));
+    if (!n.empty()) first.emplace(std::make_pair(n, static_cast<int>(t->kind())), id);
+  }
+  size_t mismatches = 0;
+  for (const auto& [key, id] : first) {
+    auto t = vm_btf->find(key.first, static_cast<BtfKind>(key.second));
+    if (!t.ok() || t->id() != id) ++mismatches;
+  }
+  EXPECT_EQ(mismatches, 0u) << "of " << first.size() << " names";
+  EXPECT_EQ(vm_btf->find("no_such_type_anywhere").error().code(), Errc::not_found);
+
   // The raw member is a view into the archive mapping.
   auto vm = a->find("vmlinux");
   EXPECT_EQ(base_bytes, a->source().all().data() + vm->data_offset);
