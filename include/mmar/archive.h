@@ -13,6 +13,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -122,6 +123,16 @@ class Archive {
 // ---------------------------------------------------------------------------
 // Writing
 
+// What WriteOptions::link_for is asked about: a member whose bytes are BTF,
+// or an ELF object with a .BTF section.
+struct LinkQuery {
+  std::string_view member;             // its name in the archive
+  std::string_view path;               // the file it comes from ("" for buffers)
+  std::span<const std::byte> bytes;    // its bytes, for buffers (empty for files)
+  Kind kind = Kind::data;
+  bool has_btf = false;
+};
+
 struct WriteOptions {
   Format format = Format::mmar;   // mmar or ctf
   Codec codec = Codec::zstd;
@@ -131,6 +142,10 @@ struct WriteOptions {
   unsigned threads = 0;           // 0: one per online CPU
   // Called from the writing thread with bytes of member data written so far.
   std::function<void(uint64_t done, uint64_t total)> progress;
+  // Called (from worker threads, concurrently) for BTF-bearing members
+  // without an explicit link; returning a member name links the member to it
+  // (how split BTF names its base). Must be thread-safe.
+  std::function<std::optional<std::string>(const LinkQuery&)> link_for;
 };
 
 struct WriteStats {

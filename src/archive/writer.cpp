@@ -54,6 +54,7 @@ struct Prepared {
   std::optional<std::vector<std::byte>> compressed;
   uint64_t xxh3 = 0;
   Detected detected;
+  std::optional<std::string> link_target;  // from WriteOptions::link_for
 };
 
 // A per-thread buffer reused across members: no allocation and no page
@@ -159,6 +160,7 @@ struct Writer::Impl {
   }
 
   Result<Prepared> prepare(const Input& in, unsigned threads) const;
+  Result<Prepared> prepare_data(const Input& in, unsigned threads) const;
   Result<WriteStats> write_mmar(int fd, const std::string& path, std::vector<Input>& sorted);
   Result<WriteStats> write_ctf(int fd, const std::string& path, std::vector<Input>& sorted);
 };
@@ -275,6 +277,21 @@ Result<void> Writer::set_link(const std::string& name, const std::string& target
 }
 
 Result<Prepared> Writer::Impl::prepare(const Input& in, unsigned threads) const {
+  MMAR_ASSIGN(Prepared p, prepare_data(in, threads));
+  if (options.link_for && in.type != InputType::dir && in.type != InputType::symlink &&
+      (p.detected.kind == Kind::btf || p.detected.has_btf)) {
+    LinkQuery q;
+    q.member = in.name;
+    q.path = in.type == InputType::file ? std::string_view(in.path) : std::string_view();
+    q.bytes = in.type == InputType::bytes ? p.data.span() : std::span<const std::byte>();
+    q.kind = p.detected.kind;
+    q.has_btf = p.detected.has_btf;
+    p.link_target = options.link_for(q);
+  }
+  return p;
+}
+
+Result<Prepared> Writer::Impl::prepare_data(const Input& in, unsigned threads) const {
   Prepared p;
   if (in.type == InputType::dir) return p;
   const bool may_compress = options.format == Format::mmar && options.codec != Codec::none && options.threshold != 0;
@@ -501,6 +518,13 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
       e.me_flags = first.me_flags;
       stats.input_bytes += first.me_size;
       continue;
+    }
+    if (p.link_target && e.me_link == format::kNoLink) {
+      auto by = [](const Input& x, const std::string& n) { return x.name < n; };
+      auto t = std::lower_bound(sorted.begin(), sorted.end(), *p.link_target, by);
+      if (t != sorted.end() && t->name == *p.link_target && t - sorted.begin() != static_cast<ptrdiff_t>(i)) {
+        e.me_link = static_cast<uint32_t>(t - sorted.begin());
+      }
     }
     e.me_size = p.size;
     e.me_xxh3 = in.type == InputType::dir ? 0 : p.xxh3;

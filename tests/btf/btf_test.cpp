@@ -443,6 +443,24 @@ TEST(BtfCli, DumpFindStatsAndArchiveMembers) {
   EXPECT_EQ(test::run(m + " btf dump " + q(kInputs + "/module.c") + " 2>&1", &out), 1);
   EXPECT_NE(out.find("not BTF"), std::string::npos) << out;
   EXPECT_EQ(test::run(m + " btf frob x 2>&1", &out), 2);
+
+  // create --btf-base links split members (ELF .BTF here) and nothing else;
+  // the linked member then opens on its base with no --base-btf.
+  ASSERT_EQ(test::run(m + " create -f " + q(o.tmp / "c.mmar") + " -C " + q(o.tmp.path()) +
+                          " --btf-base base.o base.o module.o module_split.o 2>&1",
+                      &out),
+            0)
+      << out;
+  auto a = Archive::open(o.tmp / "c.mmar");
+  ASSERT_TRUE(a.ok());
+  auto split = a->find("module_split.o");
+  ASSERT_TRUE(split->link.has_value());
+  EXPECT_EQ(a->at(*split->link)->name, "base.o");
+  EXPECT_FALSE(a->find("module.o")->link.has_value());
+  EXPECT_FALSE(a->find("base.o")->link.has_value());
+  EXPECT_TRUE(split->has_btf);
+  ASSERT_EQ(test::run(m + " btf dump " + q(o.tmp / "c.mmar") + ":module_split.o", &out), 0);
+  EXPECT_EQ(out, bpftool(o.module_split, o.base));
 }
 
 }  // namespace

@@ -4,7 +4,10 @@
 #include <cerrno>
 #include <cinttypes>
 
+#include <unistd.h>
+
 #include "cli.h"
+#include "mmar/btf.h"
 #include "verbs.h"
 
 namespace mmar::cli {
@@ -26,6 +29,7 @@ const Verb kCreate{
         {"align", 0, true, "BYTES", "page alignment of raw members: 4096 (default), 16384 or 65536"},
         {"format", 0, true, "FMT", "mmar (default) or ctf (binutils libctf CTF archive)"},
         {"threads", 'j', true, "N", "compression threads (default: one per CPU)"},
+        {"btf-base", 0, true, "MEMBER", "link split BTF members (raw or ELF .BTF) to base BTF member MEMBER"},
         {"stats", 's', false, "", "print a summary: members, sizes, time"},
         {"json", 0, false, "", "print the summary as JSON"},
     }};
@@ -76,6 +80,32 @@ int run_create(int argc, char** argv) {
     auto v = parse_size(p.get("threads"));
     if (!v || *v == 0 || *v > 256) return usage_error("create", "bad --threads '" + p.get("threads") + "'");
     o.threads = static_cast<unsigned>(*v);
+  }
+
+  // Split BTF detection: a member that is not valid BTF on its own but is
+  // valid split BTF on the base gets linked to the base.
+  std::optional<Btf> btf_base;
+  std::string btf_base_name;
+  if (p.has("btf-base")) {
+    auto n = normalize_member_name(p.get("btf-base"));
+    if (!n.ok()) return fail(n.error());
+    btf_base_name = *n;
+    const std::string dir = p.get("directory");
+    std::string path = dir.empty() ? btf_base_name : dir + "/" + btf_base_name;
+    if (dir.empty() && ::access(path.c_str(), F_OK) != 0) path = "/" + btf_base_name;
+    auto b = Btf::open(path, nullptr, BtfOpenOptions{.validate = true});
+    if (!b.ok()) return fail(std::move(b).error().with_context("--btf-base"));
+    btf_base = std::move(b).value();
+    o.link_for = [&](const LinkQuery& q) -> std::optional<std::string> {
+      if (q.member == btf_base_name) return std::nullopt;
+      auto standalone = q.path.empty() ? Btf::parse(Bytes(q.bytes, nullptr), std::string(q.member))
+                                       : Btf::open(std::string(q.path));
+      if (standalone.ok() && standalone->validate().ok()) return std::nullopt;  // a base itself
+      auto split = q.path.empty() ? Btf::parse_split(Bytes(q.bytes, nullptr), std::string(q.member), *btf_base)
+                                  : Btf::open(std::string(q.path), &*btf_base);
+      if (split.ok() && split->validate().ok()) return btf_base_name;
+      return std::nullopt;
+    };
   }
 
   Progress progress("create");
