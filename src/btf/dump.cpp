@@ -130,32 +130,22 @@ void dump_text(const Btf& btf, const BtfType& t, uint32_t type_count, Out& o) {
       }
       break;
     }
-    case BtfKind::enum_: {
-      o << " encoding=" << (t.kflag() ? "SIGNED" : "UNSIGNED") << " size=";
-      o.u(t.size()) << " vlen=";
-      o.u(vlen);
-      for (uint32_t i = 0; i < vlen; ++i) {
-        o << "\n\t'" << str_or_anon(btf, t.extra_u32(i * 2)) << "' val=";
-        uint32_t v = t.extra_u32(i * 2 + 1);
-        if (t.kflag()) {
-          o.i(static_cast<int32_t>(v));
-        } else {
-          o.u(v);
-        }
-      }
-      break;
-    }
+    case BtfKind::enum_:
     case BtfKind::enum64: {
+      const bool is64 = kind == BtfKind::enum64;
+      const uint32_t stride = is64 ? 3 : 2;
       o << " encoding=" << (t.kflag() ? "SIGNED" : "UNSIGNED") << " size=";
       o.u(t.size()) << " vlen=";
       o.u(vlen);
       for (uint32_t i = 0; i < vlen; ++i) {
-        uint64_t v = (uint64_t{t.extra_u32(i * 3 + 2)} << 32) | t.extra_u32(i * 3 + 1);
-        o << "\n\t'" << str_or_anon(btf, t.extra_u32(i * 3)) << "' val=";
+        o << "\n\t'" << str_or_anon(btf, t.extra_u32(i * stride)) << "' val=";
+        const uint64_t v = is64 ? (uint64_t{t.extra_u32(i * 3 + 2)} << 32) | t.extra_u32(i * 3 + 1)
+                                : t.extra_u32(i * 2 + 1);
+        // bpftool: ENUM values print as %d / %u, ENUM64 as %lldLL / %lluULL.
         if (t.kflag()) {
-          o.i(static_cast<int64_t>(v)) << "LL";
+          o.i(is64 ? static_cast<int64_t>(v) : static_cast<int32_t>(v)) << (is64 ? "LL" : "");
         } else {
-          o.u(v) << "ULL";
+          o.u(v) << (is64 ? "ULL" : "");
         }
       }
       break;
