@@ -79,7 +79,8 @@ const std::string& dataset(uint32_t n, bool ctf) {
       bytes = dict;
     } else {
       std::string s = "contents of member " + std::to_string(i) + "\n";
-      bytes.assign(reinterpret_cast<const std::byte*>(s.data()), reinterpret_cast<const std::byte*>(s.data()) + s.size());
+      bytes.assign(reinterpret_cast<const std::byte*>(s.data()),
+                   reinterpret_cast<const std::byte*>(s.data()) + s.size());
     }
     if (!w.add_bytes(member_name(i), std::move(bytes)).ok()) die("add");
   }

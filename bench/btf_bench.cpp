@@ -32,7 +32,7 @@ void die(const std::string& m) {
 struct Module {
   std::string member;  // "modules/<rel>"
   std::string path;
-  std::string name;    // a type name defined only in this module
+  std::string name;  // a type name defined only in this module
 };
 
 // Every module, with the name of its last named type (found without timing).
@@ -83,8 +83,8 @@ const std::string& packed() {
   if (!path.empty()) return path;
   path = corpus() + "/kernel.mmar";
   // As `mmar btf pack` writes it: members raw, each with a stored index.
-  std::string cmd = std::string(MMAR_BIN) + " btf pack -f '" + path + "' '" + corpus() + "/vmlinux.btf' '" +
-                    corpus() + "/modules' >/dev/null";
+  std::string cmd = std::string(MMAR_BIN) + " btf pack -f '" + path + "' '" + corpus() + "/vmlinux.btf' '" + corpus() +
+                    "/modules' >/dev/null";
   if (std::system(cmd.c_str()) != 0) die("mmar btf pack failed: " + cmd);
   return path;
 }

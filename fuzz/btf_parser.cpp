@@ -39,7 +39,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   ++data;
   --size;
   if (mode == 0) {
-    std::vector<std::byte> bytes(reinterpret_cast<const std::byte*>(data), reinterpret_cast<const std::byte*>(data) + size);
+    std::vector<std::byte> bytes(reinterpret_cast<const std::byte*>(data),
+                                 reinterpret_cast<const std::byte*>(data) + size);
     auto btf = mmar::Btf::parse(mmar::Bytes::from_vector(std::move(bytes)), "fuzz");
     if (btf.ok()) exercise(*btf);
     return 0;

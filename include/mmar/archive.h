@@ -27,10 +27,10 @@ enum class Codec : uint8_t { none = 0, zstd = 1, xz = 2 };
 
 // What a member's bytes are (detected when writing).
 enum class Kind : uint8_t {
-  data = 0,   // anything else
-  elf = 1,    // an ELF object
-  btf = 2,    // raw BTF (base or split)
-  ctf = 3,    // a CTF dictionary
+  data = 0,       // anything else
+  elf = 1,        // an ELF object
+  btf = 2,        // raw BTF (base or split)
+  ctf = 3,        // a CTF dictionary
   btf_index = 4,  // a stored index for the BTF member it links to (src/btf/index.cpp)
 };
 
@@ -48,20 +48,20 @@ std::optional<Codec> parse_codec(std::string_view name);
 
 // One member's metadata, decoded and validated. `name` views the archive.
 struct Member {
-  uint32_t index = 0;          // position in the sorted member table
-  std::string_view name;       // relative path, '/'-separated, never empty
-  uint64_t data_offset = 0;    // file offset of the stored bytes
-  uint64_t stored_size = 0;    // bytes in the archive
-  uint64_t size = 0;           // original bytes
-  uint64_t xxh3 = 0;           // XXH3-64 of the original bytes (0 if !has_checksum)
+  uint32_t index = 0;        // position in the sorted member table
+  std::string_view name;     // relative path, '/'-separated, never empty
+  uint64_t data_offset = 0;  // file offset of the stored bytes
+  uint64_t stored_size = 0;  // bytes in the archive
+  uint64_t size = 0;         // original bytes
+  uint64_t xxh3 = 0;         // XXH3-64 of the original bytes (0 if !has_checksum)
   int64_t mtime_ns = 0;
-  uint32_t mode = 0;           // st_mode (S_IFREG/S_IFDIR/S_IFLNK | permissions)
+  uint32_t mode = 0;             // st_mode (S_IFREG/S_IFDIR/S_IFLNK | permissions)
   std::optional<uint32_t> link;  // a related member's index (split BTF -> its base)
   Codec codec = Codec::none;
   Kind kind = Kind::data;
-  bool page_aligned = false;   // data_offset is a multiple of Archive::alignment()
-  bool has_btf = false;        // an ELF member with a .BTF section
-  bool has_checksum = true;    // false for formats without checksums (CTF, plain)
+  bool page_aligned = false;  // data_offset is a multiple of Archive::alignment()
+  bool has_btf = false;       // an ELF member with a .BTF section
+  bool has_checksum = true;   // false for formats without checksums (CTF, plain)
 
   bool is_dir() const;
   bool is_symlink() const;
@@ -69,9 +69,9 @@ struct Member {
 };
 
 struct OpenOptions {
-  bool force_pread = false;         // never mmap; see SourceOptions
-  bool verify_index = false;        // hash the whole index at open (verify() always does)
-  uint64_t cache_bytes = 64u << 20; // bound on decompressed members kept in memory
+  bool force_pread = false;                      // never mmap; see SourceOptions
+  bool verify_index = false;                     // hash the whole index at open (verify() always does)
+  uint64_t cache_bytes = 64u << 20;              // bound on decompressed members kept in memory
   uint64_t max_member_size = uint64_t{1} << 40;  // refuse to inflate larger members
 };
 
@@ -126,20 +126,20 @@ class Archive {
 // What WriteOptions::link_for is asked about: a member whose bytes are BTF,
 // or an ELF object with a .BTF section.
 struct LinkQuery {
-  std::string_view member;             // its name in the archive
-  std::string_view path;               // the file it comes from ("" for buffers)
-  std::span<const std::byte> bytes;    // its bytes, for buffers (empty for files)
+  std::string_view member;           // its name in the archive
+  std::string_view path;             // the file it comes from ("" for buffers)
+  std::span<const std::byte> bytes;  // its bytes, for buffers (empty for files)
   Kind kind = Kind::data;
   bool has_btf = false;
 };
 
 struct WriteOptions {
-  Format format = Format::mmar;   // mmar or ctf
+  Format format = Format::mmar;  // mmar or ctf
   Codec codec = Codec::zstd;
-  int level = 0;                  // 0: the codec's default (zstd 3, xz 6)
-  uint64_t threshold = 4096;      // compress members larger than this; 0 = never
-  uint32_t alignment = 4096;      // 4096, 16384 or 65536
-  unsigned threads = 0;           // 0: one per online CPU
+  int level = 0;              // 0: the codec's default (zstd 3, xz 6)
+  uint64_t threshold = 4096;  // compress members larger than this; 0 = never
+  uint32_t alignment = 4096;  // 4096, 16384 or 65536
+  unsigned threads = 0;       // 0: one per online CPU
   // Called from the writing thread with bytes of member data written so far.
   std::function<void(uint64_t done, uint64_t total)> progress;
   // Called (from worker threads, concurrently) for BTF-bearing members
@@ -171,8 +171,7 @@ class Writer {
   // A directory and everything below it, names prefixed with `name/`
   // (or at the top level when name is empty).
   Result<void> add_tree(const std::string& name, const std::string& dir);
-  Result<void> add_bytes(std::string name, std::vector<std::byte> data, uint32_t mode = 0100644,
-                         int64_t mtime_ns = 0);
+  Result<void> add_bytes(std::string name, std::vector<std::byte> data, uint32_t mode = 0100644, int64_t mtime_ns = 0);
   Result<void> add_directory(std::string name, uint32_t mode = 040755, int64_t mtime_ns = 0);
   Result<void> add_symlink(std::string name, std::string target, int64_t mtime_ns = 0);
   // Record that member `name` relates to member `target` (split BTF -> base).

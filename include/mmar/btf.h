@@ -27,9 +27,26 @@
 namespace mmar {
 
 enum class BtfKind : uint8_t {
-  unknown = 0, int_ = 1, ptr = 2, array = 3, struct_ = 4, union_ = 5, enum_ = 6, fwd = 7,
-  typedef_ = 8, volatile_ = 9, const_ = 10, restrict_ = 11, func = 12, func_proto = 13,
-  var = 14, datasec = 15, float_ = 16, decl_tag = 17, type_tag = 18, enum64 = 19,
+  unknown = 0,
+  int_ = 1,
+  ptr = 2,
+  array = 3,
+  struct_ = 4,
+  union_ = 5,
+  enum_ = 6,
+  fwd = 7,
+  typedef_ = 8,
+  volatile_ = 9,
+  const_ = 10,
+  restrict_ = 11,
+  func = 12,
+  func_proto = 13,
+  var = 14,
+  datasec = 15,
+  float_ = 16,
+  decl_tag = 17,
+  type_tag = 18,
+  enum64 = 19,
 };
 inline constexpr uint8_t kBtfMaxKind = 19;
 
@@ -89,7 +106,7 @@ class Btf {
   // One past the last type ID (base included), like libbpf's btf__type_cnt.
   // Indexes the whole type section; an error if a record is malformed.
   Result<uint32_t> type_count() const;
-  uint32_t str_size() const;        // this BTF's string section, bytes
+  uint32_t str_size() const;  // this BTF's string section, bytes
   std::span<const std::byte> raw() const;
 
   // Type by ID (0 is void: an error). Indexes lazily up to `id`.
@@ -118,8 +135,8 @@ class Btf {
 // ID; add_field/add_enum_value/add_param/add_datasec_var extend the last type.
 class BtfBuilder {
  public:
-  BtfBuilder();                                  // empty base BTF
-  explicit BtfBuilder(const Btf& base);          // empty split BTF on base
+  BtfBuilder();                                    // empty base BTF
+  explicit BtfBuilder(const Btf& base);            // empty split BTF on base
   static Result<BtfBuilder> from(const Btf& btf);  // a parsed BTF's own types and strings
   ~BtfBuilder();
   BtfBuilder(BtfBuilder&&) noexcept;

@@ -58,7 +58,7 @@ Error sys_error(const std::string& what, int err);
 template <class T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::in_place_index<0>, std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(T value) : v_(std::in_place_index<0>, std::move(value)) {}      // NOLINT(google-explicit-constructor)
   Result(Error error) : v_(std::in_place_index<1>, std::move(error)) {}  // NOLINT(google-explicit-constructor)
 
   bool ok() const { return v_.index() == 0; }
@@ -99,9 +99,9 @@ inline Result<void> success() { return {}; }
 }  // namespace mmar
 
 // Propagate an error from an expression yielding Result<...>.
-#define MMAR_TRY(expr)                              \
-  do {                                              \
-    auto&& mmar_try_r_ = (expr);                    \
+#define MMAR_TRY(expr)                                            \
+  do {                                                            \
+    auto&& mmar_try_r_ = (expr);                                  \
     if (!mmar_try_r_.ok()) return std::move(mmar_try_r_).error(); \
   } while (0)
 
@@ -109,7 +109,7 @@ inline Result<void> success() { return {}; }
 #define MMAR_CONCAT(a, b) MMAR_CONCAT_INNER(a, b)
 // auto x = value of expr, or return its error.
 #define MMAR_ASSIGN(lhs, expr) MMAR_ASSIGN_IMPL(MMAR_CONCAT(mmar_r_, __LINE__), lhs, expr)
-#define MMAR_ASSIGN_IMPL(tmp, lhs, expr)            \
-  auto tmp = (expr);                                \
-  if (!tmp.ok()) return std::move(tmp).error();     \
+#define MMAR_ASSIGN_IMPL(tmp, lhs, expr)        \
+  auto tmp = (expr);                            \
+  if (!tmp.ok()) return std::move(tmp).error(); \
   lhs = std::move(tmp).value()

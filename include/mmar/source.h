@@ -23,8 +23,7 @@ namespace mmar {
 class Bytes {
  public:
   Bytes() = default;
-  Bytes(std::span<const std::byte> view, std::shared_ptr<const void> owner)
-      : view_(view), owner_(std::move(owner)) {}
+  Bytes(std::span<const std::byte> view, std::shared_ptr<const void> owner) : view_(view), owner_(std::move(owner)) {}
   // Takes ownership of a heap buffer.
   static Bytes from_vector(std::vector<std::byte> buffer);
 
@@ -73,7 +72,7 @@ class Source {
   // Out-of-range requests are an Errc::malformed error naming the source.
   Result<Bytes> read(uint64_t offset, uint64_t size) const;
 
- struct Impl;
+  struct Impl;
   static Source from_impl(std::shared_ptr<const Impl> impl) { return Source(std::move(impl)); }
 
  private:

@@ -61,8 +61,7 @@ Result<std::optional<std::vector<std::byte>>> zstd_compress(int level, std::span
   return std::optional<std::vector<std::byte>>(std::move(out));
 }
 
-Result<std::optional<std::vector<std::byte>>> xz_compress(int level, std::span<const std::byte> in,
-                                                          unsigned threads) {
+Result<std::optional<std::vector<std::byte>>> xz_compress(int level, std::span<const std::byte> in, unsigned threads) {
   if (in.size() < 2) return std::optional<std::vector<std::byte>>();
   lzma_stream strm = LZMA_STREAM_INIT;
   lzma_mt mt{};
@@ -106,8 +105,7 @@ int default_level(Codec codec) {
   return 0;
 }
 
-Result<std::optional<std::vector<std::byte>>> compress(Codec codec, int level,
-                                                       std::span<const std::byte> in,
+Result<std::optional<std::vector<std::byte>>> compress(Codec codec, int level, std::span<const std::byte> in,
                                                        unsigned threads) {
   if (level == 0) level = default_level(codec);
   try {
@@ -130,15 +128,15 @@ Result<std::vector<std::byte>> decompress(Codec codec, std::span<const std::byte
   std::vector<std::byte> out;
   try {
     switch (codec) {
-      case Codec::none:
-        return Error(Errc::invalid_argument, "decompress called on a raw member");
+      case Codec::none: return Error(Errc::invalid_argument, "decompress called on a raw member");
       case Codec::zstd: {
         unsigned long long declared = ZSTD_getFrameContentSize(in.data(), in.size());
         if (declared == ZSTD_CONTENTSIZE_ERROR) return Error(Errc::malformed, "zstd: not a zstd frame");
-        if (declared == ZSTD_CONTENTSIZE_UNKNOWN) return Error(Errc::malformed, "zstd: frame does not declare its size");
+        if (declared == ZSTD_CONTENTSIZE_UNKNOWN)
+          return Error(Errc::malformed, "zstd: frame does not declare its size");
         if (declared != size) {
-          return Error(Errc::malformed, "zstd: frame declares " + std::to_string(declared) +
-                                            " bytes, index says " + std::to_string(size));
+          return Error(Errc::malformed, "zstd: frame declares " + std::to_string(declared) + " bytes, index says " +
+                                            std::to_string(size));
         }
         out.resize(size);
         ZSTD_DCtx* dctx = thread_dctx();
@@ -147,8 +145,8 @@ Result<std::vector<std::byte>> decompress(Codec codec, std::span<const std::byte
         size_t n = ZSTD_decompressDCtx(dctx, out.data(), out.size(), in.data(), in.size());
         if (ZSTD_isError(n)) return Error(Errc::malformed, std::string("zstd: ") + ZSTD_getErrorName(n));
         if (n != size) {
-          return Error(Errc::malformed, "zstd: inflated to " + std::to_string(n) + " bytes, expected " +
-                                            std::to_string(size));
+          return Error(Errc::malformed,
+                       "zstd: inflated to " + std::to_string(n) + " bytes, expected " + std::to_string(size));
         }
         return out;
       }
@@ -184,8 +182,8 @@ Result<std::vector<std::byte>> decompress(Codec codec, std::span<const std::byte
           }
         }
         if (strm.total_out != size || strm.avail_in != 0) {
-          return Error(Errc::malformed, "xz: inflated to " + std::to_string(strm.total_out) +
-                                            " bytes, expected " + std::to_string(size));
+          return Error(Errc::malformed, "xz: inflated to " + std::to_string(strm.total_out) + " bytes, expected " +
+                                            std::to_string(size));
         }
         out.resize(size);
         return out;

@@ -19,8 +19,7 @@ int default_level(Codec codec);
 
 // Compress `in`. Returns nullopt when the result would not be smaller than
 // the input (the caller stores the member raw).
-Result<std::optional<std::vector<std::byte>>> compress(Codec codec, int level,
-                                                       std::span<const std::byte> in,
+Result<std::optional<std::vector<std::byte>>> compress(Codec codec, int level, std::span<const std::byte> in,
                                                        unsigned threads);
 
 // Inflate exactly `size` bytes; anything else (short output, trailing data,

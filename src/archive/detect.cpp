@@ -18,7 +18,10 @@ Detected detect_kind(std::span<const std::byte> head, uint64_t size, elf::ReadAt
   const auto* p = reinterpret_cast<const unsigned char*>(head.data());
   const size_t n = head.size();
   Detected d;
-  if (n >= 16 && std::memcmp(p, "\x7f" "ELF", 4) == 0) {
+  if (n >= 16 && std::memcmp(p,
+                             "\x7f"
+                             "ELF",
+                             4) == 0) {
     d.kind = Kind::elf;
     auto btf = elf::find_section(head, size, read_at, ctx, ".BTF");
     d.has_btf = btf.has_value() && btf->size > 0;
@@ -38,8 +41,7 @@ Detected detect_kind(std::span<const std::byte> head, uint64_t size, elf::ReadAt
     return d;
   }
   // CTF preamble: magic 0xdff2 (either order), versions 1..5.
-  if (n >= 4 && ((p[0] == 0xf2 && p[1] == 0xdf) || (p[0] == 0xdf && p[1] == 0xf2)) && p[2] >= 1 &&
-      p[2] <= 5) {
+  if (n >= 4 && ((p[0] == 0xf2 && p[1] == 0xdf) || (p[0] == 0xdf && p[1] == 0xf2)) && p[2] >= 1 && p[2] <= 5) {
     d.kind = Kind::ctf;
     return d;
   }

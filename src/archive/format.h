@@ -28,17 +28,17 @@ inline constexpr uint64_t kPackedAlign = 8;   // alignment of non page-aligned d
 // the slot not in use, so a torn write leaves the other intact.
 struct Superblock {
   unsigned char sb_magic[8];
-  ul16 sb_version;       // kVersion
-  ul16 sb_size;          // sizeof(Superblock) = 64
-  ul32 sb_flags;         // must be 0 in version 1
-  ul64 sb_generation;    // >= 1; the larger valid slot wins
-  ul64 sb_index_offset;  // start of the member table, 8-aligned
-  ul64 sb_index_size;    // member table + name table, bytes
-  ul32 sb_member_count;  // entries in the member table
-  uint8_t sb_align_log2; // page alignment used for raw members (12..16)
+  ul16 sb_version;         // kVersion
+  ul16 sb_size;            // sizeof(Superblock) = 64
+  ul32 sb_flags;           // must be 0 in version 1
+  ul64 sb_generation;      // >= 1; the larger valid slot wins
+  ul64 sb_index_offset;    // start of the member table, 8-aligned
+  ul64 sb_index_size;      // member table + name table, bytes
+  ul32 sb_member_count;    // entries in the member table
+  uint8_t sb_align_log2;   // page alignment used for raw members (12..16)
   uint8_t sb_reserved[3];  // zero
-  ul64 sb_index_xxh3;    // XXH3-64 of the index bytes
-  ul64 sb_xxh3;          // XXH3-64 of bytes [0, 56) of this superblock
+  ul64 sb_index_xxh3;      // XXH3-64 of the index bytes
+  ul64 sb_xxh3;            // XXH3-64 of bytes [0, 56) of this superblock
 };
 static_assert(sizeof(Superblock) == kSuperblockSize);
 static_assert(std::is_trivially_copyable_v<Superblock>);

@@ -78,8 +78,7 @@ Error malformed(const std::string& file, uint64_t offset, const std::string& wha
   return Error(Errc::malformed, file + ": " + what + " (at offset " + hex(offset) + ")", offset);
 }
 
-Error member_malformed(const std::string& file, uint32_t index, uint64_t offset,
-                       const std::string& what) {
+Error member_malformed(const std::string& file, uint32_t index, uint64_t offset, const std::string& what) {
   return malformed(file, offset, "member " + std::to_string(index) + ": " + what);
 }
 
@@ -133,7 +132,7 @@ struct Archive::Impl {
   // mmar
   format::Superblock sb{};
   int sb_slot = 0;
-  Bytes index;             // member table followed by the name table
+  Bytes index;  // member table followed by the name table
   uint64_t names_size = 0;
   uint32_t count = 0;
   uint64_t align = 1;
@@ -174,8 +173,8 @@ bool superblock_valid(const format::Superblock& sb) {
 Result<void> open_mmar(Archive::Impl& a) {
   const uint64_t file_size = a.source.size();
   if (file_size < format::kHeaderAreaSize) {
-    return malformed(a.file(), 0, "truncated: " + std::to_string(file_size) +
-                                      " bytes is smaller than the 128-byte header");
+    return malformed(a.file(), 0,
+                     "truncated: " + std::to_string(file_size) + " bytes is smaller than the 128-byte header");
   }
   MMAR_ASSIGN(Bytes head, a.source.read(0, format::kHeaderAreaSize));
   auto s0 = load<format::Superblock>(head.data());
@@ -189,9 +188,8 @@ Result<void> open_mmar(Archive::Impl& a) {
   const auto& sb = a.sb;
 
   if (sb.sb_version != format::kVersion) {
-    return Error(Errc::unsupported, a.file() + ": format version " +
-                                        std::to_string(sb.sb_version.get()) + " (this mmar reads " +
-                                        std::to_string(format::kVersion) + ")");
+    return Error(Errc::unsupported, a.file() + ": format version " + std::to_string(sb.sb_version.get()) +
+                                        " (this mmar reads " + std::to_string(format::kVersion) + ")");
   }
   if (sb.sb_size != format::kSuperblockSize) {
     return malformed(a.file(), sb_off + 10, "superblock size " + std::to_string(sb.sb_size.get()));
@@ -200,8 +198,7 @@ Result<void> open_mmar(Archive::Impl& a) {
     return Error(Errc::unsupported, a.file() + ": unknown superblock flags " + hex(sb.sb_flags));
   }
   if (sb.sb_align_log2 < format::kMinAlignLog2 || sb.sb_align_log2 > format::kMaxAlignLog2) {
-    return malformed(a.file(), sb_off + 44,
-                     "alignment 2^" + std::to_string(sb.sb_align_log2) + " out of range");
+    return malformed(a.file(), sb_off + 44, "alignment 2^" + std::to_string(sb.sb_align_log2) + " out of range");
   }
   if (sb.sb_reserved[0] != 0 || sb.sb_reserved[1] != 0 || sb.sb_reserved[2] != 0) {
     return malformed(a.file(), sb_off + 45, "reserved superblock bytes are not zero");
@@ -211,16 +208,15 @@ Result<void> open_mmar(Archive::Impl& a) {
   const uint64_t index_off = sb.sb_index_offset;
   const uint64_t index_size = sb.sb_index_size;
   auto table = checked_mul(a.count, format::kEntrySize);
-  if (index_off < format::kHeaderAreaSize || index_off % 8 != 0 ||
-      !in_bounds(index_off, index_size, file_size)) {
+  if (index_off < format::kHeaderAreaSize || index_off % 8 != 0 || !in_bounds(index_off, index_size, file_size)) {
     return malformed(a.file(), sb_off + 24,
-                     "index [" + hex(index_off) + ", +" + hex(index_size) +
-                         ") is not inside the file (" + std::to_string(file_size) + " bytes)");
+                     "index [" + hex(index_off) + ", +" + hex(index_size) + ") is not inside the file (" +
+                         std::to_string(file_size) + " bytes)");
   }
   if (!table || *table > index_size) {
-    return malformed(a.file(), sb_off + 40,
-                     std::to_string(a.count) + " members do not fit an index of " +
-                         std::to_string(index_size) + " bytes");
+    return malformed(
+        a.file(), sb_off + 40,
+        std::to_string(a.count) + " members do not fit an index of " + std::to_string(index_size) + " bytes");
   }
   a.names_size = index_size - *table;
   // A view when mapped; in pread mode the index is the one thing read at open.
@@ -319,9 +315,7 @@ const Source& Archive::source() const { return impl_->source; }
 const std::string& Archive::name() const { return impl_->source.name(); }
 uint32_t Archive::size() const { return impl_->count; }
 uint64_t Archive::alignment() const { return impl_->align; }
-uint64_t Archive::generation() const {
-  return impl_->format == Format::mmar ? impl_->sb.sb_generation.get() : 0;
-}
+uint64_t Archive::generation() const { return impl_->format == Format::mmar ? impl_->sb.sb_generation.get() : 0; }
 
 // ---------------------------------------------------------------------------
 // Entries
@@ -349,8 +343,7 @@ Result<std::string_view> Archive::Impl::name_at(uint32_t i) const {
                                 std::to_string(e.me_name_len.get()) + ") outside the name table (" +
                                 std::to_string(names_size) + " bytes)");
   }
-  return std::string_view(reinterpret_cast<const char*>(index.data()) + names_start + e.me_name_offset,
-                          e.me_name_len);
+  return std::string_view(reinterpret_cast<const char*>(index.data()) + names_start + e.me_name_offset, e.me_name_len);
 }
 
 Result<Member> Archive::Impl::mmar_entry(uint32_t i) const {
@@ -393,9 +386,9 @@ Result<Member> Archive::Impl::mmar_entry(uint32_t i) const {
     return member_malformed(file(), i, abs + 48, "unsupported file type in mode " + hex(m.mode));
   }
   if (m.codec == Codec::none && m.stored_size != m.size) {
-    return member_malformed(file(), i, abs + 8, "raw member with stored size " +
-                                                    std::to_string(m.stored_size) + " != size " +
-                                                    std::to_string(m.size));
+    return member_malformed(
+        file(), i, abs + 8,
+        "raw member with stored size " + std::to_string(m.stored_size) + " != size " + std::to_string(m.size));
   }
   if (type == S_IFDIR && (m.size != 0 || m.stored_size != 0)) {
     return member_malformed(file(), i, abs + 16, "directory with data");
@@ -403,16 +396,14 @@ Result<Member> Archive::Impl::mmar_entry(uint32_t i) const {
   if (m.codec != Codec::none && m.stored_size == 0) {
     return member_malformed(file(), i, abs + 8, "compressed member with no stored bytes");
   }
-  if (m.stored_size != 0 && (m.data_offset < format::kHeaderAreaSize ||
-                             !in_bounds(m.data_offset, m.stored_size, source.size()))) {
+  if (m.stored_size != 0 &&
+      (m.data_offset < format::kHeaderAreaSize || !in_bounds(m.data_offset, m.stored_size, source.size()))) {
     return member_malformed(file(), i, abs,
-                            "data [" + hex(m.data_offset) + ", +" + hex(m.stored_size) +
-                                ") is not inside the file (" + std::to_string(source.size()) +
-                                " bytes)");
+                            "data [" + hex(m.data_offset) + ", +" + hex(m.stored_size) + ") is not inside the file (" +
+                                std::to_string(source.size()) + " bytes)");
   }
   if (m.page_aligned && m.data_offset % align != 0) {
-    return member_malformed(file(), i, abs, "data offset " + hex(m.data_offset) +
-                                                " is flagged aligned but is not");
+    return member_malformed(file(), i, abs, "data offset " + hex(m.data_offset) + " is flagged aligned but is not");
   }
   return m;
 }
@@ -444,9 +435,8 @@ Result<Member> Archive::Impl::ctf_entry(uint32_t i) const {
 
 Result<Member> Archive::Impl::at(uint32_t i) const {
   if (i >= count) {
-    return Error(Errc::invalid_argument,
-                 file() + ": member index " + std::to_string(i) + " out of range (" +
-                     std::to_string(count) + " members)");
+    return Error(Errc::invalid_argument, file() + ": member index " + std::to_string(i) + " out of range (" +
+                                             std::to_string(count) + " members)");
   }
   switch (format) {
     case Format::mmar: return mmar_entry(i);
@@ -500,20 +490,17 @@ Result<Bytes> Archive::Impl::read(const Member& m) const {
     return Bytes({hit->data(), hit->size()}, hit);
   }
   if (m.size > options.max_member_size) {
-    return Error(Errc::limit, file() + ": member '" + std::string(m.name) + "' inflates to " +
-                                  std::to_string(m.size) + " bytes, above the limit of " +
-                                  std::to_string(options.max_member_size));
+    return Error(Errc::limit, file() + ": member '" + std::string(m.name) + "' inflates to " + std::to_string(m.size) +
+                                  " bytes, above the limit of " + std::to_string(options.max_member_size));
   }
   MMAR_ASSIGN(Bytes stored, source.read(m.data_offset, m.stored_size));
   auto inflated = codec::decompress(m.codec, stored.span(), m.size);
   if (!inflated.ok()) {
-    return Error(Errc::malformed, file() + ": member '" + std::string(m.name) + "': " +
-                                      inflated.error().message(),
+    return Error(Errc::malformed, file() + ": member '" + std::string(m.name) + "': " + inflated.error().message(),
                  m.data_offset);
   }
   if (m.has_checksum && XXH3_64bits(inflated->data(), inflated->size()) != m.xxh3) {
-    return Error(Errc::checksum, file() + ": member '" + std::string(m.name) + "': checksum mismatch",
-                 m.data_offset);
+    return Error(Errc::checksum, file() + ": member '" + std::string(m.name) + "': checksum mismatch", m.data_offset);
   }
   auto shared = std::make_shared<const std::vector<std::byte>>(std::move(inflated).value());
   cache.put(m.index, shared);
@@ -578,8 +565,7 @@ Result<std::vector<VerifyProblem>> Archive::verify() const {
       problems.push_back({i, bytes.error().message()});
       continue;
     }
-    if (m->has_checksum && m->codec == Codec::none &&
-        XXH3_64bits(bytes->data(), bytes->size()) != m->xxh3) {
+    if (m->has_checksum && m->codec == Codec::none && XXH3_64bits(bytes->data(), bytes->size()) != m->xxh3) {
       problems.push_back({i, a.file() + ": member '" + std::string(m->name) + "': checksum mismatch"});
     }
   }

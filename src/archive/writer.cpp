@@ -2,8 +2,8 @@
 // threads ahead of a single writing thread, atomic commit.
 #include <dirent.h>
 #include <fcntl.h>
-#include <sys/types.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 #include <unistd.h>
 #define XXH_STATIC_LINKING_ONLY  // XXH3_state_t on the stack
 #include <xxhash.h>
@@ -34,7 +34,7 @@ enum class InputType : uint8_t { file, bytes, dir, symlink };
 struct Input {
   std::string name;
   InputType type = InputType::file;
-  std::string path;                              // file
+  std::string path;                                     // file
   std::shared_ptr<const std::vector<std::byte>> bytes;  // bytes; symlink target
   uint32_t mode = 0;
   int64_t mtime_ns = 0;
@@ -165,9 +165,7 @@ struct Writer::Impl {
   Result<WriteStats> write_ctf(int fd, const std::string& path, std::vector<Input>& sorted);
 };
 
-Writer::Writer(WriteOptions options) : impl_(std::make_unique<Impl>()) {
-  impl_->options = std::move(options);
-}
+Writer::Writer(WriteOptions options) : impl_(std::make_unique<Impl>()) { impl_->options = std::move(options); }
 Writer::~Writer() = default;
 Writer::Writer(Writer&&) noexcept = default;
 Writer& Writer::operator=(Writer&&) noexcept = default;
@@ -235,8 +233,7 @@ Result<void> Writer::add_tree(const std::string& name, const std::string& dir) {
   return success();
 }
 
-Result<void> Writer::add_bytes(std::string name, std::vector<std::byte> data, uint32_t mode,
-                               int64_t mtime_ns) {
+Result<void> Writer::add_bytes(std::string name, std::vector<std::byte> data, uint32_t mode, int64_t mtime_ns) {
   Input in;
   in.name = std::move(name);
   in.type = InputType::bytes;
@@ -428,8 +425,10 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
     auto by = [](const Input& in, const std::string& n) { return in.name < n; };
     auto a = std::lower_bound(sorted.begin(), sorted.end(), name, by);
     auto b = std::lower_bound(sorted.begin(), sorted.end(), target, by);
-    if (a == sorted.end() || a->name != name) return Error(Errc::invalid_argument, "link from unknown member '" + name + "'");
-    if (b == sorted.end() || b->name != target) return Error(Errc::invalid_argument, "link to unknown member '" + target + "'");
+    if (a == sorted.end() || a->name != name)
+      return Error(Errc::invalid_argument, "link from unknown member '" + name + "'");
+    if (b == sorted.end() || b->name != target)
+      return Error(Errc::invalid_argument, "link to unknown member '" + target + "'");
     if (a == b) return Error(Errc::invalid_argument, "member '" + name + "' links to itself");
     link_of[a - sorted.begin()] = static_cast<uint32_t>(b - sorted.begin());
   }
@@ -447,8 +446,8 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
     std::sort(keys.begin(), keys.end());
     for (size_t k = 1; k < keys.size(); ++k) {
       if (keys[k].first == keys[k - 1].first) {
-        same_as[keys[k].second] = same_as[keys[k - 1].second] != format::kNoLink ? same_as[keys[k - 1].second]
-                                                                                   : keys[k - 1].second;
+        same_as[keys[k].second] =
+            same_as[keys[k - 1].second] != format::kNoLink ? same_as[keys[k - 1].second] : keys[k - 1].second;
       }
     }
   }
@@ -471,8 +470,10 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
     while (next_submit < sorted.size() && in_flight.size() < max_in_flight &&
            (in_flight.empty() || bytes_in_flight + sorted[next_submit].size_hint <= max_bytes_in_flight)) {
       const bool shared = same_as[next_submit] != format::kNoLink;
-      auto task = std::make_shared<std::packaged_task<Result<Prepared>()>>(
-          [this, &in = sorted[next_submit], threads, shared] { return shared ? Result<Prepared>(Prepared{}) : prepare(in, threads); });
+      auto task =
+          std::make_shared<std::packaged_task<Result<Prepared>()>>([this, &in = sorted[next_submit], threads, shared] {
+            return shared ? Result<Prepared>(Prepared{}) : prepare(in, threads);
+          });
       in_flight.push_back(task->get_future());
       bytes_in_flight += sorted[next_submit].size_hint;
       pool.submit([task] { (*task)(); });
@@ -667,8 +668,8 @@ Result<WriteStats> Writer::write(const std::string& path) {
     }
   }
   MMAR_ASSIGN(AtomicFile out, AtomicFile::create(path));
-  Result<WriteStats> stats = w.options.format == Format::ctf ? w.write_ctf(out.fd(), path, sorted)
-                                                             : w.write_mmar(out.fd(), path, sorted);
+  Result<WriteStats> stats =
+      w.options.format == Format::ctf ? w.write_ctf(out.fd(), path, sorted) : w.write_mmar(out.fd(), path, sorted);
   if (!stats.ok()) return stats;
   if (ftruncate(out.fd(), static_cast<off_t>(stats->archive_bytes)) != 0) {
     return sys_error("truncate " + out.temp_path(), errno);

@@ -24,10 +24,9 @@ constexpr uint32_t kTypeHeaderSize = 12;
 constexpr uint32_t kMaxStrOffset = 0x7fffffff;  // BTF_MAX_STR_OFFSET
 constexpr uint32_t kMaxTypeId = 0x000fffff;     // BTF_MAX_TYPE
 
-const char* const kKindNames[] = {"UNKNOWN", "INT", "PTR", "ARRAY", "STRUCT", "UNION", "ENUM",
-                                  "FWD", "TYPEDEF", "VOLATILE", "CONST", "RESTRICT", "FUNC",
-                                  "FUNC_PROTO", "VAR", "DATASEC", "FLOAT", "DECL_TAG", "TYPE_TAG",
-                                  "ENUM64"};
+const char* const kKindNames[] = {"UNKNOWN", "INT",     "PTR",      "ARRAY",    "STRUCT",   "UNION", "ENUM",
+                                  "FWD",     "TYPEDEF", "VOLATILE", "CONST",    "RESTRICT", "FUNC",  "FUNC_PROTO",
+                                  "VAR",     "DATASEC", "FLOAT",    "DECL_TAG", "TYPE_TAG", "ENUM64"};
 
 std::string hex(uint64_t v) {
   char buf[32];
@@ -286,7 +285,10 @@ Result<std::shared_ptr<Btf::Impl>> parse_impl(Bytes bytes, std::string name, std
   uint64_t raw_file_off = 0;
 
   // An ELF object: use its .BTF section.
-  if (raw.size() >= 4 && std::memcmp(raw.data(), "\x7f" "ELF", 4) == 0) {
+  if (raw.size() >= 4 && std::memcmp(raw.data(),
+                                     "\x7f"
+                                     "ELF",
+                                     4) == 0) {
     auto sec = elf::find_section(raw, ".BTF");
     if (!sec) return Error(Errc::not_found, b.name + ": ELF object without a .BTF section");
     raw_file_off = sec->offset;
@@ -443,8 +445,7 @@ bool Btf::has_stored_index() const { return impl_->stored; }
 Result<Btf> Btf::open(const std::string& path, const Btf* base, const BtfOpenOptions& options) {
   MMAR_ASSIGN(Source src, Source::open(path));
   MMAR_ASSIGN(Bytes bytes, src.read(0, src.size()));
-  return base != nullptr ? parse_split(std::move(bytes), path, *base, options)
-                         : parse(std::move(bytes), path, options);
+  return base != nullptr ? parse_split(std::move(bytes), path, *base, options) : parse(std::move(bytes), path, options);
 }
 
 const std::string& Btf::name() const { return impl_->name; }
@@ -563,7 +564,8 @@ Result<void> Btf::validate() const {
     if (n != b.indexed.load()) return b.malformed(b.types_file_off, "stored index: type count differs from the BTF");
     for (uint32_t i = 0; i < n; ++i) {
       if (fresh->offs[i] != b.off_at(i)) {
-        return b.malformed(b.types_file_off, "stored index: offset of type " + std::to_string(b.start_id + i) + " is wrong");
+        return b.malformed(b.types_file_off,
+                           "stored index: offset of type " + std::to_string(b.start_id + i) + " is wrong");
       }
     }
     uint64_t prev = 0;
@@ -586,9 +588,9 @@ Result<void> Btf::validate() const {
   MMAR_ASSIGN(uint32_t count, b.count());
   auto bad_ref = [&](uint32_t id, uint32_t ref, const char* what) -> Result<void> {
     if (ref < count) return success();
-    return b.malformed(b.types_file_off + b.offs[id - b.start_id],
-                       "type " + std::to_string(id) + ": " + what + " refers to type " + std::to_string(ref) +
-                           " (last is " + std::to_string(count - 1) + ")");
+    return b.malformed(b.types_file_off + b.offs[id - b.start_id], "type " + std::to_string(id) + ": " + what +
+                                                                       " refers to type " + std::to_string(ref) +
+                                                                       " (last is " + std::to_string(count - 1) + ")");
   };
   for (uint32_t id = b.start_id; id < count; ++id) {
     BtfType t(b.types + b.offs[id - b.start_id], id, b.little);
@@ -601,9 +603,7 @@ Result<void> Btf::validate() const {
       case BtfKind::restrict_:
       case BtfKind::type_tag:
       case BtfKind::var:
-      case BtfKind::decl_tag:
-        MMAR_TRY(bad_ref(id, t.type(), "its target"));
-        break;
+      case BtfKind::decl_tag: MMAR_TRY(bad_ref(id, t.type(), "its target")); break;
       case BtfKind::func: {
         MMAR_TRY(bad_ref(id, t.type(), "its prototype"));
         auto proto = b.type(t.type());
@@ -638,8 +638,7 @@ Result<void> Btf::validate() const {
         }
         break;
       }
-      default:
-        break;
+      default: break;
     }
   }
   b.validated.store(true, std::memory_order_release);

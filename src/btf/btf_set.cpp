@@ -19,7 +19,8 @@ struct BtfSet::Impl {
       std::lock_guard lock(mu);
       if (cache[m.index]) return *cache[m.index];
     }
-    if (depth > 8) return Error(Errc::malformed, archive.name() + ": member '" + std::string(m.name) + "': base chain too long");
+    if (depth > 8)
+      return Error(Errc::malformed, archive.name() + ": member '" + std::string(m.name) + "': base chain too long");
     MMAR_ASSIGN(Bytes bytes, archive.read(m));
     std::string name = archive.name() + ":" + std::string(m.name);
     Result<Btf> btf = Error(Errc::invalid_argument, "");

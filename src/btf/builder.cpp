@@ -28,10 +28,10 @@ struct BtfBuilder::Impl {
   bool little = true;
   uint32_t start_id = 1;
   uint32_t start_str_off = 0;
-  std::vector<uint32_t> words;       // type records, native order
+  std::vector<uint32_t> words;  // type records, native order
   uint32_t types = 0;
-  size_t last = SIZE_MAX;            // word index of the last type's header
-  std::string strs;                  // own string section
+  size_t last = SIZE_MAX;                         // word index of the last type's header
+  std::string strs;                               // own string section
   std::unordered_map<std::string, uint32_t> own;  // string -> offset (global)
   // Base strings -> offset, built on first use (split BTF only).
   std::unordered_map<std::string_view, uint32_t> base_strs;
@@ -259,8 +259,7 @@ Result<void> BtfBuilder::add_enum64_value(std::string_view name, uint64_t value)
   MMAR_ASSIGN(uint32_t n, impl_->name(name));
   uint32_t& info_word = impl_->words[at + 1];
   info_word = info(BtfKind::enum64, vlen_of(info_word) + 1, kflag_of(info_word));
-  impl_->words.insert(impl_->words.end(),
-                      {n, static_cast<uint32_t>(value), static_cast<uint32_t>(value >> 32)});
+  impl_->words.insert(impl_->words.end(), {n, static_cast<uint32_t>(value), static_cast<uint32_t>(value >> 32)});
   return success();
 }
 

@@ -139,8 +139,8 @@ void dump_text(const Btf& btf, const BtfType& t, uint32_t type_count, Out& o) {
       o.u(vlen);
       for (uint32_t i = 0; i < vlen; ++i) {
         o << "\n\t'" << str_or_anon(btf, t.extra_u32(i * stride)) << "' val=";
-        const uint64_t v = is64 ? (uint64_t{t.extra_u32(i * 3 + 2)} << 32) | t.extra_u32(i * 3 + 1)
-                                : t.extra_u32(i * 2 + 1);
+        const uint64_t v =
+            is64 ? (uint64_t{t.extra_u32(i * 3 + 2)} << 32) | t.extra_u32(i * 3 + 1) : t.extra_u32(i * 2 + 1);
         // bpftool: ENUM values print as %d / %u, ENUM64 as %lldLL / %lluULL.
         if (t.kflag()) {
           o.i(is64 ? static_cast<int64_t>(v) : static_cast<int32_t>(v)) << (is64 ? "LL" : "");
@@ -150,9 +150,7 @@ void dump_text(const Btf& btf, const BtfType& t, uint32_t type_count, Out& o) {
       }
       break;
     }
-    case BtfKind::fwd:
-      o << " fwd_kind=" << (t.kflag() ? "union" : "struct");
-      break;
+    case BtfKind::fwd: o << " fwd_kind=" << (t.kflag() ? "union" : "struct"); break;
     case BtfKind::func:
       o << " type_id=";
       o.u(t.type()) << " linkage=" << linkage(vlen);
@@ -195,8 +193,7 @@ void dump_text(const Btf& btf, const BtfType& t, uint32_t type_count, Out& o) {
       o.u(t.type()) << " component_idx=";
       o.i(static_cast<int32_t>(t.extra_u32(0)));
       break;
-    case BtfKind::unknown:
-      break;
+    case BtfKind::unknown: break;
   }
   o << '\n';
 }
@@ -224,9 +221,7 @@ void dump_json(const Btf& btf, const BtfType& t, Out& o) {
     case BtfKind::volatile_:
     case BtfKind::restrict_:
     case BtfKind::typedef_:
-    case BtfKind::type_tag:
-      field("type_id", t.type());
-      break;
+    case BtfKind::type_tag: field("type_id", t.type()); break;
     case BtfKind::array:
       field("type_id", t.extra_u32(0));
       field("index_type_id", t.extra_u32(1));
@@ -311,16 +306,13 @@ void dump_json(const Btf& btf, const BtfType& t, Out& o) {
       }
       o << ']';
       break;
-    case BtfKind::float_:
-      field("size", t.size());
-      break;
+    case BtfKind::float_: field("size", t.size()); break;
     case BtfKind::decl_tag:
       field("type_id", t.type());
       o << ",\"component_idx\":";
       o.i(static_cast<int32_t>(t.extra_u32(0)));
       break;
-    case BtfKind::unknown:
-      break;
+    case BtfKind::unknown: break;
   }
   o << '}';
 }

@@ -11,7 +11,12 @@ namespace mmar::elf {
 std::optional<SectionRange> find_section(std::span<const std::byte> head, uint64_t n, ReadAt read_at, void* ctx,
                                          std::string_view wanted) {
   const auto* p = reinterpret_cast<const unsigned char*>(head.data());
-  if (n < 52 || head.size() < 52 || std::memcmp(p, "\x7f" "ELF", 4) != 0) return std::nullopt;
+  if (n < 52 || head.size() < 52 ||
+      std::memcmp(p,
+                  "\x7f"
+                  "ELF",
+                  4) != 0)
+    return std::nullopt;
   const bool is64 = p[4] == 2;
   const bool little = p[5] == 1;
   if ((p[4] != 1 && p[4] != 2) || (p[5] != 1 && p[5] != 2)) return std::nullopt;
@@ -53,7 +58,8 @@ std::optional<SectionRange> find_section(std::span<const std::byte> head, uint64
     uint32_t name = 0;
     sect(i, off, size, name);
     if (name >= str_size || str_size - name < wanted.size() + 1) continue;
-    if (std::memcmp(strtab.data() + name, wanted.data(), wanted.size()) != 0 || strtab[name + wanted.size()] != 0) continue;
+    if (std::memcmp(strtab.data() + name, wanted.data(), wanted.size()) != 0 || strtab[name + wanted.size()] != 0)
+      continue;
     if (!in_bounds(off, size, n)) return std::nullopt;
     return SectionRange{off, size, little};
   }

@@ -23,8 +23,8 @@ struct SectionRange {
 // The file range of the first section called `name`, if the section header
 // table is well-formed and the range lies inside the file. `head` holds at
 // least the first 64 bytes (fewer only if the file is smaller).
-std::optional<SectionRange> find_section(std::span<const std::byte> head, uint64_t file_size, ReadAt read_at,
-                                         void* ctx, std::string_view name);
+std::optional<SectionRange> find_section(std::span<const std::byte> head, uint64_t file_size, ReadAt read_at, void* ctx,
+                                         std::string_view name);
 
 // A ReadAt over bytes in memory; ctx is a std::span<const std::byte>*.
 bool span_read_at(void* ctx, uint64_t offset, size_t length, void* out);

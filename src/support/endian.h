@@ -30,7 +30,7 @@ template <class T, bool kLittle>
 class EndianInt {
  public:
   EndianInt() = default;
-  EndianInt(T v) { *this = v; }  // NOLINT(google-explicit-constructor)
+  EndianInt(T v) { *this = v; }         // NOLINT(google-explicit-constructor)
   operator T() const { return get(); }  // NOLINT(google-explicit-constructor)
   T get() const {
     T v;

@@ -182,8 +182,7 @@ Result<Bytes> Source::read(uint64_t offset, uint64_t size) const {
   }
   size_t done = 0;
   while (done < size) {
-    ssize_t n = ::pread(impl_->fd.get(), buffer.data() + done, size - done,
-                        static_cast<off_t>(offset + done));
+    ssize_t n = ::pread(impl_->fd.get(), buffer.data() + done, size - done, static_cast<off_t>(offset + done));
     if (n < 0) {
       if (errno == EINTR) continue;
       return sys_error("pread " + impl_->name, errno);

@@ -39,8 +39,7 @@ std::string first_error(const std::vector<std::byte>& bytes, uint32_t i = 0) {
   return "";
 }
 
-#define EXPECT_ERROR_CONTAINS(text, needle) \
-  EXPECT_NE((text).find(needle), std::string::npos) << "error was: " << (text)
+#define EXPECT_ERROR_CONTAINS(text, needle) EXPECT_NE((text).find(needle), std::string::npos) << "error was: " << (text)
 
 TEST(Reader, OpensSmallArchive) {
   auto bytes = small_archive();
@@ -218,7 +217,8 @@ TEST(Reader, VerifyIndexAtOpen) {
 
 TEST(Reader, PlainFilesAreOneMemberArchives) {
   TempDir tmp;
-  std::vector<std::byte> btf = test::to_bytes(std::string("\x9f\xeb\x01\x00\x18\x00\x00\x00", 8) + std::string(40, '\0'));
+  std::vector<std::byte> btf =
+      test::to_bytes(std::string("\x9f\xeb\x01\x00\x18\x00\x00\x00", 8) + std::string(40, '\0'));
   test::write_file(tmp / "vmlinux", btf, 0444);
   auto a = Archive::open(tmp / "vmlinux");
   ASSERT_TRUE(a.ok());
@@ -277,7 +277,8 @@ TEST(Reader, CacheIsBoundedAndSharedBytesOutliveEviction) {
   TempDir tmp;
   Writer w;
   for (int i = 0; i < 20; ++i) {
-    ASSERT_TRUE(w.add_bytes("m" + std::to_string(i), test::to_bytes(std::string(100000, static_cast<char>('a' + i)))).ok());
+    ASSERT_TRUE(
+        w.add_bytes("m" + std::to_string(i), test::to_bytes(std::string(100000, static_cast<char>('a' + i)))).ok());
   }
   ASSERT_TRUE(w.write(tmp / "c.mmar").ok());
   OpenOptions o;
@@ -300,7 +301,8 @@ TEST(Reader, ConcurrentReadersSeeTheSameBytes) {
   TempDir tmp;
   Writer w;
   for (int i = 0; i < 64; ++i) {
-    ASSERT_TRUE(w.add_bytes("m" + std::to_string(i), test::to_bytes(std::string(30000 + i, static_cast<char>(i)))).ok());
+    ASSERT_TRUE(
+        w.add_bytes("m" + std::to_string(i), test::to_bytes(std::string(30000 + i, static_cast<char>(i)))).ok());
   }
   ASSERT_TRUE(w.write(tmp / "c.mmar").ok());
   OpenOptions o;

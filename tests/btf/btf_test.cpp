@@ -231,8 +231,9 @@ TEST_F(BtfOracle, StoredIndexIsUsedCheckedAndNeverTrustedBlindly) {
   Objects o;
   const std::string m = MMAR_BIN;
   std::string out;
-  ASSERT_EQ(test::run(m + " btf pack -f " + q(o.tmp / "k.mmar") + " " + q(o.base) + " " + q(o.module_split) + " 2>&1", &out),
-            0)
+  ASSERT_EQ(
+      test::run(m + " btf pack -f " + q(o.tmp / "k.mmar") + " " + q(o.base) + " " + q(o.module_split) + " 2>&1", &out),
+      0)
       << out;
   auto a = Archive::open(o.tmp / "k.mmar");
   ASSERT_TRUE(a.ok());
@@ -307,9 +308,9 @@ Builder sample() {
   Builder b;
   uint32_t int_name = b.str("int");
   b.types.insert(b.types.end(), {int_name, Builder::info(BtfKind::int_, 0), 4, (1u << 24) | 32});  // [1] int
-  b.types.insert(b.types.end(), {0, Builder::info(BtfKind::ptr, 0), 1});                          // [2] int *
+  b.types.insert(b.types.end(), {0, Builder::info(BtfKind::ptr, 0), 1});                           // [2] int *
   uint32_t s = b.str("pair"), m = b.str("a"), n = b.str("b");
-  b.types.insert(b.types.end(), {s, Builder::info(BtfKind::struct_, 2), 8, m, 1, 0, n, 1, 32});   // [3]
+  b.types.insert(b.types.end(), {s, Builder::info(BtfKind::struct_, 2), 8, m, 1, 0, n, 1, 32});  // [3]
   return b;
 }
 
@@ -325,8 +326,7 @@ std::string error_of(const std::vector<std::byte>& bytes, bool validate = true) 
   return "";
 }
 
-#define EXPECT_ERROR_CONTAINS(text, needle) \
-  EXPECT_NE((text).find(needle), std::string::npos) << "error was: " << (text)
+#define EXPECT_ERROR_CONTAINS(text, needle) EXPECT_NE((text).find(needle), std::string::npos) << "error was: " << (text)
 
 TEST(BtfMalformed, SampleIsValid) {
   auto bytes = sample().bytes();
@@ -398,7 +398,7 @@ TEST(BtfMalformed, RecordErrors) {
   }
   {
     Builder s = sample();
-    s.types[6] = 7;  // PTR to a type that does not exist
+    s.types[6] = 7;                             // PTR to a type that does not exist
     EXPECT_EQ(error_of(s.bytes(), false), "");  // only validate() follows references
     EXPECT_ERROR_CONTAINS(error_of(s.bytes()), "type 2: its target refers to type 7 (last is 3)");
   }
@@ -429,13 +429,15 @@ TEST(BtfCli, DumpFindStatsAndArchiveMembers) {
   const std::string m = MMAR_BIN;
   std::string out;
   // Pack base and module into one archive; read them back as ARCHIVE:MEMBER.
-  ASSERT_EQ(test::run(m + " create -f " + q(o.tmp / "k.mmar") + " -C " + q(o.tmp.path()) + " base.o module_split.o"), 0);
+  ASSERT_EQ(test::run(m + " create -f " + q(o.tmp / "k.mmar") + " -C " + q(o.tmp.path()) + " base.o module_split.o"),
+            0);
   ASSERT_EQ(test::run(m + " btf dump " + q(o.tmp / "k.mmar") + ":module_split.o --base-btf " + q(o.tmp / "k.mmar") +
                           ":base.o",
                       &out),
             0);
   EXPECT_EQ(out, bpftool(o.module_split, o.base));
-  ASSERT_EQ(test::run(m + " btf find " + q(o.module_split) + " -B " + q(o.base) + " task_struct my_module_state", &out), 0);
+  ASSERT_EQ(test::run(m + " btf find " + q(o.module_split) + " -B " + q(o.base) + " task_struct my_module_state", &out),
+            0);
   EXPECT_NE(out.find("STRUCT 'task_struct'"), std::string::npos) << out;
   EXPECT_NE(out.find("STRUCT 'my_module_state'"), std::string::npos) << out;
   ASSERT_EQ(test::run(m + " btf stats " + q(o.module_split) + " -B " + q(o.base), &out), 0);

@@ -65,7 +65,8 @@ std::vector<std::byte> build_both(BtfBuilder& ours, struct btf* lb) {
   same(ours.add_var("counter", 1, i32), btf__add_var(lb, "counter", BTF_VAR_GLOBAL_ALLOCATED, static_cast<int>(i32)));
   same(ours.add_datasec(".data", 4), btf__add_datasec(lb, ".data", 4));
   ok(ours.add_datasec_var(var, 0, 4), btf__add_datasec_var_info(lb, static_cast<int>(var), 0, 4));
-  same(ours.add_decl_tag("bpf_kfunc", proto + 1, -1), btf__add_decl_tag(lb, "bpf_kfunc", static_cast<int>(proto + 1), -1));
+  same(ours.add_decl_tag("bpf_kfunc", proto + 1, -1),
+       btf__add_decl_tag(lb, "bpf_kfunc", static_cast<int>(proto + 1), -1));
   same(ours.add_decl_tag("arg_tag", proto + 1, 0), btf__add_decl_tag(lb, "arg_tag", static_cast<int>(proto + 1), 0));
   // A repeated string is stored once.
   same(ours.add_struct("task_struct", 8), btf__add_struct(lb, "task_struct", 8));
@@ -112,7 +113,8 @@ TEST(BtfBuilder, SplitDedupsStringsAgainstTheBaseLikeLibbpf) {
   auto task = split->type(split->start_id() + 6);  // the split's task_struct
   ASSERT_TRUE(task.ok());
   EXPECT_LT(task->name_off(), split->start_str_off());
-  std::string_view strs(reinterpret_cast<const char*>(mine.data()) + mine.size() - split->str_size(), split->str_size());
+  std::string_view strs(reinterpret_cast<const char*>(mine.data()) + mine.size() - split->str_size(),
+                        split->str_size());
   EXPECT_EQ(strs.find("task_struct"), std::string_view::npos);
   EXPECT_NE(strs.find("do_thing"), std::string_view::npos);
 }
@@ -124,10 +126,12 @@ std::vector<std::byte> btf_section(const std::string& object) {
 }
 
 TEST(BtfBuilder, UnmodifiedRewriteIsByteIdentical) {
-  if (test::run("command -v pahole >/dev/null && command -v gcc >/dev/null") != 0) GTEST_SKIP() << "needs pahole and gcc";
+  if (test::run("command -v pahole >/dev/null && command -v gcc >/dev/null") != 0)
+    GTEST_SKIP() << "needs pahole and gcc";
   test::TempDir tmp;
   const std::string in = MMAR_TEST_INPUTS;
-  ASSERT_EQ(test::run("gcc -g -O1 -c '" + in + "/base.c' -o " + (tmp / "base.o") + " && pahole -J " + (tmp / "base.o")), 0);
+  ASSERT_EQ(test::run("gcc -g -O1 -c '" + in + "/base.c' -o " + (tmp / "base.o") + " && pahole -J " + (tmp / "base.o")),
+            0);
   ASSERT_EQ(test::run("gcc -g -O1 -c '" + in + "/module.c' -o " + (tmp / "m.o") + " && pahole -J --btf_base " +
                       (tmp / "base.o") + " " + (tmp / "m.o")),
             0);

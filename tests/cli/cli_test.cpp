@@ -14,9 +14,7 @@ using test::TempDir;
 
 const std::string kMmar = MMAR_BIN;
 
-int mmar(const std::string& args, std::string* out = nullptr) {
-  return test::run(kMmar + " " + args + " 2>&1", out);
-}
+int mmar(const std::string& args, std::string* out = nullptr) { return test::run(kMmar + " " + args + " 2>&1", out); }
 
 std::string q(const std::string& s) { return "'" + s + "'"; }
 
@@ -53,7 +51,10 @@ TEST(Cli, RoundTripAgainstTar) {
   // Same names as tar lists (tar adds "./" and a trailing "/" for dirs).
   std::string ours, theirs;
   ASSERT_EQ(mmar("list " + q(tmp / "a.mmar"), &ours), 0);
-  ASSERT_EQ(test::run("tar --quoting-style=literal -tf " + q(tmp / "a.tar") + " | sed -e 's|^\\./||' -e 's|/$||' | grep -v '^$' | LC_ALL=C sort", &theirs), 0);
+  ASSERT_EQ(test::run("tar --quoting-style=literal -tf " + q(tmp / "a.tar") +
+                          " | sed -e 's|^\\./||' -e 's|/$||' | grep -v '^$' | LC_ALL=C sort",
+                      &theirs),
+            0);
   EXPECT_EQ(ours, theirs);
 
   // Extracting either gives the same tree: contents, modes, mtimes, links.
@@ -65,9 +66,12 @@ TEST(Cli, RoundTripAgainstTar) {
 
   // cat gives the bytes of one member; info and verify agree it is sound.
   std::string first_file;
-  ASSERT_EQ(test::run("cd " + q(src) + " && find . -type f -size +1k | LC_ALL=C sort | head -n1 | cut -c3-", &first_file), 0);
+  ASSERT_EQ(
+      test::run("cd " + q(src) + " && find . -type f -size +1k | LC_ALL=C sort | head -n1 | cut -c3-", &first_file), 0);
   first_file.pop_back();
-  ASSERT_EQ(test::run(kMmar + " cat -f " + q(tmp / "a.mmar") + " " + q(first_file) + " | cmp - " + q(src + "/" + first_file)), 0);
+  ASSERT_EQ(
+      test::run(kMmar + " cat -f " + q(tmp / "a.mmar") + " " + q(first_file) + " | cmp - " + q(src + "/" + first_file)),
+      0);
   ASSERT_EQ(mmar("verify " + q(tmp / "a.mmar"), &out), 0);
   EXPECT_NE(out.find("members OK"), std::string::npos);
   ASSERT_EQ(mmar("info --json " + q(tmp / "a.mmar"), &out), 0);
@@ -149,7 +153,7 @@ TEST(Cli, BadArchivesGetOneLineErrors) {
   truncated.resize(200);
   test::write_file(tmp / "t.mmar", truncated);
   std::string out;
-  for (const char* verb : {"list", "info", "verify", "extract -C " }) {
+  for (const char* verb : {"list", "info", "verify", "extract -C "}) {
     std::string cmd = std::string(verb) + (std::string(verb).find("-C") != std::string::npos ? q(tmp / "x") : "");
     EXPECT_EQ(mmar(cmd + " -f " + q(tmp / "t.mmar"), &out), 1) << verb;
     EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << out;

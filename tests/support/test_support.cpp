@@ -27,12 +27,16 @@ TempDir::TempDir() {
 
 TempDir::~TempDir() {
   // Make everything writable first: tests create read-only directories.
-  nftw(path_.c_str(), [](const char* p, const struct stat* st, int type, struct FTW*) {
-    if (type == FTW_D || type == FTW_DP) chmod(p, (st->st_mode & 07777) | 0700);
-    return 0;
-  }, 64, FTW_PHYS);
-  nftw(path_.c_str(), [](const char* p, const struct stat*, int, struct FTW*) { return remove(p); }, 64,
-       FTW_DEPTH | FTW_PHYS);
+  nftw(
+      path_.c_str(),
+      [](const char* p, const struct stat* st, int type, struct FTW*) {
+        if (type == FTW_D || type == FTW_DP) chmod(p, (st->st_mode & 07777) | 0700);
+        return 0;
+      },
+      64, FTW_PHYS);
+  nftw(
+      path_.c_str(), [](const char* p, const struct stat*, int, struct FTW*) { return remove(p); }, 64,
+      FTW_DEPTH | FTW_PHYS);
 }
 
 std::vector<std::byte> read_file(const std::string& path) {
@@ -64,8 +68,10 @@ std::vector<std::string> make_random_tree(const std::string& root, const TreeSpe
   std::mt19937_64 rng(spec.seed);
   std::vector<std::string> made;
   std::vector<std::string> dirs = {""};
-  const std::string odd[] = {"plain", "with space", "ünïcödé", "-dash", "#hash", "a.b.c", "UPPER", "x",
-                             "very_long_name_" + std::string(150, 'n'), "tab\tname", "quote'\"", "semi;colon"};
+  const std::string odd[] = {"plain",     "with space", "ünïcödé",
+                             "-dash",     "#hash",      "a.b.c",
+                             "UPPER",     "x",          "very_long_name_" + std::string(150, 'n'),
+                             "tab\tname", "quote'\"",   "semi;colon"};
   auto pick_name = [&](int i) { return odd[rng() % (sizeof odd / sizeof odd[0])] + "_" + std::to_string(i); };
   // Directories, some deep.
   for (int i = 0; i < spec.files / 6 + 1; ++i) {
@@ -107,8 +113,8 @@ std::vector<std::string> make_random_tree(const std::string& root, const TreeSpe
       default: size = rng() % (spec.max_size + 1);
     }
     write_file(root + "/" + rel, content(size), i % 5 == 0 ? 0755 : (i % 11 == 0 ? 0600 : 0644));
-    struct timespec ts[2] = {{static_cast<time_t>(1600000000 + rng() % 100000000), static_cast<long>(rng() % 1000000000)},
-                             {0, 0}};
+    struct timespec ts[2] = {
+        {static_cast<time_t>(1600000000 + rng() % 100000000), static_cast<long>(rng() % 1000000000)}, {0, 0}};
     ts[1] = ts[0];
     ::utimensat(AT_FDCWD, (root + "/" + rel).c_str(), ts, 0);
     made.push_back(rel);

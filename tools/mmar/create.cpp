@@ -98,8 +98,8 @@ int run_create(int argc, char** argv) {
     btf_base = std::move(b).value();
     o.link_for = [&](const LinkQuery& q) -> std::optional<std::string> {
       if (q.member == btf_base_name) return std::nullopt;
-      auto standalone = q.path.empty() ? Btf::parse(Bytes(q.bytes, nullptr), std::string(q.member))
-                                       : Btf::open(std::string(q.path));
+      auto standalone =
+          q.path.empty() ? Btf::parse(Bytes(q.bytes, nullptr), std::string(q.member)) : Btf::open(std::string(q.path));
       if (standalone.ok() && standalone->validate().ok()) return std::nullopt;  // a base itself
       auto split = q.path.empty() ? Btf::parse_split(Bytes(q.bytes, nullptr), std::string(q.member), *btf_base)
                                   : Btf::open(std::string(q.path), &*btf_base);
@@ -136,11 +136,10 @@ int run_create(int argc, char** argv) {
   if (!stats.ok()) return fail(stats.error());
   double secs = static_cast<double>(now_ns() - t0) / 1e9;
   if (p.has("json")) {
-    std::printf(
-        "{\"archive\":%s,\"members\":%u,\"input_bytes\":%" PRIu64 ",\"archive_bytes\":%" PRIu64
-        ",\"compressed_members\":%u,\"seconds\":%.6f}\n",
-        json_string(out).c_str(), stats->members, stats->input_bytes, stats->archive_bytes,
-        stats->compressed_members, secs);
+    std::printf("{\"archive\":%s,\"members\":%u,\"input_bytes\":%" PRIu64 ",\"archive_bytes\":%" PRIu64
+                ",\"compressed_members\":%u,\"seconds\":%.6f}\n",
+                json_string(out).c_str(), stats->members, stats->input_bytes, stats->archive_bytes,
+                stats->compressed_members, secs);
   } else if (p.has("stats")) {
     std::printf("%s: %u members, %s in, %s archive (%u compressed), %.3f s\n", out.c_str(), stats->members,
                 human_size(stats->input_bytes).c_str(), human_size(stats->archive_bytes).c_str(),

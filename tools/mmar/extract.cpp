@@ -73,8 +73,8 @@ Result<int> open_parent(int root, const std::vector<std::string_view>& parts, co
       int e = errno;
       ::close(cur);
       if (e == ELOOP || e == ENOTDIR) {
-        return Error(Errc::invalid_argument, "refusing to extract '" + name + "': '" +
-                                                 std::string(parts[i]) + "' is not a directory (symlink?)");
+        return Error(Errc::invalid_argument, "refusing to extract '" + name + "': '" + std::string(parts[i]) +
+                                                 "' is not a directory (symlink?)");
       }
       return sys_error("open directory for '" + name + "'", e);
     }
@@ -116,7 +116,8 @@ Result<void> extract_one(const Archive& a, const Member& m, int root) {
   const struct timespec times[2] = {to_timespec(m.mtime_ns), to_timespec(m.mtime_ns)};
   if (m.is_dir()) {
     MMAR_TRY(clear_leaf(parent.fd, leaf, name, true));
-    if (::mkdirat(parent.fd, leaf.c_str(), 0700) != 0 && errno != EEXIST) return sys_error("mkdir '" + name + "'", errno);
+    if (::mkdirat(parent.fd, leaf.c_str(), 0700) != 0 && errno != EEXIST)
+      return sys_error("mkdir '" + name + "'", errno);
     return success();  // mode and mtime applied at the end
   }
   MMAR_ASSIGN(Bytes bytes, a.read(m));

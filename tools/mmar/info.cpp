@@ -8,15 +8,16 @@ namespace mmar::cli {
 
 namespace {
 
-const Verb kInfo{"info",
-                 "[-f] ARCHIVE [--json]",
-                 "Describe ARCHIVE: format, member counts by type, codec and kind, sizes, alignment.",
-                 {
-                     {"file", 'f', true, "ARCHIVE", "archive to read ('-' for standard input)"},
-                     {"json", 0, false, "", "print JSON"},
-                     {"pread", 0, false, "", "read with pread instead of mmap"},
-                     {"lookup", 0, true, "NAME", "also time looking up and reading member NAME (repeatable: comma-separated)"},
-                 }};
+const Verb kInfo{
+    "info",
+    "[-f] ARCHIVE [--json]",
+    "Describe ARCHIVE: format, member counts by type, codec and kind, sizes, alignment.",
+    {
+        {"file", 'f', true, "ARCHIVE", "archive to read ('-' for standard input)"},
+        {"json", 0, false, "", "print JSON"},
+        {"pread", 0, false, "", "read with pread instead of mmap"},
+        {"lookup", 0, true, "NAME", "also time looking up and reading member NAME (repeatable: comma-separated)"},
+    }};
 
 }  // namespace
 
@@ -49,11 +50,11 @@ int run_info(int argc, char** argv) {
     std::printf("{\"archive\":%s,\"format\":\"%s\",\"file_size\":%" PRIu64 ",\"members\":%u,\"files\":%" PRIu64
                 ",\"directories\":%" PRIu64 ",\"symlinks\":%" PRIu64 ",\"size\":%" PRIu64 ",\"stored_size\":%" PRIu64
                 ",\"alignment\":%" PRIu64 ",\"generation\":%" PRIu64 ",\"mapped\":%s,\"open_ns\":%" PRId64
-                ",\"codecs\":{\"none\":%" PRIu64 ",\"zstd\":%" PRIu64 ",\"xz\":%" PRIu64 "},\"kinds\":{\"data\":%" PRIu64
-                ",\"elf\":%" PRIu64 ",\"btf\":%" PRIu64 ",\"ctf\":%" PRIu64 "}}\n",
+                ",\"codecs\":{\"none\":%" PRIu64 ",\"zstd\":%" PRIu64 ",\"xz\":%" PRIu64
+                "},\"kinds\":{\"data\":%" PRIu64 ",\"elf\":%" PRIu64 ",\"btf\":%" PRIu64 ",\"ctf\":%" PRIu64 "}}\n",
                 json_string(path).c_str(), format_name(a->format()), file_size, a->size(), files, dirs, links, size,
-                stored, a->alignment(), a->generation(), a->source().mapped() ? "true" : "false", open_ns,
-                by_codec[0], by_codec[1], by_codec[2], by_kind[0], by_kind[1], by_kind[2], by_kind[3]);
+                stored, a->alignment(), a->generation(), a->source().mapped() ? "true" : "false", open_ns, by_codec[0],
+                by_codec[1], by_codec[2], by_kind[0], by_kind[1], by_kind[2], by_kind[3]);
     return kExitOk;
   }
   std::printf("archive:     %s\n", path.c_str());
@@ -64,7 +65,8 @@ int run_info(int argc, char** argv) {
   std::printf("data:        %s original, %s stored", human_size(size).c_str(), human_size(stored).c_str());
   if (size != 0) std::printf(" (%.1f%%)", 100.0 * static_cast<double>(stored) / static_cast<double>(size));
   std::printf("\n");
-  std::printf("codecs:      none %" PRIu64 ", zstd %" PRIu64 ", xz %" PRIu64 "\n", by_codec[0], by_codec[1], by_codec[2]);
+  std::printf("codecs:      none %" PRIu64 ", zstd %" PRIu64 ", xz %" PRIu64 "\n", by_codec[0], by_codec[1],
+              by_codec[2]);
   std::printf("kinds:       data %" PRIu64 ", elf %" PRIu64 ", btf %" PRIu64 ", ctf %" PRIu64 "\n", by_kind[0],
               by_kind[1], by_kind[2], by_kind[3]);
   if (a->format() == Format::mmar) {

@@ -35,8 +35,11 @@ void print_member(const Archive& a, const Member& m, bool long_format, bool json
                 ",\"codec\":\"%s\",\"kind\":\"%s\",\"offset\":%" PRIu64 ",\"alignment\":%" PRIu64
                 ",\"mtime_ns\":%" PRId64,
                 first ? "" : ",", json_string(m.name).c_str(),
-                m.is_dir() ? "dir" : m.is_symlink() ? "symlink" : "file", m.mode & 07777, m.size, m.stored_size,
-                codec_name(m.codec), kind_name(m.kind), m.data_offset, data_alignment(a, m), m.mtime_ns);
+                m.is_dir()       ? "dir"
+                : m.is_symlink() ? "symlink"
+                                 : "file",
+                m.mode & 07777, m.size, m.stored_size, codec_name(m.codec), kind_name(m.kind), m.data_offset,
+                data_alignment(a, m), m.mtime_ns);
     if (m.has_checksum && !m.is_dir()) std::printf(",\"xxh3\":\"%016" PRIx64 "\"", m.xxh3);
     if (m.link) {
       auto target = a.at(*m.link);
@@ -54,8 +57,8 @@ void print_member(const Archive& a, const Member& m, bool long_format, bool json
   std::string kind = kind_name(m.kind);
   if (m.has_btf) kind += "+btf";
   std::printf("%s %12" PRIu64 " %12" PRIu64 " %-4s %-8s %6" PRIu64 " %s %.*s", mode_string(m.mode).c_str(), m.size,
-              m.stored_size, codec_name(m.codec), kind.c_str(), data_alignment(a, m),
-              format_time(m.mtime_ns).c_str(), static_cast<int>(m.name.size()), m.name.data());
+              m.stored_size, codec_name(m.codec), kind.c_str(), data_alignment(a, m), format_time(m.mtime_ns).c_str(),
+              static_cast<int>(m.name.size()), m.name.data());
   if (m.is_symlink()) {
     auto target = a.read(m);
     if (target.ok()) std::printf(" -> %.*s", static_cast<int>(target->size()), target->str().data());
