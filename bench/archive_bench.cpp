@@ -17,6 +17,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -195,17 +196,16 @@ Rss rss_now() {
   return r;
 }
 
-// Heap bytes and resident KiB an open archive costs (kept open while measured).
-void BM_MmarOpenMemory(benchmark::State& state) {
-  const uint32_t n = static_cast<uint32_t>(state.range(0));
-  const std::string& path = dataset(n, false);
+// Heap bytes and resident KiB that `open()` costs; what it returns is kept
+// alive (still open) while measured, then destroyed.
+template <class Open>
+void open_memory(benchmark::State& state, Open open) {
   double heap = 0, anon = 0, file = 0;
   for (auto _ : state) {
     size_t h0 = mallinfo2().uordblks;
     Rss r0 = rss_now();
-    auto a = mmar::Archive::open(path);
-    auto m = a->find(member_name(n / 2));
-    benchmark::DoNotOptimize(m->size);
+    auto held = open();
+    benchmark::DoNotOptimize(held);
     heap = static_cast<double>(mallinfo2().uordblks) - static_cast<double>(h0);
     Rss r1 = rss_now();
     anon = static_cast<double>(r1.anon - r0.anon);
@@ -216,26 +216,35 @@ void BM_MmarOpenMemory(benchmark::State& state) {
   state.counters["file_kib"] = file;
 }
 
+void BM_MmarOpenMemory(benchmark::State& state) {
+  const uint32_t n = static_cast<uint32_t>(state.range(0));
+  const std::string& path = dataset(n, false);
+  open_memory(state, [&] {
+    auto a = mmar::Archive::open(path);
+    auto m = a->find(member_name(n / 2));
+    benchmark::DoNotOptimize(m->size);
+    return a;
+  });
+}
+
 void BM_CtfOpenMemory(benchmark::State& state) {
   const uint32_t n = static_cast<uint32_t>(state.range(0));
   const std::string& path = dataset(n, true);
-  double heap = 0, anon = 0, file = 0;
-  for (auto _ : state) {
-    size_t h0 = mallinfo2().uordblks;
-    Rss r0 = rss_now();
+  struct Held {
+    ctf_archive_t* arc = nullptr;
+    ctf_dict_t* dict = nullptr;
+    ~Held() {
+      if (dict != nullptr) ctf_dict_close(dict);
+      if (arc != nullptr) ctf_arc_close(arc);
+    }
+  };
+  open_memory(state, [&] {
+    auto h = std::make_unique<Held>();
     int err = 0;
-    ctf_archive_t* arc = ctf_arc_open(path.c_str(), &err);
-    ctf_dict_t* d = ctf_dict_open(arc, member_name(n / 2).c_str(), &err);
-    heap = static_cast<double>(mallinfo2().uordblks) - static_cast<double>(h0);
-    Rss r1 = rss_now();
-    anon = static_cast<double>(r1.anon - r0.anon);
-    file = static_cast<double>(r1.file - r0.file);
-    ctf_dict_close(d);
-    ctf_arc_close(arc);
-  }
-  state.counters["heap_bytes"] = heap;
-  state.counters["anon_kib"] = anon;
-  state.counters["file_kib"] = file;
+    h->arc = ctf_arc_open(path.c_str(), &err);
+    h->dict = ctf_dict_open(h->arc, member_name(n / 2).c_str(), &err);
+    return h;
+  });
 }
 
 // ---------------------------------------------------------------------------

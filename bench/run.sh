@@ -105,4 +105,5 @@ if scripts/kernel-btf.sh "$KB"; then
 else
   echo "skipped: no kernel package BTF (see scripts/kernel-btf.sh)"
 fi
+"$BUILD/bench/mmap_floor" "$PWD/build/kernel-btf/vmlinux.btf" 3000 2>/dev/null | tee "$OUT/mmap_floor.txt" || true
 echo "results in $OUT"
