@@ -1,7 +1,9 @@
 // libFuzzer target: the BTF parser, raw and split. Input: one mode byte;
 // mode 0: raw BTF; mode 1: a u32 base length, the base BTF, then a split BTF
 // on it. Invariants, not just "no crash":
-//  - validate() succeeding implies the whole dump succeeds;
+//  - validate() succeeding implies the whole raw dump succeeds;
+//  - the C dump (cycles, deep chains, anonymous loops) never crashes, and
+//    succeeds only on BTF that validates;
 //  - every type's ID resolves back to the same record; a named type is
 //    found by name at an ID that has that name.
 #include <cstdint>
@@ -19,6 +21,8 @@ void exercise(const mmar::Btf& btf) {
   std::string out;
   auto dumped = mmar::btf_dump_raw(btf, out);
   if (valid && !dumped.ok()) std::abort();
+  std::string header;
+  if (mmar::btf_dump_c(btf, header).ok() && !valid) std::abort();
   if (!count.ok()) return;
   for (uint32_t id = btf.start_id(); id < *count && id < btf.start_id() + 64; ++id) {
     auto t = btf.type(id);

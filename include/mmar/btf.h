@@ -203,4 +203,19 @@ class BtfSet {
 // same data as bpftool -j prints.
 Result<void> btf_dump_raw(const Btf& btf, std::string& out, bool json = false);
 
+struct CHeaderOptions {
+  // Reproduce bpftool 7.1 byte for byte, including the places where its
+  // header does not have the BTF's layout (1- and 8-byte enums printed
+  // without a mode attribute; gaps in packed structs left to alignment;
+  // packed unions not marked packed).
+  bool bpftool_compat = false;
+};
+
+// A C header as `bpftool btf dump file F [--base-btf B] format c` prints it
+// (every type, the base's included; dependencies before use, forward
+// declarations where a pointer suffices, duplicate names suffixed ___N), but
+// with every struct's size and offsets as the BTF says (see CHeaderOptions).
+// Validates the BTF first; a cyclic or over-deep type chain is an error.
+Result<void> btf_dump_c(const Btf& btf, std::string& out, const CHeaderOptions& options = {});
+
 }  // namespace mmar

@@ -8,6 +8,7 @@
 #include <map>
 
 #include "mmar/btf.h"
+#include "support/c_header_check.h"
 #include "support/test_support.h"
 
 namespace mmar {
@@ -77,6 +78,45 @@ TEST_F(KernelCorpus, VmlinuxAndEveryModuleMatchBpftool) {
     if (rewritten->write() != original) ADD_FAILURE() << m << ": rewrite differs";
   }
   std::printf("[kernel] %zu modules compared with bpftool, %zu differ\n", mods.size(), differing);
+}
+
+TEST_F(KernelCorpus, CHeadersMatchBpftoolAndCompileWithTheirLayout) {
+  if (test::run("command -v gcc >/dev/null") != 0) GTEST_SKIP() << "gcc is missing";
+  const std::string vmlinux = kCorpus + "/vmlinux.btf";
+  auto base = Btf::open(vmlinux);
+  ASSERT_TRUE(base.ok()) << base.error().message();
+  // mmar's header has the BTF's layout; with bpftool_compat it is
+  // bpftool 7.1's, byte for byte.
+  const CHeaderOptions compat{.bpftool_compat = true};
+  std::string mine, theirs, same_as_bpftool;
+  ASSERT_TRUE(btf_dump_c(*base, mine).ok());
+  ASSERT_TRUE(btf_dump_c(*base, same_as_bpftool, compat).ok());
+  ASSERT_EQ(test::run("bpftool btf dump file " + q(vmlinux) + " format c", &theirs), 0);
+  EXPECT_TRUE(same_as_bpftool == theirs) << "vmlinux headers differ";
+  EXPECT_EQ(test::compile_c_header(mine, *base), "");
+  // Every module's header holds the whole base too (as bpftool's does), so
+  // compare a spread of 1 in 16, and compile a few.
+  auto mods = modules();
+  size_t compared = 0;
+  for (size_t i = 0; i < mods.size(); ++i) {
+    // virtio_scsi has a packed struct whose tail bpftool 7.1 pads short
+    bool known_hard = mods[i].find("virtio_scsi") != std::string::npos;
+    if (i % 16 != 0 && !known_hard) continue;
+    ++compared;
+    const std::string path = kCorpus + "/modules/" + mods[i];
+    auto split = Btf::open(path, &*base);
+    ASSERT_TRUE(split.ok()) << split.error().message();
+    mine.clear();
+    same_as_bpftool.clear();
+    ASSERT_TRUE(btf_dump_c(*split, mine).ok()) << mods[i];
+    ASSERT_TRUE(btf_dump_c(*split, same_as_bpftool, compat).ok()) << mods[i];
+    ASSERT_EQ(test::run("bpftool btf dump file " + q(path) + " --base-btf " + q(vmlinux) + " format c", &theirs), 0);
+    if (same_as_bpftool != theirs) ADD_FAILURE() << mods[i] << ": C headers differ";
+    if (i % 256 == 0 || known_hard) {
+      EXPECT_EQ(test::compile_c_header(mine, *split), "") << mods[i];
+    }
+  }
+  std::printf("[kernel] C headers of vmlinux and %zu modules compared with bpftool\n", compared);
 }
 
 TEST_F(KernelCorpus, PackedArchiveResolvesBasesOnce) {

@@ -18,7 +18,8 @@ const Verb kBtf{"btf",
                 "dump|find|stats FILE|ARCHIVE:MEMBER [--base-btf BASE] [options] [NAME...]\n"
                 "       mmar btf pack -f ARCHIVE VMLINUX [MODULE|DIR...]",
                 "Read BTF (raw, or the .BTF section of an ELF object, or an archive member).\n"
-                "  dump   print every type as `bpftool btf dump file` does (split BTF: its own types)\n"
+                "  dump   print every type as `bpftool btf dump file` does (split BTF: its own types);\n"
+                "         --format c prints a C header as `bpftool ... format c` does\n"
                 "  find   print the types named NAME (--kind to restrict), with their IDs\n"
                 "  stats  count types by kind, strings and sizes\n"
                 "  pack   one kernel's base BTF and all its modules' split BTF in one archive:\n"
@@ -27,6 +28,10 @@ const Verb kBtf{"btf",
                 {
                     {"base-btf", 'B', true, "BASE", "base BTF (FILE or ARCHIVE:MEMBER) for a split BTF"},
                     {"json", 'j', false, "", "print JSON"},
+                    {"format", 0, true, "FORMAT", "with dump: raw (default) or c (a compilable C header)"},
+                    {"bpftool-compat", 0, false, "",
+                     "with --format c: bpftool 7.1's header byte for byte, its wrong enum sizes and packed padding "
+                     "included"},
                     {"kind", 0, true, "KIND", "with find: only types of this kind (struct, union, func, ...)"},
                     {"validate", 0, false, "", "check every record and reference first"},
                     {"file", 'f', true, "ARCHIVE", "with pack: the archive to write"},
@@ -163,8 +168,12 @@ int run_btf(int argc, char** argv) {
   if (!btf.ok()) return fail(btf.error());
 
   if (sub == "dump") {
+    std::string format = p.has("format") ? p.get("format") : "raw";
+    if (format != "raw" && format != "c") return usage_error("btf", "unknown format '" + format + "' (raw or c)");
+    if (format == "c" && p.has("json")) return usage_error("btf", "--json prints the raw format; not with --format c");
     std::string out;
-    auto r = btf_dump_raw(*btf, out, p.has("json"));
+    auto r = format == "c" ? btf_dump_c(*btf, out, CHeaderOptions{.bpftool_compat = p.has("bpftool-compat")})
+                           : btf_dump_raw(*btf, out, p.has("json"));
     if (!r.ok()) return fail(r.error());
     if (!write_all(1, reinterpret_cast<const std::byte*>(out.data()), out.size())) {
       return fail(sys_error("write to standard output", errno));
