@@ -102,6 +102,9 @@ if scripts/kernel-btf.sh "$KB"; then
   hyperfine -N --warmup 2 --runs 10 --output=pipe --export-json "$OUT/btf_dump.json" \
     -n "mmar btf dump vmlinux" "$MMAR btf dump $KB/vmlinux.btf" \
     -n "bpftool btf dump file vmlinux" "bpftool btf dump file $KB/vmlinux.btf" | tee "$OUT/btf_dump.txt"
+  hyperfine -N --warmup 2 --runs 10 --output=pipe --export-json "$OUT/btf_dump_c.json" \
+    -n "mmar btf dump --format c vmlinux" "$MMAR btf dump --format c $KB/vmlinux.btf" \
+    -n "bpftool btf dump file vmlinux format c" "bpftool btf dump file $KB/vmlinux.btf format c" | tee "$OUT/btf_dump_c.txt"
 else
   echo "skipped: no kernel package BTF (see scripts/kernel-btf.sh)"
 fi

@@ -80,6 +80,33 @@ uint32_t BtfType::extra_u32(uint32_t index) const {
   return read_int<uint32_t>(rec_ + kTypeHeaderSize + uint64_t{index} * 4, little_);
 }
 
+// The lazy index's storage: offsets in 16 KiB chunks, allocated as the scan
+// reaches them. One flat array sized for the worst case (a megabyte for
+// vmlinux) would come from mmap and cost page-table work at every open and
+// close; chunks come from the heap and are reused. The chunk table's size is
+// fixed at open, so readers of entries already published (below `indexed`,
+// loaded with acquire) never race with the writer adding a chunk.
+class ChunkedOffsets {
+ public:
+  static constexpr uint32_t kShift = 12;
+  static constexpr uint32_t kChunk = 1u << kShift;
+  void reset(uint64_t capacity) {
+    chunk_count_ = static_cast<uint32_t>((capacity + kChunk - 1) / kChunk);
+    chunks_ = std::make_unique<std::unique_ptr<uint32_t[]>[]>(chunk_count_);
+  }
+  uint32_t operator[](uint32_t i) const { return chunks_[i >> kShift][i & (kChunk - 1)]; }
+  // Writer only (under the index mutex); i below the capacity given to reset.
+  void set(uint32_t i, uint32_t off) {
+    auto& chunk = chunks_[i >> kShift];
+    if (!chunk) chunk.reset(new uint32_t[kChunk]);
+    chunk[i & (kChunk - 1)] = off;
+  }
+
+ private:
+  std::unique_ptr<std::unique_ptr<uint32_t[]>[]> chunks_;
+  uint32_t chunk_count_ = 0;
+};
+
 struct Btf::Impl {
   Bytes bytes;  // keeps the mapping or buffer alive
   std::string name;
@@ -92,11 +119,12 @@ struct Btf::Impl {
   const char* strs = nullptr;
   uint32_t strs_len = 0;
   uint64_t types_file_off = 0;  // for error messages
+  uint64_t strs_file_off = 0;
 
   // Lazy index: offs[i] is the offset of type start_id + i in `types`.
   // Capacity is fixed at open (types_len / 12 + 1), so readers of entries
   // below `indexed` need no lock; extending takes `mu`.
-  std::unique_ptr<uint32_t[]> offs;
+  ChunkedOffsets offs;
   std::atomic<uint32_t> indexed{0};
   uint32_t scanned = 0;  // bytes of `types` indexed (under mu)
   bool complete = false;
@@ -178,8 +206,9 @@ struct Btf::Impl {
     }
     uint32_t local = off - start_str_off;
     if (local >= strs_len) return std::nullopt;
-    // The section ends with NUL (checked at open), so strlen stays inside.
-    return std::string_view(strs + local);
+    const size_t len = strnlen(strs + local, strs_len - local);
+    if (len == strs_len - local) return std::nullopt;  // runs off an unterminated section
+    return std::string_view(strs + local, len);
   }
 
   // Index records until at least `want` records are indexed or the section
@@ -231,7 +260,7 @@ struct Btf::Impl {
                       " outside the strings");
         }
       }
-      offs[n] = off;
+      offs.set(n, off);
       ++n;
       indexed.store(n, std::memory_order_release);
       scanned = off + kTypeHeaderSize + static_cast<uint32_t>(extra);
@@ -346,9 +375,11 @@ Result<std::shared_ptr<Btf::Impl>> parse_impl(Bytes bytes, std::string name, std
       return b.malformed(raw_file_off + hdr_len + str_off, "string section must start with an empty string");
     }
   }
-  if (str_len > 0 && b.strs[str_len - 1] != '\0') {
-    return b.malformed(raw_file_off + hdr_len + str_off + str_len - 1, "string section does not end with NUL");
-  }
+  // That the section ends with NUL is checked by validate(), not here: the
+  // last byte is usually on a page of its own, and touching it at every open
+  // costs a page fault (and page-table setup) that most lookups never need.
+  // str() bounds every string by the section's end instead.
+  b.strs_file_off = raw_file_off + hdr_len + str_off;
   if (b.base != nullptr) {
     MMAR_ASSIGN(uint32_t base_count, b.base->count());
     b.start_id = base_count;
@@ -358,7 +389,7 @@ Result<std::shared_ptr<Btf::Impl>> parse_impl(Bytes bytes, std::string name, std
     }
     b.start_str_off = static_cast<uint32_t>(*next);
   }
-  if (allocate_index) b.offs.reset(new uint32_t[type_len / kTypeHeaderSize + 1]);
+  if (allocate_index) b.offs.reset(type_len / kTypeHeaderSize + 1);
   return impl;
 }
 
@@ -402,7 +433,7 @@ Result<Btf> Btf::parse_indexed(Bytes bytes, std::string name, Bytes index, uint6
       b.complete = true;
     }
   }
-  if (!b.stored) b.offs.reset(new uint32_t[b.types_len / kTypeHeaderSize + 1]);
+  if (!b.stored) b.offs.reset(b.types_len / kTypeHeaderSize + 1);
   return Btf(std::move(impl));
 }
 
@@ -585,6 +616,9 @@ Result<void> Btf::validate() const {
     return success();
   }
   if (b.base != nullptr) MMAR_TRY(Btf(b.base).validate());
+  if (b.strs_len > 0 && b.strs[b.strs_len - 1] != '\0') {
+    return b.malformed(b.strs_file_off + b.strs_len - 1, "string section does not end with NUL");
+  }
   MMAR_ASSIGN(uint32_t count, b.count());
   auto bad_ref = [&](uint32_t id, uint32_t ref, const char* what) -> Result<void> {
     if (ref < count) return success();
