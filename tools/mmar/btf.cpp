@@ -38,19 +38,13 @@ const Verb kBtf{"btf",
                     {"compress", 0, true, "CODEC", "with pack: none (default: members stay zero-copy), zstd or xz"},
                 }};
 
-bool is_member_spec(const std::string& spec, size_t& colon) {
-  colon = spec.rfind(':');
-  struct stat st {};
-  return colon != std::string::npos && colon > 0 && stat(spec.c_str(), &st) != 0;
-}
-
 // FILE, or ARCHIVE:MEMBER; an archive member that links to its base opens
 // on it, unless a base is given explicitly.
 Result<Btf> open_spec(const std::string& spec, const std::optional<Btf>& base, const BtfOpenOptions& options) {
-  size_t colon = 0;
-  if (is_member_spec(spec, colon)) {
-    MMAR_ASSIGN(Archive a, Archive::open(spec.substr(0, colon)));
-    MMAR_ASSIGN(Member m, a.find(spec.substr(colon + 1)));
+  std::string archive, member;
+  if (split_member_spec(spec, archive, member)) {
+    MMAR_ASSIGN(Archive a, Archive::open(archive));
+    MMAR_ASSIGN(Member m, a.find(member));
     if (base) {
       MMAR_ASSIGN(Bytes bytes, a.read(m));
       return Btf::parse_split(std::move(bytes), spec, *base, options);

@@ -1,5 +1,7 @@
 #include "cli.h"
 
+#include <sys/stat.h>
+
 #include <unistd.h>
 
 #include <cerrno>
@@ -146,6 +148,15 @@ Result<Archive> open_archive(const std::string& path, const Parsed& p) {
     return Archive::open(std::move(s), o);
   }
   return Archive::open(path, o);
+}
+
+bool split_member_spec(const std::string& spec, std::string& archive, std::string& member) {
+  const size_t colon = spec.rfind(':');
+  struct stat st {};
+  if (colon == std::string::npos || colon == 0 || stat(spec.c_str(), &st) == 0) return false;
+  archive = spec.substr(0, colon);
+  member = spec.substr(colon + 1);
+  return true;
 }
 
 std::string json_string(std::string_view s) {

@@ -68,6 +68,10 @@ std::optional<uint64_t> parse_size(std::string_view s);
 
 Result<Archive> open_archive(const std::string& path, const Parsed& p);
 
+// "ARCHIVE:MEMBER" (when no file of that whole name exists): true, with the
+// two parts; otherwise false (a plain FILE).
+bool split_member_spec(const std::string& spec, std::string& archive, std::string& member);
+
 std::string json_string(std::string_view s);
 std::string mode_string(uint32_t mode);
 std::string human_size(uint64_t bytes);
