@@ -109,4 +109,27 @@ else
   echo "skipped: no kernel package BTF (see scripts/kernel-btf.sh)"
 fi
 "$BUILD/bench/mmap_floor" "$PWD/build/kernel-btf/vmlinux.btf" 3000 2>/dev/null | tee "$OUT/mmap_floor.txt" || true
+
+echo "== 5. ELF mapping (issue 4): map_object vs ld.so (dlmopen), system calls, exec latency"
+LIBC=$(gcc -print-file-name=libc.so.6 2>/dev/null); LIBC=$(readlink -f "$LIBC")
+[ -f "$LIBC" ] || LIBC=/lib/x86_64-linux-gnu/libc.so.6
+E=$W/elf; rm -rf "$E"; mkdir -p "$E/tree/lib" "$E/tree/bin"
+cp "$LIBC" "$E/tree/lib/libc.so.6"; cp /usr/bin/ls /bin/busybox "$E/tree/bin/" 2>/dev/null || cp /usr/bin/ls "$E/tree/bin/"
+"$MMAR" create -f "$E/raw.mmar" --compress none -C "$E/tree" lib bin
+"$BUILD/bench/elf_map_probe" time "$LIBC" "$E/raw.mmar" lib/libc.so.6 | tee "$OUT/elf_map_time.txt"
+count_calls() { awk '/getppid/{n++; next} n==1' "$1" | sed 's/^[0-9]* *//; s/(.*//' | sort | uniq -c; }
+{
+  strace -f -o "$E/st.map" "$BUILD/bench/elf_map_probe" once map "$LIBC"
+  echo "map_object(libc.so.6 file, interpret):"; count_calls "$E/st.map"
+  strace -f -o "$E/st.member" "$BUILD/bench/elf_map_probe" once member "$LIBC" "$E/raw.mmar" lib/libc.so.6
+  echo "map_member(archive:lib/libc.so.6, interpret):"; count_calls "$E/st.member"
+  strace -f -o "$E/st.dl" "$BUILD/bench/elf_map_probe" once dlmopen "$LIBC"
+  echo "ld.so: dlmopen(LM_ID_NEWLM, libc.so.6):"; count_calls "$E/st.dl"
+} | tee "$OUT/elf_map_syscalls.txt"
+hyperfine -N --warmup 5 --runs 40 --export-json "$OUT/exec.json" \
+  -n "ls (direct)" "/usr/bin/ls $PWD/docs" \
+  -n "mmar exec archive:bin/ls" "$MMAR exec $E/raw.mmar:bin/ls $PWD/docs" \
+  -n "mmar extract + ls" --prepare "rm -rf $E/x" "sh -c '$MMAR extract -f $E/raw.mmar -C $E/x bin/ls && $E/x/bin/ls $PWD/docs'" \
+  -n "busybox true (direct)" "/bin/busybox true" \
+  -n "mmar exec archive:bin/busybox true" "$MMAR exec $E/raw.mmar:bin/busybox true" | tee "$OUT/exec.txt"
 echo "results in $OUT"

@@ -104,6 +104,8 @@ class CDumper {
     state_[0].order = kDone;
     state_[0].emit = kDone;
     ptr_sz_ = pointer_size();
+    out_limit_ = out_.size() + (uint64_t{16} << 20) + uint64_t{64} * btf_.raw().size() +
+                 (btf_.base() ? uint64_t{64} * btf_.base()->raw().size() : 0);
     for (uint32_t id = 1; id < count; ++id) mark_referenced(*types_[id]);
 
     out_ +=
@@ -486,7 +488,10 @@ class CDumper {
       if (new_off <= next_off) break;
     }
     if (new_off > cur_off && new_off <= next_off) {
-      if (in_bitfield || (new_off == next_off && roundup(cur_off, int64_t{next_align} * 8) != new_off) ||
+      // A member of no alignment (void, a function: only in broken BTF)
+      // counts as byte-aligned; libbpf divides by zero there.
+      const int64_t align_bits = int64_t{std::max(next_align, 1)} * 8;
+      if (in_bitfield || (new_off == next_off && roundup(cur_off, align_bits) != new_off) ||
           (new_off != next_off && next_off - new_off <= new_off - cur_off)) {
         out_ += '\n';
         pfx(lvl);
@@ -532,6 +537,10 @@ class CDumper {
   }
 
   void emit_struct_def(uint32_t id, const BtfType& ty, int lvl) {
+    // Anonymous types are printed inline wherever used, so a small hostile
+    // BTF (each anonymous struct embedding the next twice) can ask for an
+    // exponentially large header; stop at a bound proportional to the input.
+    if (out_.size() > out_limit_) return (void)fail(id, "the C header would be unreasonably large (nested anonymous types)");
     bool is_struct = ty.kind() == BtfKind::struct_;
     int align = align_of(id);
     // A union whose size is not a multiple of its members' alignment was
@@ -870,6 +879,7 @@ class CDumper {
   std::vector<uint32_t> decl_stack_;
   NameCounts type_names_, ident_names_;
   int ptr_sz_ = 8;
+  uint64_t out_limit_ = 0;
   bool compat_;
   bool failed_ = false;
   uint32_t failed_id_ = 0;

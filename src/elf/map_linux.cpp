@@ -244,27 +244,31 @@ void MappedObject::release() { region_size_ = 0; }
 
 namespace {
 
-// Count and check everything before mapping anything.
-Result<elf::Layout> read_plan(int fd, uint64_t offset, uint64_t length, uint32_t flags, const std::string& name) {
-  std::vector<std::byte> head(std::min<uint64_t>(length, sizeof(Elf64_Ehdr)));
-  if (!read_fully(fd, head.data(), head.size(), offset)) return errno_error(name + ": read ELF header", errno ? errno : EIO);
-  const bool interpret = (flags & kMapInterpret) != 0;
-  if (interpret) {
-    MMAR_ASSIGN(uint64_t need, elf::header_bytes_needed(head, length, name));
-    if (need > (1u << 20)) need = sizeof(Elf64_Ehdr);  // absurd phnum*56: plan() reports it
-    if (need > head.size()) {
-      head.resize(need);
-      if (!read_fully(fd, head.data(), need, offset)) return errno_error(name + ": read program headers", errno ? errno : EIO);
-    }
+// The object's first bytes, enough for the ELF header, the program headers
+// and (usually) PT_INTERP: one pread, or none when the caller has the bytes
+// in memory already (an archive member in the archive's mapping).
+struct Head {
+  std::vector<std::byte> owned;
+  std::span<const std::byte> bytes;
+};
+
+Result<Head> read_head(int fd, uint64_t offset, uint64_t length, std::span<const std::byte> known,
+                       const std::string& name) {
+  Head h;
+  if (!known.empty()) {
+    h.bytes = known.first(std::min<uint64_t>(known.size(), length));
+    return h;
   }
-  return elf::plan(head, length, page_size(), interpret, name);
+  h.owned.resize(std::min<uint64_t>(length, 4096));
+  if (!read_fully(fd, h.owned.data(), h.owned.size(), offset)) {
+    return errno_error(name + ": read ELF header", errno ? errno : EIO);
+  }
+  h.bytes = h.owned;
+  return h;
 }
 
-}  // namespace
-
-Result<MappedObject> map_object(int fd, uint64_t offset, uint64_t length, uint32_t flags, uint64_t padding,
-                                const std::string& given_name) {
-  const std::string name = given_name.empty() ? "fd " + std::to_string(fd) : given_name;
+Result<MappedObject> map_impl(int fd, uint64_t offset, uint64_t length, uint32_t flags, uint64_t padding,
+                              const std::string& name, std::span<const std::byte> known) {
   if ((flags & ~(kMapInterpret | kMapPadding)) != 0) {
     return Error(Errc::invalid_argument, name + ": unknown flags", Error::kNoOffset, EINVAL);
   }
@@ -275,23 +279,42 @@ Result<MappedObject> map_object(int fd, uint64_t offset, uint64_t length, uint32
     return Error(Errc::invalid_argument, name + ": a padding size without the padding flag", Error::kNoOffset, EINVAL);
   }
   padding = page_up(padding);
-  struct stat st {};
-  if (fstat(fd, &st) != 0) return errno_error(name + ": stat", errno);
   if (length == 0) {
+    struct stat st {};
+    if (fstat(fd, &st) != 0) return errno_error(name + ": stat", errno);
     if (!S_ISREG(st.st_mode) || static_cast<uint64_t>(st.st_size) <= offset) {
       return Error(Errc::invalid_argument, name + ": nothing to map at offset " + std::to_string(offset),
                    Error::kNoOffset, EINVAL);
     }
     length = static_cast<uint64_t>(st.st_size) - offset;
   }
-  MMAR_ASSIGN(elf::Layout layout, read_plan(fd, offset, length, flags, name));
-  const bool segments = (flags & kMapInterpret) != 0 && (layout.type == ET_EXEC || layout.type == ET_DYN);
-  if (segments && layout.executable) {
-    struct statvfs vfs {};
-    if (fstatvfs(fd, &vfs) == 0 && (vfs.f_flag & ST_NOEXEC) != 0) {
-      return Error(Errc::invalid_argument, name + ": executable segments on a noexec filesystem", Error::kNoOffset,
-                   EACCES);
+  // Count and check everything before mapping anything.
+  MMAR_ASSIGN(Head head, read_head(fd, offset, length, known, name));
+  const bool interpret = (flags & kMapInterpret) != 0;
+  if (interpret) {
+    MMAR_ASSIGN(uint64_t need, elf::header_bytes_needed(head.bytes, length, name));
+    if (need > (1u << 20)) need = sizeof(Elf64_Ehdr);  // absurd phnum*56: plan() reports it
+    if (need > head.bytes.size()) {
+      head.owned.resize(need);
+      if (!read_fully(fd, head.owned.data(), need, offset)) {
+        return errno_error(name + ": read program headers", errno ? errno : EIO);
+      }
+      head.bytes = head.owned;
     }
+  }
+  MMAR_ASSIGN(elf::Layout layout, elf::plan(head.bytes, length, page_size(), interpret, name));
+  const bool segments = interpret && (layout.type == ET_EXEC || layout.type == ET_DYN);
+  std::optional<std::string> interp;
+  if (segments && layout.interp_size != 0) {
+    std::string path(layout.interp_size, '\0');
+    if (layout.interp_offset + layout.interp_size <= head.bytes.size()) {
+      std::memcpy(path.data(), head.bytes.data() + layout.interp_offset, path.size());
+    } else if (!read_fully(fd, path.data(), path.size(), offset + layout.interp_offset)) {
+      return errno_error(name + ": read PT_INTERP", errno ? errno : EIO);
+    }
+    if (path.back() != '\0') return Error(Errc::malformed, name + ": PT_INTERP is not NUL-terminated", 0, EINVAL);
+    path.resize(std::strlen(path.c_str()));
+    interp = std::move(path);
   }
   // mmap needs page-aligned file offsets: map anything else from a copy.
   UniqueFd copy;
@@ -303,22 +326,34 @@ Result<MappedObject> map_object(int fd, uint64_t offset, uint64_t length, uint32
     base = 0;
   }
   ObjectMapper m{map_fd, base, length, flags, (flags & kMapPadding) ? padding : 0, name, {}};
-  m.set_type((flags & kMapInterpret) ? layout.type : 0);
+  m.set_type(interpret ? layout.type : 0);
   if (segments) {
-    MMAR_TRY(m.map_segments(layout));
-    if (layout.interp_size != 0) {
-      std::string path(layout.interp_size, '\0');
-      if (!read_fully(fd, path.data(), path.size(), offset + layout.interp_offset)) {
-        return errno_error(name + ": read PT_INTERP", errno ? errno : EIO);
+    auto mapped = m.map_segments(layout);
+    if (!mapped.ok()) {
+      // A noexec mount refuses PROT_EXEC with EPERM: say so (only checked
+      // on failure, so the common path makes no extra system call).
+      struct statvfs vfs {};
+      const int err = mapped.error().sys_errno();
+      if ((err == EPERM || err == EACCES) && layout.executable && fstatvfs(fd, &vfs) == 0 &&
+          (vfs.f_flag & ST_NOEXEC) != 0) {
+        return Error(Errc::invalid_argument, name + ": executable segments on a noexec filesystem",
+                     Error::kNoOffset, EACCES);
       }
-      if (path.back() != '\0') return Error(Errc::malformed, name + ": PT_INTERP is not NUL-terminated", 0, EINVAL);
-      path.resize(std::strlen(path.c_str()));
-      m.set_interpreter(std::move(path));
+      return std::move(mapped).error();
     }
+    if (interp) m.set_interpreter(std::move(*interp));
   } else {
     MMAR_TRY(m.map_whole());
   }
   return std::move(m.out);
+}
+
+}  // namespace
+
+Result<MappedObject> map_object(int fd, uint64_t offset, uint64_t length, uint32_t flags, uint64_t padding,
+                                const std::string& given_name) {
+  const std::string name = given_name.empty() ? "fd " + std::to_string(fd) : given_name;
+  return map_impl(fd, offset, length, flags, padding, name, {});
 }
 
 Result<MappedObject> map_member(const Archive& archive, const Member& member, uint32_t flags, uint64_t padding) {
@@ -326,7 +361,15 @@ Result<MappedObject> map_member(const Archive& archive, const Member& member, ui
   if (!member.is_regular()) return Error(Errc::invalid_argument, name + ": not a regular file", Error::kNoOffset, EINVAL);
   const int fd = archive.source().fd();
   if (member.codec == Codec::none && fd >= 0 && member.data_offset % page_size() == 0 && member.size > 0) {
-    return map_object(fd, member.data_offset, member.size, flags, padding, name);
+    // The headers come from the archive's own mapping when it has one: no
+    // read at all, only the mmap calls.
+    std::span<const std::byte> known;
+    if (archive.source().contiguous()) {
+      MMAR_ASSIGN(Bytes view, archive.read(member));
+      known = view.span();
+      return map_impl(fd, member.data_offset, member.size, flags, padding, name, known);
+    }
+    return map_impl(fd, member.data_offset, member.size, flags, padding, name, known);
   }
   // Compressed (or packed at a non-page offset, or not in a file): inflate
   // into an anonymous memory file.
@@ -341,7 +384,7 @@ Result<MappedObject> map_member(const Archive& archive, const Member& member, ui
     if (r <= 0) return errno_error(name + ": write memfd", errno ? errno : EIO);
     w += static_cast<size_t>(r);
   }
-  return map_object(m, 0, bytes.size(), flags, padding, name);
+  return map_impl(m, 0, bytes.size(), flags, padding, name, bytes.span());
 }
 
 }  // namespace mmar

@@ -69,7 +69,7 @@ std::optional<SectionRange> find_section(std::span<const std::byte> head, uint64
 bool span_read_at(void* ctx, uint64_t offset, size_t length, void* out) {
   auto* s = static_cast<std::span<const std::byte>*>(ctx);
   if (!in_bounds(offset, length, s->size())) return false;
-  std::memcpy(out, s->data() + offset, length);
+  if (length != 0) std::memcpy(out, s->data() + offset, length);
   return true;
 }
 
