@@ -97,6 +97,10 @@ class Archive {
   Result<Member> at(uint32_t index) const;
   // Binary search by exact name. Errc::not_found when absent.
   Result<Member> find(std::string_view name) const;
+  // The index of the first member whose name is not less than `name`
+  // (size() if none): with sorted names, the members below a directory
+  // "d/" are the range [lower_bound("d/"), lower_bound("d0")).
+  Result<uint32_t> lower_bound(std::string_view name) const;
 
   // The member's original bytes: a view into the mapping for raw members,
   // the cached inflated buffer for compressed ones (size and checksum checked).

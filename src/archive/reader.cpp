@@ -477,6 +477,22 @@ Result<Member> Archive::find(std::string_view name) const {
   return Error(Errc::not_found, a.file() + ": no member named '" + std::string(name) + "'");
 }
 
+Result<uint32_t> Archive::lower_bound(std::string_view name) const {
+  const Impl& a = *impl_;
+  uint32_t lo = 0;
+  uint32_t hi = a.count;
+  while (lo < hi) {
+    uint32_t mid = lo + (hi - lo) / 2;
+    MMAR_ASSIGN(std::string_view probe, a.name_at(mid));
+    if (probe.compare(name) < 0) {
+      lo = mid + 1;
+    } else {
+      hi = mid;
+    }
+  }
+  return lo;
+}
+
 // ---------------------------------------------------------------------------
 // Reading
 

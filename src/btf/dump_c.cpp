@@ -540,7 +540,8 @@ class CDumper {
     // Anonymous types are printed inline wherever used, so a small hostile
     // BTF (each anonymous struct embedding the next twice) can ask for an
     // exponentially large header; stop at a bound proportional to the input.
-    if (out_.size() > out_limit_) return (void)fail(id, "the C header would be unreasonably large (nested anonymous types)");
+    if (out_.size() > out_limit_)
+      return (void)fail(id, "the C header would be unreasonably large (nested anonymous types)");
     bool is_struct = ty.kind() == BtfKind::struct_;
     int align = align_of(id);
     // A union whose size is not a multiple of its members' alignment was

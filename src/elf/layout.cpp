@@ -76,7 +76,8 @@ Result<Layout> plan(std::span<const std::byte> head, uint64_t object_size, uint6
   if (u32(head, offsetof(Elf64_Ehdr, e_version)) != EV_CURRENT) return invalid(name, "unknown ELF version");
   if (l.type == ET_REL || l.type == ET_CORE) return l;  // one read-only mapping
   if (l.type != ET_EXEC && l.type != ET_DYN) {
-    return invalid(name, "ELF type " + std::to_string(l.type) + " is not an executable, shared, relocatable or core object");
+    return invalid(name,
+                   "ELF type " + std::to_string(l.type) + " is not an executable, shared, relocatable or core object");
   }
   l.entry = u64(head, offsetof(Elf64_Ehdr, e_entry));
   l.phoff = u64(head, offsetof(Elf64_Ehdr, e_phoff));
@@ -124,8 +125,8 @@ Result<Layout> plan(std::span<const std::byte> head, uint64_t object_size, uint6
       s.offset = offset;
       s.filesz = filesz;
       s.align = align;
-      s.prot = ((pflags & PF_R) ? PROT_READ : 0) | ((pflags & PF_W) ? PROT_WRITE : 0) |
-               ((pflags & PF_X) ? PROT_EXEC : 0);
+      s.prot =
+          ((pflags & PF_R) ? PROT_READ : 0) | ((pflags & PF_W) ? PROT_WRITE : 0) | ((pflags & PF_X) ? PROT_EXEC : 0);
       l.executable = l.executable || (pflags & PF_X) != 0;
       // Alignments above a gigabyte are refused rather than reserved for.
       if (align > (uint64_t{1} << 30)) return invalid(name, which + ": p_align above 1 GiB");

@@ -25,12 +25,12 @@ struct Layout {
   uint64_t entry = 0;
   uint64_t phoff = 0;
   uint16_t phnum = 0;
-  std::vector<LoadSegment> loads;        // ascending by vaddr
-  std::optional<uint64_t> phdr_vaddr;    // where the program headers are in memory (unbiased)
+  std::vector<LoadSegment> loads;               // ascending by vaddr
+  std::optional<uint64_t> phdr_vaddr;           // where the program headers are in memory (unbiased)
   uint64_t interp_offset = 0, interp_size = 0;  // PT_INTERP (size 0: none)
-  uint64_t lo = 0, hi = 0;               // page-aligned span of the loads (unbiased)
-  uint64_t max_align = 0;                // the largest p_align, at least the page size
-  bool executable = false;               // some load is PROT_EXEC
+  uint64_t lo = 0, hi = 0;                      // page-aligned span of the loads (unbiased)
+  uint64_t max_align = 0;                       // the largest p_align, at least the page size
+  bool executable = false;                      // some load is PROT_EXEC
 };
 
 // The bytes of the ELF header and program headers an ELF64 object needs

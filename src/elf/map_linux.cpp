@@ -129,7 +129,8 @@ struct ObjectMapper {
       }
       if (reinterpret_cast<uint64_t>(r) != want) {  // a kernel without MAP_FIXED_NOREPLACE treated it as a hint
         munmap(r, total);
-        return errno_error(name + ": its fixed addresses [" + hex(l.lo) + ", " + hex(l.hi) + ") are in use", EADDRINUSE);
+        return errno_error(name + ": its fixed addresses [" + hex(l.lo) + ", " + hex(l.hi) + ") are in use",
+                           EADDRINUSE);
       }
       out.region_ = want;
       out.region_size_ = total;
@@ -336,8 +337,8 @@ Result<MappedObject> map_impl(int fd, uint64_t offset, uint64_t length, uint32_t
       const int err = mapped.error().sys_errno();
       if ((err == EPERM || err == EACCES) && layout.executable && fstatvfs(fd, &vfs) == 0 &&
           (vfs.f_flag & ST_NOEXEC) != 0) {
-        return Error(Errc::invalid_argument, name + ": executable segments on a noexec filesystem",
-                     Error::kNoOffset, EACCES);
+        return Error(Errc::invalid_argument, name + ": executable segments on a noexec filesystem", Error::kNoOffset,
+                     EACCES);
       }
       return std::move(mapped).error();
     }
@@ -358,7 +359,8 @@ Result<MappedObject> map_object(int fd, uint64_t offset, uint64_t length, uint32
 
 Result<MappedObject> map_member(const Archive& archive, const Member& member, uint32_t flags, uint64_t padding) {
   const std::string name = archive.name() + ":" + std::string(member.name);
-  if (!member.is_regular()) return Error(Errc::invalid_argument, name + ": not a regular file", Error::kNoOffset, EINVAL);
+  if (!member.is_regular())
+    return Error(Errc::invalid_argument, name + ": not a regular file", Error::kNoOffset, EINVAL);
   const int fd = archive.source().fd();
   if (member.codec == Codec::none && fd >= 0 && member.data_offset % page_size() == 0 && member.size > 0) {
     // The headers come from the archive's own mapping when it has one: no

@@ -36,8 +36,8 @@ class Exec : public ::testing::TestWithParam<std::string> {
     char resolved[4096];
     ssize_t n = readlink(python.c_str(), resolved, sizeof resolved - 1);
     if (n > 0) python = "/usr/bin/" + std::string(resolved, static_cast<size_t>(n));
-    for (const std::string& p : {std::string("/usr/bin/ls"), std::string("/usr/bin/env"), std::string("/bin/busybox"),
-                                 python}) {
+    for (const std::string& p :
+         {std::string("/usr/bin/ls"), std::string("/usr/bin/env"), std::string("/bin/busybox"), python}) {
       if (access(p.c_str(), X_OK) == 0) {
         ASSERT_EQ(test::run("cp " + q(p) + " " + q(bin)), 0);
         programs_.push_back(p);

@@ -135,8 +135,8 @@ Result<MappedObject> map_path(const std::string& path, uint32_t flags, uint64_t 
 }
 
 std::string libc_path() {
-  for (const char* p : {"/lib/x86_64-linux-gnu/libc.so.6", "/usr/lib/x86_64-linux-gnu/libc.so.6",
-                        "/lib/aarch64-linux-gnu/libc.so.6"}) {
+  for (const char* p :
+       {"/lib/x86_64-linux-gnu/libc.so.6", "/usr/lib/x86_64-linux-gnu/libc.so.6", "/lib/aarch64-linux-gnu/libc.so.6"}) {
     if (access(p, R_OK) == 0) return p;
   }
   return "";
@@ -223,7 +223,8 @@ TEST_F(Built, BssIsZeroedAndAnonymous) {
 }
 
 TEST_F(Built, LargeAlignmentIsHonoured) {
-  std::string so = build("aligned.so", "int x = 1; int f(void) { return x; }\n", "-shared -fPIC -Wl,-z,max-page-size=0x200000");
+  std::string so =
+      build("aligned.so", "int x = 1; int f(void) { return x; }\n", "-shared -fPIC -Wl,-z,max-page-size=0x200000");
   auto file = test::read_file(so);
   uint64_t align = 0;
   for (const auto& p : loads_of(file)) align = std::max(align, p.align);

@@ -25,6 +25,8 @@ constexpr VerbEntry kVerbs[] = {
     {"btf", mmar::cli::run_btf, "BTF type information: dump (bpftool-exact), find, stats"},
     {"map", mmar::cli::run_map, "map an ELF object as ld.so would and print the mappings"},
     {"exec", mmar::cli::run_exec, "run a program from an archive without extracting it"},
+    {"mount", mmar::cli::run_mount, "mount an archive read-only with FUSE"},
+    {"umount", mmar::cli::run_umount, "unmount an archive mounted with mmar mount"},
 };
 
 void usage(FILE* out) {

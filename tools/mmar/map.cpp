@@ -101,8 +101,8 @@ int run_map(int argc, char** argv) {
     bool first = true;
     for (const auto& m : o.mappings()) {
       std::snprintf(line, sizeof line,
-                    "%s\n  {\"addr\": %" PRIu64 ", \"size\": %" PRIu64 ", \"file_size\": %" PRIu64 ", \"offset\": %" PRIu64
-                    ", \"prot\": \"%s\", \"flags\": \"%s\"}",
+                    "%s\n  {\"addr\": %" PRIu64 ", \"size\": %" PRIu64 ", \"file_size\": %" PRIu64
+                    ", \"offset\": %" PRIu64 ", \"prot\": \"%s\", \"flags\": \"%s\"}",
                     first ? "" : ",", m.addr, m.size, m.file_size, m.offset, prot_string(m.prot).c_str(),
                     flag_string(m.flags).c_str());
       out += line;
@@ -110,7 +110,8 @@ int run_map(int argc, char** argv) {
     }
     out += "\n]}\n";
   } else {
-    std::snprintf(line, sizeof line, "%s: %s", spec.c_str(), flags & kMapInterpret ? type_name(o.elf_type()) : "object");
+    std::snprintf(line, sizeof line, "%s: %s", spec.c_str(),
+                  flags & kMapInterpret ? type_name(o.elf_type()) : "object");
     out += line;
     if (flags & kMapInterpret) {
       std::snprintf(line, sizeof line, ", load bias 0x%" PRIx64 ", entry 0x%" PRIx64, o.load_bias(), o.entry());
@@ -122,9 +123,9 @@ int run_map(int argc, char** argv) {
                   "FLAGS");
     out += line;
     for (const auto& m : o.mappings()) {
-      std::snprintf(line, sizeof line, "%016" PRIx64 "-%016" PRIx64 " %10" PRIu64 " %10" PRIu64 " %10" PRIx64
-                    " %4s  %s\n",
-                    m.addr, m.addr + m.size, m.size, m.file_size, m.offset, prot_string(m.prot).c_str(),
+      std::snprintf(line, sizeof line,
+                    "%016" PRIx64 "-%016" PRIx64 " %10" PRIu64 " %10" PRIu64 " %10" PRIx64 " %4s  %s\n", m.addr,
+                    m.addr + m.size, m.size, m.file_size, m.offset, prot_string(m.prot).c_str(),
                     flag_string(m.flags).c_str());
       out += line;
     }

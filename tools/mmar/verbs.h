@@ -12,5 +12,7 @@ int run_verify(int argc, char** argv);
 int run_btf(int argc, char** argv);
 int run_map(int argc, char** argv);
 int run_exec(int argc, char** argv);
+int run_mount(int argc, char** argv);
+int run_umount(int argc, char** argv);
 
 }  // namespace mmar::cli

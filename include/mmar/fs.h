@@ -1,0 +1,36 @@
+// Mounting an archive with FUSE (libfuse3's low-level API, multi-threaded),
+// read-only: every tool, ld.so included, reads, maps and runs what the
+// archive holds, in place. A separate library (mmar_fs): libmmar itself
+// never depends on FUSE.
+//
+// Inodes are derived from the sorted member table, so they are stable for
+// an archive and nothing is built at mount (mount time does not depend on
+// the number of members): member i is inode i + 2 (the root is 1); a
+// directory that has no member of its own (only members below it) is
+// N + 2 + k * 256 + depth, from the first member k below it and its depth.
+// Reads of uncompressed members are replied straight from the archive's
+// mapping; compressed members are inflated once into the archive's bounded
+// cache. Files open with keep_cache, so the kernel's page cache serves
+// repeated reads and mmap.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "mmar/archive.h"
+
+namespace mmar::fs {
+
+struct MountOptions {
+  bool foreground = false;                // stay in the foreground (else daemonize once mounted)
+  bool debug = false;                     // libfuse's request log on stderr
+  unsigned max_threads = 0;               // 0: libfuse's default
+  std::vector<std::string> fuse_options;  // -o values passed to libfuse ("allow_other", ...)
+};
+
+// Mount `archive` on `dir` and serve it until unmounted (fusermount3 -u DIR,
+// or mmar umount DIR) or interrupted. Returns 0, or an error naming the
+// problem (no /dev/fuse, DIR not a directory, ...).
+Result<void> mount_archive(Archive archive, const std::string& dir, const MountOptions& options);
+
+}  // namespace mmar::fs

@@ -1,0 +1,430 @@
+// The read-only FUSE filesystem over an Archive (see include/mmar/fs.h).
+// Errors go back to the kernel as errno values through fuse_reply_err; no
+// request handler throws (bad_alloc becomes ENOMEM at the boundary).
+#define FUSE_USE_VERSION 312
+#include "mmar/fs.h"
+
+#include <fuse3/fuse_lowlevel.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <new>
+#include <optional>
+
+namespace mmar::fs {
+
+namespace {
+
+constexpr fuse_ino_t kRoot = FUSE_ROOT_ID;  // 1
+constexpr double kTimeout = 86400.0;        // a read-only archive never changes under the kernel
+constexpr uint32_t kMaxSynthDepth = 255;
+
+class ArchiveFs {
+ public:
+  explicit ArchiveFs(Archive a) : archive_(std::move(a)), n_(archive_.size()), uid_(getuid()), gid_(getgid()) {
+    struct stat st {};
+    if (archive_.source().fd() >= 0 && fstat(archive_.source().fd(), &st) == 0) root_time_ = st.st_mtim;
+  }
+
+  // What an inode is: the root, member `index`, or a directory that exists
+  // only as the prefix (depth components) of member `index`'s name.
+  struct Node {
+    enum Kind { root, member, synth } kind = root;
+    uint32_t index = 0;
+    uint32_t depth = 0;
+  };
+
+  std::optional<Node> node_of(fuse_ino_t ino) const {
+    if (ino == kRoot) return Node{};
+    if (ino < 2) return std::nullopt;
+    const uint64_t v = ino - 2;
+    if (v < n_) return Node{Node::member, static_cast<uint32_t>(v), 0};
+    const uint64_t s = v - n_;
+    const uint64_t k = s / 256, depth = s % 256;
+    if (k >= n_ || depth == 0) return std::nullopt;
+    return Node{Node::synth, static_cast<uint32_t>(k), static_cast<uint32_t>(depth)};
+  }
+  fuse_ino_t ino_of(const Node& n) const {
+    switch (n.kind) {
+      case Node::root: return kRoot;
+      case Node::member: return n.index + 2;
+      case Node::synth: return 2 + n_ + uint64_t{n.index} * 256 + n.depth;
+    }
+    return kRoot;
+  }
+
+  // The path of a directory node ("" for the root).
+  Result<std::string> path_of(const Node& n) const {
+    if (n.kind == Node::root) return std::string();
+    MMAR_ASSIGN(Member m, archive_.at(n.index));
+    if (n.kind == Node::member) return std::string(m.name);
+    size_t at = 0;
+    for (uint32_t d = 0; d < n.depth; ++d) {
+      at = m.name.find('/', d == 0 ? 0 : at + 1);
+      if (at == std::string_view::npos) return Error(Errc::not_found, "stale synthesized directory");
+    }
+    return std::string(m.name.substr(0, at));
+  }
+
+  static uint32_t depth_of(std::string_view path) {
+    return static_cast<uint32_t>(std::count(path.begin(), path.end(), '/') + 1);
+  }
+
+  // The child called `name` of directory `dir_path`.
+  Result<Node> lookup(const std::string& dir_path, std::string_view name) const {
+    std::string child = dir_path.empty() ? std::string(name) : dir_path + "/" + std::string(name);
+    auto m = archive_.find(child);
+    if (m.ok()) return Node{Node::member, m->index, 0};
+    if (m.error().code() != Errc::not_found) return std::move(m).error();
+    child += '/';
+    MMAR_ASSIGN(uint32_t k, archive_.lower_bound(child));
+    if (k < n_) {
+      MMAR_ASSIGN(Member below, archive_.at(k));
+      if (below.name.substr(0, child.size()) == child) {
+        uint32_t depth = depth_of(std::string_view(child).substr(0, child.size() - 1));
+        if (depth > kMaxSynthDepth) return Error(Errc::limit, "directory too deep");
+        return Node{Node::synth, k, depth};
+      }
+    }
+    return Error(Errc::not_found, "no such entry");
+  }
+
+  void fill_stat(const Node& n, struct stat* st) const {
+    std::memset(st, 0, sizeof *st);
+    st->st_ino = ino_of(n);
+    st->st_uid = uid_;
+    st->st_gid = gid_;
+    st->st_blksize = 4096;
+    if (n.kind != Node::member) {
+      // Directories without a member of their own: the archive's time.
+      st->st_mode = S_IFDIR | 0755;
+      st->st_nlink = 2;
+      st->st_mtim = st->st_atim = st->st_ctim = root_time_;
+      return;
+    }
+    auto m = archive_.at(n.index);
+    if (!m.ok()) return;
+    st->st_mode = m->mode;
+    st->st_nlink = m->is_dir() ? 2 : 1;
+    st->st_size = static_cast<off_t>(m->is_dir() ? 0 : m->size);
+    st->st_blocks = static_cast<blkcnt_t>((m->size + 511) / 512);
+    st->st_mtim.tv_sec = m->mtime_ns / 1000000000;
+    st->st_mtim.tv_nsec = m->mtime_ns % 1000000000;
+    if (st->st_mtim.tv_nsec < 0) {
+      st->st_mtim.tv_nsec += 1000000000;
+      st->st_mtim.tv_sec -= 1;
+    }
+    st->st_atim = st->st_mtim;
+    st->st_ctim = st->st_mtim;
+  }
+
+  bool is_dir(const Node& n) const {
+    if (n.kind != Node::member) return true;
+    auto m = archive_.at(n.index);
+    return m.ok() && m->is_dir();
+  }
+
+  // The directory's children from `cookie` on: each call yields the next
+  // child (its node and name) and the cookie after it; children are found
+  // by jumping over each child's subtree in the sorted member table.
+  struct Child {
+    Node node;
+    std::string name;
+    uint32_t next;  // member index to continue from
+  };
+  Result<std::optional<Child>> next_child(const std::string& dir_path, uint32_t from) const {
+    const std::string prefix = dir_path.empty() ? "" : dir_path + "/";
+    for (uint32_t i = from; i < n_;) {
+      MMAR_ASSIGN(Member m, archive_.at(i));
+      if (m.name.substr(0, prefix.size()) != prefix) return std::optional<Child>();  // past the directory
+      std::string_view rest = m.name.substr(prefix.size());
+      const size_t slash = rest.find('/');
+      std::string name(rest.substr(0, slash));
+      if (slash == std::string_view::npos) {
+        // A member of its own ("d", "d-x", "d.txt" sort before "d/..."): next is
+        // simply the following member.
+        return std::optional<Child>(Child{Node{Node::member, i, 0}, name, i + 1});
+      }
+      // The first member below child directory `name`: skip its subtree. If
+      // the directory has a member of its own it sorted earlier and was
+      // listed then; otherwise it is synthesized here.
+      std::string sub = prefix + name;
+      std::string past = sub;
+      past += static_cast<char>('/' + 1);
+      MMAR_ASSIGN(uint32_t next, archive_.lower_bound(past));
+      if (next <= i) next = i + 1;  // never go backwards, whatever the bytes say
+      auto own = archive_.find(sub);
+      if (own.ok()) {
+        i = next;
+        continue;
+      }
+      uint32_t depth = depth_of(sub);
+      if (depth > kMaxSynthDepth) {
+        i = next;
+        continue;
+      }
+      return std::optional<Child>(Child{Node{Node::synth, i, depth}, name, next});
+    }
+    return std::optional<Child>();
+  }
+
+  Result<uint32_t> first_child_index(const std::string& dir_path) const {
+    if (dir_path.empty()) return uint32_t{0};
+    return archive_.lower_bound(dir_path + "/");
+  }
+
+  const Archive& archive() const { return archive_; }
+  uint32_t count() const { return n_; }
+
+ private:
+  Archive archive_;
+  uint32_t n_;
+  uid_t uid_;
+  gid_t gid_;
+  timespec root_time_{};
+};
+
+ArchiveFs& fs_of(fuse_req_t req) { return *static_cast<ArchiveFs*>(fuse_req_userdata(req)); }
+
+int errno_of(const Error& e) {
+  if (e.sys_errno() != 0) return e.sys_errno();
+  switch (e.code()) {
+    case Errc::not_found: return ENOENT;
+    case Errc::limit: return ENAMETOOLONG;
+    case Errc::invalid_argument: return EINVAL;
+    default: return EIO;
+  }
+}
+
+// Every handler runs inside this: a bad_alloc becomes ENOMEM, nothing
+// escapes into libfuse.
+template <class F>
+void guarded(fuse_req_t req, F f) {
+  try {
+    f();
+  } catch (const std::bad_alloc&) {
+    fuse_reply_err(req, ENOMEM);
+  }
+}
+
+void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  guarded(req, [&] {
+    ArchiveFs& fs = fs_of(req);
+    auto p = fs.node_of(parent);
+    if (!p || !fs.is_dir(*p)) return (void)fuse_reply_err(req, ENOTDIR);
+    auto dir = fs.path_of(*p);
+    if (!dir.ok()) return (void)fuse_reply_err(req, errno_of(dir.error()));
+    auto n = fs.lookup(*dir, name);
+    if (!n.ok()) return (void)fuse_reply_err(req, errno_of(n.error()));
+    fuse_entry_param e{};
+    e.ino = fs.ino_of(*n);
+    e.attr_timeout = kTimeout;
+    e.entry_timeout = kTimeout;
+    fs.fill_stat(*n, &e.attr);
+    fuse_reply_entry(req, &e);
+  });
+}
+
+void op_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+  guarded(req, [&] {
+    ArchiveFs& fs = fs_of(req);
+    auto n = fs.node_of(ino);
+    if (!n) return (void)fuse_reply_err(req, ENOENT);
+    struct stat st;
+    fs.fill_stat(*n, &st);
+    fuse_reply_attr(req, &st, kTimeout);
+  });
+}
+
+void op_readlink(fuse_req_t req, fuse_ino_t ino) {
+  guarded(req, [&] {
+    ArchiveFs& fs = fs_of(req);
+    auto n = fs.node_of(ino);
+    if (!n || n->kind != ArchiveFs::Node::member) return (void)fuse_reply_err(req, EINVAL);
+    auto m = fs.archive().at(n->index);
+    if (!m.ok() || !m->is_symlink()) return (void)fuse_reply_err(req, EINVAL);
+    auto bytes = fs.archive().read(*m);
+    if (!bytes.ok()) return (void)fuse_reply_err(req, EIO);
+    std::string target(reinterpret_cast<const char*>(bytes->data()), bytes->size());
+    fuse_reply_readlink(req, target.c_str());
+  });
+}
+
+void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  guarded(req, [&] {
+    ArchiveFs& fs = fs_of(req);
+    auto n = fs.node_of(ino);
+    if (!n) return (void)fuse_reply_err(req, ENOENT);
+    if (fs.is_dir(*n)) return (void)fuse_reply_err(req, EISDIR);
+    if ((fi->flags & O_ACCMODE) != O_RDONLY) return (void)fuse_reply_err(req, EROFS);
+    fi->keep_cache = 1;  // the page cache stays valid: the archive never changes
+    fuse_reply_open(req, fi);
+  });
+}
+
+void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
+  guarded(req, [&] {
+    ArchiveFs& fs = fs_of(req);
+    auto n = fs.node_of(ino);
+    if (!n || n->kind != ArchiveFs::Node::member) return (void)fuse_reply_err(req, EISDIR);
+    auto m = fs.archive().at(n->index);
+    if (!m.ok()) return (void)fuse_reply_err(req, EIO);
+    if (off < 0 || static_cast<uint64_t>(off) >= m->size) return (void)fuse_reply_buf(req, nullptr, 0);
+    const uint64_t len = std::min<uint64_t>(size, m->size - static_cast<uint64_t>(off));
+    // Raw members: a view into the archive's mapping (no copy before the
+    // kernel's); compressed ones: the inflated buffer from the cache.
+    auto bytes = fs.archive().read(*m);
+    if (!bytes.ok()) return (void)fuse_reply_err(req, EIO);
+    fuse_reply_buf(req, reinterpret_cast<const char*>(bytes->data()) + off, len);
+  });
+}
+
+void op_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  guarded(req, [&] {
+    ArchiveFs& fs = fs_of(req);
+    auto n = fs.node_of(ino);
+    if (!n) return (void)fuse_reply_err(req, ENOENT);
+    if (!fs.is_dir(*n)) return (void)fuse_reply_err(req, ENOTDIR);
+    fi->keep_cache = 1;
+    fi->cache_readdir = 1;
+    fuse_reply_open(req, fi);
+  });
+}
+
+// Offsets: 0 start; 1 after "."; 2 after ".."; then 3 + member index of the
+// next child to list.
+void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
+  guarded(req, [&] {
+    ArchiveFs& fs = fs_of(req);
+    auto n = fs.node_of(ino);
+    if (!n) return (void)fuse_reply_err(req, ENOENT);
+    auto dir = fs.path_of(*n);
+    if (!dir.ok()) return (void)fuse_reply_err(req, EIO);
+    std::vector<char> buf(size);
+    size_t used = 0;
+    auto add = [&](const char* name, const struct stat& st, off_t next) {
+      size_t need = fuse_add_direntry(req, buf.data() + used, size - used, name, &st, next);
+      if (need > size - used) return false;
+      used += need;
+      return true;
+    };
+    struct stat st {};
+    if (off < 1) {
+      st.st_ino = ino;
+      st.st_mode = S_IFDIR;
+      if (!add(".", st, 1)) return (void)fuse_reply_buf(req, buf.data(), used);
+      off = 1;
+    }
+    if (off < 2) {
+      st.st_ino = kRoot;
+      st.st_mode = S_IFDIR;
+      if (!add("..", st, 2)) return (void)fuse_reply_buf(req, buf.data(), used);
+      off = 2;
+    }
+    uint32_t next;
+    if (off == 2) {
+      auto first = fs.first_child_index(*dir);
+      if (!first.ok()) return (void)fuse_reply_err(req, EIO);
+      next = *first;
+    } else {
+      next = static_cast<uint32_t>(off - 3);
+    }
+    for (;;) {
+      auto child = fs.next_child(*dir, next);
+      if (!child.ok()) return (void)fuse_reply_err(req, EIO);
+      if (!*child) break;
+      const auto& c = **child;
+      std::memset(&st, 0, sizeof st);
+      fs.fill_stat(c.node, &st);
+      if (!add(c.name.c_str(), st, static_cast<off_t>(c.next) + 3)) break;
+      next = c.next;
+    }
+    fuse_reply_buf(req, buf.data(), used);
+  });
+}
+
+void op_statfs(fuse_req_t req, fuse_ino_t) {
+  guarded(req, [&] {
+    ArchiveFs& fs = fs_of(req);
+    struct statvfs s {};
+    s.f_bsize = 4096;
+    s.f_frsize = 4096;
+    s.f_blocks = (fs.archive().source().size() + 4095) / 4096;
+    s.f_files = fs.count() + 1;
+    s.f_namemax = 4096;
+    s.f_flag = ST_RDONLY;
+    fuse_reply_statfs(req, &s);
+  });
+}
+
+void op_write_denied(fuse_req_t req) { fuse_reply_err(req, EROFS); }
+
+}  // namespace
+
+Result<void> mount_archive(Archive archive, const std::string& dir, const MountOptions& options) {
+  if (access("/dev/fuse", R_OK | W_OK) != 0) {
+    return Error(Errc::io, "cannot mount: /dev/fuse: " + std::string(std::strerror(errno)), Error::kNoOffset, errno);
+  }
+  struct stat st {};
+  if (stat(dir.c_str(), &st) != 0) return sys_error(dir, errno);
+  if (!S_ISDIR(st.st_mode)) return Error(Errc::invalid_argument, dir + ": not a directory");
+
+  ArchiveFs fs(std::move(archive));
+  fuse_lowlevel_ops ops{};
+  ops.lookup = op_lookup;
+  ops.getattr = op_getattr;
+  ops.readlink = op_readlink;
+  ops.open = op_open;
+  ops.read = op_read;
+  ops.opendir = op_opendir;
+  ops.readdir = op_readdir;
+  ops.statfs = op_statfs;
+  ops.mkdir = [](fuse_req_t req, fuse_ino_t, const char*, mode_t) { op_write_denied(req); };
+  ops.unlink = [](fuse_req_t req, fuse_ino_t, const char*) { op_write_denied(req); };
+
+  std::vector<std::string> argv_s = {"mmar", "-o",
+                                     "ro,default_permissions,fsname=" + fs.archive().name() + ",subtype=mmar"};
+  for (const auto& o : options.fuse_options) {
+    argv_s.push_back("-o");
+    argv_s.push_back(o);
+  }
+  if (options.debug) argv_s.push_back("-d");
+  std::vector<char*> argv;
+  for (auto& a : argv_s) argv.push_back(a.data());
+  fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
+  fuse_session* se = fuse_session_new(&args, &ops, sizeof ops, &fs);
+  if (se == nullptr) {
+    fuse_opt_free_args(&args);
+    return Error(Errc::invalid_argument, "cannot start the FUSE session (bad -o option?)");
+  }
+  Result<void> result = success();
+  if (fuse_set_signal_handlers(se) != 0) {
+    result = Error(Errc::io, "cannot install signal handlers");
+  } else {
+    if (fuse_session_mount(se, dir.c_str()) != 0) {
+      result = Error(Errc::io, "cannot mount on " + dir + " (see the message above)");
+    } else {
+      fuse_daemonize(options.foreground ? 1 : 0);
+      fuse_loop_config* cfg = fuse_loop_cfg_create();
+      if (options.max_threads != 0) fuse_loop_cfg_set_max_threads(cfg, options.max_threads);
+      fuse_loop_cfg_set_clone_fd(cfg, 1);
+      int rc = fuse_session_loop_mt(se, cfg);
+      fuse_loop_cfg_destroy(cfg);
+      fuse_session_unmount(se);
+      if (rc != 0 && rc != SIGINT && rc != SIGTERM && rc != SIGHUP) {
+        result = Error(Errc::io, "FUSE session ended with an error (" + std::to_string(rc) + ")");
+      }
+    }
+    fuse_remove_signal_handlers(se);
+  }
+  fuse_session_destroy(se);
+  fuse_opt_free_args(&args);
+  return result;
+}
+
+}  // namespace mmar::fs

@@ -1,0 +1,294 @@
+// mmar mount (read-only FUSE): the mounted tree equals the extracted one
+// (names, types, modes, sizes, bytes, symlinks, mtimes; ls -lR, find, stat
+// and du agree); inode numbers are stable across mounts; mmap works; ld.so
+// loads programs and their libraries from the mount; a busybox root works
+// as a chroot; several processes read and map every file at once with every
+// byte checked; bad archives are refused; the archive is never modified.
+// Skips, naming what is missing, where FUSE is unavailable.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "support/test_support.h"
+
+namespace mmar {
+namespace {
+
+using test::TempDir;
+
+const std::string kMmar = MMAR_BIN;
+std::string q(const std::string& s) { return "'" + s + "'"; }
+constexpr long kFuseMagic = 0x65735546;
+
+bool is_fuse(const std::string& dir) {
+  struct statfs s {};
+  return statfs(dir.c_str(), &s) == 0 && s.f_type == kFuseMagic;
+}
+
+std::string fuse_missing() {
+  if (access("/dev/fuse", R_OK | W_OK) != 0) return "/dev/fuse is not available";
+  if (test::run("command -v fusermount3 >/dev/null 2>&1") != 0) return "fusermount3 (package fuse3) is not installed";
+  return "";
+}
+
+// A mount for the scope; unmounted (and waited for) on destruction.
+class Mounted {
+ public:
+  Mounted(const std::string& archive, const std::string& dir) : dir_(dir) {
+    std::string out;
+    status_ = test::run(kMmar + " mount " + q(archive) + " " + q(dir) + " 2>&1", &out);
+    message_ = out;
+    for (int i = 0; i < 200 && status_ == 0 && !is_fuse(dir); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+  ~Mounted() {
+    if (status_ == 0) test::run(kMmar + " umount " + q(dir_) + " 2>/dev/null");
+  }
+  bool ok() const { return status_ == 0 && is_fuse(dir_); }
+  const std::string& message() const { return message_; }
+
+ private:
+  std::string dir_;
+  int status_;
+  std::string message_;
+};
+
+class Mount : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string why = fuse_missing();
+    if (!why.empty()) GTEST_SKIP() << "FUSE tests need it: " << why;
+  }
+  std::string make_archive(const std::string& name, const std::string& tree, const std::string& flags) {
+    std::string path = tmp_ / name;
+    EXPECT_EQ(test::run(kMmar + " create " + flags + " -f " + q(path) + " -C " + q(tree) + " . 2>&1"), 0);
+    return path;
+  }
+  std::string mkdir(const std::string& name) {
+    std::string d = tmp_ / name;
+    EXPECT_EQ(::mkdir(d.c_str(), 0755), 0);
+    return d;
+  }
+  TempDir tmp_;
+};
+
+std::string listing(const std::string& dir, const std::string& fmt) {
+  std::string out;
+  test::run("cd " + q(dir) + " && find . -mindepth 1 -printf " + q(fmt) + " | LC_ALL=C sort", &out);
+  return out;
+}
+
+TEST_F(Mount, TreeMatchesTheExtractedOne) {
+  std::string tree = mkdir("tree");
+  test::TreeSpec spec;
+  spec.files = 150;
+  spec.big_size = 3 << 20;
+  test::make_random_tree(tree, spec);
+  for (const char* flags : {"--compress none", "--compress zstd --threshold 1024"}) {
+    SCOPED_TRACE(flags);
+    std::string archive = make_archive(std::string("t") + std::to_string(std::strlen(flags)) + ".mmar", tree, flags);
+    std::string x = mkdir(std::string("x") + std::to_string(std::strlen(flags)));
+    ASSERT_EQ(test::run(kMmar + " extract -f " + q(archive) + " -C " + q(x)), 0);
+    std::string mnt = mkdir(std::string("m") + std::to_string(std::strlen(flags)));
+    struct stat before {};
+    ASSERT_EQ(stat(archive.c_str(), &before), 0);
+    auto bytes_before = test::read_file(archive);
+    {
+      Mounted m(archive, mnt);
+      ASSERT_TRUE(m.ok()) << m.message();
+      EXPECT_EQ(test::diff_trees(x, mnt), "");
+      // find, stat, ls and du agree with the extracted tree, on everything
+      // that is the tree's (not the size a filesystem gives a directory or
+      // its link count, nor the time of the root, which the archive does
+      // not hold).
+      EXPECT_EQ(listing(mnt, "%p %y %m %T@ %l\\n"), listing(x, "%p %y %m %T@ %l\\n"));
+      auto files = [](const std::string& dir, const std::string& cmd) {
+        std::string out;
+        test::run("cd " + q(dir) + " && find . ! -type d -print0 | LC_ALL=C sort -z | xargs -0 -r " + cmd, &out);
+        return out;
+      };
+      EXPECT_EQ(files(mnt, "stat -c '%n %F %a %s %Y'"), files(x, "stat -c '%n %F %a %s %Y'"));
+      EXPECT_EQ(files(mnt, "du -b --apparent-size"), files(x, "du -b --apparent-size"));
+      EXPECT_EQ(files(mnt, "ls -l --time-style=+%s"), files(x, "ls -l --time-style=+%s"));
+      // Writing is refused.
+      EXPECT_NE(test::run("touch " + q(mnt + "/newfile") + " 2>/dev/null"), 0);
+    }
+    struct stat after {};
+    ASSERT_EQ(stat(archive.c_str(), &after), 0);
+    EXPECT_EQ(after.st_mtim.tv_nsec, before.st_mtim.tv_nsec);
+    EXPECT_TRUE(test::read_file(archive) == bytes_before) << "a read-only mount never modifies the archive";
+  }
+}
+
+TEST_F(Mount, InodesAreStableAcrossMounts) {
+  std::string tree = mkdir("tree");
+  test::make_random_tree(tree, test::TreeSpec{});
+  std::string archive = make_archive("a.mmar", tree, "--compress none");
+  std::string mnt = mkdir("m");
+  std::string first, second;
+  {
+    Mounted m(archive, mnt);
+    ASSERT_TRUE(m.ok()) << m.message();
+    first = listing(mnt, "%p %i\\n");
+  }
+  {
+    Mounted m(archive, mnt);
+    ASSERT_TRUE(m.ok()) << m.message();
+    second = listing(mnt, "%p %i\\n");
+  }
+  EXPECT_GT(first.size(), 100u);
+  EXPECT_EQ(first, second);
+  // And distinct: no two paths share an inode.
+  std::set<std::string> inodes;
+  size_t lines = 0;
+  for (size_t start = 0; start < first.size();) {
+    size_t nl = first.find('\n', start);
+    std::string line = first.substr(start, nl - start);
+    inodes.insert(line.substr(line.rfind(' ') + 1));
+    ++lines;
+    start = nl + 1;
+  }
+  EXPECT_EQ(inodes.size(), lines);
+}
+
+TEST_F(Mount, ProgramsAndTheirLibrariesRunInPlace) {
+  if (test::run("command -v gcc >/dev/null") != 0) GTEST_SKIP() << "gcc is missing";
+  std::string tree = tmp_ / "tree";
+  ASSERT_EQ(test::run("mkdir -p " + q(tree + "/bin") + " " + q(tree + "/lib")), 0);
+  test::write_file(tmp_ / "greet.c",
+                   test::to_bytes("#include <stdio.h>\nvoid greet(const char* w) { printf(\"hello, %s\\n\", w); }\n"));
+  test::write_file(
+      tmp_ / "main.c",
+      test::to_bytes(
+          "void greet(const char*);\nint main(int c, char** v) { greet(c > 1 ? v[1] : \"world\"); return 3; }\n"));
+  ASSERT_EQ(test::run("gcc -shared -fPIC " + q(tmp_ / "greet.c") + " -o " + q(tree + "/lib/libgreet.so")), 0);
+  ASSERT_EQ(test::run("gcc " + q(tmp_ / "main.c") + " -L" + q(tree + "/lib") + " -lgreet -o " + q(tree + "/bin/hello")),
+            0);
+  for (const char* flags : {"--compress none", "--compress zstd --threshold 1"}) {
+    std::string archive = make_archive(std::string("p") + std::to_string(std::strlen(flags)) + ".mmar", tree, flags);
+    std::string mnt = mkdir(std::string("m") + std::to_string(std::strlen(flags)));
+    Mounted m(archive, mnt);
+    ASSERT_TRUE(m.ok()) << m.message();
+    std::string out;
+    EXPECT_EQ(test::run("LD_LIBRARY_PATH=" + q(mnt + "/lib") + " " + q(mnt + "/bin/hello") + " mount", &out), 3);
+    EXPECT_EQ(out, "hello, mount\n");
+    // ld.so mapped the library from the mount.
+    std::string maps;
+    test::run("LD_LIBRARY_PATH=" + q(mnt + "/lib") + " LD_DEBUG=files " + q(mnt + "/bin/hello") + " 2>&1", &maps);
+    EXPECT_NE(maps.find(mnt + "/lib/libgreet.so"), std::string::npos) << maps;
+  }
+}
+
+TEST_F(Mount, BusyboxRootWorksAsAChroot) {
+  if (access("/bin/busybox", X_OK) != 0) GTEST_SKIP() << "busybox-static is not installed";
+  if (geteuid() != 0) GTEST_SKIP() << "chroot needs root";
+  std::string tree = tmp_ / "root";
+  ASSERT_EQ(test::run("mkdir -p " + q(tree + "/bin") + " " + q(tree + "/etc") + " && cp /bin/busybox " +
+                      q(tree + "/bin/") + " && for a in sh ls cat echo; do ln -s busybox " + q(tree + "/bin/") +
+                      "$a; done && echo root-ok > " + q(tree + "/etc/motd")),
+            0);
+  std::string archive = make_archive("root.mmar", tree, "--compress none");
+  std::string mnt = mkdir("m");
+  Mounted m(archive, mnt);
+  ASSERT_TRUE(m.ok()) << m.message();
+  std::string out;
+  EXPECT_EQ(test::run("chroot " + q(mnt) + " /bin/sh -c 'cat /etc/motd; ls -1 /bin'", &out), 0);
+  EXPECT_EQ(out, "root-ok\nbusybox\ncat\necho\nls\nsh\n");
+}
+
+// Several processes read and map every file at once; every byte checked.
+TEST_F(Mount, ConcurrentReadersSeeEveryByte) {
+  std::string tree = mkdir("tree");
+  test::TreeSpec spec;
+  spec.files = 200;
+  spec.symlinks = false;
+  auto names = test::make_random_tree(tree, spec);
+  std::string archive = make_archive("c.mmar", tree, "--compress zstd --threshold 2048");
+  std::string mnt = mkdir("m");
+  Mounted m(archive, mnt);
+  ASSERT_TRUE(m.ok()) << m.message();
+  std::vector<std::string> files;
+  for (const auto& n : names) {
+    struct stat st {};
+    if (lstat((tree + "/" + n).c_str(), &st) == 0 && S_ISREG(st.st_mode)) files.push_back(n);
+  }
+  ASSERT_GT(files.size(), 50u);
+  std::vector<pid_t> kids;
+  for (int k = 0; k < 6; ++k) {
+    pid_t pid = fork();
+    if (pid == 0) {
+      std::mt19937 rng(static_cast<unsigned>(k));
+      std::vector<std::string> order = files;
+      std::shuffle(order.begin(), order.end(), rng);
+      int bad = 0;
+      for (const auto& f : order) {
+        auto want = test::read_file(tree + "/" + f);
+        int fd = open((mnt + "/" + f).c_str(), O_RDONLY);
+        if (fd < 0) _exit(10);
+        std::vector<std::byte> got(want.size());
+        size_t done = 0;
+        while (done < got.size()) {
+          ssize_t r = pread(fd, got.data() + done, got.size() - done, static_cast<off_t>(done));
+          if (r <= 0) break;
+          done += static_cast<size_t>(r);
+        }
+        if (done != want.size() || got != want) ++bad;
+        if (!want.empty()) {
+          void* p = mmap(nullptr, want.size(), PROT_READ, MAP_SHARED, fd, 0);
+          if (p == MAP_FAILED || std::memcmp(p, want.data(), want.size()) != 0) ++bad;
+          if (p != MAP_FAILED) munmap(p, want.size());
+        }
+        close(fd);
+      }
+      _exit(bad == 0 ? 0 : 20);
+    }
+    kids.push_back(pid);
+  }
+  for (pid_t pid : kids) {
+    int status = 0;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "reader failed with status " << status;
+  }
+}
+
+TEST_F(Mount, BadArchivesAreRefusedAtMount) {
+  std::string tree = mkdir("tree");
+  test::make_random_tree(tree, test::TreeSpec{});
+  std::string archive = make_archive("good.mmar", tree, "--compress none");
+  std::string mnt = mkdir("m");
+  auto good = test::read_file(archive);
+  // Both superblocks' checksums broken (the magic kept), and a file that is
+  // no archive at all: each refused with the file named, nothing mounted.
+  auto broken = good;
+  broken[100] ^= std::byte{0xff};
+  broken[36] ^= std::byte{0xff};
+  std::string bad = tmp_ / "bad.mmar";
+  test::write_file(bad, broken);
+  std::string plain = tmp_ / "plain.txt";
+  test::write_file(plain, test::to_bytes("just text\n"));
+  for (const std::string& path : {bad, plain}) {
+    std::string out;
+    EXPECT_EQ(test::run(kMmar + " mount " + q(path) + " " + q(mnt) + " 2>&1", &out), 1) << path;
+    EXPECT_NE(out.find(path.substr(path.rfind('/') + 1)), std::string::npos) << out;
+    EXPECT_FALSE(is_fuse(mnt));
+    if (is_fuse(mnt)) test::run(kMmar + " umount " + q(mnt));
+  }
+  std::string out;
+  EXPECT_EQ(test::run(kMmar + " mount " + q(archive) + " " + q(tmp_ / "nope") + " 2>&1", &out), 1);
+  EXPECT_NE(out.find("nope"), std::string::npos) << out;
+  EXPECT_EQ(test::run(kMmar + " mount " + q(archive) + " 2>/dev/null"), 2);
+}
+
+}  // namespace
+}  // namespace mmar
