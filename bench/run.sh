@@ -132,4 +132,8 @@ hyperfine -N --warmup 5 --runs 40 --export-json "$OUT/exec.json" \
   -n "mmar extract + ls" --prepare "rm -rf $E/x" "sh -c '$MMAR extract -f $E/raw.mmar -C $E/x bin/ls && $E/x/bin/ls $PWD/docs'" \
   -n "busybox true (direct)" "/bin/busybox true" \
   -n "mmar exec archive:bin/busybox true" "$MMAR exec $E/raw.mmar:bin/busybox true" | tee "$OUT/exec.txt"
+
+echo "== 6. Mounted archives (issue 5): mmar mount vs squashfuse, squashfuse_ll"
+bench/fs_bench.sh "$BUILD" "$OUT" "$DATA/fs" "$([ "${2:-}" = quick ] && echo 10000 || echo 100000)"
+
 echo "results in $OUT"

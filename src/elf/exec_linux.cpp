@@ -116,13 +116,15 @@ void unregister_rseq() {
 }
 
 [[noreturn]] void jump_to(uint64_t sp, uint64_t entry) {
+  // Operands pinned to rcx and rax: the registers zeroed here (rdx: no
+  // rtld_fini; rbp: the outermost frame) must not hold either of them.
   asm volatile(
       "mov %0, %%rsp\n\t"
       "xor %%edx, %%edx\n\t"
       "xor %%ebp, %%ebp\n\t"
       "jmp *%1\n\t"
       :
-      : "r"(sp), "r"(entry)
+      : "c"(sp), "a"(entry)
       : "memory");
   __builtin_unreachable();
 }

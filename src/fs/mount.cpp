@@ -297,8 +297,10 @@ void op_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 }
 
 // Offsets: 0 start; 1 after "."; 2 after ".."; then 3 + member index of the
-// next child to list.
-void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
+// next child to list. With `plus` (READDIRPLUS) every entry carries its
+// attributes, so `ls -l` and `find -printf %s` need no LOOKUP per entry.
+template <bool plus>
+void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off) {
   guarded(req, [&] {
     ArchiveFs& fs = fs_of(req);
     auto n = fs.node_of(ino);
@@ -307,8 +309,18 @@ void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_fil
     if (!dir.ok()) return (void)fuse_reply_err(req, EIO);
     std::vector<char> buf(size);
     size_t used = 0;
-    auto add = [&](const char* name, const struct stat& st, off_t next) {
-      size_t need = fuse_add_direntry(req, buf.data() + used, size - used, name, &st, next);
+    auto add = [&](const char* name, fuse_ino_t child_ino, const struct stat& st, off_t next) {
+      size_t need;
+      if constexpr (plus) {
+        fuse_entry_param e{};
+        e.ino = child_ino;  // 0 for "." and "..": no dentry is made for them
+        e.attr = st;
+        e.attr_timeout = kTimeout;
+        e.entry_timeout = kTimeout;
+        need = fuse_add_direntry_plus(req, buf.data() + used, size - used, name, &e, next);
+      } else {
+        need = fuse_add_direntry(req, buf.data() + used, size - used, name, &st, next);
+      }
       if (need > size - used) return false;
       used += need;
       return true;
@@ -317,13 +329,13 @@ void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_fil
     if (off < 1) {
       st.st_ino = ino;
       st.st_mode = S_IFDIR;
-      if (!add(".", st, 1)) return (void)fuse_reply_buf(req, buf.data(), used);
+      if (!add(".", 0, st, 1)) return (void)fuse_reply_buf(req, buf.data(), used);
       off = 1;
     }
     if (off < 2) {
       st.st_ino = kRoot;
       st.st_mode = S_IFDIR;
-      if (!add("..", st, 2)) return (void)fuse_reply_buf(req, buf.data(), used);
+      if (!add("..", 0, st, 2)) return (void)fuse_reply_buf(req, buf.data(), used);
       off = 2;
     }
     uint32_t next;
@@ -341,11 +353,18 @@ void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_fil
       const auto& c = **child;
       std::memset(&st, 0, sizeof st);
       fs.fill_stat(c.node, &st);
-      if (!add(c.name.c_str(), st, static_cast<off_t>(c.next) + 3)) break;
+      if (!add(c.name.c_str(), fs.ino_of(c.node), st, static_cast<off_t>(c.next) + 3)) break;
       next = c.next;
     }
     fuse_reply_buf(req, buf.data(), used);
   });
+}
+
+void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
+  do_readdir<false>(req, ino, size, off);
+}
+void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
+  do_readdir<true>(req, ino, size, off);
 }
 
 void op_statfs(fuse_req_t req, fuse_ino_t) {
@@ -383,6 +402,7 @@ Result<void> mount_archive(Archive archive, const std::string& dir, const MountO
   ops.read = op_read;
   ops.opendir = op_opendir;
   ops.readdir = op_readdir;
+  ops.readdirplus = op_readdirplus;
   ops.statfs = op_statfs;
   ops.mkdir = [](fuse_req_t req, fuse_ino_t, const char*, mode_t) { op_write_denied(req); };
   ops.unlink = [](fuse_req_t req, fuse_ino_t, const char*) { op_write_denied(req); };
