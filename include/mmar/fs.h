@@ -24,7 +24,7 @@ namespace mmar::fs {
 struct MountOptions {
   bool foreground = false;                // stay in the foreground (else daemonize once mounted)
   bool debug = false;                     // libfuse's request log on stderr
-  unsigned max_threads = 0;               // 0: libfuse's default
+  unsigned max_threads = 0;               // 0: half the online CPUs, at least 1
   std::vector<std::string> fuse_options;  // -o values passed to libfuse ("allow_other", ...)
 };
 

@@ -6,6 +6,7 @@
 
 #include <fuse3/fuse_lowlevel.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -15,6 +16,10 @@
 #include <cstring>
 #include <new>
 #include <optional>
+
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#endif
 
 namespace mmar::fs {
 
@@ -276,9 +281,18 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_i
     if (!m.ok()) return (void)fuse_reply_err(req, EIO);
     if (off < 0 || static_cast<uint64_t>(off) >= m->size) return (void)fuse_reply_buf(req, nullptr, 0);
     const uint64_t len = std::min<uint64_t>(size, m->size - static_cast<uint64_t>(off));
-    // Raw members: a view into the archive's mapping (no copy before the
-    // kernel's); compressed ones: the inflated buffer from the cache.
+    // Raw members: a view into the archive's mapping, handed to the kernel
+    // without a copy of ours. The pages are populated in one call first:
+    // faulting them in one by one costs more than the data on machines
+    // where page-table updates are slow (virtualised ones). Compressed
+    // members: the inflated buffer from the archive's cache.
     auto bytes = fs.archive().read(*m);
+    if (bytes.ok() && m->codec == Codec::none && fs.archive().source().mapped() && len >= 65536) {
+      const uint64_t page = 4096;
+      const auto start = reinterpret_cast<uint64_t>(bytes->data()) + static_cast<uint64_t>(off);
+      const uint64_t first = start & ~(page - 1);
+      madvise(reinterpret_cast<void*>(first), start + len - first, MADV_POPULATE_READ);
+    }
     if (!bytes.ok()) return (void)fuse_reply_err(req, EIO);
     fuse_reply_buf(req, reinterpret_cast<const char*>(bytes->data()) + off, len);
   });
@@ -431,7 +445,16 @@ Result<void> mount_archive(Archive archive, const std::string& dir, const MountO
     } else {
       fuse_daemonize(options.foreground ? 1 : 0);
       fuse_loop_config* cfg = fuse_loop_cfg_create();
-      if (options.max_threads != 0) fuse_loop_cfg_set_max_threads(cfg, options.max_threads);
+      // Default: half the CPUs (at least one) serve requests. Measured on 2
+      // CPUs: a second worker slows a sequential read by 30% (requests bounce
+      // between threads while the reader needs the other CPU) and helps
+      // nothing else there; more CPUs give concurrent readers their threads.
+      unsigned threads = options.max_threads;
+      if (threads == 0) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = static_cast<unsigned>(std::max(1L, cpus / 2));
+      }
+      fuse_loop_cfg_set_max_threads(cfg, threads);
       fuse_loop_cfg_set_clone_fd(cfg, 1);
       int rc = fuse_session_loop_mt(se, cfg);
       fuse_loop_cfg_destroy(cfg);
