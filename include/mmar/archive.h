@@ -125,6 +125,27 @@ class Archive {
 };
 
 // ---------------------------------------------------------------------------
+// Updating in place (the writable mount): a new generation appended to an
+// existing mmar archive (see docs/FORMAT.md, "Updating in place").
+
+// One member of the new generation.
+struct UpdateMember {
+  std::string name;
+  uint32_t mode = 0100644;  // S_IFREG/S_IFDIR/S_IFLNK | permissions
+  int64_t mtime_ns = 0;
+  std::optional<uint32_t> keep;  // reuse member `keep`'s stored bytes (of `current`)
+  int data_fd = -1;              // else, regular files: the new bytes, [0, size) of this fd
+  uint64_t size = 0;
+  std::string symlink_target;  // symlinks without `keep`
+};
+
+// Append the new data and a new index to `path` (whose current generation
+// `current` is), then switch the superblock slot not in use to it, with
+// fsyncs in between: a crash at any moment leaves the old or the new
+// generation readable. Fails if the archive changed since `current` opened.
+Result<void> commit_generation(const std::string& path, const Archive& current, std::vector<UpdateMember> members);
+
+// ---------------------------------------------------------------------------
 // Writing
 
 // What WriteOptions::link_for is asked about: a member whose bytes are BTF,
@@ -199,5 +220,10 @@ uint64_t member_checksum(std::span<const std::byte> bytes);
 // Normalise an archive member name: strips leading "/" and "./", collapses
 // "//", refuses "..", empty names and NUL. Returns the error message if bad.
 Result<std::string> normalize_member_name(std::string_view name);
+
+// Rewrite an mmar archive with only its current generation's data (what
+// updates in place left behind is dropped), atomically, as a generation-1
+// archive. options.alignment 0 keeps the archive's alignment.
+Result<WriteStats> compact_archive(const std::string& path, WriteOptions options = {.alignment = 0});
 
 }  // namespace mmar

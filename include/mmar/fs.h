@@ -24,10 +24,17 @@ namespace mmar::fs {
 struct MountOptions {
   bool foreground = false;                // stay in the foreground (else daemonize once mounted)
   bool debug = false;                     // libfuse's request log on stderr
+  bool writable = false;                  // --rw: changes persist into the archive (see below)
   unsigned max_threads = 0;               // 0: half the online CPUs, at least 1
   std::vector<std::string> fuse_options;  // -o values passed to libfuse ("allow_other", ...)
 };
 
+// Writable (options.writable, mmar archives only): create, write, truncate,
+// rename, unlink, mkdir, rmdir, chmod, symlink; write() and shared mmap stay
+// coherent through the kernel's page cache; changes persist on fsync and at
+// unmount as a new generation appended to the archive (commit_generation),
+// so a crash at any moment leaves the old or the new contents.
+//
 // Mount `archive` on `dir` and serve it until unmounted (fusermount3 -u DIR,
 // or mmar umount DIR) or interrupted. Returns 0, or an error naming the
 // problem (no /dev/fuse, DIR not a directory, ...).

@@ -1,15 +1,12 @@
 // The read-only FUSE filesystem over an Archive (see include/mmar/fs.h).
 // Errors go back to the kernel as errno values through fuse_reply_err; no
 // request handler throws (bad_alloc becomes ENOMEM at the boundary).
-#define FUSE_USE_VERSION 312
-#include "mmar/fs.h"
-
-#include <fuse3/fuse_lowlevel.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
+#include "fs/rw.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -399,30 +396,9 @@ void op_write_denied(fuse_req_t req) { fuse_reply_err(req, EROFS); }
 
 }  // namespace
 
-Result<void> mount_archive(Archive archive, const std::string& dir, const MountOptions& options) {
-  if (access("/dev/fuse", R_OK | W_OK) != 0) {
-    return Error(Errc::io, "cannot mount: /dev/fuse: " + std::string(std::strerror(errno)), Error::kNoOffset, errno);
-  }
-  struct stat st {};
-  if (stat(dir.c_str(), &st) != 0) return sys_error(dir, errno);
-  if (!S_ISDIR(st.st_mode)) return Error(Errc::invalid_argument, dir + ": not a directory");
-
-  ArchiveFs fs(std::move(archive));
-  fuse_lowlevel_ops ops{};
-  ops.lookup = op_lookup;
-  ops.getattr = op_getattr;
-  ops.readlink = op_readlink;
-  ops.open = op_open;
-  ops.read = op_read;
-  ops.opendir = op_opendir;
-  ops.readdir = op_readdir;
-  ops.readdirplus = op_readdirplus;
-  ops.statfs = op_statfs;
-  ops.mkdir = [](fuse_req_t req, fuse_ino_t, const char*, mode_t) { op_write_denied(req); };
-  ops.unlink = [](fuse_req_t req, fuse_ino_t, const char*) { op_write_denied(req); };
-
-  std::vector<std::string> argv_s = {"mmar", "-o",
-                                     "ro,default_permissions,fsname=" + fs.archive().name() + ",subtype=mmar"};
+Result<void> run_session(const fuse_lowlevel_ops& ops, void* userdata, const std::string& dir,
+                         const MountOptions& options, const std::string& base_options) {
+  std::vector<std::string> argv_s = {"mmar", "-o", base_options};
   for (const auto& o : options.fuse_options) {
     argv_s.push_back("-o");
     argv_s.push_back(o);
@@ -431,7 +407,7 @@ Result<void> mount_archive(Archive archive, const std::string& dir, const MountO
   std::vector<char*> argv;
   for (auto& a : argv_s) argv.push_back(a.data());
   fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
-  fuse_session* se = fuse_session_new(&args, &ops, sizeof ops, &fs);
+  fuse_session* se = fuse_session_new(&args, &ops, sizeof ops, userdata);
   if (se == nullptr) {
     fuse_opt_free_args(&args);
     return Error(Errc::invalid_argument, "cannot start the FUSE session (bad -o option?)");
@@ -468,6 +444,34 @@ Result<void> mount_archive(Archive archive, const std::string& dir, const MountO
   fuse_session_destroy(se);
   fuse_opt_free_args(&args);
   return result;
+}
+
+Result<void> mount_archive(Archive archive, const std::string& dir, const MountOptions& options) {
+  if (access("/dev/fuse", R_OK | W_OK) != 0) {
+    return Error(Errc::io, "cannot mount: /dev/fuse: " + std::string(std::strerror(errno)), Error::kNoOffset, errno);
+  }
+  struct stat st {};
+  if (stat(dir.c_str(), &st) != 0) return sys_error(dir, errno);
+  if (!S_ISDIR(st.st_mode)) return Error(Errc::invalid_argument, dir + ": not a directory");
+  if (options.writable) {
+    const std::string path = archive.name();
+    return serve_writable(std::move(archive), path, dir, options);
+  }
+
+  ArchiveFs fs(std::move(archive));
+  fuse_lowlevel_ops ops{};
+  ops.lookup = op_lookup;
+  ops.getattr = op_getattr;
+  ops.readlink = op_readlink;
+  ops.open = op_open;
+  ops.read = op_read;
+  ops.opendir = op_opendir;
+  ops.readdir = op_readdir;
+  ops.readdirplus = op_readdirplus;
+  ops.statfs = op_statfs;
+  ops.mkdir = [](fuse_req_t req, fuse_ino_t, const char*, mode_t) { op_write_denied(req); };
+  ops.unlink = [](fuse_req_t req, fuse_ino_t, const char*) { op_write_denied(req); };
+  return run_session(ops, &fs, dir, options, "ro,default_permissions,fsname=" + fs.archive().name() + ",subtype=mmar");
 }
 
 }  // namespace mmar::fs

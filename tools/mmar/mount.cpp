@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
+#include <cstdlib>
 #include <cstring>
 
 #include "cli.h"
@@ -14,16 +16,18 @@ namespace mmar::cli {
 
 namespace {
 
-const Verb kMount{"mount",
-                  "ARCHIVE DIR [-f] [-o OPTION[,OPTION...]] [--threads N]",
-                  "Mount ARCHIVE on DIR, read-only: ls, find, stat, cat, mmap and exec (ld.so included) work on\n"
-                  "its members in place. Unmount with `mmar umount DIR` or `fusermount3 -u DIR`.",
-                  {
-                      {"foreground", 'f', false, "", "stay in the foreground until unmounted"},
-                      {"option", 'o', true, "OPTIONS", "libfuse mount options, comma-separated (e.g. allow_other)"},
-                      {"threads", 0, true, "N", "at most N threads serving requests"},
-                      {"debug", 'd', false, "", "log every FUSE request on stderr (implies -f)"},
-                  }};
+const Verb kMount{
+    "mount",
+    "ARCHIVE DIR [-f] [--rw] [-o OPTION[,OPTION...]] [--threads N]",
+    "Mount ARCHIVE on DIR: ls, find, stat, cat, mmap and exec (ld.so included) work on its members\n"
+    "in place. Read-only unless --rw. Unmount with `mmar umount DIR` or `fusermount3 -u DIR`.",
+    {
+        {"foreground", 'f', false, "", "stay in the foreground until unmounted"},
+        {"option", 'o', true, "OPTIONS", "libfuse mount options, comma-separated (e.g. allow_other)"},
+        {"threads", 0, true, "N", "at most N threads serving requests"},
+        {"debug", 'd', false, "", "log every FUSE request on stderr (implies -f)"},
+        {"rw", 0, false, "", "writable: changes persist into ARCHIVE on fsync and at unmount (crash-safe)"},
+    }};
 
 const Verb kUmount{"umount", "DIR", "Unmount an archive mounted on DIR (fusermount3 -u).", {}};
 
@@ -35,6 +39,7 @@ int run_mount(int argc, char** argv) {
   fs::MountOptions o;
   o.foreground = p.has("foreground") || p.has("debug");
   o.debug = p.has("debug");
+  o.writable = p.has("rw");
   if (p.has("threads")) {
     auto n = parse_size(p.get("threads"));
     if (!n || *n == 0 || *n > 1024) return usage_error("mount", "bad --threads '" + p.get("threads") + "'");
@@ -49,11 +54,19 @@ int run_mount(int argc, char** argv) {
       start = comma + 1;
     }
     for (const auto& opt : o.fuse_options) {
-      if (opt == "rw") return usage_error("mount", "this mount is read-only ('-o rw' is not supported)");
+      if (opt == "rw") o.writable = true;
     }
   }
-  auto a = Archive::open(p.positional[0]);
+  // Absolute: the daemon changes to / when it detaches, and a writable mount
+  // reopens the archive by name after each commit.
+  char resolved[PATH_MAX];
+  const std::string archive_path =
+      realpath(p.positional[0].c_str(), resolved) != nullptr ? std::string(resolved) : p.positional[0];
+  auto a = Archive::open(archive_path);
   if (!a.ok()) return fail(a.error());
+  if (o.writable && a->format() != Format::mmar) {
+    return fail(Error(Errc::invalid_argument, p.positional[0] + ": only mmar archives can be mounted writable"));
+  }
   if (a->format() == Format::plain) {
     return fail(Error(Errc::invalid_argument, p.positional[0] + ": not an archive (no mmar or CTF archive header)"));
   }

@@ -14,5 +14,6 @@ int run_map(int argc, char** argv);
 int run_exec(int argc, char** argv);
 int run_mount(int argc, char** argv);
 int run_umount(int argc, char** argv);
+int run_compact(int argc, char** argv);
 
 }  // namespace mmar::cli

@@ -1,0 +1,53 @@
+// mmar compact: rewrite an archive with only its current generation's data.
+#include "cli.h"
+#include "verbs.h"
+
+namespace mmar::cli {
+
+namespace {
+
+const Verb kCompact{"compact",
+                    "[-f] ARCHIVE [--compress zstd|xz|none] [--level N] [--threshold BYTES]",
+                    "Rewrite ARCHIVE (atomically) keeping only what its current generation uses: the data that\n"
+                    "updates through a writable mount superseded is dropped. Members are compressed as\n"
+                    "`mmar create` would (zstd above 4 KiB) unless --compress says otherwise.",
+                    {
+                        {"file", 'f', true, "ARCHIVE", "the archive"},
+                        {"compress", 0, true, "CODEC", "zstd (default), xz or none"},
+                        {"level", 0, true, "N", "compression level"},
+                        {"threshold", 0, true, "BYTES", "compress members larger than this (default 4096)"},
+                    }};
+
+}  // namespace
+
+int run_compact(int argc, char** argv) {
+  Parsed p = parse(kCompact, argc, argv);
+  std::string path = archive_path(kCompact, p);
+  WriteOptions o;
+  o.alignment = 0;
+  if (p.has("compress")) {
+    auto c = parse_codec(p.get("compress"));
+    if (!c) return usage_error("compact", "unknown codec '" + p.get("compress") + "'");
+    o.codec = *c;
+  }
+  if (p.has("level")) {
+    auto n = parse_size(p.get("level"));
+    if (!n || *n > 22) return usage_error("compact", "bad --level");
+    o.level = static_cast<int>(*n);
+  }
+  if (p.has("threshold")) {
+    auto n = parse_size(p.get("threshold"));
+    if (!n) return usage_error("compact", "bad --threshold");
+    o.threshold = *n;
+  }
+  auto before = Archive::open(path);
+  if (!before.ok()) return fail(before.error());
+  const uint64_t old_size = before->source().size();
+  auto stats = compact_archive(path, o);
+  if (!stats.ok()) return fail(stats.error());
+  std::printf("%s: %u members, %llu -> %llu bytes\n", path.c_str(), stats->members,
+              static_cast<unsigned long long>(old_size), static_cast<unsigned long long>(stats->archive_bytes));
+  return kExitOk;
+}
+
+}  // namespace mmar::cli
