@@ -289,7 +289,7 @@ TEST_F(Built, PaddingSurroundsTheObject) {
   EXPECT_EQ(whole->mappings()[1].flags, MMAR_MAPPING_ELF_HEADER);
 }
 
-TEST_F(Built, RelocatableObjectIsOneReadOnlyMapping) {
+TEST_F(Built, RelocatableAndCoreObjectsAreOneReadOnlyMapping) {
   std::string src = tmp_ / "rel.c", obj = tmp_ / "rel.o";
   test::write_file(src, test::to_bytes("int f(void) { return 42; }\n"));
   ASSERT_EQ(test::run("gcc -c " + q(src) + " -o " + q(obj)), 0);
@@ -298,6 +298,41 @@ TEST_F(Built, RelocatableObjectIsOneReadOnlyMapping) {
   EXPECT_EQ(o->elf_type(), ET_REL);
   ASSERT_EQ(o->mappings().size(), 1u);
   EXPECT_EQ(o->mappings()[0].prot, uint32_t{PROT_READ});
+  auto file = test::read_file(obj);
+  EXPECT_EQ(std::memcmp(reinterpret_cast<void*>(o->mappings()[0].addr), file.data(), file.size()), 0);
+  // A core file: the same (its program headers describe another process).
+  auto core = file;
+  const uint16_t et_core = ET_CORE;
+  std::memcpy(core.data() + offsetof(Elf64_Ehdr, e_type), &et_core, 2);
+  std::string core_path = tmp_ / "core";
+  test::write_file(core_path, core);
+  auto c = map_path(core_path, kMapInterpret);
+  ASSERT_TRUE(c.ok()) << c.error().message();
+  EXPECT_EQ(c->elf_type(), ET_CORE);
+  ASSERT_EQ(c->mappings().size(), 1u);
+  EXPECT_EQ(c->mappings()[0].prot, uint32_t{PROT_READ});
+}
+
+TEST_F(Built, MapCommandPrintsTheTableAndJson) {
+  std::string exe = build("cli", kBssProgram, "-pie -fPIE");
+  std::string out;
+  ASSERT_EQ(test::run(std::string(MMAR_BIN) + " map --interpret --padding 64K " + q(exe), &out), 0);
+  EXPECT_NE(out.find(": dyn, load bias 0x"), std::string::npos) << out;
+  EXPECT_NE(out.find("r--  elf-header"), std::string::npos) << out;
+  EXPECT_NE(out.find("rw-  bss"), std::string::npos) << out;
+  EXPECT_NE(out.find("---  padding"), std::string::npos) << out;
+  if (test::run("command -v python3 >/dev/null") == 0) {
+    std::string check;
+    ASSERT_EQ(test::run(std::string(MMAR_BIN) + " map -i --json " + q(exe) +
+                            " | python3 -c 'import json,sys; d=json.load(sys.stdin); m=d[\"mappings\"]; "
+                            "print(d[\"type\"], len(m) >= 4, m[0][\"flags\"], "
+                            "all(a[\"addr\"] + a[\"size\"] <= b[\"addr\"] for a, b in zip(m, m[1:])))'",
+                        &check),
+              0);
+    EXPECT_EQ(check, "dyn True elf-header True\n");
+  }
+  EXPECT_EQ(test::run(std::string(MMAR_BIN) + " map " + q(tmp_ / "missing") + " 2>/dev/null"), 1);
+  EXPECT_EQ(test::run(std::string(MMAR_BIN) + " map --padding 0 " + q(exe) + " 2>/dev/null"), 2);
 }
 
 // Errors: each with its errno and with nothing left mapped.
