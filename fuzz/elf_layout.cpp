@@ -55,7 +55,7 @@ void check_mapping(const mmar::elf::Layout& l, const uint8_t* data, size_t size)
   }
   for (const auto& s : l.loads) {
     const auto* mem = reinterpret_cast<const uint8_t*>(m->load_bias() + s.vaddr);
-    if ((s.prot & PROT_READ) == 0) continue;
+    if ((s.prot & PROT_READ) == 0 || s.memsz == 0) continue;
     if (std::memcmp(mem, data + s.offset, s.filesz) != 0) std::abort();
     for (uint64_t i = s.filesz; i < s.memsz; ++i) {
       if (mem[i] != 0) std::abort();

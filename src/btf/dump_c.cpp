@@ -104,7 +104,8 @@ class CDumper {
     state_[0].order = kDone;
     state_[0].emit = kDone;
     ptr_sz_ = pointer_size();
-    out_limit_ = out_.size() + (uint64_t{16} << 20) + uint64_t{64} * btf_.raw().size() +
+    step_budget_ = (uint64_t{1} << 20) + uint64_t{64} * count;
+    out_limit_ = out_.size() + (uint64_t{4} << 20) + uint64_t{64} * btf_.raw().size() +
                  (btf_.base() ? uint64_t{64} * btf_.base()->raw().size() : 0);
     for (uint32_t id = 1; id < count; ++id) mark_referenced(*types_[id]);
 
@@ -212,8 +213,19 @@ class CDumper {
   // ---- pass 1: order ------------------------------------------------------
 
   // 1: strong link (full definition needed first), 0: weak, <0: error.
+  // Every step of the walks counts against a budget proportional to the
+  // number of types: a DAG of function prototypes whose parameters are the
+  // next prototype, twice, makes libbpf's walk (and a naive copy of it)
+  // exponential. Real kernels use a few steps per type.
+  bool over_budget(uint32_t id) {
+    if (++steps_ <= step_budget_) return false;
+    fail(id, "type graph too complex to print (step budget exceeded)");
+    return true;
+  }
+
   int order_type(uint32_t id, bool through_ptr, int depth) {
     if (depth > kMaxDepth) return fail(id, "type chain too deep or cyclic"), -1;
+    if (over_budget(id)) return -1;
     TypeState& s = state_[id];
     if (s.order == kDone) return 1;
     const BtfType& ty = t(id);
@@ -288,6 +300,7 @@ class CDumper {
 
   void emit_type(uint32_t id, uint32_t cont_id, int depth) {
     if (depth > kMaxDepth) return (void)fail(id, "type chain too deep or cyclic");
+    if (failed_ || over_budget(id)) return;
     TypeState& s = state_[id];
     if (s.emit == kDone) return;
     const BtfType& ty = t(id);
@@ -503,6 +516,8 @@ class CDumper {
       cur_off = new_off;
     }
     while (cur_off != next_off) {
+      // A struct claiming gigabytes of size asks for gigabytes of padding.
+      if (out_.size() > out_limit_) return (void)fail(0, "the C header would be unreasonably large (padding)");
       int64_t bits = std::min<int64_t>(next_off - cur_off, pad_bits);
       if (bits == pad_bits) {
         out_ += '\n';
@@ -737,6 +752,7 @@ class CDumper {
 
   void emit_type_chain(size_t base, size_t cnt, std::string_view fname, int lvl, int depth) {
     if (depth > kMaxDepth) return (void)fail(0, "type chain too deep or cyclic");
+    if (failed_ || over_budget(0)) return;
     bool last_was_ptr = true;
     while (cnt != 0) {
       uint32_t id = decl_stack_[base + --cnt];
@@ -881,6 +897,7 @@ class CDumper {
   NameCounts type_names_, ident_names_;
   int ptr_sz_ = 8;
   uint64_t out_limit_ = 0;
+  uint64_t steps_ = 0, step_budget_ = 0;
   bool compat_;
   bool failed_ = false;
   uint32_t failed_id_ = 0;

@@ -21,6 +21,8 @@ constexpr uint16_t kHostMachine = EM_AARCH64;
 #error "mmar's ELF mapping knows x86-64 and AArch64"
 #endif
 
+constexpr uint64_t kMinFixedAddress = 0x10000;
+
 Error invalid(const std::string& name, const std::string& what) {
   return Error(Errc::malformed, name + ": " + what, Error::kNoOffset, EINVAL);
 }
@@ -144,6 +146,11 @@ Result<Layout> plan(std::span<const std::byte> head, uint64_t object_size, uint6
   }
   if (l.loads.empty()) return invalid(name, "no loadable segments");
   l.lo = l.loads.front().vaddr & ~(page_size - 1);
+  // The kernel keeps the lowest 64 KiB unmapped (vm.mmap_min_addr) so that
+  // null pointers fault; root could map there, and must not by accident.
+  if (l.type == ET_EXEC && l.lo < kMinFixedAddress) {
+    return invalid(name, "segments below address 0x10000 (the null-pointer guard)");
+  }
   const LoadSegment& last = l.loads.back();
   l.hi = (last.vaddr + last.memsz + page_size - 1) & ~(page_size - 1);
   if (!l.phdr_vaddr) {
