@@ -461,18 +461,10 @@ Result<Member> Archive::at(uint32_t index) const { return impl_->at(index); }
 
 Result<Member> Archive::find(std::string_view name) const {
   const Impl& a = *impl_;
-  uint32_t lo = 0;
-  uint32_t hi = a.count;
-  while (lo < hi) {
-    uint32_t mid = lo + (hi - lo) / 2;
-    MMAR_ASSIGN(std::string_view probe, a.name_at(mid));
-    int c = probe.compare(name);
-    if (c == 0) return a.at(mid);
-    if (c < 0) {
-      lo = mid + 1;
-    } else {
-      hi = mid;
-    }
+  MMAR_ASSIGN(uint32_t i, lower_bound(name));
+  if (i < a.count) {
+    MMAR_ASSIGN(std::string_view probe, a.name_at(i));
+    if (probe == name) return a.at(i);
   }
   return Error(Errc::not_found, a.file() + ": no member named '" + std::string(name) + "'");
 }

@@ -24,37 +24,12 @@
 #include "mmar/archive.h"
 #include "support/checked.h"
 #include "support/fd.h"
+#include "support/io.h"
 #include "xxhash.h"
 
 namespace mmar {
 
 namespace {
-
-Result<void> pwrite_full(int fd, const void* data, size_t size, uint64_t offset, const std::string& path) {
-  const auto* p = static_cast<const char*>(data);
-  while (size > 0) {
-    ssize_t n = ::pwrite(fd, p, size, static_cast<off_t>(offset));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return sys_error("write " + path, n < 0 ? errno : EIO);
-    p += n;
-    size -= static_cast<size_t>(n);
-    offset += static_cast<uint64_t>(n);
-  }
-  return success();
-}
-
-bool pread_full(int fd, void* out, size_t size, uint64_t offset) {
-  auto* p = static_cast<char*>(out);
-  while (size > 0) {
-    ssize_t n = ::pread(fd, p, size, static_cast<off_t>(offset));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    p += n;
-    size -= static_cast<size_t>(n);
-    offset += static_cast<uint64_t>(n);
-  }
-  return true;
-}
 
 bool sb_valid(const format::Superblock& sb) {
   return std::memcmp(sb.sb_magic, format::kMagic, sizeof sb.sb_magic) == 0 &&
@@ -239,15 +214,7 @@ Result<WriteStats> compact_archive(const std::string& path, WriteOptions options
     cleanup.files.push_back(file);
     MMAR_TRY(pwrite_full(fd, bytes.data(), bytes.size(), 0, file));
     if (fchmod(fd, m.mode & 07777) != 0) return sys_error("chmod " + file, errno);
-    timespec times[2];
-    times[0].tv_sec = times[1].tv_sec = m.mtime_ns / 1000000000;
-    times[0].tv_nsec = times[1].tv_nsec = m.mtime_ns % 1000000000;
-    if (times[0].tv_nsec < 0) {
-      times[0].tv_nsec += 1000000000;
-      times[1].tv_nsec += 1000000000;
-      --times[0].tv_sec;
-      --times[1].tv_sec;
-    }
+    const timespec times[2] = {to_timespec(m.mtime_ns), to_timespec(m.mtime_ns)};
     if (futimens(fd, times) != 0) return sys_error("set times of " + file, errno);
     if (m.link) {
       MMAR_ASSIGN(Member target, a.at(*m.link));

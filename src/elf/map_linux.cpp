@@ -17,6 +17,7 @@
 #include "elf/layout.h"
 #include "mmar/elf_map.h"
 #include "support/fd.h"
+#include "support/io.h"
 
 #ifndef MAP_FIXED_NOREPLACE
 #define MAP_FIXED_NOREPLACE 0x100000
@@ -40,19 +41,6 @@ Error errno_error(const std::string& what, int err, Errc code = Errc::io) {
   return Error(code, what + ": " + std::strerror(err), Error::kNoOffset, err);
 }
 
-bool read_fully(int fd, void* out, size_t len, uint64_t off) {
-  auto* p = static_cast<char*>(out);
-  while (len > 0) {
-    ssize_t n = pread(fd, p, len, static_cast<off_t>(off));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    p += n;
-    len -= static_cast<size_t>(n);
-    off += static_cast<uint64_t>(n);
-  }
-  return true;
-}
-
 // Copy [offset, offset + length) of fd into a sealed anonymous memory file.
 Result<UniqueFd> copy_to_memfd(int fd, uint64_t offset, uint64_t length, const std::string& name) {
   int m = memfd_create("mmar-object", MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC);
@@ -64,7 +52,7 @@ Result<UniqueFd> copy_to_memfd(int fd, uint64_t offset, uint64_t length, const s
   std::vector<char> buf(1 << 20);
   while (done < length) {
     size_t n = static_cast<size_t>(std::min<uint64_t>(buf.size(), length - done));
-    if (!read_fully(fd, buf.data(), n, offset + done)) return errno_error(name + ": read", errno ? errno : EIO);
+    if (!pread_full(fd, buf.data(), n, offset + done)) return errno_error(name + ": read", errno ? errno : EIO);
     for (size_t w = 0; w < n;) {
       ssize_t r = pwrite(m, buf.data() + w, n - w, static_cast<off_t>(done + w));
       if (r < 0 && errno == EINTR) continue;
@@ -261,7 +249,7 @@ Result<Head> read_head(int fd, uint64_t offset, uint64_t length, std::span<const
     return h;
   }
   h.owned.resize(std::min<uint64_t>(length, 4096));
-  if (!read_fully(fd, h.owned.data(), h.owned.size(), offset)) {
+  if (!pread_full(fd, h.owned.data(), h.owned.size(), offset)) {
     return errno_error(name + ": read ELF header", errno ? errno : EIO);
   }
   h.bytes = h.owned;
@@ -297,7 +285,7 @@ Result<MappedObject> map_impl(int fd, uint64_t offset, uint64_t length, uint32_t
     if (need > (1u << 20)) need = sizeof(Elf64_Ehdr);  // absurd phnum*56: plan() reports it
     if (need > head.bytes.size()) {
       head.owned.resize(need);
-      if (!read_fully(fd, head.owned.data(), need, offset)) {
+      if (!pread_full(fd, head.owned.data(), need, offset)) {
         return errno_error(name + ": read program headers", errno ? errno : EIO);
       }
       head.bytes = head.owned;
@@ -310,7 +298,7 @@ Result<MappedObject> map_impl(int fd, uint64_t offset, uint64_t length, uint32_t
     std::string path(layout.interp_size, '\0');
     if (layout.interp_offset + layout.interp_size <= head.bytes.size()) {
       std::memcpy(path.data(), head.bytes.data() + layout.interp_offset, path.size());
-    } else if (!read_fully(fd, path.data(), path.size(), offset + layout.interp_offset)) {
+    } else if (!pread_full(fd, path.data(), path.size(), offset + layout.interp_offset)) {
       return errno_error(name + ": read PT_INTERP", errno ? errno : EIO);
     }
     if (path.back() != '\0') return Error(Errc::malformed, name + ": PT_INTERP is not NUL-terminated", 0, EINVAL);

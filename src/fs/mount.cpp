@@ -7,6 +7,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 #include "fs/rw.h"
+#include "support/io.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -115,12 +116,7 @@ class ArchiveFs {
     st->st_nlink = m->is_dir() ? 2 : 1;
     st->st_size = static_cast<off_t>(m->is_dir() ? 0 : m->size);
     st->st_blocks = static_cast<blkcnt_t>((m->size + 511) / 512);
-    st->st_mtim.tv_sec = m->mtime_ns / 1000000000;
-    st->st_mtim.tv_nsec = m->mtime_ns % 1000000000;
-    if (st->st_mtim.tv_nsec < 0) {
-      st->st_mtim.tv_nsec += 1000000000;
-      st->st_mtim.tv_sec -= 1;
-    }
+    st->st_mtim = to_timespec(m->mtime_ns);
     st->st_atim = st->st_mtim;
     st->st_ctim = st->st_mtim;
   }
@@ -200,17 +196,6 @@ int errno_of(const Error& e) {
     case Errc::limit: return ENAMETOOLONG;
     case Errc::invalid_argument: return EINVAL;
     default: return EIO;
-  }
-}
-
-// Every handler runs inside this: a bad_alloc becomes ENOMEM, nothing
-// escapes into libfuse.
-template <class F>
-void guarded(fuse_req_t req, F f) {
-  try {
-    f();
-  } catch (const std::bad_alloc&) {
-    fuse_reply_err(req, ENOMEM);
   }
 }
 

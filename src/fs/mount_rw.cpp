@@ -30,6 +30,7 @@
 
 #include "fs/rw.h"
 #include "support/fd.h"
+#include "support/io.h"
 
 namespace mmar::fs {
 
@@ -123,12 +124,7 @@ class RwFs {
     st->st_size = static_cast<off_t>(S_ISLNK(n.mode) ? n.link.size() : n.is_dir() ? 0 : n.size);
     st->st_blocks = static_cast<blkcnt_t>((st->st_size + 511) / 512);
     st->st_blksize = 4096;
-    st->st_mtim.tv_sec = n.mtime_ns / 1000000000;
-    st->st_mtim.tv_nsec = n.mtime_ns % 1000000000;
-    if (st->st_mtim.tv_nsec < 0) {
-      st->st_mtim.tv_nsec += 1000000000;
-      st->st_mtim.tv_sec -= 1;
-    }
+    st->st_mtim = to_timespec(n.mtime_ns);
     st->st_atim = st->st_ctim = st->st_mtim;
   }
 
@@ -280,15 +276,6 @@ class RwFs {
 };
 
 RwFs& fs_of(fuse_req_t req) { return *static_cast<RwFs*>(fuse_req_userdata(req)); }
-
-template <class F>
-void guarded(fuse_req_t req, F f) {
-  try {
-    f();
-  } catch (const std::bad_alloc&) {
-    fuse_reply_err(req, ENOMEM);
-  }
-}
 
 void reply_entry(fuse_req_t req, RwFs& fs, Node& n) {
   fuse_entry_param e{};
