@@ -110,6 +110,16 @@ void BM_MmarOpenFind(benchmark::State& state) {
   }
 }
 
+// The one-shot lookup: no mapping, pread in 64 KiB blocks.
+void BM_MmarFindInFile(benchmark::State& state) {
+  const std::string path = corpus() + "/vmlinux.btf";
+  for (auto _ : state) {
+    auto t = mmar::btf_find_in_file(path, "task_struct", mmar::BtfKind::struct_);
+    if (!t.ok()) die("mmar: no task_struct");
+    benchmark::DoNotOptimize(t->id);
+  }
+}
+
 void BM_MmarArchiveOpenFind(benchmark::State& state) {
   const std::string& path = packed();
   for (auto _ : state) {
@@ -230,6 +240,7 @@ void BM_OpenMemory(benchmark::State& state) {
 
 BENCHMARK(BM_LibbpfParseFind)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_MmarOpenFind)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_MmarFindInFile)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_MmarArchiveOpenFind)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_LibbpfParseFindLast)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_MmarOpenFindLast)->Unit(benchmark::kMicrosecond);

@@ -5,10 +5,15 @@
 //  - the C dump (cycles, deep chains, anonymous loops) never crashes, and
 //    succeeds only on BTF that validates;
 //  - every type's ID resolves back to the same record; a named type is
-//    found by name at an ID that has that name.
+//    found by name at an ID that has that name;
+//  - raw mode: btf_find_in_file (pread, no mapping) on the same bytes never
+//    crashes, and on BTF that indexes completely finds the same IDs.
+#include <sys/mman.h>
+#include <unistd.h>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+
 #include <string>
 
 #include "mmar/btf.h"
@@ -47,6 +52,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                                  reinterpret_cast<const std::byte*>(data) + size);
     auto btf = mmar::Btf::parse(mmar::Bytes::from_vector(std::move(bytes)), "fuzz");
     if (btf.ok()) exercise(*btf);
+    int fd = memfd_create("fuzz-btf", MFD_CLOEXEC);
+    if (fd >= 0 && write(fd, data, size) == static_cast<ssize_t>(size)) {
+      const std::string path = "/proc/self/fd/" + std::to_string(fd);
+      const bool indexed = btf.ok() && btf->type_count().ok();
+      for (uint32_t id = 1; indexed && id < *btf->type_count() && id < 16; ++id) {
+        auto t = btf->type(id);
+        std::string_view name = btf->name_of(*t);
+        if (name.empty()) continue;
+        auto want = btf->find(name, t->kind());
+        auto got = mmar::btf_find_in_file(path, name, t->kind());
+        if (want.ok() && (!got.ok() || got->id != want->id())) std::abort();
+      }
+      (void)mmar::btf_find_in_file(path, "task_struct");
+    }
+    if (fd >= 0) close(fd);
     return 0;
   }
   if (size < 4) return 0;

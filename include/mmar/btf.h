@@ -180,6 +180,23 @@ class BtfBuilder {
   std::unique_ptr<Impl> impl_;
 };
 
+// One lookup in a BTF file (raw, or an ELF object's .BTF) without mapping
+// it: the header, then the type section and the names compared, are read in
+// 64 KiB blocks with pread, stopping at the first type with this name (and
+// kind); each record passed is checked as Btf's index checks it. For a tool
+// that asks one question of a file: where page-table updates are slow, a
+// mapping costs more than the answer. A split BTF's names in its base are
+// not resolved here (open it with Btf::open on its base).
+struct BtfFoundType {
+  uint32_t id = 0;
+  BtfKind kind = BtfKind::unknown;
+  uint32_t size_or_type = 0;
+  uint16_t vlen = 0;
+  std::string name;
+};
+Result<BtfFoundType> btf_find_in_file(const std::string& path, std::string_view name,
+                                      std::optional<BtfKind> kind = std::nullopt);
+
 // The BTF members of one archive. Opening a split member (one whose entry
 // links to its base member) opens the base first; each base is parsed once
 // and shared by all its splits. Thread-safe.

@@ -1,6 +1,7 @@
 // BTF parsing: header and section checks at open, a lazily built and
 // validated index of type offsets, lookups across base and split.
 #include "mmar/btf.h"
+#include "btf/records.h"
 
 #include <algorithm>
 #include <atomic>
@@ -32,33 +33,6 @@ std::string hex(uint64_t v) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
   return buf;
-}
-
-// Bytes of trailing data after the common header, by kind; -1 if unknown.
-int64_t extra_size(uint8_t kind, uint32_t vlen) {
-  switch (static_cast<BtfKind>(kind)) {
-    case BtfKind::int_: return 4;
-    case BtfKind::ptr:
-    case BtfKind::fwd:
-    case BtfKind::typedef_:
-    case BtfKind::volatile_:
-    case BtfKind::const_:
-    case BtfKind::restrict_:
-    case BtfKind::func:
-    case BtfKind::float_:
-    case BtfKind::type_tag: return 0;
-    case BtfKind::array: return 12;
-    case BtfKind::struct_:
-    case BtfKind::union_: return int64_t{12} * vlen;
-    case BtfKind::enum_: return int64_t{8} * vlen;
-    case BtfKind::func_proto: return int64_t{8} * vlen;
-    case BtfKind::var: return 4;
-    case BtfKind::datasec: return int64_t{12} * vlen;
-    case BtfKind::decl_tag: return 4;
-    case BtfKind::enum64: return int64_t{12} * vlen;
-    case BtfKind::unknown: return -1;
-  }
-  return -1;
 }
 
 }  // namespace
@@ -151,7 +125,7 @@ struct Btf::Impl {
     if (off % 4 == 0 && types_len >= kTypeHeaderSize && off <= types_len - kTypeHeaderSize) {
       const uint32_t info = read_int<uint32_t>(types + off + 4, little);
       const uint8_t kind = (info >> 24) & 0x1f;
-      const int64_t extra = extra_size(kind, info & 0xffff);
+      const int64_t extra = btf_extra_size(kind, info & 0xffff);
       if (extra >= 0 && kind <= kBtfMaxKind &&
           static_cast<uint64_t>(types_len - off - kTypeHeaderSize) >= static_cast<uint64_t>(extra)) {
         return success();
@@ -233,7 +207,7 @@ struct Btf::Impl {
       const uint32_t info = read_int<uint32_t>(rec + 4, little);
       const uint8_t kind = (info >> 24) & 0x1f;
       const uint32_t vlen = info & 0xffff;
-      const int64_t extra = extra_size(kind, vlen);
+      const int64_t extra = btf_extra_size(kind, vlen);
       if (extra < 0 || kind > kBtfMaxKind) return fail("unknown kind " + std::to_string(kind));
       if ((info & 0x60ff0000u) != 0) return fail("reserved bits set in info " + hex(info));
       if (static_cast<uint64_t>(types_len - off - kTypeHeaderSize) < static_cast<uint64_t>(extra)) {

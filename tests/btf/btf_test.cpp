@@ -203,6 +203,56 @@ TEST_F(BtfOracle, LookupsAcrossBaseAndSplit) {
   btf__free(lb_base);
 }
 
+// btf_find_in_file (pread, no mapping) finds what Btf::find finds, for a
+// spread of names and kinds, in raw BTF and in ELF objects.
+TEST_F(BtfOracle, FindInFileAgreesWithTheMappedBtf) {
+  Objects o;
+  std::vector<std::string> files = {o.base, o.module_base, o.module_gbtf};
+  struct stat st {};
+  if (stat(kVmlinux, &st) == 0) files.push_back(kVmlinux);
+  for (const auto& file : files) {
+    SCOPED_TRACE(file);
+    auto btf = Btf::open(file);
+    ASSERT_TRUE(btf.ok());
+    auto count = btf->type_count();
+    ASSERT_TRUE(count.ok());
+    size_t checked = 0;
+    const uint32_t step = std::max<uint32_t>(1, *count / 300);
+    for (uint32_t id = 1; id < *count; id += step) {
+      auto t = btf->type(id);
+      ASSERT_TRUE(t.ok());
+      std::string_view name = btf->name_of(*t);
+      if (name.empty()) continue;
+      auto want = btf->find(name, t->kind());
+      auto got = btf_find_in_file(file, name, t->kind());
+      ASSERT_TRUE(want.ok() && got.ok()) << name;
+      EXPECT_EQ(got->id, want->id()) << name;
+      EXPECT_EQ(got->kind, t->kind());
+      auto any = btf_find_in_file(file, name);
+      ASSERT_TRUE(any.ok());
+      EXPECT_EQ(any->id, btf->find(name)->id()) << name;
+      ++checked;
+    }
+    EXPECT_GT(checked, 5u);
+    auto none = btf_find_in_file(file, "no_such_type_anywhere");
+    ASSERT_FALSE(none.ok());
+    EXPECT_EQ(none.error().code(), Errc::not_found);
+  }
+  // Bad files: one-line errors naming the file.
+  TempDir tmp;
+  auto good = test::read_file(o.base);
+  std::string truncated = tmp / "truncated.o";
+  test::write_file(truncated, std::vector<std::byte>(good.begin(), good.begin() + 100));
+  auto r = btf_find_in_file(truncated, "task_struct");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message().find("truncated.o"), std::string::npos) << r.error().message();
+  std::string text = tmp / "text";
+  test::write_file(text, test::to_bytes("hello, not BTF at all, but long enough to have a header\n"));
+  r = btf_find_in_file(text, "x");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message().find("not BTF"), std::string::npos) << r.error().message();
+}
+
 TEST_F(BtfOracle, IndexedLookupsAgreeWithAScan) {
   Objects o;
   auto base = Btf::open(o.base);
