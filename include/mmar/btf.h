@@ -86,12 +86,18 @@ class Btf {
   // Raw BTF bytes, or an ELF object whose .BTF section is used.
   static Result<Btf> parse(Bytes bytes, std::string name, const BtfOpenOptions& options = {});
   static Result<Btf> parse_split(Bytes bytes, std::string name, const Btf& base, const BtfOpenOptions& options = {});
-  // Raw BTF with a stored index (see docs/FORMAT.md, "BTF in archives")
-  // built for bytes whose XXH3 is `btf_xxh3`. An index that does not match
-  // is ignored (the BTF is then indexed lazily as usual).
-  static Result<Btf> parse_indexed(Bytes bytes, std::string name, Bytes index, uint64_t btf_xxh3, const Btf* base);
-  // A stored index for this BTF, bound to `btf_xxh3` (the XXH3 of its bytes).
-  Result<std::vector<std::byte>> build_index(uint64_t btf_xxh3) const;
+  // Raw BTF with its stored index (see docs/FORMAT.md, "BTF in archives":
+  // the NAME.mmidx and NAME.mmnames members) built for bytes whose XXH3 is
+  // `btf_xxh3`. An index that does not match is ignored (the BTF is then
+  // indexed lazily as usual).
+  static Result<Btf> parse_indexed(Bytes bytes, std::string name, Bytes offsets, Bytes names, uint64_t btf_xxh3,
+                                   const Btf* base);
+  // The stored index for this BTF, bound to `btf_xxh3` (the XXH3 of its bytes).
+  struct StoredIndex {
+    std::vector<std::byte> offsets;  // NAME.mmidx
+    std::vector<std::byte> names;    // NAME.mmnames
+  };
+  Result<StoredIndex> build_index(uint64_t btf_xxh3) const;
   bool has_stored_index() const;
 
   // A file path (raw BTF or ELF), mapped.
@@ -196,6 +202,18 @@ struct BtfFoundType {
 };
 Result<BtfFoundType> btf_find_in_file(const std::string& path, std::string_view name,
                                       std::optional<BtfKind> kind = std::nullopt);
+
+// One lookup in a BTF member of an archive, answered as BtfSet::open(member)
+// .find(name, kind) would answer it (a split member's base is searched
+// first), without mapping anything: with the stored index that `mmar btf
+// pack` writes and the archive's name fence, it is five small preads (the
+// archive's head, a run of entries, their names, the hashed name entries,
+// the name itself). The name is always compared with the BTF's own string;
+// kind, size and vlen come from the index, which is bound to the member's
+// checksum. Members that are compressed, ELF objects, or without a usable
+// index are answered by opening the archive.
+Result<BtfFoundType> btf_find_in_archive(const std::string& archive, std::string_view member, std::string_view name,
+                                         std::optional<BtfKind> kind = std::nullopt);
 
 // The BTF members of one archive. Opening a split member (one whose entry
 // links to its base member) opens the base first; each base is parsed once

@@ -36,7 +36,8 @@ Detected detect_kind(std::span<const std::byte> head, uint64_t size, elf::ReadAt
       return d;
     }
   }
-  if (n >= 24 && std::memcmp(p, "MMBTFIX1", 8) == 0) {
+  // The stored BTF index (src/btf/stored_index.h): offsets or names.
+  if (n >= 16 && (std::memcmp(p, "MMBTFIX2", 8) == 0 || std::memcmp(p, "MMBTFNM1", 8) == 0)) {
     d.kind = Kind::btf_index;
     return d;
   }

@@ -16,6 +16,8 @@
 
 #include "archive/codec.h"
 #include "archive/detect.h"
+#include "archive/entry.h"
+#include "archive/fence.h"
 #include "archive/format.h"
 #include "archive/names.h"
 #include "mmar/archive.h"
@@ -170,6 +172,55 @@ bool superblock_valid(const format::Superblock& sb) {
   return XXH3_64bits(&sb, offsetof(format::Superblock, sb_xxh3)) == sb.sb_xxh3;
 }
 
+}  // namespace
+
+Result<SuperblockChoice> choose_superblock(const std::string& file, const std::byte* head, uint64_t file_size) {
+  auto s0 = load<format::Superblock>(head);
+  auto s1 = load<format::Superblock>(head + format::kSuperblockSize);
+  bool v0 = superblock_valid(s0);
+  bool v1 = superblock_valid(s1);
+  if (!v0 && !v1) return malformed(file, 0, "both superblocks fail their checksum");
+  SuperblockChoice c;
+  c.slot = (v1 && (!v0 || s1.sb_generation > s0.sb_generation)) ? 1 : 0;
+  c.sb = c.slot == 1 ? s1 : s0;
+  const uint64_t sb_off = c.slot * format::kSuperblockSize;
+  const auto& sb = c.sb;
+
+  if (sb.sb_version != format::kVersion) {
+    return Error(Errc::unsupported, file + ": format version " + std::to_string(sb.sb_version.get()) +
+                                        " (this mmar reads " + std::to_string(format::kVersion) + ")");
+  }
+  if (sb.sb_size != format::kSuperblockSize) {
+    return malformed(file, sb_off + 10, "superblock size " + std::to_string(sb.sb_size.get()));
+  }
+  if (sb.sb_flags != 0) {
+    return Error(Errc::unsupported, file + ": unknown superblock flags " + hex(sb.sb_flags));
+  }
+  if (sb.sb_align_log2 < format::kMinAlignLog2 || sb.sb_align_log2 > format::kMaxAlignLog2) {
+    return malformed(file, sb_off + 44, "alignment 2^" + std::to_string(sb.sb_align_log2) + " out of range");
+  }
+  if (sb.sb_reserved[0] != 0 || sb.sb_reserved[1] != 0 || sb.sb_reserved[2] != 0) {
+    return malformed(file, sb_off + 45, "reserved superblock bytes are not zero");
+  }
+  const uint64_t index_off = sb.sb_index_offset;
+  const uint64_t index_size = sb.sb_index_size;
+  auto table = checked_mul(sb.sb_member_count, format::kEntrySize);
+  if (index_off < format::kHeaderAreaSize || index_off % 8 != 0 || !in_bounds(index_off, index_size, file_size)) {
+    return malformed(file, sb_off + 24,
+                     "index [" + hex(index_off) + ", +" + hex(index_size) + ") is not inside the file (" +
+                         std::to_string(file_size) + " bytes)");
+  }
+  if (!table || *table > index_size) {
+    return malformed(file, sb_off + 40,
+                     std::to_string(sb.sb_member_count) + " members do not fit an index of " +
+                         std::to_string(index_size) + " bytes");
+  }
+  c.names_size = index_size - *table;
+  return c;
+}
+
+namespace {
+
 Result<void> open_mmar(Archive::Impl& a) {
   const uint64_t file_size = a.source.size();
   if (file_size < format::kHeaderAreaSize) {
@@ -177,48 +228,15 @@ Result<void> open_mmar(Archive::Impl& a) {
                      "truncated: " + std::to_string(file_size) + " bytes is smaller than the 128-byte header");
   }
   MMAR_ASSIGN(Bytes head, a.source.read(0, format::kHeaderAreaSize));
-  auto s0 = load<format::Superblock>(head.data());
-  auto s1 = load<format::Superblock>(head.data() + format::kSuperblockSize);
-  bool v0 = superblock_valid(s0);
-  bool v1 = superblock_valid(s1);
-  if (!v0 && !v1) return malformed(a.file(), 0, "both superblocks fail their checksum");
-  a.sb_slot = (v1 && (!v0 || s1.sb_generation > s0.sb_generation)) ? 1 : 0;
-  a.sb = a.sb_slot == 1 ? s1 : s0;
-  const uint64_t sb_off = a.sb_slot * format::kSuperblockSize;
+  MMAR_ASSIGN(SuperblockChoice c, choose_superblock(a.file(), head.data(), file_size));
+  a.sb_slot = c.slot;
+  a.sb = c.sb;
   const auto& sb = a.sb;
-
-  if (sb.sb_version != format::kVersion) {
-    return Error(Errc::unsupported, a.file() + ": format version " + std::to_string(sb.sb_version.get()) +
-                                        " (this mmar reads " + std::to_string(format::kVersion) + ")");
-  }
-  if (sb.sb_size != format::kSuperblockSize) {
-    return malformed(a.file(), sb_off + 10, "superblock size " + std::to_string(sb.sb_size.get()));
-  }
-  if (sb.sb_flags != 0) {
-    return Error(Errc::unsupported, a.file() + ": unknown superblock flags " + hex(sb.sb_flags));
-  }
-  if (sb.sb_align_log2 < format::kMinAlignLog2 || sb.sb_align_log2 > format::kMaxAlignLog2) {
-    return malformed(a.file(), sb_off + 44, "alignment 2^" + std::to_string(sb.sb_align_log2) + " out of range");
-  }
-  if (sb.sb_reserved[0] != 0 || sb.sb_reserved[1] != 0 || sb.sb_reserved[2] != 0) {
-    return malformed(a.file(), sb_off + 45, "reserved superblock bytes are not zero");
-  }
   a.align = uint64_t{1} << sb.sb_align_log2;
   a.count = sb.sb_member_count;
   const uint64_t index_off = sb.sb_index_offset;
   const uint64_t index_size = sb.sb_index_size;
-  auto table = checked_mul(a.count, format::kEntrySize);
-  if (index_off < format::kHeaderAreaSize || index_off % 8 != 0 || !in_bounds(index_off, index_size, file_size)) {
-    return malformed(a.file(), sb_off + 24,
-                     "index [" + hex(index_off) + ", +" + hex(index_size) + ") is not inside the file (" +
-                         std::to_string(file_size) + " bytes)");
-  }
-  if (!table || *table > index_size) {
-    return malformed(
-        a.file(), sb_off + 40,
-        std::to_string(a.count) + " members do not fit an index of " + std::to_string(index_size) + " bytes");
-  }
-  a.names_size = index_size - *table;
+  a.names_size = c.names_size;
   // A view when mapped; in pread mode the index is the one thing read at open.
   MMAR_ASSIGN(a.index, a.source.read(index_off, index_size));
   if (a.options.verify_index && XXH3_64bits(a.index.data(), a.index.size()) != sb.sb_index_xxh3) {
@@ -348,10 +366,18 @@ Result<std::string_view> Archive::Impl::name_at(uint32_t i) const {
 
 Result<Member> Archive::Impl::mmar_entry(uint32_t i) const {
   const uint64_t eoff = uint64_t{i} * format::kEntrySize;
-  const uint64_t abs = sb.sb_index_offset + eoff;
   auto e = load<format::Entry>(index.data() + eoff);
   MMAR_ASSIGN(std::string_view name, name_at(i));
-  if (const char* why = name_problem(name)) return member_malformed(file(), i, abs + 40, why);
+  EntryContext ctx{file(), count, source.size(), align, sb.sb_index_offset + eoff};
+  return decode_entry(e, i, name, ctx);
+}
+
+Result<Member> decode_entry(const format::Entry& e, uint32_t i, std::string_view name, const EntryContext& ctx) {
+  const uint64_t abs = ctx.entry_offset;
+  const std::string& file = ctx.file;
+  const uint32_t count = ctx.count;
+  const uint64_t align = ctx.align;
+  if (const char* why = name_problem(name)) return member_malformed(file, i, abs + 40, why);
   Member m;
   m.index = i;
   m.name = name;
@@ -362,48 +388,48 @@ Result<Member> Archive::Impl::mmar_entry(uint32_t i) const {
   m.mtime_ns = static_cast<int64_t>(e.me_mtime_ns.get());
   m.mode = e.me_mode;
   if (e.me_codec > static_cast<uint8_t>(format::EntryCodec::xz)) {
-    return member_malformed(file(), i, abs + 56, "unknown codec " + std::to_string(e.me_codec));
+    return member_malformed(file, i, abs + 56, "unknown codec " + std::to_string(e.me_codec));
   }
   m.codec = static_cast<Codec>(e.me_codec);
   if (e.me_kind > static_cast<uint8_t>(Kind::btf_index)) {
-    return member_malformed(file(), i, abs + 57, "unknown kind " + std::to_string(e.me_kind));
+    return member_malformed(file, i, abs + 57, "unknown kind " + std::to_string(e.me_kind));
   }
   m.kind = static_cast<Kind>(e.me_kind);
   const uint16_t flags = e.me_flags;
   if ((flags & ~format::kKnownFlags) != 0 || e.me_reserved != 0) {
-    return member_malformed(file(), i, abs + 58, "unknown flags or non-zero reserved field");
+    return member_malformed(file, i, abs + 58, "unknown flags or non-zero reserved field");
   }
   m.page_aligned = (flags & format::kFlagPageAligned) != 0;
   m.has_btf = (flags & format::kFlagHasBtf) != 0;
   if (e.me_link != format::kNoLink) {
     if (e.me_link >= count || e.me_link == i) {
-      return member_malformed(file(), i, abs + 52, "link to member " + std::to_string(e.me_link.get()));
+      return member_malformed(file, i, abs + 52, "link to member " + std::to_string(e.me_link.get()));
     }
     m.link = e.me_link;
   }
   const uint32_t type = m.mode & S_IFMT;
   if (type != S_IFREG && type != S_IFDIR && type != S_IFLNK) {
-    return member_malformed(file(), i, abs + 48, "unsupported file type in mode " + hex(m.mode));
+    return member_malformed(file, i, abs + 48, "unsupported file type in mode " + hex(m.mode));
   }
   if (m.codec == Codec::none && m.stored_size != m.size) {
     return member_malformed(
-        file(), i, abs + 8,
+        file, i, abs + 8,
         "raw member with stored size " + std::to_string(m.stored_size) + " != size " + std::to_string(m.size));
   }
   if (type == S_IFDIR && (m.size != 0 || m.stored_size != 0)) {
-    return member_malformed(file(), i, abs + 16, "directory with data");
+    return member_malformed(file, i, abs + 16, "directory with data");
   }
   if (m.codec != Codec::none && m.stored_size == 0) {
-    return member_malformed(file(), i, abs + 8, "compressed member with no stored bytes");
+    return member_malformed(file, i, abs + 8, "compressed member with no stored bytes");
   }
   if (m.stored_size != 0 &&
-      (m.data_offset < format::kHeaderAreaSize || !in_bounds(m.data_offset, m.stored_size, source.size()))) {
-    return member_malformed(file(), i, abs,
+      (m.data_offset < format::kHeaderAreaSize || !in_bounds(m.data_offset, m.stored_size, ctx.file_size))) {
+    return member_malformed(file, i, abs,
                             "data [" + hex(m.data_offset) + ", +" + hex(m.stored_size) + ") is not inside the file (" +
-                                std::to_string(source.size()) + " bytes)");
+                                std::to_string(ctx.file_size) + " bytes)");
   }
   if (m.page_aligned && m.data_offset % align != 0) {
-    return member_malformed(file(), i, abs, "data offset " + hex(m.data_offset) + " is flagged aligned but is not");
+    return member_malformed(file, i, abs, "data offset " + hex(m.data_offset) + " is flagged aligned but is not");
   }
   return m;
 }
@@ -540,6 +566,34 @@ Result<void> Archive::for_each(Kind kind, const std::function<Result<void>(const
 // ---------------------------------------------------------------------------
 // Verification
 
+namespace {
+
+// A fence that claims the index in use must be intact and right: each key
+// sorts after the last name of the run before it and not after the first
+// name of its own run. (A fence of an older generation is just unused.)
+std::optional<std::string> check_fence(const Archive::Impl& a) {
+  const uint64_t avail = std::min<uint64_t>(fence::kMaxBytes, a.source.size() - fence::kOffset);
+  auto area = a.source.read(fence::kOffset, avail);
+  if (!area.ok()) return area.error().message();
+  if (fence::View::claimed_size(area->span()) == 0) return std::nullopt;
+  fence::Header h;
+  std::memcpy(&h, area->data(), sizeof h);
+  if (h.index_xxh3 != a.sb.sb_index_xxh3 || h.generation != a.sb.sb_generation) return std::nullopt;
+  auto v = fence::View::parse(area->span(), a.sb);
+  if (!v) return "damaged (header, offsets or checksum)";
+  if (!v->key(0).empty()) return "key 0 is not empty";
+  for (uint32_t k = 1; k < v->keys(); ++k) {
+    const uint64_t first = uint64_t{k} * v->stride();
+    auto before = a.name_at(static_cast<uint32_t>(first - 1));
+    auto at = a.name_at(static_cast<uint32_t>(first));
+    if (!before.ok() || !at.ok()) return std::nullopt;  // reported per member
+    if (!(*before < v->key(k)) || *at < v->key(k)) return "key " + std::to_string(k) + " does not separate its runs";
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
 Result<std::vector<VerifyProblem>> Archive::verify() const {
   const Impl& a = *impl_;
   std::vector<VerifyProblem> problems;
@@ -555,6 +609,7 @@ Result<std::vector<VerifyProblem>> Archive::verify() const {
     if (XXH3_64bits(a.index.data(), a.index.size()) != a.sb.sb_index_xxh3) {
       structural("index checksum mismatch");
     }
+    if (auto why = check_fence(a)) structural("name fence: " + *why);
   }
   std::string_view prev;
   for (uint32_t i = 0; i < a.count; ++i) {

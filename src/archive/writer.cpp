@@ -18,6 +18,7 @@
 
 #include "archive/codec.h"
 #include "archive/detect.h"
+#include "archive/fence.h"
 #include "archive/format.h"
 #include "archive/names.h"
 #include "mmar/archive.h"
@@ -484,7 +485,16 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
   std::vector<format::Entry> entries(sorted.size());
   std::string names;
   WriteStats stats;
-  uint64_t offset = format::kHeaderAreaSize;
+  // The name fence (if the archive is large enough for one) sits right
+  // after the superblocks; its index-dependent fields are filled at the end.
+  std::vector<std::byte> fence_block;
+  {
+    std::vector<std::string_view> sorted_names;
+    sorted_names.reserve(sorted.size());
+    for (const Input& in : sorted) sorted_names.push_back(in.name);
+    fence_block = fence::build(sorted_names);
+  }
+  uint64_t offset = *align_up(format::kHeaderAreaSize + fence_block.size(), format::kPackedAlign);
   uint64_t done = 0;
   uint64_t flushed = 0;
   constexpr uint64_t kWritebackChunk = uint64_t{8} << 20;
@@ -582,6 +592,11 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
   if (!entries.empty()) std::memcpy(index.data(), entries.data(), entries.size() * format::kEntrySize);
   std::memcpy(index.data() + entries.size() * format::kEntrySize, names.data(), names.size());
   MMAR_TRY(pwrite_all(fd, index, index_offset, path));
+  const uint64_t index_xxh3 = XXH3_64bits(index.data(), index.size());
+  if (!fence_block.empty()) {
+    fence::finish(fence_block, index_xxh3, 1);
+    MMAR_TRY(pwrite_all(fd, fence_block, fence::kOffset, path));
+  }
 
   format::Superblock sb{};
   std::memcpy(sb.sb_magic, format::kMagic, sizeof sb.sb_magic);
@@ -593,7 +608,7 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
   sb.sb_index_size = index.size();
   sb.sb_member_count = static_cast<uint32_t>(entries.size());
   sb.sb_align_log2 = align_log2;
-  sb.sb_index_xxh3 = XXH3_64bits(index.data(), index.size());
+  sb.sb_index_xxh3 = index_xxh3;
   sb.sb_xxh3 = XXH3_64bits(&sb, offsetof(format::Superblock, sb_xxh3));
   MMAR_TRY(pwrite_all(fd, &sb, sizeof sb, 0, path));
   MMAR_TRY(pwrite_all(fd, &sb, sizeof sb, format::kSuperblockSize, path));

@@ -2,6 +2,7 @@
 // validated index of type offsets, lookups across base and split.
 #include "mmar/btf.h"
 #include "btf/records.h"
+#include "btf/stored_index.h"
 
 #include <algorithm>
 #include <atomic>
@@ -109,10 +110,11 @@ struct Btf::Impl {
   // place from `index`; each record reached through it is bounds-checked.
   bool stored = false;
   Bytes index_bytes;  // keeps the stored index alive
+  Bytes names_bytes;
   const std::byte* stored_offs = nullptr;
-  const std::byte* stored_hashes = nullptr;
-  const std::byte* stored_ids = nullptr;
+  const std::byte* stored_tuples = nullptr;  // btf_index::NameEntry x stored_names
   uint32_t stored_names = 0;
+  uint64_t binding = 0;
 
   uint32_t off_at(uint32_t local) const {
     return stored ? read_int<uint32_t>(stored_offs + uint64_t{local} * 4, true) : offs[local];
@@ -383,26 +385,30 @@ Result<Btf> Btf::parse_split(Bytes bytes, std::string name, const Btf& base, con
   return btf;
 }
 
-Result<Btf> Btf::parse_indexed(Bytes bytes, std::string name, Bytes index, uint64_t btf_xxh3, const Btf* base) {
+Result<Btf> Btf::parse_indexed(Bytes bytes, std::string name, Bytes offsets, Bytes names, uint64_t btf_xxh3,
+                              const Btf* base) {
   // Parse without allocating the lazy index; allocate it only if the stored
   // one turns out not to fit.
   MMAR_ASSIGN(auto impl, parse_impl(std::move(bytes), std::move(name), base != nullptr ? base->impl_ : nullptr, false));
   Impl& b = *impl;
-  const std::byte* p = index.data();
-  const uint64_t size = index.size();
-  if (size >= 24 && std::memcmp(p, "MMBTFIX1", 8) == 0 && read_int<uint64_t>(p + 8, true) == btf_xxh3) {
-    const uint64_t count = read_int<uint32_t>(p + 16, true);
-    const uint64_t names = read_int<uint32_t>(p + 20, true);
-    const uint64_t offs_end = 24 + count * 4;
-    const uint64_t hashes = (offs_end + 7) & ~uint64_t{7};
-    const uint64_t need = hashes + names * 12;
-    if (need == size && count * kTypeHeaderSize <= b.types_len && names <= count) {
+  const std::byte* p = offsets.data();
+  const std::byte* q = names.data();
+  if (offsets.size() >= sizeof(btf_index::OffsetsHeader) && names.size() >= sizeof(btf_index::NamesHeader)) {
+    auto oh = load<btf_index::OffsetsHeader>(p);
+    auto nh = load<btf_index::NamesHeader>(q);
+    const uint64_t count = oh.count;
+    const uint64_t entries = (names.size() - sizeof nh) / sizeof(btf_index::NameEntry);
+    if (std::memcmp(oh.magic, btf_index::kOffsetsMagic, 8) == 0 && oh.binding == btf_xxh3 && oh.reserved == 0 &&
+        offsets.size() == sizeof oh + count * 4 && count * kTypeHeaderSize <= b.types_len &&
+        std::memcmp(nh.magic, btf_index::kNamesMagic, 8) == 0 && nh.binding == btf_xxh3 &&
+        names.size() == sizeof nh + entries * sizeof(btf_index::NameEntry) && entries <= count) {
       b.stored = true;
-      b.index_bytes = std::move(index);
-      b.stored_offs = p + 24;
-      b.stored_hashes = p + hashes;
-      b.stored_ids = p + hashes + names * 8;
-      b.stored_names = static_cast<uint32_t>(names);
+      b.index_bytes = std::move(offsets);
+      b.names_bytes = std::move(names);
+      b.stored_offs = p + sizeof oh;
+      b.stored_tuples = q + sizeof nh;
+      b.stored_names = static_cast<uint32_t>(entries);
+      b.binding = btf_xxh3;
       b.indexed.store(static_cast<uint32_t>(count));
       b.complete = true;
     }
@@ -411,37 +417,55 @@ Result<Btf> Btf::parse_indexed(Bytes bytes, std::string name, Bytes index, uint6
   return Btf(std::move(impl));
 }
 
-Result<std::vector<std::byte>> Btf::build_index(uint64_t btf_xxh3) const {
+Result<Btf::StoredIndex> Btf::build_index(uint64_t btf_xxh3) const {
   Impl& b = *impl_;
   MMAR_ASSIGN(uint32_t total, b.count());
   const uint32_t count = total - b.start_id;
-  std::vector<std::pair<uint64_t, uint32_t>> names;
+  std::vector<btf_index::NameEntry> tuples;
+  const uint64_t own_strs = static_cast<uint64_t>(reinterpret_cast<const std::byte*>(b.strs) - b.bytes.data());
   for (uint32_t local = 0; local < count; ++local) {
-    auto s = b.str(read_int<uint32_t>(b.types + b.off_at(local), b.little));
+    const std::byte* rec = b.types + b.off_at(local);
+    const uint32_t name_off = read_int<uint32_t>(rec, b.little);
+    auto s = b.str(name_off);
     if (!s || s->empty()) continue;
-    names.emplace_back(XXH3_64bits(s->data(), s->size()), b.start_id + local);
+    uint64_t at;
+    if (name_off < b.start_str_off) {  // a base string
+      const Impl& base = *b.base;
+      at = static_cast<uint64_t>(reinterpret_cast<const std::byte*>(base.strs) - base.bytes.data()) + name_off;
+      if (at >= btf_index::kNameInBase) return b.malformed(b.types_file_off, "BTF too large to index");
+      at |= btf_index::kNameInBase;
+    } else {
+      at = own_strs + (name_off - b.start_str_off);
+      if (at >= btf_index::kNameInBase) return b.malformed(b.types_file_off, "BTF too large to index");
+    }
+    btf_index::NameEntry e;
+    e.hash = btf_index::name_hash(*s, btf_xxh3);
+    e.id = b.start_id + local;
+    e.info = read_int<uint32_t>(rec + 4, b.little);
+    e.size_or_type = read_int<uint32_t>(rec + 8, b.little);
+    e.name_at = static_cast<uint32_t>(at);
+    tuples.push_back(e);
   }
-  std::sort(names.begin(), names.end());
-  const uint64_t offs_end = 24 + uint64_t{count} * 4;
-  const uint64_t hashes = (offs_end + 7) & ~uint64_t{7};
-  std::vector<std::byte> out(hashes + names.size() * 12);
-  auto put32 = [&](uint64_t at, uint32_t v) {
-    ul32 le = v;
-    std::memcpy(out.data() + at, &le, 4);
-  };
-  auto put64 = [&](uint64_t at, uint64_t v) {
-    ul64 le = v;
-    std::memcpy(out.data() + at, &le, 8);
-  };
-  std::memcpy(out.data(), "MMBTFIX1", 8);
-  put64(8, btf_xxh3);
-  put32(16, count);
-  put32(20, static_cast<uint32_t>(names.size()));
-  for (uint32_t i = 0; i < count; ++i) put32(24 + uint64_t{i} * 4, b.off_at(i));
-  for (size_t k = 0; k < names.size(); ++k) {
-    put64(hashes + k * 8, names[k].first);
-    put32(hashes + names.size() * 8 + k * 4, names[k].second);
+  std::sort(tuples.begin(), tuples.end(), [](const btf_index::NameEntry& x, const btf_index::NameEntry& y) {
+    return x.hash != y.hash ? x.hash < y.hash : x.id < y.id;
+  });
+  StoredIndex out;
+  btf_index::OffsetsHeader oh{};
+  std::memcpy(oh.magic, btf_index::kOffsetsMagic, 8);
+  oh.binding = btf_xxh3;
+  oh.count = count;
+  out.offsets.resize(sizeof oh + uint64_t{count} * 4);
+  std::memcpy(out.offsets.data(), &oh, sizeof oh);
+  for (uint32_t i = 0; i < count; ++i) {
+    ul32 v = b.off_at(i);
+    std::memcpy(out.offsets.data() + sizeof oh + uint64_t{i} * 4, &v, 4);
   }
+  btf_index::NamesHeader nh{};
+  std::memcpy(nh.magic, btf_index::kNamesMagic, 8);
+  nh.binding = btf_xxh3;
+  out.names.resize(sizeof nh + tuples.size() * sizeof(btf_index::NameEntry));
+  std::memcpy(out.names.data(), &nh, sizeof nh);
+  if (!tuples.empty()) std::memcpy(out.names.data() + sizeof nh, tuples.data(), tuples.size() * sizeof tuples[0]);
   return out;
 }
 
@@ -477,10 +501,11 @@ Result<BtfType> Btf::find(std::string_view name, std::optional<BtfKind> kind) co
   }
   Impl& b = *impl_;
   if (b.stored) {
-    const uint64_t h = XXH3_64bits(name.data(), name.size());
+    const uint64_t h = btf_index::name_hash(name, b.binding);
     // The hashes are uniform: interpolation finds the spot in a few probes,
     // i.e. a few pages of the mapping touched instead of ~log2(n).
-    auto hash_at = [&](uint32_t k) { return read_int<uint64_t>(b.stored_hashes + uint64_t{k} * 8, true); };
+    auto tuple = [&](uint32_t k) { return load<btf_index::NameEntry>(b.stored_tuples + uint64_t{k} * 24); };
+    auto hash_at = [&](uint32_t k) { return tuple(k).hash.get(); };
     uint32_t lo = 0, hi = b.stored_names;  // answer in [lo, hi]: first entry with hash >= h
     while (hi - lo > 16) {
       const uint64_t vlo = hash_at(lo), vhi = hash_at(hi - 1);
@@ -518,8 +543,8 @@ Result<BtfType> Btf::find(std::string_view name, std::optional<BtfKind> kind) co
         hi = mid;
       }
     }
-    for (; lo < b.stored_names && read_int<uint64_t>(b.stored_hashes + uint64_t{lo} * 8, true) == h; ++lo) {
-      const uint32_t id = read_int<uint32_t>(b.stored_ids + uint64_t{lo} * 4, true);
+    for (; lo < b.stored_names && hash_at(lo) == h; ++lo) {
+      const uint32_t id = tuple(lo).id;
       if (id < b.start_id) continue;
       auto t = b.type(id);
       if (!t.ok()) return std::move(t).error();
@@ -573,18 +598,48 @@ Result<void> Btf::validate() const {
                            "stored index: offset of type " + std::to_string(b.start_id + i) + " is wrong");
       }
     }
-    uint64_t prev = 0;
+    // The name table: every named type once, in (hash, id) order, each
+    // field as the record and its name say.
+    const uint64_t own_strs = static_cast<uint64_t>(reinterpret_cast<const std::byte*>(b.strs) - b.bytes.data());
+    uint32_t named = 0;
+    for (uint32_t i = 0; i < n; ++i) {
+      auto s = b.str(read_int<uint32_t>(b.types + b.off_at(i), b.little));
+      if (s && !s->empty()) ++named;
+    }
+    if (named != b.stored_names) {
+      return b.malformed(b.types_file_off, "stored index: " + std::to_string(b.stored_names) + " names for " +
+                                               std::to_string(named) + " named types");
+    }
+    uint64_t prev_hash = 0;
+    uint32_t prev_id = 0;
     for (uint32_t k = 0; k < b.stored_names; ++k) {
-      const uint64_t h = read_int<uint64_t>(b.stored_hashes + uint64_t{k} * 8, true);
-      const uint32_t id = read_int<uint32_t>(b.stored_ids + uint64_t{k} * 4, true);
-      if (h < prev || id < b.start_id || id - b.start_id >= n) {
-        return b.malformed(b.types_file_off, "stored index: name table entry " + std::to_string(k) + " is wrong");
+      auto e = load<btf_index::NameEntry>(b.stored_tuples + uint64_t{k} * 24);
+      const uint64_t h = e.hash;
+      const uint32_t id = e.id;
+      auto bad = [&](const char* what) {
+        return b.malformed(b.types_file_off, "stored index: name entry " + std::to_string(k) + " (type " +
+                                                 std::to_string(id) + "): " + what);
+      };
+      if (id < b.start_id || id - b.start_id >= n || (k > 0 && (h < prev_hash || (h == prev_hash && id <= prev_id)))) {
+        return bad("out of order or out of range");
       }
-      prev = h;
-      auto s = b.str(read_int<uint32_t>(b.types + b.off_at(id - b.start_id), b.little));
-      if (!s || XXH3_64bits(s->data(), s->size()) != h) {
-        return b.malformed(b.types_file_off, "stored index: name hash of type " + std::to_string(id) + " is wrong");
+      prev_hash = h;
+      prev_id = id;
+      const std::byte* rec = b.types + b.off_at(id - b.start_id);
+      const uint32_t name_off = read_int<uint32_t>(rec, b.little);
+      auto s = b.str(name_off);
+      if (!s || s->empty() || btf_index::name_hash(*s, b.binding) != h) return bad("wrong name hash");
+      if (e.info != read_int<uint32_t>(rec + 4, b.little) || e.size_or_type != read_int<uint32_t>(rec + 8, b.little)) {
+        return bad("record fields differ");
       }
+      uint64_t at;
+      if (name_off < b.start_str_off) {
+        at = static_cast<uint64_t>(reinterpret_cast<const std::byte*>(b.base->strs) - b.base->bytes.data()) + name_off;
+        at |= btf_index::kNameInBase;
+      } else {
+        at = own_strs + (name_off - b.start_str_off);
+      }
+      if (e.name_at != at) return bad("wrong name position");
     }
     b.validated.store(true, std::memory_order_release);
     return success();

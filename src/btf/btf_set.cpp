@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "mmar/btf.h"
+#include "btf/stored_index.h"
 
 #include <string>
 
@@ -29,11 +30,15 @@ struct BtfSet::Impl {
       MMAR_ASSIGN(Member base_member, archive.at(*m.link));
       MMAR_ASSIGN(base, open(base_member, depth + 1));
     }
-    // A stored index NAME.mmidx made for exactly these bytes.
-    auto idx = archive.find(std::string(m.name) + ".mmidx");
-    if (idx.ok() && idx->kind == Kind::btf_index && idx->link == m.index && m.has_checksum) {
-      MMAR_ASSIGN(Bytes index, archive.read(*idx));
-      btf = Btf::parse_indexed(std::move(bytes), std::move(name), std::move(index), m.xxh3, base ? &*base : nullptr);
+    // A stored index (NAME.mmidx + NAME.mmnames) made for exactly these bytes.
+    auto idx = archive.find(std::string(m.name) + btf_index::kOffsetsSuffix);
+    auto names = archive.find(std::string(m.name) + btf_index::kNamesSuffix);
+    auto usable = [&](const Result<Member>& x) { return x.ok() && x->kind == Kind::btf_index && x->link == m.index; };
+    if (usable(idx) && usable(names) && m.has_checksum) {
+      MMAR_ASSIGN(Bytes offsets, archive.read(*idx));
+      MMAR_ASSIGN(Bytes name_table, archive.read(*names));
+      btf = Btf::parse_indexed(std::move(bytes), std::move(name), std::move(offsets), std::move(name_table), m.xxh3,
+                               base ? &*base : nullptr);
     } else if (base) {
       btf = Btf::parse_split(std::move(bytes), std::move(name), *base);
     } else {

@@ -19,77 +19,15 @@
 #include "mmar/btf.h"
 #include "support/checked.h"
 #include "support/endian.h"
+#include "support/block_reader.h"
 #include "support/fd.h"
 
 namespace mmar {
 
 namespace {
 
-constexpr uint64_t kBlock = 64 * 1024;
 constexpr uint32_t kHeaderSize = 24;
 constexpr uint32_t kTypeHeaderSize = 12;
-
-// A few 64 KiB blocks of a file, least recently used replaced first.
-class BlockReader {
- public:
-  BlockReader(int fd, uint64_t size) : fd_(fd), size_(size) {}
-
-  // [off, off + n) of the file; false if outside it or on a read error.
-  bool read(uint64_t off, size_t n, void* out) {
-    if (!in_bounds(off, n, size_)) return false;
-    auto* dst = static_cast<char*>(out);
-    while (n > 0) {
-      const uint64_t index = off / kBlock;
-      const Block* b = block(index);
-      if (b == nullptr) return false;
-      const uint64_t at = off - index * kBlock;
-      const size_t take = static_cast<size_t>(std::min<uint64_t>(n, b->len - at));
-      if (take == 0) return false;
-      std::memcpy(dst, b->data.data() + at, take);
-      dst += take;
-      off += take;
-      n -= take;
-    }
-    return true;
-  }
-  uint64_t size() const { return size_; }
-
- private:
-  struct Block {
-    uint64_t index = ~uint64_t{0};
-    uint64_t len = 0;
-    uint64_t used = 0;
-    std::array<char, kBlock> data;
-  };
-  const Block* block(uint64_t index) {
-    Block* victim = &blocks_[0];
-    for (Block& b : blocks_) {
-      if (b.index == index) {
-        b.used = ++clock_;
-        return &b;
-      }
-      if (b.used < victim->used) victim = &b;
-    }
-    const uint64_t start = index * kBlock;
-    const size_t want = static_cast<size_t>(std::min<uint64_t>(kBlock, size_ - start));
-    size_t got = 0;
-    while (got < want) {
-      ssize_t r = ::pread(fd_, victim->data.data() + got, want - got, static_cast<off_t>(start + got));
-      if (r < 0 && errno == EINTR) continue;
-      if (r <= 0) return nullptr;
-      got += static_cast<size_t>(r);
-    }
-    victim->index = index;
-    victim->len = got;
-    victim->used = ++clock_;
-    return victim;
-  }
-
-  int fd_;
-  uint64_t size_;
-  uint64_t clock_ = 0;
-  std::array<Block, 4> blocks_{};
-};
 
 bool reader_read_at(void* ctx, uint64_t offset, size_t length, void* out) {
   return static_cast<BlockReader*>(ctx)->read(offset, length, out);

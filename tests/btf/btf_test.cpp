@@ -303,7 +303,10 @@ TEST_F(BtfOracle, StoredIndexIsUsedCheckedAndNeverTrustedBlindly) {
   // An index bound to other bytes is ignored: the BTF is scanned instead.
   auto base_bytes = a->read("vmlinux");
   auto idx = a->read("vmlinux.mmidx");
-  auto other = Btf::parse_indexed(*base_bytes, "x", *idx, 12345, nullptr);
+  auto names = a->read("vmlinux.mmnames");
+  ASSERT_TRUE(idx.ok() && names.ok());
+  EXPECT_EQ(a->find("vmlinux.mmnames")->kind, Kind::btf_index);
+  auto other = Btf::parse_indexed(*base_bytes, "x", *idx, *names, 12345, nullptr);
   ASSERT_TRUE(other.ok());
   EXPECT_FALSE(other->has_stored_index());
   // A damaged offset (checksum binding intact): a clean error on access, and
@@ -311,7 +314,8 @@ TEST_F(BtfOracle, StoredIndexIsUsedCheckedAndNeverTrustedBlindly) {
   std::vector<std::byte> bad(idx->data(), idx->data() + idx->size());
   bad[24 + 4 * 2] = std::byte{0xff};  // offset of the third type
   bad[24 + 4 * 2 + 1] = std::byte{0xff};
-  auto damaged = Btf::parse_indexed(*base_bytes, "damaged", Bytes::from_vector(bad), a->find("vmlinux")->xxh3, nullptr);
+  const uint64_t binding = a->find("vmlinux")->xxh3;
+  auto damaged = Btf::parse_indexed(*base_bytes, "damaged", Bytes::from_vector(bad), *names, binding, nullptr);
   ASSERT_TRUE(damaged.ok());
   ASSERT_TRUE(damaged->has_stored_index());
   auto t3 = damaged->type(3);
@@ -320,6 +324,25 @@ TEST_F(BtfOracle, StoredIndexIsUsedCheckedAndNeverTrustedBlindly) {
       << t3.error().message();
   auto v = damaged->validate();
   ASSERT_FALSE(v.ok());
+
+  // A damaged name entry: found by validate(), and a lookup through it
+  // still compares the name with the BTF's own string.
+  std::vector<std::byte> bad_names(names->data(), names->data() + names->size());
+  const size_t entry = 16 + 24 * 5;
+  bad_names[entry + 8] = std::byte{0x7f};  // the ID of the sixth name
+  auto wrong = Btf::parse_indexed(*base_bytes, "wrong", *idx, Bytes::from_vector(bad_names), binding, nullptr);
+  ASSERT_TRUE(wrong.ok());
+  ASSERT_TRUE(wrong->has_stored_index());
+  auto wv = wrong->validate();
+  ASSERT_FALSE(wv.ok());
+  EXPECT_NE(wv.error().message().find("stored index: name entry 5"), std::string::npos) << wv.error().message();
+  auto good = Btf::parse_indexed(*base_bytes, "good", *idx, *names, binding, nullptr);
+  ASSERT_TRUE(good.ok());
+  EXPECT_TRUE(good->validate().ok());
+  // A name table that does not fit its header is ignored altogether.
+  auto cut = Btf::parse_indexed(*base_bytes, "cut", *idx, names->subspan(0, names->size() - 1), binding, nullptr);
+  ASSERT_TRUE(cut.ok());
+  EXPECT_FALSE(cut->has_stored_index());
 }
 
 // ---------------------------------------------------------------------------

@@ -70,15 +70,18 @@ int run_pack(const Parsed& p) {
   auto base = Btf::open(p.positional[1], nullptr, BtfOpenOptions{.validate = true});
   if (!base.ok()) return fail(base.error());
   Writer w(o);
-  // Each BTF member gets a stored index NAME.mmidx bound to its bytes, so
-  // that opening it from the archive needs no scan.
+  // Each BTF member gets its stored index, NAME.mmidx (type offsets) and
+  // NAME.mmnames (names by hash), bound to its bytes, so that opening it from
+  // the archive needs no scan and one lookup is a few reads.
   auto add_with_index = [&](const std::string& name, const std::string& path, const Btf& btf) -> Result<void> {
     MMAR_TRY(w.add_path(name, path));
     MMAR_ASSIGN(Source src, Source::open(path));
     MMAR_ASSIGN(Bytes all, src.read(0, src.size()));
     MMAR_ASSIGN(auto index, btf.build_index(member_checksum(all.span())));
-    MMAR_TRY(w.add_bytes(name + ".mmidx", std::move(index), 0644));
-    return w.set_link(name + ".mmidx", name);
+    MMAR_TRY(w.add_bytes(name + ".mmidx", std::move(index.offsets), 0644));
+    MMAR_TRY(w.add_bytes(name + ".mmnames", std::move(index.names), 0644));
+    MMAR_TRY(w.set_link(name + ".mmidx", name));
+    return w.set_link(name + ".mmnames", name);
   };
   if (auto r = add_with_index("vmlinux", p.positional[1], *base); !r.ok()) return fail(r.error());
   std::vector<std::pair<std::string, std::string>> modules;  // (member name, path)
