@@ -132,6 +132,23 @@ void BM_MmarArchiveOpenFind(benchmark::State& state) {
   }
 }
 
+// The one-shot lookup from the packed archive: no mapping, the name fence
+// and the stored name table (btf_find_in_archive). Checked against libbpf's
+// answer once before timing.
+void BM_MmarArchiveFindOneShot(benchmark::State& state) {
+  const std::string& path = packed();
+  struct btf* b = btf__parse((corpus() + "/vmlinux.btf").c_str(), nullptr);
+  const int want = btf__find_by_name_kind(b, "task_struct", BTF_KIND_STRUCT);
+  btf__free(b);
+  auto first = mmar::btf_find_in_archive(path, "vmlinux", "task_struct", mmar::BtfKind::struct_);
+  if (!first.ok() || static_cast<int>(first->id) != want) die("mmar: task_struct differs from libbpf's");
+  for (auto _ : state) {
+    auto t = mmar::btf_find_in_archive(path, "vmlinux", "task_struct", mmar::BtfKind::struct_);
+    if (!t.ok()) die("mmar: no task_struct");
+    benchmark::DoNotOptimize(t->id);
+  }
+}
+
 // A name at the end of vmlinux: what a lookup costs when the scan is long.
 void BM_LibbpfParseFindLast(benchmark::State& state) {
   const std::string path = corpus() + "/vmlinux.btf";
@@ -242,6 +259,7 @@ BENCHMARK(BM_LibbpfParseFind)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_MmarOpenFind)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_MmarFindInFile)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_MmarArchiveOpenFind)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_MmarArchiveFindOneShot)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_LibbpfParseFindLast)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_MmarOpenFindLast)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_LibbpfAllModulesByName)->Unit(benchmark::kMillisecond);

@@ -212,8 +212,12 @@ Result<BtfFoundType> btf_find_in_file(const std::string& path, std::string_view 
 // kind, size and vlen come from the index, which is bound to the member's
 // checksum. Members that are compressed, ELF objects, or without a usable
 // index are answered by opening the archive.
+struct BtfLookupTrace {
+  uint32_t reads = 0;      // preads made (the full path's mapping not counted)
+  bool full_path = false;  // answered by opening the archive
+};
 Result<BtfFoundType> btf_find_in_archive(const std::string& archive, std::string_view member, std::string_view name,
-                                         std::optional<BtfKind> kind = std::nullopt);
+                                         std::optional<BtfKind> kind = std::nullopt, BtfLookupTrace* trace = nullptr);
 
 // The BTF members of one archive. Opening a split member (one whose entry
 // links to its base member) opens the base first; each base is parsed once

@@ -191,7 +191,6 @@ Result<std::optional<ProbedMember>> ArchiveProbe::search_blocks(std::string_view
     if (!blocks_->read(sb_.sb_index_offset + uint64_t{i} * format::kEntrySize, sizeof e, &e)) {
       return sys_error("read " + path_, errno != 0 ? errno : EIO);
     }
-    ++reads_;
     return success();
   };
   auto name_of = [&](uint32_t i, const format::Entry& e) -> Result<std::string_view> {
@@ -235,10 +234,17 @@ Result<ProbedMember> ArchiveProbe::at(uint32_t index) {
     auto n = run_name(index);
     if (n.ok()) return decode(index, e, *n);
   }
-  MMAR_TRY(load_run(index, index + 1));
-  auto e = load<format::Entry>(run_entries_.data());
-  MMAR_ASSIGN(std::string_view n, run_name(index));
-  return decode(index, e, n);
+  // One entry and its name, leaving the cached run as it is.
+  format::Entry e;
+  MMAR_TRY(read(sb_.sb_index_offset + uint64_t{index} * format::kEntrySize, sizeof e, &e));
+  if (e.me_name_len == 0 || !in_bounds(e.me_name_offset, e.me_name_len, names_size_)) {
+    return Error(Errc::malformed, path_ + ": member " + std::to_string(index) + ": name outside the name table",
+                 sb_.sb_index_offset + uint64_t{index} * format::kEntrySize + 40);
+  }
+  std::string name(e.me_name_len, '\0');
+  MMAR_TRY(read(sb_.sb_index_offset + uint64_t{count_} * format::kEntrySize + e.me_name_offset, name.size(),
+                name.data()));
+  return decode(index, e, name);
 }
 
 }  // namespace mmar

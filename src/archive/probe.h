@@ -60,7 +60,7 @@ class ArchiveProbe {
   // Exactly [offset, offset + size) of the file.
   Result<void> read(uint64_t offset, size_t size, void* out);
   // Reads made so far (for tests and benchmarks).
-  uint32_t reads() const { return reads_; }
+  uint32_t reads() const { return reads_ + (blocks_ ? blocks_->reads() : 0); }
 
  private:
   ArchiveProbe() = default;

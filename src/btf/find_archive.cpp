@@ -7,6 +7,7 @@
 // itself to compare. Anything unusual goes to the full path (Archive +
 // BtfSet), which answers every case.
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "archive/probe.h"
@@ -19,8 +20,6 @@ namespace {
 
 constexpr uint64_t kEntry = sizeof(btf_index::NameEntry);
 constexpr uint64_t kHeader = sizeof(btf_index::NamesHeader);
-// Entries read around the interpolated position (~4 KiB).
-constexpr uint64_t kWindow = 168;
 
 enum class Outcome { found, absent, fallback };
 
@@ -32,16 +31,19 @@ struct Searched {
 // A raw, uncompressed BTF member.
 bool plain_btf(const Member& m) { return m.is_regular() && m.kind == Kind::btf && m.codec == Codec::none; }
 
-Result<Searched> search(ArchiveProbe& probe, const Member& btf, const Member* base, std::string_view name,
-                        std::optional<BtfKind> kind) {
-  Searched r;
-  MMAR_ASSIGN(auto names_member, probe.find(std::string(btf.name) + btf_index::kNamesSuffix));
-  if (!names_member) return r;
-  const Member& nm = **names_member;
-  if (!nm.is_regular() || nm.kind != Kind::btf_index || nm.codec != Codec::none || nm.link != btf.index ||
-      nm.size < kHeader || (nm.size - kHeader) % kEntry != 0) {
-    return r;
+// The stored name table of `btf`, if it is there and usable.
+Result<std::optional<ProbedMember>> name_table(ArchiveProbe& probe, const Member& btf) {
+  MMAR_ASSIGN(auto nm, probe.find(std::string(btf.name) + btf_index::kNamesSuffix));
+  if (nm && (*nm)->is_regular() && (*nm)->kind == Kind::btf_index && (*nm)->codec == Codec::none &&
+      (*nm)->link == btf.index && (*nm)->size >= kHeader && ((*nm)->size - kHeader) % kEntry == 0) {
+    return nm;
   }
+  return std::optional<ProbedMember>();
+}
+
+Result<Searched> search(ArchiveProbe& probe, const Member& btf, const Member& nm, const Member* base,
+                        std::string_view name, std::optional<BtfKind> kind) {
+  Searched r;
   const uint64_t n = (nm.size - kHeader) / kEntry;
   const uint64_t h = btf_index::name_hash(name, btf.xxh3);
   auto entries_at = [&](uint64_t first, uint64_t count, std::vector<btf_index::NameEntry>& out) -> Result<void> {
@@ -49,20 +51,35 @@ Result<Searched> search(ArchiveProbe& probe, const Member& btf, const Member* ba
     if (count == 0) return success();
     return probe.read(nm.data_offset + kHeader + first * kEntry, count * kEntry, out.data());
   };
-  // The first entry with hash >= h lies in [lo, hi]; the hashes are
-  // uniform, so it is almost always within the window around n * h / 2^64.
+  // Where the first entry with hash >= h is: the number of the n uniform
+  // hashes below h is binomial(n, p), p = h / 2^64, so a window of 1.5
+  // standard deviations either side of n p holds it ~87% of the time;
+  // otherwise the window moves towards it.
   std::vector<btf_index::NameEntry> w;
-  uint64_t lo = 0, hi = n;
-  __extension__ using u128 = unsigned __int128;
-  const uint64_t guess = static_cast<uint64_t>((static_cast<u128>(h) * n) >> 64);
-  uint64_t wlo = guess > kWindow / 2 ? guess - kWindow / 2 : 0;
-  uint64_t whi = std::min(n, wlo + kWindow);
-  wlo = whi > kWindow ? std::min(wlo, whi - kWindow) : 0;
-  MMAR_TRY(entries_at(wlo, whi - wlo, w));
-  const bool bracketed = (wlo == 0 || w.front().hash < h) && (whi == n || w.back().hash > h);
+  const double p = static_cast<double>(h) / 18446744073709551616.0;
+  const double sd = std::sqrt(static_cast<double>(n) * p * (1 - p));
+  const uint64_t half = std::max<uint64_t>(32, static_cast<uint64_t>(1.5 * sd) + 1);
+  const uint64_t guess = std::min<uint64_t>(n, static_cast<uint64_t>(p * static_cast<double>(n)));
+  uint64_t wlo = guess > half ? guess - half : 0;
+  uint64_t whi = std::min(n, guess + half);
+  bool bracketed = false;
+  for (int step = 0; step < 8 && !bracketed; ++step) {
+    MMAR_TRY(entries_at(wlo, whi - wlo, w));
+    const bool low_ok = wlo == 0 || (!w.empty() && w.front().hash < h);
+    const bool high_ok = whi == n || (!w.empty() && w.back().hash > h);
+    bracketed = low_ok && high_ok;
+    if (!low_ok) {
+      whi = wlo + 1;
+      wlo = wlo > 2 * half ? wlo - 2 * half : 0;
+    } else if (!high_ok) {
+      wlo = whi - 1;
+      whi = std::min(n, whi + 2 * half);
+    }
+  }
   if (!bracketed) {
     // Binary search with single-entry reads (a skewed or damaged table).
     btf_index::NameEntry e;
+    uint64_t lo = 0, hi = n;
     while (lo < hi) {
       const uint64_t mid = lo + (hi - lo) / 2;
       MMAR_TRY(probe.read(nm.data_offset + kHeader + mid * kEntry, kEntry, &e));
@@ -78,7 +95,6 @@ Result<Searched> search(ArchiveProbe& probe, const Member& btf, const Member* ba
       if (e.hash != h) break;
       ++end;
     }
-    wlo = lo;
     MMAR_TRY(entries_at(lo, end - lo, w));
   }
   std::string want(name);
@@ -112,7 +128,8 @@ Result<Searched> search(ArchiveProbe& probe, const Member& btf, const Member* ba
 }
 
 Result<BtfFoundType> full_path(const std::string& path, std::string_view member, std::string_view name,
-                               std::optional<BtfKind> kind) {
+                               std::optional<BtfKind> kind, BtfLookupTrace& trace) {
+  trace.full_path = true;
   MMAR_ASSIGN(Archive a, Archive::open(path));
   BtfSet set(std::move(a));
   MMAR_ASSIGN(Btf btf, set.open(member));
@@ -128,31 +145,50 @@ Error not_found(const std::string& path, std::string_view member, std::string_vi
 
 }  // namespace
 
-Result<BtfFoundType> btf_find_in_archive(const std::string& path, std::string_view member, std::string_view name,
-                                         std::optional<BtfKind> kind) {
+namespace {
+
+Result<BtfFoundType> find_fast(const std::string& path, std::string_view member, std::string_view name,
+                               std::optional<BtfKind> kind, BtfLookupTrace& trace) {
   auto opened = ArchiveProbe::open(path);
   if (!opened.ok()) {
-    if (opened.error().code() == Errc::unsupported) return full_path(path, member, name, kind);
+    if (opened.error().code() == Errc::unsupported) return full_path(path, member, name, kind, trace);
     return std::move(opened).error();
   }
   ArchiveProbe& probe = *opened;
+  struct CountReads {
+    ArchiveProbe& p;
+    BtfLookupTrace& t;
+    ~CountReads() { t.reads = p.reads(); }
+  } count{probe, trace};
   MMAR_ASSIGN(auto m, probe.find(member));
   if (!m) return Error(Errc::not_found, path + ": no member '" + std::string(member) + "'");
-  if (!plain_btf(**m)) return full_path(path, member, name, kind);
+  if (!plain_btf(**m)) return full_path(path, member, name, kind, trace);
+  MMAR_ASSIGN(auto names, name_table(probe, **m));
+  if (!names) return full_path(path, member, name, kind, trace);
   std::optional<ProbedMember> base;
   if ((*m)->link) {
     MMAR_ASSIGN(ProbedMember b, probe.at(*(*m)->link));
-    if (!plain_btf(*b) || b->link) return full_path(path, member, name, kind);
-    base = std::move(b);
+    if (!plain_btf(*b) || b->link) return full_path(path, member, name, kind, trace);
+    MMAR_ASSIGN(auto base_names, name_table(probe, *b));
+    if (!base_names) return full_path(path, member, name, kind, trace);
     // Btf::find answers from the base first.
-    MMAR_ASSIGN(Searched in_base, search(probe, **base, nullptr, name, kind));
+    MMAR_ASSIGN(Searched in_base, search(probe, *b, **base_names, nullptr, name, kind));
     if (in_base.outcome == Outcome::found) return in_base.found;
-    if (in_base.outcome == Outcome::fallback) return full_path(path, member, name, kind);
+    if (in_base.outcome == Outcome::fallback) return full_path(path, member, name, kind, trace);
+    base = std::move(b);
   }
-  MMAR_ASSIGN(Searched own, search(probe, **m, base ? &**base : nullptr, name, kind));
+  MMAR_ASSIGN(Searched own, search(probe, **m, **names, base ? &**base : nullptr, name, kind));
   if (own.outcome == Outcome::found) return own.found;
-  if (own.outcome == Outcome::fallback) return full_path(path, member, name, kind);
+  if (own.outcome == Outcome::fallback) return full_path(path, member, name, kind, trace);
   return not_found(path, member, name, kind);
+}
+
+}  // namespace
+
+Result<BtfFoundType> btf_find_in_archive(const std::string& path, std::string_view member, std::string_view name,
+                                         std::optional<BtfKind> kind, BtfLookupTrace* trace) {
+  BtfLookupTrace local;
+  return find_fast(path, member, name, kind, trace != nullptr ? *trace : local);
 }
 
 }  // namespace mmar

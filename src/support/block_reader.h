@@ -41,6 +41,7 @@ class BlockReader {
     return true;
   }
   uint64_t size() const { return size_; }
+  uint32_t reads() const { return reads_; }
 
  private:
   struct Block {
@@ -62,6 +63,7 @@ class BlockReader {
     const size_t want = static_cast<size_t>(std::min<uint64_t>(kBlock, size_ - start));
     size_t got = 0;
     while (got < want) {
+      ++reads_;
       ssize_t r = ::pread(fd_, victim->data.data() + got, want - got, static_cast<off_t>(start + got));
       if (r < 0 && errno == EINTR) continue;
       if (r <= 0) return nullptr;
@@ -76,6 +78,7 @@ class BlockReader {
   int fd_;
   uint64_t size_;
   uint64_t clock_ = 0;
+  uint32_t reads_ = 0;
   std::array<Block, 4> blocks_{};
 };
 

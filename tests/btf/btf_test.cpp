@@ -7,6 +7,7 @@
 #include <cstring>
 #include <map>
 
+#include "mmar/archive.h"
 #include "mmar/btf.h"
 #include "support/test_support.h"
 
@@ -251,6 +252,175 @@ TEST_F(BtfOracle, FindInFileAgreesWithTheMappedBtf) {
   r = btf_find_in_file(text, "x");
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error().message().find("not BTF"), std::string::npos) << r.error().message();
+}
+
+// btf_find_in_archive (pread: the archive's name fence, the stored name
+// table) answers exactly as BtfSet::open(member).find does: every named type
+// of the base and of a split, with and without its kind, absent names, and
+// the cases it hands to the full path (compressed members, ELF members, an
+// index bound to other bytes).
+TEST_F(BtfOracle, FindInArchiveAgreesWithBtfSet) {
+  Objects o;
+  auto sh = [](const std::string& c) { ASSERT_EQ(test::run(c + " 2>&1"), 0) << c; };
+  // Raw BTF (the .BTF sections), and enough module copies for a name fence.
+  const std::string base_raw = o.tmp / "vmlinux.btf", split_raw = o.tmp / "split.btf";
+  sh("objcopy --dump-section .BTF=" + q(base_raw) + " " + q(o.base) + " " + q(o.tmp / "junk1"));
+  sh("objcopy --dump-section .BTF=" + q(split_raw) + " " + q(o.module_split) + " " + q(o.tmp / "junk2"));
+  sh("mkdir -p " + q(o.tmp / "mods/sub"));
+  for (int i = 0; i < 40; ++i) {
+    sh("cp " + q(split_raw) + " " + q(o.tmp / ("mods/m" + std::to_string(100 + i) + ".btf")));
+  }
+  sh("cp " + q(o.module_split) + " " + q(o.tmp / "mods/sub/elf_module.o"));
+  const std::string raw_pack = o.tmp / "raw.mmar", z_pack = o.tmp / "z.mmar";
+  sh(std::string(MMAR_BIN) + " btf pack -f " + q(raw_pack) + " " + q(base_raw) + " " + q(o.tmp / "mods"));
+  sh(std::string(MMAR_BIN) + " btf pack --compress zstd -f " + q(z_pack) + " " + q(base_raw) + " " +
+     q(o.tmp / "mods"));
+
+  auto base = Btf::open(base_raw);
+  ASSERT_TRUE(base.ok());
+  auto split = Btf::open(split_raw, &*base);
+  ASSERT_TRUE(split.ok());
+  // Every named type of both, and names that are nowhere.
+  std::vector<std::pair<std::string, BtfKind>> queries;
+  for (const Btf* b : {&*base, &*split}) {
+    for (uint32_t id = b->start_id() == 0 ? 1 : b->start_id(); id < *b->type_count(); ++id) {
+      auto t = b->type(id);
+      ASSERT_TRUE(t.ok());
+      if (!b->name_of(*t).empty()) queries.emplace_back(std::string(b->name_of(*t)), t->kind());
+    }
+  }
+  ASSERT_GT(queries.size(), 15u);
+  for (const char* absent : {"no_such_type", "", "a", "zzzzzzzz", "task_struc", "task_struct_"}) {
+    queries.emplace_back(absent, BtfKind::struct_);
+  }
+  struct Case {
+    std::string archive, member;
+    bool full_path;  // ELF members are answered by opening the archive
+  };
+  const std::vector<Case> cases = {{raw_pack, "vmlinux", false},
+                                   {raw_pack, "modules/m117.btf", false},
+                                   {raw_pack, "modules/sub/elf_module.o", true},
+                                   {z_pack, "vmlinux", false},
+                                   {z_pack, "modules/m139.btf", false}};
+  size_t compared = 0;
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.archive + ":" + c.member);
+    auto a = Archive::open(c.archive);
+    ASSERT_TRUE(a.ok());
+    BtfSet set(*a);
+    auto btf = set.open(c.member);
+    ASSERT_TRUE(btf.ok()) << btf.error().message();
+    for (const auto& [name, kind] : queries) {
+      for (std::optional<BtfKind> k : {std::optional<BtfKind>(kind), std::optional<BtfKind>()}) {
+        auto want = btf->find(name, k);
+        BtfLookupTrace trace;
+        auto got = btf_find_in_archive(c.archive, c.member, name, k, &trace);
+        EXPECT_TRUE(!c.full_path || trace.full_path) << name;
+        ASSERT_EQ(want.ok(), got.ok()) << name << (got.ok() ? "" : ": " + got.error().message());
+        if (!want.ok()) {
+          EXPECT_EQ(got.error().code(), Errc::not_found) << got.error().message();
+          continue;
+        }
+        EXPECT_EQ(got->id, want->id()) << name;
+        EXPECT_EQ(got->kind, want->kind()) << name;
+        EXPECT_EQ(got->size_or_type, want->size()) << name;
+        EXPECT_EQ(got->vlen, want->vlen()) << name;
+        ++compared;
+      }
+    }
+  }
+  EXPECT_GT(compared, 100u);
+
+  // An index left bound to other bytes (the member replaced, its index
+  // kept): ignored, the answers are those of the member's own bytes.
+  auto a = Archive::open(raw_pack);
+  ASSERT_TRUE(a.ok());
+  Writer w;
+  auto copy = [&](const std::string& from, const std::string& to) {
+    auto bytes = a->read(from);
+    ASSERT_TRUE(bytes.ok());
+    ASSERT_TRUE(w.add_bytes(to, std::vector<std::byte>(bytes->data(), bytes->data() + bytes->size())).ok());
+  };
+  // Another BTF for "vmlinux": the .BTF of module.o.
+  sh("objcopy --dump-section .BTF=" + q(o.tmp / "other.btf") + " " + q(o.module_base) + " " + q(o.tmp / "junk3"));
+  ASSERT_TRUE(w.add_path("vmlinux", o.tmp / "other.btf").ok());
+  copy("vmlinux.mmidx", "vmlinux.mmidx");
+  copy("vmlinux.mmnames", "vmlinux.mmnames");
+  for (int i = 0; i < 70; ++i) ASSERT_TRUE(w.add_bytes("pad/" + std::to_string(1000 + i), {}).ok());
+  ASSERT_TRUE(w.set_link("vmlinux.mmidx", "vmlinux").ok());
+  ASSERT_TRUE(w.set_link("vmlinux.mmnames", "vmlinux").ok());
+  const std::string stale = o.tmp / "stale.mmar";
+  ASSERT_TRUE(w.write(stale).ok());
+  auto other = Btf::open(o.tmp / "other.btf");
+  ASSERT_TRUE(other.ok());
+  for (const char* name : {"my_module_state", "task_struct", "list_head", "no_such_type"}) {
+    auto want = other->find(name);
+    auto got = btf_find_in_archive(stale, "vmlinux", name);
+    ASSERT_EQ(want.ok(), got.ok()) << name;
+    if (want.ok()) {
+      EXPECT_EQ(got->id, want->id()) << name;
+    }
+  }
+
+  // Errors: a missing member, a file that is not there, one-line messages.
+  auto missing = btf_find_in_archive(raw_pack, "modules/none.btf", "task_struct");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.error().code(), Errc::not_found);
+  EXPECT_NE(missing.error().message().find("modules/none.btf"), std::string::npos);
+  auto nofile = btf_find_in_archive(o.tmp / "nope.mmar", "vmlinux", "task_struct");
+  ASSERT_FALSE(nofile.ok());
+  EXPECT_NE(nofile.error().message().find("nope.mmar"), std::string::npos);
+}
+
+// The same on a BTF large enough for the interpolated reads to miss and
+// move (60,000 named types, names shared across kinds and repeated).
+TEST(BtfArchive, FindInArchiveOnALargeBtf) {
+  TempDir tmp;
+  BtfBuilder b;
+  auto i32 = b.add_int("int", 4, 1);
+  ASSERT_TRUE(i32.ok());
+  for (int i = 0; i < 20000; ++i) {
+    const std::string n = "type_" + std::to_string(i * 7919 % 100003);
+    auto s = b.add_struct(n, 4);
+    ASSERT_TRUE(s.ok());
+    ASSERT_TRUE(b.add_field("x", *i32, 0).ok());
+    ASSERT_TRUE(b.add_typedef(n, *s).ok());  // same name, another kind
+    ASSERT_TRUE(b.add_ptr(*s).ok());         // unnamed
+    if (i % 3 == 0) {
+      ASSERT_TRUE(b.add_fwd(n, false).ok());  // a repeat, higher ID
+    }
+    if (i % 2 == 0) {
+      ASSERT_TRUE(b.add_func_proto(*i32).ok());  // unnamed
+    }
+  }
+  const std::string raw = tmp / "big.btf", pack = tmp / "big.mmar";
+  test::write_file(raw, b.write());
+  ASSERT_EQ(test::run(std::string(MMAR_BIN) + " btf pack -f " + q(pack) + " " + q(raw) + " 2>&1"), 0);
+  auto btf = Btf::open(raw);
+  ASSERT_TRUE(btf.ok());
+  uint64_t lookups = 0, reads = 0;
+  for (int i = 0; i < 3000; ++i) {
+    const std::string n = "type_" + std::to_string((i * 104729) % 100003);
+    for (std::optional<BtfKind> k : {std::optional<BtfKind>(), std::optional<BtfKind>(BtfKind::typedef_),
+                                     std::optional<BtfKind>(BtfKind::fwd)}) {
+      auto want = btf->find(n, k);
+      BtfLookupTrace trace;
+      auto got = btf_find_in_archive(pack, "vmlinux", n, k, &trace);
+      ASSERT_FALSE(trace.full_path) << n;
+      ++lookups;
+      reads += trace.reads;
+      ASSERT_EQ(want.ok(), got.ok()) << n;
+      if (want.ok()) {
+        ASSERT_EQ(got->id, want->id()) << n;
+        ASSERT_EQ(got->kind, want->kind()) << n;
+      }
+    }
+  }
+  // Head, the whole (small) index, the name entries, the name: about 4
+  // reads, sometimes a second window.
+  std::printf("%llu lookups, %.2f reads each\n", static_cast<unsigned long long>(lookups),
+              static_cast<double>(reads) / static_cast<double>(lookups));
+  EXPECT_LT(reads, lookups * 6);
 }
 
 TEST_F(BtfOracle, IndexedLookupsAgreeWithAScan) {
