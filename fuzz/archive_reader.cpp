@@ -3,12 +3,20 @@
 //  - every member handed out reads back as exactly `size` bytes, or errors;
 //  - a name found by at() is found again by find() (when the index is
 //    sorted) at a member with the same name;
-//  - verify() never fails to run on an archive that opened.
+//  - verify() never fails to run on an archive that opened;
+//  - ArchiveProbe (preads, the name fence) finds every member of an archive
+//    that verify() passes at the same index, and btf_find_in_archive answers
+//    (or fails cleanly) on every member.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "archive/probe.h"
 #include "mmar/archive.h"
+#include "mmar/btf.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::span<const std::byte> bytes(reinterpret_cast<const std::byte*>(data), size);
@@ -31,6 +39,33 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     // verify() reports problems as a list; an Error means the archive could
     // not be read at all, which open() should already have caught.
     if (problems.error().code() != mmar::Errc::limit) std::abort();
+  }
+  if (a->format() != mmar::Format::mmar) return 0;
+  // The pread path reads a file: the same bytes in a memfd.
+  static int fd = memfd_create("fuzz", MFD_CLOEXEC);
+  if (fd < 0 || ftruncate(fd, 0) != 0 || (size > 0 && pwrite(fd, data, size, 0) != static_cast<ssize_t>(size))) {
+    std::abort();
+  }
+  const std::string path = "/proc/self/fd/" + std::to_string(fd);
+  const bool sound = problems.ok() && problems->empty();
+  auto probe = mmar::ArchiveProbe::open(path);
+  if (!probe.ok()) {
+    if (sound) std::abort();  // Archive::open accepted the same superblock
+    return 0;
+  }
+  for (uint32_t i = 0; i < n; ++i) {
+    auto m = a->at(i);
+    if (!m.ok()) continue;
+    auto f = probe->find(m->name);
+    if (sound && (!f.ok() || !f->has_value() || (**f)->index != i || (**f)->data_offset != m->data_offset)) {
+      std::abort();
+    }
+    if (i < 8) {
+      auto t = mmar::btf_find_in_archive(path, m->name, "task_struct");
+      auto any = mmar::btf_find_in_archive(path, m->name, "a");
+      (void)t;
+      (void)any;
+    }
   }
   return 0;
 }

@@ -706,6 +706,24 @@ TEST(BtfCli, DumpFindStatsAndArchiveMembers) {
   EXPECT_TRUE(split->has_btf);
   ASSERT_EQ(test::run(m + " btf dump " + q(o.tmp / "c.mmar") + ":module_split.o", &out), 0);
   EXPECT_EQ(out, bpftool(o.module_split, o.base));
+
+  // find on a packed archive's member (the one-shot path) prints what the
+  // full path (--validate opens and validates the member) prints.
+  const std::string base_raw = o.tmp / "b.btf", split_raw = o.tmp / "s.btf";
+  ASSERT_EQ(test::run("objcopy --dump-section .BTF=" + q(base_raw) + " " + q(o.base) + " " + q(o.tmp / "j1")), 0);
+  ASSERT_EQ(test::run("objcopy --dump-section .BTF=" + q(split_raw) + " " + q(o.module_split) + " " + q(o.tmp / "j2")),
+            0);
+  ASSERT_EQ(test::run(m + " btf pack -f " + q(o.tmp / "p.mmar") + " " + q(base_raw) + " " + q(split_raw)), 0);
+  for (const char* flags : {"", " --json", " --kind struct"}) {
+    std::string fast, full;
+    const std::string args = std::string(flags) + " task_struct my_module_state list_head";
+    EXPECT_EQ(test::run(m + " btf find " + q(o.tmp / "p.mmar") + ":modules/s.btf" + args, &fast), 0);
+    EXPECT_EQ(test::run(m + " btf find --validate " + q(o.tmp / "p.mmar") + ":modules/s.btf" + args, &full), 0);
+    EXPECT_EQ(fast, full) << flags;
+    EXPECT_NE(fast.find("my_module_state"), std::string::npos) << fast;
+  }
+  EXPECT_EQ(test::run(m + " btf find " + q(o.tmp / "p.mmar") + ":vmlinux no_such_type 2>&1", &out), 1);
+  EXPECT_NE(out.find("no type named 'no_such_type'"), std::string::npos) << out;
 }
 
 }  // namespace

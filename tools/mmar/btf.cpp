@@ -142,6 +142,14 @@ std::optional<BtfKind> parse_kind(std::string s) {
   return std::nullopt;
 }
 
+void print_found(const Parsed& p, const std::string& name, uint32_t id, BtfKind kind) {
+  if (p.has("json")) {
+    std::printf("{\"name\":%s,\"id\":%u,\"kind\":\"%s\"}\n", json_string(name).c_str(), id, btf_kind_name(kind));
+  } else {
+    std::printf("[%u] %s '%s'\n", id, btf_kind_name(kind), name.c_str());
+  }
+}
+
 }  // namespace
 
 int run_btf(int argc, char** argv) {
@@ -153,6 +161,29 @@ int run_btf(int argc, char** argv) {
   if (sub != "dump" && sub != "find" && sub != "stats") return usage_error("btf", "unknown subcommand '" + sub + "'");
   BtfOpenOptions options;
   options.validate = p.has("validate");
+
+  // find on an archive member: the one-shot lookup (preads through the
+  // archive's name fence and the member's stored name table, no mapping).
+  std::string archive_path, member_name;
+  if (sub == "find" && !p.has("base-btf") && !p.has("validate") &&
+      split_member_spec(spec, archive_path, member_name)) {
+    if (p.positional.size() < 3) return usage_error("btf", "find needs at least one NAME");
+    std::optional<BtfKind> kind;
+    if (p.has("kind")) {
+      kind = parse_kind(p.get("kind"));
+      if (!kind) return usage_error("btf", "unknown kind '" + p.get("kind") + "'");
+    }
+    int rc = kExitOk;
+    for (size_t i = 2; i < p.positional.size(); ++i) {
+      auto t = btf_find_in_archive(archive_path, member_name, p.positional[i], kind);
+      if (!t.ok()) {
+        rc = fail(t.error());
+        continue;
+      }
+      print_found(p, p.positional[i], t->id, t->kind);
+    }
+    return rc;
+  }
 
   std::optional<Btf> base;
   if (p.has("base-btf")) {
@@ -191,12 +222,7 @@ int run_btf(int argc, char** argv) {
         rc = fail(t.error());
         continue;
       }
-      if (p.has("json")) {
-        std::printf("{\"name\":%s,\"id\":%u,\"kind\":\"%s\"}\n", json_string(p.positional[i]).c_str(), t->id(),
-                    btf_kind_name(t->kind()));
-      } else {
-        std::printf("[%u] %s '%s'\n", t->id(), btf_kind_name(t->kind()), p.positional[i].c_str());
-      }
+      print_found(p, p.positional[i], t->id(), t->kind());
     }
     return rc;
   }
