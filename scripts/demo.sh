@@ -70,6 +70,16 @@ if [ -r /sys/kernel/btf/vmlinux ]; then
   "$MMAR" btf dump --format c "$work/demo.mmar:$btf_member" > "$work/vmlinux.h"
   echo "$(wc -l < "$work/vmlinux.h") lines; struct task_struct at line $(grep -n '^struct task_struct {' "$work/vmlinux.h" | cut -d: -f1)"
   if command -v gcc >/dev/null; then gcc -fsyntax-only -w -x c "$work/vmlinux.h" && echo "gcc -fsyntax-only: OK"; fi
+
+  echo
+  echo "== this kernel's BTF and its loaded modules' in one archive (mmar btf pack), one lookup each (mmar btf find)"
+  mods=()
+  for m in /sys/kernel/btf/*; do [ "$m" != /sys/kernel/btf/vmlinux ] && mods+=("$m"); done
+  "$MMAR" btf pack -f "$work/kernel.mmar" /sys/kernel/btf/vmlinux "${mods[@]}"
+  "$MMAR" btf find "$work/kernel.mmar:vmlinux" task_struct sk_buff
+  if ((${#mods[@]})); then
+    "$MMAR" btf find "$work/kernel.mmar:modules/$(basename "${mods[0]}")" task_struct
+  fi
 fi
 
 if [ -w /dev/fuse ] && command -v fusermount3 >/dev/null; then
