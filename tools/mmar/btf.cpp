@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include <cinttypes>
+#include <functional>
 #include <cstring>
 
 #include "cli.h"
@@ -142,12 +143,36 @@ std::optional<BtfKind> parse_kind(std::string s) {
   return std::nullopt;
 }
 
-void print_found(const Parsed& p, const std::string& name, uint32_t id, BtfKind kind) {
-  if (p.has("json")) {
-    std::printf("{\"name\":%s,\"id\":%u,\"kind\":\"%s\"}\n", json_string(name).c_str(), id, btf_kind_name(kind));
-  } else {
-    std::printf("[%u] %s '%s'\n", id, btf_kind_name(kind), name.c_str());
+struct Found {
+  uint32_t id;
+  BtfKind kind;
+};
+
+// find: each NAME (with --kind) through `lookup`, one line each.
+int run_find(const Parsed& p,
+             const std::function<Result<Found>(const std::string&, std::optional<BtfKind>)>& lookup) {
+  if (p.positional.size() < 3) return usage_error("btf", "find needs at least one NAME");
+  std::optional<BtfKind> kind;
+  if (p.has("kind")) {
+    kind = parse_kind(p.get("kind"));
+    if (!kind) return usage_error("btf", "unknown kind '" + p.get("kind") + "'");
   }
+  int rc = kExitOk;
+  for (size_t i = 2; i < p.positional.size(); ++i) {
+    const std::string& name = p.positional[i];
+    auto t = lookup(name, kind);
+    if (!t.ok()) {
+      rc = fail(t.error());
+      continue;
+    }
+    if (p.has("json")) {
+      std::printf("{\"name\":%s,\"id\":%u,\"kind\":\"%s\"}\n", json_string(name).c_str(), t->id,
+                  btf_kind_name(t->kind));
+    } else {
+      std::printf("[%u] %s '%s'\n", t->id, btf_kind_name(t->kind), name.c_str());
+    }
+  }
+  return rc;
 }
 
 }  // namespace
@@ -167,22 +192,10 @@ int run_btf(int argc, char** argv) {
   std::string archive_path, member_name;
   if (sub == "find" && !p.has("base-btf") && !p.has("validate") &&
       split_member_spec(spec, archive_path, member_name)) {
-    if (p.positional.size() < 3) return usage_error("btf", "find needs at least one NAME");
-    std::optional<BtfKind> kind;
-    if (p.has("kind")) {
-      kind = parse_kind(p.get("kind"));
-      if (!kind) return usage_error("btf", "unknown kind '" + p.get("kind") + "'");
-    }
-    int rc = kExitOk;
-    for (size_t i = 2; i < p.positional.size(); ++i) {
-      auto t = btf_find_in_archive(archive_path, member_name, p.positional[i], kind);
-      if (!t.ok()) {
-        rc = fail(t.error());
-        continue;
-      }
-      print_found(p, p.positional[i], t->id, t->kind);
-    }
-    return rc;
+    return run_find(p, [&](const std::string& n, std::optional<BtfKind> kind) -> Result<Found> {
+      MMAR_ASSIGN(BtfFoundType t, btf_find_in_archive(archive_path, member_name, n, kind));
+      return Found{t.id, t.kind};
+    });
   }
 
   std::optional<Btf> base;
@@ -209,22 +222,10 @@ int run_btf(int argc, char** argv) {
     return kExitOk;
   }
   if (sub == "find") {
-    if (p.positional.size() < 3) return usage_error("btf", "find needs at least one NAME");
-    std::optional<BtfKind> kind;
-    if (p.has("kind")) {
-      kind = parse_kind(p.get("kind"));
-      if (!kind) return usage_error("btf", "unknown kind '" + p.get("kind") + "'");
-    }
-    int rc = kExitOk;
-    for (size_t i = 2; i < p.positional.size(); ++i) {
-      auto t = btf->find(p.positional[i], kind);
-      if (!t.ok()) {
-        rc = fail(t.error());
-        continue;
-      }
-      print_found(p, p.positional[i], t->id(), t->kind());
-    }
-    return rc;
+    return run_find(p, [&](const std::string& n, std::optional<BtfKind> kind) -> Result<Found> {
+      MMAR_ASSIGN(BtfType t, btf->find(n, kind));
+      return Found{t.id(), t.kind()};
+    });
   }
   // stats
   auto count = btf->type_count();
