@@ -590,7 +590,7 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
   const uint64_t index_offset = offset;
   std::vector<std::byte> index(entries.size() * format::kEntrySize + names.size());
   if (!entries.empty()) std::memcpy(index.data(), entries.data(), entries.size() * format::kEntrySize);
-  std::memcpy(index.data() + entries.size() * format::kEntrySize, names.data(), names.size());
+  if (!names.empty()) std::memcpy(index.data() + entries.size() * format::kEntrySize, names.data(), names.size());
   MMAR_TRY(pwrite_all(fd, index, index_offset, path));
   const uint64_t index_xxh3 = XXH3_64bits(index.data(), index.size());
   if (!fence_block.empty()) {
