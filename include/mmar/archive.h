@@ -20,6 +20,7 @@
 
 #include "mmar/result.h"
 #include "mmar/source.h"
+#include "mmar/unique_fd.h"
 
 namespace mmar {
 
@@ -125,24 +126,130 @@ class Archive {
 };
 
 // ---------------------------------------------------------------------------
+// One writer at a time (docs/FORMAT.md, "Writers"). Every writer of an
+// archive -- a writable mount, compaction, commit_generation and Writer::write
+// replacing an existing file -- holds an exclusive OFD lock (fcntl
+// F_OFD_SETLK) on the archive file while it writes. A second writer fails at
+// once with Errc::busy: "PATH: in use by another writer (pid N)". Readers
+// take no lock: writers never overwrite data a reader may be using.
+class WriterLock {
+ public:
+  // Open `path` read-write and lock it; also checks that `path` still names
+  // the locked file afterwards (it may have been replaced meanwhile).
+  static Result<WriterLock> acquire(const std::string& path);
+  // Lock an fd the caller keeps open (the lock lives with its open file
+  // description). `path` is for messages.
+  static Result<void> lock_fd(int fd, const std::string& path);
+  // Own an fd already locked with lock_fd.
+  static Result<WriterLock> adopt(UniqueFd fd, const std::string& path) { return WriterLock(std::move(fd), path); }
+
+  WriterLock(WriterLock&&) noexcept = default;
+  WriterLock& operator=(WriterLock&&) noexcept = default;
+  ~WriterLock() = default;
+
+  int fd() const { return fd_.get(); }
+  const std::string& path() const { return path_; }
+  // Errc::io (EIO) when `path` no longer names the locked file: it was
+  // replaced (rename over it) or removed. A writer must not commit then.
+  Result<void> still_named() const;
+  // Give up the lock and the fd.
+  void release() { fd_.reset(); }
+
+ private:
+  WriterLock(UniqueFd fd, std::string path) : fd_(std::move(fd)), path_(std::move(path)) {}
+  UniqueFd fd_;
+  std::string path_;
+};
+
+// ---------------------------------------------------------------------------
 // Updating in place (the writable mount): a new generation appended to an
 // existing mmar archive (see docs/FORMAT.md, "Updating in place").
 
-// One member of the new generation.
-struct UpdateMember {
-  std::string name;
-  uint32_t mode = 0100644;  // S_IFREG/S_IFDIR/S_IFLNK | permissions
-  int64_t mtime_ns = 0;
-  std::optional<uint32_t> keep;  // reuse member `keep`'s stored bytes (of `current`)
-  int data_fd = -1;              // else, regular files: the new bytes, [0, size) of this fd
+// Raw bytes (codec none) that an updater appended for a member.
+struct StoredExtent {
+  uint64_t offset = 0;  // file offset (0 when size is 0)
   uint64_t size = 0;
-  std::string symlink_target;  // symlinks without `keep`
+  uint64_t xxh3 = 0;  // of the bytes
+  Kind kind = Kind::data;
+  bool page_aligned = false;
+  bool has_btf = false;
 };
 
-// Append the new data and a new index to `path` (whose current generation
-// `current` is), then switch the superblock slot not in use to it, with
-// fsyncs in between: a crash at any moment leaves the old or the new
-// generation readable. Fails if the archive changed since `current` opened.
+// One member put by a commit (added, or replacing the member of that name).
+// Its bytes come from, in this order: `keep`, `extent`, `data_fd`, or the
+// symlink target; a directory has none.
+struct UpdateMember {
+  std::string name;         // a normalised member name (normalize_member_name)
+  uint32_t mode = 0100644;  // S_IFREG/S_IFDIR/S_IFLNK | permissions
+  int64_t mtime_ns = 0;
+  std::optional<uint32_t> keep;        // reuse member `keep`'s stored bytes (of the updater's base())
+  std::optional<StoredExtent> extent;  // reuse bytes an earlier commit of the same updater appended
+  int data_fd = -1;                    // regular files: the new bytes, [0, size) of this fd (holes stay holes)
+  uint64_t size = 0;
+  std::string symlink_target;
+};
+
+struct UpdaterOptions {
+  // Rewrite the archive with only its live data (atomically, under the lock)
+  // once the file is larger than compact_ratio x the live bytes and at least
+  // compact_min_bytes. 0 disables automatic compaction.
+  double compact_ratio = 2.0;
+  uint64_t compact_min_bytes = uint64_t{1} << 20;
+};
+
+struct CommitResult {
+  // Per put member, in the order given: where bytes written from data_fd or
+  // a symlink target now are (nullopt for the others).
+  std::vector<std::optional<StoredExtent>> extents;
+  bool full_index = false;  // wrote a whole member table (else an index delta)
+  bool compacted = false;   // the archive was rewritten: base() changed, and every
+                            // `keep` index and extent from before is stale
+  uint64_t appended = 0;    // bytes this commit appended (before any compaction)
+};
+
+// The writer of in-place updates (the writable mount): holds the archive's
+// WriterLock, appends each commit's data and an index delta (or, when the
+// chain of deltas grows, a whole member table), switches the superblock
+// slot not in use, with fdatasync between; a crash at any moment leaves the
+// old or the new generation. A commit that fails truncates the file back to
+// its last committed length, so the file is left as it was. Cost per commit
+// is proportional to what it changes (amortised: a delta merges with the
+// ones before it as a binary counter would, so at most log2 of the changes
+// deep); superseded data is reclaimed by automatic compaction.
+class ArchiveUpdater {
+ public:
+  static Result<ArchiveUpdater> open(const std::string& path, UpdaterOptions options = {});
+  ArchiveUpdater(ArchiveUpdater&&) noexcept;
+  ArchiveUpdater& operator=(ArchiveUpdater&&) noexcept;
+  ~ArchiveUpdater();
+
+  // The archive as opened or as last compacted (what `keep` indexes name).
+  const Archive& base() const;
+  const WriterLock& lock() const;
+  uint64_t generation() const;  // of the last commit
+  uint64_t file_size() const;   // committed length of the file
+  uint64_t live_bytes() const;  // stored bytes the current generation uses, index included
+  uint32_t size() const;        // members in the current generation
+  // Whether member `name` exists now, and is a directory.
+  std::optional<bool> is_dir(std::string_view name) const;
+
+  // Put and remove members (names in `remove` must exist and not be put);
+  // nothing is written if a name breaks the rules of normalize_member_name
+  // or a file would have members below it.
+  Result<CommitResult> commit(std::vector<UpdateMember> put, const std::vector<std::string>& remove);
+  // Rewrite now (see UpdaterOptions).
+  Result<void> compact();
+
+ private:
+  struct Impl;
+  explicit ArchiveUpdater(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// One generation replacing the whole member list: `members` is every member
+// of the new generation (`keep` indexes name members of `current`). Takes the
+// archive's lock for the commit; fails if the archive changed since `current`
+// was opened.
 Result<void> commit_generation(const std::string& path, const Archive& current, std::vector<UpdateMember> members);
 
 // ---------------------------------------------------------------------------
@@ -207,9 +314,14 @@ class Writer {
   // Write atomically: a temporary file beside `path`, fsync, rename, fsync
   // of the directory. On failure the temporary is removed and any existing
   // file at `path` is untouched.
+  // Takes the WriterLock of an existing archive at `path` (Errc::busy if
+  // another writer has it) and locks the temporary before renaming it.
   Result<WriteStats> write(const std::string& path);
+  // The same over the archive whose lock the caller already holds.
+  Result<WriteStats> write(const WriterLock& held);
 
  private:
+  Result<WriteStats> write_to(const std::string& path);
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

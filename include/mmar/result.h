@@ -22,6 +22,7 @@ enum class Errc : uint8_t {
   checksum,          // stored checksum does not match the bytes
   limit,             // a size or count exceeds a configured limit
   invalid_argument,  // the caller asked for something impossible
+  busy,              // another writer holds the archive's lock
 };
 
 const char* errc_name(Errc code);

@@ -22,6 +22,10 @@ inline constexpr uint8_t kMinAlignLog2 = 12;  // 4 KiB
 inline constexpr uint8_t kMaxAlignLog2 = 16;  // 64 KiB
 inline constexpr uint64_t kPackedAlign = 8;   // alignment of non page-aligned data
 
+// Superblock flags (sb_flags). A reader refuses a flag it does not know.
+inline constexpr uint32_t kSbFlagIndexDelta = 1u << 0;  // sb_index_offset holds an index delta, not a table
+inline constexpr uint32_t kKnownSbFlags = kSbFlagIndexDelta;
+
 // Superblock: two copies, at offsets 0 and 64. A reader uses the valid copy
 // (magic and sb_xxh3 correct) with the higher sb_generation. Writers of new
 // archives write both identical; an in-place update (writable mount) writes
@@ -30,7 +34,7 @@ struct Superblock {
   unsigned char sb_magic[8];
   ul16 sb_version;         // kVersion
   ul16 sb_size;            // sizeof(Superblock) = 64
-  ul32 sb_flags;           // must be 0 in version 1
+  ul32 sb_flags;           // kSbFlag*; 0 in archives written whole
   ul64 sb_generation;      // >= 1; the larger valid slot wins
   ul64 sb_index_offset;    // start of the member table, 8-aligned
   ul64 sb_index_size;      // member table + name table, bytes
@@ -68,6 +72,28 @@ struct Entry {
 };
 static_assert(sizeof(Entry) == kEntrySize);
 static_assert(std::is_trivially_copyable_v<Entry>);
+
+// Index delta (docs/FORMAT.md, "Index deltas"): what one in-place commit
+// changed, relative to the index before it. Followed by dh_count entries
+// sorted by name (a tombstone, me_mode 0, removes its name) and their names.
+inline constexpr unsigned char kDeltaMagic[8] = {'M', 'M', 'A', 'R', 'D', 'L', 'T', '1'};
+inline constexpr uint32_t kDeltaPrevIsDelta = 1u << 0;  // dh_flags: the previous index is a delta too
+inline constexpr uint32_t kMaxDeltaDepth = 64;           // deltas in one chain, at most
+
+struct DeltaHeader {
+  unsigned char dh_magic[8];  // kDeltaMagic
+  ul64 dh_prev_offset;        // the index this delta applies to: a member table, or another delta
+  ul64 dh_prev_size;          // its size in bytes
+  ul64 dh_prev_xxh3;          // XXH3-64 of its bytes
+  ul32 dh_prev_count;         // members after the previous index is applied
+  ul32 dh_flags;              // kDeltaPrevIsDelta
+  ul32 dh_depth;              // deltas in the chain, this one included (1..kMaxDeltaDepth)
+  ul32 dh_count;              // entries in this delta
+  ul64 dh_names_size;         // bytes of names after the entries
+  ul64 dh_reserved;           // zero
+};
+static_assert(sizeof(DeltaHeader) == 64);
+static_assert(std::is_trivially_copyable_v<DeltaHeader>);
 
 }  // namespace mmar::format
 

@@ -54,6 +54,11 @@ Result<ArchiveProbe> ArchiveProbe::open(const std::string& path) {
   // The file's size is not known here (no fstat): an index or member past
   // its end is found by the short read that tries to read it.
   MMAR_ASSIGN(SuperblockChoice c, choose_superblock(path, p.head_.data(), ~uint64_t{0}));
+  if ((c.sb.sb_flags & format::kSbFlagIndexDelta) != 0) {
+    // Updated in place: the index is a chain of deltas to merge, which is
+    // Archive::open's work (callers take the full path on unsupported).
+    return Error(Errc::unsupported, path + ": index deltas (an archive updated in place)");
+  }
   p.sb_ = c.sb;
   p.count_ = c.sb.sb_member_count;
   p.names_size_ = c.names_size;

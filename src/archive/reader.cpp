@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstring>
 #include <list>
+#include <map>
 #include <mutex>
 #include <unordered_map>
 
@@ -19,6 +20,7 @@
 #include "archive/entry.h"
 #include "archive/fence.h"
 #include "archive/format.h"
+#include "archive/index_codec.h"
 #include "archive/names.h"
 #include "mmar/archive.h"
 #include "support/checked.h"
@@ -138,6 +140,7 @@ struct Archive::Impl {
   uint64_t names_size = 0;
   uint32_t count = 0;
   uint64_t align = 1;
+  uint32_t delta_depth = 0;  // > 0: `index` was merged from a chain of index deltas (checked at open)
 
   // ctf
   uint64_t ctf_names = 0;
@@ -193,7 +196,7 @@ Result<SuperblockChoice> choose_superblock(const std::string& file, const std::b
   if (sb.sb_size != format::kSuperblockSize) {
     return malformed(file, sb_off + 10, "superblock size " + std::to_string(sb.sb_size.get()));
   }
-  if (sb.sb_flags != 0) {
+  if ((sb.sb_flags & ~format::kKnownSbFlags) != 0) {
     return Error(Errc::unsupported, file + ": unknown superblock flags " + hex(sb.sb_flags));
   }
   if (sb.sb_align_log2 < format::kMinAlignLog2 || sb.sb_align_log2 > format::kMaxAlignLog2) {
@@ -210,6 +213,12 @@ Result<SuperblockChoice> choose_superblock(const std::string& file, const std::b
                      "index [" + hex(index_off) + ", +" + hex(index_size) + ") is not inside the file (" +
                          std::to_string(file_size) + " bytes)");
   }
+  if ((sb.sb_flags & format::kSbFlagIndexDelta) != 0) {
+    // An index delta: its own header says how large it is (merge_delta_chain).
+    if (!table) return malformed(file, sb_off + 40, "member count overflows");
+    c.names_size = 0;
+    return c;
+  }
   if (!table || *table > index_size) {
     return malformed(file, sb_off + 40,
                      std::to_string(sb.sb_member_count) + " members do not fit an index of " +
@@ -220,6 +229,126 @@ Result<SuperblockChoice> choose_superblock(const std::string& file, const std::b
 }
 
 namespace {
+
+// The index of an archive updated in place by deltas (docs/FORMAT.md,
+// "Index deltas"): walk the chain back to its member table, checking each
+// record's checksum (the depth strictly decreases, so the walk ends), then
+// merge table and deltas into one member table in memory, laid out as a
+// stored one, so every accessor works on it unchanged. Cost: the table and
+// the deltas once, at open.
+Result<void> merge_delta_chain(Archive::Impl& a) {
+  const std::string& file = a.file();
+  uint64_t off = a.sb.sb_index_offset;
+  uint64_t size = a.sb.sb_index_size;
+  uint64_t want = a.sb.sb_index_xxh3;
+  std::vector<std::pair<Bytes, index_codec::DeltaView>> chain;  // newest first
+  uint32_t base_count = 0;
+  for (;;) {
+    MMAR_ASSIGN(Bytes rec, a.source.read(off, size));
+    if (XXH3_64bits(rec.data(), rec.size()) != want) {
+      return Error(Errc::checksum, file + ": index delta checksum mismatch (at offset " + hex(off) + ")", off);
+    }
+    MMAR_ASSIGN(index_codec::DeltaView v, index_codec::parse_delta(rec.span(), file, off));
+    const auto& h = v.header;
+    if (!chain.empty() && h.dh_depth + 1 != chain.back().second.header.dh_depth) {
+      return malformed(file, off + 40, "index delta chain depth does not decrease by one");
+    }
+    if (h.dh_prev_offset < format::kHeaderAreaSize || h.dh_prev_offset % 8 != 0 || h.dh_prev_offset >= off) {
+      return malformed(file, off + 8, "previous index at " + hex(h.dh_prev_offset) + " does not precede its delta");
+    }
+    if (!in_bounds(h.dh_prev_offset, h.dh_prev_size, off)) {
+      return malformed(file, off + 16, "previous index overlaps its delta");
+    }
+    off = h.dh_prev_offset;
+    size = h.dh_prev_size;
+    want = h.dh_prev_xxh3;
+    base_count = h.dh_prev_count;
+    const bool more = (h.dh_flags & format::kDeltaPrevIsDelta) != 0;
+    chain.emplace_back(std::move(rec), v);
+    if (!more) break;
+  }
+  // The member table at the bottom of the chain.
+  MMAR_ASSIGN(Bytes table, a.source.read(off, size));
+  if (XXH3_64bits(table.data(), table.size()) != want) {
+    return Error(Errc::checksum, file + ": index checksum mismatch (at offset " + hex(off) + ")", off);
+  }
+  auto table_bytes = checked_mul(base_count, format::kEntrySize);
+  if (!table_bytes || *table_bytes > table.size()) {
+    return malformed(file, off, std::to_string(base_count) + " members do not fit an index of " +
+                                    std::to_string(table.size()) + " bytes");
+  }
+  const uint64_t names_size = table.size() - *table_bytes;
+  auto table_name = [&](uint32_t i, format::Entry& e) -> Result<std::string_view> {
+    e = load<format::Entry>(table.data() + uint64_t{i} * format::kEntrySize);
+    if (e.me_name_len == 0 || !in_bounds(e.me_name_offset, e.me_name_len, names_size)) {
+      return member_malformed(file, i, off + uint64_t{i} * format::kEntrySize + 40, "name outside the name table");
+    }
+    return std::string_view(reinterpret_cast<const char*>(table.data()) + *table_bytes + e.me_name_offset,
+                            e.me_name_len);
+  };
+  // The deltas, newest last, as one sorted overlay.
+  std::map<std::string_view, format::Entry> overlay;
+  for (auto it = chain.rbegin(); it != chain.rend(); ++it) {
+    const auto& v = it->second;
+    for (uint32_t i = 0; i < v.header.dh_count; ++i) {
+      format::Entry e = v.entry(i);
+      overlay[v.name(e)] = e;
+    }
+  }
+  index_codec::IndexBuilder out;
+  std::vector<std::string_view> out_names;
+  std::vector<std::pair<uint32_t, uint32_t>> links;  // (new position, old target index)
+  auto emit = [&](std::string_view name, const format::Entry& e) {
+    format::Entry& n = out.add(name);
+    const uint32_t name_offset = n.me_name_offset, name_len = n.me_name_len;
+    n = e;
+    n.me_name_offset = name_offset;
+    n.me_name_len = name_len;
+    n.me_link = format::kNoLink;
+    out_names.push_back(name);
+  };
+  auto ov = overlay.begin();
+  for (uint32_t i = 0; i < base_count; ++i) {
+    format::Entry e;
+    MMAR_ASSIGN(std::string_view name, table_name(i, e));
+    for (; ov != overlay.end() && ov->first < name; ++ov) {
+      if (!index_codec::is_tombstone(ov->second)) emit(ov->first, ov->second);
+    }
+    if (ov != overlay.end() && ov->first == name) {  // replaced or removed
+      if (!index_codec::is_tombstone(ov->second)) emit(ov->first, ov->second);
+      ++ov;
+      continue;
+    }
+    if (e.me_link != format::kNoLink) links.emplace_back(static_cast<uint32_t>(out.count()), e.me_link);
+    emit(name, e);
+  }
+  for (; ov != overlay.end(); ++ov) {
+    if (!index_codec::is_tombstone(ov->second)) emit(ov->first, ov->second);
+  }
+  if (out.count() != a.sb.sb_member_count) {
+    return malformed(file, a.sb_slot * format::kSuperblockSize + 40,
+                     "the index deltas give " + std::to_string(out.count()) + " members, the superblock says " +
+                         std::to_string(a.sb.sb_member_count));
+  }
+  // Links name members of the table: follow them to the same names (a link
+  // whose target is gone is reported by the entry check as out of range).
+  for (auto [at, old_target] : links) {
+    uint32_t target = static_cast<uint32_t>(out.count());
+    if (old_target < base_count) {
+      format::Entry t;
+      MMAR_ASSIGN(std::string_view name, table_name(old_target, t));
+      auto pos = std::lower_bound(out_names.begin(), out_names.end(), name);
+      if (pos != out_names.end() && *pos == name) target = static_cast<uint32_t>(pos - out_names.begin());
+    }
+    out.entry(at).me_link = target;
+  }
+  std::vector<std::byte> merged = out.bytes();
+  a.count = static_cast<uint32_t>(out.count());
+  a.names_size = merged.size() - uint64_t{a.count} * format::kEntrySize;
+  a.index = Bytes::from_vector(std::move(merged));
+  a.delta_depth = chain.front().second.header.dh_depth;
+  return success();
+}
 
 Result<void> open_mmar(Archive::Impl& a) {
   const uint64_t file_size = a.source.size();
@@ -237,6 +366,7 @@ Result<void> open_mmar(Archive::Impl& a) {
   const uint64_t index_off = sb.sb_index_offset;
   const uint64_t index_size = sb.sb_index_size;
   a.names_size = c.names_size;
+  if ((sb.sb_flags & format::kSbFlagIndexDelta) != 0) return merge_delta_chain(a);
   // A view when mapped; in pread mode the index is the one thing read at open.
   MMAR_ASSIGN(a.index, a.source.read(index_off, index_size));
   if (a.options.verify_index && XXH3_64bits(a.index.data(), a.index.size()) != sb.sb_index_xxh3) {
@@ -606,7 +736,8 @@ Result<std::vector<VerifyProblem>> Archive::verify() const {
         structural("superblock " + std::to_string(slot) + " is damaged (the other one is in use)");
       }
     }
-    if (XXH3_64bits(a.index.data(), a.index.size()) != a.sb.sb_index_xxh3) {
+    // A merged delta chain had every record's checksum checked at open.
+    if (a.delta_depth == 0 && XXH3_64bits(a.index.data(), a.index.size()) != a.sb.sb_index_xxh3) {
       structural("index checksum mismatch");
     }
     if (auto why = check_fence(a)) structural("name fence: " + *why);
@@ -622,6 +753,19 @@ Result<std::vector<VerifyProblem>> Archive::verify() const {
       problems.push_back({i, "'" + std::string(m->name) + "' is out of order or duplicated"});
     }
     prev = m->name;
+    if (!m->is_dir()) {
+      // A file cannot also be a directory: no member may lie below it
+      // ("a" and "a/b"). Sorted names put those right after "a/".
+      const std::string below = std::string(m->name) + "/";
+      auto at = lower_bound(below);
+      if (at.ok() && *at < a.count) {
+        auto next = a.name_at(*at);
+        if (next.ok() && next->substr(0, below.size()) == below) {
+          problems.push_back({*at, "'" + std::string(*next) + "' lies below '" + std::string(m->name) +
+                                       "', which is not a directory"});
+        }
+      }
+    }
     if (m->is_dir()) continue;
     auto bytes = a.read(*m);
     if (!bytes.ok()) {

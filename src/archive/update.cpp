@@ -1,187 +1,659 @@
-// In-place updates of an mmar archive: a new generation appended to the
-// file (docs/FORMAT.md, "Updating in place"). The steps, each durable before
-// the next:
-//   1. new member data, appended after everything the file holds;
-//   2. the new index after it; fdatasync;
-//   3. the superblock slot *not* in use, rewritten with generation + 1 and
-//      the new index; fdatasync.
+// In-place updates of an mmar archive (docs/FORMAT.md, "Updating in place"
+// and "Index deltas"). Each commit, under the archive's WriterLock:
+//   1. appends the data of new and changed members after the committed end
+//      of the file (holes in the source stay holes);
+//   2. appends an index delta (what changed), or a whole member table when
+//      the chain of deltas would grow too long or too large; fdatasync;
+//   3. rewrites the superblock slot *not* in use with generation + 1;
+//      fdatasync.
 // A crash before step 3 completes leaves the old superblock the valid one
-// with the higher generation (a torn slot fails its checksum), so readers
-// see the old generation; after it, the new one. Data of the old generation
-// is never overwritten, so a process reading the old generation meanwhile
-// keeps reading correct bytes. `mmar compact` drops superseded data later.
+// with the higher generation (a torn slot fails its checksum); a commit that
+// fails truncates the file back to its committed length. Data of the old
+// generation is never overwritten, so a reader of it keeps reading correct
+// bytes. Compaction rewrites the live data into a new file (copying stored
+// bytes, never recompressing), locked before it is renamed into place.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <map>
+#include <set>
 
 #include "archive/detect.h"
+#include "archive/entry.h"
+#include "archive/fence.h"
 #include "archive/format.h"
+#include "archive/index_codec.h"
+#include "archive/names.h"
 #include "mmar/archive.h"
+#include "support/atomic_file.h"
 #include "support/checked.h"
 #include "support/fd.h"
 #include "support/io.h"
-#include "xxhash.h"
 
 namespace mmar {
 
 namespace {
 
-bool sb_valid(const format::Superblock& sb) {
-  return std::memcmp(sb.sb_magic, format::kMagic, sizeof sb.sb_magic) == 0 &&
-         XXH3_64bits(&sb, offsetof(format::Superblock, sb_xxh3)) == sb.sb_xxh3;
+// A member of the current generation, as the updater tracks it: its entry
+// (name fields unused) and the name of the member it links to.
+struct TableEntry {
+  format::Entry e{};
+  std::string link;
+};
+
+format::Entry entry_of(const Member& m) {
+  format::Entry e{};
+  std::memset(&e, 0, sizeof e);
+  e.me_data_offset = m.data_offset;
+  e.me_stored_size = m.stored_size;
+  e.me_size = m.size;
+  e.me_xxh3 = m.xxh3;
+  e.me_mtime_ns = static_cast<uint64_t>(m.mtime_ns);
+  e.me_mode = m.mode;
+  e.me_link = format::kNoLink;
+  e.me_codec = static_cast<uint8_t>(m.codec);
+  e.me_kind = static_cast<uint8_t>(m.kind);
+  e.me_flags = static_cast<uint16_t>((m.page_aligned ? format::kFlagPageAligned : 0) |
+                                     (m.has_btf ? format::kFlagHasBtf : 0));
+  return e;
 }
 
+// One delta of the chain the current superblock points at.
+struct Level {
+  uint64_t offset = 0, size = 0, xxh3 = 0;
+  uint32_t result_count = 0;                   // members once applied
+  std::map<std::string, format::Entry> changes;  // tombstones included
+};
+
+Result<Bytes> read_range(const Archive& a, uint64_t offset, uint64_t size) { return a.source().read(offset, size); }
+
 }  // namespace
+
+struct ArchiveUpdater::Impl {
+  WriterLock lock;
+  Archive base;
+  UpdaterOptions options;
+  uint8_t align_log2 = 12;
+  uint64_t generation = 0;
+  int slot = 0;  // superblock slot of the current generation
+  uint64_t file_size = 0;
+  // The current generation.
+  std::map<std::string, TableEntry, std::less<>> table;
+  uint64_t stored_bytes = 0;  // sum of the table's stored sizes
+  // Where the current index is and what it is.
+  uint64_t index_offset = 0, index_size = 0, index_xxh3 = 0;
+  uint32_t full_count = 0;    // members in the member table at the bottom of the chain
+  uint64_t full_offset = 0, full_size = 0, full_xxh3 = 0;
+  std::vector<Level> levels;  // the chain of deltas over it, oldest first
+  uint64_t delta_entries = 0;
+
+  Impl(WriterLock l, Archive a, UpdaterOptions o) : lock(std::move(l)), base(std::move(a)), options(o) {}
+
+  const std::string& path() const { return lock.path(); }
+
+  Result<void> load();
+  Result<std::optional<StoredExtent>> append_data(const UpdateMember& u, uint64_t& offset);
+  Result<CommitResult> commit(std::vector<UpdateMember> put, const std::vector<std::string>& remove);
+  Result<void> write_superblock(uint32_t flags, uint64_t index_offset, std::span<const std::byte> index,
+                                uint32_t count);
+  std::vector<std::byte> full_index(const std::map<std::string, TableEntry, std::less<>>& t) const;
+  Result<void> compact();
+  Error rollback(uint64_t committed, Error e);
+};
+
+// The state of the archive as opened: its table, and where its index is.
+Result<void> ArchiveUpdater::Impl::load() {
+  if (base.format() != Format::mmar) {
+    return Error(Errc::invalid_argument, path() + ": only mmar archives can be updated in place");
+  }
+  struct stat st {};
+  if (fstat(lock.fd(), &st) != 0) return sys_error("stat " + path(), errno);
+  MMAR_ASSIGN(Bytes head, read_range(base, 0, format::kHeaderAreaSize));
+  MMAR_ASSIGN(SuperblockChoice c, choose_superblock(path(), head.data(), static_cast<uint64_t>(st.st_size)));
+  generation = c.sb.sb_generation;
+  slot = c.slot;
+  align_log2 = c.sb.sb_align_log2;
+  // Appends start after everything the file holds, also bytes of a commit
+  // that crashed before its superblock: they are unused but may be read by
+  // nobody, so overwriting them is safe; appending after them is simpler.
+  file_size = static_cast<uint64_t>(st.st_size);
+  index_offset = c.sb.sb_index_offset;
+  index_size = c.sb.sb_index_size;
+  index_xxh3 = c.sb.sb_index_xxh3;
+  table.clear();
+  stored_bytes = 0;
+  MMAR_TRY(base.for_each([&](const Member& m) -> Result<void> {
+    TableEntry t;
+    t.e = entry_of(m);
+    if (m.link) {
+      MMAR_ASSIGN(Member target, base.at(*m.link));
+      t.link = std::string(target.name);
+    }
+    stored_bytes += m.stored_size;
+    table.emplace(std::string(m.name), std::move(t));
+    return success();
+  }));
+  // The chain of deltas as it is on disk (Archive::open checked it).
+  levels.clear();
+  delta_entries = 0;
+  uint64_t off = index_offset, size = index_size, sum = index_xxh3;
+  uint32_t count = c.sb.sb_member_count;
+  bool is_delta = (c.sb.sb_flags & format::kSbFlagIndexDelta) != 0;
+  while (is_delta) {
+    MMAR_ASSIGN(Bytes rec, read_range(base, off, size));
+    MMAR_ASSIGN(index_codec::DeltaView v, index_codec::parse_delta(rec.span(), path(), off));
+    Level l;
+    l.offset = off;
+    l.size = size;
+    l.xxh3 = sum;
+    l.result_count = count;
+    for (uint32_t i = 0; i < v.header.dh_count; ++i) {
+      format::Entry e = v.entry(i);
+      l.changes.emplace(std::string(v.name(e)), e);
+    }
+    delta_entries += l.changes.size();
+    levels.insert(levels.begin(), std::move(l));
+    off = v.header.dh_prev_offset;
+    size = v.header.dh_prev_size;
+    sum = v.header.dh_prev_xxh3;
+    count = v.header.dh_prev_count;
+    is_delta = (v.header.dh_flags & format::kDeltaPrevIsDelta) != 0;
+  }
+  full_offset = off;
+  full_size = size;
+  full_xxh3 = sum;
+  full_count = count;
+  return success();
+}
+
+Error ArchiveUpdater::Impl::rollback(uint64_t committed, Error e) {
+  // Give back what this commit appended: the next commit starts from the
+  // same length, and a full disk stays usable once space is freed.
+  if (ftruncate(lock.fd(), static_cast<off_t>(committed)) == 0) fdatasync(lock.fd());
+  return e;
+}
+
+// Append the bytes of one new member at `offset` (advanced past them).
+Result<std::optional<StoredExtent>> ArchiveUpdater::Impl::append_data(const UpdateMember& u, uint64_t& offset) {
+  const uint32_t type = u.mode & S_IFMT;
+  if (type == S_IFDIR) return std::optional<StoredExtent>();
+  const bool is_link = type == S_IFLNK;
+  const uint64_t size = is_link ? u.symlink_target.size() : u.size;
+  StoredExtent x;
+  x.size = size;
+  const uint64_t align = uint64_t{1} << align_log2;
+  if (size >= align) {
+    offset = *align_up(offset, align);
+    x.page_aligned = true;
+  } else {
+    offset = *align_up(offset, format::kPackedAlign);
+  }
+  x.offset = size == 0 ? 0 : offset;
+  XXH3_state_t* h = XXH3_createState();
+  if (h == nullptr) return Error(Errc::limit, "out of memory");
+  struct Free {
+    XXH3_state_t* h;
+    ~Free() { XXH3_freeState(h); }
+  } free_h{h};
+  XXH3_64bits_reset(h);
+  std::vector<char> buf(std::min<uint64_t>(size, 1 << 20));
+  std::vector<std::byte> head;
+  uint64_t done = 0;
+  while (done < size) {
+    // Holes in the source stay holes: skip them (the archive's own bytes
+    // there were never written, so read as zeros) and hash their zeros.
+    if (!is_link) {
+      off_t data = lseek(u.data_fd, static_cast<off_t>(done), SEEK_DATA);
+      uint64_t next = data < 0 ? size : std::min<uint64_t>(size, static_cast<uint64_t>(data));
+      if (data < 0 && errno != ENXIO) next = done;  // no SEEK_DATA here: read it all
+      while (done < next) {
+        const size_t n = static_cast<size_t>(std::min<uint64_t>(buf.size(), next - done));
+        std::memset(buf.data(), 0, n);
+        XXH3_64bits_update(h, buf.data(), n);
+        if (head.size() < 65536) head.resize(std::min<size_t>(65536, head.size() + n));
+        done += n;
+      }
+      if (done >= size) break;
+    }
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(buf.size(), size - done));
+    if (is_link) {
+      std::memcpy(buf.data(), u.symlink_target.data() + done, n);
+    } else if (!pread_full(u.data_fd, buf.data(), n, done)) {
+      return sys_error(path() + ": read new contents of '" + u.name + "'", errno ? errno : EIO);
+    }
+    if (head.size() < 65536) {
+      head.insert(head.end(), reinterpret_cast<std::byte*>(buf.data()),
+                  reinterpret_cast<std::byte*>(buf.data()) + std::min<size_t>(n, 65536 - head.size()));
+    }
+    XXH3_64bits_update(h, buf.data(), n);
+    MMAR_TRY(pwrite_full(lock.fd(), buf.data(), n, offset + done, path()));
+    done += n;
+  }
+  x.xxh3 = XXH3_64bits_digest(h);
+  if (!is_link) {
+    Detected d = detect_kind(head);
+    x.kind = d.kind;
+    x.has_btf = d.has_btf;
+  }
+  offset += size;
+  return std::optional<StoredExtent>(x);
+}
+
+std::vector<std::byte> ArchiveUpdater::Impl::full_index(const std::map<std::string, TableEntry, std::less<>>& t) const {
+  index_codec::IndexBuilder b;
+  std::map<std::string_view, uint32_t> position;
+  uint32_t i = 0;
+  for (const auto& [name, te] : t) position.emplace(name, i++);
+  for (const auto& [name, te] : t) {
+    format::Entry& e = b.add(name);
+    const uint32_t name_offset = e.me_name_offset, name_len = e.me_name_len;
+    e = te.e;
+    e.me_name_offset = name_offset;
+    e.me_name_len = name_len;
+    e.me_link = format::kNoLink;
+    if (!te.link.empty()) {
+      auto it = position.find(te.link);
+      if (it != position.end() && it->first != name) e.me_link = it->second;
+    }
+  }
+  return b.bytes();
+}
+
+Result<void> ArchiveUpdater::Impl::write_superblock(uint32_t flags, uint64_t new_index_offset,
+                                                    std::span<const std::byte> index, uint32_t count) {
+  format::Superblock sb =
+      index_codec::make_superblock(generation + 1, align_log2, flags, new_index_offset, index, count);
+  MMAR_TRY(pwrite_full(lock.fd(), &sb, sizeof sb, static_cast<uint64_t>(1 - slot) * format::kSuperblockSize, path()));
+  if (fdatasync(lock.fd()) != 0) return sys_error("fsync " + path(), errno);
+  ++generation;
+  slot = 1 - slot;
+  index_offset = new_index_offset;
+  index_size = index.size();
+  index_xxh3 = sb.sb_index_xxh3;
+  return success();
+}
+
+Result<CommitResult> ArchiveUpdater::Impl::commit(std::vector<UpdateMember> put,
+                                                   const std::vector<std::string>& remove) {
+  // Check everything before writing anything.
+  std::vector<size_t> order(put.size());
+  for (size_t i = 0; i < put.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return put[a].name < put[b].name; });
+  std::map<std::string, TableEntry, std::less<>> next_entries;  // what changes, by name
+  std::set<std::string, std::less<>> removed;
+  for (size_t k = 0; k < order.size(); ++k) {
+    const UpdateMember& u = put[order[k]];
+    if (const char* why = name_problem(u.name)) {
+      return Error(Errc::invalid_argument, path() + ": bad member name '" + u.name + "': " + why);
+    }
+    if (k > 0 && put[order[k - 1]].name == u.name) {
+      return Error(Errc::invalid_argument, path() + ": duplicate member name '" + u.name + "'");
+    }
+    const uint32_t type = u.mode & S_IFMT;
+    if (type != S_IFREG && type != S_IFDIR && type != S_IFLNK) {
+      return Error(Errc::invalid_argument, path() + ": '" + u.name + "': unsupported file type");
+    }
+    if (u.keep && *u.keep >= base.size()) {
+      return Error(Errc::invalid_argument, path() + ": '" + u.name + "' keeps a member that does not exist");
+    }
+  }
+  for (const auto& name : remove) {
+    if (table.find(name) == table.end()) {
+      return Error(Errc::invalid_argument, path() + ": cannot remove '" + name + "': no such member");
+    }
+    removed.insert(name);
+  }
+  for (const auto& u : put) removed.erase(u.name);
+  // What the new generation looks like, for the tree rules: a member that
+  // is not a directory has nothing below it, and every parent that exists
+  // as a member is a directory.
+  auto type_after = [&](std::string_view name) -> std::optional<uint32_t> {
+    auto it = std::lower_bound(order.begin(), order.end(), name,
+                               [&](size_t i, std::string_view n) { return put[i].name < n; });
+    if (it != order.end() && put[*it].name == name) return put[*it].mode & S_IFMT;
+    if (removed.count(name) != 0) return std::nullopt;
+    auto t = table.find(name);
+    if (t == table.end()) return std::nullopt;
+    return t->second.e.me_mode & S_IFMT;
+  };
+  for (const auto& u : put) {
+    for (size_t slash = u.name.find('/'); slash != std::string::npos; slash = u.name.find('/', slash + 1)) {
+      auto parent = type_after(std::string_view(u.name).substr(0, slash));
+      if (parent && *parent != S_IFDIR) {
+        return Error(Errc::invalid_argument, path() + ": '" + u.name + "' lies below '" + u.name.substr(0, slash) +
+                                                 "', which is not a directory");
+      }
+    }
+    if ((u.mode & S_IFMT) != S_IFDIR) {
+      // Anything below it must be going away in this commit.
+      const std::string below = u.name + "/";
+      for (auto it = table.lower_bound(below); it != table.end() && it->first.compare(0, below.size(), below) == 0;
+           ++it) {
+        if (removed.count(it->first) == 0) {
+          return Error(Errc::invalid_argument,
+                       path() + ": '" + it->first + "' lies below '" + u.name + "', which is not a directory");
+        }
+      }
+    }
+  }
+
+  MMAR_TRY(lock.still_named());
+  const uint64_t committed = file_size;
+  CommitResult result;
+  result.extents.resize(put.size());
+  uint64_t offset = committed;
+
+  // Step 1: data, and the entries of what is put.
+  bool needs_full = false;
+  for (size_t k = 0; k < order.size(); ++k) {
+    const size_t i = order[k];
+    const UpdateMember& u = put[i];
+    TableEntry t;
+    std::memset(&t.e, 0, sizeof t.e);
+    if (u.keep) {
+      auto m = base.at(*u.keep);
+      if (!m.ok()) return rollback(committed, std::move(m).error());
+      t.e = entry_of(*m);
+      if (m->link) {
+        auto target = base.at(*m->link);
+        if (target.ok()) t.link = std::string(target->name);
+      }
+    } else {
+      std::optional<StoredExtent> x = u.extent;
+      if (!x) {
+        auto r = append_data(u, offset);
+        if (!r.ok()) return rollback(committed, std::move(r).error());
+        x = *r;
+        result.extents[i] = x;
+      }
+      if (x) {
+        t.e.me_data_offset = x->offset;
+        t.e.me_stored_size = x->size;
+        t.e.me_size = x->size;
+        t.e.me_xxh3 = x->xxh3;
+        t.e.me_kind = static_cast<uint8_t>((u.mode & S_IFMT) == S_IFREG ? x->kind : Kind::data);
+        t.e.me_flags = static_cast<uint16_t>((x->page_aligned ? format::kFlagPageAligned : 0) |
+                                             (x->has_btf && (u.mode & S_IFMT) == S_IFREG ? format::kFlagHasBtf : 0));
+      }
+      t.e.me_codec = static_cast<uint8_t>(format::EntryCodec::none);
+    }
+    t.e.me_mode = u.mode;
+    t.e.me_mtime_ns = static_cast<uint64_t>(u.mtime_ns);
+    t.e.me_link = format::kNoLink;
+    if (!t.link.empty()) needs_full = true;  // deltas carry no links
+    next_entries.emplace(u.name, std::move(t));
+  }
+  result.appended = offset - committed;
+
+  // The table after this commit.
+  auto next = table;
+  uint64_t next_stored = stored_bytes;
+  for (const auto& name : removed) {
+    auto it = next.find(name);
+    next_stored -= it->second.e.me_stored_size;
+    next.erase(it);
+  }
+  for (auto& [name, t] : next_entries) {
+    auto it = next.find(name);
+    if (it != next.end()) {
+      next_stored -= it->second.e.me_stored_size;
+      it->second = t;
+    } else {
+      next.emplace(name, t);
+    }
+    next_stored += t.e.me_stored_size;
+  }
+  if (next.size() > 0xfffffffeu) return rollback(committed, Error(Errc::limit, path() + ": too many members"));
+
+  // Step 2: the index. This commit's changes merge with the deltas below
+  // them while those are no more than twice as large (a binary counter:
+  // every change is rewritten O(log n) times, the chain stays short).
+  std::map<std::string, format::Entry> changes;
+  for (const auto& name : removed) {
+    format::Entry tomb{};
+    std::memset(&tomb, 0, sizeof tomb);
+    tomb.me_link = format::kNoLink;
+    changes.emplace(name, tomb);
+  }
+  for (const auto& [name, t] : next_entries) changes[name] = t.e;
+  std::vector<Level> next_levels = levels;
+  while (!next_levels.empty() && next_levels.back().changes.size() <= 2 * changes.size()) {
+    for (auto& [name, e] : next_levels.back().changes) changes.emplace(name, e);  // newer wins
+    next_levels.pop_back();
+  }
+  uint64_t pending = changes.size();
+  for (const auto& l : next_levels) pending += l.changes.size();
+  if (next_levels.size() + 1 > format::kMaxDeltaDepth || pending > std::max<uint64_t>(64, next.size() / 2)) {
+    needs_full = true;
+  }
+  offset = *align_up(offset, 8);
+  const uint64_t new_index_offset = offset;
+  std::vector<std::byte> index;
+  uint32_t flags = 0;
+  Level level;
+  if (needs_full) {
+    index = full_index(next);
+  } else {
+    index_codec::IndexBuilder b;
+    for (const auto& [name, e] : changes) {
+      format::Entry& d = b.add(name);
+      const uint32_t name_offset = d.me_name_offset, name_len = d.me_name_len;
+      d = e;
+      d.me_name_offset = name_offset;
+      d.me_name_len = name_len;
+      d.me_link = format::kNoLink;
+    }
+    format::DeltaHeader h{};
+    std::memcpy(h.dh_magic, format::kDeltaMagic, sizeof h.dh_magic);
+    if (next_levels.empty()) {
+      h.dh_prev_offset = full_offset;
+      h.dh_prev_size = full_size;
+      h.dh_prev_xxh3 = full_xxh3;
+      h.dh_prev_count = full_count;
+      h.dh_flags = 0;
+    } else {
+      const Level& prev = next_levels.back();
+      h.dh_prev_offset = prev.offset;
+      h.dh_prev_size = prev.size;
+      h.dh_prev_xxh3 = prev.xxh3;
+      h.dh_prev_count = prev.result_count;
+      h.dh_flags = format::kDeltaPrevIsDelta;
+    }
+    h.dh_depth = static_cast<uint32_t>(next_levels.size() + 1);
+    h.dh_count = static_cast<uint32_t>(b.count());
+    std::vector<std::byte> table_bytes = b.bytes();
+    h.dh_names_size = table_bytes.size() - b.count() * format::kEntrySize;
+    index = b.delta_bytes(h);
+    flags = format::kSbFlagIndexDelta;
+    level.offset = new_index_offset;
+    level.size = index.size();
+    level.xxh3 = XXH3_64bits(index.data(), index.size());
+    level.result_count = static_cast<uint32_t>(next.size());
+    level.changes = std::move(changes);
+  }
+  if (auto w = pwrite_full(lock.fd(), index.data(), index.size(), new_index_offset, path()); !w.ok()) {
+    return rollback(committed, std::move(w).error());
+  }
+  if (fdatasync(lock.fd()) != 0) return rollback(committed, sys_error("fsync " + path(), errno));
+
+  // Step 3: the other slot, one generation up.
+  const uint64_t new_size = new_index_offset + index.size();
+  if (auto w = write_superblock(flags, new_index_offset, index, static_cast<uint32_t>(next.size())); !w.ok()) {
+    // The slot we wrote may hold a valid superblock for bytes about to be
+    // truncated away: clear it, so the current slot stays the one in use.
+    const format::Superblock zero{};
+    (void)pwrite_full(lock.fd(), &zero, sizeof zero, static_cast<uint64_t>(1 - slot) * format::kSuperblockSize, path());
+    return rollback(committed, std::move(w).error());
+  }
+  file_size = new_size;
+  table = std::move(next);
+  stored_bytes = next_stored;
+  if (needs_full) {
+    levels.clear();
+    delta_entries = 0;
+    full_offset = new_index_offset;
+    full_size = index.size();
+    full_xxh3 = index_xxh3;
+    full_count = static_cast<uint32_t>(table.size());
+  } else {
+    levels = std::move(next_levels);
+    levels.push_back(std::move(level));
+    delta_entries = 0;
+    for (const auto& l : levels) delta_entries += l.changes.size();
+  }
+  result.full_index = needs_full;
+
+  // Reclaim superseded data once it outweighs the live data.
+  const uint64_t live = stored_bytes + index_size;
+  if (options.compact_ratio > 0 && file_size >= options.compact_min_bytes &&
+      static_cast<double>(file_size) > options.compact_ratio * static_cast<double>(live)) {
+    // The commit is durable whatever happens here: a compaction that fails
+    // (a full disk) leaves the archive as committed and is tried again later.
+    const uint64_t generation_before = generation;
+    if (compact().ok()) {
+      result.compacted = true;
+    } else if (generation != generation_before) {
+      return Error(Errc::io, path() + ": compaction failed after replacing the archive", 0, EIO);
+    }
+  }
+  return result;
+}
+
+// Copy the live data into a new file laid out as the writer lays it out
+// (name fence, data, one member table), stored bytes copied as they are.
+Result<void> ArchiveUpdater::Impl::compact() {
+  MMAR_TRY(lock.still_named());
+  MMAR_ASSIGN(AtomicFile out, AtomicFile::create(path()));
+  // Locked before it is renamed into place: no second writer between.
+  MMAR_TRY(WriterLock::lock_fd(out.fd(), path()));
+  std::vector<std::string_view> names;
+  names.reserve(table.size());
+  for (const auto& [name, t] : table) names.push_back(name);
+  std::vector<std::byte> fence_block = fence::build(names);
+  uint64_t offset = *align_up(format::kHeaderAreaSize + fence_block.size(), format::kPackedAlign);
+  const uint64_t align = uint64_t{1} << align_log2;
+  std::map<uint64_t, uint64_t> moved;  // old data offset -> new (hard links share data)
+  auto next = table;
+  for (auto& [name, t] : next) {
+    if (t.e.me_stored_size == 0) continue;
+    const uint64_t from = t.e.me_data_offset;
+    auto done = moved.find(from);
+    if (done != moved.end()) {
+      t.e.me_data_offset = done->second;
+      continue;
+    }
+    offset = *align_up(offset, (t.e.me_flags & format::kFlagPageAligned) != 0 ? align : format::kPackedAlign);
+    uint64_t copied = 0;
+    const uint64_t size = t.e.me_stored_size;
+    while (copied < size) {
+      loff_t in_off = static_cast<loff_t>(from + copied);
+      loff_t out_off = static_cast<loff_t>(offset + copied);
+      ssize_t n = copy_file_range(lock.fd(), &in_off, out.fd(), &out_off, size - copied, 0);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        // Not supported across these files (or a short source): copy by hand.
+        std::vector<char> buf(std::min<uint64_t>(size - copied, 1 << 20));
+        const size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), size - copied));
+        if (!pread_full(lock.fd(), buf.data(), want, from + copied)) {
+          return sys_error("read " + path() + ": member '" + name + "'", errno ? errno : EIO);
+        }
+        MMAR_TRY(pwrite_full(out.fd(), buf.data(), want, offset + copied, out.temp_path()));
+        n = static_cast<ssize_t>(want);
+      }
+      copied += static_cast<uint64_t>(n);
+    }
+    moved.emplace(from, offset);
+    t.e.me_data_offset = offset;
+    offset += size;
+  }
+  offset = *align_up(offset, 8);
+  std::vector<std::byte> index = full_index(next);
+  MMAR_TRY(pwrite_full(out.fd(), index.data(), index.size(), offset, out.temp_path()));
+  const uint64_t new_generation = generation + 1;
+  format::Superblock sb =
+      index_codec::make_superblock(new_generation, align_log2, 0, offset, index, static_cast<uint32_t>(next.size()));
+  if (!fence_block.empty()) {
+    fence::finish(fence_block, sb.sb_index_xxh3, new_generation);
+    MMAR_TRY(pwrite_full(out.fd(), fence_block.data(), fence_block.size(), fence::kOffset, out.temp_path()));
+  }
+  MMAR_TRY(pwrite_full(out.fd(), &sb, sizeof sb, 0, out.temp_path()));
+  MMAR_TRY(pwrite_full(out.fd(), &sb, sizeof sb, format::kSuperblockSize, out.temp_path()));
+  const uint64_t size = offset + index.size();
+  if (ftruncate(out.fd(), static_cast<off_t>(size)) != 0) return sys_error("truncate " + out.temp_path(), errno);
+  MMAR_ASSIGN(UniqueFd fd, out.commit_keep_fd());
+  // From here on the new file is the archive: switch to it.
+  MMAR_ASSIGN(WriterLock relocked, WriterLock::adopt(std::move(fd), path()));
+  MMAR_ASSIGN(Source src, Source::from_fd(relocked.fd(), path()));
+  MMAR_ASSIGN(Archive fresh, Archive::open(std::move(src)));
+  lock = std::move(relocked);
+  base = std::move(fresh);
+  return load();
+}
+
+ArchiveUpdater::ArchiveUpdater(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+ArchiveUpdater::ArchiveUpdater(ArchiveUpdater&&) noexcept = default;
+ArchiveUpdater& ArchiveUpdater::operator=(ArchiveUpdater&&) noexcept = default;
+ArchiveUpdater::~ArchiveUpdater() = default;
+
+Result<ArchiveUpdater> ArchiveUpdater::open(const std::string& path, UpdaterOptions options) {
+  MMAR_ASSIGN(WriterLock lock, WriterLock::acquire(path));
+  // Read through the locked file itself, never by path again: the path may
+  // lead through a filesystem served by the caller.
+  MMAR_ASSIGN(Source src, Source::from_fd(lock.fd(), path));
+  MMAR_ASSIGN(Archive a, Archive::open(std::move(src)));
+  auto impl = std::make_unique<Impl>(std::move(lock), std::move(a), options);
+  MMAR_TRY(impl->load());
+  return ArchiveUpdater(std::move(impl));
+}
+
+const Archive& ArchiveUpdater::base() const { return impl_->base; }
+const WriterLock& ArchiveUpdater::lock() const { return impl_->lock; }
+uint64_t ArchiveUpdater::generation() const { return impl_->generation; }
+uint64_t ArchiveUpdater::file_size() const { return impl_->file_size; }
+uint64_t ArchiveUpdater::live_bytes() const { return impl_->stored_bytes + impl_->index_size; }
+uint32_t ArchiveUpdater::size() const { return static_cast<uint32_t>(impl_->table.size()); }
+std::optional<bool> ArchiveUpdater::is_dir(std::string_view name) const {
+  auto it = impl_->table.find(name);
+  if (it == impl_->table.end()) return std::nullopt;
+  return (it->second.e.me_mode & S_IFMT) == S_IFDIR;
+}
+Result<CommitResult> ArchiveUpdater::commit(std::vector<UpdateMember> put, const std::vector<std::string>& remove) {
+  return impl_->commit(std::move(put), remove);
+}
+Result<void> ArchiveUpdater::compact() { return impl_->compact(); }
 
 Result<void> commit_generation(const std::string& path, const Archive& current, std::vector<UpdateMember> members) {
   if (current.format() != Format::mmar) {
     return Error(Errc::invalid_argument, path + ": only mmar archives can be updated in place");
   }
-  std::sort(members.begin(), members.end(),
-            [](const UpdateMember& a, const UpdateMember& b) { return a.name < b.name; });
-  for (size_t i = 0; i < members.size(); ++i) {
-    if (members[i].name.empty()) return Error(Errc::invalid_argument, path + ": a member without a name");
-    if (i > 0 && members[i].name == members[i - 1].name) {
-      return Error(Errc::invalid_argument, path + ": duplicate member name '" + members[i].name + "'");
-    }
-  }
-  int raw = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
-  if (raw < 0) return sys_error(path, errno);
-  UniqueFd fd(raw);
-
-  // The slot in use now: the valid one with the higher generation.
-  format::Superblock slots[2];
-  if (!pread_full(fd.get(), slots, sizeof slots, 0)) return sys_error("read " + path, errno ? errno : EIO);
-  int cur = -1;
-  for (int s = 0; s < 2; ++s) {
-    if (sb_valid(slots[s]) && (cur < 0 || slots[s].sb_generation > slots[cur].sb_generation)) cur = s;
-  }
-  if (cur < 0) return Error(Errc::malformed, path + ": both superblocks fail their checksum");
-  if (slots[cur].sb_generation != current.generation()) {
+  MMAR_ASSIGN(ArchiveUpdater u, ArchiveUpdater::open(path, {.compact_ratio = 0}));
+  if (u.generation() != current.generation()) {
     return Error(Errc::invalid_argument, path + ": changed since it was opened (generation " +
-                                             std::to_string(static_cast<uint64_t>(slots[cur].sb_generation)) +
-                                             ", expected " + std::to_string(current.generation()) + ")");
+                                             std::to_string(u.generation()) + ", expected " +
+                                             std::to_string(current.generation()) + ")");
   }
-  const uint64_t align = current.alignment();
-  struct stat st {};
-  if (fstat(fd.get(), &st) != 0) return sys_error("stat " + path, errno);
-  uint64_t offset = static_cast<uint64_t>(st.st_size);
-
-  // Step 1: data of new and changed members.
-  std::vector<format::Entry> entries(members.size());
-  std::string names;
-  std::vector<char> buf(1 << 20);
-  std::map<std::string, uint32_t, std::less<>> index_of;
-  for (uint32_t i = 0; i < members.size(); ++i) index_of[members[i].name] = i;
-  for (size_t i = 0; i < members.size(); ++i) {
-    const UpdateMember& u = members[i];
-    format::Entry& e = entries[i];
-    e.me_name_offset = static_cast<uint32_t>(names.size());
-    e.me_name_len = static_cast<uint32_t>(u.name.size());
-    names += u.name;
-    e.me_mode = u.mode;
-    e.me_mtime_ns = static_cast<uint64_t>(u.mtime_ns);
-    e.me_link = format::kNoLink;
-    if (u.keep) {
-      MMAR_ASSIGN(Member old, current.at(*u.keep));
-      e.me_data_offset = old.data_offset;
-      e.me_stored_size = old.stored_size;
-      e.me_size = old.size;
-      e.me_xxh3 = old.xxh3;
-      e.me_codec = static_cast<uint8_t>(old.codec);
-      e.me_kind = static_cast<uint8_t>(old.kind);
-      e.me_flags = static_cast<uint16_t>((old.page_aligned ? format::kFlagPageAligned : 0) |
-                                         (old.has_btf ? format::kFlagHasBtf : 0));
-      if (old.link) {
-        MMAR_ASSIGN(Member target, current.at(*old.link));
-        auto it = index_of.find(target.name);
-        if (it != index_of.end()) e.me_link = it->second;
-      }
-      continue;
-    }
-    // New bytes: from the fd, or the symlink target; stored raw.
-    const bool is_link = (u.mode & S_IFMT) == S_IFLNK;
-    const bool is_dir = (u.mode & S_IFMT) == S_IFDIR;
-    const uint64_t size = is_dir ? 0 : is_link ? u.symlink_target.size() : u.size;
-    std::vector<std::byte> head;
-    if (size >= align) {
-      offset = *align_up(offset, align);
-      e.me_flags = format::kFlagPageAligned;
-    } else {
-      offset = *align_up(offset, format::kPackedAlign);
-    }
-    XXH3_state_t* h = XXH3_createState();
-    XXH3_64bits_reset(h);
-    uint64_t done = 0;
-    while (done < size) {
-      const size_t n = static_cast<size_t>(std::min<uint64_t>(buf.size(), size - done));
-      if (is_link) {
-        std::memcpy(buf.data(), u.symlink_target.data() + done, n);
-      } else if (!pread_full(u.data_fd, buf.data(), n, done)) {
-        XXH3_freeState(h);
-        return sys_error(path + ": read new contents of '" + u.name + "'", errno ? errno : EIO);
-      }
-      if (head.size() < 65536) {
-        head.insert(head.end(), reinterpret_cast<std::byte*>(buf.data()),
-                    reinterpret_cast<std::byte*>(buf.data()) + std::min<size_t>(n, 65536 - head.size()));
-      }
-      XXH3_64bits_update(h, buf.data(), n);
-      auto w = pwrite_full(fd.get(), buf.data(), n, offset + done, path);
-      if (!w.ok()) {
-        XXH3_freeState(h);
-        return w;
-      }
-      done += n;
-    }
-    e.me_xxh3 = is_dir ? 0 : XXH3_64bits_digest(h);
-    XXH3_freeState(h);
-    e.me_data_offset = size == 0 ? 0 : offset;
-    e.me_stored_size = size;
-    e.me_size = size;
-    e.me_codec = static_cast<uint8_t>(format::EntryCodec::none);
-    if (!is_dir && !is_link) {
-      Detected d = detect_kind(head);
-      e.me_kind = static_cast<uint8_t>(d.kind);
-      if (d.has_btf) e.me_flags = static_cast<uint16_t>(e.me_flags | format::kFlagHasBtf);
-    } else {
-      e.me_kind = static_cast<uint8_t>(Kind::data);
-    }
-    offset += size;
-  }
-
-  // Step 2: the index, then make everything so far durable.
-  offset = *align_up(offset, 8);
-  const uint64_t index_offset = offset;
-  std::vector<std::byte> index(entries.size() * format::kEntrySize + names.size());
-  if (!entries.empty()) std::memcpy(index.data(), entries.data(), entries.size() * format::kEntrySize);
-  std::memcpy(index.data() + entries.size() * format::kEntrySize, names.data(), names.size());
-  MMAR_TRY(pwrite_full(fd.get(), index.data(), index.size(), index_offset, path));
-  if (fdatasync(fd.get()) != 0) return sys_error("fsync " + path, errno);
-
-  // Step 3: the other slot, one generation up.
-  format::Superblock sb = slots[cur];
-  sb.sb_generation = slots[cur].sb_generation + 1;
-  sb.sb_index_offset = index_offset;
-  sb.sb_index_size = index.size();
-  sb.sb_member_count = static_cast<uint32_t>(entries.size());
-  sb.sb_index_xxh3 = XXH3_64bits(index.data(), index.size());
-  sb.sb_xxh3 = XXH3_64bits(&sb, offsetof(format::Superblock, sb_xxh3));
-  MMAR_TRY(pwrite_full(fd.get(), &sb, sizeof sb, static_cast<uint64_t>(1 - cur) * format::kSuperblockSize, path));
-  if (fdatasync(fd.get()) != 0) return sys_error("fsync " + path, errno);
+  std::set<std::string, std::less<>> keep_names;
+  for (const auto& m : members) keep_names.insert(m.name);
+  std::vector<std::string> remove;
+  MMAR_TRY(u.base().for_each([&](const Member& m) -> Result<void> {
+    if (keep_names.count(m.name) == 0) remove.emplace_back(m.name);
+    return success();
+  }));
+  MMAR_TRY(u.commit(std::move(members), remove));
   return success();
 }
 
-}  // namespace mmar
-
-namespace mmar {
-
+// mmar compact: the archive rewritten by the writer (recompressed as asked),
+// under the archive's lock.
 Result<WriteStats> compact_archive(const std::string& path, WriteOptions options) {
-  MMAR_ASSIGN(Archive a, Archive::open(path));
+  MMAR_ASSIGN(WriterLock lock, WriterLock::acquire(path));
+  MMAR_ASSIGN(Source src, Source::from_fd(lock.fd(), path));
+  MMAR_ASSIGN(Archive a, Archive::open(std::move(src)));
   if (a.format() != Format::mmar) return Error(Errc::invalid_argument, path + ": not an mmar archive");
   // Members go through files in a scratch directory beside the archive (the
   // writer reads files when it writes), so memory stays bounded.
@@ -224,7 +696,7 @@ Result<WriteStats> compact_archive(const std::string& path, WriteOptions options
   });
   if (!copied.ok()) return std::move(copied).error();
   for (const auto& [name, target] : links) MMAR_TRY(w.set_link(name, target));
-  return w.write(path);
+  return w.write(lock);
 }
 
 }  // namespace mmar

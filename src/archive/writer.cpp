@@ -20,6 +20,7 @@
 #include "archive/detect.h"
 #include "archive/fence.h"
 #include "archive/format.h"
+#include "archive/index_codec.h"
 #include "archive/names.h"
 #include "mmar/archive.h"
 #include "support/atomic_file.h"
@@ -482,8 +483,7 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
     }
   };
 
-  std::vector<format::Entry> entries(sorted.size());
-  std::string names;
+  index_codec::IndexBuilder entries;
   WriteStats stats;
   // The name fence (if the archive is large enough for one) sits right
   // after the superblocks; its index-dependent fields are filled at the end.
@@ -510,16 +510,12 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
       break;  // the pool drains the remaining jobs in its destructor
     }
     Prepared& p = *r;
-    format::Entry& e = entries[i];
-    std::memset(&e, 0, sizeof e);
-    e.me_name_offset = static_cast<uint32_t>(names.size());
-    e.me_name_len = static_cast<uint32_t>(in.name.size());
-    names += in.name;
+    format::Entry& e = entries.add(in.name);
     e.me_mode = in.mode;
     e.me_mtime_ns = static_cast<uint64_t>(in.mtime_ns);
     e.me_link = link_of[i];
     if (same_as[i] != format::kNoLink) {
-      const format::Entry& first = entries[same_as[i]];
+      const format::Entry& first = entries.entry(same_as[i]);
       e.me_data_offset = first.me_data_offset;
       e.me_stored_size = first.me_stored_size;
       e.me_size = first.me_size;
@@ -588,32 +584,18 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
   // Index: entries then names, 8-aligned, hashed as one range.
   offset = *align_up(offset, 8);
   const uint64_t index_offset = offset;
-  std::vector<std::byte> index(entries.size() * format::kEntrySize + names.size());
-  if (!entries.empty()) std::memcpy(index.data(), entries.data(), entries.size() * format::kEntrySize);
-  if (!names.empty()) std::memcpy(index.data() + entries.size() * format::kEntrySize, names.data(), names.size());
+  std::vector<std::byte> index = entries.bytes();
   MMAR_TRY(pwrite_all(fd, index, index_offset, path));
-  const uint64_t index_xxh3 = XXH3_64bits(index.data(), index.size());
+  format::Superblock sb = index_codec::make_superblock(1, align_log2, 0, index_offset, index,
+                                                       static_cast<uint32_t>(entries.count()));
   if (!fence_block.empty()) {
-    fence::finish(fence_block, index_xxh3, 1);
+    fence::finish(fence_block, sb.sb_index_xxh3, 1);
     MMAR_TRY(pwrite_all(fd, fence_block, fence::kOffset, path));
   }
-
-  format::Superblock sb{};
-  std::memcpy(sb.sb_magic, format::kMagic, sizeof sb.sb_magic);
-  sb.sb_version = format::kVersion;
-  sb.sb_size = static_cast<uint16_t>(format::kSuperblockSize);
-  sb.sb_flags = 0;
-  sb.sb_generation = 1;
-  sb.sb_index_offset = index_offset;
-  sb.sb_index_size = index.size();
-  sb.sb_member_count = static_cast<uint32_t>(entries.size());
-  sb.sb_align_log2 = align_log2;
-  sb.sb_index_xxh3 = index_xxh3;
-  sb.sb_xxh3 = XXH3_64bits(&sb, offsetof(format::Superblock, sb_xxh3));
   MMAR_TRY(pwrite_all(fd, &sb, sizeof sb, 0, path));
   MMAR_TRY(pwrite_all(fd, &sb, sizeof sb, format::kSuperblockSize, path));
 
-  stats.members = static_cast<uint32_t>(entries.size());
+  stats.members = static_cast<uint32_t>(entries.count());
   stats.archive_bytes = index_offset + index.size();
   return stats;
 }
@@ -671,6 +653,24 @@ Result<WriteStats> Writer::Impl::write_ctf(int fd, const std::string& path, std:
 }
 
 Result<WriteStats> Writer::write(const std::string& path) {
+  // Replacing an archive is writing it: refused while another writer (a
+  // writable mount, a compaction) holds it.
+  std::optional<WriterLock> held;
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
+    auto lock = WriterLock::acquire(path);
+    if (lock.ok()) {
+      held.emplace(std::move(lock).value());
+    } else if (lock.error().code() == Errc::busy) {
+      return std::move(lock).error();
+    }  // else unreadable or gone: nobody can be writing it through mmar
+  }
+  return write_to(path);
+}
+
+Result<WriteStats> Writer::write(const WriterLock& held) { return write_to(held.path()); }
+
+Result<WriteStats> Writer::write_to(const std::string& path) {
   Impl& w = *impl_;
   if (w.options.format == Format::plain) {
     return Error(Errc::invalid_argument, "cannot write the 'plain' format");
@@ -682,7 +682,23 @@ Result<WriteStats> Writer::write(const std::string& path) {
       return Error(Errc::invalid_argument, "duplicate member name '" + sorted[i].name + "'");
     }
   }
+  // Only directories have members below them (what verify and the mount
+  // require): "a" a file and "a/b" is refused here, not found later.
+  if (w.options.format == Format::mmar) {
+    for (const Input& in : sorted) {
+      if (in.type == InputType::dir) continue;
+      const std::string below = in.name + "/";
+      auto at = std::lower_bound(sorted.begin(), sorted.end(), below,
+                                 [](const Input& x, const std::string& n) { return x.name < n; });
+      if (at != sorted.end() && at->name.compare(0, below.size(), below) == 0) {
+        return Error(Errc::invalid_argument,
+                     "'" + at->name + "' lies below '" + in.name + "', which is not a directory");
+      }
+    }
+  }
   MMAR_ASSIGN(AtomicFile out, AtomicFile::create(path));
+  // Locked before it becomes the archive, so no writer slips in between.
+  MMAR_TRY(WriterLock::lock_fd(out.fd(), path));
   Result<WriteStats> stats =
       w.options.format == Format::ctf ? w.write_ctf(out.fd(), path, sorted) : w.write_mmar(out.fd(), path, sorted);
   if (!stats.ok()) return stats;

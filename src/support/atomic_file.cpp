@@ -48,16 +48,21 @@ AtomicFile::~AtomicFile() {
 }
 
 Result<void> AtomicFile::commit() {
+  MMAR_ASSIGN(UniqueFd fd, commit_keep_fd());
+  return success();
+}
+
+Result<UniqueFd> AtomicFile::commit_keep_fd() {
   if (fsync(fd_.get()) != 0) return sys_error("fsync " + temp_, errno);
   if (::rename(temp_.c_str(), path_.c_str()) != 0) return sys_error("rename to " + path_, errno);
   committed_ = true;
-  fd_.reset();
+  UniqueFd kept = std::move(fd_);
   int dfd = ::open(dir_of(path_).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd >= 0) {
     fsync(dfd);
     ::close(dfd);
   }
-  return success();
+  return kept;
 }
 
 }  // namespace mmar

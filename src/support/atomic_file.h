@@ -23,6 +23,9 @@ class AtomicFile {
   const std::string& temp_path() const { return temp_; }
   // fsync the data, rename over the target, fsync the directory.
   Result<void> commit();
+  // The same, handing back the fd (still open on what is now the target,
+  // with any lock taken on it).
+  Result<UniqueFd> commit_keep_fd();
 
  private:
   AtomicFile(std::string path, std::string temp, UniqueFd fd)

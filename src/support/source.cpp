@@ -22,6 +22,7 @@ const char* errc_name(Errc code) {
     case Errc::checksum: return "checksum";
     case Errc::limit: return "limit";
     case Errc::invalid_argument: return "invalid_argument";
+    case Errc::busy: return "busy";
   }
   return "unknown";
 }

@@ -1,0 +1,121 @@
+#include "archive/index_codec.h"
+
+#include <xxhash.h>
+
+#include <cstdio>
+#include <cstring>
+
+#include "support/checked.h"
+#include "support/endian.h"
+
+namespace mmar::index_codec {
+
+namespace {
+
+std::string hex(uint64_t v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+Error malformed(const std::string& file, uint64_t offset, const std::string& what) {
+  return Error(Errc::malformed, file + ": index delta: " + what + " (at offset " + hex(offset) + ")", offset);
+}
+
+}  // namespace
+
+format::Entry& IndexBuilder::add(std::string_view name) {
+  format::Entry& e = entries_.emplace_back();
+  std::memset(&e, 0, sizeof e);
+  e.me_name_offset = static_cast<uint32_t>(names_.size());
+  e.me_name_len = static_cast<uint32_t>(name.size());
+  e.me_link = format::kNoLink;
+  names_.append(name);
+  return e;
+}
+
+std::vector<std::byte> IndexBuilder::bytes() const {
+  std::vector<std::byte> out(entries_.size() * format::kEntrySize + names_.size());
+  // No memcpy from an empty vector's null data (an archive with no members).
+  if (!entries_.empty()) std::memcpy(out.data(), entries_.data(), entries_.size() * format::kEntrySize);
+  if (!names_.empty()) std::memcpy(out.data() + entries_.size() * format::kEntrySize, names_.data(), names_.size());
+  return out;
+}
+
+std::vector<std::byte> IndexBuilder::delta_bytes(const format::DeltaHeader& header) const {
+  std::vector<std::byte> table = bytes();
+  std::vector<std::byte> out(sizeof header + table.size());
+  std::memcpy(out.data(), &header, sizeof header);
+  if (!table.empty()) std::memcpy(out.data() + sizeof header, table.data(), table.size());
+  return out;
+}
+
+format::Superblock make_superblock(uint64_t generation, uint8_t align_log2, uint32_t flags, uint64_t index_offset,
+                                   std::span<const std::byte> index, uint32_t member_count) {
+  format::Superblock sb{};
+  std::memcpy(sb.sb_magic, format::kMagic, sizeof sb.sb_magic);
+  sb.sb_version = format::kVersion;
+  sb.sb_size = static_cast<uint16_t>(format::kSuperblockSize);
+  sb.sb_flags = flags;
+  sb.sb_generation = generation;
+  sb.sb_index_offset = index_offset;
+  sb.sb_index_size = index.size();
+  sb.sb_member_count = member_count;
+  sb.sb_align_log2 = align_log2;
+  sb.sb_index_xxh3 = XXH3_64bits(index.data(), index.size());
+  sb.sb_xxh3 = XXH3_64bits(&sb, offsetof(format::Superblock, sb_xxh3));
+  return sb;
+}
+
+format::Entry DeltaView::entry(uint32_t i) const {
+  return load<format::Entry>(entries.data() + uint64_t{i} * format::kEntrySize);
+}
+
+std::string_view DeltaView::name(const format::Entry& e) const {
+  return {reinterpret_cast<const char*>(names.data()) + e.me_name_offset, e.me_name_len};
+}
+
+Result<DeltaView> parse_delta(std::span<const std::byte> record, const std::string& file, uint64_t offset) {
+  if (record.size() < sizeof(format::DeltaHeader)) return malformed(file, offset, "shorter than its header");
+  DeltaView v;
+  v.header = load<format::DeltaHeader>(record.data());
+  const auto& h = v.header;
+  if (std::memcmp(h.dh_magic, format::kDeltaMagic, sizeof h.dh_magic) != 0) return malformed(file, offset, "bad magic");
+  if ((h.dh_flags & ~format::kDeltaPrevIsDelta) != 0 || h.dh_reserved != 0) {
+    return malformed(file, offset + 36, "unknown flags or non-zero reserved field");
+  }
+  if (h.dh_depth == 0 || h.dh_depth > format::kMaxDeltaDepth ||
+      ((h.dh_flags & format::kDeltaPrevIsDelta) != 0) != (h.dh_depth > 1)) {
+    return malformed(file, offset + 40, "chain depth " + std::to_string(h.dh_depth.get()) + " out of range");
+  }
+  auto table = checked_mul(h.dh_count, format::kEntrySize);
+  const uint64_t body = record.size() - sizeof(format::DeltaHeader);
+  if (!table || *table > body || body - *table != h.dh_names_size) {
+    return malformed(file, offset + 44,
+                     std::to_string(h.dh_count.get()) + " entries and " + std::to_string(h.dh_names_size.get()) +
+                         " bytes of names do not fill a record of " + std::to_string(record.size()) + " bytes");
+  }
+  v.entries = record.subspan(sizeof(format::DeltaHeader), *table);
+  v.names = record.subspan(sizeof(format::DeltaHeader) + *table);
+  std::string_view prev;
+  for (uint32_t i = 0; i < h.dh_count; ++i) {
+    const uint64_t at = offset + sizeof(format::DeltaHeader) + uint64_t{i} * format::kEntrySize;
+    format::Entry e = v.entry(i);
+    if (e.me_name_len == 0 || !in_bounds(e.me_name_offset, e.me_name_len, v.names.size())) {
+      return malformed(file, at + 40, "entry " + std::to_string(i) + ": name outside the name table");
+    }
+    std::string_view name = v.name(e);
+    if (i > 0 && !(prev < name)) {
+      return malformed(file, at + 40, "entry " + std::to_string(i) + ": names out of order or duplicated");
+    }
+    prev = name;
+    if (e.me_link != format::kNoLink) return malformed(file, at + 52, "entry " + std::to_string(i) + ": a link");
+    if (is_tombstone(e) && (e.me_data_offset != 0 || e.me_stored_size != 0 || e.me_size != 0 || e.me_xxh3 != 0 ||
+                            e.me_mtime_ns != 0 || e.me_codec != 0 || e.me_kind != 0 || e.me_flags != 0)) {
+      return malformed(file, at, "entry " + std::to_string(i) + ": a tombstone with fields set");
+    }
+  }
+  return v;
+}
+
+}  // namespace mmar::index_codec

@@ -1,0 +1,54 @@
+// The one encoder and decoder for what mmar writes about its members: member
+// entries, the index (member table + names), superblocks and index deltas.
+// The writer, the in-place updater, compaction and the reader share it, so a
+// rule fixed here is fixed for every path (docs/FORMAT.md).
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "archive/format.h"
+#include "mmar/result.h"
+
+namespace mmar::index_codec {
+
+// Entries and their names, in the order added (callers add in name order).
+class IndexBuilder {
+ public:
+  // A zeroed entry naming `name`, with no link; the caller fills the rest.
+  format::Entry& add(std::string_view name);
+  size_t count() const { return entries_.size(); }
+  format::Entry& entry(size_t i) { return entries_[i]; }
+  // The member table followed by the name table.
+  std::vector<std::byte> bytes() const;
+  // The same, after a delta header (docs/FORMAT.md, "Index deltas").
+  std::vector<std::byte> delta_bytes(const format::DeltaHeader& header) const;
+
+ private:
+  std::vector<format::Entry> entries_;
+  std::string names_;
+};
+
+// A superblock for an index at `index_offset` whose bytes are `index`.
+format::Superblock make_superblock(uint64_t generation, uint8_t align_log2, uint32_t flags, uint64_t index_offset,
+                                   std::span<const std::byte> index, uint32_t member_count);
+
+// A tombstone: the entry of a delta that removes its name.
+inline bool is_tombstone(const format::Entry& e) { return e.me_mode == 0; }
+
+// One index delta, checked: header, entry table within the record, names
+// within the name table, names strictly increasing, tombstones all-zero but
+// for their names, no links. `file` and `offset` are for messages.
+struct DeltaView {
+  format::DeltaHeader header{};
+  std::span<const std::byte> entries;  // header.dh_count entries
+  std::span<const std::byte> names;    // the name table
+  format::Entry entry(uint32_t i) const;
+  std::string_view name(const format::Entry& e) const;
+};
+Result<DeltaView> parse_delta(std::span<const std::byte> record, const std::string& file, uint64_t offset);
+
+}  // namespace mmar::index_codec

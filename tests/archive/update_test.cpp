@@ -1,0 +1,322 @@
+// In-place updates (ArchiveUpdater): index deltas that Archive::open merges
+// to exactly what a model of the commits holds, one writer at a time, a
+// failed commit that leaves the file as it was, names the tools would refuse
+// refused at commit, automatic compaction bounding the file to 2x its live
+// data.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <map>
+#include <random>
+#include <set>
+
+#include "archive/format.h"
+#include "mmar/archive.h"
+#include "support/test_support.h"
+
+namespace mmar {
+namespace {
+
+using test::TempDir;
+
+std::string str(const Bytes& b) { return std::string(reinterpret_cast<const char*>(b.data()), b.size()); }
+
+// A file holding `content`, open for reading (the data_fd of a put).
+int content_fd(const TempDir& tmp, const std::string& content) {
+  static int n = 0;
+  const std::string path = tmp / ("c" + std::to_string(n++));
+  test::write_file(path, test::to_bytes(content));
+  return ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+}
+
+UpdateMember file_member(const std::string& name, int fd, uint64_t size) {
+  UpdateMember u;
+  u.name = name;
+  u.mode = S_IFREG | 0644;
+  u.mtime_ns = 1000;
+  u.data_fd = fd;
+  u.size = size;
+  return u;
+}
+
+// Every member of `path`'s current generation equals the model (name ->
+// contents; directories have contents "<dir>").
+void expect_matches(const std::string& path, const std::map<std::string, std::string>& model) {
+  auto a = Archive::open(path);
+  ASSERT_TRUE(a.ok()) << a.error().message();
+  ASSERT_EQ(a->size(), model.size());
+  auto it = model.begin();
+  auto r = a->for_each([&](const Member& m) -> Result<void> {
+    EXPECT_EQ(m.name, it->first);
+    if (m.is_dir()) {
+      EXPECT_EQ("<dir>", it->second) << m.name;
+    } else {
+      auto b = a->read(m);
+      EXPECT_TRUE(b.ok()) << m.name;
+      if (b.ok()) {
+        EXPECT_EQ(str(*b), it->second) << m.name;
+      }
+    }
+    ++it;
+    return success();
+  });
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  auto problems = a->verify();
+  ASSERT_TRUE(problems.ok());
+  EXPECT_TRUE(problems->empty()) << (*problems)[0].message;
+}
+
+class Update : public ::testing::Test {
+ protected:
+  // An archive of `count` small files f0000.., in directory d.
+  std::string make_archive(int count, std::map<std::string, std::string>& model) {
+    Writer w({.codec = Codec::none});
+    EXPECT_TRUE(w.add_directory("d").ok());
+    model["d"] = "<dir>";
+    for (int i = 0; i < count; ++i) {
+      char name[32];
+      std::snprintf(name, sizeof name, "d/f%04d", i);
+      std::string body = "file " + std::to_string(i);
+      EXPECT_TRUE(w.add_bytes(name, test::to_bytes(body)).ok());
+      model[name] = body;
+    }
+    const std::string path = tmp_ / "a.mmar";
+    EXPECT_TRUE(w.write(path).ok());
+    return path;
+  }
+  TempDir tmp_;
+};
+
+TEST_F(Update, DeltaCommitsMergeToTheModel) {
+  std::map<std::string, std::string> model;
+  const std::string path = make_archive(1000, model);
+  const uint64_t start_size = test::read_file(path).size();
+  std::mt19937 rng(11);
+  auto u = ArchiveUpdater::open(path, {.compact_ratio = 0});
+  ASSERT_TRUE(u.ok()) << u.error().message();
+  uint64_t index_bytes = 0;
+  int fulls = 0;
+  for (int c = 0; c < 300; ++c) {
+    std::vector<UpdateMember> put;
+    std::vector<std::string> remove;
+    std::vector<UniqueFd> fds;
+    const int changes = 1 + static_cast<int>(rng() % 3);
+    std::set<std::string> touched;
+    for (int k = 0; k < changes; ++k) {
+      const int what = static_cast<int>(rng() % 3);
+      char name[32];
+      std::snprintf(name, sizeof name, "d/f%04d", static_cast<int>(rng() % 1400));
+      if (touched.count(name) != 0) continue;
+      touched.insert(name);
+      if (what == 0 && model.count(name) != 0) {
+        remove.push_back(name);
+        model.erase(name);
+      } else {
+        std::string body = "v" + std::to_string(c) + " " + std::string(rng() % 300, 'x');
+        fds.emplace_back(content_fd(tmp_, body));
+        put.push_back(file_member(name, fds.back().get(), body.size()));
+        model[name] = body;
+      }
+    }
+    const uint64_t before = u->file_size();
+    auto r = u->commit(std::move(put), remove);
+    ASSERT_TRUE(r.ok()) << r.error().message();
+    fulls += r->full_index ? 1 : 0;
+    index_bytes += u->file_size() - before - r->appended;
+    if (c % 37 == 0) {
+      expect_matches(path, model);
+      // A new updater picks up the chain where this one left it.
+      u = Result<ArchiveUpdater>(Error(Errc::io, "closed"));
+      u = ArchiveUpdater::open(path, {.compact_ratio = 0});
+      ASSERT_TRUE(u.ok()) << u.error().message();
+    }
+  }
+  expect_matches(path, model);
+  // A whole index of 1,000 members is ~70 KB; 300 of them would be 21 MB.
+  // Deltas: a few KB per commit, amortised.
+  EXPECT_LT(index_bytes / 300, 8192u) << fulls << " full indexes";
+  EXPECT_LT(test::read_file(path).size(), start_size + 300 * 12288);
+}
+
+TEST_F(Update, OneWriterAtATime) {
+  std::map<std::string, std::string> model;
+  const std::string path = make_archive(3, model);
+  auto first = ArchiveUpdater::open(path);
+  ASSERT_TRUE(first.ok());
+  const std::string holder = "in use by another writer (pid " + std::to_string(getpid()) + ")";
+  auto second = ArchiveUpdater::open(path);
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.error().code(), Errc::busy);
+  EXPECT_EQ(second.error().message(), path + ": " + holder);
+  auto compacted = compact_archive(path);
+  ASSERT_FALSE(compacted.ok());
+  EXPECT_EQ(compacted.error().code(), Errc::busy);
+  Writer w;
+  ASSERT_TRUE(w.add_bytes("x", test::to_bytes("x")).ok());
+  auto replaced = w.write(path);
+  ASSERT_FALSE(replaced.ok()) << "create replaced an archive another writer holds";
+  EXPECT_EQ(replaced.error().code(), Errc::busy);
+  auto a = Archive::open(path);
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(commit_generation(path, *a, {}).error().code(), Errc::busy);
+  // Readers are never refused; and once the writer is gone, writers may go.
+  expect_matches(path, model);
+  first = Result<ArchiveUpdater>(Error(Errc::io, "closed"));
+  EXPECT_TRUE(compact_archive(path).ok());
+  EXPECT_TRUE(ArchiveUpdater::open(path).ok());
+}
+
+TEST_F(Update, AFailedCommitLeavesTheFileAsItWas) {
+  std::map<std::string, std::string> model;
+  const std::string path = make_archive(10, model);
+  auto u = ArchiveUpdater::open(path);
+  ASSERT_TRUE(u.ok());
+  const auto before = test::read_file(path);
+  // The second member's bytes cannot be read (a write-only fd): the first
+  // one's data was appended by then, and must be gone again.
+  UniqueFd good(content_fd(tmp_, std::string(100000, 'g')));
+  const std::string wpath = tmp_ / "writeonly";
+  UniqueFd bad(::open(wpath.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
+  ASSERT_EQ(write(bad.get(), std::string(5000, 'b').data(), 5000), 5000);
+  std::vector<UpdateMember> put;
+  put.push_back(file_member("a-good", good.get(), 100000));
+  put.push_back(file_member("b-bad", bad.get(), 5000));
+  auto r = u->commit(std::move(put), {});
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message().find("b-bad"), std::string::npos) << r.error().message();
+  EXPECT_EQ(test::read_file(path), before) << "the failed commit left bytes behind";
+  // And the next commit works from there.
+  std::vector<UpdateMember> again;
+  again.push_back(file_member("a-good", good.get(), 100000));
+  ASSERT_TRUE(u->commit(std::move(again), {}).ok());
+  model["a-good"] = std::string(100000, 'g');
+  expect_matches(path, model);
+}
+
+TEST_F(Update, NamesTheToolsWouldRefuseAreRefused) {
+  std::map<std::string, std::string> model;
+  const std::string path = make_archive(2, model);
+  auto u = ArchiveUpdater::open(path);
+  ASSERT_TRUE(u.ok());
+  const auto before = test::read_file(path);
+  UniqueFd fd(content_fd(tmp_, "x"));
+  for (const char* bad : {"x/../y", "/abs", "a//b", "./a", "d/f0000/below", "d"}) {
+    std::vector<UpdateMember> put;
+    put.push_back(file_member(bad, fd.get(), 1));
+    auto r = u->commit(std::move(put), {});
+    EXPECT_FALSE(r.ok()) << bad;
+  }
+  std::vector<UpdateMember> put;
+  put.push_back(file_member(std::string(4097, 'n'), fd.get(), 1));
+  EXPECT_FALSE(u->commit(std::move(put), {}).ok());
+  EXPECT_FALSE(u->commit({}, {"no-such-member"}).ok());
+  EXPECT_EQ(test::read_file(path), before);
+  // The writer refuses a file with members below it too, and verify finds
+  // one made by hand.
+  Writer w;
+  ASSERT_TRUE(w.add_bytes("a", test::to_bytes("file")).ok());
+  ASSERT_TRUE(w.add_bytes("a/b", test::to_bytes("below")).ok());
+  EXPECT_FALSE(w.write(tmp_ / "bad.mmar").ok());
+  Writer ok;
+  ASSERT_TRUE(ok.add_directory("a").ok());
+  ASSERT_TRUE(ok.add_bytes("a-x", test::to_bytes("neighbour")).ok());
+  ASSERT_TRUE(ok.add_bytes("a/b", test::to_bytes("below")).ok());
+  ASSERT_TRUE(ok.write(tmp_ / "crafted.mmar").ok());
+  auto bytes = test::read_file(tmp_ / "crafted.mmar");
+  test::patch_entry(bytes, 0, [](format::Entry& e) {
+    e.me_mode = S_IFREG | 0644;
+    e.me_xxh3 = member_checksum({});
+  });
+  test::write_file(tmp_ / "crafted.mmar", bytes);
+  auto a = Archive::open(tmp_ / "crafted.mmar");
+  ASSERT_TRUE(a.ok());
+  auto problems = a->verify();
+  ASSERT_TRUE(problems.ok());
+  ASSERT_EQ(problems->size(), 1u);
+  EXPECT_NE((*problems)[0].message.find("'a/b' lies below 'a', which is not a directory"), std::string::npos)
+      << (*problems)[0].message;
+}
+
+TEST_F(Update, AReplacedArchiveIsNeverWritten) {
+  std::map<std::string, std::string> model;
+  const std::string path = make_archive(2, model);
+  auto u = ArchiveUpdater::open(path);
+  ASSERT_TRUE(u.ok());
+  // Someone moves another file over the archive's name.
+  test::write_file(tmp_ / "other", test::to_bytes("someone else's file"));
+  ASSERT_EQ(::rename((tmp_ / "other").c_str(), path.c_str()), 0);
+  UniqueFd fd(content_fd(tmp_, "x"));
+  std::vector<UpdateMember> put;
+  put.push_back(file_member("new", fd.get(), 1));
+  auto r = u->commit(std::move(put), {});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().sys_errno(), EIO);
+  EXPECT_NE(r.error().message().find("replaced"), std::string::npos) << r.error().message();
+  EXPECT_EQ(test::read_file(path), test::to_bytes("someone else's file"));
+}
+
+TEST_F(Update, ADamagedDeltaIsAnError) {
+  std::map<std::string, std::string> model;
+  const std::string path = make_archive(5, model);
+  {
+    auto u = ArchiveUpdater::open(path);
+    ASSERT_TRUE(u.ok());
+    UniqueFd fd(content_fd(tmp_, "hello"));
+    std::vector<UpdateMember> put;
+    put.push_back(file_member("zz", fd.get(), 5));
+    auto r = u->commit(std::move(put), {});
+    ASSERT_TRUE(r.ok());
+    ASSERT_FALSE(r->full_index);
+  }
+  auto bytes = test::read_file(path);
+  // The delta is the last thing in the file: flip a byte of its names.
+  bytes[bytes.size() - 1] ^= std::byte{1};
+  test::write_file(path, bytes);
+  auto a = Archive::open(path);
+  ASSERT_FALSE(a.ok());
+  EXPECT_EQ(a.error().code(), Errc::checksum);
+  EXPECT_NE(a.error().message().find("index delta checksum mismatch (at offset 0x"), std::string::npos)
+      << a.error().message();
+  // A reader that does not know a superblock flag refuses the archive.
+  std::map<std::string, std::string> m2;
+  const std::string p2 = make_archive(1, m2);
+  auto b2 = test::read_file(p2);
+  test::patch_superblock(b2, [](format::Superblock& sb) { sb.sb_flags = 2; });
+  test::write_file(p2, b2);
+  auto refused = Archive::open(p2);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code(), Errc::unsupported);
+}
+
+TEST_F(Update, CompactionKeepsTheFileWithinTwiceItsLiveData) {
+  std::map<std::string, std::string> model;
+  const std::string path = make_archive(20, model);
+  auto u = ArchiveUpdater::open(path);
+  ASSERT_TRUE(u.ok());
+  int compactions = 0;
+  for (int round = 0; round < 40; ++round) {
+    std::string body(1 << 20, static_cast<char>('a' + round % 26));
+    UniqueFd fd(content_fd(tmp_, body));
+    std::vector<UpdateMember> put;
+    put.push_back(file_member("big", fd.get(), body.size()));
+    auto r = u->commit(std::move(put), {});
+    ASSERT_TRUE(r.ok()) << r.error().message();
+    compactions += r->compacted ? 1 : 0;
+    model["big"] = body;
+    struct stat st {};
+    ASSERT_EQ(stat(path.c_str(), &st), 0);
+    EXPECT_LE(static_cast<uint64_t>(st.st_size), 2 * u->live_bytes() + (uint64_t{1} << 20)) << "round " << round;
+  }
+  EXPECT_GT(compactions, 5);
+  expect_matches(path, model);
+  // The compacted archive has a fresh, usable name fence and generation.
+  auto a = Archive::open(path);
+  ASSERT_TRUE(a.ok());
+  EXPECT_GT(a->generation(), 1u);
+}
+
+}  // namespace
+}  // namespace mmar
