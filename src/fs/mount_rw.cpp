@@ -1,9 +1,17 @@
 // The writable FUSE filesystem (mmar mount --rw). The tree is held in
-// memory: each file is either an unchanged archive member or, from its
-// first write or truncate on, an anonymous memory file holding its new
-// contents (copy-up). Changes persist on fsync and at unmount through
-// commit_generation(): data appended, then a new index, then the atomic
-// superblock switch; a crash leaves the old or the new generation.
+// memory; each regular file's contents are where they were last committed
+// (a member of the archive as opened, or raw bytes a commit of this mount
+// appended) until its first write or truncate, from which on they live in a
+// temporary file beside the archive (copy-up) until the next commit.
+//
+// Commits go through ArchiveUpdater, which holds the archive's writer lock
+// for the life of the mount (a second writer is refused), writes through
+// the locked fd (never by path: the path may lead through this mount), and
+// appends only what changed: the dirty files' data and an index delta. A
+// commit runs on fsync/fsyncdir (mmar umount asks for one before it
+// unmounts, so a failure reaches its exit status), on close once too many
+// files wait to be committed, and at unmount. A failed commit leaves the
+// archive as it was and the changes pending; the error goes to the caller.
 //
 // Coherence between write() and mmap comes from the kernel's page cache,
 // which this filesystem never invalidates (files open with keep_cache; the
@@ -14,20 +22,27 @@
 // One mutex guards the tree (lock order: only it). Handlers never throw
 // into libfuse: bad_alloc becomes ENOMEM.
 #define FUSE_USE_VERSION 312
+#include <fcntl.h>
 #include <fuse3/fuse_lowlevel.h>
+#include <limits.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <cstring>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <new>
+#include <set>
 #include <unordered_map>
 
+#include "archive/names.h"
 #include "fs/rw.h"
 #include "support/fd.h"
 #include "support/io.h"
@@ -37,6 +52,12 @@ namespace mmar::fs {
 namespace {
 
 constexpr double kTimeout = 1.0;
+// Files whose new contents wait in temporary files for a commit: past
+// either bound, the next close commits, so file descriptors and disk space
+// used stay bounded however many files are written between fsyncs.
+constexpr size_t kMaxPendingFiles = 256;
+constexpr uint64_t kMaxPendingBytes = uint64_t{256} << 20;
+constexpr size_t kMaxComponent = NAME_MAX;  // 255
 
 int64_t now_ns() {
   timespec ts{};
@@ -47,11 +68,15 @@ int64_t now_ns() {
 struct Node {
   fuse_ino_t ino = 0;
   fuse_ino_t parent = 0;
+  std::string name;  // in its parent ("" for the root)
   uint32_t mode = 0;
   int64_t mtime_ns = 0;
-  std::optional<uint32_t> member;  // the contents last committed: this member of archive_
-  UniqueFd data;                   // the contents, once copied up (then read and written here)
-  bool modified = false;           // data differs from what `member` holds
+  // Where the committed contents are: a member of the updater's base(), or
+  // bytes a commit of this mount appended; neither for a new empty file.
+  std::optional<uint32_t> member;
+  std::optional<StoredExtent> extent;
+  UniqueFd data;           // the contents since copy-up (read and written here)
+  bool data_dirty = false;  // `data` differs from what is committed
   uint64_t size = 0;
   std::string link;                                     // symlink target
   std::map<std::string, fuse_ino_t, std::less<>> kids;  // directories
@@ -61,9 +86,11 @@ struct Node {
   bool is_dir() const { return S_ISDIR(mode); }
 };
 
+int errno_of(const Error& e) { return e.sys_errno() != 0 ? e.sys_errno() : EIO; }
+
 class RwFs {
  public:
-  RwFs(Archive a, std::string path) : archive_(std::move(a)), path_(std::move(path)) {}
+  RwFs(ArchiveUpdater u, UniqueFd spill_dir) : updater_(std::move(u)), spill_dir_(std::move(spill_dir)) {}
 
   Result<void> build() {
     auto root = std::make_unique<Node>();
@@ -72,16 +99,21 @@ class RwFs {
     root->mode = S_IFDIR | 0755;
     root->mtime_ns = now_ns();
     nodes_[FUSE_ROOT_ID] = std::move(root);
-    return archive_.for_each([&](const Member& m) -> Result<void> {
-      Node& dir = ensure_dirs(
-          std::string(m.name.substr(0, m.name.rfind('/') == std::string_view::npos ? 0 : m.name.rfind('/'))));
-      std::string base(m.name.substr(m.name.rfind('/') == std::string_view::npos ? 0 : m.name.rfind('/') + 1));
+    const Archive& a = updater_.base();
+    return a.for_each([&](const Member& m) -> Result<void> {
+      const size_t slash = m.name.rfind('/');
+      MMAR_ASSIGN(Node * dir, ensure_dirs(slash == std::string_view::npos ? std::string_view() : m.name.substr(0, slash)));
+      std::string base(m.name.substr(slash == std::string_view::npos ? 0 : slash + 1));
       Node* n;
-      auto it = dir.kids.find(base);
-      if (it != dir.kids.end()) {
+      auto it = dir->kids.find(base);
+      if (it != dir->kids.end()) {
         n = nodes_[it->second].get();  // a directory made for a deeper member first
+        if (!m.is_dir()) {
+          return Error(Errc::malformed, a.name() + ": member '" + std::string(m.name) +
+                                            "' has members below it but is not a directory");
+        }
       } else {
-        n = add_node(dir, base);
+        n = add_node(*dir, base);
       }
       n->mode = m.mode;
       n->mtime_ns = m.mtime_ns;
@@ -90,7 +122,7 @@ class RwFs {
         n->size = m.size;
       }
       if (m.is_symlink()) {
-        MMAR_ASSIGN(Bytes b, archive_.read(m));
+        MMAR_ASSIGN(Bytes b, a.read(m));
         n->link.assign(reinterpret_cast<const char*>(b.data()), b.size());
       }
       return success();
@@ -108,6 +140,7 @@ class RwFs {
     auto n = std::make_unique<Node>();
     n->ino = next_ino_++;
     n->parent = dir.ino;
+    n->name = name;
     Node* raw = n.get();
     dir.kids[name] = n->ino;
     nodes_[n->ino] = std::move(n);
@@ -128,26 +161,109 @@ class RwFs {
     st->st_atim = st->st_ctim = st->st_mtim;
   }
 
-  // Give a regular file its own copy of its contents, before it changes.
-  int copy_up(Node& n) {
-    if (n.data) return 0;
-    int fd = memfd_create("mmar-rw", MFD_CLOEXEC);
-    if (fd < 0) return errno;
-    UniqueFd mem(fd);
-    if (n.member) {
-      auto m = archive_.at(*n.member);
-      if (!m.ok()) return EIO;
-      auto b = archive_.read(*m);
-      if (!b.ok()) return EIO;
-      for (size_t w = 0; w < b->size();) {
-        ssize_t r = pwrite(fd, b->data() + w, b->size() - w, static_cast<off_t>(w));
-        if (r <= 0) return r < 0 ? errno : EIO;
-        w += static_cast<size_t>(r);
-      }
+  // The member name of a node ("" for the root).
+  std::string path_of(const Node& n) const {
+    std::vector<const std::string*> parts;
+    for (const Node* cur = &n; cur->ino != FUSE_ROOT_ID; cur = nodes_.at(cur->parent).get()) parts.push_back(&cur->name);
+    std::string p;
+    for (auto it = parts.rbegin(); it != parts.rend(); ++it) {
+      if (!p.empty()) p.push_back('/');
+      p += **it;
     }
-    n.data = std::move(mem);
-    n.modified = true;
-    dirty_ = true;
+    return p;
+  }
+
+  // A new name `name` in directory `dir`, checked as the archive's writer
+  // checks names: a name the tools would later refuse is refused now.
+  int check_new_name(const Node& dir, std::string_view name, size_t deepest_below = 0) const {
+    if (name.size() > kMaxComponent) return ENAMETOOLONG;
+    std::string full = path_of(dir);
+    if (!full.empty()) full.push_back('/');
+    full.append(name);
+    if (full.size() + deepest_below > kMaxNameLength) return ENAMETOOLONG;
+    if (name_problem(full) != nullptr) return EINVAL;
+    return 0;
+  }
+
+  // The longest "/rest" below a directory (for renames).
+  size_t deepest_below(const Node& n) const {
+    size_t best = 0;
+    for (const auto& [name, ino] : n.kids) best = std::max(best, 1 + name.size() + deepest_below(*nodes_.at(ino)));
+    return best;
+  }
+
+  // The contents of a node changed since the last commit.
+  void set_data_dirty(Node& n) {
+    if (!n.data_dirty) ++pending_files_;
+    n.data_dirty = true;
+    touch(n);
+  }
+
+  // The change of a node must reach the next commit.
+  void touch(Node& n) {
+    if (n.ino != FUSE_ROOT_ID) dirty_.insert(n.ino);
+  }
+  // Every committed name in `n`'s subtree goes away at the next commit
+  // (unlink, rename away); the names it gets instead are put.
+  void forget_names(Node& n, const std::string& path) {
+    removed_.insert(path);
+    for (const auto& [name, ino] : n.kids) {
+      Node& kid = *nodes_.at(ino);
+      forget_names(kid, path + "/" + name);
+    }
+  }
+  void touch_subtree(Node& n) {
+    touch(n);
+    for (const auto& [name, ino] : n.kids) touch_subtree(*nodes_.at(ino));
+  }
+
+  // A temporary file for new contents: beside the archive, unnamed, so its
+  // pages are the kernel's to write back (memory stays bounded) and space
+  // problems show at write() time.
+  int make_spill() {
+    int fd = openat(spill_dir_.get(), ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd < 0) fd = memfd_create("mmar-rw", MFD_CLOEXEC);  // no O_TMPFILE there
+    return fd < 0 ? -errno : fd;
+  }
+
+  // Give a regular file its own copy of its contents, before it changes
+  // (`keep_contents` false: it is about to be truncated to nothing).
+  int copy_up(Node& n, bool keep_contents = true) {
+    if (n.data) return 0;
+    int fd = make_spill();
+    if (fd < 0) return -fd;
+    UniqueFd spill(fd);
+    if (keep_contents && n.size > 0) {
+      std::vector<char> buf(std::min<uint64_t>(n.size, 1 << 20));
+      for (uint64_t off = 0; off < n.size;) {
+        const size_t len = static_cast<size_t>(std::min<uint64_t>(buf.size(), n.size - off));
+        if (int err = read_committed(n, off, len, buf.data())) return err;
+        if (!pwrite_full(fd, buf.data(), len, off, "spill").ok()) return errno != 0 ? errno : EIO;
+        off += len;
+      }
+      count_written(n.size);
+    }
+    n.data = std::move(spill);
+    if (!keep_contents) n.size = 0;
+    set_data_dirty(n);
+    return 0;
+  }
+
+  // [off, off + len) of the committed contents (len within the size).
+  int read_committed(const Node& n, uint64_t off, size_t len, char* out) {
+    if (n.extent) {
+      if (!pread_full(updater_.lock().fd(), out, len, n.extent->offset + off)) return errno != 0 ? errno : EIO;
+      return 0;
+    }
+    if (n.member) {
+      auto m = updater_.base().at(*n.member);
+      if (!m.ok()) return EIO;
+      auto b = updater_.base().read(*m);
+      if (!b.ok() || off + len > b->size()) return EIO;
+      std::memcpy(out, b->data() + off, len);
+      return 0;
+    }
+    std::memset(out, 0, len);
     return 0;
   }
 
@@ -163,97 +279,126 @@ class RwFs {
       out.resize(static_cast<size_t>(r));
       return 0;
     }
-    if (!n.member) {
-      std::memset(out.data(), 0, len);
-      return 0;
-    }
-    auto m = archive_.at(*n.member);
-    if (!m.ok()) return EIO;
-    auto b = archive_.read(*m);
-    if (!b.ok()) return EIO;
-    std::memcpy(out.data(), b->data() + off, len);
-    return 0;
+    return read_committed(n, off, len, out.data());
   }
-
-  void mark_dirty() { dirty_ = true; }
 
   // Drop a node the kernel no longer knows and no directory holds.
   void maybe_drop(Node& n) {
-    if (n.unlinked && n.lookups == 0 && n.opens == 0) nodes_.erase(n.ino);
-  }
-
-  std::string path_of(const Node& n) const {
-    std::string p;
-    const Node* cur = &n;
-    while (cur->ino != FUSE_ROOT_ID) {
-      const Node& parent = *nodes_.at(cur->parent);
-      for (const auto& [name, ino] : parent.kids) {
-        if (ino == cur->ino) {
-          p = p.empty() ? name : name + "/" + p;
-          break;
-        }
-      }
-      cur = &parent;
+    if (!n.unlinked) return;
+    if (n.lookups == 0 && n.opens == 0) {
+      if (n.data_dirty && pending_files_ > 0) --pending_files_;
+      dirty_.erase(n.ino);
+      orphans_.erase(n.ino);
+      nodes_.erase(n.ino);
+    } else {
+      orphans_.insert(n.ino);
     }
-    return p;
   }
 
-  // Persist: a new generation with every reachable node.
+  bool over_pending_bounds() const {
+    // Metadata-only changes count too: they bound the size of one commit.
+    return pending_files_ >= max_pending_files_ || pending_bytes_ >= kMaxPendingBytes ||
+           dirty_.size() > 64 * kMaxPendingFiles;
+  }
+  // A quarter of the descriptors may wait for a commit (at most 256).
+  void set_fd_budget(uint64_t limit) {
+    max_pending_files_ = static_cast<size_t>(std::clamp<uint64_t>(limit / 4, 8, kMaxPendingFiles));
+  }
+  void count_written(uint64_t bytes) { pending_bytes_ += bytes; }
+
+  // Persist every pending change as one new generation.
   Result<void> commit() {
-    if (!dirty_) return success();
-    std::vector<UpdateMember> members;
-    std::vector<std::pair<std::string, Node*>> stack = {{"", nodes_.at(FUSE_ROOT_ID).get()}};
-    while (!stack.empty()) {
-      auto [prefix, dir] = stack.back();
-      stack.pop_back();
-      for (const auto& [name, ino] : dir->kids) {
-        Node& n = *nodes_.at(ino);
-        UpdateMember u;
-        u.name = prefix.empty() ? name : prefix + "/" + name;
-        u.mode = n.mode;
-        u.mtime_ns = n.mtime_ns;
-        if (n.is_dir()) {
-          stack.push_back({u.name, &n});
-        } else if (S_ISLNK(n.mode)) {
-          u.symlink_target = n.link;
-        } else if (n.member && !n.modified) {
-          u.keep = n.member;  // written by an earlier commit, or never changed
-        } else if (n.data) {
-          u.data_fd = n.data.get();
-          u.size = n.size;
+    if (dirty_.empty() && removed_.empty()) return success();
+    // An open file whose name is gone keeps reading committed bytes that a
+    // compaction may move: give it its own copy first.
+    for (fuse_ino_t ino : orphans_) {
+      Node* n = get(ino);
+      if (n != nullptr && S_ISREG(n->mode) && !n->data) {
+        if (int err = copy_up(*n)) return Error(Errc::io, "copy of an unlinked open file", Error::kNoOffset, err);
+        dirty_.erase(ino);
+      }
+    }
+    std::vector<UpdateMember> put;
+    std::vector<Node*> put_nodes;
+    std::set<std::string, std::less<>> put_names;
+    for (fuse_ino_t ino : dirty_) {
+      Node* n = get(ino);
+      if (n == nullptr || n->unlinked) continue;
+      UpdateMember u;
+      u.name = path_of(*n);
+      u.mode = n->mode;
+      u.mtime_ns = n->mtime_ns;
+      if (S_ISLNK(n->mode)) {
+        if (n->member) {
+          u.keep = n->member;
+        } else if (n->extent) {
+          u.extent = n->extent;
         } else {
-          u.size = 0;  // an empty new file
+          u.symlink_target = n->link;
         }
-        members.push_back(std::move(u));
+      } else if (!n->is_dir()) {
+        if (n->data && n->data_dirty) {
+          u.data_fd = n->data.get();
+          u.size = n->size;
+        } else if (n->extent) {
+          u.extent = n->extent;
+        } else if (n->member) {
+          u.keep = n->member;
+        }
       }
+      put_names.insert(u.name);
+      put.push_back(std::move(u));
+      put_nodes.push_back(n);
     }
-    MMAR_TRY(commit_generation(path_, archive_, members));
-    // Reopen the new generation: every file now has a member there, so the
-    // next commit rewrites only what changes after this one.
-    MMAR_ASSIGN(Archive fresh, Archive::open(path_));
-    for (auto& [ino, n] : nodes_) {
-      if (n->is_dir() || S_ISLNK(n->mode) || n->unlinked) continue;
-      auto m = fresh.find(path_of(*n));
-      if (m.ok()) {
-        n->member = m->index;
-        n->modified = false;
+    std::vector<std::string> remove;
+    for (const auto& name : removed_) {
+      if (put_names.count(name) == 0 && updater_.is_dir(name).has_value()) remove.push_back(name);
+    }
+    // Parents before children would not matter to the updater, but a
+    // directory that became a file (or the reverse) needs both in one commit.
+    MMAR_ASSIGN(CommitResult r, updater_.commit(std::move(put), remove));
+    for (size_t i = 0; i < put_nodes.size(); ++i) {
+      Node& n = *put_nodes[i];
+      if (r.extents[i]) {
+        n.extent = r.extents[i];
+        n.member.reset();
       }
+      if (n.data_dirty) {
+        n.data_dirty = false;
+        if (pending_files_ > 0) --pending_files_;
+      }
+      // Committed: the copy is no longer needed once nobody has it open.
+      if (n.opens == 0) n.data.reset();
     }
-    archive_ = std::move(fresh);
-    dirty_ = false;
+    dirty_.clear();
+    removed_.clear();
+    pending_bytes_ = 0;
+    if (r.compacted) rebase();
     return success();
   }
 
-  const Archive& archive() const { return archive_; }
+  // After a compaction every committed byte moved: find each file again.
+  void rebase() {
+    for (auto& [ino, n] : nodes_) {
+      if (n->is_dir() || n->unlinked || ino == FUSE_ROOT_ID) continue;
+      n->extent.reset();
+      n->member.reset();
+      auto m = updater_.base().find(path_of(*n));
+      if (m.ok()) n->member = m->index;
+    }
+  }
+
+  // Where the archive lives: statfs reports its filesystem's space.
+  int archive_fd() const { return updater_.lock().fd(); }
 
  private:
-  Node& ensure_dirs(const std::string& dir_path) {
+  Result<Node*> ensure_dirs(std::string_view dir_path) {
     Node* cur = nodes_.at(FUSE_ROOT_ID).get();
     size_t start = 0;
     while (start < dir_path.size()) {
       size_t slash = dir_path.find('/', start);
-      if (slash == std::string::npos) slash = dir_path.size();
-      std::string part = dir_path.substr(start, slash - start);
+      if (slash == std::string_view::npos) slash = dir_path.size();
+      std::string part(dir_path.substr(start, slash - start));
       auto it = cur->kids.find(part);
       if (it == cur->kids.end()) {
         Node* d = add_node(*cur, part);
@@ -262,17 +407,26 @@ class RwFs {
         cur = d;
       } else {
         cur = nodes_.at(it->second).get();
+        if (!cur->is_dir()) {
+          return Error(Errc::malformed, updater_.base().name() + ": member '" + std::string(dir_path) +
+                                            "' has members below it but is not a directory");
+        }
       }
       start = slash + 1;
     }
-    return *cur;
+    return cur;
   }
 
-  Archive archive_;
-  std::string path_;
+  ArchiveUpdater updater_;
+  UniqueFd spill_dir_;
   std::unordered_map<fuse_ino_t, std::unique_ptr<Node>> nodes_;
   fuse_ino_t next_ino_ = 2;
-  bool dirty_ = false;
+  std::set<fuse_ino_t> dirty_;                      // nodes whose entries the next commit puts
+  std::set<std::string, std::less<>> removed_;      // names the next commit removes (if committed)
+  std::set<fuse_ino_t> orphans_;                    // unlinked, still open or known to the kernel
+  size_t pending_files_ = 0;                        // files with data_dirty
+  size_t max_pending_files_ = kMaxPendingFiles;
+  uint64_t pending_bytes_ = 0;                      // written or copied up since the last commit
 };
 
 RwFs& fs_of(fuse_req_t req) { return *static_cast<RwFs*>(fuse_req_userdata(req)); }
@@ -292,12 +446,21 @@ Node* dir_of(RwFs& fs, fuse_ino_t ino) {
   return d != nullptr && d->is_dir() ? d : nullptr;
 }
 
+// Commit now; the errno for the caller (0 on success), the reason logged.
+int commit_now(RwFs& fs) {
+  auto r = fs.commit();
+  if (r.ok()) return 0;
+  fuse_log(FUSE_LOG_ERR, "mmar: commit failed, changes kept pending: %s\n", r.error().message().c_str());
+  return errno_of(r.error());
+}
+
 void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
   guarded(req, [&] {
     RwFs& fs = fs_of(req);
     std::lock_guard lock(fs.mu);
     Node* d = dir_of(fs, parent);
     if (d == nullptr) return (void)fuse_reply_err(req, ENOTDIR);
+    if (std::strlen(name) > kMaxComponent) return (void)fuse_reply_err(req, ENAMETOOLONG);
     auto it = d->kids.find(std::string_view(name));
     if (it == d->kids.end()) return (void)fuse_reply_err(req, ENOENT);
     reply_entry(req, fs, *fs.get(it->second));
@@ -334,25 +497,30 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, f
     std::lock_guard lock(fs.mu);
     Node* n = fs.get(ino);
     if (n == nullptr) return (void)fuse_reply_err(req, ENOENT);
-    if (to_set & FUSE_SET_ATTR_MODE) {
-      n->mode = (n->mode & S_IFMT) | (attr->st_mode & 07777);
-      fs.mark_dirty();
+    // Owners are not stored (yet): a change of owner would be lost, so it is
+    // refused, as filesystems without owners refuse it.
+    if (((to_set & FUSE_SET_ATTR_UID) && attr->st_uid != getuid()) ||
+        ((to_set & FUSE_SET_ATTR_GID) && attr->st_gid != getgid())) {
+      return (void)fuse_reply_err(req, EPERM);
     }
     if (to_set & FUSE_SET_ATTR_SIZE) {
       if (!S_ISREG(n->mode)) return (void)fuse_reply_err(req, EINVAL);
-      if (int err = fs.copy_up(*n)) return (void)fuse_reply_err(req, err);
+      if (int err = fs.copy_up(*n, attr->st_size != 0)) return (void)fuse_reply_err(req, err);
       if (ftruncate(n->data.get(), attr->st_size) != 0) return (void)fuse_reply_err(req, errno);
       n->size = static_cast<uint64_t>(attr->st_size);
-      n->modified = true;
+      fs.set_data_dirty(*n);
       n->mtime_ns = now_ns();
-      fs.mark_dirty();
+    }
+    if (to_set & FUSE_SET_ATTR_MODE) {
+      n->mode = (n->mode & S_IFMT) | (attr->st_mode & 07777);
+      fs.touch(*n);
     }
     if (to_set & FUSE_SET_ATTR_MTIME_NOW) {
       n->mtime_ns = now_ns();
-      fs.mark_dirty();
+      fs.touch(*n);
     } else if (to_set & FUSE_SET_ATTR_MTIME) {
       n->mtime_ns = int64_t{attr->st_mtim.tv_sec} * 1000000000 + attr->st_mtim.tv_nsec;
-      fs.mark_dirty();
+      fs.touch(*n);
     }
     struct stat st;
     fs.fill(*n, &st);
@@ -374,13 +542,14 @@ void op_readlink(fuse_req_t req, fuse_ino_t ino) {
 Node* make(RwFs& fs, fuse_req_t req, fuse_ino_t parent, const char* name, uint32_t mode) {
   Node* d = dir_of(fs, parent);
   if (d == nullptr) return fuse_reply_err(req, ENOTDIR), nullptr;
-  if (std::strlen(name) > 255 || std::strchr(name, '/') != nullptr) return fuse_reply_err(req, EINVAL), nullptr;
+  if (int err = fs.check_new_name(*d, name)) return fuse_reply_err(req, err), nullptr;
   if (d->kids.count(std::string_view(name)) != 0) return fuse_reply_err(req, EEXIST), nullptr;
   Node* n = fs.add_node(*d, name);
   n->mode = mode;
   n->mtime_ns = now_ns();
   d->mtime_ns = n->mtime_ns;
-  fs.mark_dirty();
+  fs.touch(*n);
+  fs.touch(*d);
   return n;
 }
 
@@ -396,6 +565,7 @@ void op_symlink(fuse_req_t req, const char* target, fuse_ino_t parent, const cha
   guarded(req, [&] {
     RwFs& fs = fs_of(req);
     std::lock_guard lock(fs.mu);
+    if (std::strlen(target) >= PATH_MAX) return (void)fuse_reply_err(req, ENAMETOOLONG);
     if (Node* n = make(fs, req, parent, name, S_IFLNK | 0777)) {
       n->link = target;
       reply_entry(req, fs, *n);
@@ -409,7 +579,14 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
     std::lock_guard lock(fs.mu);
     Node* n = make(fs, req, parent, name, S_IFREG | (mode & 07777));
     if (n == nullptr) return;
-    if (int err = fs.copy_up(*n)) return (void)fuse_reply_err(req, err);
+    if (int err = fs.copy_up(*n)) {
+      // Undo the entry: nothing was created.
+      Node* d = fs.get(parent);
+      d->kids.erase(std::string(name));
+      n->unlinked = true;
+      fs.maybe_drop(*n);
+      return (void)fuse_reply_err(req, err);
+    }
     fuse_entry_param e{};
     e.ino = n->ino;
     e.attr_timeout = kTimeout;
@@ -429,20 +606,33 @@ void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     Node* n = fs.get(ino);
     if (n == nullptr) return (void)fuse_reply_err(req, ENOENT);
     if (n->is_dir()) return (void)fuse_reply_err(req, EISDIR);
-    if ((fi->flags & O_ACCMODE) != O_RDONLY) {
-      if (int err = fs.copy_up(*n)) return (void)fuse_reply_err(req, err);
+    const bool trunc = (fi->flags & O_TRUNC) != 0;
+    if ((fi->flags & O_ACCMODE) != O_RDONLY || trunc) {
+      if (int err = fs.copy_up(*n, !trunc)) return (void)fuse_reply_err(req, err);
     }
-    if (fi->flags & O_TRUNC) {
+    if (trunc) {
       if (ftruncate(n->data.get(), 0) != 0) return (void)fuse_reply_err(req, errno);
       n->size = 0;
-      n->modified = true;
+      fs.set_data_dirty(*n);
       n->mtime_ns = now_ns();
-      fs.mark_dirty();
     }
     ++n->opens;
     fi->keep_cache = 1;  // the page cache is the truth while mounted: never dropped
     fuse_reply_open(req, fi);
   });
+}
+
+// close(): commits when too many files wait, so the error reaches close().
+void op_flush(fuse_req_t req, fuse_ino_t, fuse_file_info*) {
+  RwFs& fs = fs_of(req);
+  int err = 0;
+  try {
+    std::lock_guard lock(fs.mu);
+    if (fs.over_pending_bounds()) err = commit_now(fs);
+  } catch (const std::bad_alloc&) {
+    err = ENOMEM;
+  }
+  fuse_reply_err(req, err);
 }
 
 void op_release(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
@@ -451,6 +641,8 @@ void op_release(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
     std::lock_guard lock(fs.mu);
     if (Node* n = fs.get(ino)) {
       if (n->opens > 0) --n->opens;
+      // Committed and closed: the copy goes (reads come from the archive).
+      if (n->opens == 0 && !n->data_dirty && !n->unlinked) n->data.reset();
       fs.maybe_drop(*n);
     }
   }
@@ -478,10 +670,10 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char* data, size_t size, off
     if (int err = fs.copy_up(*n)) return (void)fuse_reply_err(req, err);
     ssize_t w = pwrite(n->data.get(), data, size, off);
     if (w < 0) return (void)fuse_reply_err(req, errno);
-    n->modified = true;
+    fs.set_data_dirty(*n);
+    fs.count_written(static_cast<uint64_t>(w));
     n->size = std::max<uint64_t>(n->size, static_cast<uint64_t>(off) + static_cast<uint64_t>(w));
     n->mtime_ns = now_ns();
-    fs.mark_dirty();
     fuse_reply_write(req, static_cast<size_t>(w));
   });
 }
@@ -498,10 +690,11 @@ void remove(fuse_req_t req, fuse_ino_t parent, const char* name, bool dir) {
     if (dir && !n->is_dir()) return (void)fuse_reply_err(req, ENOTDIR);
     if (!dir && n->is_dir()) return (void)fuse_reply_err(req, EISDIR);
     if (dir && !n->kids.empty()) return (void)fuse_reply_err(req, ENOTEMPTY);
+    fs.forget_names(*n, fs.path_of(*n));
     d->kids.erase(it);
     d->mtime_ns = now_ns();
+    fs.touch(*d);
     n->unlinked = true;
-    fs.mark_dirty();
     fs.maybe_drop(*n);
     fuse_reply_err(req, 0);
   });
@@ -521,27 +714,34 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t n
     auto it = from->kids.find(std::string_view(name));
     if (it == from->kids.end()) return (void)fuse_reply_err(req, ENOENT);
     const fuse_ino_t moving = it->second;
+    Node* mov = fs.get(moving);
     // A directory cannot move below itself.
     for (Node* p = to; p->ino != FUSE_ROOT_ID; p = fs.get(p->parent)) {
       if (p->ino == moving) return (void)fuse_reply_err(req, EINVAL);
     }
+    if (int err = fs.check_new_name(*to, newname, fs.deepest_below(*mov))) return (void)fuse_reply_err(req, err);
     auto target = to->kids.find(std::string_view(newname));
     if (target != to->kids.end()) {
       if (target->second == moving) return (void)fuse_reply_err(req, 0);
       if (flags & RENAME_NOREPLACE) return (void)fuse_reply_err(req, EEXIST);
       Node* old = fs.get(target->second);
-      Node* mov = fs.get(moving);
       if (old->is_dir() != mov->is_dir()) return (void)fuse_reply_err(req, old->is_dir() ? EISDIR : ENOTDIR);
       if (old->is_dir() && !old->kids.empty()) return (void)fuse_reply_err(req, ENOTEMPTY);
+      fs.forget_names(*old, fs.path_of(*old));
       to->kids.erase(target);
       old->unlinked = true;
       fs.maybe_drop(*old);
     }
+    // The old names go, the whole subtree is put under its new names.
+    fs.forget_names(*mov, fs.path_of(*mov));
     from->kids.erase(std::string(name));
     to->kids[newname] = moving;
-    fs.get(moving)->parent = to->ino;
+    mov->parent = to->ino;
+    mov->name = newname;
+    fs.touch_subtree(*mov);
     from->mtime_ns = to->mtime_ns = now_ns();
-    fs.mark_dirty();
+    fs.touch(*from);
+    fs.touch(*to);
     fuse_reply_err(req, 0);
   });
 }
@@ -580,31 +780,58 @@ void op_fsync(fuse_req_t req, fuse_ino_t, int, fuse_file_info*) {
   int err = 0;
   try {
     std::lock_guard lock(fs.mu);
-    auto r = fs.commit();
-    if (!r.ok()) {
-      fuse_log(FUSE_LOG_ERR, "mmar: %s\n", r.error().message().c_str());
-      err = r.error().sys_errno() != 0 ? r.error().sys_errno() : EIO;
-    }
+    err = commit_now(fs);
   } catch (const std::bad_alloc&) {
     err = ENOMEM;
   }
   fuse_reply_err(req, err);
 }
 
+// The space of the filesystem the archive is on (what a commit can use).
 void op_statfs(fuse_req_t req, fuse_ino_t) {
+  RwFs& fs = fs_of(req);
   struct statvfs s {};
-  s.f_bsize = s.f_frsize = 4096;
-  s.f_blocks = s.f_bfree = s.f_bavail = 1u << 30;
-  s.f_files = s.f_ffree = 1u << 30;
-  s.f_namemax = 255;
+  if (fstatvfs(fs.archive_fd(), &s) != 0) return (void)fuse_reply_err(req, errno);
+  s.f_namemax = kMaxComponent;
   fuse_reply_statfs(req, &s);
+}
+
+// The directory that contains `path` (as given), opened.
+Result<UniqueFd> open_parent(const std::string& path) {
+  const size_t slash = path.find_last_of('/');
+  const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return sys_error(dir, errno);
+  return UniqueFd(fd);
 }
 
 }  // namespace
 
 Result<void> serve_writable(Archive archive, const std::string& archive_path, const std::string& dir,
                             const MountOptions& options) {
-  RwFs fs(std::move(archive), archive_path);
+  // An archive below its own mount point would be written through this very
+  // filesystem (and be hidden by it): refused.
+  char real_dir[PATH_MAX], real_archive[PATH_MAX];
+  if (realpath(dir.c_str(), real_dir) == nullptr) return sys_error(dir, errno);
+  if (realpath(archive_path.c_str(), real_archive) == nullptr) return sys_error(archive_path, errno);
+  const std::string d = std::string(real_dir) == "/" ? "/" : std::string(real_dir) + "/";
+  if (std::string(real_archive).compare(0, d.size(), d) == 0) {
+    return Error(Errc::invalid_argument,
+                 archive_path + ": the archive lies inside the mount point " + dir + "; mount it elsewhere");
+  }
+  (void)archive;  // the updater reads through its own locked fd
+  // The writer lock is taken here, before mounting: a second writer fails
+  // at once, in the foreground, with the holder's pid.
+  MMAR_ASSIGN(ArchiveUpdater updater, ArchiveUpdater::open(real_archive));
+  MMAR_ASSIGN(UniqueFd spill_dir, open_parent(real_archive));
+  // One fd per file open for writing is the bound, not the soft limit.
+  struct rlimit rl {};
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+  RwFs fs(std::move(updater), std::move(spill_dir));
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0) fs.set_fd_budget(rl.rlim_cur);
   MMAR_TRY(fs.build());
   fuse_lowlevel_ops ops{};
   ops.lookup = op_lookup;
@@ -616,6 +843,7 @@ Result<void> serve_writable(Archive archive, const std::string& archive_path, co
   ops.symlink = op_symlink;
   ops.create = op_create;
   ops.open = op_open;
+  ops.flush = op_flush;
   ops.release = op_release;
   ops.read = op_read;
   ops.write = op_write;
@@ -626,12 +854,13 @@ Result<void> serve_writable(Archive archive, const std::string& archive_path, co
   ops.fsync = op_fsync;
   ops.fsyncdir = op_fsync;
   ops.statfs = op_statfs;
-  // Unmounting persists what fsync has not yet.
+  // Unmounting persists what fsync has not yet (mmar umount commits first
+  // with fsyncdir, so this one normally finds nothing to do).
   ops.destroy = [](void* userdata) {
     auto& self = *static_cast<RwFs*>(userdata);
     std::lock_guard lock(self.mu);
     auto r = self.commit();
-    if (!r.ok()) fuse_log(FUSE_LOG_ERR, "mmar: %s\n", r.error().message().c_str());
+    if (!r.ok()) fuse_log(FUSE_LOG_ERR, "mmar: changes lost at unmount: %s\n", r.error().message().c_str());
   };
   return run_session(ops, &fs, dir, options, "rw,default_permissions,fsname=" + archive_path + ",subtype=mmar");
 }

@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/vfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -55,7 +56,17 @@ class RwMount {
   bool ok() const { return ok_; }
   void unmount() {
     if (pid_ <= 0) return;
-    test::run("fusermount3 -u " + q(dir_) + " 2>/dev/null");
+    // The kernel may still be releasing the last file closed: retry a
+    // little, then detach lazily rather than wait on a mount forever.
+    for (int i = 0; i < 50 && test::run("fusermount3 -u " + q(dir_) + " 2>/dev/null") != 0; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    if (is_fuse(dir_)) {
+      // Still in use (a failed assertion left a file open): detach and end
+      // the daemon, or waiting for it would hang the test binary.
+      test::run("fusermount3 -u -z " + q(dir_) + " 2>/dev/null");
+      ::kill(pid_, SIGKILL);
+    }
     int status;
     waitpid(pid_, &status, 0);
     pid_ = -1;
@@ -274,6 +285,307 @@ TEST_F(MountRw, KilledAtAnyMomentTheArchiveStaysConsistent) {
   ASSERT_EQ(test::run(kMmar + " verify -q " + q(archive)), 0);
   ASSERT_EQ(test::run(kMmar + " extract -f " + q(archive) + " -C " + q(x2)), 0);
   EXPECT_EQ(test::diff_trees(x1, x2), "");
+}
+
+
+// An archive of one small file, and a mounted writable view of it.
+class MountRwSafety : public MountRw {
+ protected:
+  std::string make_archive(const std::string& where = "") {
+    std::string src = dir("src");
+    test::write_file(src + "/f", test::to_bytes("original"));
+    std::string archive = (where.empty() ? tmp_.path() : where) + "/a.mmar";
+    EXPECT_EQ(test::run(kMmar + " create --compress none -f " + q(archive) + " -C " + q(src) + " ."), 0);
+    return archive;
+  }
+};
+
+pid_t mount_pid(const std::string& mnt) {
+  // The daemon is the child that RwMount forked: find it by its mount point.
+  std::string out;
+  test::run("pgrep -f -- 'mount -f --rw .* " + mnt + "$' | head -n1", &out);
+  return static_cast<pid_t>(std::atol(out.c_str()));
+}
+
+TEST_F(MountRwSafety, ASecondWriterIsRefused) {
+  std::string archive = make_archive(), m1 = dir("m1"), m2 = dir("m2"), m3 = dir("m3");
+  RwMount first(archive, m1);
+  ASSERT_TRUE(first.ok());
+  const pid_t holder = mount_pid(m1);
+  ASSERT_GT(holder, 0);
+  const std::string expect = "mmar: " + archive + ": in use by another writer (pid " + std::to_string(holder) + ")";
+  std::string out;
+  EXPECT_EQ(test::run(kMmar + " mount --rw " + q(archive) + " " + q(m2) + " 2>&1", &out), 1);
+  EXPECT_NE(out.find(expect), std::string::npos) << out;
+  EXPECT_FALSE(is_fuse(m2));
+  EXPECT_EQ(test::run(kMmar + " compact " + q(archive) + " 2>&1", &out), 1);
+  EXPECT_NE(out.find(expect), std::string::npos) << out;
+  EXPECT_EQ(test::run(kMmar + " create -f " + q(archive) + " -C " + q(tmp_ / "src") + " . 2>&1", &out), 1);
+  EXPECT_NE(out.find(expect), std::string::npos) << out;
+  // Readers are welcome: a read-only mount of the same archive.
+  ASSERT_EQ(test::run(kMmar + " mount " + q(archive) + " " + q(m3)), 0);
+  EXPECT_EQ(test::run("cat " + q(m3 + "/f"), &out), 0);
+  EXPECT_EQ(out, "original");
+  test::run("fusermount3 -u " + q(m3));
+  // The first writer's changes all land.
+  ASSERT_EQ(test::run("echo changed > " + q(m1 + "/f") + " && sync " + q(m1 + "/f")), 0);
+  first.unmount();
+  EXPECT_EQ(test::run(kMmar + " cat " + q(archive) + " f", &out), 0);
+  EXPECT_EQ(out, "changed\n");
+}
+
+TEST_F(MountRwSafety, AReplacedArchiveRefusesToCommit) {
+  std::string archive = make_archive(), mnt = dir("m");
+  RwMount m(archive, mnt);
+  ASSERT_TRUE(m.ok());
+  // Not through mmar (which would be refused): a plain rename over it.
+  ASSERT_EQ(test::run("cp " + q(archive) + " " + q(archive + ".new") + " && mv " + q(archive + ".new") + " " +
+                      q(archive)),
+            0);
+  const auto replaced = test::read_file(archive);
+  int fd = ::open((mnt + "/f").c_str(), O_WRONLY | O_TRUNC);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(write(fd, "lost?", 5), 5);
+  EXPECT_EQ(fsync(fd), -1) << "fsync reported success for a write that cannot reach the archive";
+  EXPECT_EQ(errno, EIO);
+  close(fd);
+  m.unmount();
+  EXPECT_EQ(test::read_file(archive), replaced) << "the mount wrote into the file that replaced its archive";
+}
+
+TEST_F(MountRwSafety, AnArchiveInsideItsMountPointIsRefused) {
+  std::string mnt = dir("m");
+  std::string archive = make_archive(mnt);
+  std::string out;
+  EXPECT_EQ(test::run(kMmar + " mount --rw " + q(archive) + " " + q(mnt) + " 2>&1", &out), 1);
+  EXPECT_NE(out.find("inside the mount point"), std::string::npos) << out;
+  EXPECT_FALSE(is_fuse(mnt));
+}
+
+TEST_F(MountRwSafety, NamesTheToolsWouldRefuseAreRefusedAtOnce) {
+  std::string archive = make_archive(), mnt = dir("m");
+  {
+    RwMount m(archive, mnt);
+    ASSERT_TRUE(m.ok());
+    const std::string long_name(256, 'n');
+    int fd = ::open((mnt + "/" + long_name).c_str(), O_WRONLY | O_CREAT, 0644);
+    EXPECT_EQ(fd, -1);
+    EXPECT_EQ(errno, ENAMETOOLONG);
+    EXPECT_EQ(::mkdir((mnt + "/" + long_name).c_str(), 0755), -1);
+    EXPECT_EQ(errno, ENAMETOOLONG);
+    // Directories nested until the member name passes 4096 bytes.
+    std::string rel;
+    int made = 0;
+    for (;; ++made) {
+      std::string next = rel + (rel.empty() ? "" : "/") + std::string(200, 'd');
+      if (::mkdirat(AT_FDCWD, (mnt + "/" + next).c_str(), 0755) != 0) {
+        EXPECT_EQ(errno, ENAMETOOLONG) << "at depth " << made;
+        break;
+      }
+      rel = next;
+      ASSERT_LT(made, 100);
+    }
+    EXPECT_LE(rel.size(), 4096u);
+    EXPECT_GT(made, 10);
+    // Renaming the deep tree below a longer name would push it over: refused.
+    ASSERT_EQ(::mkdir((mnt + "/" + std::string(250, 'p')).c_str(), 0755), 0);
+    EXPECT_EQ(::rename((mnt + "/" + std::string(200, 'd')).c_str(),
+                       (mnt + "/" + std::string(250, 'p') + "/" + std::string(200, 'd')).c_str()),
+              -1);
+    EXPECT_EQ(errno, ENAMETOOLONG);
+    // Owners are not stored: chown to another owner is refused, not ignored.
+    EXPECT_EQ(::chown((mnt + "/f").c_str(), 12345, 12345), -1);
+    EXPECT_EQ(errno, EPERM);
+    // open(O_RDONLY | O_TRUNC) truncates, as on any Linux filesystem.
+    fd = ::open((mnt + "/f").c_str(), O_RDONLY | O_TRUNC);
+    EXPECT_GE(fd, 0) << strerror(errno);
+    if (fd >= 0) close(fd);
+    struct stat st {};
+    ASSERT_EQ(stat((mnt + "/f").c_str(), &st), 0);
+    EXPECT_EQ(st.st_size, 0);
+  }
+  // Whatever the mount accepted, every tool reads.
+  std::string x = dir("x"), out;
+  ASSERT_EQ(test::run(kMmar + " verify -q " + q(archive) + " 2>&1", &out), 0) << out;
+  ASSERT_EQ(test::run(kMmar + " list " + q(archive) + " >/dev/null"), 0);
+  ASSERT_EQ(test::run(kMmar + " extract -f " + q(archive) + " -C " + q(x) + " 2>&1", &out), 0) << out;
+  ASSERT_EQ(test::run(kMmar + " compact " + q(archive) + " >/dev/null 2>&1"), 0);
+}
+
+// A small filesystem made for the test: the archive fills it; fsync
+// reports ENOSPC, nothing partial stays, and once space is freed the same
+// changes commit.
+TEST_F(MountRwSafety, AFullDiskFailsTheCommitAndLosesNothing) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to mount a tmpfs";
+  std::string small = dir("small"), mnt = dir("m");
+  ASSERT_EQ(test::run("mount -t tmpfs -o size=4m tmpfs " + q(small)), 0);
+  struct Unmount {
+    std::string d;
+    ~Unmount() { test::run("umount -l " + q(d)); }
+  } unmount{small};
+  std::string archive = make_archive(small);
+  std::string out;
+  {
+    RwMount m(archive, mnt);
+    ASSERT_TRUE(m.ok());
+    struct statvfs fs {};
+    ASSERT_EQ(statvfs(mnt.c_str(), &fs), 0);
+    EXPECT_LE(fs.f_blocks * fs.f_frsize, uint64_t{4} << 20) << "statfs does not report the archive's filesystem";
+    // 1.5 MiB of new contents fit the spill; a filler leaves too little for
+    // the commit to append them.
+    ASSERT_EQ(test::run("head -c 1572864 /dev/urandom > " + q(mnt + "/big")), 0);
+    ASSERT_EQ(test::run("head -c 1500000 /dev/zero > " + q(small + "/filler") + " 2>/dev/null; true"), 0);
+    const auto before = test::read_file(archive);
+    int fd = ::open((mnt + "/big").c_str(), O_RDONLY);
+    ASSERT_GE(fd, 0);
+    EXPECT_EQ(fsync(fd), -1);
+    EXPECT_EQ(errno, ENOSPC);
+    EXPECT_EQ(test::read_file(archive), before) << "a failed commit left bytes behind";
+    // Space back: the same changes commit.
+    ASSERT_EQ(::unlink((small + "/filler").c_str()), 0);
+    EXPECT_EQ(fsync(fd), 0) << strerror(errno);
+    close(fd);
+    ASSERT_EQ(test::run("cmp " + q(mnt + "/big") + " /dev/null >/dev/null 2>&1; true"), 0);
+  }
+  ASSERT_EQ(test::run(kMmar + " verify -q " + q(archive) + " 2>&1", &out), 0) << out;
+  auto a = Archive::open(archive);
+  ASSERT_TRUE(a.ok());
+  auto big = a->find("big");
+  ASSERT_TRUE(big.ok());
+  EXPECT_EQ(big->size, 1572864u);
+}
+
+// More files written between fsyncs than the daemon may hold descriptors:
+// close() commits in batches; nothing fails, nothing is lost.
+TEST_F(MountRwSafety, ManyFilesWithFewDescriptors) {
+  if (test::run("command -v prlimit >/dev/null") != 0) GTEST_SKIP() << "needs prlimit";
+  std::string archive = make_archive(), mnt = dir("m");
+  pid_t pid = fork();
+  if (pid == 0) {
+    int devnull = open("/dev/null", O_WRONLY);
+    dup2(devnull, 2);
+    execlp("prlimit", "prlimit", "--nofile=64:64", kMmar.c_str(), "mount", "-f", "--rw", archive.c_str(), mnt.c_str(),
+           static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  ASSERT_TRUE(wait_mounted(mnt));
+  std::string out;
+  EXPECT_EQ(test::run("cd " + q(mnt) + " && for i in $(seq 1 600); do echo file $i > n$i || exit 1; done 2>&1", &out),
+            0)
+      << out;
+  test::run("fusermount3 -u " + q(mnt));
+  int status = 0;
+  waitpid(pid, &status, 0);
+  auto a = Archive::open(archive);
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->size(), 601u);
+  auto n600 = a->read("n600");
+  ASSERT_TRUE(n600.ok());
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(n600->data()), n600->size()), "file 600\n");
+}
+
+// A sparse file stays sparse: in the spill file and in the archive.
+TEST_F(MountRwSafety, HolesStayHoles) {
+  std::string archive = make_archive(), mnt = dir("m");
+  {
+    RwMount m(archive, mnt);
+    ASSERT_TRUE(m.ok());
+    int fd = ::open((mnt + "/sparse").c_str(), O_WRONLY | O_CREAT, 0644);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(pwrite(fd, "end", 3, off_t{1} << 30), 3);
+    ASSERT_EQ(fsync(fd), 0);
+    close(fd);
+  }
+  struct stat st {};
+  ASSERT_EQ(stat(archive.c_str(), &st), 0);
+  EXPECT_GT(st.st_size, off_t{1} << 30);
+  EXPECT_LT(st.st_blocks * 512, 16 << 20) << "the hole was written out";
+  auto a = Archive::open(archive);
+  ASSERT_TRUE(a.ok());
+  auto m = a->find("sparse");
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ(m->size, (uint64_t{1} << 30) + 3);
+}
+
+// fsx-style: random reads, writes, mapped reads and writes, truncates,
+// fsyncs, reopens and remounts against an in-memory model, with a seed that
+// replays. The archive stays within twice its live data plus the slack
+// before compaction starts.
+TEST_F(MountRwSafety, RandomOperationsMatchAModel) {
+  std::string archive = make_archive();
+  constexpr size_t kMax = 256 << 10;
+  for (uint32_t seed : {1u, 2u}) {
+    std::mt19937 rng(seed);
+    std::string model;
+    int round = 0;
+    while (round < 3) {
+      std::string mnt = dir("fsx" + std::to_string(seed) + "_" + std::to_string(round++));
+      RwMount m(archive, mnt);
+      ASSERT_TRUE(m.ok());
+      const std::string f = mnt + "/fsx" + std::to_string(seed);
+      int fd = ::open(f.c_str(), O_RDWR | O_CREAT, 0644);
+      ASSERT_GE(fd, 0);
+      struct stat st {};
+      ASSERT_EQ(fstat(fd, &st), 0);
+      ASSERT_EQ(static_cast<size_t>(st.st_size), model.size()) << "seed " << seed << " after remount";
+      for (int op = 0; op < 150; ++op) {
+        const int what = static_cast<int>(rng() % 8);
+        const size_t off = rng() % kMax;
+        const size_t len = 1 + rng() % 20000;
+        SCOPED_TRACE("seed " + std::to_string(seed) + " op " + std::to_string(op) + " kind " + std::to_string(what));
+        if (what <= 1) {  // write
+          std::string data(len, '\0');
+          for (auto& c : data) c = static_cast<char>('a' + rng() % 26);
+          const size_t n = std::min(len, kMax - off);
+          ASSERT_EQ(pwrite(fd, data.data(), n, static_cast<off_t>(off)), static_cast<ssize_t>(n));
+          if (model.size() < off + n) model.resize(off + n, '\0');
+          model.replace(off, n, data, 0, n);
+        } else if (what == 2) {  // read
+          std::string got(len, '\0');
+          ssize_t r = pread(fd, got.data(), len, static_cast<off_t>(off));
+          ASSERT_GE(r, 0);
+          const size_t want = off >= model.size() ? 0 : std::min(len, model.size() - off);
+          ASSERT_EQ(static_cast<size_t>(r), want);
+          ASSERT_EQ(got.substr(0, want), model.substr(off < model.size() ? off : 0, want));
+        } else if (what == 3 && !model.empty()) {  // mapped read
+          void* p = mmap(nullptr, model.size(), PROT_READ, MAP_SHARED, fd, 0);
+          ASSERT_NE(p, MAP_FAILED);
+          ASSERT_EQ(std::memcmp(p, model.data(), model.size()), 0);
+          munmap(p, model.size());
+        } else if (what == 4 && !model.empty()) {  // mapped write
+          const size_t at = off % model.size();
+          const size_t n = std::min(len, model.size() - at);
+          char* p = static_cast<char*>(mmap(nullptr, model.size(), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
+          ASSERT_NE(p, MAP_FAILED);
+          for (size_t i = 0; i < n; ++i) p[at + i] = model[at + i] = static_cast<char>('A' + (i + at) % 26);
+          ASSERT_EQ(msync(p, model.size(), MS_SYNC), 0);
+          munmap(p, model.size());
+        } else if (what == 5) {  // truncate
+          const size_t to = rng() % kMax;
+          ASSERT_EQ(ftruncate(fd, static_cast<off_t>(to)), 0);
+          model.resize(to, '\0');
+        } else if (what == 6) {
+          ASSERT_EQ(fsync(fd), 0);
+        } else {  // close and reopen
+          ASSERT_EQ(close(fd), 0);
+          fd = ::open(f.c_str(), O_RDWR);
+          ASSERT_GE(fd, 0);
+        }
+      }
+      close(fd);
+      m.unmount();
+      auto a = Archive::open(archive);
+      ASSERT_TRUE(a.ok());
+      auto b = a->read("fsx" + std::to_string(seed));
+      ASSERT_TRUE(b.ok()) << b.error().message();
+      ASSERT_EQ(std::string(reinterpret_cast<const char*>(b->data()), b->size()), model) << "seed " << seed;
+      struct stat ast {};
+      ASSERT_EQ(stat(archive.c_str(), &ast), 0);
+      EXPECT_LE(static_cast<uint64_t>(ast.st_size), 2 * (kMax + 65536) + (uint64_t{1} << 20));
+    }
+  }
+  std::string out;
+  ASSERT_EQ(test::run(kMmar + " verify -q " + q(archive) + " 2>&1", &out), 0) << out;
 }
 
 }  // namespace
