@@ -23,7 +23,10 @@ const Verb kMount{
     "in place. Read-only unless --rw. Unmount with `mmar umount DIR` or `fusermount3 -u DIR`.",
     {
         {"foreground", 'f', false, "", "stay in the foreground until unmounted"},
-        {"option", 'o', true, "OPTIONS", "libfuse mount options, comma-separated (e.g. allow_other)"},
+        {"option", 'o', true, "OPTIONS",
+         "mount options, comma-separated: allow_other, allow_root, auto_unmount, ro, rw, (no)exec, (no)suid,\n"
+         "                               (no)dev, (no)atime and the other atime options, sync, async, dirsync,\n"
+         "                               max_read=N; always nosuid,nodev unless -o suid / -o dev"},
         {"threads", 0, true, "N", "at most N threads serving requests"},
         {"debug", 'd', false, "", "log every FUSE request on stderr (implies -f)"},
         {"rw", 0, false, "", "writable: changes persist into ARCHIVE on fsync and at unmount (crash-safe)"},
