@@ -394,5 +394,71 @@ TEST_F(Mount, UserOptionsAreChecked) {
   }
 }
 
+// mmar umount refuses what is not an mmar mount: a tmpfs, a plain
+// directory; both stay as they were, exit 1.
+TEST_F(Mount, UmountRefusesOtherFilesystems) {
+  std::string dir = mkdir("plain");
+  std::string out;
+  EXPECT_EQ(test::run(kMmar + " umount " + q(dir) + " 2>&1", &out), 1);
+  EXPECT_NE(out.find("not a mount point"), std::string::npos) << out;
+  if (geteuid() != 0) GTEST_SKIP() << "mounting a tmpfs needs root";
+  std::string t = mkdir("tmpfs");
+  ASSERT_EQ(test::run("mount -t tmpfs mmar-test " + q(t)), 0);
+  out.clear();
+  EXPECT_EQ(test::run(kMmar + " umount " + q(t) + " 2>&1", &out), 1);
+  EXPECT_NE(out.find("not an mmar mount (it is tmpfs)"), std::string::npos) << out;
+  EXPECT_EQ(mount_info(t).fstype, "tmpfs") << "the tmpfs was unmounted";
+  test::run("umount " + q(t));
+}
+
+// A file held open for a moment after umount starts: the busy mount is
+// retried until it is free, and then unmounted (exit 0).
+TEST_F(Mount, UmountRetriesWhileBusy) {
+  std::string tree = mkdir("tree");
+  test::write_file(tree + "/f", test::to_bytes("x\n"));
+  std::string archive = make_archive("a.mmar", tree, "--compress none");
+  std::string mnt = mkdir("m");
+  Mounted m(archive, mnt);
+  ASSERT_TRUE(m.ok()) << m.message();
+  int ready[2];
+  ASSERT_EQ(pipe(ready), 0);
+  pid_t kid = fork();
+  if (kid == 0) {
+    int fd = open((mnt + "/f").c_str(), O_RDONLY);
+    char c = fd >= 0 ? 'y' : 'n';
+    if (write(ready[1], &c, 1) != 1) _exit(1);
+    usleep(300 * 1000);  // busy for a moment, as a program that just exited
+    _exit(0);
+  }
+  close(ready[1]);
+  char c = 0;
+  ASSERT_EQ(read(ready[0], &c, 1), 1);
+  close(ready[0]);
+  ASSERT_EQ(c, 'y');
+  std::string out;
+  EXPECT_EQ(test::run(kMmar + " umount " + q(mnt) + " 2>&1", &out), 0) << out;
+  EXPECT_EQ(mount_info(mnt).fstype, "");
+  int status = 0;
+  waitpid(kid, &status, 0);
+}
+
+// --lazy detaches a busy mount at once.
+TEST_F(Mount, UmountLazyDetachesABusyMount) {
+  std::string tree = mkdir("tree");
+  test::write_file(tree + "/f", test::to_bytes("x\n"));
+  std::string archive = make_archive("a.mmar", tree, "--compress none");
+  std::string mnt = mkdir("m");
+  Mounted m(archive, mnt);
+  ASSERT_TRUE(m.ok()) << m.message();
+  int fd = open((mnt + "/f").c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0);
+  std::string out;
+  EXPECT_EQ(test::run(kMmar + " umount --lazy " + q(mnt) + " 2>&1", &out), 0) << out;
+  EXPECT_EQ(mount_info(mnt).fstype, "");
+  char buf[4] = {};
+  EXPECT_EQ(pread(fd, buf, sizeof buf, 0), 2) << "an open file keeps working after a lazy unmount";
+  close(fd);
+}
+
 }  // namespace
 }  // namespace mmar
