@@ -187,5 +187,38 @@ TEST(Cli, StdinAndPread) {
   EXPECT_EQ(out, "access:      pread\n");
 }
 
+// No owner is stored: setuid/setgid bits are dropped at extraction unless
+// -p asks for them (otherwise an extracting root makes them setuid-root).
+TEST(Cli, ExtractDropsSetuidUnlessAsked) {
+  TempDir tmp;
+  std::string src = tmp / "src";
+  ASSERT_EQ(::mkdir(src.c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir((src + "/d").c_str(), 0755), 0);
+  test::write_file(src + "/d/suid", test::to_bytes("#!/bin/sh\n"), 0755);
+  test::write_file(src + "/d/sgid", test::to_bytes("#!/bin/sh\n"), 0755);
+  test::write_file(src + "/d/sticky", test::to_bytes("x"), 0644);
+  ASSERT_EQ(::chmod((src + "/d/suid").c_str(), 04755), 0);
+  ASSERT_EQ(::chmod((src + "/d/sgid").c_str(), 02755), 0);
+  ASSERT_EQ(::chmod((src + "/d/sticky").c_str(), 01644), 0);
+  ASSERT_EQ(::chmod((src + "/d").c_str(), 02775), 0);
+  std::string out;
+  ASSERT_EQ(mmar("create -f " + q(tmp / "a.mmar") + " -C " + q(src) + " .", &out), 0) << out;
+  auto mode = [](const std::string& path) {
+    struct stat st {};
+    return ::lstat(path.c_str(), &st) == 0 ? st.st_mode & 07777 : 0xffffffffu;
+  };
+  ASSERT_EQ(mmar("extract -f " + q(tmp / "a.mmar") + " -C " + q(tmp / "x"), &out), 0) << out;
+  EXPECT_EQ(mode(tmp / "x/d/suid"), 0755u);
+  EXPECT_EQ(mode(tmp / "x/d/sgid"), 0755u);
+  EXPECT_EQ(mode(tmp / "x/d/sticky"), 01644u);
+  EXPECT_EQ(mode(tmp / "x/d"), 0775u);
+  ASSERT_EQ(mmar("extract -p -f " + q(tmp / "a.mmar") + " -C " + q(tmp / "p"), &out), 0) << out;
+  EXPECT_EQ(mode(tmp / "p/d/suid"), 04755u);
+  EXPECT_EQ(mode(tmp / "p/d/sgid"), 02755u);
+  EXPECT_EQ(mode(tmp / "p/d"), 02775u);
+  ASSERT_EQ(mmar("extract --same-permissions -f " + q(tmp / "a.mmar") + " -C " + q(tmp / "q") + " d/suid", &out), 0);
+  EXPECT_EQ(mode(tmp / "q/d/suid"), 04755u);
+}
+
 }  // namespace
 }  // namespace mmar
