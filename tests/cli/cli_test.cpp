@@ -220,5 +220,28 @@ TEST(Cli, ExtractDropsSetuidUnlessAsked) {
   EXPECT_EQ(mode(tmp / "q/d/suid"), 04755u);
 }
 
+// A program whose PT_INTERP names a FIFO: exec says so at once instead of
+// waiting forever in open() for a writer.
+TEST(Cli, ExecRefusesAFifoInterpreter) {
+  const std::string ld = "/lib64/ld-linux-x86-64.so.2";
+  auto bytes = test::read_file("/bin/true");
+  std::string text(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  const size_t at = text.find(ld + std::string(1, '\0'));
+  if (at == std::string::npos) GTEST_SKIP() << "/bin/true has no " << ld << " interpreter";
+  TempDir tmp;
+  // A relative path of the same length, resolved from the working directory.
+  const std::string fifo = "./" + std::string(ld.size() - 2, 'f');
+  std::memcpy(bytes.data() + at, fifo.data(), fifo.size());
+  ASSERT_EQ(::mkdir((tmp / "src").c_str(), 0755), 0);
+  test::write_file(tmp / "src/prog", bytes, 0755);
+  ASSERT_EQ(::mkfifo((tmp / fifo.substr(2)).c_str(), 0644), 0);
+  std::string out;
+  ASSERT_EQ(mmar("create --compress none -f " + q(tmp / "a.mmar") + " -C " + q(tmp / "src") + " prog", &out), 0)
+      << out;
+  // timeout: without the fix this waits forever; 124 then fails the test.
+  EXPECT_EQ(test::run("cd " + q(tmp.path()) + " && timeout 60 " + kMmar + " exec a.mmar:prog 2>&1", &out), 1) << out;
+  EXPECT_NE(out.find("interpreter " + fifo + ": not a regular file"), std::string::npos) << out;
+}
+
 }  // namespace
 }  // namespace mmar
