@@ -212,7 +212,7 @@ int run_extract(int argc, char** argv) {
     for (size_t i = 0; i < wanted.size(); ++i) {
       if (selected(m.name, {wanted[i]})) found[i] = true;
     }
-    if (p.has("verbose")) std::printf("%.*s\n", static_cast<int>(m.name.size()), m.name.data());
+    if (p.has("verbose")) std::printf("%s\n", escape_text(m.name).c_str());
     auto one = extract_one(*a, m, root.fd, same_permissions);
     if (!one.ok()) {
       progress.finish();
