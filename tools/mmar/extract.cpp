@@ -207,8 +207,25 @@ int run_extract(int argc, char** argv) {
   if (!count.ok()) return fail(count.error());
   Progress progress("extract");
   uint64_t done = 0;
-  auto r = a->for_each([&](const Member& m) -> Result<void> {
+  bool told_leading_slash = false;
+  auto r = a->for_each([&](const Member& stored) -> Result<void> {
+    // A CTF archive written by ld names its dicts by absolute paths: strip
+    // the leading '/' as tar does (and say so once). Every name must then
+    // be a plain relative one ("..", "." or empty components refused), what
+    // the mmar format's own reader guarantees and a CTF archive does not.
+    Member m = stored;
+    if (!m.name.empty() && m.name.front() == '/') {
+      m.name.remove_prefix(m.name.find_first_not_of('/') == std::string_view::npos ? m.name.size()
+                                                                                  : m.name.find_first_not_of('/'));
+      if (!told_leading_slash) error("removing leading '/' from member names");
+      told_leading_slash = true;
+    }
     if (!selected(m.name, wanted)) return success();
+    if (auto norm = normalize_member_name(m.name); !norm.ok() || *norm != m.name) {
+      rc = fail(Error(Errc::invalid_argument,
+                      path + ": refusing to extract '" + std::string(stored.name) + "': not a plain relative name"));
+      return success();
+    }
     for (size_t i = 0; i < wanted.size(); ++i) {
       if (selected(m.name, {wanted[i]})) found[i] = true;
     }
