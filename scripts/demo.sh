@@ -87,12 +87,17 @@ if [ -w /dev/fuse ] && command -v fusermount3 >/dev/null; then
   echo "== mount it (mmar mount, FUSE) and run a program and its libraries from the mount"
   mkdir -p "$work/mnt"
   "$MMAR" mount "$work/demo.mmar" "$work/mnt"
-  trap 'fusermount3 -u "$work/mnt" 2>/dev/null; rm -rf "$work"' EXIT
+  # Only if the demo stops before its own umount; under `set -e` a failing
+  # command here would become the script's exit status.
+  trap 'if mountpoint -q "$work/mnt"; then "$MMAR" umount --lazy "$work/mnt" || true; fi; rm -rf "$work"' EXIT
   if [ -n "$ls_member" ]; then
     libdir=$(dirname "$("$MMAR" list -f "$work/demo.mmar" | grep -m1 '/libc.so.6$')")
-    LD_LIBRARY_PATH="$work/mnt/$libdir" "$work/mnt/$ls_member" -l "$work/mnt/$(dirname "$ls_member")" | head -5
+    # Through a file, not `| head`: an early head would SIGPIPE ls (pipefail).
+    LD_LIBRARY_PATH="$work/mnt/$libdir" "$work/mnt/$ls_member" -l "$work/mnt/$(dirname "$ls_member")" > "$work/ls.out"
+    head -5 "$work/ls.out"
   fi
   "$MMAR" umount "$work/mnt"
+  echo "unmounted"
 else
   echo "(no /dev/fuse or fusermount3 here: skipping the mount demo)"
 fi

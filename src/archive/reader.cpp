@@ -578,6 +578,26 @@ Result<Member> Archive::Impl::ctf_entry(uint32_t i) const {
     return member_malformed(file(), i, *size_off,
                             "dict of " + std::to_string(size) + " bytes runs past the end of the file");
   }
+  // libctf records each dict somewhat longer than the dict (by 8 bytes as
+  // ctf_arc_write does it): bound an uncompressed CTF v3 dict by its own
+  // header, which ends it at the end of its string section, 52 + cth_stroff
+  // + cth_strlen. A compressed, older or foreign-endian dict keeps the size
+  // word. A header claiming more than the size word is malformed.
+  const std::byte* dict = source.all().data() + *size_off + 8;
+  constexpr uint64_t kCtfV3HeaderSize = 52;
+  if (size >= kCtfV3HeaderSize && read_int<uint16_t>(dict, true) == 0xdff2 &&
+      std::to_integer<uint8_t>(dict[2]) == 4 /* CTF_VERSION_3 */ &&
+      (std::to_integer<uint8_t>(dict[3]) & 0x1 /* CTF_F_COMPRESS */) == 0) {
+    const uint64_t stroff = read_int<uint32_t>(dict + 44, true);
+    const uint64_t strlen = read_int<uint32_t>(dict + 48, true);
+    const uint64_t end = kCtfV3HeaderSize + stroff + strlen;  // no overflow: each term < 2^33
+    if (end > size) {
+      return member_malformed(file(), i, *size_off + 8,
+                              "CTF dict header ends its strings at " + std::to_string(end) + " bytes, past its " +
+                                  std::to_string(size) + "-byte record");
+    }
+    size = end;
+  }
   Member m;
   m.index = i;
   m.name = name;

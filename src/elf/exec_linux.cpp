@@ -24,6 +24,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -216,7 +217,17 @@ Error exec_member(const Archive& archive, const Member& member, const std::vecto
     why = name + ": its program headers are not in a loaded segment (no AT_PHDR)";
   } else if (prog->interpreter()) {
     const std::string& path = *prog->interpreter();
-    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a
+    // writer forever. Only a regular file can be an interpreter (the kernel
+    // refuses anything else with EACCES, so there is no fallback either).
+    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    struct stat ist {};
+    if (fd >= 0 && (fstat(fd, &ist) != 0 || !S_ISREG(ist.st_mode))) {
+      close(fd);
+      return Error(Errc::invalid_argument, name + ": interpreter " + path + ": not a regular file", Error::kNoOffset,
+                   EACCES);
+    }
+    if (fd >= 0) fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
     if (fd < 0) {
       why = name + ": interpreter " + path + ": " + std::strerror(errno);
     } else {

@@ -383,8 +383,9 @@ void op_write_denied(fuse_req_t req) { fuse_reply_err(req, EROFS); }
 
 Result<void> run_session(const fuse_lowlevel_ops& ops, void* userdata, const std::string& dir,
                          const MountOptions& options, const std::string& base_options) {
+  MMAR_ASSIGN(std::vector<std::string> user_options, checked_user_options(options.fuse_options));
   std::vector<std::string> argv_s = {"mmar", "-o", base_options};
-  for (const auto& o : options.fuse_options) {
+  for (const auto& o : user_options) {
     argv_s.push_back("-o");
     argv_s.push_back(o);
   }
@@ -456,7 +457,7 @@ Result<void> mount_archive(Archive archive, const std::string& dir, const MountO
   ops.statfs = op_statfs;
   ops.mkdir = [](fuse_req_t req, fuse_ino_t, const char*, mode_t) { op_write_denied(req); };
   ops.unlink = [](fuse_req_t req, fuse_ino_t, const char*) { op_write_denied(req); };
-  return run_session(ops, &fs, dir, options, "ro,default_permissions,fsname=" + fs.archive().name() + ",subtype=mmar");
+  return run_session(ops, &fs, dir, options, base_mount_options(false, fs.archive().name()));
 }
 
 }  // namespace mmar::fs

@@ -862,7 +862,7 @@ Result<void> serve_writable(Archive archive, const std::string& archive_path, co
     auto r = self.commit();
     if (!r.ok()) fuse_log(FUSE_LOG_ERR, "mmar: changes lost at unmount: %s\n", r.error().message().c_str());
   };
-  return run_session(ops, &fs, dir, options, "rw,default_permissions,fsname=" + archive_path + ",subtype=mmar");
+  return run_session(ops, &fs, dir, options, base_mount_options(true, archive_path));
 }
 
 }  // namespace mmar::fs

@@ -7,6 +7,8 @@
 #include <cerrno>
 #include <new>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "mmar/fs.h"
 
@@ -23,8 +25,19 @@ void guarded(fuse_req_t req, F f) {
   }
 }
 
-// Create the session with `ops`, mount it on `dir` with `base_options` (plus
-// the caller's -o options), daemonize unless in the foreground, serve with
+// `value` escaped for a libfuse option string: a backslash before each ','
+// and '\\', as fuse_opt_add_opt_escaped does, so libfuse's parser gives back
+// `value` whole (options.cpp).
+std::string escape_fuse_option(std::string_view value);
+// "ro|rw,default_permissions,fsname=<escaped fsname>,subtype=mmar".
+std::string base_mount_options(bool writable, std::string_view fsname);
+// The caller's -o options checked against the options a user may set (an
+// error naming the first other one), preceded by nosuid and nodev unless
+// the caller asked for suid or dev explicitly.
+Result<std::vector<std::string>> checked_user_options(const std::vector<std::string>& options);
+
+// Create the session with `ops`, mount it on `dir` with `base_options` (from
+// base_mount_options; plus the caller's -o options, checked), daemonize unless in the foreground, serve with
 // the multi-threaded loop until unmounted, and clean up.
 Result<void> run_session(const fuse_lowlevel_ops& ops, void* userdata, const std::string& dir,
                          const MountOptions& options, const std::string& base_options);

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "support/test_support.h"
@@ -50,8 +51,10 @@ TEST(Cli, RoundTripAgainstTar) {
 
   // Same names as tar lists (tar adds "./" and a trailing "/" for dirs).
   std::string ours, theirs;
-  ASSERT_EQ(mmar("list " + q(tmp / "a.mmar"), &ours), 0);
-  ASSERT_EQ(test::run("tar --quoting-style=literal -tf " + q(tmp / "a.tar") +
+  // Both escape names alike (GNU tar's "escape" quoting: \t, \\, \ooo); the
+  // escaped names are compared as sorted sets.
+  ASSERT_EQ(mmar("list " + q(tmp / "a.mmar") + " | LC_ALL=C sort", &ours), 0);
+  ASSERT_EQ(test::run("LC_ALL=C.UTF-8 tar --quoting-style=escape -tf " + q(tmp / "a.tar") +
                           " | sed -e 's|^\\./||' -e 's|/$||' | grep -v '^$' | LC_ALL=C sort",
                       &theirs),
             0);
@@ -185,6 +188,103 @@ TEST(Cli, StdinAndPread) {
   EXPECT_EQ(out, "10000\n");
   ASSERT_EQ(test::run(kMmar + " info --pread " + q(tmp / "a.mmar") + " | grep access", &out), 0);
   EXPECT_EQ(out, "access:      pread\n");
+}
+
+// No owner is stored: setuid/setgid bits are dropped at extraction unless
+// -p asks for them (otherwise an extracting root makes them setuid-root).
+TEST(Cli, ExtractDropsSetuidUnlessAsked) {
+  TempDir tmp;
+  std::string src = tmp / "src";
+  ASSERT_EQ(::mkdir(src.c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir((src + "/d").c_str(), 0755), 0);
+  test::write_file(src + "/d/suid", test::to_bytes("#!/bin/sh\n"), 0755);
+  test::write_file(src + "/d/sgid", test::to_bytes("#!/bin/sh\n"), 0755);
+  test::write_file(src + "/d/sticky", test::to_bytes("x"), 0644);
+  ASSERT_EQ(::chmod((src + "/d/suid").c_str(), 04755), 0);
+  ASSERT_EQ(::chmod((src + "/d/sgid").c_str(), 02755), 0);
+  ASSERT_EQ(::chmod((src + "/d/sticky").c_str(), 01644), 0);
+  ASSERT_EQ(::chmod((src + "/d").c_str(), 02775), 0);
+  std::string out;
+  ASSERT_EQ(mmar("create -f " + q(tmp / "a.mmar") + " -C " + q(src) + " .", &out), 0) << out;
+  auto mode = [](const std::string& path) {
+    struct stat st {};
+    return ::lstat(path.c_str(), &st) == 0 ? st.st_mode & 07777 : 0xffffffffu;
+  };
+  ASSERT_EQ(mmar("extract -f " + q(tmp / "a.mmar") + " -C " + q(tmp / "x"), &out), 0) << out;
+  EXPECT_EQ(mode(tmp / "x/d/suid"), 0755u);
+  EXPECT_EQ(mode(tmp / "x/d/sgid"), 0755u);
+  EXPECT_EQ(mode(tmp / "x/d/sticky"), 01644u);
+  EXPECT_EQ(mode(tmp / "x/d"), 0775u);
+  ASSERT_EQ(mmar("extract -p -f " + q(tmp / "a.mmar") + " -C " + q(tmp / "p"), &out), 0) << out;
+  EXPECT_EQ(mode(tmp / "p/d/suid"), 04755u);
+  EXPECT_EQ(mode(tmp / "p/d/sgid"), 02755u);
+  EXPECT_EQ(mode(tmp / "p/d"), 02775u);
+  ASSERT_EQ(mmar("extract --same-permissions -f " + q(tmp / "a.mmar") + " -C " + q(tmp / "q") + " d/suid", &out), 0);
+  EXPECT_EQ(mode(tmp / "q/d/suid"), 04755u);
+}
+
+// A program whose PT_INTERP names a FIFO: exec says so at once instead of
+// waiting forever in open() for a writer.
+TEST(Cli, ExecRefusesAFifoInterpreter) {
+  const std::string ld = "/lib64/ld-linux-x86-64.so.2";
+  auto bytes = test::read_file("/bin/true");
+  std::string text(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  const size_t at = text.find(ld + std::string(1, '\0'));
+  if (at == std::string::npos) GTEST_SKIP() << "/bin/true has no " << ld << " interpreter";
+  TempDir tmp;
+  // A relative path of the same length, resolved from the working directory.
+  const std::string fifo = "./" + std::string(ld.size() - 2, 'f');
+  std::memcpy(bytes.data() + at, fifo.data(), fifo.size());
+  ASSERT_EQ(::mkdir((tmp / "src").c_str(), 0755), 0);
+  test::write_file(tmp / "src/prog", bytes, 0755);
+  ASSERT_EQ(::mkfifo((tmp / fifo.substr(2)).c_str(), 0644), 0);
+  std::string out;
+  ASSERT_EQ(mmar("create --compress none -f " + q(tmp / "a.mmar") + " -C " + q(tmp / "src") + " prog", &out), 0)
+      << out;
+  // timeout: without the fix this waits forever; 124 then fails the test.
+  EXPECT_EQ(test::run("cd " + q(tmp.path()) + " && timeout 60 " + kMmar + " exec a.mmar:prog 2>&1", &out), 1) << out;
+  EXPECT_NE(out.find("interpreter " + fifo + ": not a regular file"), std::string::npos) << out;
+}
+
+// Names with control bytes cannot spoof text output: escaped like GNU tar
+// in list, list -l, extract -v and error messages; --json stays valid JSON,
+// also for a name that is not UTF-8 (its exact bytes in name_base64).
+TEST(Cli, NamesAreEscapedInTextAndJson) {
+  TempDir tmp;
+  std::string src = tmp / "src";
+  ASSERT_EQ(::mkdir(src.c_str(), 0755), 0);
+  const std::string evil = "a\nb\x1b[31m";
+  const std::string latin1 = "caf\xe9\\";
+  test::write_file(src + "/" + evil, test::to_bytes("x"));
+  test::write_file(src + "/" + latin1, test::to_bytes("y"));
+  test::write_file(src + "/ok-\xc3\xa9", test::to_bytes("z"));
+  std::string out;
+  ASSERT_EQ(mmar("create -f " + q(tmp / "a.mmar") + " -C " + q(src) + " .", &out), 0) << out;
+  ASSERT_EQ(test::run(kMmar + " list " + q(tmp / "a.mmar"), &out), 0);
+  EXPECT_EQ(out, "a\\nb\\033[31m\ncaf\\351\\\\\nok-\xc3\xa9\n");
+  ASSERT_EQ(test::run(kMmar + " list -l " + q(tmp / "a.mmar"), &out), 0);
+  EXPECT_EQ(out.find('\x1b'), std::string::npos) << out;
+  EXPECT_NE(out.find(" a\\nb\\033[31m\n"), std::string::npos) << out;
+  ASSERT_EQ(test::run(kMmar + " extract -v -f " + q(tmp / "a.mmar") + " -C " + q(tmp / "x"), &out), 0);
+  EXPECT_EQ(out, "a\\nb\\033[31m\ncaf\\351\\\\\nok-\xc3\xa9\n");
+  EXPECT_EQ(test::run(kMmar + " cat " + q(tmp / "a.mmar") + " " + q("no\nsuch\x1b[2J") + " 2>&1 >/dev/null", &out), 1);
+  EXPECT_EQ(out.find('\x1b'), std::string::npos) << out;
+  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << out;
+  EXPECT_NE(out.find("no\\nsuch\\033[2J"), std::string::npos) << out;
+
+  // JSON: parsed by Python; names as written, the Latin-1 one with its bytes.
+  test::write_file(tmp / "check.py", test::to_bytes(R"(import base64, json, sys
+members = json.load(sys.stdin)
+names = [m["name"] for m in members]
+assert names == ["a\nb\x1b[31m", "caf\u00e9\\", "ok-\u00e9"], names
+assert "name_base64" not in members[0] and "name_base64" not in members[2]
+assert base64.b64decode(members[1]["name_base64"]) == b"caf\xe9\\", members[1]
+print("ok")
+)"));
+  ASSERT_EQ(test::run(kMmar + " list --json " + q(tmp / "a.mmar") + " | python3 " + q(tmp / "check.py") + " 2>&1", &out),
+            0)
+      << out;
+  EXPECT_EQ(out, "ok\n");
 }
 
 }  // namespace

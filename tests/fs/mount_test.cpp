@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <chrono>
 #include <cstring>
 #include <random>
@@ -44,9 +45,9 @@ std::string fuse_missing() {
 // A mount for the scope; unmounted (and waited for) on destruction.
 class Mounted {
  public:
-  Mounted(const std::string& archive, const std::string& dir) : dir_(dir) {
+  Mounted(const std::string& archive, const std::string& dir, const std::string& flags = "") : dir_(dir) {
     std::string out;
-    status_ = test::run(kMmar + " mount " + q(archive) + " " + q(dir) + " 2>&1", &out);
+    status_ = test::run(kMmar + " mount " + flags + " " + q(archive) + " " + q(dir) + " 2>&1", &out);
     message_ = out;
     for (int i = 0; i < 200 && status_ == 0 && !is_fuse(dir); ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -288,6 +289,175 @@ TEST_F(Mount, BadArchivesAreRefusedAtMount) {
   EXPECT_EQ(test::run(kMmar + " mount " + q(archive) + " " + q(tmp_ / "nope") + " 2>&1", &out), 1);
   EXPECT_NE(out.find("nope"), std::string::npos) << out;
   EXPECT_EQ(test::run(kMmar + " mount " + q(archive) + " 2>/dev/null"), 2);
+}
+
+// One /proc/self/mountinfo line, split: the per-mount options, the
+// filesystem type, the source (octal escapes undone) and the superblock's
+// options. Empty fstype when `dir` is no mount point.
+struct MountInfo {
+  std::string options, fstype, source, super_options;
+};
+
+std::string unmangle(const std::string& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\\' && i + 3 < s.size() && std::isdigit(static_cast<unsigned char>(s[i + 1]))) {
+      out += static_cast<char>((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0'));
+      i += 3;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+MountInfo mount_info(const std::string& dir) {
+  auto bytes = test::read_file("/proc/self/mountinfo");
+  std::string all(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  MountInfo last;
+  for (size_t start = 0; start < all.size();) {
+    size_t nl = all.find('\n', start);
+    std::string line = all.substr(start, nl - start);
+    start = nl == std::string::npos ? all.size() : nl + 1;
+    std::vector<std::string> f;
+    for (size_t a = 0; a <= line.size();) {
+      size_t sp = line.find(' ', a);
+      if (sp == std::string::npos) sp = line.size();
+      f.push_back(line.substr(a, sp - a));
+      a = sp + 1;
+    }
+    if (f.size() < 10 || unmangle(f[4]) != dir) continue;
+    size_t dash = 6;
+    while (dash < f.size() && f[dash] != "-") ++dash;
+    if (dash + 3 >= f.size()) continue;
+    last = MountInfo{f[5], f[dash + 1], unmangle(f[dash + 2]), f[dash + 3]};  // the topmost mount wins
+  }
+  return last;
+}
+
+bool has_option(const std::string& list, const std::string& opt) {
+  return ("," + list + ",").find("," + opt + ",") != std::string::npos;
+}
+
+// An archive's file name is never read as mount options: commas,
+// backslashes (also before a comma), spaces and newlines all stay in the
+// fsname, and the mount is nosuid,nodev without allow_other.
+TEST_F(Mount, ArchiveNamesNeverBecomeMountOptions) {
+  std::string tree = mkdir("tree");
+  test::write_file(tree + "/f", test::to_bytes("x\n"));
+  std::string mnt = mkdir("m");
+  for (std::string name : {"inj.mmar,suid,allow_other", "a\\,suid,dev.mmar", "back\\slash\\.mmar",
+                           "with space.mmar", "new\nline,allow_other.mmar", "oct\\054suid.mmar"}) {
+    SCOPED_TRACE(name);
+    std::string archive = make_archive(name, tree, "--compress none");
+    Mounted m(archive, mnt);
+    ASSERT_TRUE(m.ok()) << m.message();
+    MountInfo mi = mount_info(mnt);
+    EXPECT_EQ(mi.fstype, "fuse.mmar");
+    EXPECT_TRUE(has_option(mi.options, "nosuid")) << mi.options;
+    EXPECT_TRUE(has_option(mi.options, "nodev")) << mi.options;
+    EXPECT_FALSE(has_option(mi.super_options, "allow_other")) << mi.super_options;
+    EXPECT_EQ(mi.source, archive);
+    std::string out;
+    EXPECT_EQ(test::run("cat " + q(mnt + "/f"), &out), 0);
+    EXPECT_EQ(out, "x\n");
+  }
+}
+
+// -o: only options a user may set; suid and dev only when asked for.
+TEST_F(Mount, UserOptionsAreChecked) {
+  std::string tree = mkdir("tree");
+  test::write_file(tree + "/f", test::to_bytes("x\n"));
+  std::string archive = make_archive("a.mmar", tree, "--compress none");
+  std::string mnt = mkdir("m");
+  for (const char* bad : {"fsname=other", "subtype=x", "blkdev", "allow_other,user_id=0", "context=x", "max_read=x"}) {
+    std::string out;
+    EXPECT_EQ(test::run(kMmar + " mount -o " + q(bad) + " " + q(archive) + " " + q(mnt) + " 2>&1", &out), 1) << bad;
+    EXPECT_NE(out.find("is not allowed"), std::string::npos) << out;
+    EXPECT_FALSE(is_fuse(mnt));
+    if (is_fuse(mnt)) test::run(kMmar + " umount " + q(mnt));
+  }
+  {
+    Mounted m(archive, mnt, "-o noexec,noatime");
+    ASSERT_TRUE(m.ok()) << m.message();
+    MountInfo mi = mount_info(mnt);
+    EXPECT_TRUE(has_option(mi.options, "nosuid") && has_option(mi.options, "nodev") &&
+                has_option(mi.options, "noexec"))
+        << mi.options;
+  }
+  {
+    Mounted m(archive, mnt, "-o suid");
+    ASSERT_TRUE(m.ok()) << m.message();
+    MountInfo mi = mount_info(mnt);
+    EXPECT_FALSE(has_option(mi.options, "nosuid")) << mi.options;
+    EXPECT_TRUE(has_option(mi.options, "nodev")) << mi.options;
+  }
+}
+
+// mmar umount refuses what is not an mmar mount: a tmpfs, a plain
+// directory; both stay as they were, exit 1.
+TEST_F(Mount, UmountRefusesOtherFilesystems) {
+  std::string dir = mkdir("plain");
+  std::string out;
+  EXPECT_EQ(test::run(kMmar + " umount " + q(dir) + " 2>&1", &out), 1);
+  EXPECT_NE(out.find("not a mount point"), std::string::npos) << out;
+  if (geteuid() != 0) GTEST_SKIP() << "mounting a tmpfs needs root";
+  std::string t = mkdir("tmpfs");
+  ASSERT_EQ(test::run("mount -t tmpfs mmar-test " + q(t)), 0);
+  out.clear();
+  EXPECT_EQ(test::run(kMmar + " umount " + q(t) + " 2>&1", &out), 1);
+  EXPECT_NE(out.find("not an mmar mount (it is tmpfs)"), std::string::npos) << out;
+  EXPECT_EQ(mount_info(t).fstype, "tmpfs") << "the tmpfs was unmounted";
+  test::run("umount " + q(t));
+}
+
+// A file held open for a moment after umount starts: the busy mount is
+// retried until it is free, and then unmounted (exit 0).
+TEST_F(Mount, UmountRetriesWhileBusy) {
+  std::string tree = mkdir("tree");
+  test::write_file(tree + "/f", test::to_bytes("x\n"));
+  std::string archive = make_archive("a.mmar", tree, "--compress none");
+  std::string mnt = mkdir("m");
+  Mounted m(archive, mnt);
+  ASSERT_TRUE(m.ok()) << m.message();
+  int ready[2];
+  ASSERT_EQ(pipe(ready), 0);
+  pid_t kid = fork();
+  if (kid == 0) {
+    int fd = open((mnt + "/f").c_str(), O_RDONLY);
+    char c = fd >= 0 ? 'y' : 'n';
+    if (write(ready[1], &c, 1) != 1) _exit(1);
+    usleep(300 * 1000);  // busy for a moment, as a program that just exited
+    _exit(0);
+  }
+  close(ready[1]);
+  char c = 0;
+  ASSERT_EQ(read(ready[0], &c, 1), 1);
+  close(ready[0]);
+  ASSERT_EQ(c, 'y');
+  std::string out;
+  EXPECT_EQ(test::run(kMmar + " umount " + q(mnt) + " 2>&1", &out), 0) << out;
+  EXPECT_EQ(mount_info(mnt).fstype, "");
+  int status = 0;
+  waitpid(kid, &status, 0);
+}
+
+// --lazy detaches a busy mount at once.
+TEST_F(Mount, UmountLazyDetachesABusyMount) {
+  std::string tree = mkdir("tree");
+  test::write_file(tree + "/f", test::to_bytes("x\n"));
+  std::string archive = make_archive("a.mmar", tree, "--compress none");
+  std::string mnt = mkdir("m");
+  Mounted m(archive, mnt);
+  ASSERT_TRUE(m.ok()) << m.message();
+  int fd = open((mnt + "/f").c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0);
+  std::string out;
+  EXPECT_EQ(test::run(kMmar + " umount --lazy " + q(mnt) + " 2>&1", &out), 0) << out;
+  EXPECT_EQ(mount_info(mnt).fstype, "");
+  char buf[4] = {};
+  EXPECT_EQ(pread(fd, buf, sizeof buf, 0), 2) << "an open file keeps working after a lazy unmount";
+  close(fd);
 }
 
 }  // namespace

@@ -11,7 +11,7 @@
 
 namespace mmar::cli {
 
-void error(const std::string& message) { std::fprintf(stderr, "mmar: %s\n", message.c_str()); }
+void error(const std::string& message) { std::fprintf(stderr, "mmar: %s\n", escape_text(message).c_str()); }
 
 int fail(const Error& e) {
   error(e.message());
@@ -159,9 +159,105 @@ bool split_member_spec(const std::string& spec, std::string& archive, std::strin
   return true;
 }
 
+size_t utf8_sequence(std::string_view s, size_t i) {
+  const auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+  const unsigned char c = b(i);
+  if (c < 0x80) return 1;
+  size_t n;
+  uint32_t cp;
+  if (c >= 0xc2 && c <= 0xdf) {
+    n = 2;
+    cp = c & 0x1f;
+  } else if (c >= 0xe0 && c <= 0xef) {
+    n = 3;
+    cp = c & 0x0f;
+  } else if (c >= 0xf0 && c <= 0xf4) {
+    n = 4;
+    cp = c & 0x07;
+  } else {
+    return 0;  // a continuation byte, an overlong lead (c0, c1) or beyond U+10FFFF
+  }
+  if (s.size() - i < n) return 0;
+  for (size_t k = 1; k < n; ++k) {
+    if ((b(i + k) & 0xc0) != 0x80) return 0;
+    cp = (cp << 6) | (b(i + k) & 0x3f);
+  }
+  if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) || (cp >= 0xd800 && cp <= 0xdfff)) {
+    return 0;  // overlong, out of range, or a surrogate
+  }
+  return n;
+}
+
+bool is_utf8(std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    const size_t n = utf8_sequence(s, i);
+    if (n == 0) return false;
+    i += n;
+  }
+  return true;
+}
+
+std::string escape_text(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  auto octal = [&](unsigned char c) {
+    char buf[8];
+    std::snprintf(buf, sizeof buf, "\\%03o", c);
+    out += buf;
+  };
+  for (size_t i = 0; i < s.size();) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    const size_t n = utf8_sequence(s, i);
+    if (n > 1) {
+      // U+0080..U+009F are the C1 controls (U+009B is a CSI to some terminals).
+      const bool c1 = c == 0xc2 && static_cast<unsigned char>(s[i + 1]) < 0xa0;
+      for (size_t k = 0; k < n; ++k) {
+        if (c1) {
+          octal(static_cast<unsigned char>(s[i + k]));
+        } else {
+          out += s[i + k];
+        }
+      }
+      i += n;
+      continue;
+    }
+    ++i;
+    switch (c) {
+      case '\\': out += "\\\\"; break;
+      case '\a': out += "\\a"; break;
+      case '\b': out += "\\b"; break;
+      case '\f': out += "\\f"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      case '\v': out += "\\v"; break;
+      default:
+        if (n == 0 || c < 0x20 || c == 0x7f) {
+          octal(c);
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  return out;
+}
+
 std::string json_string(std::string_view s) {
   std::string out = "\"";
-  for (unsigned char c : s) {
+  auto u = [&](unsigned char c) {
+    char buf[8];
+    std::snprintf(buf, sizeof buf, "\\u%04x", c);
+    out += buf;
+  };
+  for (size_t i = 0; i < s.size();) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    const size_t n = utf8_sequence(s, i);
+    if (n > 1) {
+      out.append(s.substr(i, n));
+      i += n;
+      continue;
+    }
+    ++i;
     switch (c) {
       case '"': out += "\\\""; break;
       case '\\': out += "\\\\"; break;
@@ -169,16 +265,31 @@ std::string json_string(std::string_view s) {
       case '\t': out += "\\t"; break;
       case '\r': out += "\\r"; break;
       default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
+        // Controls, DEL, and each byte that is not part of valid UTF-8
+        // (read as Latin-1, so the output stays valid JSON).
+        if (n == 0 || c < 0x20 || c == 0x7f) {
+          u(c);
         } else {
           out += static_cast<char>(c);
         }
     }
   }
   out += '"';
+  return out;
+}
+
+std::string base64(std::string_view s) {
+  static constexpr char kDigits[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  for (size_t i = 0; i < s.size(); i += 3) {
+    uint32_t v = static_cast<uint32_t>(static_cast<unsigned char>(s[i])) << 16;
+    if (i + 1 < s.size()) v |= static_cast<uint32_t>(static_cast<unsigned char>(s[i + 1])) << 8;
+    if (i + 2 < s.size()) v |= static_cast<unsigned char>(s[i + 2]);
+    out += kDigits[(v >> 18) & 63];
+    out += kDigits[(v >> 12) & 63];
+    out += i + 1 < s.size() ? kDigits[(v >> 6) & 63] : '=';
+    out += i + 2 < s.size() ? kDigits[v & 63] : '=';
+  }
   return out;
 }
 

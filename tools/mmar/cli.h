@@ -72,7 +72,21 @@ Result<Archive> open_archive(const std::string& path, const Parsed& p);
 // two parts; otherwise false (a plain FILE).
 bool split_member_spec(const std::string& spec, std::string& archive, std::string& member);
 
+// Names and messages printed as text: backslash as \\, \a \b \f \n \r \t \v
+// as such, every other control byte (C0, DEL, the C1 range U+0080..U+009F)
+// and every byte that is not part of valid UTF-8 as \ooo octal, like GNU
+// tar's default "escape" quoting. Valid UTF-8 passes as it is. error()
+// applies it to every message.
+std::string escape_text(std::string_view s);
+// A JSON string literal: '"', '\\' and controls escaped; valid UTF-8 passes
+// as it is; each byte that is not part of valid UTF-8 becomes \u00XX (the
+// byte read as Latin-1). Lossy only for invalid UTF-8: where that matters
+// (member names), the writer adds the exact bytes as base64 beside it.
 std::string json_string(std::string_view s);
+// The length of the valid UTF-8 sequence at s[i] (i < s.size()), 0 if none.
+size_t utf8_sequence(std::string_view s, size_t i);
+bool is_utf8(std::string_view s);
+std::string base64(std::string_view s);
 std::string mode_string(uint32_t mode);
 std::string human_size(uint64_t bytes);
 std::string format_time(int64_t mtime_ns);

@@ -23,11 +23,14 @@ const Verb kExtract{"extract",
                     "[-f] ARCHIVE [-C DIR] [NAME...]",
                     "Extract all members (or the NAMEs given, with everything below them) into DIR\n"
                     "(default: the current directory), restoring modes, mtimes and symlinks.\n"
-                    "Names that would escape DIR are refused.",
+                    "Names that would escape DIR are refused. The archive stores no owners, so setuid and\n"
+                    "setgid bits are dropped unless -p is given (as tar does for files it cannot chown).",
                     {
                         {"file", 'f', true, "ARCHIVE", "archive to read ('-' for standard input)"},
                         {"directory", 'C', true, "DIR", "extract below DIR (created if missing)"},
                         {"verbose", 'v', false, "", "print each name as it is extracted"},
+                        {"same-permissions", 'p', false, "",
+                         "keep setuid and setgid bits (they would belong to whoever extracts)"},
                         {"pread", 0, false, "", "read with pread instead of mmap"},
                     }};
 
@@ -107,7 +110,15 @@ Result<void> clear_leaf(int parent, const std::string& leaf, const std::string& 
   return success();
 }
 
-Result<void> extract_one(const Archive& a, const Member& m, int root) {
+// The permission bits to give an extracted file or directory. No owner is
+// stored: a setuid/setgid bit would make the file run as whoever extracts it
+// (root, often), so it is kept only on request.
+mode_t extracted_mode(const Member& m, bool same_permissions) {
+  const mode_t mode = m.mode & 07777;
+  return same_permissions ? mode : mode & ~mode_t{06000};
+}
+
+Result<void> extract_one(const Archive& a, const Member& m, int root, bool same_permissions) {
   const std::string name(m.name);
   auto parts = split(m.name);
   MMAR_ASSIGN(int parent_fd, open_parent(root, parts, name));
@@ -134,12 +145,12 @@ Result<void> extract_one(const Archive& a, const Member& m, int root) {
   Fd out(::openat(parent.fd, leaf.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
   if (out.fd < 0) return sys_error("create '" + name + "'", errno);
   if (!write_all(out.fd, bytes.data(), bytes.size())) return sys_error("write '" + name + "'", errno);
-  if (::fchmod(out.fd, m.mode & 07777) != 0) return sys_error("chmod '" + name + "'", errno);
+  if (::fchmod(out.fd, extracted_mode(m, same_permissions)) != 0) return sys_error("chmod '" + name + "'", errno);
   ::futimens(out.fd, times);
   return success();
 }
 
-Result<void> finish_dir(const Member& m, int root) {
+Result<void> finish_dir(const Member& m, int root, bool same_permissions) {
   const std::string name(m.name);
   auto parts = split(m.name);
   MMAR_ASSIGN(int parent_fd, open_parent(root, parts, name));
@@ -147,7 +158,7 @@ Result<void> finish_dir(const Member& m, int root) {
   const std::string leaf(parts.back());
   Fd dir(::openat(parent.fd, leaf.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
   if (dir.fd < 0) return sys_error("open '" + name + "'", errno);
-  if (::fchmod(dir.fd, m.mode & 07777) != 0) return sys_error("chmod '" + name + "'", errno);
+  if (::fchmod(dir.fd, extracted_mode(m, same_permissions)) != 0) return sys_error("chmod '" + name + "'", errno);
   const struct timespec times[2] = {to_timespec(m.mtime_ns), to_timespec(m.mtime_ns)};
   ::futimens(dir.fd, times);
   return success();
@@ -178,6 +189,7 @@ int run_extract(int argc, char** argv) {
   Fd root(::open(target.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (root.fd < 0) return fail(sys_error(target, errno));
 
+  const bool same_permissions = p.has("same-permissions");
   std::vector<std::string> wanted;
   for (const auto& n : p.positional) {
     auto norm = normalize_member_name(n);
@@ -195,13 +207,30 @@ int run_extract(int argc, char** argv) {
   if (!count.ok()) return fail(count.error());
   Progress progress("extract");
   uint64_t done = 0;
-  auto r = a->for_each([&](const Member& m) -> Result<void> {
+  bool told_leading_slash = false;
+  auto r = a->for_each([&](const Member& stored) -> Result<void> {
+    // A CTF archive written by ld names its dicts by absolute paths: strip
+    // the leading '/' as tar does (and say so once). Every name must then
+    // be a plain relative one ("..", "." or empty components refused), what
+    // the mmar format's own reader guarantees and a CTF archive does not.
+    Member m = stored;
+    if (!m.name.empty() && m.name.front() == '/') {
+      m.name.remove_prefix(m.name.find_first_not_of('/') == std::string_view::npos ? m.name.size()
+                                                                                  : m.name.find_first_not_of('/'));
+      if (!told_leading_slash) error("removing leading '/' from member names");
+      told_leading_slash = true;
+    }
     if (!selected(m.name, wanted)) return success();
+    if (auto norm = normalize_member_name(m.name); !norm.ok() || *norm != m.name) {
+      rc = fail(Error(Errc::invalid_argument,
+                      path + ": refusing to extract '" + std::string(stored.name) + "': not a plain relative name"));
+      return success();
+    }
     for (size_t i = 0; i < wanted.size(); ++i) {
       if (selected(m.name, {wanted[i]})) found[i] = true;
     }
-    if (p.has("verbose")) std::printf("%.*s\n", static_cast<int>(m.name.size()), m.name.data());
-    auto one = extract_one(*a, m, root.fd);
+    if (p.has("verbose")) std::printf("%s\n", escape_text(m.name).c_str());
+    auto one = extract_one(*a, m, root.fd, same_permissions);
     if (!one.ok()) {
       progress.finish();
       rc = fail(Error(one.error().code(), path + ": " + one.error().message()));
@@ -217,7 +246,7 @@ int run_extract(int argc, char** argv) {
   // Deepest first, so a parent's mtime is not disturbed by its children.
   std::sort(dirs.begin(), dirs.end(), [](const Member& x, const Member& y) { return x.name > y.name; });
   for (const auto& d : dirs) {
-    auto f = finish_dir(d, root.fd);
+    auto f = finish_dir(d, root.fd, same_permissions);
     if (!f.ok()) rc = fail(f.error());
   }
   for (size_t i = 0; i < wanted.size(); ++i) {

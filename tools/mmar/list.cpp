@@ -11,7 +11,10 @@ namespace {
 const Verb kList{"list",
                  "[-f] ARCHIVE [-l] [--json] [NAME...]",
                  "List the members of ARCHIVE (all, or the NAMEs given), in name order.\n"
-                 "-l columns: mode, size, stored size, codec, kind, alignment of the data, mtime (UTC), name.",
+                 "-l columns: mode, size, stored size, codec, kind, alignment of the data, mtime (UTC), name.\n"
+                 "Names are escaped as GNU tar does: \\\\ for a backslash, \\n, \\t and the like, \\ooo (octal) for\n"
+                 "other control bytes and bytes that are not UTF-8. In --json, a name that is not valid UTF-8\n"
+                 "has those bytes as \\u00XX (read as Latin-1) and its exact bytes in \"name_base64\".",
                  {
                      {"file", 'f', true, "ARCHIVE", "archive to read ('-' for standard input)"},
                      {"long", 'l', false, "", "show size, stored size, codec, kind and alignment"},
@@ -40,6 +43,7 @@ void print_member(const Archive& a, const Member& m, bool long_format, bool json
                                  : "file",
                 m.mode & 07777, m.size, m.stored_size, codec_name(m.codec), kind_name(m.kind), m.data_offset,
                 data_alignment(a, m), m.mtime_ns);
+    if (!is_utf8(m.name)) std::printf(",\"name_base64\":\"%s\"", base64(m.name).c_str());
     if (m.has_checksum && !m.is_dir()) std::printf(",\"xxh3\":\"%016" PRIx64 "\"", m.xxh3);
     if (m.link) {
       auto target = a.at(*m.link);
@@ -50,22 +54,23 @@ void print_member(const Archive& a, const Member& m, bool long_format, bool json
     first = false;
     return;
   }
+  const std::string name = escape_text(m.name);
   if (!long_format) {
-    std::printf("%.*s\n", static_cast<int>(m.name.size()), m.name.data());
+    std::printf("%s\n", name.c_str());
     return;
   }
   std::string kind = kind_name(m.kind);
   if (m.has_btf) kind += "+btf";
-  std::printf("%s %12" PRIu64 " %12" PRIu64 " %-4s %-8s %6" PRIu64 " %s %.*s", mode_string(m.mode).c_str(), m.size,
+  std::printf("%s %12" PRIu64 " %12" PRIu64 " %-4s %-8s %6" PRIu64 " %s %s", mode_string(m.mode).c_str(), m.size,
               m.stored_size, codec_name(m.codec), kind.c_str(), data_alignment(a, m), format_time(m.mtime_ns).c_str(),
-              static_cast<int>(m.name.size()), m.name.data());
+              name.c_str());
   if (m.is_symlink()) {
     auto target = a.read(m);
-    if (target.ok()) std::printf(" -> %.*s", static_cast<int>(target->size()), target->str().data());
+    if (target.ok()) std::printf(" -> %s", escape_text(target->str()).c_str());
   }
   if (m.link) {
     auto target = a.at(*m.link);
-    if (target.ok()) std::printf(" [link: %.*s]", static_cast<int>(target->name.size()), target->name.data());
+    if (target.ok()) std::printf(" [link: %s]", escape_text(target->name).c_str());
   }
   std::printf("\n");
 }

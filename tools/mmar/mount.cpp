@@ -1,12 +1,18 @@
 // mmar mount / umount: serve an archive as a read-only FUSE filesystem.
+#include <fcntl.h>
 #include <sys/mount.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <climits>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <string_view>
+#include <thread>
+#include <vector>
 
 #include "cli.h"
 #include "mmar/fs.h"
@@ -23,13 +29,97 @@ const Verb kMount{
     "in place. Read-only unless --rw. Unmount with `mmar umount DIR` or `fusermount3 -u DIR`.",
     {
         {"foreground", 'f', false, "", "stay in the foreground until unmounted"},
-        {"option", 'o', true, "OPTIONS", "libfuse mount options, comma-separated (e.g. allow_other)"},
+        {"option", 'o', true, "OPTIONS",
+         "mount options, comma-separated: allow_other, allow_root, auto_unmount, ro, rw, (no)exec, (no)suid,\n"
+         "                               (no)dev, (no)atime and the other atime options, sync, async, dirsync,\n"
+         "                               max_read=N; always nosuid,nodev unless -o suid / -o dev"},
         {"threads", 0, true, "N", "at most N threads serving requests"},
         {"debug", 'd', false, "", "log every FUSE request on stderr (implies -f)"},
         {"rw", 0, false, "", "writable: changes persist into ARCHIVE on fsync and at unmount (crash-safe)"},
     }};
 
-const Verb kUmount{"umount", "DIR", "Unmount an archive mounted on DIR (fusermount3 -u).", {}};
+const Verb kUmount{"umount",
+                   "DIR [--lazy]",
+                   "Unmount the archive mounted on DIR. Only mmar's own mounts (fuse.mmar in\n"
+                   "/proc/self/mountinfo): anything else on DIR is refused. A busy mount is retried\n"
+                   "for about two seconds.",
+                   {
+                       {"lazy", 'z', false, "", "detach now, finish when no longer busy (umount -l, fusermount3 -uz)"},
+                   }};
+
+// Undo the octal escapes (\040 for a space, ...) of /proc/self/mountinfo.
+std::string unmangle(std::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\\' && i + 3 < s.size() && s[i + 1] >= '0' && s[i + 1] <= '3' && s[i + 2] >= '0' &&
+        s[i + 2] <= '7' && s[i + 3] >= '0' && s[i + 3] <= '7') {
+      out += static_cast<char>((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0'));
+      i += 3;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+// The filesystem type of the topmost mount on `dir` (an absolute, resolved
+// path), or "" when nothing is mounted there.
+Result<std::string> mount_type(const std::string& dir) {
+  FILE* f = std::fopen("/proc/self/mountinfo", "re");
+  if (f == nullptr) return sys_error("/proc/self/mountinfo", errno);
+  std::string type;
+  char* line = nullptr;
+  size_t cap = 0;
+  while (getline(&line, &cap, f) > 0) {
+    // ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER
+    std::vector<std::string_view> fields;
+    std::string_view rest(line);
+    if (!rest.empty() && rest.back() == '\n') rest.remove_suffix(1);
+    for (size_t at = 0; at <= rest.size();) {
+      size_t sp = rest.find(' ', at);
+      if (sp == std::string_view::npos) sp = rest.size();
+      fields.push_back(rest.substr(at, sp - at));
+      at = sp + 1;
+    }
+    if (fields.size() < 10 || unmangle(fields[4]) != dir) continue;
+    size_t dash = 6;
+    while (dash < fields.size() && fields[dash] != "-") ++dash;
+    if (dash + 1 < fields.size()) type = std::string(fields[dash + 1]);  // later lines are mounted on top
+  }
+  std::free(line);
+  std::fclose(f);
+  return type;
+}
+
+// `dir` as an absolute path without symlinks; "" (errno set) if impossible.
+std::string resolve_mount_point(const std::string& dir) {
+  char buf[PATH_MAX];
+  if (realpath(dir.c_str(), buf) != nullptr) return buf;
+  std::string d = dir;
+  while (d.size() > 1 && d.back() == '/') d.pop_back();
+  const size_t slash = d.rfind('/');
+  const std::string parent = slash == std::string::npos ? "." : slash == 0 ? "/" : d.substr(0, slash);
+  const std::string base = slash == std::string::npos ? d : d.substr(slash + 1);
+  if (base.empty() || base == "." || base == ".." || realpath(parent.c_str(), buf) == nullptr) return "";
+  const std::string p = buf;
+  return p == "/" ? "/" + base : p + "/" + base;
+}
+
+// fusermount3 -u [-z] [-q] -- DIR; its exit status, 127 when not found.
+int fusermount_unmount(const std::string& dir, bool lazy, bool quiet) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    if (quiet) {
+      int null = open("/dev/null", O_WRONLY);
+      if (null >= 0) dup2(null, 2);
+    }
+    execlp("fusermount3", "fusermount3", lazy ? "-uz" : "-u", "--", dir.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  int status = 0;
+  if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status)) return 1;
+  return WEXITSTATUS(status);
+}
 
 }  // namespace
 
@@ -79,17 +169,37 @@ int run_umount(int argc, char** argv) {
   Parsed p = parse(kUmount, argc, argv);
   if (p.positional.size() != 1) return usage_error("umount", "expected DIR");
   const std::string dir = p.positional[0];
-  pid_t pid = fork();
-  if (pid == 0) {
-    execlp("fusermount3", "fusermount3", "-u", "--", dir.c_str(), static_cast<char*>(nullptr));
-    _exit(127);
+  // The mount point of a daemon that died cannot be stat'ed (ENOTCONN):
+  // then resolve its parent and keep the last component.
+  std::string resolved = resolve_mount_point(dir);
+  if (resolved.empty()) return fail(sys_error(dir, errno));
+  auto fstype = mount_type(resolved);
+  if (!fstype.ok()) return fail(fstype.error());
+  if (fstype->empty()) return fail(Error(Errc::invalid_argument, dir + ": not a mount point"));
+  if (*fstype != "fuse.mmar") {
+    return fail(Error(Errc::invalid_argument, dir + ": not an mmar mount (it is " + *fstype + "); not unmounting it"));
   }
-  int status = 0;
-  if (pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0) return kExitOk;
-  if (pid > 0 && WIFEXITED(status) && WEXITSTATUS(status) != 127) return kExitError;  // it said why
-  // No fusermount3: unmount directly (root).
-  if (umount2(dir.c_str(), 0) == 0) return kExitOk;
-  return fail(sys_error("umount " + dir, errno));
+  const bool lazy = p.has("lazy");
+  // Right after a program run from the mount exits, the kernel may still
+  // hold the mount busy for a moment: retry EBUSY with backoff, ~2.5 s in all.
+  int delay_ms = 10;
+  for (;;) {
+    const bool last = delay_ms > 1280;  // 10 + 20 + ... + 1280 ms of waiting before it
+    int err = 0;
+    if (geteuid() == 0) {
+      if (umount2(resolved.c_str(), (lazy ? MNT_DETACH : 0) | UMOUNT_NOFOLLOW) == 0) return kExitOk;
+      err = errno;
+    } else {
+      const int status = fusermount_unmount(resolved, lazy, /*quiet=*/!last);
+      if (status == 0) return kExitOk;
+      if (status == 127) return fail(Error(Errc::io, "umount " + dir + ": fusermount3 (package fuse3) not found"));
+      if (last) return kExitError;  // fusermount3 said why
+      err = EBUSY;                  // it gives no errno: retried like EBUSY
+    }
+    if (err != EBUSY || last) return fail(sys_error("umount " + dir, err));
+    std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
+    delay_ms *= 2;
+  }
 }
 
 }  // namespace mmar::cli

@@ -44,7 +44,7 @@ int run_verify(int argc, char** argv) {
     std::printf("]}\n");
   } else if (!quiet) {
     for (const auto& pr : *problems) error(pr.message);
-    if (problems->empty()) std::printf("%s: %u members OK\n", path.c_str(), a->size());
+    if (problems->empty()) std::printf("%s: %u members OK\n", escape_text(path).c_str(), a->size());
   }
   if (!problems->empty()) {
     if (!quiet && !p.has("json")) error(path + ": " + std::to_string(problems->size()) + " problem(s) found");
