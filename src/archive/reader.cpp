@@ -530,7 +530,9 @@ Result<Bytes> Archive::Impl::read(const Member& m) const {
   MMAR_ASSIGN(Bytes stored, source.read(m.data_offset, m.stored_size));
   auto inflated = codec::decompress(m.codec, stored.span(), m.size);
   if (!inflated.ok()) {
-    return Error(Errc::malformed, file() + ": member '" + std::string(m.name) + "': " + inflated.error().message(),
+    return Error(inflated.error().code(),
+                 file() + ": member '" + std::string(m.name) + "': " + inflated.error().message() + " (at offset " +
+                     hex(m.data_offset) + ")",
                  m.data_offset);
   }
   if (m.has_checksum && XXH3_64bits(inflated->data(), inflated->size()) != m.xxh3) {
