@@ -73,6 +73,12 @@ struct OpenOptions {
   bool verify_index = false;                     // hash the whole index at open (verify() always does)
   uint64_t cache_bytes = 64u << 20;              // bound on decompressed members kept in memory
   uint64_t max_member_size = uint64_t{1} << 40;  // refuse to inflate larger members
+  // read() checks each member's XXH3 before it returns the bytes: a raw
+  // member the first time it is read (the outcome is remembered for the
+  // Archive's lifetime, so later reads cost nothing), a compressed one as it
+  // is inflated. false is the escape hatch for getting bytes out of a
+  // damaged archive (mmar cat/extract --no-verify); verify() always checks.
+  bool verify_checksums = true;
 };
 
 // Problems found by Archive::verify(), one per bad member or structure.
@@ -103,7 +109,10 @@ class Archive {
   Result<uint32_t> lower_bound(std::string_view name) const;
 
   // The member's original bytes: a view into the mapping for raw members,
-  // the cached inflated buffer for compressed ones (size and checksum checked).
+  // the cached inflated buffer for compressed ones. Size and XXH3 are checked
+  // (unless OpenOptions::verify_checksums is off): a mismatch is an
+  // Errc::checksum error naming the member and its offset. `member` must come
+  // from this Archive (at/find/for_each).
   Result<Bytes> read(const Member& member) const;
   Result<Bytes> read(std::string_view name) const;
 

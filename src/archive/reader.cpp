@@ -8,6 +8,7 @@
 #include <xxhash.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <cstring>
 #include <list>
@@ -150,6 +151,10 @@ struct Archive::Impl {
   int64_t plain_mtime = 0;
 
   mutable InflateCache cache;
+  // Raw members whose XXH3 has been checked, by member index: bit i of
+  // `raw_good` / `raw_bad` (one word per 64 members, allocated on first use).
+  mutable std::once_flag raw_bits_once;
+  mutable std::unique_ptr<std::atomic<uint64_t>[]> raw_good, raw_bad;
 
   Impl(Source s, const OpenOptions& o) : source(std::move(s)), options(o), cache(o.cache_bytes) {}
 
@@ -159,7 +164,14 @@ struct Archive::Impl {
   Result<std::string_view> name_at(uint32_t index) const;
   Result<Member> mmar_entry(uint32_t index) const;
   Result<Member> ctf_entry(uint32_t index) const;
-  Result<Bytes> read(const Member& m) const;
+  Result<Bytes> read(const Member& m, bool verify) const;
+  Result<void> check_raw(const Member& m, std::span<const std::byte> bytes) const;
+  Error checksum_error(const Member& m) const {
+    return Error(
+        Errc::checksum,
+        file() + ": member '" + std::string(m.name) + "': checksum mismatch (at offset " + hex(m.data_offset) + ")",
+        m.data_offset);
+  }
 };
 
 // ---------------------------------------------------------------------------
@@ -514,12 +526,39 @@ Result<uint32_t> Archive::lower_bound(std::string_view name) const {
 // ---------------------------------------------------------------------------
 // Reading
 
-Result<Bytes> Archive::Impl::read(const Member& m) const {
+// A raw member's bytes against its XXH3, hashed at most once per Archive:
+// later reads of the member (every FUSE read of a mounted file) cost one
+// atomic load. Two threads may both hash a member the first time; both find
+// the same outcome.
+Result<void> Archive::Impl::check_raw(const Member& m, std::span<const std::byte> bytes) const {
+  if (m.index >= count) {  // not a member of ours: check, remember nothing
+    if (XXH3_64bits(bytes.data(), bytes.size()) != m.xxh3) return checksum_error(m);
+    return success();
+  }
+  std::call_once(raw_bits_once, [&] {
+    const size_t words = (size_t{count} + 63) / 64;
+    raw_good.reset(new std::atomic<uint64_t>[words]());
+    raw_bad.reset(new std::atomic<uint64_t>[words]());
+  });
+  const size_t word = m.index / 64;
+  const uint64_t bit = uint64_t{1} << (m.index % 64);
+  if ((raw_good[word].load(std::memory_order_acquire) & bit) != 0) return success();
+  if ((raw_bad[word].load(std::memory_order_acquire) & bit) != 0) return checksum_error(m);
+  const bool good = XXH3_64bits(bytes.data(), bytes.size()) == m.xxh3;
+  (good ? raw_good : raw_bad)[word].fetch_or(bit, std::memory_order_release);
+  if (!good) return checksum_error(m);
+  return success();
+}
+
+Result<Bytes> Archive::Impl::read(const Member& m, bool verify) const {
   if (m.is_dir()) return Bytes();
+  verify = verify && m.has_checksum;
   if (m.codec == Codec::none) {
     MMAR_ASSIGN(Bytes b, source.read(m.data_offset, m.size));
+    if (verify) MMAR_TRY(check_raw(m, b.span()));
     return b;
   }
+  // The cache only holds bytes whose checksum matched (or that have none).
   if (auto hit = cache.get(m.index)) {
     return Bytes({hit->data(), hit->size()}, hit);
   }
@@ -535,19 +574,18 @@ Result<Bytes> Archive::Impl::read(const Member& m) const {
                      hex(m.data_offset) + ")",
                  m.data_offset);
   }
-  if (m.has_checksum && XXH3_64bits(inflated->data(), inflated->size()) != m.xxh3) {
-    return Error(Errc::checksum, file() + ": member '" + std::string(m.name) + "': checksum mismatch", m.data_offset);
-  }
+  const bool checked = m.has_checksum && verify;
+  if (checked && XXH3_64bits(inflated->data(), inflated->size()) != m.xxh3) return checksum_error(m);
   auto shared = std::make_shared<const std::vector<std::byte>>(std::move(inflated).value());
-  cache.put(m.index, shared);
+  if (checked || !m.has_checksum) cache.put(m.index, shared);
   return Bytes({shared->data(), shared->size()}, shared);
 }
 
-Result<Bytes> Archive::read(const Member& member) const { return impl_->read(member); }
+Result<Bytes> Archive::read(const Member& member) const { return impl_->read(member, impl_->options.verify_checksums); }
 
 Result<Bytes> Archive::read(std::string_view name) const {
   MMAR_ASSIGN(Member m, find(name));
-  return impl_->read(m);
+  return read(m);
 }
 
 Result<void> Archive::for_each(const std::function<Result<void>(const Member&)>& fn) const {
@@ -625,14 +663,8 @@ Result<std::vector<VerifyProblem>> Archive::verify() const {
     }
     prev = m->name;
     if (m->is_dir()) continue;
-    auto bytes = a.read(*m);
-    if (!bytes.ok()) {
-      problems.push_back({i, bytes.error().message()});
-      continue;
-    }
-    if (m->has_checksum && m->codec == Codec::none && XXH3_64bits(bytes->data(), bytes->size()) != m->xxh3) {
-      problems.push_back({i, a.file() + ": member '" + std::string(m->name) + "': checksum mismatch"});
-    }
+    auto bytes = a.read(*m, /*verify=*/true);
+    if (!bytes.ok()) problems.push_back({i, bytes.error().message()});
   }
   return problems;
 }

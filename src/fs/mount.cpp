@@ -249,6 +249,14 @@ void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     if (!n) return (void)fuse_reply_err(req, ENOENT);
     if (fs.is_dir(*n)) return (void)fuse_reply_err(req, EISDIR);
     if ((fi->flags & O_ACCMODE) != O_RDONLY) return (void)fuse_reply_err(req, EROFS);
+    // A raw member's XXH3 is checked here, once per mount (the Archive
+    // remembers the outcome, so every later read() of it is free); a
+    // compressed member is checked as it is inflated, on first read.
+    if (n->kind == ArchiveFs::Node::member) {
+      auto m = fs.archive().at(n->index);
+      if (!m.ok()) return (void)fuse_reply_err(req, EIO);
+      if (m->codec == Codec::none && !fs.archive().read(*m).ok()) return (void)fuse_reply_err(req, EIO);
+    }
     fi->keep_cache = 1;  // the page cache stays valid: the archive never changes
     fuse_reply_open(req, fi);
   });

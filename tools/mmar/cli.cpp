@@ -143,6 +143,7 @@ std::optional<uint64_t> parse_size(std::string_view s) {
 Result<Archive> open_archive(const std::string& path, const Parsed& p) {
   OpenOptions o;
   o.force_pread = p.has("pread");
+  o.verify_checksums = !p.has("no-verify");  // only verbs that offer --no-verify have it
   if (path == "-") {
     MMAR_ASSIGN(Source s, Source::from_fd(0, "<stdin>"));
     return Archive::open(std::move(s), o);

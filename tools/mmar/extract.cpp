@@ -23,12 +23,14 @@ const Verb kExtract{"extract",
                     "[-f] ARCHIVE [-C DIR] [NAME...]",
                     "Extract all members (or the NAMEs given, with everything below them) into DIR\n"
                     "(default: the current directory), restoring modes, mtimes and symlinks.\n"
-                    "Names that would escape DIR are refused.",
+                    "Names that would escape DIR are refused. Each member's XXH3 checksum is checked\n"
+                    "before its file is created: a damaged member is reported and not written.",
                     {
                         {"file", 'f', true, "ARCHIVE", "archive to read ('-' for standard input)"},
                         {"directory", 'C', true, "DIR", "extract below DIR (created if missing)"},
                         {"verbose", 'v', false, "", "print each name as it is extracted"},
                         {"pread", 0, false, "", "read with pread instead of mmap"},
+                        {"no-verify", 0, false, "", "skip the XXH3 check of each member (salvage a damaged archive)"},
                     }};
 
 struct Fd {
