@@ -334,5 +334,31 @@ TEST_F(Mount, DamagedRawMemberReadsAsEio) {
   EXPECT_EQ(text, "fine\n");
 }
 
+TEST_F(Mount, TruncatedArchiveGivesEioNotADeadDaemon) {
+  std::string tree = mkdir("tree");
+  for (const char* name : {"a", "b", "c"}) {
+    test::write_file(tree + "/" + name, test::to_bytes(std::string(300000, name[0])));
+  }
+  test::write_file(tree + "/z", test::to_bytes(std::string(300000, 'z')));
+  std::string archive = make_archive("a.mmar", tree, "--compress none --threshold 1000");
+  // A compressed twin, so both read paths (raw and inflating) are covered.
+  std::string zarchive = make_archive("z.mmar", tree, "--compress zstd --threshold 1000");
+  for (const std::string& path : {archive, zarchive}) {
+    SCOPED_TRACE(path);
+    std::string mnt = mkdir("m" + std::to_string(path.size()) + path.substr(path.size() - 6, 1));
+    Mounted m(path, mnt);
+    ASSERT_TRUE(m.ok()) << m.message();
+    struct stat st {};
+    ASSERT_EQ(::stat((mnt + "/a").c_str(), &st), 0);  // looked up (cached) before the damage
+    ASSERT_EQ(::truncate(path.c_str(), 128), 0);  // the superblocks only
+    EXPECT_EQ(read_errno(mnt + "/a"), EIO);
+    // The daemon is alive: another path still gets an answer (not ENOTCONN).
+    const int e = read_errno(mnt + "/b");
+    EXPECT_TRUE(e == EIO || e == ENOENT) << std::strerror(e);
+    EXPECT_TRUE(is_fuse(mnt));
+    EXPECT_EQ(test::run(kMmar + " umount " + q(mnt) + " 2>&1"), 0);
+  }
+}
+
 }  // namespace
 }  // namespace mmar
