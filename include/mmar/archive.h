@@ -41,6 +41,12 @@ enum class Format : uint8_t {
   plain,  // not an archive: the file itself, as a one-member archive
 };
 
+// The format an archive starting with `head` (its first 128 bytes, or all
+// of it when shorter) is in, from the magic numbers alone: mmar (either
+// superblock slot's magic), ctf, or plain for anything else; nullopt when
+// `head` is too short to tell.
+std::optional<Format> archive_format_of(std::span<const std::byte> head);
+
 const char* codec_name(Codec codec);
 const char* kind_name(Kind kind);
 const char* format_name(Format format);

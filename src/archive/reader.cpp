@@ -62,6 +62,16 @@ const char* format_name(Format format) {
   return "?";
 }
 
+std::optional<Format> archive_format_of(std::span<const std::byte> head) {
+  auto magic_at = [&](uint64_t off) {
+    return head.size() >= off + 8 && std::memcmp(head.data() + off, format::kMagic, 8) == 0;
+  };
+  if (magic_at(0) || magic_at(format::kSuperblockSize)) return Format::mmar;
+  if (head.size() >= 8 && read_int<uint64_t>(head.data(), true) == ctfa::kMagic) return Format::ctf;
+  if (head.size() < format::kHeaderAreaSize) return std::nullopt;
+  return Format::plain;
+}
+
 uint64_t member_checksum(std::span<const std::byte> bytes) { return XXH3_64bits(bytes.data(), bytes.size()); }
 
 bool Member::is_dir() const { return S_ISDIR(mode); }

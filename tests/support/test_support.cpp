@@ -310,7 +310,8 @@ ChildRun run_child(const std::vector<std::string>& argv, const std::function<voi
     _exit(127);
   }
   ::close(in[0]);
-  struct sigaction ignore {}, old {};
+  struct sigaction ignore {
+  }, old{};
   ignore.sa_handler = SIG_IGN;
   sigaction(SIGPIPE, &ignore, &old);
   std::thread feeder;
