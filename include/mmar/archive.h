@@ -24,7 +24,10 @@
 
 namespace mmar {
 
-enum class Codec : uint8_t { none = 0, zstd = 1, xz = 2 };
+// How a member's bytes are stored. `extents` (an extent map: pieces of raw
+// data anywhere in the file, holes between) is written by in-place updates
+// only; compaction turns it back into `none`.
+enum class Codec : uint8_t { none = 0, zstd = 1, xz = 2, extents = 3 };
 
 // What a member's bytes are (detected when writing).
 enum class Kind : uint8_t {
@@ -41,6 +44,12 @@ enum class Format : uint8_t {
   ctf,    // binutils libctf's CTF archive
   plain,  // not an archive: the file itself, as a one-member archive
 };
+
+// The format an archive starting with `head` (its first 128 bytes, or all
+// of it when shorter) is in, from the magic numbers alone: mmar (either
+// superblock slot's magic), ctf, or plain for anything else; nullopt when
+// `head` is too short to tell.
+std::optional<Format> archive_format_of(std::span<const std::byte> head);
 
 const char* codec_name(Codec codec);
 const char* kind_name(Kind kind);
@@ -74,6 +83,12 @@ struct OpenOptions {
   bool verify_index = false;                     // hash the whole index at open (verify() always does)
   uint64_t cache_bytes = 64u << 20;              // bound on decompressed members kept in memory
   uint64_t max_member_size = uint64_t{1} << 40;  // refuse to inflate larger members
+  // read() checks each member's XXH3 before it returns the bytes: a raw
+  // member the first time it is read (the outcome is remembered for the
+  // Archive's lifetime, so later reads cost nothing), a compressed one as it
+  // is inflated. false is the escape hatch for getting bytes out of a
+  // damaged archive (mmar cat/extract --no-verify); verify() always checks.
+  bool verify_checksums = true;
 };
 
 // Problems found by Archive::verify(), one per bad member or structure.
@@ -104,7 +119,10 @@ class Archive {
   Result<uint32_t> lower_bound(std::string_view name) const;
 
   // The member's original bytes: a view into the mapping for raw members,
-  // the cached inflated buffer for compressed ones (size and checksum checked).
+  // the cached inflated buffer for compressed ones. Size and XXH3 are checked
+  // (unless OpenOptions::verify_checksums is off): a mismatch is an
+  // Errc::checksum error naming the member and its offset. `member` must come
+  // from this Archive (at/find/for_each).
   Result<Bytes> read(const Member& member) const;
   Result<Bytes> read(std::string_view name) const;
 
@@ -165,11 +183,14 @@ class WriterLock {
 // Updating in place (the writable mount): a new generation appended to an
 // existing mmar archive (see docs/FORMAT.md, "Updating in place").
 
-// Raw bytes (codec none) that an updater appended for a member.
+// Bytes that an updater appended for a member: raw (codec none), or an
+// extent map (Codec::extents) naming pieces of raw data in the file.
 struct StoredExtent {
-  uint64_t offset = 0;  // file offset (0 when size is 0)
-  uint64_t size = 0;
-  uint64_t xxh3 = 0;  // of the bytes
+  uint64_t offset = 0;       // file offset of the stored bytes (0 when there are none)
+  uint64_t stored_size = 0;  // bytes stored there (the map's size for an extent map)
+  uint64_t size = 0;         // the member's bytes
+  uint64_t xxh3 = 0;         // of the member's bytes
+  bool extent_map = false;
   Kind kind = Kind::data;
   bool page_aligned = false;
   bool has_btf = false;
@@ -177,7 +198,11 @@ struct StoredExtent {
 
 // One member put by a commit (added, or replacing the member of that name).
 // Its bytes come from, in this order: `keep`, `extent`, `data_fd`, or the
-// symlink target; a directory has none.
+// symlink target; a directory has none. With `incremental`, a regular
+// file's bytes are those of its base (`keep` or `extent`) cut or
+// zero-extended to `size`, with the `dirty` ranges taken from `data_fd`:
+// the commit appends only those ranges (an extent map) while they are at
+// most half the file, else the whole file once more.
 struct UpdateMember {
   std::string name;         // a normalised member name (normalize_member_name)
   uint32_t mode = 0100644;  // S_IFREG/S_IFDIR/S_IFLNK | permissions
@@ -186,6 +211,8 @@ struct UpdateMember {
   std::optional<StoredExtent> extent;  // reuse bytes an earlier commit of the same updater appended
   int data_fd = -1;                    // regular files: the new bytes, [0, size) of this fd (holes stay holes)
   uint64_t size = 0;
+  bool incremental = false;
+  std::vector<std::pair<uint64_t, uint64_t>> dirty;  // [begin, end) ranges, sorted and disjoint
   std::string symlink_target;
 };
 
@@ -239,6 +266,9 @@ class ArchiveUpdater {
   Result<CommitResult> commit(std::vector<UpdateMember> put, const std::vector<std::string>& remove);
   // Rewrite now (see UpdaterOptions).
   Result<void> compact();
+  // Bytes [offset, offset + length) of what a commit stored (raw or an
+  // extent map); zeros where nothing is stored.
+  Result<void> read_stored(const StoredExtent& x, uint64_t offset, size_t length, void* out) const;
 
  private:
   struct Impl;

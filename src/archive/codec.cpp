@@ -100,7 +100,8 @@ int default_level(Codec codec) {
   switch (codec) {
     case Codec::zstd: return 3;
     case Codec::xz: return 6;
-    case Codec::none: return 0;
+    case Codec::none:
+    case Codec::extents: return 0;
   }
   return 0;
 }
@@ -113,6 +114,7 @@ Result<std::optional<std::vector<std::byte>>> compress(Codec codec, int level, s
       case Codec::none: return std::optional<std::vector<std::byte>>();
       case Codec::zstd: return zstd_compress(level, in, threads);
       case Codec::xz: return xz_compress(level, in, threads);
+      case Codec::extents: break;  // not a compression: in-place updates write extent maps
     }
   } catch (const std::bad_alloc&) {
     return Error(Errc::limit, "out of memory compressing " + std::to_string(in.size()) + " bytes");
@@ -120,77 +122,163 @@ Result<std::optional<std::vector<std::byte>>> compress(Codec codec, int level, s
   return Error(Errc::invalid_argument, "unknown codec");
 }
 
+uint64_t max_inflated_size(Codec codec, uint64_t stored) {
+  // Saturating: a bound that overflows is no bound.
+  auto times = [](uint64_t units, uint64_t per_unit) -> uint64_t {
+    return units > UINT64_MAX / per_unit ? UINT64_MAX : units * per_unit;
+  };
+  switch (codec) {
+    case Codec::none: return stored;
+    case Codec::extents: return 0;  // not inflated: read through its extent map
+    case Codec::zstd:
+      // A zstd frame is a sequence of blocks; a block produces at most
+      // ZSTD_BLOCKSIZE_MAX (128 KiB) and costs at least 4 bytes (a 3-byte
+      // block header plus the one byte of an RLE block). The frame header,
+      // skippable frames and checksums only lower the ratio. So `stored`
+      // bytes inflate to at most ceil(stored / 4) * 128 KiB; one block more
+      // is slack.
+      return times(stored / 4 + 2, ZSTD_BLOCKSIZE_MAX);
+    case Codec::xz:
+      // An .xz stream ends in LZMA2, whose chunks produce at most 2 MiB
+      // (the 21-bit unpacked size) and cost at least 6 bytes (control byte,
+      // two bytes each of unpacked and packed size, at least one packed
+      // byte); uncompressed chunks produce at most 64 KiB for 3 + 64 KiB.
+      // Filters before LZMA2 (delta, BCJ) do not change the size; stream and
+      // block headers, the index and the footer only lower the ratio. So
+      // `stored` bytes inflate to at most ceil(stored / 6) * 2 MiB; one chunk
+      // more is slack.
+      return times(stored / 6 + 2, uint64_t{2} << 20);
+  }
+  return 0;
+}
+
+namespace {
+
+// The output buffer, grown with what the stream really produces and never
+// beyond `limit` (the size the index declares): doubling from a start
+// proportional to the stored bytes, so a hostile size word costs nothing.
+class Output {
+ public:
+  Output(uint64_t stored, uint64_t limit) : limit_(limit) {
+    const uint64_t start = std::max<uint64_t>(uint64_t{64} << 10, stored > UINT64_MAX / 4 ? UINT64_MAX : stored * 4);
+    buf_.resize(static_cast<size_t>(std::min(limit, start)));
+  }
+  // Room after `used` bytes; false when the buffer already holds `limit`.
+  bool grow(size_t used) {
+    if (buf_.size() >= limit_) return false;
+    const uint64_t want = buf_.size() > limit_ / 2 ? limit_ : uint64_t{buf_.size()} * 2;
+    buf_.resize(static_cast<size_t>(std::max<uint64_t>(want, used + 1)));
+    return true;
+  }
+  std::byte* data() { return buf_.data(); }
+  size_t size() const { return buf_.size(); }
+  std::vector<std::byte> take(size_t used) {
+    buf_.resize(used);
+    return std::move(buf_);
+  }
+
+ private:
+  uint64_t limit_;
+  std::vector<std::byte> buf_;
+};
+
+std::string n(uint64_t v) { return std::to_string(v); }
+
+Result<std::vector<std::byte>> zstd_decompress(std::span<const std::byte> in, size_t size) {
+  // The frame's own size word must agree with the index, but sizes nothing.
+  unsigned long long declared = ZSTD_getFrameContentSize(in.data(), in.size());
+  if (declared == ZSTD_CONTENTSIZE_ERROR) return Error(Errc::malformed, "zstd: not a zstd frame");
+  if (declared == ZSTD_CONTENTSIZE_UNKNOWN) return Error(Errc::malformed, "zstd: frame does not declare its size");
+  if (declared != size) {
+    return Error(Errc::malformed, "zstd: frame declares " + n(declared) + " bytes, index says " + n(size));
+  }
+  ZSTD_DCtx* dctx = thread_dctx();
+  if (dctx == nullptr) return Error(Errc::limit, "zstd: cannot allocate a context");
+  ZSTD_DCtx_reset(dctx, ZSTD_reset_session_and_parameters);
+  Output out(in.size(), size);
+  ZSTD_inBuffer src{in.data(), in.size(), 0};
+  size_t used = 0;
+  for (;;) {
+    ZSTD_outBuffer dst{out.data(), out.size(), used};
+    const size_t ret = ZSTD_decompressStream(dctx, &dst, &src);
+    used = dst.pos;
+    if (ZSTD_isError(ret)) return Error(Errc::malformed, std::string("zstd: ") + ZSTD_getErrorName(ret));
+    if (ret == 0) break;  // the frame is complete
+    if (dst.pos == dst.size) {
+      // Full: grow, unless that would pass the declared size.
+      if (!out.grow(used))
+        return Error(Errc::malformed, "zstd: data inflates beyond the declared " + n(size) + " bytes");
+    } else if (src.pos == src.size) {
+      return Error(Errc::malformed,
+                   "zstd: truncated frame (inflated " + n(used) + " of the declared " + n(size) + " bytes)");
+    }
+  }
+  if (src.pos != src.size) {
+    return Error(Errc::malformed, "zstd: " + n(src.size - src.pos) + " trailing bytes after the frame");
+  }
+  if (used != size) return Error(Errc::malformed, "zstd: inflated to " + n(used) + " bytes, expected " + n(size));
+  return out.take(used);
+}
+
+Result<std::vector<std::byte>> xz_decompress(std::span<const std::byte> in, size_t size) {
+  lzma_stream strm = LZMA_STREAM_INIT;
+  const uint64_t memlimit = uint64_t{1} << 30;  // xz -9 needs 65 MiB; refuse absurd headers
+  if (lzma_stream_decoder(&strm, memlimit, 0) != LZMA_OK) return Error(Errc::limit, "xz: cannot start the decoder");
+  struct Ender {
+    lzma_stream* s;
+    ~Ender() { lzma_end(s); }
+  } ender{&strm};
+  Output out(in.size(), size);
+  strm.next_in = reinterpret_cast<const uint8_t*>(in.data());
+  strm.avail_in = in.size();
+  strm.next_out = reinterpret_cast<uint8_t*>(out.data());
+  strm.avail_out = out.size();
+  for (;;) {
+    lzma_ret ret = lzma_code(&strm, LZMA_FINISH);
+    if (ret == LZMA_STREAM_END) break;
+    if (ret != LZMA_OK && ret != LZMA_BUF_ERROR) {
+      return Error(Errc::malformed, "xz: corrupt stream (" + std::to_string(ret) + ")");
+    }
+    if (strm.avail_out == 0) {
+      const size_t used = strm.total_out;
+      if (!out.grow(used)) return Error(Errc::malformed, "xz: data inflates beyond the declared " + n(size) + " bytes");
+      strm.next_out = reinterpret_cast<uint8_t*>(out.data()) + used;
+      strm.avail_out = out.size() - used;
+    } else if (ret == LZMA_BUF_ERROR) {
+      return Error(Errc::malformed,
+                   "xz: truncated stream (inflated " + n(strm.total_out) + " of the declared " + n(size) + " bytes)");
+    }
+  }
+  if (strm.avail_in != 0) return Error(Errc::malformed, "xz: " + n(strm.avail_in) + " trailing bytes after the stream");
+  if (strm.total_out != size) {
+    return Error(Errc::malformed, "xz: inflated to " + n(strm.total_out) + " bytes, expected " + n(size));
+  }
+  return out.take(static_cast<size_t>(strm.total_out));
+}
+
+}  // namespace
+
 Result<std::vector<std::byte>> decompress(Codec codec, std::span<const std::byte> in, size_t size) {
-  // Never allocate on the word of the index alone: a damaged or hostile
-  // size would make us allocate (and fault in) memory the data cannot fill.
-  // zstd frames declare their size up front and must agree before we
-  // allocate; xz output grows with what the stream actually produces.
-  std::vector<std::byte> out;
+  // Never allocate on a size word alone (the index's me_size or a frame
+  // header's content size): a declared size the stored bytes cannot produce
+  // is refused up front, and the output buffer grows with what the stream
+  // really produces, never beyond the declared size.
+  if (codec == Codec::none) return Error(Errc::invalid_argument, "decompress called on a raw member");
+  const uint64_t bound = max_inflated_size(codec, in.size());
+  if (size > bound) {
+    return Error(Errc::malformed, std::string(codec_name(codec)) + ": declared size of " + n(size) +
+                                      " bytes is more than " + n(in.size()) + " stored bytes can inflate to (at most " +
+                                      n(bound) + ")");
+  }
   try {
     switch (codec) {
-      case Codec::none: return Error(Errc::invalid_argument, "decompress called on a raw member");
-      case Codec::zstd: {
-        unsigned long long declared = ZSTD_getFrameContentSize(in.data(), in.size());
-        if (declared == ZSTD_CONTENTSIZE_ERROR) return Error(Errc::malformed, "zstd: not a zstd frame");
-        if (declared == ZSTD_CONTENTSIZE_UNKNOWN)
-          return Error(Errc::malformed, "zstd: frame does not declare its size");
-        if (declared != size) {
-          return Error(Errc::malformed, "zstd: frame declares " + std::to_string(declared) + " bytes, index says " +
-                                            std::to_string(size));
-        }
-        out.resize(size);
-        ZSTD_DCtx* dctx = thread_dctx();
-        if (dctx == nullptr) return Error(Errc::limit, "zstd: cannot allocate a context");
-        ZSTD_DCtx_reset(dctx, ZSTD_reset_session_and_parameters);
-        size_t n = ZSTD_decompressDCtx(dctx, out.data(), out.size(), in.data(), in.size());
-        if (ZSTD_isError(n)) return Error(Errc::malformed, std::string("zstd: ") + ZSTD_getErrorName(n));
-        if (n != size) {
-          return Error(Errc::malformed,
-                       "zstd: inflated to " + std::to_string(n) + " bytes, expected " + std::to_string(size));
-        }
-        return out;
-      }
-      case Codec::xz: {
-        lzma_stream strm = LZMA_STREAM_INIT;
-        const uint64_t memlimit = uint64_t{1} << 30;  // xz -9 needs 65 MiB; refuse absurd headers
-        if (lzma_stream_decoder(&strm, memlimit, 0) != LZMA_OK) {
-          return Error(Errc::limit, "xz: cannot start the decoder");
-        }
-        struct Ender {
-          lzma_stream* s;
-          ~Ender() { lzma_end(s); }
-        } ender{&strm};
-        out.resize(std::min<size_t>(size, size_t{1} << 20));
-        strm.next_in = reinterpret_cast<const uint8_t*>(in.data());
-        strm.avail_in = in.size();
-        strm.next_out = reinterpret_cast<uint8_t*>(out.data());
-        strm.avail_out = out.size();
-        for (;;) {
-          lzma_ret ret = lzma_code(&strm, LZMA_FINISH);
-          if (ret == LZMA_STREAM_END) break;
-          if (ret != LZMA_OK && ret != LZMA_BUF_ERROR) {
-            return Error(Errc::malformed, "xz: corrupt stream (" + std::to_string(ret) + ")");
-          }
-          if (strm.avail_out == 0) {
-            if (out.size() == size) return Error(Errc::malformed, "xz: data inflates beyond the declared size");
-            size_t used = out.size();
-            out.resize(std::min<size_t>(size, used * 2));
-            strm.next_out = reinterpret_cast<uint8_t*>(out.data()) + used;
-            strm.avail_out = out.size() - used;
-          } else if (ret == LZMA_BUF_ERROR) {
-            return Error(Errc::malformed, "xz: truncated stream");
-          }
-        }
-        if (strm.total_out != size || strm.avail_in != 0) {
-          return Error(Errc::malformed, "xz: inflated to " + std::to_string(strm.total_out) + " bytes, expected " +
-                                            std::to_string(size));
-        }
-        out.resize(size);
-        return out;
-      }
+      case Codec::none:
+      case Codec::extents: break;
+      case Codec::zstd: return zstd_decompress(in, size);
+      case Codec::xz: return xz_decompress(in, size);
     }
   } catch (const std::bad_alloc&) {
-    return Error(Errc::limit, "cannot allocate " + std::to_string(size) + " bytes to inflate");
+    return Error(Errc::limit, "cannot allocate memory to inflate " + n(size) + " bytes");
   }
   return Error(Errc::malformed, "unknown codec");
 }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <span>
 #include <string>
@@ -22,8 +23,14 @@ int default_level(Codec codec);
 Result<std::optional<std::vector<std::byte>>> compress(Codec codec, int level, std::span<const std::byte> in,
                                                        unsigned threads);
 
+// The most bytes `stored` bytes of `codec` can inflate to, from the codec's
+// maximum ratio (see codec.cpp and docs/FORMAT.md); saturates at UINT64_MAX.
+uint64_t max_inflated_size(Codec codec, uint64_t stored);
+
 // Inflate exactly `size` bytes; anything else (short output, trailing data,
-// output that would exceed `size`) is an Errc::malformed error.
+// output that would exceed `size`, a `size` above max_inflated_size) is an
+// Errc::malformed error. Memory grows with the output the stream really
+// produces, never on `size` or a frame header's word alone.
 Result<std::vector<std::byte>> decompress(Codec codec, std::span<const std::byte> in, size_t size);
 
 }  // namespace mmar::codec

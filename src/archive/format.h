@@ -47,7 +47,26 @@ struct Superblock {
 static_assert(sizeof(Superblock) == kSuperblockSize);
 static_assert(std::is_trivially_copyable_v<Superblock>);
 
-enum class EntryCodec : uint8_t { none = 0, zstd = 1, xz = 2 };
+enum class EntryCodec : uint8_t { none = 0, zstd = 1, xz = 2, extents = 3 };
+
+// An extent map (me_codec 3, written by in-place updates, docs/FORMAT.md
+// "Extent maps"): the stored bytes are this header and ex_count Extents,
+// sorted by ex_logical, disjoint, inside [0, me_size); what no extent covers
+// reads as zeros.
+inline constexpr unsigned char kExtentMagic[8] = {'M', 'M', 'A', 'R', 'E', 'X', 'T', '1'};
+struct ExtentMapHeader {
+  unsigned char ex_magic[8];  // kExtentMagic
+  ul32 ex_count;              // extents that follow
+  ul32 ex_reserved;           // zero
+};
+static_assert(sizeof(ExtentMapHeader) == 16);
+struct Extent {
+  ul64 ex_logical;   // offset in the member's bytes
+  ul64 ex_length;    // bytes, > 0
+  ul64 ex_physical;  // file offset of those bytes, stored raw
+};
+static_assert(sizeof(Extent) == 24);
+static_assert(std::is_trivially_copyable_v<Extent>);
 
 // Member flags (me_flags).
 inline constexpr uint16_t kFlagPageAligned = 1u << 0;  // me_data_offset is sb_align-aligned

@@ -118,4 +118,45 @@ Result<DeltaView> parse_delta(std::span<const std::byte> record, const std::stri
   return v;
 }
 
+std::vector<std::byte> encode_extent_map(const std::vector<format::Extent>& extents) {
+  format::ExtentMapHeader h{};
+  std::memcpy(h.ex_magic, format::kExtentMagic, sizeof h.ex_magic);
+  h.ex_count = static_cast<uint32_t>(extents.size());
+  std::vector<std::byte> out(sizeof h + extents.size() * sizeof(format::Extent));
+  std::memcpy(out.data(), &h, sizeof h);
+  if (!extents.empty()) std::memcpy(out.data() + sizeof h, extents.data(), extents.size() * sizeof(format::Extent));
+  return out;
+}
+
+Result<std::vector<format::Extent>> parse_extent_map(std::span<const std::byte> stored, uint64_t size,
+                                                     uint64_t file_size, const std::string& what, uint64_t offset) {
+  auto bad = [&](uint64_t at, const std::string& why) {
+    return Error(Errc::malformed, what + ": extent map: " + why + " (at offset " + hex(offset + at) + ")", offset + at);
+  };
+  if (stored.size() < sizeof(format::ExtentMapHeader)) return bad(0, "shorter than its header");
+  auto h = load<format::ExtentMapHeader>(stored.data());
+  if (std::memcmp(h.ex_magic, format::kExtentMagic, sizeof h.ex_magic) != 0) return bad(0, "bad magic");
+  if (h.ex_reserved != 0) return bad(12, "non-zero reserved field");
+  // The count is checked against the stored bytes before it sizes anything.
+  if ((stored.size() - sizeof h) % sizeof(format::Extent) != 0 ||
+      (stored.size() - sizeof h) / sizeof(format::Extent) != h.ex_count) {
+    return bad(8, std::to_string(h.ex_count.get()) + " extents do not fill " + std::to_string(stored.size()) + " bytes");
+  }
+  std::vector<format::Extent> out(h.ex_count);
+  uint64_t end = 0;
+  for (uint32_t i = 0; i < h.ex_count; ++i) {
+    const uint64_t at = sizeof h + uint64_t{i} * sizeof(format::Extent);
+    out[i] = load<format::Extent>(stored.data() + at);
+    const format::Extent& x = out[i];
+    if (x.ex_length == 0 || x.ex_logical < end || !in_bounds(x.ex_logical, x.ex_length, size)) {
+      return bad(at, "extent " + std::to_string(i) + " is empty, out of order or past the member's end");
+    }
+    if (x.ex_physical < format::kHeaderAreaSize || !in_bounds(x.ex_physical, x.ex_length, file_size)) {
+      return bad(at + 16, "extent " + std::to_string(i) + " data is not inside the file");
+    }
+    end = x.ex_logical + x.ex_length;
+  }
+  return out;
+}
+
 }  // namespace mmar::index_codec

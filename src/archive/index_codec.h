@@ -51,4 +51,13 @@ struct DeltaView {
 };
 Result<DeltaView> parse_delta(std::span<const std::byte> record, const std::string& file, uint64_t offset);
 
+// An extent map's bytes for `extents` (sorted, disjoint).
+std::vector<std::byte> encode_extent_map(const std::vector<format::Extent>& extents);
+// The extents of a member's extent map `stored`, checked: magic, count that
+// fills the stored bytes exactly, lengths > 0, sorted and disjoint, inside
+// [0, size), data inside [128, file_size). `what` names file and member for
+// messages; `offset` is where the map is.
+Result<std::vector<format::Extent>> parse_extent_map(std::span<const std::byte> stored, uint64_t size,
+                                                     uint64_t file_size, const std::string& what, uint64_t offset);
+
 }  // namespace mmar::index_codec

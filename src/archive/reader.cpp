@@ -4,10 +4,12 @@
 // it touches no per-member data, so its cost is independent of the member
 // count. Each entry is validated when it is accessed (at/find), and verify()
 // checks everything.
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <xxhash.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <cstring>
 #include <list>
@@ -32,6 +34,7 @@ const char* codec_name(Codec codec) {
     case Codec::none: return "none";
     case Codec::zstd: return "zstd";
     case Codec::xz: return "xz";
+    case Codec::extents: return "extents";
   }
   return "?";
 }
@@ -63,6 +66,16 @@ const char* format_name(Format format) {
   return "?";
 }
 
+std::optional<Format> archive_format_of(std::span<const std::byte> head) {
+  auto magic_at = [&](uint64_t off) {
+    return head.size() >= off + 8 && std::memcmp(head.data() + off, format::kMagic, 8) == 0;
+  };
+  if (magic_at(0) || magic_at(format::kSuperblockSize)) return Format::mmar;
+  if (head.size() >= 8 && read_int<uint64_t>(head.data(), true) == ctfa::kMagic) return Format::ctf;
+  if (head.size() < format::kHeaderAreaSize) return std::nullopt;
+  return Format::plain;
+}
+
 uint64_t member_checksum(std::span<const std::byte> bytes) { return XXH3_64bits(bytes.data(), bytes.size()); }
 
 bool Member::is_dir() const { return S_ISDIR(mode); }
@@ -91,21 +104,21 @@ class InflateCache {
  public:
   explicit InflateCache(uint64_t capacity) : capacity_(capacity) {}
 
-  std::shared_ptr<const std::vector<std::byte>> get(uint32_t index) {
+  std::optional<Bytes> get(uint32_t index) {
     std::lock_guard lock(mu_);
     auto it = map_.find(index);
-    if (it == map_.end()) return nullptr;
+    if (it == map_.end()) return std::nullopt;
     lru_.splice(lru_.begin(), lru_, it->second);
     return it->second->data;
   }
 
-  void put(uint32_t index, std::shared_ptr<const std::vector<std::byte>> data) {
-    const uint64_t bytes = data->size();
+  void put(uint32_t index, Bytes data) {
+    const uint64_t bytes = data.size();
     if (bytes > capacity_) return;
     std::lock_guard lock(mu_);
     if (map_.count(index) != 0) return;
     while (used_ + bytes > capacity_ && !lru_.empty()) {
-      used_ -= lru_.back().data->size();
+      used_ -= lru_.back().data.size();
       map_.erase(lru_.back().index);
       lru_.pop_back();
     }
@@ -117,7 +130,7 @@ class InflateCache {
  private:
   struct Node {
     uint32_t index;
-    std::shared_ptr<const std::vector<std::byte>> data;
+    Bytes data;  // inflated or assembled bytes, owning their buffer
   };
   std::mutex mu_;
   uint64_t capacity_;
@@ -153,6 +166,10 @@ struct Archive::Impl {
   int64_t plain_mtime = 0;
 
   mutable InflateCache cache;
+  // Raw members whose XXH3 has been checked, by member index: bit i of
+  // `raw_good` / `raw_bad` (one word per 64 members, allocated on first use).
+  mutable std::once_flag raw_bits_once;
+  mutable std::unique_ptr<std::atomic<uint64_t>[]> raw_good, raw_bad;
 
   Impl(Source s, const OpenOptions& o) : source(std::move(s)), options(o), cache(o.cache_bytes) {}
 
@@ -162,7 +179,15 @@ struct Archive::Impl {
   Result<std::string_view> name_at(uint32_t index) const;
   Result<Member> mmar_entry(uint32_t index) const;
   Result<Member> ctf_entry(uint32_t index) const;
-  Result<Bytes> read(const Member& m) const;
+  Result<Bytes> read(const Member& m, bool verify) const;
+  Result<Bytes> read_extents(const Member& m, bool verify) const;
+  Result<void> check_raw(const Member& m, std::span<const std::byte> bytes) const;
+  Error checksum_error(const Member& m) const {
+    return Error(
+        Errc::checksum,
+        file() + ": member '" + std::string(m.name) + "': checksum mismatch (at offset " + hex(m.data_offset) + ")",
+        m.data_offset);
+  }
 };
 
 // ---------------------------------------------------------------------------
@@ -517,7 +542,7 @@ Result<Member> decode_entry(const format::Entry& e, uint32_t i, std::string_view
   m.xxh3 = e.me_xxh3;
   m.mtime_ns = static_cast<int64_t>(e.me_mtime_ns.get());
   m.mode = e.me_mode;
-  if (e.me_codec > static_cast<uint8_t>(format::EntryCodec::xz)) {
+  if (e.me_codec > static_cast<uint8_t>(format::EntryCodec::extents)) {
     return member_malformed(file, i, abs + 56, "unknown codec " + std::to_string(e.me_codec));
   }
   m.codec = static_cast<Codec>(e.me_codec);
@@ -545,6 +570,9 @@ Result<Member> decode_entry(const format::Entry& e, uint32_t i, std::string_view
     return member_malformed(
         file, i, abs + 8,
         "raw member with stored size " + std::to_string(m.stored_size) + " != size " + std::to_string(m.size));
+  }
+  if (m.codec == Codec::extents && type != S_IFREG) {
+    return member_malformed(file, i, abs + 56, "an extent map for a member that is not a regular file");
   }
   if (type == S_IFDIR && (m.size != 0 || m.stored_size != 0)) {
     return member_malformed(file, i, abs + 16, "directory with data");
@@ -664,15 +692,41 @@ Result<uint32_t> Archive::lower_bound(std::string_view name) const {
 // ---------------------------------------------------------------------------
 // Reading
 
-Result<Bytes> Archive::Impl::read(const Member& m) const {
+// A raw member's bytes against its XXH3, hashed at most once per Archive:
+// later reads of the member (every FUSE read of a mounted file) cost one
+// atomic load. Two threads may both hash a member the first time; both find
+// the same outcome.
+Result<void> Archive::Impl::check_raw(const Member& m, std::span<const std::byte> bytes) const {
+  if (m.index >= count) {  // not a member of ours: check, remember nothing
+    if (XXH3_64bits(bytes.data(), bytes.size()) != m.xxh3) return checksum_error(m);
+    return success();
+  }
+  std::call_once(raw_bits_once, [&] {
+    const size_t words = (size_t{count} + 63) / 64;
+    raw_good.reset(new std::atomic<uint64_t>[words]());
+    raw_bad.reset(new std::atomic<uint64_t>[words]());
+  });
+  const size_t word = m.index / 64;
+  const uint64_t bit = uint64_t{1} << (m.index % 64);
+  if ((raw_good[word].load(std::memory_order_acquire) & bit) != 0) return success();
+  if ((raw_bad[word].load(std::memory_order_acquire) & bit) != 0) return checksum_error(m);
+  const bool good = XXH3_64bits(bytes.data(), bytes.size()) == m.xxh3;
+  (good ? raw_good : raw_bad)[word].fetch_or(bit, std::memory_order_release);
+  if (!good) return checksum_error(m);
+  return success();
+}
+
+Result<Bytes> Archive::Impl::read(const Member& m, bool verify) const {
   if (m.is_dir()) return Bytes();
+  verify = verify && m.has_checksum;
   if (m.codec == Codec::none) {
     MMAR_ASSIGN(Bytes b, source.read(m.data_offset, m.size));
+    if (verify) MMAR_TRY(check_raw(m, b.span()));
     return b;
   }
-  if (auto hit = cache.get(m.index)) {
-    return Bytes({hit->data(), hit->size()}, hit);
-  }
+  if (m.codec == Codec::extents) return read_extents(m, verify);
+  // The cache only holds bytes whose checksum matched (or that have none).
+  if (auto hit = cache.get(m.index)) return *hit;
   if (m.size > options.max_member_size) {
     return Error(Errc::limit, file() + ": member '" + std::string(m.name) + "' inflates to " + std::to_string(m.size) +
                                   " bytes, above the limit of " + std::to_string(options.max_member_size));
@@ -680,22 +734,56 @@ Result<Bytes> Archive::Impl::read(const Member& m) const {
   MMAR_ASSIGN(Bytes stored, source.read(m.data_offset, m.stored_size));
   auto inflated = codec::decompress(m.codec, stored.span(), m.size);
   if (!inflated.ok()) {
-    return Error(Errc::malformed, file() + ": member '" + std::string(m.name) + "': " + inflated.error().message(),
+    return Error(inflated.error().code(),
+                 file() + ": member '" + std::string(m.name) + "': " + inflated.error().message() + " (at offset " +
+                     hex(m.data_offset) + ")",
                  m.data_offset);
   }
-  if (m.has_checksum && XXH3_64bits(inflated->data(), inflated->size()) != m.xxh3) {
-    return Error(Errc::checksum, file() + ": member '" + std::string(m.name) + "': checksum mismatch", m.data_offset);
-  }
-  auto shared = std::make_shared<const std::vector<std::byte>>(std::move(inflated).value());
-  cache.put(m.index, shared);
-  return Bytes({shared->data(), shared->size()}, shared);
+  const bool checked = m.has_checksum && verify;
+  if (checked && XXH3_64bits(inflated->data(), inflated->size()) != m.xxh3) return checksum_error(m);
+  Bytes out = Bytes::from_vector(std::move(inflated).value());
+  if (checked || !m.has_checksum) cache.put(m.index, out);
+  return out;
 }
 
-Result<Bytes> Archive::read(const Member& member) const { return impl_->read(member); }
+// An extent map's pieces assembled into an anonymous mapping: holes stay
+// untouched zero pages (a sparse member costs memory for its data only),
+// and the size word sizes a reservation of address space, never memory.
+Result<Bytes> Archive::Impl::read_extents(const Member& m, bool verify) const {
+  if (auto hit = cache.get(m.index)) return *hit;
+  if (m.size > options.max_member_size) {
+    return Error(Errc::limit, file() + ": member '" + std::string(m.name) + "' is " + std::to_string(m.size) +
+                                  " bytes, above the limit of " + std::to_string(options.max_member_size));
+  }
+  MMAR_ASSIGN(Bytes stored, source.read(m.data_offset, m.stored_size));
+  MMAR_ASSIGN(std::vector<format::Extent> extents,
+              index_codec::parse_extent_map(stored.span(), m.size, source.size(),
+                                            file() + ": member '" + std::string(m.name) + "'", m.data_offset));
+  if (m.size == 0) return Bytes();
+  const size_t size = static_cast<size_t>(m.size);
+  void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) {
+    return Error(Errc::limit, file() + ": member '" + std::string(m.name) + "': cannot reserve " +
+                                  std::to_string(m.size) + " bytes");
+  }
+  std::shared_ptr<void> owner(p, [size](void* q) { munmap(q, size); });
+  for (const auto& x : extents) {
+    MMAR_ASSIGN(Bytes piece, source.read(x.ex_physical, x.ex_length));
+    std::memcpy(static_cast<std::byte*>(p) + x.ex_logical, piece.data(), piece.size());
+  }
+  std::span<const std::byte> view(static_cast<const std::byte*>(p), size);
+  const bool checked = m.has_checksum && verify;
+  if (checked && XXH3_64bits(view.data(), view.size()) != m.xxh3) return checksum_error(m);
+  Bytes out(view, std::move(owner));
+  if (checked || !m.has_checksum) cache.put(m.index, out);
+  return out;
+}
+
+Result<Bytes> Archive::read(const Member& member) const { return impl_->read(member, impl_->options.verify_checksums); }
 
 Result<Bytes> Archive::read(std::string_view name) const {
   MMAR_ASSIGN(Member m, find(name));
-  return impl_->read(m);
+  return read(m);
 }
 
 Result<void> Archive::for_each(const std::function<Result<void>(const Member&)>& fn) const {
@@ -787,14 +875,8 @@ Result<std::vector<VerifyProblem>> Archive::verify() const {
       }
     }
     if (m->is_dir()) continue;
-    auto bytes = a.read(*m);
-    if (!bytes.ok()) {
-      problems.push_back({i, bytes.error().message()});
-      continue;
-    }
-    if (m->has_checksum && m->codec == Codec::none && XXH3_64bits(bytes->data(), bytes->size()) != m->xxh3) {
-      problems.push_back({i, a.file() + ": member '" + std::string(m->name) + "': checksum mismatch"});
-    }
+    auto bytes = a.read(*m, /*verify=*/true);
+    if (!bytes.ok()) problems.push_back({i, bytes.error().message()});
   }
   return problems;
 }

@@ -20,6 +20,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <set>
 
@@ -71,6 +72,28 @@ struct Level {
 };
 
 Result<Bytes> read_range(const Archive& a, uint64_t offset, uint64_t size) { return a.source().read(offset, size); }
+
+// Copy [from, from + size) of `in` to `to` of `out`: copy_file_range (kernel
+// side, reflinks where the filesystem has them), else by hand.
+Result<void> copy_range(int in, uint64_t from, int out, uint64_t to, uint64_t size, const std::string& what) {
+  uint64_t copied = 0;
+  std::vector<char> buf;
+  while (copied < size) {
+    loff_t in_off = static_cast<loff_t>(from + copied);
+    loff_t out_off = static_cast<loff_t>(to + copied);
+    ssize_t n = copy_file_range(in, &in_off, out, &out_off, size - copied, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      buf.resize(static_cast<size_t>(std::min<uint64_t>(size - copied, 1 << 20)));
+      const size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), size - copied));
+      if (!pread_full(in, buf.data(), want, from + copied)) return sys_error("read for " + what, errno ? errno : EIO);
+      MMAR_TRY(pwrite_full(out, buf.data(), want, to + copied, what));
+      n = static_cast<ssize_t>(want);
+    }
+    copied += static_cast<uint64_t>(n);
+  }
+  return success();
+}
 
 }  // namespace
 
@@ -178,22 +201,122 @@ Error ArchiveUpdater::Impl::rollback(uint64_t committed, Error e) {
   return e;
 }
 
-// Append the bytes of one new member at `offset` (advanced past them).
+// Where each part of a member's new bytes comes from.
+struct Segment {
+  enum Source : uint8_t { zero, fd, file, memory } source = zero;
+  uint64_t logical = 0, length = 0;
+  uint64_t from = 0;  // fd / file: offset there; memory: offset in `base_bytes`
+};
+
+// Append the bytes of one new member at `offset` (advanced past them): a
+// symlink target, a file's bytes from data_fd, or (incremental) its base's
+// bytes with the dirty ranges from data_fd -- only those ranges appended,
+// under an extent map, while they are at most half the file.
 Result<std::optional<StoredExtent>> ArchiveUpdater::Impl::append_data(const UpdateMember& u, uint64_t& offset) {
   const uint32_t type = u.mode & S_IFMT;
   if (type == S_IFDIR) return std::optional<StoredExtent>();
   const bool is_link = type == S_IFLNK;
   const uint64_t size = is_link ? u.symlink_target.size() : u.size;
-  StoredExtent x;
-  x.size = size;
-  const uint64_t align = uint64_t{1} << align_log2;
-  if (size >= align) {
-    offset = *align_up(offset, align);
-    x.page_aligned = true;
-  } else {
-    offset = *align_up(offset, format::kPackedAlign);
+  const int fd = lock.fd();
+
+  // The segments of [0, size), from the base, then the dirty ranges over them.
+  std::vector<Segment> segs;
+  Bytes base_bytes;  // a compressed base, inflated
+  bool base_raw = true;
+  if (u.incremental && !is_link && (u.keep || u.extent)) {
+    uint64_t b_off = 0, b_stored = 0, b_size = 0;
+    bool b_map = false;
+    if (u.keep) {
+      MMAR_ASSIGN(Member m, base.at(*u.keep));
+      b_off = m.data_offset;
+      b_stored = m.stored_size;
+      b_size = m.size;
+      b_map = m.codec == Codec::extents;
+      if (m.codec == Codec::zstd || m.codec == Codec::xz) {
+        MMAR_ASSIGN(base_bytes, base.read(m));
+        base_raw = false;
+      }
+    } else {
+      b_off = u.extent->offset;
+      b_stored = u.extent->stored_size;
+      b_size = u.extent->size;
+      b_map = u.extent->extent_map;
+    }
+    const uint64_t keep_len = std::min(b_size, size);
+    if (!base_raw) {
+      if (keep_len > 0) segs.push_back({Segment::memory, 0, keep_len, 0});
+    } else if (b_map) {
+      std::vector<std::byte> map(b_stored);
+      if (!pread_full(fd, map.data(), map.size(), b_off)) return sys_error("read " + path(), errno ? errno : EIO);
+      MMAR_ASSIGN(std::vector<format::Extent> xs,
+                  index_codec::parse_extent_map(map, b_size, file_size, path() + ": member '" + u.name + "'", b_off));
+      for (const auto& x : xs) {
+        if (x.ex_logical >= keep_len) break;
+        segs.push_back({Segment::file, x.ex_logical, std::min<uint64_t>(x.ex_length, keep_len - x.ex_logical),
+                        x.ex_physical});
+      }
+    } else if (keep_len > 0) {
+      segs.push_back({Segment::file, 0, keep_len, b_off});
+    }
+    // Overlay the dirty ranges (clipped to the size): base parts inside
+    // them are cut out, the ranges themselves come from data_fd.
+    std::vector<Segment> out;
+    size_t d = 0;
+    auto dirty = u.dirty;
+    for (auto& [b, e] : dirty) e = std::min(e, size);
+    for (const Segment& sg : segs) {
+      uint64_t pos = sg.logical;
+      const uint64_t end = sg.logical + sg.length;
+      while (pos < end) {
+        while (d < dirty.size() && dirty[d].second <= pos) ++d;
+        const uint64_t next_dirty = d < dirty.size() ? dirty[d].first : end;
+        if (next_dirty > pos) {
+          const uint64_t n = std::min(end, next_dirty) - pos;
+          out.push_back({sg.source, pos, n, sg.from + (pos - sg.logical)});
+          pos += n;
+        } else {
+          pos = std::min(end, dirty[d].second);
+        }
+      }
+    }
+    for (const auto& [b, e] : dirty) {
+      if (b < e) out.push_back({Segment::fd, b, e - b, b});
+    }
+    std::sort(out.begin(), out.end(), [](const Segment& a, const Segment& b) { return a.logical < b.logical; });
+    segs = std::move(out);
+  } else if (size > 0) {
+    segs.push_back({is_link ? Segment::memory : Segment::fd, 0, size, 0});
   }
-  x.offset = size == 0 ? 0 : offset;
+
+  // One pass over the new bytes: their checksum and their first 64 KiB.
+  std::vector<char> buf(1 << 20);
+  auto read_seg = [&](const Segment& sg, uint64_t at, size_t n, char* to) -> Result<void> {
+    switch (sg.source) {
+      case Segment::zero: std::memset(to, 0, n); return success();
+      case Segment::memory: {
+        const char* src = is_link ? u.symlink_target.data() : reinterpret_cast<const char*>(base_bytes.data());
+        std::memcpy(to, src + sg.from + at, n);
+        return success();
+      }
+      case Segment::file:
+        if (!pread_full(fd, to, n, sg.from + at)) return sys_error("read " + path(), errno ? errno : EIO);
+        return success();
+      case Segment::fd: {
+        // A short read is a hole at the end of the new contents: zeros.
+        size_t got = 0;
+        while (got < n) {
+          ssize_t r = ::pread(u.data_fd, to + got, n - got, static_cast<off_t>(sg.from + at + got));
+          if (r < 0 && errno == EINTR) continue;
+          if (r < 0) return sys_error(path() + ": read new contents of '" + u.name + "'", errno);
+          if (r == 0) break;
+          got += static_cast<size_t>(r);
+        }
+        std::memset(to + got, 0, n - got);
+        return success();
+      }
+    }
+    return success();
+  };
   XXH3_state_t* h = XXH3_createState();
   if (h == nullptr) return Error(Errc::limit, "out of memory");
   struct Free {
@@ -201,46 +324,126 @@ Result<std::optional<StoredExtent>> ArchiveUpdater::Impl::append_data(const Upda
     ~Free() { XXH3_freeState(h); }
   } free_h{h};
   XXH3_64bits_reset(h);
-  std::vector<char> buf(std::min<uint64_t>(size, 1 << 20));
   std::vector<std::byte> head;
-  uint64_t done = 0;
-  while (done < size) {
-    // Holes in the source stay holes: skip them (the archive's own bytes
-    // there were never written, so read as zeros) and hash their zeros.
-    if (!is_link) {
-      off_t data = lseek(u.data_fd, static_cast<off_t>(done), SEEK_DATA);
-      uint64_t next = data < 0 ? size : std::min<uint64_t>(size, static_cast<uint64_t>(data));
-      if (data < 0 && errno != ENXIO) next = done;  // no SEEK_DATA here: read it all
-      while (done < next) {
-        const size_t n = static_cast<size_t>(std::min<uint64_t>(buf.size(), next - done));
-        std::memset(buf.data(), 0, n);
+  uint64_t hashed = 0, dirty_bytes = 0;
+  for (const Segment& sg : segs) {
+    if (sg.logical > hashed) {  // a gap: zeros
+      std::memset(buf.data(), 0, buf.size());
+      for (uint64_t left = sg.logical - hashed; left > 0;) {
+        const size_t n = static_cast<size_t>(std::min<uint64_t>(left, buf.size()));
         XXH3_64bits_update(h, buf.data(), n);
         if (head.size() < 65536) head.resize(std::min<size_t>(65536, head.size() + n));
-        done += n;
+        left -= n;
       }
-      if (done >= size) break;
     }
-    const size_t n = static_cast<size_t>(std::min<uint64_t>(buf.size(), size - done));
-    if (is_link) {
-      std::memcpy(buf.data(), u.symlink_target.data() + done, n);
-    } else if (!pread_full(u.data_fd, buf.data(), n, done)) {
-      return sys_error(path() + ": read new contents of '" + u.name + "'", errno ? errno : EIO);
+    if (sg.source == Segment::fd) dirty_bytes += sg.length;
+    for (uint64_t at = 0; at < sg.length;) {
+      const size_t n = static_cast<size_t>(std::min<uint64_t>(buf.size(), sg.length - at));
+      MMAR_TRY(read_seg(sg, at, n, buf.data()));
+      XXH3_64bits_update(h, buf.data(), n);
+      if (head.size() < 65536) {
+        head.insert(head.end(), reinterpret_cast<std::byte*>(buf.data()),
+                    reinterpret_cast<std::byte*>(buf.data()) + std::min<size_t>(n, 65536 - head.size()));
+      }
+      at += n;
     }
-    if (head.size() < 65536) {
-      head.insert(head.end(), reinterpret_cast<std::byte*>(buf.data()),
-                  reinterpret_cast<std::byte*>(buf.data()) + std::min<size_t>(n, 65536 - head.size()));
-    }
-    XXH3_64bits_update(h, buf.data(), n);
-    MMAR_TRY(pwrite_full(lock.fd(), buf.data(), n, offset + done, path()));
-    done += n;
+    hashed = sg.logical + sg.length;
   }
+  if (hashed < size) {
+    std::memset(buf.data(), 0, buf.size());
+    for (uint64_t left = size - hashed; left > 0;) {
+      const size_t n = static_cast<size_t>(std::min<uint64_t>(left, buf.size()));
+      XXH3_64bits_update(h, buf.data(), n);
+      left -= n;
+    }
+  }
+  StoredExtent x;
+  x.size = size;
   x.xxh3 = XXH3_64bits_digest(h);
   if (!is_link) {
-    Detected d = detect_kind(head);
-    x.kind = d.kind;
-    x.has_btf = d.has_btf;
+    Detected det = detect_kind(head);
+    x.kind = det.kind;
+    x.has_btf = det.has_btf;
   }
-  offset += size;
+
+  // The data runs of a segment (holes in data_fd are skipped: SEEK_DATA).
+  auto data_runs = [&](const Segment& sg, const std::function<Result<void>(uint64_t, uint64_t)>& run) -> Result<void> {
+    if (sg.source == Segment::zero) return success();
+    if (sg.source != Segment::fd) return run(0, sg.length);
+    uint64_t pos = sg.from;
+    const uint64_t end = sg.from + sg.length;
+    while (pos < end) {
+      off_t d = lseek(u.data_fd, static_cast<off_t>(pos), SEEK_DATA);
+      if (d < 0) {
+        if (errno == ENXIO) break;  // only a hole is left
+        return run(pos - sg.from, end - pos);  // no SEEK_DATA here: all of it
+      }
+      if (static_cast<uint64_t>(d) >= end) break;
+      off_t e = lseek(u.data_fd, d, SEEK_HOLE);
+      const uint64_t stop = e < 0 ? end : std::min<uint64_t>(end, static_cast<uint64_t>(e));
+      MMAR_TRY(run(static_cast<uint64_t>(d) - sg.from, stop - static_cast<uint64_t>(d)));
+      pos = stop;
+    }
+    return success();
+  };
+  auto copy_out = [&](const Segment& sg, uint64_t at, uint64_t n, uint64_t to) -> Result<void> {
+    for (uint64_t done = 0; done < n;) {
+      const size_t k = static_cast<size_t>(std::min<uint64_t>(buf.size(), n - done));
+      MMAR_TRY(read_seg(sg, at + done, k, buf.data()));
+      MMAR_TRY(pwrite_full(fd, buf.data(), k, to + done, path()));
+      done += k;
+    }
+    return success();
+  };
+
+  const bool incremental = u.incremental && base_raw && dirty_bytes <= size / 2 && segs.size() <= 4096;
+  if (!incremental) {
+    // The whole member, raw and contiguous; holes stay holes.
+    const uint64_t align = uint64_t{1} << align_log2;
+    if (size >= align) {
+      offset = *align_up(offset, align);
+      x.page_aligned = true;
+    } else {
+      offset = *align_up(offset, format::kPackedAlign);
+    }
+    const uint64_t start = offset;
+    for (const Segment& sg : segs) {
+      MMAR_TRY(data_runs(sg, [&](uint64_t at, uint64_t n) { return copy_out(sg, at, n, start + sg.logical + at); }));
+    }
+    x.offset = size == 0 ? 0 : start;
+    x.stored_size = size;
+    offset = start + size;
+    return std::optional<StoredExtent>(x);
+  }
+  // Only the dirty ranges' data is appended; the map names the rest where
+  // it already is.
+  std::vector<format::Extent> extents;
+  offset = *align_up(offset, format::kPackedAlign);
+  for (const Segment& sg : segs) {
+    auto add_extent = [&](uint64_t at, uint64_t n) -> Result<void> {
+      format::Extent e{};
+      e.ex_logical = sg.logical + at;
+      e.ex_length = n;
+      if (sg.source == Segment::file) {
+        e.ex_physical = sg.from + at;
+      } else {
+        e.ex_physical = offset;
+        auto copied = copy_out(sg, at, n, offset);
+        if (!copied.ok()) return copied;
+        offset += n;
+      }
+      extents.push_back(e);
+      return success();
+    };
+    MMAR_TRY(data_runs(sg, add_extent));
+  }
+  std::vector<std::byte> map = index_codec::encode_extent_map(extents);
+  offset = *align_up(offset, 8);
+  MMAR_TRY(pwrite_full(fd, map.data(), map.size(), offset, path()));
+  x.offset = offset;
+  x.stored_size = map.size();
+  x.extent_map = true;
+  offset += map.size();
   return std::optional<StoredExtent>(x);
 }
 
@@ -355,7 +558,20 @@ Result<CommitResult> ArchiveUpdater::Impl::commit(std::vector<UpdateMember> put,
     const UpdateMember& u = put[i];
     TableEntry t;
     std::memset(&t.e, 0, sizeof t.e);
-    if (u.keep) {
+    if (u.incremental && u.data_fd >= 0 && (u.mode & S_IFMT) == S_IFREG) {
+      auto r = append_data(u, offset);
+      if (!r.ok()) return rollback(committed, std::move(r).error());
+      result.extents[i] = *r;
+      const StoredExtent& x = **r;
+      t.e.me_data_offset = x.offset;
+      t.e.me_stored_size = x.stored_size;
+      t.e.me_size = x.size;
+      t.e.me_xxh3 = x.xxh3;
+      t.e.me_kind = static_cast<uint8_t>(x.kind);
+      t.e.me_codec = static_cast<uint8_t>(x.extent_map ? format::EntryCodec::extents : format::EntryCodec::none);
+      t.e.me_flags = static_cast<uint16_t>((x.page_aligned ? format::kFlagPageAligned : 0) |
+                                           (x.has_btf ? format::kFlagHasBtf : 0));
+    } else if (u.keep) {
       auto m = base.at(*u.keep);
       if (!m.ok()) return rollback(committed, std::move(m).error());
       t.e = entry_of(*m);
@@ -373,14 +589,15 @@ Result<CommitResult> ArchiveUpdater::Impl::commit(std::vector<UpdateMember> put,
       }
       if (x) {
         t.e.me_data_offset = x->offset;
-        t.e.me_stored_size = x->size;
+        t.e.me_stored_size = x->stored_size;
         t.e.me_size = x->size;
         t.e.me_xxh3 = x->xxh3;
         t.e.me_kind = static_cast<uint8_t>((u.mode & S_IFMT) == S_IFREG ? x->kind : Kind::data);
         t.e.me_flags = static_cast<uint16_t>((x->page_aligned ? format::kFlagPageAligned : 0) |
                                              (x->has_btf && (u.mode & S_IFMT) == S_IFREG ? format::kFlagHasBtf : 0));
       }
-      t.e.me_codec = static_cast<uint8_t>(format::EntryCodec::none);
+      t.e.me_codec =
+          static_cast<uint8_t>(x && x->extent_map ? format::EntryCodec::extents : format::EntryCodec::none);
     }
     t.e.me_mode = u.mode;
     t.e.me_mtime_ns = static_cast<uint64_t>(u.mtime_ns);
@@ -547,29 +764,32 @@ Result<void> ArchiveUpdater::Impl::compact() {
       t.e.me_data_offset = done->second;
       continue;
     }
-    offset = *align_up(offset, (t.e.me_flags & format::kFlagPageAligned) != 0 ? align : format::kPackedAlign);
-    uint64_t copied = 0;
-    const uint64_t size = t.e.me_stored_size;
-    while (copied < size) {
-      loff_t in_off = static_cast<loff_t>(from + copied);
-      loff_t out_off = static_cast<loff_t>(offset + copied);
-      ssize_t n = copy_file_range(lock.fd(), &in_off, out.fd(), &out_off, size - copied, 0);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) {
-        // Not supported across these files (or a short source): copy by hand.
-        std::vector<char> buf(std::min<uint64_t>(size - copied, 1 << 20));
-        const size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), size - copied));
-        if (!pread_full(lock.fd(), buf.data(), want, from + copied)) {
-          return sys_error("read " + path() + ": member '" + name + "'", errno ? errno : EIO);
-        }
-        MMAR_TRY(pwrite_full(out.fd(), buf.data(), want, offset + copied, out.temp_path()));
-        n = static_cast<ssize_t>(want);
+    if (t.e.me_codec == static_cast<uint8_t>(format::EntryCodec::extents)) {
+      // An extent map becomes raw bytes again, contiguous (holes kept).
+      const uint64_t size = t.e.me_size;
+      std::vector<std::byte> map(t.e.me_stored_size);
+      if (!pread_full(lock.fd(), map.data(), map.size(), from)) {
+        return sys_error("read " + path() + ": member '" + name + "'", errno ? errno : EIO);
       }
-      copied += static_cast<uint64_t>(n);
+      MMAR_ASSIGN(std::vector<format::Extent> xs,
+                  index_codec::parse_extent_map(map, size, file_size, path() + ": member '" + name + "'", from));
+      const bool page = size >= align;
+      offset = *align_up(offset, page ? align : format::kPackedAlign);
+      for (const auto& x : xs) MMAR_TRY(copy_range(lock.fd(), x.ex_physical, out.fd(), offset + x.ex_logical,
+                                                   x.ex_length, out.temp_path()));
+      moved.emplace(from, offset);
+      t.e.me_data_offset = size == 0 ? 0 : offset;
+      t.e.me_stored_size = size;
+      t.e.me_codec = static_cast<uint8_t>(format::EntryCodec::none);
+      t.e.me_flags = static_cast<uint16_t>((t.e.me_flags & format::kFlagHasBtf) | (page ? format::kFlagPageAligned : 0));
+      offset += size;
+      continue;
     }
+    offset = *align_up(offset, (t.e.me_flags & format::kFlagPageAligned) != 0 ? align : format::kPackedAlign);
+    MMAR_TRY(copy_range(lock.fd(), from, out.fd(), offset, t.e.me_stored_size, out.temp_path()));
     moved.emplace(from, offset);
     t.e.me_data_offset = offset;
-    offset += size;
+    offset += t.e.me_stored_size;
   }
   offset = *align_up(offset, 8);
   std::vector<std::byte> index = full_index(next);
@@ -626,6 +846,32 @@ Result<CommitResult> ArchiveUpdater::commit(std::vector<UpdateMember> put, const
   return impl_->commit(std::move(put), remove);
 }
 Result<void> ArchiveUpdater::compact() { return impl_->compact(); }
+
+Result<void> ArchiveUpdater::read_stored(const StoredExtent& x, uint64_t offset, size_t length, void* out) const {
+  const int fd = impl_->lock.fd();
+  auto* to = static_cast<char*>(out);
+  std::memset(to, 0, length);
+  if (offset >= x.size) return success();
+  length = static_cast<size_t>(std::min<uint64_t>(length, x.size - offset));
+  auto read_at = [&](uint64_t from, size_t n, char* into) -> Result<void> {
+    if (!pread_full(fd, into, n, from)) return sys_error("read " + impl_->path(), errno ? errno : EIO);
+    return success();
+  };
+  if (!x.extent_map) return read_at(x.offset + offset, length, to);
+  std::vector<std::byte> map(x.stored_size);
+  MMAR_TRY(read_at(x.offset, map.size(), reinterpret_cast<char*>(map.data())));
+  MMAR_ASSIGN(std::vector<format::Extent> xs,
+              index_codec::parse_extent_map(map, x.size, impl_->file_size, impl_->path(), x.offset));
+  const uint64_t end = offset + length;
+  auto it = std::upper_bound(xs.begin(), xs.end(), offset,
+                             [](uint64_t v, const format::Extent& e) { return v < e.ex_logical + e.ex_length; });
+  for (; it != xs.end() && it->ex_logical < end; ++it) {
+    const uint64_t b = std::max<uint64_t>(offset, it->ex_logical);
+    const uint64_t e = std::min<uint64_t>(end, it->ex_logical + it->ex_length);
+    MMAR_TRY(read_at(it->ex_physical + (b - it->ex_logical), static_cast<size_t>(e - b), to + (b - offset)));
+  }
+  return success();
+}
 
 Result<void> commit_generation(const std::string& path, const Archive& current, std::vector<UpdateMember> members) {
   if (current.format() != Format::mmar) {

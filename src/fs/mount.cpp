@@ -10,7 +10,10 @@
 #include "support/io.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
+#include <csetjmp>
+#include <cstdio>
 #include <cstring>
 #include <new>
 #include <optional>
@@ -179,7 +182,16 @@ class ArchiveFs {
   const Archive& archive() const { return archive_; }
   uint32_t count() const { return n_; }
 
+  bool damaged() const { return damaged_.load(std::memory_order_acquire); }
+  void mark_damaged() {
+    if (!damaged_.exchange(true)) {
+      std::fprintf(stderr, "mmar: %s: the archive shrank under the mount; every request now fails with EIO\n",
+                   archive_.name().c_str());
+    }
+  }
+
  private:
+  std::atomic<bool> damaged_{false};
   Archive archive_;
   uint32_t n_;
   uid_t uid_;
@@ -188,6 +200,56 @@ class ArchiveFs {
 };
 
 ArchiveFs& fs_of(fuse_req_t req) { return *static_cast<ArchiveFs*>(fuse_req_userdata(req)); }
+
+// ---------------------------------------------------------------------------
+// The archive shrinking under the mount. Pages of the mapping past the
+// file's new end raise SIGBUS when touched (the index is at the end, so any
+// truncation hits it). Each request runs with a thread-local jump buffer
+// armed; the SIGBUS handler jumps back to it when the fault is inside the
+// archive's mapping, and the request gets EIO instead of the daemon dying.
+// From then on the mount is marked damaged and every request gets EIO at
+// once, without touching the mapping: what a jump skipped (destructors of
+// the request's locals) leaks at most once per worker thread. No lock is
+// held while the mapping is read (the inflate cache's mutex guards only the
+// cache's own list), so none is left held by a jump.
+//
+// The kernel's own copies from the mapping (replying a raw member's bytes
+// straight from it) fault in the kernel, which fails that reply with EIO
+// and raises no signal.
+
+thread_local sigjmp_buf* t_request_guard = nullptr;
+std::atomic<uintptr_t> g_mapping_begin{0};
+std::atomic<uintptr_t> g_mapping_end{0};
+
+void on_sigbus(int sig, siginfo_t* info, void*) {
+  const auto addr = reinterpret_cast<uintptr_t>(info->si_addr);
+  sigjmp_buf* guard = t_request_guard;
+  if (guard != nullptr && addr >= g_mapping_begin.load(std::memory_order_relaxed) &&
+      addr < g_mapping_end.load(std::memory_order_relaxed)) {
+    t_request_guard = nullptr;
+    siglongjmp(*guard, 1);
+  }
+  // Not a fault of ours: the default action, as if there were no handler.
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
+// Serve one request: bad_alloc becomes ENOMEM (guarded), a SIGBUS from the
+// archive's mapping becomes EIO, and a damaged mount answers EIO at once.
+template <class F>
+void serve(fuse_req_t req, F body) {
+  ArchiveFs& fs = fs_of(req);
+  if (fs.damaged()) return (void)fuse_reply_err(req, EIO);
+  sigjmp_buf guard;
+  if (sigsetjmp(guard, 0) != 0) {  // no mask to restore (SA_NODEFER): no syscall per request
+    fs.mark_damaged();
+    fuse_reply_err(req, EIO);
+    return;
+  }
+  t_request_guard = &guard;
+  guarded(req, body);
+  t_request_guard = nullptr;
+}
 
 int errno_of(const Error& e) {
   if (e.sys_errno() != 0) return e.sys_errno();
@@ -200,7 +262,7 @@ int errno_of(const Error& e) {
 }
 
 void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
-  guarded(req, [&] {
+  serve(req, [&] {
     ArchiveFs& fs = fs_of(req);
     auto p = fs.node_of(parent);
     if (!p || !fs.is_dir(*p)) return (void)fuse_reply_err(req, ENOTDIR);
@@ -218,7 +280,7 @@ void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
 }
 
 void op_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
-  guarded(req, [&] {
+  serve(req, [&] {
     ArchiveFs& fs = fs_of(req);
     auto n = fs.node_of(ino);
     if (!n) return (void)fuse_reply_err(req, ENOENT);
@@ -229,7 +291,7 @@ void op_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
 }
 
 void op_readlink(fuse_req_t req, fuse_ino_t ino) {
-  guarded(req, [&] {
+  serve(req, [&] {
     ArchiveFs& fs = fs_of(req);
     auto n = fs.node_of(ino);
     if (!n || n->kind != ArchiveFs::Node::member) return (void)fuse_reply_err(req, EINVAL);
@@ -243,19 +305,27 @@ void op_readlink(fuse_req_t req, fuse_ino_t ino) {
 }
 
 void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-  guarded(req, [&] {
+  serve(req, [&] {
     ArchiveFs& fs = fs_of(req);
     auto n = fs.node_of(ino);
     if (!n) return (void)fuse_reply_err(req, ENOENT);
     if (fs.is_dir(*n)) return (void)fuse_reply_err(req, EISDIR);
     if ((fi->flags & O_ACCMODE) != O_RDONLY) return (void)fuse_reply_err(req, EROFS);
+    // A raw member's XXH3 is checked here, once per mount (the Archive
+    // remembers the outcome, so every later read() of it is free); a
+    // compressed member is checked as it is inflated, on first read.
+    if (n->kind == ArchiveFs::Node::member) {
+      auto m = fs.archive().at(n->index);
+      if (!m.ok()) return (void)fuse_reply_err(req, EIO);
+      if (m->codec == Codec::none && !fs.archive().read(*m).ok()) return (void)fuse_reply_err(req, EIO);
+    }
     fi->keep_cache = 1;  // the page cache stays valid: the archive never changes
     fuse_reply_open(req, fi);
   });
 }
 
 void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
-  guarded(req, [&] {
+  serve(req, [&] {
     ArchiveFs& fs = fs_of(req);
     auto n = fs.node_of(ino);
     if (!n || n->kind != ArchiveFs::Node::member) return (void)fuse_reply_err(req, EISDIR);
@@ -281,7 +351,7 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_i
 }
 
 void op_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-  guarded(req, [&] {
+  serve(req, [&] {
     ArchiveFs& fs = fs_of(req);
     auto n = fs.node_of(ino);
     if (!n) return (void)fuse_reply_err(req, ENOENT);
@@ -297,7 +367,7 @@ void op_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 // attributes, so `ls -l` and `find -printf %s` need no LOOKUP per entry.
 template <bool plus>
 void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off) {
-  guarded(req, [&] {
+  serve(req, [&] {
     ArchiveFs& fs = fs_of(req);
     auto n = fs.node_of(ino);
     if (!n) return (void)fuse_reply_err(req, ENOENT);
@@ -364,7 +434,7 @@ void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse
 }
 
 void op_statfs(fuse_req_t req, fuse_ino_t) {
-  guarded(req, [&] {
+  guarded(req, [&] {  // touches no mapping: answers even on a damaged mount
     ArchiveFs& fs = fs_of(req);
     struct statvfs s {};
     s.f_bsize = 4096;
@@ -445,6 +515,16 @@ Result<void> mount_archive(Archive archive, const std::string& dir, const MountO
   }
 
   ArchiveFs fs(std::move(archive));
+  if (fs.archive().source().mapped()) {
+    const auto all = fs.archive().source().all();
+    g_mapping_begin.store(reinterpret_cast<uintptr_t>(all.data()));
+    g_mapping_end.store(reinterpret_cast<uintptr_t>(all.data()) + all.size());
+    struct sigaction sa {};
+    sa.sa_sigaction = on_sigbus;
+    sa.sa_flags = SA_SIGINFO | SA_NODEFER;  // not blocked in the handler: the jump keeps the mask as it is
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGBUS, &sa, nullptr) != 0) return sys_error("sigaction SIGBUS", errno);
+  }
   fuse_lowlevel_ops ops{};
   ops.lookup = op_lookup;
   ops.getattr = op_getattr;

@@ -1,8 +1,10 @@
 // The writable FUSE filesystem (mmar mount --rw). The tree is held in
-// memory; each regular file's contents are where they were last committed
-// (a member of the archive as opened, or raw bytes a commit of this mount
-// appended) until its first write or truncate, from which on they live in a
-// temporary file beside the archive (copy-up) until the next commit.
+// memory; each regular file's bytes are where they were last committed (a
+// member of the archive as opened, or what a commit of this mount stored),
+// overlaid by the ranges written since: those live in a sparse unnamed file
+// beside the archive (the spill), at their own offsets, and only they are
+// appended by the next commit (an extent map), so a commit costs what
+// changed, not the file's size.
 //
 // Commits go through ArchiveUpdater, which holds the archive's writer lock
 // for the life of the mount (a second writer is refused), writes through
@@ -75,8 +77,11 @@ struct Node {
   // bytes a commit of this mount appended; neither for a new empty file.
   std::optional<uint32_t> member;
   std::optional<StoredExtent> extent;
-  UniqueFd data;           // the contents since copy-up (read and written here)
-  bool data_dirty = false;  // `data` differs from what is committed
+  UniqueFd data;  // the spill: bytes written since the last commit, at their offsets
+  // Ranges [begin, end) whose bytes are the spill's (zeros past its end), not
+  // the committed ones: what was written, and what growth exposed.
+  std::map<uint64_t, uint64_t> dirty;
+  bool data_dirty = false;  // the bytes differ from what is committed (ranges or size)
   uint64_t size = 0;
   std::string link;                                     // symlink target
   std::map<std::string, fuse_ino_t, std::less<>> kids;  // directories
@@ -226,60 +231,113 @@ class RwFs {
     return fd < 0 ? -errno : fd;
   }
 
-  // Give a regular file its own copy of its contents, before it changes
-  // (`keep_contents` false: it is about to be truncated to nothing).
-  int copy_up(Node& n, bool keep_contents = true) {
+  // The spill of a file, made on its first change.
+  int ensure_spill(Node& n) {
     if (n.data) return 0;
     int fd = make_spill();
     if (fd < 0) return -fd;
-    UniqueFd spill(fd);
-    if (keep_contents && n.size > 0) {
-      std::vector<char> buf(std::min<uint64_t>(n.size, 1 << 20));
-      for (uint64_t off = 0; off < n.size;) {
-        const size_t len = static_cast<size_t>(std::min<uint64_t>(buf.size(), n.size - off));
-        if (int err = read_committed(n, off, len, buf.data())) return err;
-        if (!pwrite_full(fd, buf.data(), len, off, "spill").ok()) return errno != 0 ? errno : EIO;
-        off += len;
-      }
-      count_written(n.size);
+    n.data.reset(fd);
+    return 0;
+  }
+
+  static void add_dirty(Node& n, uint64_t b, uint64_t e) {
+    if (b >= e) return;
+    auto it = n.dirty.upper_bound(b);
+    if (it != n.dirty.begin() && std::prev(it)->second >= b) --it;
+    while (it != n.dirty.end() && it->first <= e) {
+      b = std::min(b, it->first);
+      e = std::max(e, it->second);
+      it = n.dirty.erase(it);
     }
-    n.data = std::move(spill);
-    if (!keep_contents) n.size = 0;
+    n.dirty.emplace(b, e);
+  }
+
+  // New bytes [off, off + len) of a file (already in its spill).
+  void wrote(Node& n, uint64_t off, uint64_t len) {
+    if (off > n.size) add_dirty(n, n.size, off);  // the gap reads as zeros
+    add_dirty(n, off, off + len);
+    n.size = std::max(n.size, off + len);
+    set_data_dirty(n);
+    count_written(len);
+  }
+
+  // Cut or extend a file to `size`.
+  int truncate_to(Node& n, uint64_t size) {
+    if (int err = ensure_spill(n)) return err;
+    if (size < n.size) {
+      // The spill keeps no bytes past the size, so growth later reads zeros.
+      if (ftruncate(n.data.get(), static_cast<off_t>(size)) != 0) return errno;
+      for (auto it = n.dirty.lower_bound(size); it != n.dirty.end();) it = n.dirty.erase(it);
+      if (!n.dirty.empty() && n.dirty.rbegin()->second > size) n.dirty.rbegin()->second = size;
+    } else {
+      add_dirty(n, n.size, size);
+    }
+    n.size = size;
     set_data_dirty(n);
     return 0;
   }
 
-  // [off, off + len) of the committed contents (len within the size).
-  int read_committed(const Node& n, uint64_t off, size_t len, char* out) {
-    if (n.extent) {
-      if (!pread_full(updater_.lock().fd(), out, len, n.extent->offset + off)) return errno != 0 ? errno : EIO;
-      return 0;
+  // Every byte into the spill (an unlinked open file must not depend on
+  // committed bytes that a compaction may move).
+  int materialize(Node& n) {
+    if (int err = ensure_spill(n)) return err;
+    std::vector<char> buf;
+    for (uint64_t off = 0; off < n.size;) {
+      const size_t len = static_cast<size_t>(std::min<uint64_t>(1 << 20, n.size - off));
+      if (int err = read(n, off, len, buf)) return err;
+      if (!pwrite_full(n.data.get(), buf.data(), buf.size(), off, "spill").ok()) return errno != 0 ? errno : EIO;
+      off += len;
     }
+    n.dirty.clear();
+    add_dirty(n, 0, n.size);
+    n.member.reset();
+    n.extent.reset();
+    set_data_dirty(n);
+    return 0;
+  }
+
+  // [off, off + len) of the committed contents; zeros past them.
+  int read_committed(const Node& n, uint64_t off, size_t len, char* out) {
+    if (n.extent) return updater_.read_stored(*n.extent, off, len, out).ok() ? 0 : EIO;
+    std::memset(out, 0, len);
     if (n.member) {
       auto m = updater_.base().at(*n.member);
       if (!m.ok()) return EIO;
       auto b = updater_.base().read(*m);
-      if (!b.ok() || off + len > b->size()) return EIO;
-      std::memcpy(out, b->data() + off, len);
-      return 0;
+      if (!b.ok()) return EIO;
+      if (off < b->size()) std::memcpy(out, b->data() + off, std::min<uint64_t>(len, b->size() - off));
     }
-    std::memset(out, 0, len);
     return 0;
   }
 
-  // Read [off, off + len) of a regular file.
+  // Read [off, off + len) of a regular file: the spill's ranges over the
+  // committed bytes.
   int read(Node& n, uint64_t off, size_t len, std::vector<char>& out) {
     out.clear();
     if (off >= n.size) return 0;
     len = static_cast<size_t>(std::min<uint64_t>(len, n.size - off));
     out.resize(len);
-    if (n.data) {
-      ssize_t r = pread(n.data.get(), out.data(), len, static_cast<off_t>(off));
-      if (r < 0) return errno;
-      out.resize(static_cast<size_t>(r));
-      return 0;
+    const uint64_t end = off + len;
+    uint64_t pos = off;
+    auto it = n.dirty.upper_bound(pos);
+    if (it != n.dirty.begin() && std::prev(it)->second > pos) --it;
+    while (pos < end) {
+      char* to = out.data() + (pos - off);
+      if (it != n.dirty.end() && it->first <= pos) {
+        const uint64_t stop = std::min(end, it->second);
+        const size_t want = static_cast<size_t>(stop - pos);
+        ssize_t r = pread(n.data.get(), to, want, static_cast<off_t>(pos));
+        if (r < 0) return errno;
+        std::memset(to + r, 0, want - static_cast<size_t>(r));  // past the spill's end: zeros
+        pos = stop;
+        ++it;
+      } else {
+        const uint64_t stop = std::min(end, it != n.dirty.end() ? it->first : end);
+        if (int err = read_committed(n, pos, static_cast<size_t>(stop - pos), to)) return err;
+        pos = stop;
+      }
     }
-    return read_committed(n, off, len, out.data());
+    return 0;
   }
 
   // Drop a node the kernel no longer knows and no directory holds.
@@ -313,8 +371,8 @@ class RwFs {
     // compaction may move: give it its own copy first.
     for (fuse_ino_t ino : orphans_) {
       Node* n = get(ino);
-      if (n != nullptr && S_ISREG(n->mode) && !n->data) {
-        if (int err = copy_up(*n)) return Error(Errc::io, "copy of an unlinked open file", Error::kNoOffset, err);
+      if (n != nullptr && S_ISREG(n->mode) && (n->member || n->extent)) {
+        if (int err = materialize(*n)) return Error(Errc::io, "copy of an unlinked open file", Error::kNoOffset, err);
         dirty_.erase(ino);
       }
     }
@@ -337,9 +395,16 @@ class RwFs {
           u.symlink_target = n->link;
         }
       } else if (!n->is_dir()) {
-        if (n->data && n->data_dirty) {
-          u.data_fd = n->data.get();
+        if (n->data_dirty) {
+          u.data_fd = n->data ? n->data.get() : -1;
           u.size = n->size;
+          if (n->member || n->extent) {
+            // Only what changed: the committed bytes with the dirty ranges over them.
+            u.incremental = true;
+            u.keep = n->member;
+            u.extent = n->extent;
+            u.dirty.assign(n->dirty.begin(), n->dirty.end());
+          }
         } else if (n->extent) {
           u.extent = n->extent;
         } else if (n->member) {
@@ -366,8 +431,10 @@ class RwFs {
       if (n.data_dirty) {
         n.data_dirty = false;
         if (pending_files_ > 0) --pending_files_;
+        n.dirty.clear();
+        // Committed: the spill starts empty again, and goes once nobody has it open.
+        if (n.data && ftruncate(n.data.get(), 0) != 0) n.data.reset();
       }
-      // Committed: the copy is no longer needed once nobody has it open.
       if (n.opens == 0) n.data.reset();
     }
     dirty_.clear();
@@ -505,10 +572,8 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, f
     }
     if (to_set & FUSE_SET_ATTR_SIZE) {
       if (!S_ISREG(n->mode)) return (void)fuse_reply_err(req, EINVAL);
-      if (int err = fs.copy_up(*n, attr->st_size != 0)) return (void)fuse_reply_err(req, err);
-      if (ftruncate(n->data.get(), attr->st_size) != 0) return (void)fuse_reply_err(req, errno);
-      n->size = static_cast<uint64_t>(attr->st_size);
-      fs.set_data_dirty(*n);
+      if (attr->st_size < 0) return (void)fuse_reply_err(req, EINVAL);
+      if (int err = fs.truncate_to(*n, static_cast<uint64_t>(attr->st_size))) return (void)fuse_reply_err(req, err);
       n->mtime_ns = now_ns();
     }
     if (to_set & FUSE_SET_ATTR_MODE) {
@@ -579,7 +644,7 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
     std::lock_guard lock(fs.mu);
     Node* n = make(fs, req, parent, name, S_IFREG | (mode & 07777));
     if (n == nullptr) return;
-    if (int err = fs.copy_up(*n)) {
+    if (int err = fs.ensure_spill(*n)) {
       // Undo the entry: nothing was created.
       Node* d = fs.get(parent);
       d->kids.erase(std::string(name));
@@ -587,6 +652,7 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
       fs.maybe_drop(*n);
       return (void)fuse_reply_err(req, err);
     }
+    fs.set_data_dirty(*n);
     fuse_entry_param e{};
     e.ino = n->ino;
     e.attr_timeout = kTimeout;
@@ -606,14 +672,8 @@ void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     Node* n = fs.get(ino);
     if (n == nullptr) return (void)fuse_reply_err(req, ENOENT);
     if (n->is_dir()) return (void)fuse_reply_err(req, EISDIR);
-    const bool trunc = (fi->flags & O_TRUNC) != 0;
-    if ((fi->flags & O_ACCMODE) != O_RDONLY || trunc) {
-      if (int err = fs.copy_up(*n, !trunc)) return (void)fuse_reply_err(req, err);
-    }
-    if (trunc) {
-      if (ftruncate(n->data.get(), 0) != 0) return (void)fuse_reply_err(req, errno);
-      n->size = 0;
-      fs.set_data_dirty(*n);
+    if ((fi->flags & O_TRUNC) != 0) {
+      if (int err = fs.truncate_to(*n, 0)) return (void)fuse_reply_err(req, err);
       n->mtime_ns = now_ns();
     }
     ++n->opens;
@@ -667,12 +727,11 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char* data, size_t size, off
     std::lock_guard lock(fs.mu);
     Node* n = fs.get(ino);
     if (n == nullptr) return (void)fuse_reply_err(req, ENOENT);
-    if (int err = fs.copy_up(*n)) return (void)fuse_reply_err(req, err);
+    if (!S_ISREG(n->mode)) return (void)fuse_reply_err(req, EINVAL);
+    if (int err = fs.ensure_spill(*n)) return (void)fuse_reply_err(req, err);
     ssize_t w = pwrite(n->data.get(), data, size, off);
     if (w < 0) return (void)fuse_reply_err(req, errno);
-    fs.set_data_dirty(*n);
-    fs.count_written(static_cast<uint64_t>(w));
-    n->size = std::max<uint64_t>(n->size, static_cast<uint64_t>(off) + static_cast<uint64_t>(w));
+    fs.wrote(*n, static_cast<uint64_t>(off), static_cast<uint64_t>(w));
     n->mtime_ns = now_ns();
     fuse_reply_write(req, static_cast<size_t>(w));
   });

@@ -2,6 +2,7 @@
 // tar as the oracle for what a round trip through an archive must preserve.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
@@ -285,6 +286,50 @@ print("ok")
             0)
       << out;
   EXPECT_EQ(out, "ok\n");
+}
+
+// Writes `total` bytes of `fill` after `head` to fd, stopping at EPIPE.
+void feed(int fd, const std::vector<std::byte>& head, uint64_t total) {
+  if (::write(fd, head.data(), head.size()) != static_cast<ssize_t>(head.size())) return;
+  std::vector<std::byte> zeros(1 << 20);
+  for (uint64_t done = head.size(); done < total; done += zeros.size()) {
+    if (::write(fd, zeros.data(), zeros.size()) < 0) return;
+  }
+}
+
+TEST(Cli, StdinStreamsWithBoundedMemory) {
+  constexpr long kRssLimitKiB = 64 << 10;
+  constexpr uint64_t k200M = uint64_t{200} << 20;
+  TempDir tmp;
+  // Not an archive: refused from its first bytes.
+  auto r = test::run_child({kMmar, "list", "-f", "-"}, [&](int fd) { feed(fd, {}, k200M); });
+  EXPECT_EQ(r.status, 1);
+  EXPECT_EQ(r.err, "mmar: <stdin>: not an mmar or CTF archive (bad magic); standard input must hold an archive\n");
+  EXPECT_LT(r.max_rss_kib, kRssLimitKiB) << "peak RSS " << r.max_rss_kib << " KiB";
+
+  // An archive's header followed by 200 MiB: copied to a temporary file,
+  // not memory; the index it points at is then nonsense.
+  test::write_file(tmp / "x", test::to_bytes(std::string(10000, 'x')));
+  ASSERT_EQ(mmar("create -f " + q(tmp / "a.mmar") + " -C " + q(tmp.path()) + " x"), 0);
+  auto archive = test::read_file(tmp / "a.mmar");
+  std::vector<std::byte> header(archive.begin(), archive.begin() + 128);
+  r = test::run_child({kMmar, "list", "-f", "-"}, [&](int fd) { feed(fd, header, k200M); });
+  EXPECT_EQ(r.status, 1) << r.out;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_EQ(r.err.rfind("mmar: <stdin>: ", 0), 0u) << r.err;
+  EXPECT_LT(r.max_rss_kib, kRssLimitKiB) << "peak RSS " << r.max_rss_kib << " KiB";
+
+  // A real archive through a pipe still lists and reads.
+  r = test::run_child({kMmar, "list", "-f", "-"}, [&](int fd) { feed(fd, archive, archive.size()); });
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, "x\n");
+  r = test::run_child({kMmar, "cat", "-f", "-", "x"}, [&](int fd) { feed(fd, archive, archive.size()); });
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, std::string(10000, 'x'));
+  // Too short to be anything.
+  r = test::run_child({kMmar, "list", "-f", "-"}, [&](int fd) { feed(fd, test::to_bytes("tiny"), 4); });
+  EXPECT_EQ(r.status, 1);
+  EXPECT_EQ(r.err, "mmar: <stdin>: not an mmar or CTF archive (4 bytes); standard input must hold an archive\n");
 }
 
 }  // namespace

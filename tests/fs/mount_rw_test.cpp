@@ -441,6 +441,11 @@ TEST_F(MountRwSafety, AFullDiskFailsTheCommitAndLosesNothing) {
     EXPECT_EQ(fsync(fd), -1);
     EXPECT_EQ(errno, ENOSPC);
     EXPECT_EQ(test::read_file(archive), before) << "a failed commit left bytes behind";
+    // mmar umount commits first: it fails, says so, and leaves the mount.
+    ASSERT_EQ(test::run(kMmar + " umount " + q(mnt) + " 2>&1", &out), 1) << out;
+    EXPECT_NE(out.find("cannot commit the changes (No space left on device); still mounted"), std::string::npos)
+        << out;
+    EXPECT_TRUE(is_fuse(mnt));
     // Space back: the same changes commit.
     ASSERT_EQ(::unlink((small + "/filler").c_str()), 0);
     EXPECT_EQ(fsync(fd), 0) << strerror(errno);

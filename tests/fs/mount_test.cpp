@@ -460,5 +460,75 @@ TEST_F(Mount, UmountLazyDetachesABusyMount) {
   close(fd);
 }
 
+// open(2) and read(2) of PATH: the errno of the first that fails, 0 if both
+// work (bytes read into *out).
+int read_errno(const std::string& path, std::string* out = nullptr) {
+  int fd = ::open(path.c_str(), O_RDONLY);
+  if (fd < 0) return errno;
+  char buf[65536];
+  std::string text;
+  for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) != 0;) {
+    if (n < 0) {
+      int e = errno;
+      ::close(fd);
+      return e;
+    }
+    text.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  if (out != nullptr) *out = text;
+  return 0;
+}
+
+TEST_F(Mount, DamagedRawMemberReadsAsEio) {
+  std::string tree = mkdir("tree");
+  test::write_file(tree + "/bad", test::to_bytes(std::string(10000, 'b')));
+  test::write_file(tree + "/ok", test::to_bytes("fine\n"));
+  std::string archive = make_archive("a.mmar", tree, "--compress none");
+  auto bytes = test::read_file(archive);
+  {
+    auto a = Archive::open(Source::borrow(bytes, "a"));
+    ASSERT_TRUE(a.ok());
+    auto m = a->find("bad");
+    ASSERT_TRUE(m.ok());
+    bytes[m->data_offset + 5000] ^= std::byte{1};
+  }
+  test::write_file(archive, bytes);
+  std::string mnt = mkdir("m");
+  Mounted m(archive, mnt);
+  ASSERT_TRUE(m.ok()) << m.message();
+  EXPECT_EQ(read_errno(mnt + "/bad"), EIO);
+  EXPECT_EQ(read_errno(mnt + "/bad"), EIO) << "and again, from what the mount remembers";
+  std::string text;
+  EXPECT_EQ(read_errno(mnt + "/ok", &text), 0);
+  EXPECT_EQ(text, "fine\n");
+}
+
+TEST_F(Mount, TruncatedArchiveGivesEioNotADeadDaemon) {
+  std::string tree = mkdir("tree");
+  for (const char* name : {"a", "b", "c"}) {
+    test::write_file(tree + "/" + name, test::to_bytes(std::string(300000, name[0])));
+  }
+  test::write_file(tree + "/z", test::to_bytes(std::string(300000, 'z')));
+  std::string archive = make_archive("a.mmar", tree, "--compress none --threshold 1000");
+  // A compressed twin, so both read paths (raw and inflating) are covered.
+  std::string zarchive = make_archive("z.mmar", tree, "--compress zstd --threshold 1000");
+  for (const std::string& path : {archive, zarchive}) {
+    SCOPED_TRACE(path);
+    std::string mnt = mkdir("m" + std::to_string(path.size()) + path.substr(path.size() - 6, 1));
+    Mounted m(path, mnt);
+    ASSERT_TRUE(m.ok()) << m.message();
+    struct stat st {};
+    ASSERT_EQ(::stat((mnt + "/a").c_str(), &st), 0);  // looked up (cached) before the damage
+    ASSERT_EQ(::truncate(path.c_str(), 128), 0);  // the superblocks only
+    EXPECT_EQ(read_errno(mnt + "/a"), EIO);
+    // The daemon is alive: another path still gets an answer (not ENOTCONN).
+    const int e = read_errno(mnt + "/b");
+    EXPECT_TRUE(e == EIO || e == ENOENT) << std::strerror(e);
+    EXPECT_TRUE(is_fuse(mnt));
+    EXPECT_EQ(test::run(kMmar + " umount " + q(mnt) + " 2>&1"), 0);
+  }
+}
+
 }  // namespace
 }  // namespace mmar

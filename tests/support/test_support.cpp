@@ -3,6 +3,10 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/ptrace.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -15,6 +19,7 @@
 #include <fstream>
 #include <map>
 #include <stdexcept>
+#include <thread>
 
 namespace mmar::test {
 
@@ -251,6 +256,95 @@ int run(const std::string& command, std::string* out) {
   int status = pclose(p);
   if (out != nullptr) *out = text;
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+namespace {
+
+std::string slurp_fd(int fd) {
+  std::string text;
+  char buf[4096];
+  ::lseek(fd, 0, SEEK_SET);
+  for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) text.append(buf, static_cast<size_t>(n));
+  ::close(fd);
+  return text;
+}
+
+}  // namespace
+
+// The peak resident set of the program a child runs is VmHWM of its memory
+// map at exit. Not ru_maxrss: Linux folds the pre-exec image (a fork of this
+// large test process) into the process's ru_maxrss at execve. So the child
+// is traced (PTRACE_TRACEME) and stopped at exit (PTRACE_O_TRACEEXIT), while
+// /proc/PID/status still describes the program's own memory.
+long vm_hwm_kib(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::strtol(line.c_str() + 6, nullptr, 10);
+  }
+  return -1;
+}
+
+ChildRun run_child(const std::vector<std::string>& argv, const std::function<void(int fd)>& feed) {
+  ChildRun r;
+  const int out = memfd_create("child-out", MFD_CLOEXEC);
+  const int err = memfd_create("child-err", MFD_CLOEXEC);
+  int in[2] = {-1, -1};
+  if (out < 0 || err < 0) throw std::runtime_error("memfd_create failed");
+  if (feed) {
+    if (pipe2(in, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
+  } else {
+    in[0] = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  }
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  const pid_t pid = fork();
+  if (pid < 0) throw std::runtime_error("fork failed");
+  if (pid == 0) {
+    dup2(in[0], 0);
+    dup2(out, 1);
+    dup2(err, 2);
+    ptrace(PTRACE_TRACEME, 0, nullptr, nullptr);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  ::close(in[0]);
+  struct sigaction ignore {
+  }, old{};
+  ignore.sa_handler = SIG_IGN;
+  sigaction(SIGPIPE, &ignore, &old);
+  std::thread feeder;
+  if (feed) {
+    feeder = std::thread([&, fd = in[1]] {
+      feed(fd);
+      ::close(fd);
+    });
+  }
+  int status = 0;
+  struct rusage ru {};
+  bool first_stop = true;
+  for (;;) {
+    if (wait4(pid, &status, 0, &ru) != pid) throw std::runtime_error("wait4 failed");
+    if (WIFEXITED(status) || WIFSIGNALED(status)) break;
+    if (!WIFSTOPPED(status)) continue;
+    int deliver = 0;
+    if (first_stop && WSTOPSIG(status) == SIGTRAP) {  // stopped after execve
+      ptrace(PTRACE_SETOPTIONS, pid, nullptr, PTRACE_O_TRACEEXIT | PTRACE_O_EXITKILL);
+    } else if ((status >> 8) == (SIGTRAP | (PTRACE_EVENT_EXIT << 8))) {
+      r.max_rss_kib = vm_hwm_kib(pid);
+    } else {
+      deliver = WSTOPSIG(status);
+    }
+    first_stop = false;
+    ptrace(PTRACE_CONT, pid, nullptr, reinterpret_cast<void*>(static_cast<intptr_t>(deliver)));
+  }
+  if (feeder.joinable()) feeder.join();
+  sigaction(SIGPIPE, &old, nullptr);
+  r.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  r.out = slurp_fd(out);
+  r.err = slurp_fd(err);
+  return r;
 }
 
 }  // namespace mmar::test

@@ -62,4 +62,20 @@ std::string diff_trees(const std::string& a, const std::string& b);
 // Run a shell command; returns its exit status and captures stdout.
 int run(const std::string& command, std::string* out = nullptr);
 
+// What a child process did: its exit status (128 + signal if killed), what
+// it wrote, and the peak resident set size of the program it ran (VmHWM at
+// exit, KiB; see run_child).
+struct ChildRun {
+  int status = -1;
+  std::string out;
+  std::string err;
+  long max_rss_kib = 0;
+};
+
+// Run argv[0] (a path) with argv, without a shell. Standard input is
+// /dev/null, or a pipe that `feed` writes to from another thread (SIGPIPE
+// ignored; feed sees EPIPE when the child stops reading), closed after it
+// returns. The child is traced (ptrace) to read its peak RSS at exit.
+ChildRun run_child(const std::vector<std::string>& argv, const std::function<void(int fd)>& feed = {});
+
 }  // namespace mmar::test

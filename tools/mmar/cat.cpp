@@ -12,10 +12,12 @@ namespace {
 
 const Verb kCat{"cat",
                 "[-f] ARCHIVE NAME...",
-                "Write the contents of each member NAME to standard output, in order.",
+                "Write the contents of each member NAME to standard output, in order. Each member's\n"
+                "XXH3 checksum is checked before any of its bytes are written.",
                 {
                     {"file", 'f', true, "ARCHIVE", "archive to read ('-' for standard input)"},
                     {"pread", 0, false, "", "read with pread instead of mmap"},
+                    {"no-verify", 0, false, "", "skip the XXH3 check of each member (salvage a damaged archive)"},
                 }};
 
 }  // namespace

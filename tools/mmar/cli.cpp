@@ -1,12 +1,14 @@
 #include "cli.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
-
 #include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
 #include <cinttypes>
+#include <cstdlib>
+#include <cstring>
 #include <ctime>
 
 namespace mmar::cli {
@@ -140,11 +142,87 @@ std::optional<uint64_t> parse_size(std::string_view s) {
   return v << shift;
 }
 
+namespace {
+
+constexpr const char* kStdinName = "<stdin>";
+
+// read(2) until `n` bytes or end of input; returns the bytes read.
+Result<size_t> read_full(int fd, std::byte* p, size_t n) {
+  size_t got = 0;
+  while (got < n) {
+    ssize_t r = ::read(fd, p + got, n - got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return sys_error(std::string("read ") + kStdinName, errno);
+    if (r == 0) break;
+    got += static_cast<size_t>(r);
+  }
+  return got;
+}
+
+// An unlinked temporary file in $TMPDIR (or /tmp): O_TMPFILE where the
+// filesystem has it, else mkstemp and unlink at once.
+Result<int> unlinked_temp_file(std::string& dir) {
+  const char* env = std::getenv("TMPDIR");
+  dir = env != nullptr && *env != '\0' ? env : "/tmp";
+  int fd = ::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  if (fd >= 0) return fd;
+  std::string tmpl = dir + "/mmar-stdin-XXXXXX";
+  fd = ::mkostemp(tmpl.data(), O_CLOEXEC);
+  if (fd < 0) return sys_error("create a temporary file in " + dir, errno);
+  ::unlink(tmpl.c_str());
+  return fd;
+}
+
+// Standard input as an archive. A regular file (`< FILE`) is used as it is;
+// a stream is copied to an unlinked temporary file that is then mapped like
+// any archive, so memory stays bounded whatever the input's size. The first
+// bytes must be an archive's magic: anything else is refused before the rest
+// is read.
+Result<Source> stdin_source(const SourceOptions& so) {
+  struct stat st {};
+  if (::fstat(0, &st) != 0) return sys_error(std::string("stat ") + kStdinName, errno);
+  if (S_ISREG(st.st_mode)) return Source::from_fd(0, kStdinName, so);
+
+  std::byte head[128];
+  MMAR_ASSIGN(size_t got, read_full(0, head, sizeof head));
+  const auto format = archive_format_of({head, got});
+  if (!format || *format == Format::plain) {
+    return Error(Errc::malformed,
+                 std::string(kStdinName) + ": not an mmar or CTF archive (" +
+                     (got < sizeof head ? std::to_string(got) + " bytes" : "bad magic") +
+                     "); standard input must hold an archive",
+                 0);
+  }
+
+  std::string dir;
+  MMAR_ASSIGN(int raw_fd, unlinked_temp_file(dir));
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } tmp{raw_fd};
+  auto copy_error = [&](int e) {
+    return sys_error(std::string(kStdinName) + ": copy to a temporary file in " + dir, e);
+  };
+  if (!write_all(tmp.fd, head, got)) return copy_error(errno);
+  std::vector<std::byte> buf(size_t{1} << 20);
+  for (;;) {
+    MMAR_ASSIGN(size_t n, read_full(0, buf.data(), buf.size()));
+    if (n == 0) break;
+    if (!write_all(tmp.fd, buf.data(), n)) return copy_error(errno);
+  }
+  return Source::from_fd(tmp.fd, kStdinName, so);
+}
+
+}  // namespace
+
 Result<Archive> open_archive(const std::string& path, const Parsed& p) {
   OpenOptions o;
   o.force_pread = p.has("pread");
+  o.verify_checksums = !p.has("no-verify");  // only verbs that offer --no-verify have it
   if (path == "-") {
-    MMAR_ASSIGN(Source s, Source::from_fd(0, "<stdin>"));
+    SourceOptions so;
+    so.force_pread = o.force_pread;
+    MMAR_ASSIGN(Source s, stdin_source(so));
     return Archive::open(std::move(s), o);
   }
   return Archive::open(path, o);

@@ -23,8 +23,10 @@ const Verb kExtract{"extract",
                     "[-f] ARCHIVE [-C DIR] [NAME...]",
                     "Extract all members (or the NAMEs given, with everything below them) into DIR\n"
                     "(default: the current directory), restoring modes, mtimes and symlinks.\n"
-                    "Names that would escape DIR are refused. The archive stores no owners, so setuid and\n"
-                    "setgid bits are dropped unless -p is given (as tar does for files it cannot chown).",
+                    "Names that would escape DIR are refused. Each member's XXH3 checksum is checked\n"
+                    "before its file is created: a damaged member is reported and not written. The archive\n"
+                    "stores no owners, so setuid and setgid bits are dropped unless -p is given (as tar does\n"
+                    "for files it cannot chown).",
                     {
                         {"file", 'f', true, "ARCHIVE", "archive to read ('-' for standard input)"},
                         {"directory", 'C', true, "DIR", "extract below DIR (created if missing)"},
@@ -32,6 +34,7 @@ const Verb kExtract{"extract",
                         {"same-permissions", 'p', false, "",
                          "keep setuid and setgid bits (they would belong to whoever extracts)"},
                         {"pread", 0, false, "", "read with pread instead of mmap"},
+                        {"no-verify", 0, false, "", "skip the XXH3 check of each member (salvage a damaged archive)"},
                     }};
 
 struct Fd {

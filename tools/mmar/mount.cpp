@@ -180,6 +180,19 @@ int run_umount(int argc, char** argv) {
     return fail(Error(Errc::invalid_argument, dir + ": not an mmar mount (it is " + *fstype + "); not unmounting it"));
   }
   const bool lazy = p.has("lazy");
+  // A writable mount commits what it holds first (fsyncdir of its root), so
+  // a commit that fails -- a full disk -- reaches this command's exit status
+  // and the mount, with the changes, stays until it can be committed.
+  if (int dfd = ::open(resolved.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dfd >= 0) {
+    const int synced = fsync(dfd);
+    const int err = errno;
+    ::close(dfd);
+    if (synced != 0 && err != ENOSYS && err != EROFS && err != EINVAL) {
+      return fail(Error(Errc::io,
+                        dir + ": cannot commit the changes (" + std::strerror(err) + "); still mounted, nothing lost",
+                        Error::kNoOffset, err));
+    }
+  }
   // Right after a program run from the mount exits, the kernel may still
   // hold the mount busy for a moment: retry EBUSY with backoff, ~2.5 s in all.
   int delay_ms = 10;
