@@ -110,12 +110,31 @@ TEST(Cli, ExtractionNeverEscapesTheTarget) {
   TempDir tmp;
   std::string outside = tmp / "outside";
   ::mkdir(outside.c_str(), 0755);
-  // A symlink member pointing outside, then a member "through" it.
+  // A symlink member pointing outside, then a member "through" it. The
+  // writer refuses to write that (a member below a non-directory), so it is
+  // crafted: directory "a" turned into a symlink with the bytes of "s".
   Writer w;
-  ASSERT_TRUE(w.add_symlink("a", outside).ok());
+  ASSERT_TRUE(w.add_directory("a").ok());
   ASSERT_TRUE(w.add_bytes("a/evil", test::to_bytes("pwned")).ok());
   ASSERT_TRUE(w.add_bytes("ok", test::to_bytes("fine")).ok());
+  ASSERT_TRUE(w.add_symlink("s", outside).ok());
   ASSERT_TRUE(w.write(tmp / "evil.mmar").ok());
+  {
+    auto a = Archive::open(tmp / "evil.mmar");
+    ASSERT_TRUE(a.ok());
+    auto link = a->find("s");
+    ASSERT_TRUE(link.ok());
+    const Member l = *link;
+    auto bytes = test::read_file(tmp / "evil.mmar");
+    test::patch_entry(bytes, 0, [&](format::Entry& e) {
+      e.me_mode = S_IFLNK | 0777;
+      e.me_data_offset = l.data_offset;
+      e.me_stored_size = l.stored_size;
+      e.me_size = l.size;
+      e.me_xxh3 = l.xxh3;
+    });
+    test::write_file(tmp / "evil.mmar", bytes);
+  }
   std::string out;
   EXPECT_EQ(mmar("extract -f " + q(tmp / "evil.mmar") + " -C " + q(tmp / "target"), &out), 1);
   EXPECT_NE(out.find("refusing to extract 'a/evil'"), std::string::npos) << out;
