@@ -93,7 +93,11 @@ struct Btf::Impl {
   ChunkedOffsets offs;
   std::atomic<uint32_t> indexed{0};
   uint32_t scanned = 0;  // bytes of `types` indexed (under mu)
-  bool complete = false;
+  // Set (release) once every record is indexed, after the last `indexed`
+  // store: a reader that sees it (acquire) sees the whole index without
+  // taking `mu`. Read without the lock, so atomic (ThreadSanitizer found
+  // the plain bool racing with count()).
+  std::atomic<bool> complete{false};
   std::optional<Error> scan_error;
   std::mutex mu;
 
@@ -179,10 +183,10 @@ struct Btf::Impl {
   Result<void> extend(uint32_t want) {
     std::lock_guard lock(mu);
     uint32_t n = indexed.load(std::memory_order_relaxed);
-    while (n < want && !complete) {
+    while (n < want && !complete.load(std::memory_order_relaxed)) {
       if (scan_error) return *scan_error;
       if (scanned == types_len) {
-        complete = true;
+        complete.store(true, std::memory_order_release);
         break;
       }
       const uint32_t off = scanned;
@@ -213,7 +217,7 @@ struct Btf::Impl {
   }
 
   Result<uint32_t> count() {
-    if (indexed.load(std::memory_order_acquire) == 0 || !complete) MMAR_TRY(extend(UINT32_MAX));
+    if (!complete.load(std::memory_order_acquire)) MMAR_TRY(extend(UINT32_MAX));
     return start_id + indexed.load(std::memory_order_acquire);
   }
 
@@ -339,7 +343,7 @@ Result<Btf> Btf::parse_indexed(Bytes bytes, std::string name, Bytes offsets, Byt
       b.stored_names = static_cast<uint32_t>(entries);
       b.binding = btf_xxh3;
       b.indexed.store(static_cast<uint32_t>(count));
-      b.complete = true;
+      b.complete.store(true, std::memory_order_release);
     }
   }
   if (!b.stored) b.offs.reset(b.types_len / kTypeHeaderSize + 1);
