@@ -21,20 +21,11 @@ namespace mmar {
 
 namespace {
 
-constexpr uint32_t kHeaderSize = 24;
-constexpr uint32_t kTypeHeaderSize = 12;
-constexpr uint32_t kMaxStrOffset = 0x7fffffff;  // BTF_MAX_STR_OFFSET
-constexpr uint32_t kMaxTypeId = 0x000fffff;     // BTF_MAX_TYPE
+constexpr uint32_t kTypeHeaderSize = kBtfTypeHeaderSize;
 
 const char* const kKindNames[] = {"UNKNOWN", "INT",     "PTR",      "ARRAY",    "STRUCT",   "UNION", "ENUM",
                                   "FWD",     "TYPEDEF", "VOLATILE", "CONST",    "RESTRICT", "FUNC",  "FUNC_PROTO",
                                   "VAR",     "DATASEC", "FLOAT",    "DECL_TAG", "TYPE_TAG", "ENUM64"};
-
-std::string hex(uint64_t v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
-  return buf;
-}
 
 }  // namespace
 
@@ -102,7 +93,11 @@ struct Btf::Impl {
   ChunkedOffsets offs;
   std::atomic<uint32_t> indexed{0};
   uint32_t scanned = 0;  // bytes of `types` indexed (under mu)
-  bool complete = false;
+  // Set (release) once every record is indexed, after the last `indexed`
+  // store: a reader that sees it (acquire) sees the whole index without
+  // taking `mu`. Read without the lock, so atomic (ThreadSanitizer found
+  // the plain bool racing with count()).
+  std::atomic<bool> complete{false};
   std::optional<Error> scan_error;
   std::mutex mu;
 
@@ -120,21 +115,16 @@ struct Btf::Impl {
     return stored ? read_int<uint32_t>(stored_offs + uint64_t{local} * 4, true) : offs[local];
   }
 
-  // A record through the stored index: it must lie inside the type section
-  // with a known kind and the size its kind and vlen imply.
+  // A record through the stored index: it must lie inside the type section,
+  // 4-aligned, and pass the record checker as the lazy index's records do.
   Result<void> check_stored(uint32_t local) const {
     const uint32_t off = off_at(local);
-    if (off % 4 == 0 && types_len >= kTypeHeaderSize && off <= types_len - kTypeHeaderSize) {
-      const uint32_t info = read_int<uint32_t>(types + off + 4, little);
-      const uint8_t kind = (info >> 24) & 0x1f;
-      const int64_t extra = btf_extra_size(kind, info & 0xffff);
-      if (extra >= 0 && kind <= kBtfMaxKind &&
-          static_cast<uint64_t>(types_len - off - kTypeHeaderSize) >= static_cast<uint64_t>(extra)) {
-        return success();
-      }
+    if (off % 4 != 0 || off >= types_len) {
+      return malformed(types_file_off, "stored index: type " + std::to_string(start_id + local) +
+                                           " points at no valid record (offset " + std::to_string(off) + ")");
     }
-    return malformed(types_file_off, "stored index: type " + std::to_string(start_id + local) +
-                                         " points at no valid record (offset " + std::to_string(off) + ")");
+    MMAR_TRY(check_record(start_id + local, off));
+    return success();
   }
 
   // Name index: (XXH3 of the name, ID) for every named type, sorted; a flat
@@ -166,9 +156,7 @@ struct Btf::Impl {
     return success();
   }
 
-  Error malformed(uint64_t offset, const std::string& what) const {
-    return Error(Errc::malformed, name + ": " + what + " (at offset " + hex(offset) + ")", offset);
-  }
+  Error malformed(uint64_t offset, const std::string& what) const { return btf_malformed(name, offset, what); }
 
   bool str_valid(uint32_t off) const {
     if (off < start_str_off) return base != nullptr && base->str_valid(off);
@@ -188,64 +176,48 @@ struct Btf::Impl {
   }
 
   // Index records until at least `want` records are indexed or the section
-  // ends. Validates each record's size, kind and string offsets.
+  // ends, each checked by btf_check_record. A malformed record stops the
+  // scan for good: the records before it stay indexed (a lookup that finds
+  // its answer there answers, as btf_find_in_file does), and every request
+  // past it gets the same error.
   Result<void> extend(uint32_t want) {
     std::lock_guard lock(mu);
     uint32_t n = indexed.load(std::memory_order_relaxed);
-    while (n < want && !complete) {
+    while (n < want && !complete.load(std::memory_order_relaxed)) {
       if (scan_error) return *scan_error;
       if (scanned == types_len) {
-        complete = true;
+        complete.store(true, std::memory_order_release);
         break;
       }
       const uint32_t off = scanned;
-      const uint32_t id = start_id + n;
-      auto fail = [&](const std::string& what) -> Result<void> {
-        scan_error = malformed(types_file_off + off, "type " + std::to_string(id) + ": " + what);
+      auto size = check_record(start_id + n, off);
+      if (!size.ok()) {
+        scan_error = size.error();
         return *scan_error;
-      };
-      if (types_len - off < kTypeHeaderSize) return fail("truncated type record");
-      const std::byte* rec = types + off;
-      const uint32_t info = read_int<uint32_t>(rec + 4, little);
-      const uint8_t kind = (info >> 24) & 0x1f;
-      const uint32_t vlen = info & 0xffff;
-      const int64_t extra = btf_extra_size(kind, vlen);
-      if (extra < 0 || kind > kBtfMaxKind) return fail("unknown kind " + std::to_string(kind));
-      if ((info & 0x60ff0000u) != 0) return fail("reserved bits set in info " + hex(info));
-      if (static_cast<uint64_t>(types_len - off - kTypeHeaderSize) < static_cast<uint64_t>(extra)) {
-        return fail(std::string(kKindNames[kind]) + " record with vlen " + std::to_string(vlen) +
-                    " runs past the type section");
-      }
-      if (id > kMaxTypeId) return fail("more than " + std::to_string(kMaxTypeId) + " types");
-      const uint32_t name_off = read_int<uint32_t>(rec, little);
-      if (!str_valid(name_off)) return fail("name offset " + std::to_string(name_off) + " outside the strings");
-      // Members, enumerators and parameters carry names too.
-      uint32_t stride = 0;
-      switch (static_cast<BtfKind>(kind)) {
-        case BtfKind::struct_:
-        case BtfKind::union_:
-        case BtfKind::enum64: stride = 12; break;
-        case BtfKind::enum_:
-        case BtfKind::func_proto: stride = 8; break;
-        default: break;
-      }
-      for (uint32_t i = 0; stride != 0 && i < vlen; ++i) {
-        uint32_t member_name = read_int<uint32_t>(rec + kTypeHeaderSize + uint64_t{i} * stride, little);
-        if (!str_valid(member_name)) {
-          return fail("member " + std::to_string(i) + " name offset " + std::to_string(member_name) +
-                      " outside the strings");
-        }
       }
       offs.set(n, off);
       ++n;
       indexed.store(n, std::memory_order_release);
-      scanned = off + kTypeHeaderSize + static_cast<uint32_t>(extra);
+      scanned = off + *size;
     }
     return success();
   }
 
+  // The record at `off` in the type section, as type `id`: its size, or why
+  // it is refused (see records.h).
+  Result<uint32_t> check_record(uint32_t id, uint32_t off) const {
+    const std::byte* rec = types + off;
+    return btf_check_record(
+        name, types_file_off + off, id, types_len - off, little,
+        [rec](uint64_t at, size_t n, void* out) {
+          std::memcpy(out, rec + at, n);
+          return true;
+        },
+        [this](uint32_t str_off) { return str_valid(str_off); });
+  }
+
   Result<uint32_t> count() {
-    if (indexed.load(std::memory_order_acquire) == 0 || !complete) MMAR_TRY(extend(UINT32_MAX));
+    if (!complete.load(std::memory_order_acquire)) MMAR_TRY(extend(UINT32_MAX));
     return start_id + indexed.load(std::memory_order_acquire);
   }
 
@@ -300,67 +272,28 @@ Result<std::shared_ptr<Btf::Impl>> parse_impl(Bytes bytes, std::string name, std
     raw = raw.subspan(sec->offset, sec->size);
   }
   b.bytes = bytes.subspan(static_cast<size_t>(raw.data() - bytes.data()), raw.size());
-  if (raw.size() < kHeaderSize) {
-    return b.malformed(raw_file_off, "truncated BTF header (" + std::to_string(raw.size()) + " bytes)");
-  }
-  const auto* p = reinterpret_cast<const unsigned char*>(raw.data());
-  if (p[0] == 0x9f && p[1] == 0xeb) {
-    b.little = true;
-  } else if (p[0] == 0xeb && p[1] == 0x9f) {
-    b.little = false;
-  } else {
-    return b.malformed(raw_file_off, "not BTF (magic " + hex(read_int<uint16_t>(p, true)) + ")");
-  }
-  if (p[2] != 1) {
-    return Error(Errc::unsupported, b.name + ": BTF version " + std::to_string(p[2]) + " (this mmar reads 1)");
-  }
-  const uint32_t hdr_len = read_int<uint32_t>(p + 4, b.little);
-  const uint32_t type_off = read_int<uint32_t>(p + 8, b.little);
-  const uint32_t type_len = read_int<uint32_t>(p + 12, b.little);
-  const uint32_t str_off = read_int<uint32_t>(p + 16, b.little);
-  const uint32_t str_len = read_int<uint32_t>(p + 20, b.little);
-  if (hdr_len < kHeaderSize || hdr_len > raw.size()) {
-    return b.malformed(raw_file_off + 4, "header length " + std::to_string(hdr_len) + " out of range");
-  }
-  for (uint32_t i = kHeaderSize; i < hdr_len; ++i) {
-    if (p[i] != 0) return b.malformed(raw_file_off + i, "unknown non-zero header bytes");
-  }
-  const uint64_t data_size = raw.size() - hdr_len;
-  if (type_off % 4 != 0) return b.malformed(raw_file_off + 8, "type section offset not 4-aligned");
-  if (!in_bounds(type_off, type_len, data_size)) {
-    return b.malformed(raw_file_off + 8, "type section [" + std::to_string(type_off) + ", +" +
-                                             std::to_string(type_len) + ") outside the data (" +
-                                             std::to_string(data_size) + " bytes)");
-  }
-  if (!in_bounds(str_off, str_len, data_size)) {
-    return b.malformed(raw_file_off + 16, "string section [" + std::to_string(str_off) + ", +" +
-                                              std::to_string(str_len) + ") outside the data (" +
-                                              std::to_string(data_size) + " bytes)");
-  }
-  if (uint64_t{type_off} + type_len > str_off && uint64_t{str_off} + str_len > type_off) {
-    return b.malformed(raw_file_off + 8, "type and string sections overlap");
-  }
-  if (str_len > kMaxStrOffset) return b.malformed(raw_file_off + 20, "string section too large");
-  b.types = raw.data() + hdr_len + type_off;
-  b.types_len = type_len;
-  b.types_file_off = raw_file_off + hdr_len + type_off;
-  b.strs = reinterpret_cast<const char*>(raw.data() + hdr_len + str_off);
-  b.strs_len = str_len;
-  if (b.base == nullptr) {
-    if (str_len == 0 || b.strs[0] != '\0') {
-      return b.malformed(raw_file_off + hdr_len + str_off, "string section must start with an empty string");
-    }
-  }
+  auto read = [&raw](uint64_t at, size_t n, void* out) {
+    std::memcpy(out, raw.data() + at, n);
+    return true;
+  };
+  MMAR_ASSIGN(BtfHeader h, btf_check_header(b.name, raw_file_off, raw.size(), b.base == nullptr, read));
+  b.little = h.little;
+  b.types = raw.data() + h.types_at();
+  b.types_len = h.type_len;
+  b.types_file_off = raw_file_off + h.types_at();
+  b.strs = reinterpret_cast<const char*>(raw.data() + h.strs_at());
+  b.strs_len = h.str_len;
+  const uint32_t type_len = h.type_len, str_len = h.str_len;
   // That the section ends with NUL is checked by validate(), not here: the
   // last byte is usually on a page of its own, and touching it at every open
   // costs a page fault (and page-table setup) that most lookups never need.
   // str() bounds every string by the section's end instead.
-  b.strs_file_off = raw_file_off + hdr_len + str_off;
+  b.strs_file_off = raw_file_off + h.strs_at();
   if (b.base != nullptr) {
     MMAR_ASSIGN(uint32_t base_count, b.base->count());
     b.start_id = base_count;
     auto next = checked_add(b.base->start_str_off, b.base->strs_len);
-    if (!next || *next + uint64_t{str_len} > kMaxStrOffset) {
+    if (!next || *next + uint64_t{str_len} > kBtfMaxStrOffset) {
       return b.malformed(raw_file_off + 20, "split string offsets overflow");
     }
     b.start_str_off = static_cast<uint32_t>(*next);
@@ -410,7 +343,7 @@ Result<Btf> Btf::parse_indexed(Bytes bytes, std::string name, Bytes offsets, Byt
       b.stored_names = static_cast<uint32_t>(entries);
       b.binding = btf_xxh3;
       b.indexed.store(static_cast<uint32_t>(count));
-      b.complete = true;
+      b.complete.store(true, std::memory_order_release);
     }
   }
   if (!b.stored) b.offs.reset(b.types_len / kTypeHeaderSize + 1);
@@ -567,10 +500,15 @@ Result<BtfType> Btf::find(std::string_view name, std::optional<BtfKind> kind) co
                                       (kind ? std::string(" of kind ") + btf_kind_name(*kind) : ""));
   }
   // The first lookup: a scan that indexes only as far as the first match.
+  // Records are indexed in batches, but as btf_find_in_file, a malformed
+  // record after the match does not fail the lookup; one before it does.
   for (uint32_t local = 0;; ++local) {
     if (local >= b.indexed.load(std::memory_order_acquire)) {
-      MMAR_TRY(b.extend(local + 256));
-      if (local >= b.indexed.load(std::memory_order_acquire)) break;
+      auto extended = b.extend(local + 256);
+      if (local >= b.indexed.load(std::memory_order_acquire)) {
+        if (!extended.ok()) return std::move(extended).error();
+        break;
+      }
     }
     BtfType t(b.types + b.offs[local], b.start_id + local, b.little);
     if (kind && t.kind() != *kind) continue;

@@ -104,8 +104,13 @@ class CDumper {
     state_[0].order = kDone;
     state_[0].emit = kDone;
     ptr_sz_ = pointer_size();
-    step_budget_ = (uint64_t{1} << 20) + uint64_t{64} * count;
-    out_limit_ = out_.size() + (uint64_t{4} << 20) + uint64_t{64} * btf_.raw().size() +
+    // Bounds proportional to the input: a real header is smaller than its
+    // BTF (vmlinux: 5 MiB of BTF, 3 MiB of C), and a real walk takes a few
+    // steps per type. The floors are for tiny BTF; they were 1 Mi steps and
+    // 4 MiB, which let a 300-byte input print 4 MiB of padding (and the
+    // fuzzer run at 150 inputs/s).
+    step_budget_ = (uint64_t{64} << 10) + uint64_t{64} * count;
+    out_limit_ = out_.size() + (uint64_t{64} << 10) + uint64_t{64} * btf_.raw().size() +
                  (btf_.base() ? uint64_t{64} * btf_.base()->raw().size() : 0);
     for (uint32_t id = 1; id < count; ++id) mark_referenced(*types_[id]);
 
@@ -515,8 +520,15 @@ class CDumper {
       }
       cur_off = new_off;
     }
+    // A struct claiming gigabytes of size asks for gigabytes of padding:
+    // each full line below is at least 8 bytes, so refuse before printing
+    // what the loop would refuse after printing megabytes.
+    if (pad_bits > 0 && next_off > cur_off &&
+        static_cast<uint64_t>((next_off - cur_off) / pad_bits) >
+            (out_limit_ - std::min(out_limit_, out_.size())) / 8 + 1) {
+      return (void)fail(0, "the C header would be unreasonably large (padding)");
+    }
     while (cur_off != next_off) {
-      // A struct claiming gigabytes of size asks for gigabytes of padding.
       if (out_.size() > out_limit_) return (void)fail(0, "the C header would be unreasonably large (padding)");
       int64_t bits = std::min<int64_t>(next_off - cur_off, pad_bits);
       if (bits == pad_bits) {

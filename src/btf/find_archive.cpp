@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "archive/probe.h"
+#include "btf/records.h"
 #include "btf/stored_index.h"
 #include "mmar/btf.h"
 
@@ -103,6 +104,8 @@ Result<Searched> search(ArchiveProbe& probe, const Member& btf, const Member& nm
   for (const btf_index::NameEntry& e : w) {
     if (e.hash != h) continue;
     const uint32_t info = e.info;
+    // A record the checker refuses is Btf's to report (the full path does).
+    if (!btf_info_problem(info).empty()) return r;
     const auto k = static_cast<BtfKind>((info >> 24) & 0x1f);
     if (kind && k != *kind) continue;
     const Member* holder = &btf;

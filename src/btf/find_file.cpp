@@ -4,8 +4,8 @@
 // a TLB flush); on machines where that is slow (virtualised page tables) a
 // single question costs more than the answer. This reads the header, then
 // the type section and the names it compares, in 64 KiB blocks with pread,
-// through a small cache; each record is checked as Btf's lazy index checks
-// it (known kind, size inside the section, name inside the strings).
+// through a small cache; the header and each record passed are checked by
+// records.h, the checks Btf's index makes.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -17,17 +17,14 @@
 #include "btf/records.h"
 #include "elf/sections.h"
 #include "mmar/btf.h"
+#include "support/block_reader.h"
 #include "support/checked.h"
 #include "support/endian.h"
-#include "support/block_reader.h"
 #include "support/fd.h"
 
 namespace mmar {
 
 namespace {
-
-constexpr uint32_t kHeaderSize = 24;
-constexpr uint32_t kTypeHeaderSize = 12;
 
 bool reader_read_at(void* ctx, uint64_t offset, size_t length, void* out) {
   return static_cast<BlockReader*>(ctx)->read(offset, length, out);
@@ -43,9 +40,6 @@ Result<BtfFoundType> btf_find_in_file(const std::string& path, std::string_view 
   if (fstat(fd.get(), &st) != 0) return sys_error("stat " + path, errno);
   if (!S_ISREG(st.st_mode)) return Error(Errc::invalid_argument, path + ": not a regular file");
   auto reader = std::make_unique<BlockReader>(fd.get(), static_cast<uint64_t>(st.st_size));
-  auto malformed = [&](uint64_t at, const std::string& what) {
-    return Error(Errc::malformed, path + ": " + what + " (at offset " + std::to_string(at) + ")", at);
-  };
 
   // An ELF object: its .BTF section.
   uint64_t base = 0, limit = reader->size();
@@ -62,62 +56,39 @@ Result<BtfFoundType> btf_find_in_file(const std::string& path, std::string_view 
     base = sec->offset;
     limit = sec->size;
   }
-  unsigned char h[kHeaderSize];
-  if (limit < kHeaderSize || !reader->read(base, kHeaderSize, h)) return malformed(base, "truncated BTF header");
-  bool little;
-  if (h[0] == 0x9f && h[1] == 0xeb) {
-    little = true;
-  } else if (h[0] == 0xeb && h[1] == 0x9f) {
-    little = false;
-  } else {
-    return malformed(base, "not BTF");
-  }
-  if (h[2] != 1) return Error(Errc::unsupported, path + ": BTF version " + std::to_string(h[2]));
-  const uint32_t hdr_len = read_int<uint32_t>(h + 4, little);
-  const uint32_t type_off = read_int<uint32_t>(h + 8, little);
-  const uint32_t type_len = read_int<uint32_t>(h + 12, little);
-  const uint32_t str_off = read_int<uint32_t>(h + 16, little);
-  const uint32_t str_len = read_int<uint32_t>(h + 20, little);
-  if (hdr_len < kHeaderSize || hdr_len > limit) return malformed(base + 4, "header length out of range");
-  const uint64_t data = limit - hdr_len;
-  if (type_off % 4 != 0 || !in_bounds(type_off, type_len, data))
-    return malformed(base + 8, "type section out of range");
-  if (!in_bounds(str_off, str_len, data)) return malformed(base + 16, "string section out of range");
-  const uint64_t types = base + hdr_len + type_off;
-  const uint64_t strs = base + hdr_len + str_off;
+  auto read_btf = [&](uint64_t at, size_t n, void* out) { return reader->read(base + at, n, out); };
+  MMAR_ASSIGN(BtfHeader h, btf_check_header(path, base, limit, true, read_btf));
+  const uint64_t types = base + h.types_at();
+  const uint64_t strs = base + h.strs_at();
+  const uint32_t type_len = h.type_len, str_len = h.str_len;
 
-  // The scan: stop at the first record with this name (and kind).
+  // The scan: stop at the first record with this name (and kind), each
+  // record before it checked by the checker Btf's index uses.
   std::string want(name);
   want.push_back('\0');
   std::string probe(want.size(), '\0');
+  auto str_valid = [str_len](uint32_t off) { return off < str_len; };
   uint32_t id = 1;
   for (uint64_t off = 0; off < type_len; ++id) {
-    unsigned char rec[kTypeHeaderSize];
-    if (type_len - off < kTypeHeaderSize || !reader->read(types + off, kTypeHeaderSize, rec)) {
-      return malformed(types + off, "type " + std::to_string(id) + ": truncated record");
-    }
-    const uint32_t name_off = read_int<uint32_t>(rec, little);
-    const uint32_t info = read_int<uint32_t>(rec + 4, little);
-    const uint32_t size_or_type = read_int<uint32_t>(rec + 8, little);
-    const uint8_t k = (info >> 24) & 0x1f;
+    auto read_rec = [&](uint64_t at, size_t n, void* out) { return reader->read(types + off + at, n, out); };
+    MMAR_ASSIGN(uint32_t size, btf_check_record(path, types + off, id, type_len - off, h.little, read_rec, str_valid));
+    unsigned char rec[kBtfTypeHeaderSize];
+    if (!reader->read(types + off, sizeof rec, rec)) return sys_error("read " + path, errno ? errno : EIO);
+    const uint32_t name_off = read_int<uint32_t>(rec, h.little);
+    const uint32_t info = read_int<uint32_t>(rec + 4, h.little);
+    const uint32_t size_or_type = read_int<uint32_t>(rec + 8, h.little);
+    const auto k = static_cast<BtfKind>((info >> 24) & 0x1f);
     const uint16_t vlen = info & 0xffff;
-    const int64_t extra = btf_extra_size(k, vlen);
-    if (extra < 0 || k > kBtfMaxKind) return malformed(types + off, "type " + std::to_string(id) + ": unknown kind");
-    if (static_cast<uint64_t>(extra) > type_len - off - kTypeHeaderSize) {
-      return malformed(types + off, "type " + std::to_string(id) + ": record runs past the type section");
-    }
-    if (name_off != 0 && name_off >= str_len) {
-      return malformed(types + off, "type " + std::to_string(id) + ": name offset outside the strings");
-    }
-    if (name_off != 0 && (!kind || static_cast<BtfKind>(k) == *kind)) {
+    if (name_off != 0 && (!kind || k == *kind)) {
       const size_t n = static_cast<size_t>(std::min<uint64_t>(want.size(), str_len - name_off));
       if (n == want.size() && reader->read(strs + name_off, n, probe.data()) && probe == want) {
-        return BtfFoundType{id, static_cast<BtfKind>(k), size_or_type, vlen, std::string(name)};
+        return BtfFoundType{id, k, size_or_type, vlen, std::string(name)};
       }
     }
-    off += kTypeHeaderSize + static_cast<uint64_t>(extra);
+    off += size;
   }
-  return Error(Errc::not_found, path + ": no type named '" + std::string(name) + "'");
+  return Error(Errc::not_found, path + ": no type named '" + std::string(name) + "'" +
+                                    (kind ? std::string(" of kind ") + btf_kind_name(*kind) : ""));
 }
 
 }  // namespace mmar

@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 
 #include "support/checked.h"
 
@@ -33,7 +34,7 @@ class BlockReader {
       const uint64_t at = off - index * kBlock;
       const size_t take = static_cast<size_t>(std::min<uint64_t>(n, b->len - at));
       if (take == 0) return false;
-      std::memcpy(dst, b->data.data() + at, take);
+      std::memcpy(dst, b->data.get() + at, take);
       dst += take;
       off += take;
       n -= take;
@@ -48,7 +49,7 @@ class BlockReader {
     uint64_t index = ~uint64_t{0};
     uint64_t len = 0;
     uint64_t used = 0;
-    std::array<char, kBlock> data;
+    std::unique_ptr<char[]> data;  // min(kBlock, file size) bytes, allocated on first use
   };
   const Block* block(uint64_t index) {
     Block* victim = &blocks_[0];
@@ -61,10 +62,15 @@ class BlockReader {
     }
     const uint64_t start = index * kBlock;
     const size_t want = static_cast<size_t>(std::min<uint64_t>(kBlock, size_ - start));
+    // A small file gets small blocks: a one-shot lookup in a 1 KiB BTF
+    // should not allocate (and, from the sanitizers' allocator, map and
+    // unmap) 256 KiB.
+    if (!victim->data) victim->data.reset(new char[static_cast<size_t>(std::min<uint64_t>(kBlock, size_))]);
+    victim->index = ~uint64_t{0};  // until the read completes: a failed read leaves no stale block
     size_t got = 0;
     while (got < want) {
       ++reads_;
-      ssize_t r = ::pread(fd_, victim->data.data() + got, want - got, static_cast<off_t>(start + got));
+      ssize_t r = ::pread(fd_, victim->data.get() + got, want - got, static_cast<off_t>(start + got));
       if (r < 0 && errno == EINTR) continue;
       if (r <= 0) return nullptr;
       got += static_cast<size_t>(r);

@@ -657,6 +657,102 @@ TEST(BtfMalformed, RecordErrors) {
   }
 }
 
+// One record checker: Btf (open, find, the full index) and btf_find_in_file
+// refuse the same records with the same words. Before, the pread lookup
+// answered for records Btf refuses (reserved info bits, a kind_flag on an
+// INT, a member name outside the strings).
+TEST(BtfMalformed, EveryReaderRefusesTheSameRecords) {
+  struct Case {
+    const char* what;
+    void (*damage)(Builder&);
+    const char* error;
+  };
+  const Case cases[] = {
+      {"reserved info bits", [](Builder& s) { s.types[5] = Builder::info(BtfKind::ptr, 0) | 0x00ff0000u; },
+       "t.btf: type 2: reserved bits set in info 0x2ff0000 (at offset 0x28)"},
+      {"a reserved high bit", [](Builder& s) { s.types[5] = Builder::info(BtfKind::ptr, 0) | 0x40000000u; },
+       "t.btf: type 2: reserved bits set in info 0x42000000 (at offset 0x28)"},
+      {"an unknown kind", [](Builder& s) { s.types[5] = Builder::info(static_cast<BtfKind>(27), 0); },
+       "t.btf: type 2: unknown kind 27 (at offset 0x28)"},
+      {"a kind_flag on a PTR", [](Builder& s) { s.types[5] = Builder::info(BtfKind::ptr, 0, true); },
+       "t.btf: type 2: PTR record with kind_flag set (at offset 0x28)"},
+      {"a kind_flag on an INT", [](Builder& s) { s.types[1] = Builder::info(BtfKind::int_, 0, true); },
+       "t.btf: type 1: INT record with kind_flag set (at offset 0x18)"},
+      {"a vlen too large for the section", [](Builder& s) { s.types[5] = Builder::info(BtfKind::enum_, 1000); },
+       "t.btf: type 2: ENUM record with vlen 1000 runs past the type section (at offset 0x28)"},
+      {"a member name outside the strings", [](Builder& s) { s.types[10] = 5000; },
+       "t.btf: type 3: member 0 name offset 5000 outside the strings (at offset 0x34)"},
+      {"a name outside the strings", [](Builder& s) { s.types[4] = 7000; },
+       "t.btf: type 2: name offset 7000 outside the strings (at offset 0x28)"},
+  };
+  TempDir tmp;
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.what);
+    Builder s = sample();
+    c.damage(s);
+    const std::string file = tmp / "t.btf";
+    test::write_file(file, s.bytes());
+    auto btf = Btf::open(file);
+    ASSERT_TRUE(btf.ok()) << btf.error().message();  // opening checks the header only
+    auto count = btf->type_count();
+    ASSERT_FALSE(count.ok());
+    const std::string want = std::string(file).substr(0, file.size() - 5) + c.error;
+    EXPECT_EQ(count.error().message(), want);
+    // A lookup that passes the bad record: both refuse, with the same words.
+    for (const char* name : {"pair", "no_such_type"}) {
+      SCOPED_TRACE(name);
+      auto fresh = Btf::open(file);
+      ASSERT_TRUE(fresh.ok());
+      auto mapped = fresh->find(name);
+      auto pread = btf_find_in_file(file, name);
+      ASSERT_FALSE(mapped.ok());
+      ASSERT_FALSE(pread.ok());
+      EXPECT_EQ(mapped.error().message(), want);
+      EXPECT_EQ(pread.error().message(), want);
+      EXPECT_EQ(pread.error().code(), Errc::malformed);
+      EXPECT_EQ(pread.error().offset(), mapped.error().offset());
+    }
+    // A lookup answered before the bad record: both answer (the first
+    // lookup stops at its match, as the pread one does).
+    if (std::string(c.error).find("type 1:") == std::string::npos) {
+      auto fresh = Btf::open(file);
+      ASSERT_TRUE(fresh.ok());
+      auto mapped = fresh->find("int");
+      auto pread = btf_find_in_file(file, "int");
+      ASSERT_TRUE(mapped.ok()) << mapped.error().message();
+      ASSERT_TRUE(pread.ok()) << pread.error().message();
+      EXPECT_EQ(mapped->id(), 1u);
+      EXPECT_EQ(pread->id, 1u);
+    }
+  }
+  // The kinds that have a kind_flag keep it.
+  Builder s = sample();
+  s.types[8] = Builder::info(BtfKind::struct_, 2, true);
+  EXPECT_EQ(error_of(s.bytes()), "");
+}
+
+// The header is checked by the same code too.
+TEST(BtfMalformed, EveryReaderRefusesTheSameHeaders) {
+  TempDir tmp;
+  const std::string file = tmp / "h.btf";
+  auto good = sample().bytes(32);
+  std::vector<std::vector<std::byte>> bad;
+  bad.push_back(good);
+  bad.back()[30] = std::byte{1};  // unknown header bytes
+  bad.push_back(good);
+  bad.back()[32 + sample().types.size() * 4] = std::byte{'x'};  // strings do not start with ""
+  bad.push_back(good);
+  bad.back()[16] = std::byte{4};  // strings overlap the types
+  for (const auto& b : bad) {
+    test::write_file(file, b);
+    auto mapped = Btf::open(file);
+    auto pread = btf_find_in_file(file, "int");
+    ASSERT_FALSE(mapped.ok());
+    ASSERT_FALSE(pread.ok());
+    EXPECT_EQ(pread.error().message(), mapped.error().message());
+  }
+}
+
 TEST(BtfMalformed, ElfWithoutBtfAndOddInputs) {
   auto r = Btf::open("/proc/self/exe");
   ASSERT_FALSE(r.ok());

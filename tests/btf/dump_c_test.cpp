@@ -258,3 +258,43 @@ TEST_F(CDump, CliFormatOption) {
 
 }  // namespace
 }  // namespace mmar
+
+namespace mmar {
+namespace {
+
+// Bounds proportional to the input, checked before printing: a struct that
+// claims a gigabyte (or a few that claim hundreds of KiB each) is refused
+// with nothing much printed. Before, a 100-byte BTF printed 4 MiB of
+// `long: 64;` before the bound stopped it (the fuzzer ran at 150 inputs/s).
+TEST(CDumpBounds, LyingSizesAreRefusedBeforeTheyArePrinted) {
+  for (uint32_t structs : {1u, 8u}) {
+    SCOPED_TRACE(structs);
+    BtfBuilder b;
+    const uint32_t i32 = *b.add_int("int", 4, 1);
+    for (uint32_t i = 0; i < structs; ++i) {
+      ASSERT_TRUE(b.add_struct("huge" + std::to_string(i), structs == 1 ? 1u << 30 : 256u << 10).ok());
+      ASSERT_TRUE(b.add_field("x", i32, 0).ok());
+    }
+    auto btf = Btf::parse(Bytes::from_vector(b.write()), "huge.btf");
+    ASSERT_TRUE(btf.ok());
+    std::string out;
+    auto r = btf_dump_c(*btf, out);
+    ASSERT_FALSE(r.ok());
+    EXPECT_NE(r.error().message().find("the C header would be unreasonably large (padding)"), std::string::npos)
+        << r.error().message();
+    EXPECT_LT(out.size(), 64u << 10);
+  }
+  // A real gap (a 4 KiB struct with one member) is printed in full.
+  BtfBuilder b;
+  const uint32_t i32 = *b.add_int("int", 4, 1);
+  ASSERT_TRUE(b.add_struct("page", 4096).ok());
+  ASSERT_TRUE(b.add_field("x", i32, 0).ok());
+  auto btf = Btf::parse(Bytes::from_vector(b.write()), "page.btf");
+  ASSERT_TRUE(btf.ok());
+  std::string out;
+  ASSERT_TRUE(btf_dump_c(*btf, out).ok());
+  EXPECT_NE(out.find("struct page {\n\tint x;\n\tlong: 64;\n"), std::string::npos) << out.substr(0, 400);
+}
+
+}  // namespace
+}  // namespace mmar
