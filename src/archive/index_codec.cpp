@@ -7,16 +7,11 @@
 
 #include "support/checked.h"
 #include "support/endian.h"
+#include "support/hex.h"
 
 namespace mmar::index_codec {
 
 namespace {
-
-std::string hex(uint64_t v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
-  return buf;
-}
 
 Error malformed(const std::string& file, uint64_t offset, const std::string& what) {
   return Error(Errc::malformed, file + ": index delta: " + what + " (at offset " + hex(offset) + ")", offset);
@@ -32,6 +27,16 @@ format::Entry& IndexBuilder::add(std::string_view name) {
   e.me_link = format::kNoLink;
   names_.append(name);
   return e;
+}
+
+format::Entry& IndexBuilder::add(std::string_view name, const format::Entry& e) {
+  format::Entry& n = add(name);
+  const uint32_t name_offset = n.me_name_offset, name_len = n.me_name_len;
+  n = e;
+  n.me_name_offset = name_offset;
+  n.me_name_len = name_len;
+  n.me_link = format::kNoLink;
+  return n;
 }
 
 std::vector<std::byte> IndexBuilder::bytes() const {

@@ -20,6 +20,8 @@ class IndexBuilder {
  public:
   // A zeroed entry naming `name`, with no link; the caller fills the rest.
   format::Entry& add(std::string_view name);
+  // A copy of `e` (its name fields and link replaced) naming `name`.
+  format::Entry& add(std::string_view name, const format::Entry& e);
   size_t count() const { return entries_.size(); }
   format::Entry& entry(size_t i) { return entries_[i]; }
   // The member table followed by the name table.

@@ -26,6 +26,7 @@
 #include "archive/names.h"
 #include "mmar/archive.h"
 #include "support/checked.h"
+#include "support/hex.h"
 
 namespace mmar {
 
@@ -83,12 +84,6 @@ bool Member::is_symlink() const { return S_ISLNK(mode); }
 bool Member::is_regular() const { return S_ISREG(mode); }
 
 namespace {
-
-std::string hex(uint64_t v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
-  return buf;
-}
 
 // The one helper for malformed-input errors: "FILE: WHAT (at offset 0x..)".
 Error malformed(const std::string& file, uint64_t offset, const std::string& what) {
@@ -324,12 +319,7 @@ Result<void> merge_delta_chain(Archive::Impl& a) {
   std::vector<std::string_view> out_names;
   std::vector<std::pair<uint32_t, uint32_t>> links;  // (new position, old target index)
   auto emit = [&](std::string_view name, const format::Entry& e) {
-    format::Entry& n = out.add(name);
-    const uint32_t name_offset = n.me_name_offset, name_len = n.me_name_len;
-    n = e;
-    n.me_name_offset = name_offset;
-    n.me_name_len = name_len;
-    n.me_link = format::kNoLink;
+    out.add(name, e);
     out_names.push_back(name);
   };
   auto ov = overlay.begin();

@@ -453,12 +453,7 @@ std::vector<std::byte> ArchiveUpdater::Impl::full_index(const std::map<std::stri
   uint32_t i = 0;
   for (const auto& [name, te] : t) position.emplace(name, i++);
   for (const auto& [name, te] : t) {
-    format::Entry& e = b.add(name);
-    const uint32_t name_offset = e.me_name_offset, name_len = e.me_name_len;
-    e = te.e;
-    e.me_name_offset = name_offset;
-    e.me_name_len = name_len;
-    e.me_link = format::kNoLink;
+    format::Entry& e = b.add(name, te.e);
     if (!te.link.empty()) {
       auto it = position.find(te.link);
       if (it != position.end() && it->first != name) e.me_link = it->second;
@@ -657,14 +652,7 @@ Result<CommitResult> ArchiveUpdater::Impl::commit(std::vector<UpdateMember> put,
     index = full_index(next);
   } else {
     index_codec::IndexBuilder b;
-    for (const auto& [name, e] : changes) {
-      format::Entry& d = b.add(name);
-      const uint32_t name_offset = d.me_name_offset, name_len = d.me_name_len;
-      d = e;
-      d.me_name_offset = name_offset;
-      d.me_name_len = name_len;
-      d.me_link = format::kNoLink;
-    }
+    for (const auto& [name, e] : changes) b.add(name, e);
     format::DeltaHeader h{};
     std::memcpy(h.dh_magic, format::kDeltaMagic, sizeof h.dh_magic);
     if (next_levels.empty()) {
