@@ -460,5 +460,22 @@ TEST_F(Update, ADamagedExtentMapIsAnError) {
       << r.error().message();
 }
 
+// Everything removed, in a delta and in a whole table (the null memcpy of
+// an empty name table was live in the updater's own encoder once).
+TEST_F(Update, RemovingEveryMemberLeavesAnEmptyArchive) {
+  for (bool full : {false, true}) {
+    std::map<std::string, std::string> model;
+    const std::string path = make_archive(full ? 200 : 3, model);
+    auto u = ArchiveUpdater::open(path);
+    ASSERT_TRUE(u.ok());
+    std::vector<std::string> all;
+    for (const auto& [name, body] : model) all.push_back(name);
+    auto r = u->commit({}, all);
+    ASSERT_TRUE(r.ok()) << r.error().message();
+    EXPECT_EQ(r->full_index, full);
+    expect_matches(path, {});
+  }
+}
+
 }  // namespace
 }  // namespace mmar
