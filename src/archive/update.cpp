@@ -684,6 +684,10 @@ Result<CommitResult> ArchiveUpdater::Impl::commit(std::vector<UpdateMember> put,
   if (auto w = pwrite_full(lock.fd(), index.data(), index.size(), new_index_offset, path()); !w.ok()) {
     return rollback(committed, std::move(w).error());
   }
+  // An empty table writes nothing: the file must still reach its offset.
+  if (index.empty() && ftruncate(lock.fd(), static_cast<off_t>(new_index_offset)) != 0) {
+    return rollback(committed, sys_error("truncate " + path(), errno));
+  }
   if (fdatasync(lock.fd()) != 0) return rollback(committed, sys_error("fsync " + path(), errno));
 
   // Step 3: the other slot, one generation up.
