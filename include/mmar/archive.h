@@ -125,6 +125,11 @@ class Archive {
   // from this Archive (at/find/for_each).
   Result<Bytes> read(const Member& member) const;
   Result<Bytes> read(std::string_view name) const;
+  // Bytes [offset, offset + length) of the member (cut at its end) copied
+  // to `out`; returns how many. Raw and extent-mapped members are read in
+  // place (their checksum checked once per Archive, as read() does);
+  // compressed ones through the inflated, cached whole.
+  Result<size_t> read(const Member& member, uint64_t offset, size_t length, void* out) const;
 
   // Raw iteration in name order; stops at the first error or when fn fails.
   Result<void> for_each(const std::function<Result<void>(const Member&)>& fn) const;
@@ -172,6 +177,8 @@ class WriterLock {
   Result<void> still_named() const;
   // Give up the lock and the fd.
   void release() { fd_.reset(); }
+  // Name this process as the holder (after a fork: a daemon that detached).
+  void refresh_pid() const;
 
  private:
   WriterLock(UniqueFd fd, std::string path) : fd_(std::move(fd)), path_(std::move(path)) {}
@@ -351,7 +358,7 @@ class Writer {
   Result<WriteStats> write(const WriterLock& held);
 
  private:
-  Result<WriteStats> write_to(const std::string& path);
+  Result<WriteStats> write_to(const std::string& path, int like = -1);
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

@@ -60,6 +60,13 @@ Result<void> WriterLock::lock_fd(int fd, const std::string& path) {
   return success();
 }
 
+void WriterLock::refresh_pid() const {
+  // The lock on byte 0 belongs to the open file description, which a fork
+  // shares; only the byte naming the holder moves.
+  ofd_lock(fd_.get(), F_UNLCK, kPidBase, kPidRange);
+  ofd_lock(fd_.get(), F_WRLCK, kPidBase + getpid(), 1);
+}
+
 Result<WriterLock> WriterLock::acquire(const std::string& path) {
   // Open, lock, and check the name still names what we locked: a writer that
   // replaced the file (compact renames a new one into place) between our

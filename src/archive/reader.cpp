@@ -6,12 +6,14 @@
 // checks everything.
 #include <sys/mman.h>
 #include <sys/stat.h>
+#define XXH_STATIC_LINKING_ONLY  // XXH3_state_t on the stack
 #include <xxhash.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <list>
 #include <map>
 #include <mutex>
@@ -177,6 +179,9 @@ struct Archive::Impl {
   Result<Bytes> read(const Member& m, bool verify) const;
   Result<Bytes> read_extents(const Member& m, bool verify) const;
   Result<void> check_raw(const Member& m, std::span<const std::byte> bytes) const;
+  Result<void> check_extents(const Member& m, const std::vector<format::Extent>& extents) const;
+  Result<void> check_once(const Member& m, const std::function<Result<uint64_t>()>& hash) const;
+  Result<std::vector<format::Extent>> extent_map(const Member& m) const;
   Error checksum_error(const Member& m) const {
     return Error(
         Errc::checksum,
@@ -345,10 +350,10 @@ Result<void> merge_delta_chain(Archive::Impl& a) {
                      "the index deltas give " + std::to_string(out.count()) + " members, the superblock says " +
                          std::to_string(a.sb.sb_member_count));
   }
-  // Links name members of the table: follow them to the same names (a link
-  // whose target is gone is reported by the entry check as out of range).
+  // Links name members of the table: follow them to the same names; a link
+  // whose target is gone is dropped (FORMAT.md, "Index deltas").
   for (auto [at, old_target] : links) {
-    uint32_t target = static_cast<uint32_t>(out.count());
+    uint32_t target = format::kNoLink;  // gone: the link is dropped
     if (old_target < base_count) {
       format::Entry t;
       MMAR_ASSIGN(std::string_view name, table_name(old_target, t));
@@ -564,6 +569,13 @@ Result<Member> decode_entry(const format::Entry& e, uint32_t i, std::string_view
   if (m.codec == Codec::extents && type != S_IFREG) {
     return member_malformed(file, i, abs + 56, "an extent map for a member that is not a regular file");
   }
+  if (m.codec == Codec::extents && m.size > ctx.file_size) {
+    // Its data lies in this file: a member larger than the file would be
+    // mostly holes, which updates never write (FORMAT.md, "Extent maps").
+    return member_malformed(file, i, abs + 16,
+                            "extent-mapped member of " + std::to_string(m.size) + " bytes in a file of " +
+                                std::to_string(ctx.file_size));
+  }
   if (type == S_IFDIR && (m.size != 0 || m.stored_size != 0)) {
     return member_malformed(file, i, abs + 16, "directory with data");
   }
@@ -687,8 +699,41 @@ Result<uint32_t> Archive::lower_bound(std::string_view name) const {
 // atomic load. Two threads may both hash a member the first time; both find
 // the same outcome.
 Result<void> Archive::Impl::check_raw(const Member& m, std::span<const std::byte> bytes) const {
+  return check_once(m, [&]() -> Result<uint64_t> { return XXH3_64bits(bytes.data(), bytes.size()); });
+}
+
+// An extent-mapped member's XXH3, streamed over its extents and holes
+// (nothing assembled), once per Archive.
+Result<void> Archive::Impl::check_extents(const Member& m, const std::vector<format::Extent>& extents) const {
+  return check_once(m, [&]() -> Result<uint64_t> {
+    XXH3_state_t state;
+    XXH3_64bits_reset(&state);
+    static const std::vector<std::byte> zeros(1 << 16);
+    uint64_t at = 0;
+    auto hash_zeros = [&](uint64_t n) {
+      for (; n > 0; n -= std::min<uint64_t>(n, zeros.size())) {
+        XXH3_64bits_update(&state, zeros.data(), static_cast<size_t>(std::min<uint64_t>(n, zeros.size())));
+      }
+    };
+    for (const auto& x : extents) {
+      hash_zeros(x.ex_logical - at);
+      for (uint64_t done = 0; done < x.ex_length;) {
+        const uint64_t n = std::min<uint64_t>(x.ex_length - done, uint64_t{1} << 20);
+        MMAR_ASSIGN(Bytes piece, source.read(x.ex_physical + done, n));
+        XXH3_64bits_update(&state, piece.data(), piece.size());
+        done += n;
+      }
+      at = x.ex_logical + x.ex_length;
+    }
+    hash_zeros(m.size - at);
+    return XXH3_64bits_digest(&state);
+  });
+}
+
+Result<void> Archive::Impl::check_once(const Member& m, const std::function<Result<uint64_t>()>& hash) const {
   if (m.index >= count) {  // not a member of ours: check, remember nothing
-    if (XXH3_64bits(bytes.data(), bytes.size()) != m.xxh3) return checksum_error(m);
+    MMAR_ASSIGN(uint64_t h, hash());
+    if (h != m.xxh3) return checksum_error(m);
     return success();
   }
   std::call_once(raw_bits_once, [&] {
@@ -700,7 +745,8 @@ Result<void> Archive::Impl::check_raw(const Member& m, std::span<const std::byte
   const uint64_t bit = uint64_t{1} << (m.index % 64);
   if ((raw_good[word].load(std::memory_order_acquire) & bit) != 0) return success();
   if ((raw_bad[word].load(std::memory_order_acquire) & bit) != 0) return checksum_error(m);
-  const bool good = XXH3_64bits(bytes.data(), bytes.size()) == m.xxh3;
+  MMAR_ASSIGN(uint64_t h, hash());
+  const bool good = h == m.xxh3;
   (good ? raw_good : raw_bad)[word].fetch_or(bit, std::memory_order_release);
   if (!good) return checksum_error(m);
   return success();
@@ -745,10 +791,7 @@ Result<Bytes> Archive::Impl::read_extents(const Member& m, bool verify) const {
     return Error(Errc::limit, file() + ": member '" + std::string(m.name) + "' is " + std::to_string(m.size) +
                                   " bytes, above the limit of " + std::to_string(options.max_member_size));
   }
-  MMAR_ASSIGN(Bytes stored, source.read(m.data_offset, m.stored_size));
-  MMAR_ASSIGN(std::vector<format::Extent> extents,
-              index_codec::parse_extent_map(stored.span(), m.size, source.size(),
-                                            file() + ": member '" + std::string(m.name) + "'", m.data_offset));
+  MMAR_ASSIGN(std::vector<format::Extent> extents, extent_map(m));
   if (m.size == 0) return Bytes();
   const size_t size = static_cast<size_t>(m.size);
   void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -769,7 +812,48 @@ Result<Bytes> Archive::Impl::read_extents(const Member& m, bool verify) const {
   return out;
 }
 
+Result<std::vector<format::Extent>> Archive::Impl::extent_map(const Member& m) const {
+  MMAR_ASSIGN(Bytes stored, source.read(m.data_offset, m.stored_size));
+  return index_codec::parse_extent_map(stored.span(), m.size, source.size(),
+                                       file() + ": member '" + std::string(m.name) + "'", m.data_offset);
+}
+
 Result<Bytes> Archive::read(const Member& member) const { return impl_->read(member, impl_->options.verify_checksums); }
+
+Result<size_t> Archive::read(const Member& m, uint64_t offset, size_t length, void* out) const {
+  const Impl& a = *impl_;
+  if (m.is_dir() || offset >= m.size) return size_t{0};
+  const size_t n = static_cast<size_t>(std::min<uint64_t>(length, m.size - offset));
+  auto* to = static_cast<std::byte*>(out);
+  const bool verify = a.options.verify_checksums && m.has_checksum;
+  if (m.codec == Codec::none) {
+    if (verify) {
+      MMAR_ASSIGN(Bytes whole, a.source.read(m.data_offset, m.size));
+      MMAR_TRY(a.check_raw(m, whole.span()));
+    }
+    MMAR_ASSIGN(Bytes part, a.source.read(m.data_offset + offset, n));
+    std::memcpy(to, part.data(), n);
+    return n;
+  }
+  if (m.codec == Codec::extents) {
+    MMAR_ASSIGN(std::vector<format::Extent> xs, a.extent_map(m));
+    if (verify) MMAR_TRY(a.check_extents(m, xs));
+    std::memset(to, 0, n);
+    const uint64_t end = offset + n;
+    auto it = std::upper_bound(xs.begin(), xs.end(), offset,
+                               [](uint64_t v, const format::Extent& e) { return v < e.ex_logical + e.ex_length; });
+    for (; it != xs.end() && it->ex_logical < end; ++it) {
+      const uint64_t b = std::max<uint64_t>(offset, it->ex_logical);
+      const uint64_t e = std::min<uint64_t>(end, it->ex_logical + it->ex_length);
+      MMAR_ASSIGN(Bytes part, a.source.read(it->ex_physical + (b - it->ex_logical), e - b));
+      std::memcpy(to + (b - offset), part.data(), part.size());
+    }
+    return n;
+  }
+  MMAR_ASSIGN(Bytes whole, a.read(m, a.options.verify_checksums));
+  std::memcpy(to, whole.data() + offset, n);
+  return n;
+}
 
 Result<Bytes> Archive::read(std::string_view name) const {
   MMAR_ASSIGN(Member m, find(name));

@@ -17,6 +17,10 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include <climits>
+#include <cstdlib>
+#include <tuple>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -45,7 +49,15 @@ namespace {
 struct TableEntry {
   format::Entry e{};
   std::string link;
+  uint64_t live = 0;  // bytes of the file it keeps in use (an extent map: the map and its extents)
 };
+
+// The file a path names (symlinks followed), or an error naming it.
+Result<std::string> resolved_path(const std::string& path) {
+  char buf[PATH_MAX];
+  if (realpath(path.c_str(), buf) == nullptr) return sys_error(path, errno);
+  return std::string(buf);
+}
 
 format::Entry entry_of(const Member& m) {
   format::Entry e{};
@@ -107,7 +119,21 @@ struct ArchiveUpdater::Impl {
   uint64_t file_size = 0;
   // The current generation.
   std::map<std::string, TableEntry, std::less<>> table;
-  uint64_t stored_bytes = 0;  // sum of the table's stored sizes
+  uint64_t stored_bytes = 0;  // sum of the table's live bytes
+
+  // What an entry keeps in use: its stored bytes, and for an extent map the
+  // bytes its extents name (shared data counted once per entry: an upper
+  // bound, so compaction never runs early).
+  uint64_t live_of(const format::Entry& e) const {
+    if (e.me_codec != static_cast<uint8_t>(format::EntryCodec::extents)) return e.me_stored_size;
+    std::vector<std::byte> map(e.me_stored_size);
+    if (!pread_full(lock.fd(), map.data(), map.size(), e.me_data_offset)) return e.me_stored_size + e.me_size;
+    auto xs = index_codec::parse_extent_map(map, e.me_size, ~uint64_t{0}, path(), e.me_data_offset);
+    if (!xs.ok()) return e.me_stored_size + e.me_size;
+    uint64_t sum = e.me_stored_size;
+    for (const auto& x : *xs) sum += x.ex_length;
+    return sum;
+  }
   // Where the current index is and what it is.
   uint64_t index_offset = 0, index_size = 0, index_xxh3 = 0;
   uint32_t full_count = 0;    // members in the member table at the bottom of the chain
@@ -157,7 +183,8 @@ Result<void> ArchiveUpdater::Impl::load() {
       MMAR_ASSIGN(Member target, base.at(*m.link));
       t.link = std::string(target.name);
     }
-    stored_bytes += m.stored_size;
+    t.live = live_of(t.e);
+    stored_bytes += t.live;
     table.emplace(std::string(m.name), std::move(t));
     return success();
   }));
@@ -396,7 +423,10 @@ Result<std::optional<StoredExtent>> ArchiveUpdater::Impl::append_data(const Upda
     return success();
   };
 
-  const bool incremental = u.incremental && base_raw && dirty_bytes <= size / 2 && segs.size() <= 4096;
+  // An extent map only while it saves most of the bytes, stays short, and
+  // its member is no larger than the file (the readers' bound on holes).
+  const bool incremental =
+      u.incremental && base_raw && dirty_bytes <= size / 2 && segs.size() <= 4096 && size <= offset;
   if (!incremental) {
     // The whole member, raw and contiguous; holes stay holes.
     const uint64_t align = uint64_t{1} << align_log2;
@@ -607,18 +637,19 @@ Result<CommitResult> ArchiveUpdater::Impl::commit(std::vector<UpdateMember> put,
   uint64_t next_stored = stored_bytes;
   for (const auto& name : removed) {
     auto it = next.find(name);
-    next_stored -= it->second.e.me_stored_size;
+    next_stored -= it->second.live;
     next.erase(it);
   }
   for (auto& [name, t] : next_entries) {
     auto it = next.find(name);
+    t.live = live_of(t.e);
     if (it != next.end()) {
-      next_stored -= it->second.e.me_stored_size;
+      next_stored -= it->second.live;
       it->second = t;
     } else {
       next.emplace(name, t);
     }
-    next_stored += t.e.me_stored_size;
+    next_stored += t.live;
   }
   if (next.size() > 0xfffffffeu) return rollback(committed, Error(Errc::limit, path() + ": too many members"));
 
@@ -740,20 +771,32 @@ Result<void> ArchiveUpdater::Impl::compact() {
   MMAR_ASSIGN(AtomicFile out, AtomicFile::create(path()));
   // Locked before it is renamed into place: no second writer between.
   MMAR_TRY(WriterLock::lock_fd(out.fd(), path()));
+  MMAR_TRY(out.copy_owner_and_mode(lock.fd()));
   std::vector<std::string_view> names;
   names.reserve(table.size());
   for (const auto& [name, t] : table) names.push_back(name);
   std::vector<std::byte> fence_block = fence::build(names);
   uint64_t offset = *align_up(format::kHeaderAreaSize + fence_block.size(), format::kPackedAlign);
   const uint64_t align = uint64_t{1} << align_log2;
-  std::map<uint64_t, uint64_t> moved;  // old data offset -> new (hard links share data)
+  // (old offset, stored size, codec) -> new offset: entries sharing data
+  // (hard links) share it again; entries that only overlap do not.
+  struct Placed {
+    uint64_t offset, stored_size;
+    uint8_t codec;
+    uint16_t flags;
+  };
+  std::map<std::tuple<uint64_t, uint64_t, uint8_t>, Placed> moved;
   auto next = table;
   for (auto& [name, t] : next) {
     if (t.e.me_stored_size == 0) continue;
     const uint64_t from = t.e.me_data_offset;
-    auto done = moved.find(from);
+    const auto key = std::make_tuple(from, uint64_t{t.e.me_stored_size}, uint8_t{t.e.me_codec});
+    auto done = moved.find(key);
     if (done != moved.end()) {
-      t.e.me_data_offset = done->second;
+      t.e.me_data_offset = done->second.offset;
+      t.e.me_stored_size = done->second.stored_size;
+      t.e.me_codec = done->second.codec;
+      t.e.me_flags = done->second.flags;
       continue;
     }
     if (t.e.me_codec == static_cast<uint8_t>(format::EntryCodec::extents)) {
@@ -769,18 +812,18 @@ Result<void> ArchiveUpdater::Impl::compact() {
       offset = *align_up(offset, page ? align : format::kPackedAlign);
       for (const auto& x : xs) MMAR_TRY(copy_range(lock.fd(), x.ex_physical, out.fd(), offset + x.ex_logical,
                                                    x.ex_length, out.temp_path()));
-      moved.emplace(from, offset);
       t.e.me_data_offset = size == 0 ? 0 : offset;
       t.e.me_stored_size = size;
       t.e.me_codec = static_cast<uint8_t>(format::EntryCodec::none);
       t.e.me_flags = static_cast<uint16_t>((t.e.me_flags & format::kFlagHasBtf) | (page ? format::kFlagPageAligned : 0));
+      moved.emplace(key, Placed{t.e.me_data_offset, t.e.me_stored_size, t.e.me_codec, t.e.me_flags});
       offset += size;
       continue;
     }
     offset = *align_up(offset, (t.e.me_flags & format::kFlagPageAligned) != 0 ? align : format::kPackedAlign);
     MMAR_TRY(copy_range(lock.fd(), from, out.fd(), offset, t.e.me_stored_size, out.temp_path()));
-    moved.emplace(from, offset);
     t.e.me_data_offset = offset;
+    moved.emplace(key, Placed{offset, t.e.me_stored_size, t.e.me_codec, t.e.me_flags});
     offset += t.e.me_stored_size;
   }
   offset = *align_up(offset, 8);
@@ -812,7 +855,9 @@ ArchiveUpdater::ArchiveUpdater(ArchiveUpdater&&) noexcept = default;
 ArchiveUpdater& ArchiveUpdater::operator=(ArchiveUpdater&&) noexcept = default;
 ArchiveUpdater::~ArchiveUpdater() = default;
 
-Result<ArchiveUpdater> ArchiveUpdater::open(const std::string& path, UpdaterOptions options) {
+Result<ArchiveUpdater> ArchiveUpdater::open(const std::string& given, UpdaterOptions options) {
+  // Through a symlink: compaction renames over the file it names, not the link.
+  MMAR_ASSIGN(std::string path, resolved_path(given));
   MMAR_ASSIGN(WriterLock lock, WriterLock::acquire(path));
   // Read through the locked file itself, never by path again: the path may
   // lead through a filesystem served by the caller.
@@ -888,7 +933,8 @@ Result<void> commit_generation(const std::string& path, const Archive& current, 
 
 // mmar compact: the archive rewritten by the writer (recompressed as asked),
 // under the archive's lock.
-Result<WriteStats> compact_archive(const std::string& path, WriteOptions options) {
+Result<WriteStats> compact_archive(const std::string& given, WriteOptions options) {
+  MMAR_ASSIGN(std::string path, resolved_path(given));
   MMAR_ASSIGN(WriterLock lock, WriterLock::acquire(path));
   MMAR_ASSIGN(Source src, Source::from_fd(lock.fd(), path));
   MMAR_ASSIGN(Archive a, Archive::open(std::move(src)));

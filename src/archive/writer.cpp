@@ -668,9 +668,9 @@ Result<WriteStats> Writer::write(const std::string& path) {
   return write_to(path);
 }
 
-Result<WriteStats> Writer::write(const WriterLock& held) { return write_to(held.path()); }
+Result<WriteStats> Writer::write(const WriterLock& held) { return write_to(held.path(), held.fd()); }
 
-Result<WriteStats> Writer::write_to(const std::string& path) {
+Result<WriteStats> Writer::write_to(const std::string& path, int like) {
   Impl& w = *impl_;
   if (w.options.format == Format::plain) {
     return Error(Errc::invalid_argument, "cannot write the 'plain' format");
@@ -699,6 +699,7 @@ Result<WriteStats> Writer::write_to(const std::string& path) {
   MMAR_ASSIGN(AtomicFile out, AtomicFile::create(path));
   // Locked before it becomes the archive, so no writer slips in between.
   MMAR_TRY(WriterLock::lock_fd(out.fd(), path));
+  if (like >= 0) MMAR_TRY(out.copy_owner_and_mode(like));
   Result<WriteStats> stats =
       w.options.format == Format::ctf ? w.write_ctf(out.fd(), path, sorted) : w.write_mmar(out.fd(), path, sorted);
   if (!stats.ok()) return stats;

@@ -317,7 +317,10 @@ void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     if (n->kind == ArchiveFs::Node::member) {
       auto m = fs.archive().at(n->index);
       if (!m.ok()) return (void)fuse_reply_err(req, EIO);
-      if (m->codec == Codec::none && !fs.archive().read(*m).ok()) return (void)fuse_reply_err(req, EIO);
+      char probe[1];
+      if ((m->codec == Codec::none || m->codec == Codec::extents) && !fs.archive().read(*m, 0, 0, probe).ok()) {
+        return (void)fuse_reply_err(req, EIO);
+      }
     }
     fi->keep_cache = 1;  // the page cache stays valid: the archive never changes
     fuse_reply_open(req, fi);
@@ -338,6 +341,14 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_i
     // faulting them in one by one costs more than the data on machines
     // where page-table updates are slow (virtualised ones). Compressed
     // members: the inflated buffer from the archive's cache.
+    if (m->codec == Codec::extents) {
+      // An extent map: only the pieces this read needs.
+      thread_local std::vector<char> buf;
+      buf.resize(len);
+      auto got = fs.archive().read(*m, static_cast<uint64_t>(off), len, buf.data());
+      if (!got.ok()) return (void)fuse_reply_err(req, EIO);
+      return (void)fuse_reply_buf(req, buf.data(), *got);
+    }
     auto bytes = fs.archive().read(*m);
     if (bytes.ok() && m->codec == Codec::none && fs.archive().source().mapped() && len >= 65536) {
       const uint64_t page = 4096;

@@ -303,9 +303,7 @@ class RwFs {
     if (n.member) {
       auto m = updater_.base().at(*n.member);
       if (!m.ok()) return EIO;
-      auto b = updater_.base().read(*m);
-      if (!b.ok()) return EIO;
-      if (off < b->size()) std::memcpy(out, b->data() + off, std::min<uint64_t>(len, b->size() - off));
+      if (!updater_.base().read(*m, off, len, out).ok()) return EIO;
     }
     return 0;
   }
@@ -457,6 +455,8 @@ class RwFs {
 
   // Where the archive lives: statfs reports its filesystem's space.
   int archive_fd() const { return updater_.lock().fd(); }
+  // Called in the serving process (after it detached): name it as the holder.
+  void serving() const { updater_.lock().refresh_pid(); }
 
  private:
   Result<Node*> ensure_dirs(std::string_view dir_path) {
@@ -913,6 +913,7 @@ Result<void> serve_writable(Archive archive, const std::string& archive_path, co
   ops.fsync = op_fsync;
   ops.fsyncdir = op_fsync;
   ops.statfs = op_statfs;
+  ops.init = [](void* userdata, fuse_conn_info*) { static_cast<RwFs*>(userdata)->serving(); };
   // Unmounting persists what fsync has not yet (mmar umount commits first
   // with fsyncdir, so this one normally finds nothing to do).
   ops.destroy = [](void* userdata) {

@@ -35,6 +35,15 @@ Result<AtomicFile> AtomicFile::create(const std::string& path) {
   return AtomicFile(path, std::move(temp), UniqueFd(fd));
 }
 
+Result<void> AtomicFile::copy_owner_and_mode(int like) {
+  struct stat st {};
+  if (fstat(like, &st) != 0) return sys_error("stat " + path_, errno);
+  // Owner first: chown clears setuid bits, the mode sets them back.
+  if (fchown(fd_.get(), st.st_uid, st.st_gid) != 0 && errno != EPERM) return sys_error("chown " + temp_, errno);
+  if (fchmod(fd_.get(), st.st_mode & 07777) != 0) return sys_error("chmod " + temp_, errno);
+  return success();
+}
+
 AtomicFile::AtomicFile(AtomicFile&& other) noexcept
     : path_(std::move(other.path_)),
       temp_(std::move(other.temp_)),

@@ -20,6 +20,9 @@ class AtomicFile {
   ~AtomicFile();
 
   int fd() const { return fd_.get(); }
+  // Give the temporary the mode and (where permitted) owner of the file
+  // open at `like`: a rewrite keeps who may read and write the archive.
+  Result<void> copy_owner_and_mode(int like);
   const std::string& temp_path() const { return temp_; }
   // fsync the data, rename over the target, fsync the directory.
   Result<void> commit();

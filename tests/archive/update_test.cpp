@@ -8,10 +8,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstddef>
 #include <cstdio>
+#include <cstring>
 #include <map>
 #include <random>
 #include <set>
+
+#include <xxhash.h>
 
 #include "archive/format.h"
 #include "mmar/archive.h"
@@ -475,6 +479,189 @@ TEST_F(Update, RemovingEveryMemberLeavesAnEmptyArchive) {
     EXPECT_EQ(r->full_index, full);
     expect_matches(path, {});
   }
+}
+
+// Found by review: a delta removing a link's target leaves the member
+// readable, without its link (FORMAT.md), not refused as out of range.
+TEST_F(Update, RemovingALinkTargetDropsTheLink) {
+  Writer w({.codec = Codec::none});
+  ASSERT_TRUE(w.add_bytes("modules/a", test::to_bytes("split")).ok());
+  ASSERT_TRUE(w.add_bytes("vmlinux", test::to_bytes("base")).ok());
+  ASSERT_TRUE(w.add_bytes("zz", test::to_bytes("other")).ok());
+  ASSERT_TRUE(w.set_link("modules/a", "vmlinux").ok());
+  const std::string path = tmp_ / "l.mmar";
+  ASSERT_TRUE(w.write(path).ok());
+  {
+    auto u = ArchiveUpdater::open(path);
+    ASSERT_TRUE(u.ok());
+    auto r = u->commit({}, {"vmlinux"});
+    ASSERT_TRUE(r.ok()) << r.error().message();
+    EXPECT_FALSE(r->full_index);
+  }
+  std::map<std::string, std::string> model = {{"modules/a", "split"}, {"zz", "other"}};
+  expect_matches(path, model);
+  auto a = Archive::open(path);
+  ASSERT_TRUE(a.ok());
+  auto m = a->find("modules/a");
+  ASSERT_TRUE(m.ok()) << m.error().message();
+  EXPECT_FALSE(m->link.has_value());
+}
+
+// Found by review: entries that share a data offset with different sizes
+// (the format allows overlapping data) survive compaction each with its own
+// bytes.
+TEST_F(Update, CompactionKeepsOverlappingEntriesApart) {
+  Writer w({.codec = Codec::none});
+  ASSERT_TRUE(w.add_bytes("a", test::to_bytes(std::string(5000, 'a') + std::string(5000, 'b'))).ok());
+  ASSERT_TRUE(w.add_bytes("b", test::to_bytes(std::string(3000, 'x'))).ok());
+  const std::string path = tmp_ / "o.mmar";
+  ASSERT_TRUE(w.write(path).ok());
+  auto bytes = test::read_file(path);
+  {
+    auto a = Archive::open(path);
+    ASSERT_TRUE(a.ok());
+    const Member ma = *a->find("a");
+    test::patch_entry(bytes, 1, [&](format::Entry& e) {
+      e.me_data_offset = ma.data_offset;
+      e.me_stored_size = 3000;
+      e.me_size = 3000;
+      e.me_xxh3 = member_checksum(test::to_bytes(std::string(3000, 'a')));
+      e.me_flags = 0;
+    });
+  }
+  test::write_file(path, bytes);
+  std::map<std::string, std::string> model = {{"a", std::string(5000, 'a') + std::string(5000, 'b')},
+                                              {"b", std::string(3000, 'a')}};
+  expect_matches(path, model);
+  auto u = ArchiveUpdater::open(path);
+  ASSERT_TRUE(u.ok());
+  ASSERT_TRUE(u->compact().ok());
+  expect_matches(path, model);
+}
+
+// Found by review: a small change to a large file is an extent map, and
+// does not count the file's data as garbage (no compaction per commit).
+TEST_F(Update, ASmallChangeToABigFileDoesNotCompact) {
+  Writer w({.codec = Codec::none});
+  ASSERT_TRUE(w.add_bytes("big", test::to_bytes(std::string(8 << 20, 'b'))).ok());
+  const std::string path = tmp_ / "big.mmar";
+  ASSERT_TRUE(w.write(path).ok());
+  auto u = ArchiveUpdater::open(path);
+  ASSERT_TRUE(u.ok());
+  std::optional<StoredExtent> extent;
+  for (int round = 0; round < 20; ++round) {
+    UniqueFd fd(content_fd(tmp_, std::string(static_cast<size_t>(round) * 1000 + 1, 'c')));
+    UpdateMember m = file_member("big", fd.get(), 8 << 20);
+    m.incremental = true;
+    if (extent) {
+      m.extent = extent;
+    } else {
+      m.keep = 0;
+    }
+    m.dirty = {{static_cast<uint64_t>(round) * 1000, static_cast<uint64_t>(round) * 1000 + 1}};
+    std::vector<UpdateMember> put;
+    put.push_back(std::move(m));
+    auto r = u->commit(std::move(put), {});
+    ASSERT_TRUE(r.ok()) << r.error().message();
+    EXPECT_FALSE(r->compacted) << "round " << round;
+    ASSERT_TRUE(r->extents[0]->extent_map);
+    extent = r->extents[0];
+  }
+  EXPECT_LT(u->file_size(), (9u << 20));
+}
+
+// Found by review: a map may not claim more bytes than the file holds, and
+// large extent-mapped members are read by range, not assembled per read.
+TEST_F(Update, ExtentMapsAreBoundedAndReadByRange) {
+  Writer w({.codec = Codec::none});
+  std::string body(4 << 20, '\0');
+  for (size_t i = 0; i < body.size(); ++i) body[i] = static_cast<char>('a' + i % 23);
+  ASSERT_TRUE(w.add_bytes("f", test::to_bytes(body)).ok());
+  const std::string path = tmp_ / "r.mmar";
+  ASSERT_TRUE(w.write(path).ok());
+  {
+    auto u = ArchiveUpdater::open(path);
+    ASSERT_TRUE(u.ok());
+    UniqueFd fd(content_fd(tmp_, std::string(100, 'Z')));
+    UpdateMember m = file_member("f", fd.get(), body.size());
+    m.incremental = true;
+    m.keep = 0;
+    m.dirty = {{0, 100}};
+    std::vector<UpdateMember> put;
+    put.push_back(std::move(m));
+    ASSERT_TRUE(u->commit(std::move(put), {}).ok());
+  }
+  body.replace(0, 100, std::string(100, 'Z'));
+  OpenOptions small_cache;
+  small_cache.cache_bytes = 1 << 20;  // smaller than the member: no whole copy kept
+  auto a = Archive::open(path, small_cache);
+  ASSERT_TRUE(a.ok());
+  auto m = a->find("f");
+  ASSERT_TRUE(m.ok());
+  ASSERT_EQ(m->codec, Codec::extents);
+  std::mt19937 rng(3);
+  std::vector<char> buf(70000);
+  for (int i = 0; i < 200; ++i) {
+    const uint64_t off = rng() % body.size();
+    auto got = a->read(*m, off, buf.size(), buf.data());
+    ASSERT_TRUE(got.ok()) << got.error().message();
+    ASSERT_EQ(*got, std::min<size_t>(buf.size(), body.size() - off));
+    ASSERT_EQ(std::string(buf.data(), *got), body.substr(off, *got)) << off;
+  }
+  // A map claiming a terabyte in a file of a few megabytes is refused.
+  // The map's entry is the only one of the delta the superblock points at:
+  // patch its size there, then the delta's and the superblock's checksums.
+  auto bytes = test::read_file(path);
+  {
+    format::Superblock sb[2];
+    std::memcpy(sb, bytes.data(), sizeof sb);
+    const int cur = sb[1].sb_generation > sb[0].sb_generation ? 1 : 0;
+    ASSERT_NE(sb[cur].sb_flags & format::kSbFlagIndexDelta, 0u);
+    const uint64_t at = sb[cur].sb_index_offset;
+    format::Entry e;
+    std::memcpy(&e, bytes.data() + at + sizeof(format::DeltaHeader), sizeof e);
+    e.me_size = uint64_t{1} << 40;
+    std::memcpy(bytes.data() + at + sizeof(format::DeltaHeader), &e, sizeof e);
+    sb[cur].sb_index_xxh3 = XXH3_64bits(bytes.data() + at, sb[cur].sb_index_size);
+    sb[cur].sb_xxh3 = XXH3_64bits(&sb[cur], offsetof(format::Superblock, sb_xxh3));
+    std::memcpy(bytes.data() + cur * sizeof(format::Superblock), &sb[cur], sizeof sb[cur]);
+  }
+  test::write_file(path, bytes);
+  auto bad = Archive::open(path);
+  ASSERT_TRUE(bad.ok());
+  auto at = bad->at(0);
+  ASSERT_FALSE(at.ok());
+  EXPECT_NE(at.error().message().find("extent-mapped member of 1099511627776 bytes in a file of"), std::string::npos)
+      << at.error().message();
+}
+
+// Found by review: compaction keeps the archive's mode and owner, and
+// compacts the file a symlink names, leaving the symlink.
+TEST_F(Update, CompactionKeepsModeOwnerAndSymlinks) {
+  std::map<std::string, std::string> model;
+  const std::string path = make_archive(5, model);
+  ASSERT_EQ(chmod(path.c_str(), 0600), 0);
+  if (geteuid() == 0) {
+    ASSERT_EQ(chown(path.c_str(), 65534, 65534), 0);
+  }
+  const std::string link = tmp_ / "link.mmar";
+  ASSERT_EQ(symlink(path.c_str(), link.c_str()), 0);
+  ASSERT_TRUE(compact_archive(link).ok());
+  {
+    auto u = ArchiveUpdater::open(link);
+    ASSERT_TRUE(u.ok());
+    ASSERT_TRUE(u->compact().ok());
+  }
+  struct stat st {};
+  ASSERT_EQ(lstat(link.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISLNK(st.st_mode)) << "the symlink was replaced by a file";
+  ASSERT_EQ(stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0600u);
+  if (geteuid() == 0) {
+    EXPECT_EQ(st.st_uid, 65534u);
+    EXPECT_EQ(st.st_gid, 65534u);
+  }
+  expect_matches(path, model);
 }
 
 }  // namespace

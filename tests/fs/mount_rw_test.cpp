@@ -399,6 +399,21 @@ TEST_F(MountRwSafety, ASecondWriterIsRefused) {
   EXPECT_EQ(out, "changed\n");
 }
 
+// Found by review: a daemonized mount names itself, not the parent that
+// exited, as the holder.
+TEST_F(MountRwSafety, TheHolderNamedIsTheDaemon) {
+  std::string archive = make_archive(), m1 = dir("m1"), m2 = dir("m2");
+  ASSERT_EQ(test::run(kMmar + " mount --rw " + q(archive) + " " + q(m1)), 0);
+  std::string pid;
+  test::run("pgrep -f -- '^" + kMmar + " mount --rw " + archive + " " + m1 + "$' | head -n1", &pid);
+  while (!pid.empty() && pid.back() == '\n') pid.pop_back();
+  ASSERT_FALSE(pid.empty());
+  std::string out;
+  EXPECT_EQ(test::run(kMmar + " mount --rw " + q(archive) + " " + q(m2) + " 2>&1", &out), 1);
+  EXPECT_NE(out.find("in use by another writer (pid " + pid + ")"), std::string::npos) << out << " daemon " << pid;
+  EXPECT_EQ(test::run(kMmar + " umount " + q(m1)), 0);
+}
+
 TEST_F(MountRwSafety, AReplacedArchiveRefusesToCommit) {
   std::string archive = make_archive(), mnt = dir("m");
   RwMount m(archive, mnt);
