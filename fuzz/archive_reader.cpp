@@ -1,6 +1,7 @@
 // libFuzzer target: the archive reader (mmar, CTF archive, plain) on
 // arbitrary bytes. Invariants, not just "no crash":
-//  - every member handed out reads back as exactly `size` bytes, or errors;
+//  - every member handed out reads back as exactly `size` bytes, or errors,
+//    and a range of it reads as the same bytes;
 //  - a name found by at() is found again by find() (when the index is
 //    sorted) at a member with the same name;
 //  - verify() never fails to run on an archive that opened;
@@ -11,6 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 
 #include <sys/mman.h>
 #include <unistd.h>
@@ -32,6 +34,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (!m.ok()) continue;
     auto d = a->read(*m);
     if (d.ok() && !m->is_dir() && d->size() != m->size) std::abort();
+    // A range read gives the same bytes as the whole read, or fails.
+    if (d.ok() && !m->is_dir() && m->size > 0) {
+      char part[512];
+      const uint64_t off = m->size / 3;
+      auto got = a->read(*m, off, sizeof part, part);
+      if (got.ok() && (*got != std::min<uint64_t>(sizeof part, m->size - off) ||
+                       std::memcmp(part, d->data() + off, *got) != 0)) {
+        std::abort();
+      }
+    }
     auto f = a->find(m->name);
     if (f.ok() && f->name != m->name) std::abort();
   }
