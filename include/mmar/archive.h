@@ -108,6 +108,7 @@ class Archive {
   uint32_t size() const;            // number of members
   uint64_t alignment() const;       // page alignment of raw members (mmar), else 1
   uint64_t generation() const;      // superblock generation (mmar), else 0
+  uint64_t ctf_model() const;       // CTF archives: ctfa_model (1 ILP32, 2 LP64), else 0
 
   // The i-th member in name order; validated (bounds, codec, mode, name).
   Result<Member> at(uint32_t index) const;
@@ -308,6 +309,9 @@ struct WriteOptions {
   int level = 0;              // 0: the codec's default (zstd 3, xz 6)
   uint64_t threshold = 4096;  // compress members larger than this; 0 = never
   uint32_t alignment = 4096;  // 4096, 16384 or 65536
+  // CTF archives: the data model libctf gives every dict (CTF dicts do not
+  // record it): 1 ILP32 (32-bit objects), 2 LP64. 0: LP64.
+  uint32_t ctf_model = 0;
   unsigned threads = 0;       // 0: one per online CPU
   // Called from the writing thread with bytes of member data written so far.
   std::function<void(uint64_t done, uint64_t total)> progress;

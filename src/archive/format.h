@@ -123,7 +123,8 @@ static_assert(std::is_trivially_copyable_v<DeltaHeader>);
 namespace mmar::ctfa {
 
 inline constexpr uint64_t kMagic = 0x8b47f2a4d7623eebULL;
-inline constexpr uint64_t kModelLP64 = 2;  // CTF_MODEL_LP64
+inline constexpr uint64_t kModelILP32 = 1;  // CTF_MODEL_ILP32
+inline constexpr uint64_t kModelLP64 = 2;   // CTF_MODEL_LP64
 
 struct Header {
   ul64 ctfa_magic;

@@ -155,6 +155,7 @@ struct Archive::Impl {
   // ctf
   uint64_t ctf_names = 0;
   uint64_t ctf_ctfs = 0;
+  uint64_t ctf_model = 0;
 
   // plain
   std::string plain_name;
@@ -410,6 +411,7 @@ Result<void> open_ctf(Archive::Impl& a) {
   if (h.ctfa_ctfs > file_size) return malformed(a.file(), 32, "CTF dict table outside the file");
   a.count = static_cast<uint32_t>(n);
   a.ctf_names = h.ctfa_names;
+  a.ctf_model = h.ctfa_model;
   a.ctf_ctfs = h.ctfa_ctfs;
   a.index = Bytes(a.source.all().subspan(sizeof(ctfa::Header), *modents), nullptr);
   return success();
@@ -483,6 +485,7 @@ const Source& Archive::source() const { return impl_->source; }
 const std::string& Archive::name() const { return impl_->source.name(); }
 uint32_t Archive::size() const { return impl_->count; }
 uint64_t Archive::alignment() const { return impl_->align; }
+uint64_t Archive::ctf_model() const { return impl_->ctf_model; }
 uint64_t Archive::generation() const { return impl_->format == Format::mmar ? impl_->sb.sb_generation.get() : 0; }
 
 // ---------------------------------------------------------------------------

@@ -601,6 +601,9 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
 }
 
 Result<WriteStats> Writer::Impl::write_ctf(int fd, const std::string& path, std::vector<Input>& sorted) {
+  if (options.ctf_model > ctfa::kModelLP64) {
+    return Error(Errc::invalid_argument, "CTF data model " + std::to_string(options.ctf_model) + " (1 ILP32, 2 LP64)");
+  }
   // Layout: header, modents (sorted by name), names, then each dict as a u64
   // size and its bytes, 8-aligned (libctf aligns the same way).
   for (const auto& in : sorted) {
@@ -640,7 +643,7 @@ Result<WriteStats> Writer::Impl::write_ctf(int fd, const std::string& path, std:
   }
   ctfa::Header h{};
   h.ctfa_magic = ctfa::kMagic;
-  h.ctfa_model = ctfa::kModelLP64;
+  h.ctfa_model = options.ctf_model != 0 ? uint64_t{options.ctf_model} : ctfa::kModelLP64;
   h.ctfa_ndicts = n;
   h.ctfa_names = names_off;
   h.ctfa_ctfs = ctfs_off;

@@ -4,7 +4,9 @@
 
 #include <unistd.h>
 
+#include <cstdlib>
 #include <map>
+#include <vector>
 
 #include "support/test_support.h"
 
@@ -215,6 +217,52 @@ TEST(CtfInterop, ExtractStripsLeadingSlashes) {
       << out;
   EXPECT_EQ(access((tmp / "y/usr/src/b.c").c_str(), F_OK), 0);
   EXPECT_NE(access((tmp / "y/usr/src/a.c").c_str(), F_OK), 0);
+}
+
+// The data model travels in the archive header: an ILP32 archive written
+// by mmar gives libctf 4-byte pointers, as a 32-bit libctf archive does.
+TEST(CtfInterop, TheDataModelIsKept) {
+  TempDir tmp;
+  int err = 0;
+  ctf_dict_t* d = ctf_create(&err);
+  ASSERT_NE(d, nullptr);
+  ctf_encoding_t enc{CTF_INT_SIGNED, 0, 32};
+  ctf_id_t i = ctf_add_integer(d, CTF_ADD_ROOT, "int", &enc);
+  ASSERT_NE(i, CTF_ERR);
+  ctf_id_t ptr = ctf_add_pointer(d, CTF_ADD_ROOT, i);
+  ASSERT_NE(ptr, CTF_ERR);
+  ASSERT_NE(ctf_add_typedef(d, CTF_ADD_ROOT, "intp", ptr), CTF_ERR);
+  ASSERT_EQ(ctf_update(d), 0);
+  size_t size = 0;
+  unsigned char* raw = ctf_write_mem(d, &size, 0);
+  ASSERT_NE(raw, nullptr);
+  std::vector<std::byte> dict(reinterpret_cast<std::byte*>(raw), reinterpret_cast<std::byte*>(raw) + size);
+  free(raw);
+  ctf_dict_close(d);
+  for (uint32_t model : {1u, 2u}) {
+    Writer w({.format = Format::ctf, .ctf_model = model});
+    ASSERT_TRUE(w.add_bytes("obj", dict).ok());
+    const std::string path = tmp / ("m" + std::to_string(model) + ".ctfa");
+    ASSERT_TRUE(w.write(path).ok());
+    auto a = Archive::open(path);
+    ASSERT_TRUE(a.ok());
+    EXPECT_EQ(a->ctf_model(), model);
+    ctf_archive_t* arc = ctf_arc_open(path.c_str(), &err);
+    ASSERT_NE(arc, nullptr) << ctf_errmsg(err);
+    ctf_dict_t* fp = ctf_dict_open(arc, "obj", &err);
+    ASSERT_NE(fp, nullptr) << ctf_errmsg(err);
+    ctf_id_t t = ctf_lookup_by_name(fp, "intp");
+    ASSERT_NE(t, CTF_ERR);
+    EXPECT_EQ(ctf_type_size(fp, t), model == 1 ? 4 : 8) << "model " << model;
+    ctf_dict_close(fp);
+    ctf_arc_close(arc);
+  }
+  std::string out;
+  EXPECT_EQ(test::run(std::string(MMAR_BIN) + " create --format ctf --ctf-model x86 -f " + tmp / "x.ctfa" + " " +
+                          tmp / "m1.ctfa" + " 2>&1",
+                      &out),
+            2)
+      << out;
 }
 
 }  // namespace

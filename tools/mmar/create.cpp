@@ -28,6 +28,7 @@ const Verb kCreate{
         {"threshold", 0, true, "BYTES", "compress members larger than this (default 4096; 0 = never)"},
         {"align", 0, true, "BYTES", "page alignment of raw members: 4096 (default), 16384 or 65536"},
         {"format", 0, true, "FMT", "mmar (default) or ctf (binutils libctf CTF archive)"},
+        {"ctf-model", 0, true, "MODEL", "with --format ctf: lp64 (default) or ilp32, the data model libctf gives the dicts"},
         {"threads", 'j', true, "N", "compression threads (default: one per CPU)"},
         {"btf-base", 0, true, "MEMBER", "link split BTF members (raw or ELF .BTF) to base BTF member MEMBER"},
         {"stats", 's', false, "", "print a summary: members, sizes, time"},
@@ -65,6 +66,16 @@ int run_create(int argc, char** argv) {
       return usage_error("create", "--align must be 4096, 8192, 16384, 32768 or 65536");
     }
     o.alignment = static_cast<uint32_t>(*v);
+  }
+  if (p.has("ctf-model")) {
+    const std::string m = p.get("ctf-model");
+    if (m == "ilp32") {
+      o.ctf_model = 1;
+    } else if (m == "lp64") {
+      o.ctf_model = 2;
+    } else {
+      return usage_error("create", "unknown CTF data model '" + m + "' (ilp32, lp64)");
+    }
   }
   if (p.has("format")) {
     std::string f = p.get("format");

@@ -59,6 +59,9 @@ int run_info(int argc, char** argv) {
   }
   std::printf("archive:     %s\n", path.c_str());
   std::printf("format:      %s%s\n", format_name(a->format()), a->format() == Format::mmar ? " v1" : "");
+  if (a->format() == Format::ctf) {
+    std::printf("data model:  %s\n", a->ctf_model() == 1 ? "ILP32" : a->ctf_model() == 2 ? "LP64" : "unknown");
+  }
   std::printf("file size:   %" PRIu64 " (%s)\n", file_size, human_size(file_size).c_str());
   std::printf("members:     %u (%" PRIu64 " files, %" PRIu64 " directories, %" PRIu64 " symlinks)\n", a->size(), files,
               dirs, links);
