@@ -31,7 +31,7 @@ run() { # NAME COMMAND-WITH-@DIR@
   "$mmar" umount "$work/m"
   local asize live
   asize=$(size "$work/a.mmar")
-  live=$("$mmar" list -l "$work/a.mmar" | awk '{s+=$3} END {print s+0}')
+  live=$("$mmar" list -l "$work/a.mmar" | awk '{s+=$2} END {print s+0}')  # the members' bytes
   rm -rf "${tm:?}"/*
   t_tmp=$(secs bash -c "${cmd//@DIR@/$tm}")
   # The same on the disk the archive is on: what its fsyncs cost by themselves.
