@@ -4,6 +4,7 @@
 // rule fixed here is fixed for every path (docs/FORMAT.md).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -61,5 +62,22 @@ std::vector<std::byte> encode_extent_map(const std::vector<format::Extent>& exte
 // messages; `offset` is where the map is.
 Result<std::vector<format::Extent>> parse_extent_map(std::span<const std::byte> stored, uint64_t size,
                                                      uint64_t file_size, const std::string& what, uint64_t offset);
+
+// The pieces of [offset, offset + length) that `extents` (checked, sorted)
+// cover: fn(physical, at, n) for n bytes at file offset `physical` that
+// belong at `at` bytes into the range. The rest of the range is holes.
+template <class Fn>
+Result<void> for_each_piece(const std::vector<format::Extent>& extents, uint64_t offset, uint64_t length, Fn&& fn) {
+  const uint64_t end = offset + length;
+  auto it = std::upper_bound(extents.begin(), extents.end(), offset,
+                             [](uint64_t v, const format::Extent& e) { return v < e.ex_logical + e.ex_length; });
+  for (; it != extents.end() && it->ex_logical < end; ++it) {
+    const uint64_t b = std::max<uint64_t>(offset, it->ex_logical);
+    const uint64_t e = std::min<uint64_t>(end, it->ex_logical + it->ex_length);
+    auto r = fn(uint64_t{it->ex_physical} + (b - it->ex_logical), b - offset, e - b);
+    if (!r.ok()) return r;
+  }
+  return success();
+}
 
 }  // namespace mmar::index_codec

@@ -842,15 +842,11 @@ Result<size_t> Archive::read(const Member& m, uint64_t offset, size_t length, vo
     MMAR_ASSIGN(std::vector<format::Extent> xs, a.extent_map(m));
     if (verify) MMAR_TRY(a.check_extents(m, xs));
     std::memset(to, 0, n);
-    const uint64_t end = offset + n;
-    auto it = std::upper_bound(xs.begin(), xs.end(), offset,
-                               [](uint64_t v, const format::Extent& e) { return v < e.ex_logical + e.ex_length; });
-    for (; it != xs.end() && it->ex_logical < end; ++it) {
-      const uint64_t b = std::max<uint64_t>(offset, it->ex_logical);
-      const uint64_t e = std::min<uint64_t>(end, it->ex_logical + it->ex_length);
-      MMAR_ASSIGN(Bytes part, a.source.read(it->ex_physical + (b - it->ex_logical), e - b));
-      std::memcpy(to + (b - offset), part.data(), part.size());
-    }
+    MMAR_TRY(index_codec::for_each_piece(xs, offset, n, [&](uint64_t physical, uint64_t at, uint64_t k) -> Result<void> {
+      MMAR_ASSIGN(Bytes part, a.source.read(physical, k));
+      std::memcpy(to + at, part.data(), part.size());
+      return success();
+    }));
     return n;
   }
   MMAR_ASSIGN(Bytes whole, a.read(m, a.options.verify_checksums));

@@ -899,15 +899,9 @@ Result<void> ArchiveUpdater::read_stored(const StoredExtent& x, uint64_t offset,
   MMAR_TRY(read_at(x.offset, map.size(), reinterpret_cast<char*>(map.data())));
   MMAR_ASSIGN(std::vector<format::Extent> xs,
               index_codec::parse_extent_map(map, x.size, impl_->file_size, impl_->path(), x.offset));
-  const uint64_t end = offset + length;
-  auto it = std::upper_bound(xs.begin(), xs.end(), offset,
-                             [](uint64_t v, const format::Extent& e) { return v < e.ex_logical + e.ex_length; });
-  for (; it != xs.end() && it->ex_logical < end; ++it) {
-    const uint64_t b = std::max<uint64_t>(offset, it->ex_logical);
-    const uint64_t e = std::min<uint64_t>(end, it->ex_logical + it->ex_length);
-    MMAR_TRY(read_at(it->ex_physical + (b - it->ex_logical), static_cast<size_t>(e - b), to + (b - offset)));
-  }
-  return success();
+  return index_codec::for_each_piece(xs, offset, length, [&](uint64_t physical, uint64_t at, uint64_t n) {
+    return read_at(physical, static_cast<size_t>(n), to + at);
+  });
 }
 
 Result<void> commit_generation(const std::string& path, const Archive& current, std::vector<UpdateMember> members) {
