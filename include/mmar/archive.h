@@ -72,6 +72,13 @@ struct Member {
   bool page_aligned = false;  // data_offset is a multiple of Archive::alignment()
   bool has_btf = false;       // an ELF member with a .BTF section
   bool has_checksum = true;   // false for formats without checksums (CTF, plain)
+  // A compressed member stored as a frame stream (docs/FORMAT.md "Frame
+  // streams"): any byte range is read by inflating only the frames that
+  // hold it. Members smaller than a frame share streams with their
+  // neighbours: the member is bytes [stream_offset, stream_offset + size)
+  // of the stream at data_offset (stored_size bytes, shared).
+  bool framed = false;
+  uint32_t stream_offset = 0;
 
   bool is_dir() const;
   bool is_symlink() const;
@@ -82,6 +89,7 @@ struct OpenOptions {
   bool force_pread = false;                      // never mmap; see SourceOptions
   bool verify_index = false;                     // hash the whole index at open (verify() always does)
   uint64_t cache_bytes = 64u << 20;              // bound on decompressed members kept in memory
+  uint64_t frame_cache_bytes = 32u << 20;        // bound on inflated frames kept (frame streams)
   uint64_t max_member_size = uint64_t{1} << 40;  // refuse to inflate larger members
   // read() checks each member's XXH3 before it returns the bytes: a raw
   // member the first time it is read (the outcome is remembered for the
@@ -145,9 +153,39 @@ class Archive {
   struct Impl;
 
  private:
+  friend class MemberReader;
   explicit Archive(std::shared_ptr<const Impl> impl) : impl_(std::move(impl)) {}
   std::shared_ptr<const Impl> impl_;
 };
+
+// One member as a stream, with read and seek: memory is one frame (frame
+// streams) or a bounded buffer, whatever the member's size -- what cat,
+// extract and the mount use. Frames are checked as they are inflated; a
+// read through the whole member from offset 0 without seeking also checks
+// the member's XXH3 when it reaches the end (Errc::checksum, after the
+// bytes were handed out: a streaming consumer learns it at the end, as with
+// `zstd -dc`). OpenOptions::verify_checksums off turns both checks off.
+class MemberReader {
+ public:
+  MemberReader(Archive archive, Member member);
+  ~MemberReader();
+  MemberReader(MemberReader&&) noexcept;
+  MemberReader& operator=(MemberReader&&) noexcept;
+
+  // Up to `n` bytes at the current position into `out`; 0 at the end.
+  Result<size_t> read(void* out, size_t n);
+  void seek(uint64_t offset);
+  uint64_t tell() const;
+  const Member& member() const;
+
+ private:
+  struct State;
+  std::unique_ptr<State> s_;
+};
+
+// Write the member's bytes to `fd` at its current position, streamed through
+// a MemberReader (memory one frame or 1 MiB, whatever the member's size).
+Result<void> copy_member_to_fd(const Archive& archive, const Member& member, int fd);
 
 // ---------------------------------------------------------------------------
 // One writer at a time (docs/FORMAT.md, "Writers"). Every writer of an
@@ -307,7 +345,11 @@ struct WriteOptions {
   Format format = Format::mmar;  // mmar or ctf
   Codec codec = Codec::zstd;
   int level = 0;              // 0: the codec's default (zstd 3, xz 6)
-  uint64_t threshold = 4096;  // compress members larger than this; 0 = never
+  uint64_t threshold = 16;    // compress members larger than this; 0 = never
+  // Compressed members are frame streams of this many bytes per frame (a
+  // power of two, 4 KiB .. 4 MiB): a random read inflates one frame.
+  // Members smaller than a frame are packed together into shared frames.
+  uint32_t frame_size = 128 << 10;
   uint32_t alignment = 4096;  // 4096, 16384 or 65536
   // CTF archives: the data model libctf gives every dict (CTF dicts do not
   // record it): 1 ILP32 (32-bit objects), 2 LP64. 0: LP64.
@@ -315,7 +357,7 @@ struct WriteOptions {
   unsigned threads = 0;       // 0: one per online CPU
   // Called from the writing thread with bytes of member data written so far.
   std::function<void(uint64_t done, uint64_t total)> progress;
-  // Called (from worker threads, concurrently) for BTF-bearing members
+  // Called (from the writing thread) for BTF-bearing members
   // without an explicit link; returning a member name links the member to it
   // (how split BTF names its base). Must be thread-safe.
   std::function<std::optional<std::string>(const LinkQuery&)> link_for;
@@ -326,6 +368,7 @@ struct WriteStats {
   uint64_t input_bytes = 0;
   uint64_t archive_bytes = 0;
   uint32_t compressed_members = 0;
+  uint32_t deduplicated = 0;  // members stored once for several names (same bytes, not hard links)
 };
 
 // Collects members, then writes them in one pass. Input files are only

@@ -283,4 +283,109 @@ Result<std::vector<std::byte>> decompress(Codec codec, std::span<const std::byte
   return Error(Errc::malformed, "unknown codec");
 }
 
+namespace {
+
+// An xz encoder per thread, re-initialised for each frame: liblzma reuses
+// its allocations when the filter chain is the same, so a frame does not pay
+// for a fresh dictionary.
+struct XzEncoder {
+  lzma_stream strm = LZMA_STREAM_INIT;
+  ~XzEncoder() { lzma_end(&strm); }
+};
+
+}  // namespace
+
+Result<bool> compress_frame(Codec codec, int level, std::span<const std::byte> in, std::vector<std::byte>& out) {
+  if (level == 0) level = default_level(codec);
+  if (in.size() < 2) return false;
+  try {
+    out.resize(in.size() - 1);  // must end up strictly smaller
+    if (codec == Codec::zstd) {
+      ZSTD_CCtx* cctx = thread_cctx();
+      if (cctx == nullptr) return Error(Errc::limit, "zstd: cannot allocate a context");
+      ZSTD_CCtx_reset(cctx, ZSTD_reset_session_and_parameters);
+      ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, level);
+      ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 0);  // the frame table keeps an XXH3
+      ZSTD_CCtx_setParameter(cctx, ZSTD_c_contentSizeFlag, 1);
+      const size_t n = ZSTD_compress2(cctx, out.data(), out.size(), in.data(), in.size());
+      if (ZSTD_isError(n)) {
+        if (ZSTD_getErrorCode(n) == ZSTD_error_dstSize_tooSmall) return false;
+        return Error(Errc::io, std::string("zstd: ") + ZSTD_getErrorName(n));
+      }
+      out.resize(n);
+      return true;
+    }
+    if (codec == Codec::xz) {
+      thread_local XzEncoder enc;
+      lzma_options_lzma opt;
+      if (lzma_lzma_preset(&opt, static_cast<uint32_t>(level))) return Error(Errc::invalid_argument, "xz: bad level");
+      // A dictionary larger than the frame only costs memory.
+      uint32_t dict = 4096;
+      while (dict < in.size() && dict < opt.dict_size) dict *= 2;
+      opt.dict_size = std::min(opt.dict_size, dict);
+      lzma_filter filters[] = {{LZMA_FILTER_LZMA2, &opt}, {LZMA_VLI_UNKNOWN, nullptr}};
+      if (lzma_stream_encoder(&enc.strm, filters, LZMA_CHECK_NONE) != LZMA_OK) {
+        return Error(Errc::io, "xz: cannot start the encoder");
+      }
+      enc.strm.next_in = reinterpret_cast<const uint8_t*>(in.data());
+      enc.strm.avail_in = in.size();
+      enc.strm.next_out = reinterpret_cast<uint8_t*>(out.data());
+      enc.strm.avail_out = out.size();
+      for (;;) {
+        const lzma_ret ret = lzma_code(&enc.strm, LZMA_FINISH);
+        if (ret == LZMA_STREAM_END) break;
+        if (ret == LZMA_OK && enc.strm.avail_out > 0) continue;
+        if (ret == LZMA_OK || ret == LZMA_BUF_ERROR) return false;
+        return Error(Errc::io, "xz: encoder failed (" + std::to_string(ret) + ")");
+      }
+      out.resize(static_cast<size_t>(enc.strm.total_out));
+      return true;
+    }
+  } catch (const std::bad_alloc&) {
+    return Error(Errc::limit, "out of memory compressing a frame of " + std::to_string(in.size()) + " bytes");
+  }
+  return Error(Errc::invalid_argument, "frames are zstd or xz");
+}
+
+Result<void> decompress_frame(Codec codec, std::span<const std::byte> in, std::span<std::byte> out) {
+  const uint64_t bound = max_inflated_size(codec, in.size());
+  if (out.size() > bound) {
+    return Error(Errc::malformed, std::string(codec_name(codec)) + ": " + n(in.size()) +
+                                      " stored bytes cannot inflate to " + n(out.size()));
+  }
+  if (codec == Codec::zstd) {
+    const unsigned long long declared = ZSTD_getFrameContentSize(in.data(), in.size());
+    if (declared == ZSTD_CONTENTSIZE_ERROR) return Error(Errc::malformed, "zstd: not a zstd frame");
+    if (declared != out.size()) {
+      return Error(Errc::malformed, "zstd: frame declares " +
+                                        (declared == ZSTD_CONTENTSIZE_UNKNOWN ? std::string("no size") : n(declared)) +
+                                        ", the table " + n(out.size()) + " bytes");
+    }
+    const size_t whole = ZSTD_findFrameCompressedSize(in.data(), in.size());
+    if (ZSTD_isError(whole)) return Error(Errc::malformed, std::string("zstd: ") + ZSTD_getErrorName(whole));
+    if (whole != in.size()) return Error(Errc::malformed, "zstd: " + n(in.size() - whole) + " trailing bytes");
+    ZSTD_DCtx* dctx = thread_dctx();
+    if (dctx == nullptr) return Error(Errc::limit, "zstd: cannot allocate a context");
+    const size_t got = ZSTD_decompressDCtx(dctx, out.data(), out.size(), in.data(), in.size());
+    if (ZSTD_isError(got)) return Error(Errc::malformed, std::string("zstd: ") + ZSTD_getErrorName(got));
+    if (got != out.size()) return Error(Errc::malformed, "zstd: inflated to " + n(got) + " of " + n(out.size()));
+    return success();
+  }
+  if (codec == Codec::xz) {
+    uint64_t memlimit = uint64_t{1} << 30;
+    size_t in_pos = 0, out_pos = 0;
+    const lzma_ret ret = lzma_stream_buffer_decode(&memlimit, 0, nullptr, reinterpret_cast<const uint8_t*>(in.data()),
+                                                   &in_pos, in.size(), reinterpret_cast<uint8_t*>(out.data()),
+                                                   &out_pos, out.size());
+    if (ret != LZMA_OK) {
+      return Error(Errc::malformed, ret == LZMA_BUF_ERROR ? "xz: frame inflates to more or fewer bytes than the table says"
+                                                          : "xz: corrupt frame (" + std::to_string(ret) + ")");
+    }
+    if (in_pos != in.size()) return Error(Errc::malformed, "xz: " + n(in.size() - in_pos) + " trailing bytes");
+    if (out_pos != out.size()) return Error(Errc::malformed, "xz: inflated to " + n(out_pos) + " of " + n(out.size()));
+    return success();
+  }
+  return Error(Errc::malformed, "frames are zstd or xz");
+}
+
 }  // namespace mmar::codec

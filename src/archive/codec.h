@@ -33,4 +33,15 @@ uint64_t max_inflated_size(Codec codec, uint64_t stored);
 // produces, never on `size` or a frame header's word alone.
 Result<std::vector<std::byte>> decompress(Codec codec, std::span<const std::byte> in, size_t size);
 
+// One frame of a frame stream (docs/FORMAT.md "Frame streams"): compress
+// `in` into `out` (resized to fit). false, with `out` unspecified, when the
+// result would not be smaller than `in` (the frame is stored raw). Contexts
+// are per thread and reused; output is the same on every thread.
+Result<bool> compress_frame(Codec codec, int level, std::span<const std::byte> in, std::vector<std::byte>& out);
+
+// Inflate one frame into exactly `out` (at most 2^kMaxFrameLog2 bytes, the
+// caller's buffer): a stream that declares or produces another size, ends
+// early or has trailing bytes is an Errc::malformed error.
+Result<void> decompress_frame(Codec codec, std::span<const std::byte> in, std::span<std::byte> out);
+
 }  // namespace mmar::codec

@@ -24,7 +24,8 @@ inline constexpr uint64_t kPackedAlign = 8;   // alignment of non page-aligned d
 
 // Superblock flags (sb_flags). A reader refuses a flag it does not know.
 inline constexpr uint32_t kSbFlagIndexDelta = 1u << 0;  // sb_index_offset holds an index delta, not a table
-inline constexpr uint32_t kKnownSbFlags = kSbFlagIndexDelta;
+inline constexpr uint32_t kSbFlagFramed = 1u << 1;      // members may be frame streams (me_flags bit 2)
+inline constexpr uint32_t kKnownSbFlags = kSbFlagIndexDelta | kSbFlagFramed;
 
 // Superblock: two copies, at offsets 0 and 64. A reader uses the valid copy
 // (magic and sb_xxh3 correct) with the higher sb_generation. Writers of new
@@ -71,7 +72,35 @@ static_assert(std::is_trivially_copyable_v<Extent>);
 // Member flags (me_flags).
 inline constexpr uint16_t kFlagPageAligned = 1u << 0;  // me_data_offset is sb_align-aligned
 inline constexpr uint16_t kFlagHasBtf = 1u << 1;       // ELF object with a .BTF section
-inline constexpr uint16_t kKnownFlags = kFlagPageAligned | kFlagHasBtf;
+inline constexpr uint16_t kFlagFramed = 1u << 2;       // stored bytes are a frame stream (FrameTableHeader)
+inline constexpr uint16_t kKnownFlags = kFlagPageAligned | kFlagHasBtf | kFlagFramed;
+
+// A frame stream (docs/FORMAT.md "Frame streams"): the stored bytes of a
+// member with kFlagFramed are this header, ft_count FrameEntries, then the
+// frames back to back. Frame i holds bytes [i << ft_frame_log2, ...) of the
+// stream, each frame independently compressed with the member's codec, or
+// raw when its stored length equals its inflated length. Several members
+// may share one stream (small members packed together): each member is
+// bytes [me_stream_offset, me_stream_offset + me_size) of it.
+inline constexpr unsigned char kFrameMagic[8] = {'M', 'M', 'A', 'R', 'F', 'R', 'M', '1'};
+inline constexpr uint8_t kMinFrameLog2 = 12;  // 4 KiB
+inline constexpr uint8_t kMaxFrameLog2 = 22;  // 4 MiB: what one frame may cost a reader in memory
+struct FrameTableHeader {
+  unsigned char ft_magic[8];  // kFrameMagic
+  ul64 ft_size;               // bytes of the stream, inflated
+  ul32 ft_count;              // frames: ceil(ft_size / 2^ft_frame_log2), >= 1
+  uint8_t ft_frame_log2;      // kMinFrameLog2 .. kMaxFrameLog2
+  uint8_t ft_reserved[3];     // zero
+  ul64 ft_xxh3;               // XXH3-64 of bytes [0, 24) of this header
+};
+static_assert(sizeof(FrameTableHeader) == 32);
+static_assert(std::is_trivially_copyable_v<FrameTableHeader>);
+struct FrameEntry {
+  ul64 fr_end;   // end of frame i's stored bytes, from the start of the stream
+  ul64 fr_xxh3;  // XXH3-64 of frame i's stored bytes
+};
+static_assert(sizeof(FrameEntry) == 16);
+static_assert(std::is_trivially_copyable_v<FrameEntry>);
 
 // One member. The table is sorted by name, bytewise (memcmp, shorter first).
 struct Entry {
@@ -87,7 +116,7 @@ struct Entry {
   uint8_t me_codec;     // EntryCodec
   uint8_t me_kind;      // mmar::Kind
   ul16 me_flags;        // kFlag*
-  ul32 me_reserved;     // zero
+  ul32 me_stream_offset;  // kFlagFramed: where the member starts in its frame stream; else zero
 };
 static_assert(sizeof(Entry) == kEntrySize);
 static_assert(std::is_trivially_copyable_v<Entry>);

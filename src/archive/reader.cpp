@@ -6,6 +6,7 @@
 // checks everything.
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #define XXH_STATIC_LINKING_ONLY  // XXH3_state_t on the stack
 #include <xxhash.h>
 
@@ -24,6 +25,7 @@
 #include "archive/entry.h"
 #include "archive/fence.h"
 #include "archive/format.h"
+#include "archive/frames.h"
 #include "archive/index_codec.h"
 #include "archive/names.h"
 #include "mmar/archive.h"
@@ -137,6 +139,57 @@ class InflateCache {
   std::unordered_map<uint32_t, std::list<Node>::iterator> map_;
 };
 
+// Inflated frames of frame streams, by (stream offset, frame), bounded by
+// bytes, least recently used evicted first. Inflation happens outside the
+// lock: two readers of different frames never wait for each other.
+class FrameCache {
+ public:
+  explicit FrameCache(uint64_t capacity) : capacity_(capacity) {}
+
+  std::optional<Bytes> get(uint64_t stream, uint32_t frame) {
+    std::lock_guard lock(mu_);
+    auto it = map_.find(Key{stream, frame});
+    if (it == map_.end()) return std::nullopt;
+    lru_.splice(lru_.begin(), lru_, it->second);
+    return it->second->data;
+  }
+
+  void put(uint64_t stream, uint32_t frame, Bytes data) {
+    const uint64_t bytes = data.size();
+    if (bytes > capacity_) return;
+    std::lock_guard lock(mu_);
+    const Key key{stream, frame};
+    if (map_.count(key) != 0) return;
+    while (used_ + bytes > capacity_ && !lru_.empty()) {
+      used_ -= lru_.back().data.size();
+      map_.erase(lru_.back().key);
+      lru_.pop_back();
+    }
+    lru_.push_front({key, std::move(data)});
+    map_[key] = lru_.begin();
+    used_ += bytes;
+  }
+
+ private:
+  struct Key {
+    uint64_t stream;
+    uint32_t frame;
+    bool operator==(const Key&) const = default;
+  };
+  struct KeyHash {
+    size_t operator()(const Key& k) const { return std::hash<uint64_t>()(k.stream * 0x9e3779b97f4a7c15ULL ^ k.frame); }
+  };
+  struct Node {
+    Key key;
+    Bytes data;
+  };
+  std::mutex mu_;
+  uint64_t capacity_;
+  uint64_t used_ = 0;
+  std::list<Node> lru_;
+  std::unordered_map<Key, std::list<Node>::iterator, KeyHash> map_;
+};
+
 }  // namespace
 
 struct Archive::Impl {
@@ -165,12 +218,14 @@ struct Archive::Impl {
   int64_t plain_mtime = 0;
 
   mutable InflateCache cache;
+  mutable FrameCache frame_cache;
   // Raw members whose XXH3 has been checked, by member index: bit i of
   // `raw_good` / `raw_bad` (one word per 64 members, allocated on first use).
   mutable std::once_flag raw_bits_once;
   mutable std::unique_ptr<std::atomic<uint64_t>[]> raw_good, raw_bad;
 
-  Impl(Source s, const OpenOptions& o) : source(std::move(s)), options(o), cache(o.cache_bytes) {}
+  Impl(Source s, const OpenOptions& o)
+      : source(std::move(s)), options(o), cache(o.cache_bytes), frame_cache(o.frame_cache_bytes) {}
 
   const std::string& file() const { return source.name(); }
 
@@ -184,6 +239,18 @@ struct Archive::Impl {
   Result<void> check_extents(const Member& m, const std::vector<format::Extent>& extents) const;
   Result<void> check_once(const Member& m, const std::function<Result<uint64_t>()>& hash) const;
   Result<std::vector<format::Extent>> extent_map(const Member& m) const;
+  // Frame streams: the member's checked table, and frame k inflated
+  // (cached; its stored bytes' XXH3 checked unless `verify` is off).
+  Result<frames::Table> frame_table(const Member& m) const;
+  Result<Bytes> frame(const Member& m, const frames::Table& t, uint32_t k, bool verify) const;
+  // Bytes [offset, offset + n) of a framed member (in range), frame by frame.
+  Result<void> read_framed(const Member& m, uint64_t offset, size_t n, std::byte* out, bool verify) const;
+  Result<Bytes> read_framed_whole(const Member& m, bool verify) const;
+  // The member's bytes hashed as a stream (verify, MemberReader), with
+  // memory independent of its size.
+  Result<uint64_t> stream_hash(const Member& m) const;
+  Result<void> read_range(const Member& m, uint64_t offset, size_t n, std::byte* to, bool verify) const;
+  std::string what(const Member& m) const { return file() + ": member '" + std::string(m.name) + "'"; }
   Error checksum_error(const Member& m) const {
     return Error(
         Errc::checksum,
@@ -550,11 +617,25 @@ Result<Member> decode_entry(const format::Entry& e, uint32_t i, std::string_view
   }
   m.kind = static_cast<Kind>(e.me_kind);
   const uint16_t flags = e.me_flags;
-  if ((flags & ~format::kKnownFlags) != 0 || e.me_reserved != 0) {
-    return member_malformed(file, i, abs + 58, "unknown flags or non-zero reserved field");
-  }
+  if ((flags & ~format::kKnownFlags) != 0) return member_malformed(file, i, abs + 58, "unknown flags " + hex(flags));
   m.page_aligned = (flags & format::kFlagPageAligned) != 0;
   m.has_btf = (flags & format::kFlagHasBtf) != 0;
+  m.framed = (flags & format::kFlagFramed) != 0;
+  m.stream_offset = e.me_stream_offset;
+  if (!m.framed && m.stream_offset != 0) return member_malformed(file, i, abs + 60, "stream offset without a frame stream");
+  if (m.framed) {
+    // The stream's own table is checked when it is read (frames.cpp); here
+    // what the entry alone can tell.
+    if (m.codec != Codec::zstd && m.codec != Codec::xz) {
+      return member_malformed(file, i, abs + 56, "a frame stream with codec " + std::to_string(e.me_codec));
+    }
+    if ((m.mode & S_IFMT) != S_IFREG || m.size == 0 || m.page_aligned) {
+      return member_malformed(file, i, abs + 58, "a frame stream for an empty, aligned or non-regular member");
+    }
+    if (m.stored_size < sizeof(format::FrameTableHeader) + sizeof(format::FrameEntry) + 1) {
+      return member_malformed(file, i, abs + 8, "a frame stream of " + std::to_string(m.stored_size) + " bytes");
+    }
+  }
   if (e.me_link != format::kNoLink) {
     if (e.me_link >= count || e.me_link == i) {
       return member_malformed(file, i, abs + 52, "link to member " + std::to_string(e.me_link.get()));
@@ -784,6 +865,7 @@ Result<Bytes> Archive::Impl::read(const Member& m, bool verify) const {
     return b;
   }
   if (m.codec == Codec::extents) return read_extents(m, verify);
+  if (m.framed) return read_framed_whole(m, verify);
   // The cache only holds bytes whose checksum matched (or that have none).
   if (auto hit = cache.get(m.index)) return *hit;
   if (m.size > options.max_member_size) {
@@ -835,6 +917,122 @@ Result<Bytes> Archive::Impl::read_extents(const Member& m, bool verify) const {
   return out;
 }
 
+Result<frames::Table> Archive::Impl::frame_table(const Member& m) const {
+  MMAR_ASSIGN(Bytes head, source.read(m.data_offset, sizeof(format::FrameTableHeader)));
+  MMAR_ASSIGN(frames::Table t, frames::parse_header(head.span(), m.stored_size, what(m), m.data_offset));
+  if (uint64_t{m.stream_offset} > t.size || m.size > t.size - m.stream_offset) {
+    return malformed(file(), m.data_offset, "member '" + std::string(m.name) + "': bytes [" +
+                                                std::to_string(m.stream_offset) + ", +" + std::to_string(m.size) +
+                                                ") outside its frame stream of " + std::to_string(t.size));
+  }
+  return t;
+}
+
+Result<Bytes> Archive::Impl::frame(const Member& m, const frames::Table& t, uint32_t k, bool verify) const {
+  if (auto hit = frame_cache.get(m.data_offset, k)) return *hit;
+  const uint32_t first = k == 0 ? 0 : k - 1;
+  const uint64_t entries_at = m.data_offset + sizeof(format::FrameTableHeader) + uint64_t{first} * sizeof(format::FrameEntry);
+  MMAR_ASSIGN(Bytes entries, source.read(entries_at, uint64_t{k - first + 1} * sizeof(format::FrameEntry)));
+  MMAR_ASSIGN(frames::Frame f, frames::frame_at(t, entries.span(), first, k, what(m), m.data_offset));
+  MMAR_ASSIGN(Bytes stored, source.read(m.data_offset + f.begin, f.end - f.begin));
+  auto frame_error = [&](Errc code, const std::string& why) {
+    return Error(code, what(m) + ": frame " + std::to_string(k) + ": " + why + " (at offset " +
+                           hex(m.data_offset + f.begin) + ")", m.data_offset + f.begin);
+  };
+  if (verify && XXH3_64bits(stored.data(), stored.size()) != f.xxh3) return frame_error(Errc::checksum, "checksum mismatch");
+  Bytes out;
+  if (f.raw()) {
+    out = stored;  // a view of the archive (or the buffer pread filled)
+  } else {
+    std::vector<std::byte> buf;
+    try {
+      buf.resize(f.inflated);  // at most 2^kMaxFrameLog2: a constant of the format, not a size word
+    } catch (const std::bad_alloc&) {
+      return frame_error(Errc::limit, "out of memory");
+    }
+    auto r = codec::decompress_frame(m.codec, stored.span(), buf);
+    if (!r.ok()) return frame_error(r.error().code(), r.error().message());
+    out = Bytes::from_vector(std::move(buf));
+  }
+  if (verify || !m.has_checksum) frame_cache.put(m.data_offset, k, out);
+  return out;
+}
+
+Result<void> Archive::Impl::read_framed(const Member& m, uint64_t offset, size_t n, std::byte* out, bool verify) const {
+  if (n == 0) return success();
+  MMAR_ASSIGN(frames::Table t, frame_table(m));
+  uint64_t at = m.stream_offset + offset;  // in the stream
+  const uint64_t end = at + n;
+  while (at < end) {
+    const uint32_t k = frames::first_frame(t, at);
+    MMAR_ASSIGN(Bytes f, frame(m, t, k, verify));
+    const uint64_t fbegin = uint64_t{k} << t.log2;
+    const uint64_t take = std::min<uint64_t>(end, fbegin + f.size()) - at;
+    std::memcpy(out, f.data() + (at - fbegin), take);
+    out += take;
+    at += take;
+  }
+  return success();
+}
+
+Result<Bytes> Archive::Impl::read_framed_whole(const Member& m, bool verify) const {
+  if (auto hit = cache.get(m.index)) return *hit;
+  if (m.size > options.max_member_size) {
+    return Error(Errc::limit, what(m) + " inflates to " + std::to_string(m.size) + " bytes, above the limit of " +
+                                  std::to_string(options.max_member_size));
+  }
+  MMAR_ASSIGN(frames::Table t, frame_table(m));
+  // Grown frame by frame with what the frames really produce (the table's
+  // size word sizes nothing).
+  std::vector<std::byte> buf;
+  uint64_t at = m.stream_offset;
+  const uint64_t end = at + m.size;
+  try {
+    while (at < end) {
+      const uint32_t k = frames::first_frame(t, at);
+      MMAR_ASSIGN(Bytes f, frame(m, t, k, verify));
+      const uint64_t fbegin = uint64_t{k} << t.log2;
+      const uint64_t take = std::min<uint64_t>(end, fbegin + f.size()) - at;
+      buf.insert(buf.end(), f.data() + (at - fbegin), f.data() + (at - fbegin) + take);
+      at += take;
+    }
+  } catch (const std::bad_alloc&) {
+    return Error(Errc::limit, what(m) + ": out of memory for " + std::to_string(m.size) + " bytes");
+  }
+  const bool checked = m.has_checksum && verify;
+  if (checked && XXH3_64bits(buf.data(), buf.size()) != m.xxh3) return checksum_error(m);
+  Bytes out = Bytes::from_vector(std::move(buf));
+  if (checked || !m.has_checksum) cache.put(m.index, out);
+  return out;
+}
+
+Result<uint64_t> Archive::Impl::stream_hash(const Member& m) const {
+  XXH3_state_t state;
+  XXH3_64bits_reset(&state);
+  if (m.framed) {
+    MMAR_ASSIGN(frames::Table t, frame_table(m));
+    uint64_t at = m.stream_offset;
+    const uint64_t end = at + m.size;
+    while (at < end) {
+      const uint32_t k = frames::first_frame(t, at);
+      MMAR_ASSIGN(Bytes f, frame(m, t, k, /*verify=*/true));
+      const uint64_t fbegin = uint64_t{k} << t.log2;
+      const uint64_t take = std::min<uint64_t>(end, fbegin + f.size()) - at;
+      XXH3_64bits_update(&state, f.data() + (at - fbegin), take);
+      at += take;
+    }
+    return XXH3_64bits_digest(&state);
+  }
+  std::vector<std::byte> buf(std::min<uint64_t>(m.size, size_t{1} << 20));
+  for (uint64_t at = 0; at < m.size;) {
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(buf.size(), m.size - at));
+    MMAR_TRY(read_range(m, at, n, buf.data(), /*verify=*/false));
+    XXH3_64bits_update(&state, buf.data(), n);
+    at += n;
+  }
+  return XXH3_64bits_digest(&state);
+}
+
 Result<std::vector<format::Extent>> Archive::Impl::extent_map(const Member& m) const {
   MMAR_ASSIGN(Bytes stored, source.read(m.data_offset, m.stored_size));
   return index_codec::parse_extent_map(stored.span(), m.size, source.size(),
@@ -847,31 +1045,41 @@ Result<size_t> Archive::read(const Member& m, uint64_t offset, size_t length, vo
   const Impl& a = *impl_;
   if (m.is_dir() || offset >= m.size) return size_t{0};
   const size_t n = static_cast<size_t>(std::min<uint64_t>(length, m.size - offset));
-  auto* to = static_cast<std::byte*>(out);
   const bool verify = a.options.verify_checksums && m.has_checksum;
+  if (verify && m.codec == Codec::none) {
+    MMAR_ASSIGN(Bytes whole, a.source.read(m.data_offset, m.size));
+    MMAR_TRY(a.check_raw(m, whole.span()));
+  } else if (verify && m.codec == Codec::extents) {
+    MMAR_ASSIGN(std::vector<format::Extent> xs, a.extent_map(m));
+    MMAR_TRY(a.check_extents(m, xs));
+  }
+  MMAR_TRY(a.read_range(m, offset, n, static_cast<std::byte*>(out), a.options.verify_checksums));
+  return n;
+}
+
+// Bytes [offset, offset + n) of the member, in range. Raw and extent-mapped
+// members are copied from the file as they are; frames are checked one by
+// one (`verify`); a legacy single-stream member is inflated whole.
+Result<void> Archive::Impl::read_range(const Member& m, uint64_t offset, size_t n, std::byte* to, bool verify) const {
+  if (n == 0) return success();
   if (m.codec == Codec::none) {
-    if (verify) {
-      MMAR_ASSIGN(Bytes whole, a.source.read(m.data_offset, m.size));
-      MMAR_TRY(a.check_raw(m, whole.span()));
-    }
-    MMAR_ASSIGN(Bytes part, a.source.read(m.data_offset + offset, n));
+    MMAR_ASSIGN(Bytes part, source.read(m.data_offset + offset, n));
     std::memcpy(to, part.data(), n);
-    return n;
+    return success();
   }
   if (m.codec == Codec::extents) {
-    MMAR_ASSIGN(std::vector<format::Extent> xs, a.extent_map(m));
-    if (verify) MMAR_TRY(a.check_extents(m, xs));
+    MMAR_ASSIGN(std::vector<format::Extent> xs, extent_map(m));
     std::memset(to, 0, n);
-    MMAR_TRY(index_codec::for_each_piece(xs, offset, n, [&](uint64_t physical, uint64_t at, uint64_t k) -> Result<void> {
-      MMAR_ASSIGN(Bytes part, a.source.read(physical, k));
+    return index_codec::for_each_piece(xs, offset, n, [&](uint64_t physical, uint64_t at, uint64_t k) -> Result<void> {
+      MMAR_ASSIGN(Bytes part, source.read(physical, k));
       std::memcpy(to + at, part.data(), part.size());
       return success();
-    }));
-    return n;
+    });
   }
-  MMAR_ASSIGN(Bytes whole, a.read(m, a.options.verify_checksums));
+  if (m.framed) return read_framed(m, offset, n, to, verify && m.has_checksum);
+  MMAR_ASSIGN(Bytes whole, read(m, verify));
   std::memcpy(to, whole.data() + offset, n);
-  return n;
+  return success();
 }
 
 Result<Bytes> Archive::read(std::string_view name) const {
@@ -968,10 +1176,80 @@ Result<std::vector<VerifyProblem>> Archive::verify() const {
       }
     }
     if (m->is_dir()) continue;
+    if (m->has_checksum && (m->framed || m->codec == Codec::none || m->codec == Codec::extents)) {
+      // Streamed: every frame of the member checked, memory one frame.
+      auto h = a.stream_hash(*m);
+      if (!h.ok()) {
+        problems.push_back({i, h.error().message()});
+      } else if (*h != m->xxh3) {
+        problems.push_back({i, a.checksum_error(*m).message()});
+      }
+      continue;
+    }
     auto bytes = a.read(*m, /*verify=*/true);
     if (!bytes.ok()) problems.push_back({i, bytes.error().message()});
   }
   return problems;
+}
+
+// ---------------------------------------------------------------------------
+// Streaming
+
+struct MemberReader::State {
+  State(Archive a, const Member& m) : archive(std::move(a)), member(m) {}
+  Archive archive;
+  Member member;
+  uint64_t pos = 0;
+  bool sequential = true;  // read from 0 without a seek: the whole XXH3 is checked at the end
+  XXH3_state_t hash;
+};
+
+MemberReader::MemberReader(Archive archive, Member member) : s_(std::make_unique<State>(std::move(archive), member)) {
+  XXH3_64bits_reset(&s_->hash);
+}
+MemberReader::~MemberReader() = default;
+MemberReader::MemberReader(MemberReader&&) noexcept = default;
+MemberReader& MemberReader::operator=(MemberReader&&) noexcept = default;
+
+uint64_t MemberReader::tell() const { return s_->pos; }
+const Member& MemberReader::member() const { return s_->member; }
+void MemberReader::seek(uint64_t offset) {
+  if (offset != s_->pos) s_->sequential = false;
+  s_->pos = offset;
+}
+
+Result<size_t> MemberReader::read(void* out, size_t n) {
+  State& st = *s_;
+  const Archive::Impl& a = *st.archive.impl_;
+  const Member& m = st.member;
+  if (m.is_dir() || st.pos >= m.size) return size_t{0};
+  n = static_cast<size_t>(std::min<uint64_t>(n, m.size - st.pos));
+  const bool verify = a.options.verify_checksums && m.has_checksum;
+  MMAR_TRY(a.read_range(m, st.pos, n, static_cast<std::byte*>(out), verify));
+  if (verify && st.sequential) {
+    XXH3_64bits_update(&st.hash, out, n);
+    if (st.pos + n == m.size && XXH3_64bits_digest(&st.hash) != m.xxh3) {
+      st.sequential = false;
+      return a.checksum_error(m);
+    }
+  }
+  st.pos += n;
+  return n;
+}
+
+Result<void> copy_member_to_fd(const Archive& archive, const Member& member, int fd) {
+  MemberReader reader(archive, member);
+  std::vector<std::byte> buf(static_cast<size_t>(std::min<uint64_t>(member.size, uint64_t{1} << 20)));
+  for (;;) {
+    MMAR_ASSIGN(size_t n, reader.read(buf.data(), buf.size()));
+    if (n == 0) return success();
+    for (size_t w = 0; w < n;) {
+      const ssize_t r = ::write(fd, buf.data() + w, n - w);
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) return sys_error(archive.name() + ": member '" + std::string(member.name) + "': write", errno ? errno : EIO);
+      w += static_cast<size_t>(r);
+    }
+  }
 }
 
 }  // namespace mmar

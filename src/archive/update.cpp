@@ -59,6 +59,15 @@ Result<std::string> resolved_path(const std::string& path) {
   return std::string(buf);
 }
 
+// Whether a generation has frame streams (superblock feature bit 1).
+template <class Table>
+bool has_framed(const Table& t) {
+  for (const auto& [name, te] : t) {
+    if ((te.e.me_flags & format::kFlagFramed) != 0) return true;
+  }
+  return false;
+}
+
 format::Entry entry_of(const Member& m) {
   format::Entry e{};
   std::memset(&e, 0, sizeof e);
@@ -72,7 +81,8 @@ format::Entry entry_of(const Member& m) {
   e.me_codec = static_cast<uint8_t>(m.codec);
   e.me_kind = static_cast<uint8_t>(m.kind);
   e.me_flags = static_cast<uint16_t>((m.page_aligned ? format::kFlagPageAligned : 0) |
-                                     (m.has_btf ? format::kFlagHasBtf : 0));
+                                     (m.has_btf ? format::kFlagHasBtf : 0) | (m.framed ? format::kFlagFramed : 0));
+  e.me_stream_offset = m.stream_offset;
   return e;
 }
 
@@ -712,6 +722,7 @@ Result<CommitResult> ArchiveUpdater::Impl::commit(std::vector<UpdateMember> put,
     level.result_count = static_cast<uint32_t>(next.size());
     level.changes = std::move(changes);
   }
+  if (has_framed(next)) flags |= format::kSbFlagFramed;
   if (auto w = pwrite_full(lock.fd(), index.data(), index.size(), new_index_offset, path()); !w.ok()) {
     return rollback(committed, std::move(w).error());
   }
@@ -796,7 +807,10 @@ Result<void> ArchiveUpdater::Impl::compact() {
       t.e.me_data_offset = done->second.offset;
       t.e.me_stored_size = done->second.stored_size;
       t.e.me_codec = done->second.codec;
-      t.e.me_flags = done->second.flags;
+      // Members of one frame stream share it; each keeps its own BTF flag
+      // and its offset in the stream.
+      t.e.me_flags = static_cast<uint16_t>((done->second.flags & ~format::kFlagHasBtf) |
+                                           (t.e.me_flags & format::kFlagHasBtf));
       continue;
     }
     if (t.e.me_codec == static_cast<uint8_t>(format::EntryCodec::extents)) {
@@ -831,7 +845,8 @@ Result<void> ArchiveUpdater::Impl::compact() {
   MMAR_TRY(pwrite_full(out.fd(), index.data(), index.size(), offset, out.temp_path()));
   const uint64_t new_generation = generation + 1;
   format::Superblock sb =
-      index_codec::make_superblock(new_generation, align_log2, 0, offset, index, static_cast<uint32_t>(next.size()));
+      index_codec::make_superblock(new_generation, align_log2, has_framed(next) ? format::kSbFlagFramed : 0, offset,
+                                   index, static_cast<uint32_t>(next.size()));
   if (!fence_block.empty()) {
     fence::finish(fence_block, sb.sb_index_xxh3, new_generation);
     MMAR_TRY(pwrite_full(out.fd(), fence_block.data(), fence_block.size(), fence::kOffset, out.temp_path()));
@@ -953,8 +968,8 @@ Result<WriteStats> compact_archive(const std::string& given, WriteOptions option
   auto copied = a.for_each([&](const Member& m) -> Result<void> {
     const std::string name(m.name);
     if (m.is_dir()) return w.add_directory(name, m.mode, m.mtime_ns);
-    MMAR_ASSIGN(Bytes bytes, a.read(m));
     if (m.is_symlink()) {
+      MMAR_ASSIGN(Bytes bytes, a.read(m));
       return w.add_symlink(name, std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size()), m.mtime_ns);
     }
     const std::string file = scratch + "/" + std::to_string(m.index);
@@ -962,7 +977,7 @@ Result<WriteStats> compact_archive(const std::string& given, WriteOptions option
     if (fd < 0) return sys_error("create " + file, errno);
     UniqueFd out(fd);
     cleanup.files.push_back(file);
-    MMAR_TRY(pwrite_full(fd, bytes.data(), bytes.size(), 0, file));
+    MMAR_TRY(copy_member_to_fd(a, m, fd));
     if (fchmod(fd, m.mode & 07777) != 0) return sys_error("chmod " + file, errno);
     const timespec times[2] = {to_timespec(m.mtime_ns), to_timespec(m.mtime_ns)};
     if (futimens(fd, times) != 0) return sys_error("set times of " + file, errno);

@@ -15,11 +15,13 @@
 #include <future>
 #include <mutex>
 #include <thread>
+#include <unordered_map>
 
 #include "archive/codec.h"
 #include "archive/detect.h"
 #include "archive/fence.h"
 #include "archive/format.h"
+#include "archive/frames.h"
 #include "archive/index_codec.h"
 #include "archive/names.h"
 #include "mmar/archive.h"
@@ -43,20 +45,6 @@ struct Input {
   uint64_t size_hint = 0;  // for progress and the in-flight window
   std::string link_target;
   uint64_t dev = 0, ino = 0;  // for hard links (files with st_nlink > 1)
-};
-
-// A member ready to be written: its hash, its kind, and either the
-// compressed form (when smaller), the bytes (buffers and symlinks), or an
-// open fd whose contents the writer copies kernel-side (raw files).
-struct Prepared {
-  Bytes data;
-  UniqueFd fd;
-  uint64_t size = 0;
-  struct timespec mtime {};
-  std::optional<std::vector<std::byte>> compressed;
-  uint64_t xxh3 = 0;
-  Detected detected;
-  std::optional<std::string> link_target;  // from WriteOptions::link_for
 };
 
 // A per-thread buffer reused across members: no allocation and no page
@@ -161,8 +149,6 @@ struct Writer::Impl {
     return success();
   }
 
-  Result<Prepared> prepare(const Input& in, unsigned threads) const;
-  Result<Prepared> prepare_data(const Input& in, unsigned threads) const;
   Result<WriteStats> write_mmar(int fd, const std::string& path, std::vector<Input>& sorted);
   Result<WriteStats> write_ctf(int fd, const std::string& path, std::vector<Input>& sorted);
 };
@@ -275,80 +261,6 @@ Result<void> Writer::set_link(const std::string& name, const std::string& target
   return success();
 }
 
-Result<Prepared> Writer::Impl::prepare(const Input& in, unsigned threads) const {
-  MMAR_ASSIGN(Prepared p, prepare_data(in, threads));
-  if (options.link_for && in.type != InputType::dir && in.type != InputType::symlink &&
-      (p.detected.kind == Kind::btf || p.detected.has_btf)) {
-    LinkQuery q;
-    q.member = in.name;
-    q.path = in.type == InputType::file ? std::string_view(in.path) : std::string_view();
-    q.bytes = in.type == InputType::bytes ? p.data.span() : std::span<const std::byte>();
-    q.kind = p.detected.kind;
-    q.has_btf = p.detected.has_btf;
-    p.link_target = options.link_for(q);
-  }
-  return p;
-}
-
-Result<Prepared> Writer::Impl::prepare_data(const Input& in, unsigned threads) const {
-  Prepared p;
-  if (in.type == InputType::dir) return p;
-  const bool may_compress = options.format == Format::mmar && options.codec != Codec::none && options.threshold != 0;
-  if (in.type != InputType::file) {
-    p.data = Bytes({in.bytes->data(), in.bytes->size()}, in.bytes);
-    p.size = p.data.size();
-    p.xxh3 = XXH3_64bits(p.data.data(), p.data.size());
-    if (in.type == InputType::symlink) return p;
-    p.detected = detect_kind(p.data.span());
-    if (may_compress && p.size > options.threshold) {
-      auto c = codec::compress(options.codec, options.level, p.data.span(), threads);
-      if (!c.ok()) return std::move(c).error().with_context(in.name);
-      p.compressed = std::move(c).value();
-    }
-    return p;
-  }
-  // Files are read with pread into a reused per-thread buffer rather than
-  // mapped: on many machines a page fault costs more than the copy.
-  int raw_fd = ::open(in.path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (raw_fd < 0) return sys_error(in.path, errno);
-  p.fd.reset(raw_fd);
-  struct stat st {};
-  if (fstat(raw_fd, &st) != 0) return sys_error("stat " + in.path, errno);
-  if (!S_ISREG(st.st_mode)) return Error(Errc::unsupported, in.path + ": no longer a regular file");
-  p.size = static_cast<uint64_t>(st.st_size);
-  p.mtime = st.st_mtim;
-  if (may_compress && p.size > options.threshold) {
-    if (p.size > SIZE_MAX / 2) return Error(Errc::limit, in.path + ": too large to compress in memory");
-    auto& buf = thread_buffer(p.size);
-    MMAR_TRY(pread_full(raw_fd, buf.data(), p.size, 0, in.path));
-    std::span<const std::byte> data(buf.data(), p.size);
-    p.xxh3 = XXH3_64bits(data.data(), data.size());
-    FdReader reader{raw_fd};
-    p.detected = detect_kind(data.first(std::min<size_t>(data.size(), 65536)), p.size, fd_read_at, &reader);
-    auto c = codec::compress(options.codec, options.level, data, threads);
-    if (!c.ok()) return std::move(c).error().with_context(in.name);
-    p.compressed = std::move(c).value();
-    if (p.compressed) p.fd.reset();  // otherwise stored raw from the fd
-    return p;
-  }
-  // Raw: hash in chunks; the writer copies the bytes kernel-side.
-  auto& buf = thread_buffer(kChunk);
-  XXH3_state_t state;
-  XXH3_64bits_reset(&state);
-  std::vector<std::byte> head;
-  for (uint64_t off = 0; off < p.size;) {
-    size_t n = static_cast<size_t>(std::min<uint64_t>(kChunk, p.size - off));
-    MMAR_TRY(pread_full(raw_fd, buf.data(), n, off, in.path));
-    if (off == 0) head.assign(buf.data(), buf.data() + std::min<size_t>(n, 65536));
-    XXH3_64bits_update(&state, buf.data(), n);
-    off += n;
-  }
-  p.xxh3 = XXH3_64bits_digest(&state);
-  FdReader reader{raw_fd};
-  p.detected = detect_kind(head, p.size, fd_read_at, &reader);
-  return p;
-}
-
 namespace {
 
 // Write all of [data, data+size) at offset.
@@ -373,17 +285,15 @@ Result<void> pwrite_all(int fd, std::span<const std::byte> data, uint64_t offset
 
 // Copy `size` bytes of `src` to `out` at `offset`: copy_file_range (no trip
 // through user space), or pread/pwrite where the kernel cannot (sysfs, some
-// filesystems). Then check the source did not change while archived, since
-// its hash was taken before.
-Result<void> copy_raw(Prepared& p, int out, uint64_t offset, const Input& in, const std::string& path) {
-  const int src = p.fd.get();
+// filesystems).
+Result<void> copy_raw(int src, uint64_t size, int out, uint64_t offset, const Input& in, const std::string& path) {
   uint64_t done = 0;
   bool use_copy_range = true;
-  while (done < p.size) {
+  while (done < size) {
     if (use_copy_range) {
       loff_t in_off = static_cast<loff_t>(done);
       loff_t out_off = static_cast<loff_t>(offset + done);
-      ssize_t n = ::copy_file_range(src, &in_off, out, &out_off, p.size - done, 0);
+      ssize_t n = ::copy_file_range(src, &in_off, out, &out_off, size - done, 0);
       if (n > 0) {
         done += static_cast<uint64_t>(n);
         continue;
@@ -396,21 +306,105 @@ Result<void> copy_raw(Prepared& p, int out, uint64_t offset, const Input& in, co
       use_copy_range = false;
     }
     auto& buf = thread_buffer(kChunk);
-    size_t n = static_cast<size_t>(std::min<uint64_t>(kChunk, p.size - done));
+    size_t n = static_cast<size_t>(std::min<uint64_t>(kChunk, size - done));
     MMAR_TRY(pread_full(src, buf.data(), n, done, in.path));
     MMAR_TRY(pwrite_all(out, buf.data(), n, offset + done, path));
     done += n;
   }
+  return success();
+}
+
+// The source did not change while it was archived (its hash and its bytes
+// were taken at different times).
+Result<void> check_unchanged(int fd, uint64_t size, const struct timespec& mtime, const Input& in) {
   struct stat st {};
-  if (fstat(src, &st) == 0 && (static_cast<uint64_t>(st.st_size) != p.size || st.st_mtim.tv_sec != p.mtime.tv_sec ||
-                               st.st_mtim.tv_nsec != p.mtime.tv_nsec)) {
+  if (fstat(fd, &st) == 0 && (static_cast<uint64_t>(st.st_size) != size || st.st_mtim.tv_sec != mtime.tv_sec ||
+                              st.st_mtim.tv_nsec != mtime.tv_nsec)) {
     return Error(Errc::io, in.path + ": file changed while being archived");
+  }
+  return success();
+}
+
+// Zeros over [offset, offset + size) of the output (what a member abandoned
+// after it was written leaves): gaps in an archive are zero.
+Result<void> zero_range(int fd, uint64_t offset, uint64_t size, const std::string& path) {
+  if (size == 0) return success();
+  if (::fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(offset),
+                  static_cast<off_t>(size)) == 0) {
+    return success();
+  }
+  static const std::vector<std::byte> zeros(kChunk);
+  for (uint64_t done = 0; done < size;) {
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(zeros.size(), size - done));
+    MMAR_TRY(pwrite_all(fd, zeros.data(), n, offset + done, path));
+    done += n;
   }
   return success();
 }
 
 }  // namespace
 
+namespace {
+
+// One frame after compression (on a worker thread): its stored bytes (the
+// input itself when compressing did not make it smaller) and their XXH3.
+struct FrameResult {
+  std::vector<std::byte> stored;
+  uint64_t xxh3 = 0;
+};
+
+Result<FrameResult> compress_one(Codec codec, int level, std::vector<std::byte> in) {
+  FrameResult r;
+  thread_local std::vector<std::byte> out;
+  MMAR_ASSIGN(bool smaller, codec::compress_frame(codec, level, in, out));
+  if (smaller) {
+    r.stored.assign(out.begin(), out.end());
+  } else {
+    r.stored = std::move(in);
+  }
+  r.xxh3 = XXH3_64bits(r.stored.data(), r.stored.size());
+  return r;
+}
+
+// The bytes of an input, by offset: a file (pread) or a buffer.
+struct InputBytes {
+  int fd = -1;
+  const std::vector<std::byte>* bytes = nullptr;
+  const Input* in = nullptr;
+  Result<void> read(uint64_t offset, std::byte* out, size_t n) const {
+    if (bytes != nullptr) {
+      std::memcpy(out, bytes->data() + offset, n);
+      return success();
+    }
+    return pread_full(fd, out, n, offset, in->path);
+  }
+};
+
+// Do two inputs hold the same `size` bytes? (Dedup: a hash match is
+// confirmed byte by byte, so a crafted collision cannot swap contents.)
+Result<bool> same_bytes(const InputBytes& a, const InputBytes& b, uint64_t size) {
+  std::vector<std::byte> x(std::min<uint64_t>(size, kChunk)), y(x.size());
+  for (uint64_t at = 0; at < size;) {
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(x.size(), size - at));
+    MMAR_TRY(a.read(at, x.data(), n));
+    MMAR_TRY(b.read(at, y.data(), n));
+    if (std::memcmp(x.data(), y.data(), n) != 0) return false;
+    at += n;
+  }
+  return true;
+}
+
+}  // namespace
+
+// The writing pipeline. The main thread walks the members in name order,
+// reads their bytes once, frame by frame, and queues an operation per step;
+// frames are compressed on the pool; operations are applied to the output
+// strictly in queue order (so the output does not depend on the number of
+// threads). The queue is bounded, so memory is about (queue length x 2
+// frames) whatever the members' sizes. Members smaller than a frame are
+// packed together, in name order, into shared one-frame streams; members
+// with the same bytes as an earlier one (hard links, or checked copies)
+// share its stored data.
 Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std::vector<Input>& sorted) {
   const uint64_t align = options.alignment;
   uint8_t align_log2 = 0;
@@ -419,20 +413,36 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
       align_log2 > format::kMaxAlignLog2) {
     return Error(Errc::invalid_argument, "alignment must be 4096, 8192, 16384, 32768 or 65536");
   }
+  // frame_size 0: every compressed member is one stream of its own, as
+  // before frame streams (what older readers read).
+  const bool single_streams = options.frame_size == 0;
+  uint8_t frame_log2 = single_streams ? frames::kDefaultLog2 : 0;
+  while ((uint64_t{1} << frame_log2) < options.frame_size) ++frame_log2;
+  if (!single_streams && ((uint64_t{1} << frame_log2) != options.frame_size || frame_log2 < format::kMinFrameLog2 ||
+                          frame_log2 > format::kMaxFrameLog2)) {
+    return Error(Errc::invalid_argument, "frame size must be a power of two from 4 KiB to 4 MiB");
+  }
+  const uint64_t frame = single_streams ? 0 : uint64_t{1} << frame_log2;
   if (sorted.size() > 0xfffffffeu) return Error(Errc::limit, "too many members");
+  const bool may_compress = options.codec != Codec::none && options.threshold != 0;
+  const Codec codec = options.codec;
+  const int level = options.level;
 
   // Links by name -> index in sorted order.
   std::vector<uint32_t> link_of(sorted.size(), format::kNoLink);
+  auto index_of = [&](const std::string& n) -> std::optional<uint32_t> {
+    auto by = [](const Input& in, const std::string& x) { return in.name < x; };
+    auto it = std::lower_bound(sorted.begin(), sorted.end(), n, by);
+    if (it == sorted.end() || it->name != n) return std::nullopt;
+    return static_cast<uint32_t>(it - sorted.begin());
+  };
   for (const auto& [name, target] : links) {
-    auto by = [](const Input& in, const std::string& n) { return in.name < n; };
-    auto a = std::lower_bound(sorted.begin(), sorted.end(), name, by);
-    auto b = std::lower_bound(sorted.begin(), sorted.end(), target, by);
-    if (a == sorted.end() || a->name != name)
-      return Error(Errc::invalid_argument, "link from unknown member '" + name + "'");
-    if (b == sorted.end() || b->name != target)
-      return Error(Errc::invalid_argument, "link to unknown member '" + target + "'");
-    if (a == b) return Error(Errc::invalid_argument, "member '" + name + "' links to itself");
-    link_of[a - sorted.begin()] = static_cast<uint32_t>(b - sorted.begin());
+    auto a = index_of(name);
+    auto b = index_of(target);
+    if (!a) return Error(Errc::invalid_argument, "link from unknown member '" + name + "'");
+    if (!b) return Error(Errc::invalid_argument, "link to unknown member '" + target + "'");
+    if (*a == *b) return Error(Errc::invalid_argument, "member '" + name + "' links to itself");
+    link_of[*a] = *b;
   }
 
   // Hard links: the data of a file seen before under another name is
@@ -454,39 +464,15 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
     }
   }
 
-  unsigned threads = options.threads != 0 ? options.threads : std::max(1u, std::thread::hardware_concurrency());
+  const unsigned threads = options.threads != 0 ? options.threads : std::max(1u, std::thread::hardware_concurrency());
   uint64_t total = 0;
   for (size_t i = 0; i < sorted.size(); ++i) {
     if (same_as[i] == format::kNoLink) total += sorted[i].size_hint;
   }
 
-  // Window of members in flight: bounded by count and by input bytes, so
-  // memory does not grow with the size of the whole input.
-  const size_t max_in_flight = 4 * size_t{threads} + 4;
-  const uint64_t max_bytes_in_flight = uint64_t{256} << 20;
-  ThreadPool pool(threads);
-  std::deque<std::future<Result<Prepared>>> in_flight;
-  uint64_t bytes_in_flight = 0;
-  size_t next_submit = 0;
-  auto submit_more = [&] {
-    while (next_submit < sorted.size() && in_flight.size() < max_in_flight &&
-           (in_flight.empty() || bytes_in_flight + sorted[next_submit].size_hint <= max_bytes_in_flight)) {
-      const bool shared = same_as[next_submit] != format::kNoLink;
-      auto task =
-          std::make_shared<std::packaged_task<Result<Prepared>()>>([this, &in = sorted[next_submit], threads, shared] {
-            return shared ? Result<Prepared>(Prepared{}) : prepare(in, threads);
-          });
-      in_flight.push_back(task->get_future());
-      bytes_in_flight += sorted[next_submit].size_hint;
-      pool.submit([task] { (*task)(); });
-      ++next_submit;
-    }
-  };
-
   index_codec::IndexBuilder entries;
+  for (const Input& in : sorted) entries.add(in.name);
   WriteStats stats;
-  // The name fence (if the archive is large enough for one) sits right
-  // after the superblocks; its index-dependent fields are filled at the end.
   std::vector<std::byte> fence_block;
   {
     std::vector<std::string_view> sorted_names;
@@ -497,97 +483,485 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
   uint64_t offset = *align_up(format::kHeaderAreaSize + fence_block.size(), format::kPackedAlign);
   uint64_t done = 0;
   uint64_t flushed = 0;
+  bool any_framed = false;
   constexpr uint64_t kWritebackChunk = uint64_t{8} << 20;
-  Result<void> failure;
-  for (size_t i = 0; i < sorted.size(); ++i) {
-    submit_more();
-    Result<Prepared> r = in_flight.front().get();
-    in_flight.pop_front();
-    const Input& in = sorted[i];
-    bytes_in_flight -= in.size_hint;
-    if (!r.ok()) {
-      failure = std::move(r).error();
-      break;  // the pool drains the remaining jobs in its destructor
-    }
-    Prepared& p = *r;
-    format::Entry& e = entries.add(in.name);
-    e.me_mode = in.mode;
-    e.me_mtime_ns = static_cast<uint64_t>(in.mtime_ns);
-    e.me_link = link_of[i];
-    if (same_as[i] != format::kNoLink) {
-      const format::Entry& first = entries.entry(same_as[i]);
-      e.me_data_offset = first.me_data_offset;
-      e.me_stored_size = first.me_stored_size;
-      e.me_size = first.me_size;
-      e.me_xxh3 = first.me_xxh3;
-      e.me_codec = first.me_codec;
-      e.me_kind = first.me_kind;
-      e.me_flags = first.me_flags;
-      stats.input_bytes += first.me_size;
-      continue;
-    }
-    if (p.link_target && e.me_link == format::kNoLink) {
-      auto by = [](const Input& x, const std::string& n) { return x.name < n; };
-      auto t = std::lower_bound(sorted.begin(), sorted.end(), *p.link_target, by);
-      if (t != sorted.end() && t->name == *p.link_target && t - sorted.begin() != static_cast<ptrdiff_t>(i)) {
-        e.me_link = static_cast<uint32_t>(t - sorted.begin());
-      }
-    }
-    e.me_size = p.size;
-    e.me_xxh3 = in.type == InputType::dir ? 0 : p.xxh3;
-    e.me_kind = static_cast<uint8_t>(p.detected.kind);
-    uint16_t flags = p.detected.has_btf ? format::kFlagHasBtf : 0;
-    if (in.type != InputType::dir && p.size != 0) {
-      if (p.compressed) {
-        offset = *align_up(offset, format::kPackedAlign);
-        e.me_codec = static_cast<uint8_t>(options.codec);
-        e.me_stored_size = p.compressed->size();
-        MMAR_TRY(pwrite_all(fd, *p.compressed, offset, path));
-        ++stats.compressed_members;
-      } else if (in.type == InputType::symlink) {
-        e.me_stored_size = p.data.size();
-        MMAR_TRY(pwrite_all(fd, p.data.span(), offset, path));
-      } else {
-        // Raw data that may be mapped starts on a page: ELF objects (their
-        // segments map straight from the archive) and anything a page or
-        // larger. Smaller members are packed; a page each would waste more
-        // than they hold.
-        if (p.detected.kind == Kind::elf || p.size >= align) {
-          offset = *align_up(offset, align);
-          flags |= format::kFlagPageAligned;
-        } else {
-          offset = *align_up(offset, format::kPackedAlign);
-        }
-        e.me_stored_size = p.size;
-        if (p.fd) {
-          MMAR_TRY(copy_raw(p, fd, offset, in, path));
-        } else {
-          MMAR_TRY(pwrite_all(fd, p.data.span(), offset, path));
-        }
-      }
-      e.me_data_offset = offset;
-      offset += e.me_stored_size;
-    }
-    e.me_flags = flags;
-    stats.input_bytes += p.size;
-    done += in.size_hint;
-    // Start writeback of what is written so far (as dpkg does), so the
-    // fsync before the rename has little left to wait for.
+
+  // The queue of operations, applied in order. A frame operation carries the
+  // future of its compression.
+  struct Op {
+    std::future<Result<FrameResult>> frame;
+    std::function<Result<void>(FrameResult*)> apply;
+  };
+  ThreadPool pool(threads);
+  std::deque<Op> ops;
+  const size_t max_ops = 4 * size_t{threads} + 4;
+  auto apply_front = [&]() -> Result<void> {
+    Op op = std::move(ops.front());
+    ops.pop_front();
+    if (!op.frame.valid()) return op.apply(nullptr);
+    Result<FrameResult> r = op.frame.get();
+    if (!r.ok()) return std::move(r).error();
+    return op.apply(&*r);
+  };
+  auto push = [&](std::function<Result<void>(FrameResult*)> apply) -> Result<void> {
+    ops.push_back(Op{{}, std::move(apply)});
+    while (ops.size() > max_ops) MMAR_TRY(apply_front());
+    return success();
+  };
+  auto push_frame = [&](std::vector<std::byte> in, std::function<Result<void>(FrameResult*)> apply) -> Result<void> {
+    auto task = std::make_shared<std::packaged_task<Result<FrameResult>()>>(
+        [codec, level, buf = std::move(in)]() mutable { return compress_one(codec, level, std::move(buf)); });
+    ops.push_back(Op{task->get_future(), std::move(apply)});
+    pool.submit([task] { (*task)(); });
+    while (ops.size() > max_ops) MMAR_TRY(apply_front());
+    return success();
+  };
+  auto progress = [&](uint64_t n) {
+    done += n;
     if (offset - flushed >= kWritebackChunk) {
+      // Start writeback of what is written so far (as dpkg does), so the
+      // fsync before the rename has little left to wait for.
       ::sync_file_range(fd, static_cast<off_t>(flushed), static_cast<off_t>(offset - flushed), SYNC_FILE_RANGE_WRITE);
       flushed = offset;
     }
     if (options.progress) options.progress(done, total);
+  };
+
+  // A frame stream: where it starts, what its frames stored.
+  struct Stream {
+    uint64_t start = 0;
+    uint64_t size = 0;
+    std::vector<uint64_t> lengths, sums;
+  };
+  auto begin_stream = [&](const std::shared_ptr<Stream>& st) {
+    return push([&, st](FrameResult*) -> Result<void> {
+      const uint64_t count = (st->size + frame - 1) >> frame_log2;
+      st->start = *align_up(offset, format::kPackedAlign);
+      offset = st->start + sizeof(format::FrameTableHeader) + count * sizeof(format::FrameEntry);
+      return success();
+    });
+  };
+  auto frame_op = [&](const std::shared_ptr<Stream>& st) {
+    return [&, st](FrameResult* r) -> Result<void> {
+      MMAR_TRY(pwrite_all(fd, r->stored, offset, path));
+      offset += r->stored.size();
+      st->lengths.push_back(r->stored.size());
+      st->sums.push_back(r->xxh3);
+      return success();
+    };
+  };
+  // The table, once every frame is written; the stream's stored size.
+  auto finish_stream = [&](Stream& st) -> Result<uint64_t> {
+    std::vector<std::byte> table = frames::encode_table(st.size, frame_log2, st.lengths, st.sums);
+    MMAR_TRY(pwrite_all(fd, table, st.start, path));
+    return offset - st.start;
+  };
+  auto set_framed = [&](uint32_t i, uint64_t start, uint64_t stored, uint32_t stream_offset) {
+    format::Entry& e = entries.entry(i);
+    e.me_data_offset = start;
+    e.me_stored_size = stored;
+    e.me_codec = static_cast<uint8_t>(codec);
+    e.me_flags = static_cast<uint16_t>(e.me_flags | format::kFlagFramed);
+    e.me_stream_offset = stream_offset;
+    any_framed = true;
+  };
+
+  // Small members gathered into one frame.
+  struct Pack {
+    std::vector<std::byte> bytes;
+    std::vector<std::pair<uint32_t, uint32_t>> members;  // (member, offset in the pack)
+  };
+  Pack pack;
+  auto flush_pack = [&]() -> Result<void> {
+    if (pack.members.empty()) return success();
+    auto st = std::make_shared<Stream>();
+    st->size = pack.bytes.size();
+    auto members = std::make_shared<std::vector<std::pair<uint32_t, uint32_t>>>(std::move(pack.members));
+    std::vector<std::byte> bytes = std::move(pack.bytes);
+    pack = Pack{};
+    MMAR_TRY(begin_stream(st));
+    const uint64_t n = st->size;
+    auto write_frame = frame_op(st);
+    auto finish_pack = [&, st, members, write_frame, n](FrameResult* r) -> Result<void> {
+      if (r->stored.size() == n) {
+        // Nothing to gain from packing: each member raw (no table to pay for).
+        for (const auto& [i, at] : *members) {
+          format::Entry& e = entries.entry(i);
+          const bool page = e.me_kind == static_cast<uint8_t>(Kind::elf) || e.me_size >= align;
+          offset = *align_up(offset, page ? align : format::kPackedAlign);
+          if (page) e.me_flags = static_cast<uint16_t>(e.me_flags | format::kFlagPageAligned);
+          MMAR_TRY(pwrite_all(fd, r->stored.data() + at, e.me_size, offset, path));
+          e.me_data_offset = offset;
+          e.me_stored_size = e.me_size;
+          offset += e.me_size;
+          --stats.compressed_members;
+        }
+        progress(n);
+        return success();
+      }
+      MMAR_TRY(write_frame(r));
+      MMAR_ASSIGN(uint64_t stored, finish_stream(*st));
+      for (const auto& [i, at] : *members) set_framed(i, st->start, stored, at);
+      progress(n);
+      return success();
+    };
+    return push_frame(std::move(bytes), std::move(finish_pack));
+  };
+
+  // Dedup: earlier members by (size, XXH3) -> member index; candidates are
+  // compared byte by byte.
+  std::unordered_map<uint64_t, std::vector<uint32_t>> by_size;  // members by size (dedup candidates)
+  std::vector<uint64_t> hash_of(sorted.size(), 0);
+  std::vector<uint8_t> same_bytes_as(sorted.size(), 0);
+  std::vector<uint8_t> hash_known(sorted.size(), 0);  // same_as[i] found by content, not by inode
+  // The open file of an earlier member, for a byte comparison.
+  auto open_input = [&](uint32_t j, UniqueFd& keep) -> Result<InputBytes> {
+    const Input& in = sorted[j];
+    InputBytes b;
+    b.in = &in;
+    if (in.type == InputType::bytes) {
+      b.bytes = in.bytes.get();
+      return b;
+    }
+    int f = ::open(in.path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (f < 0) return sys_error(in.path, errno);
+    keep.reset(f);
+    b.fd = f;
+    return b;
+  };
+  auto find_same = [&](uint32_t i, const InputBytes& mine, uint64_t size, uint64_t h) -> Result<std::optional<uint32_t>> {
+    auto it = by_size.find(size);
+    if (it == by_size.end()) return std::optional<uint32_t>();
+    for (uint32_t j : it->second) {
+      if (entries.entry(j).me_size != size) continue;
+      if (!hash_known[j]) {
+        // A raw member hashed on a worker: hash it here, once.
+        UniqueFd keep;
+        MMAR_ASSIGN(InputBytes theirs, open_input(j, keep));
+        XXH3_state_t state;
+        XXH3_64bits_reset(&state);
+        std::vector<std::byte> buf(std::min<uint64_t>(size, kChunk));
+        for (uint64_t at = 0; at < size;) {
+          const size_t n = static_cast<size_t>(std::min<uint64_t>(buf.size(), size - at));
+          MMAR_TRY(theirs.read(at, buf.data(), n));
+          XXH3_64bits_update(&state, buf.data(), n);
+          at += n;
+        }
+        hash_of[j] = XXH3_64bits_digest(&state);
+        hash_known[j] = 1;
+      }
+      if (hash_of[j] != h) continue;
+      UniqueFd keep;
+      MMAR_ASSIGN(InputBytes theirs, open_input(j, keep));
+      MMAR_ASSIGN(bool same, same_bytes(mine, theirs, size));
+      if (same) return std::optional<uint32_t>(j);
+    }
+    (void)i;
+    return std::optional<uint32_t>();
+  };
+
+  for (uint32_t i = 0; i < sorted.size(); ++i) {
+    const Input& in = sorted[i];
+    {
+      format::Entry& e = entries.entry(i);
+      e.me_mode = in.mode;
+      e.me_mtime_ns = static_cast<uint64_t>(in.mtime_ns);
+      e.me_link = link_of[i];
+    }
+    if (same_as[i] != format::kNoLink || in.type == InputType::dir) continue;
+    if (in.type == InputType::symlink) {
+      auto target = in.bytes;
+      entries.entry(i).me_size = target->size();
+      entries.entry(i).me_xxh3 = XXH3_64bits(target->data(), target->size());
+      auto write_link = [&, i, target](FrameResult*) -> Result<void> {
+        offset = *align_up(offset, format::kPackedAlign);
+        MMAR_TRY(pwrite_all(fd, *target, offset, path));
+        entries.entry(i).me_data_offset = offset;
+        entries.entry(i).me_stored_size = target->size();
+        offset += target->size();
+        progress(target->size());
+        return success();
+      };
+      MMAR_TRY(push(std::move(write_link)));
+      continue;
+    }
+
+    // A regular member: its bytes from a buffer or a file.
+    auto file = std::make_shared<UniqueFd>();
+    InputBytes src;
+    src.in = &in;
+    uint64_t size = 0;
+    struct timespec mtime {};
+    if (in.type == InputType::bytes) {
+      src.bytes = in.bytes.get();
+      size = in.bytes->size();
+    } else {
+      // Files are read with pread rather than mapped: on many machines a
+      // page fault costs more than the copy.
+      int raw_fd = ::open(in.path.c_str(), O_RDONLY | O_CLOEXEC);
+      if (raw_fd < 0) return sys_error(in.path, errno);
+      file->reset(raw_fd);
+      struct stat st {};
+      if (fstat(raw_fd, &st) != 0) return sys_error("stat " + in.path, errno);
+      if (!S_ISREG(st.st_mode)) return Error(Errc::unsupported, in.path + ": no longer a regular file");
+      size = static_cast<uint64_t>(st.st_size);
+      mtime = st.st_mtim;
+      src.fd = raw_fd;
+    }
+    entries.entry(i).me_size = size;
+    if (size == 0) {
+      entries.entry(i).me_xxh3 = XXH3_64bits(nullptr, 0);
+      continue;
+    }
+
+    // What it is, from its first bytes (and, for ELF, its section headers).
+    const size_t head_size = static_cast<size_t>(std::min<uint64_t>(size, 65536));
+    std::vector<std::byte> head(head_size);
+    MMAR_TRY(src.read(0, head.data(), head_size));
+    FdReader reader{src.fd};
+    const Detected detected = src.bytes != nullptr ? detect_kind(*src.bytes)
+                                                   : detect_kind(head, size, fd_read_at, &reader);
+    {
+      format::Entry& e = entries.entry(i);
+      e.me_kind = static_cast<uint8_t>(detected.kind);
+      e.me_flags = detected.has_btf ? format::kFlagHasBtf : 0;
+    }
+    if (options.link_for && (detected.kind == Kind::btf || detected.has_btf)) {
+      LinkQuery q;
+      q.member = in.name;
+      q.path = in.type == InputType::file ? std::string_view(in.path) : std::string_view();
+      q.bytes = src.bytes != nullptr ? std::span<const std::byte>(*src.bytes) : std::span<const std::byte>();
+      q.kind = detected.kind;
+      q.has_btf = detected.has_btf;
+      if (auto target = options.link_for(q); target && entries.entry(i).me_link == format::kNoLink) {
+        if (auto t = index_of(*target); t && *t != i) entries.entry(i).me_link = *t;
+      }
+    }
+    stats.input_bytes += size;
+
+    // Small members: into the pack, unless the same bytes are stored already.
+    if (may_compress && !single_streams && size > options.threshold && size < frame) {
+      std::vector<std::byte> bytes(size);
+      std::memcpy(bytes.data(), head.data(), head_size);
+      if (size > head_size) MMAR_TRY(src.read(head_size, bytes.data() + head_size, size - head_size));
+      if (src.fd >= 0) MMAR_TRY(check_unchanged(src.fd, size, mtime, in));
+      const uint64_t h = XXH3_64bits(bytes.data(), bytes.size());
+      entries.entry(i).me_xxh3 = h;
+      hash_of[i] = h;
+      InputBytes mine;
+      mine.bytes = &bytes;
+      MMAR_ASSIGN(std::optional<uint32_t> same, find_same(i, mine, size, h));
+      if (same) {
+        same_as[i] = *same;
+        same_bytes_as[i] = 1;
+        progress(size);
+        continue;
+      }
+      hash_known[i] = 1;
+      by_size[size].push_back(i);
+      if (pack.bytes.size() + size > frame) MMAR_TRY(flush_pack());
+      pack.members.emplace_back(i, static_cast<uint32_t>(pack.bytes.size()));
+      pack.bytes.insert(pack.bytes.end(), bytes.begin(), bytes.end());
+      ++stats.compressed_members;
+      continue;
+    }
+
+    // Members with the same size as an earlier one: hashed first, and
+    // stored once if the bytes are the same.
+    std::optional<uint64_t> early_hash;
+    if (by_size.count(size) != 0) {
+      XXH3_state_t state;
+      XXH3_64bits_reset(&state);
+      std::vector<std::byte> buf(std::min<uint64_t>(size, kChunk));
+      for (uint64_t at = 0; at < size;) {
+        const size_t n = static_cast<size_t>(std::min<uint64_t>(buf.size(), size - at));
+        MMAR_TRY(src.read(at, buf.data(), n));
+        XXH3_64bits_update(&state, buf.data(), n);
+        at += n;
+      }
+      early_hash = XXH3_64bits_digest(&state);
+      MMAR_ASSIGN(std::optional<uint32_t> same, find_same(i, src, size, *early_hash));
+      if (same) {
+        same_as[i] = *same;
+        same_bytes_as[i] = 1;
+        progress(size);
+        continue;
+      }
+      hash_of[i] = *early_hash;
+      hash_known[i] = 1;
+    }
+    by_size[size].push_back(i);
+
+    if (!may_compress || size <= options.threshold) {
+      // Raw: hashed on a worker, copied kernel-side in order.
+      auto hashed = std::make_shared<std::packaged_task<Result<FrameResult>()>>([src, size, file]() -> Result<FrameResult> {
+        XXH3_state_t state;
+        XXH3_64bits_reset(&state);
+        auto& buf = thread_buffer(std::min<uint64_t>(size, kChunk));
+        for (uint64_t at = 0; at < size;) {
+          const size_t n = static_cast<size_t>(std::min<uint64_t>(kChunk, size - at));
+          MMAR_TRY(src.read(at, buf.data(), n));
+          XXH3_64bits_update(&state, buf.data(), n);
+          at += n;
+        }
+        FrameResult r;
+        r.xxh3 = XXH3_64bits_digest(&state);
+        return r;
+      });
+      ops.push_back(Op{hashed->get_future(), [&, i, file, src, size, mtime, detected](FrameResult* r) -> Result<void> {
+                         format::Entry& e = entries.entry(i);
+                         e.me_xxh3 = r->xxh3;
+                         hash_of[i] = r->xxh3;
+                         hash_known[i] = 1;
+                         // Raw data that may be mapped starts on a page: ELF
+                         // objects (their segments map straight from the
+                         // archive) and anything a page or larger.
+                         const bool page = detected.kind == Kind::elf || size >= align;
+                         offset = *align_up(offset, page ? align : format::kPackedAlign);
+                         if (page) e.me_flags = static_cast<uint16_t>(e.me_flags | format::kFlagPageAligned);
+                         if (src.fd >= 0) {
+                           MMAR_TRY(copy_raw(src.fd, size, fd, offset, *src.in, path));
+                           MMAR_TRY(check_unchanged(src.fd, size, mtime, *src.in));
+                         } else {
+                           MMAR_TRY(pwrite_all(fd, src.bytes->data(), size, offset, path));
+                         }
+                         e.me_data_offset = offset;
+                         e.me_stored_size = size;
+                         offset += size;
+                         progress(size);
+                         return success();
+                       }});
+      pool.submit([hashed] { (*hashed)(); });
+      while (ops.size() > max_ops) MMAR_TRY(apply_front());
+      continue;
+    }
+
+    if (single_streams) {
+      // One stream for the whole member (in memory: this is the format
+      // older readers know, not the bounded pipeline).
+      if (size > SIZE_MAX / 2) return Error(Errc::limit, in.name + ": too large to compress in one stream");
+      auto whole = std::make_shared<std::vector<std::byte>>(size);
+      MMAR_TRY(src.read(0, whole->data(), size));
+      if (src.fd >= 0) MMAR_TRY(check_unchanged(src.fd, size, mtime, in));
+      const uint64_t h = XXH3_64bits(whole->data(), size);
+      entries.entry(i).me_xxh3 = h;
+      hash_of[i] = h;
+      hash_known[i] = 1;
+      auto task = std::make_shared<std::packaged_task<Result<FrameResult>()>>(
+          [codec, level, threads, whole]() -> Result<FrameResult> {
+            MMAR_ASSIGN(auto c, codec::compress(codec, level, *whole, threads));
+            FrameResult r;
+            if (c) r.stored = std::move(*c);
+            return r;
+          });
+      auto place = [&, i, whole, size, detected](FrameResult* r) -> Result<void> {
+        format::Entry& e = entries.entry(i);
+        if (!r->stored.empty()) {
+          offset = *align_up(offset, format::kPackedAlign);
+          MMAR_TRY(pwrite_all(fd, r->stored, offset, path));
+          e.me_codec = static_cast<uint8_t>(codec);
+          e.me_stored_size = r->stored.size();
+          ++stats.compressed_members;
+        } else {
+          const bool page = detected.kind == Kind::elf || size >= align;
+          offset = *align_up(offset, page ? align : format::kPackedAlign);
+          if (page) e.me_flags = static_cast<uint16_t>(e.me_flags | format::kFlagPageAligned);
+          MMAR_TRY(pwrite_all(fd, *whole, offset, path));
+          e.me_stored_size = size;
+        }
+        e.me_data_offset = offset;
+        offset += e.me_stored_size;
+        progress(size);
+        return success();
+      };
+      ops.push_back(Op{task->get_future(), std::move(place)});
+      pool.submit([task] { (*task)(); });
+      while (ops.size() > max_ops) MMAR_TRY(apply_front());
+      continue;
+    }
+
+    // A frame stream of its own, read once, frame by frame.
+    auto st = std::make_shared<Stream>();
+    st->size = size;
+    MMAR_TRY(begin_stream(st));
+    XXH3_state_t state;
+    XXH3_64bits_reset(&state);
+    for (uint64_t at = 0; at < size; at += frame) {
+      const size_t n = static_cast<size_t>(std::min<uint64_t>(frame, size - at));
+      std::vector<std::byte> buf(n);
+      MMAR_TRY(src.read(at, buf.data(), n));
+      if (!early_hash) XXH3_64bits_update(&state, buf.data(), n);
+      auto write_frame = frame_op(st);
+      auto write_counted = [write_frame, &progress, n](FrameResult* r) -> Result<void> {
+        MMAR_TRY(write_frame(r));
+        progress(n);
+        return success();
+      };
+      MMAR_TRY(push_frame(std::move(buf), std::move(write_counted)));
+    }
+    if (src.fd >= 0) MMAR_TRY(check_unchanged(src.fd, size, mtime, in));
+    const uint64_t h = early_hash ? *early_hash : XXH3_64bits_digest(&state);
+    entries.entry(i).me_xxh3 = h;
+    hash_of[i] = h;
+    hash_known[i] = 1;
+    ++stats.compressed_members;
+    auto finish_member = [&, i, st, file, src, size, detected](FrameResult*) -> Result<void> {
+      MMAR_ASSIGN(uint64_t stored, finish_stream(*st));
+      if (stored < size) {
+        set_framed(i, st->start, stored, 0);
+        return success();
+      }
+      // Compression did not pay: the member is stored raw instead (read a
+      // second time, kernel-side), and what the frames took is zeroed.
+      --stats.compressed_members;
+      const uint64_t abandoned_end = offset;
+      const bool page = detected.kind == Kind::elf || size >= align;
+      offset = *align_up(st->start, page ? align : format::kPackedAlign);
+      MMAR_TRY(zero_range(fd, st->start, abandoned_end - st->start, path));
+      format::Entry& e = entries.entry(i);
+      if (page) e.me_flags = static_cast<uint16_t>(e.me_flags | format::kFlagPageAligned);
+      if (src.fd >= 0) {
+        MMAR_TRY(copy_raw(src.fd, size, fd, offset, *src.in, path));
+      } else {
+        MMAR_TRY(pwrite_all(fd, src.bytes->data(), size, offset, path));
+      }
+      e.me_data_offset = offset;
+      e.me_stored_size = size;
+      offset += size;  // up to abandoned_end: zeros (later data overwrites them, truncation cuts them)
+      return success();
+    };
+    MMAR_TRY(push(std::move(finish_member)));
   }
-  if (!failure.ok()) return std::move(failure).error();
+  MMAR_TRY(flush_pack());
+  while (!ops.empty()) MMAR_TRY(apply_front());
+
+  // Members that share an earlier member's data (hard links, same bytes).
+  for (uint32_t i = 0; i < sorted.size(); ++i) {
+    if (same_as[i] == format::kNoLink) continue;
+    const format::Entry first = entries.entry(same_as[i]);
+    format::Entry& e = entries.entry(i);
+    e.me_data_offset = first.me_data_offset;
+    e.me_stored_size = first.me_stored_size;
+    e.me_size = first.me_size;
+    e.me_xxh3 = first.me_xxh3;
+    e.me_codec = first.me_codec;
+    e.me_kind = first.me_kind;
+    e.me_flags = first.me_flags;
+    e.me_stream_offset = first.me_stream_offset;
+    if (same_bytes_as[i]) {
+      ++stats.deduplicated;  // counted in input_bytes when it was read
+    } else {
+      stats.input_bytes += first.me_size;  // a hard link, not read
+    }
+  }
 
   // Index: entries then names, 8-aligned, hashed as one range.
   offset = *align_up(offset, 8);
   const uint64_t index_offset = offset;
   std::vector<std::byte> index = entries.bytes();
   MMAR_TRY(pwrite_all(fd, index, index_offset, path));
-  format::Superblock sb = index_codec::make_superblock(1, align_log2, 0, index_offset, index,
-                                                       static_cast<uint32_t>(entries.count()));
+  format::Superblock sb = index_codec::make_superblock(1, align_log2, any_framed ? format::kSbFlagFramed : 0,
+                                                       index_offset, index, static_cast<uint32_t>(entries.count()));
   if (!fence_block.empty()) {
     fence::finish(fence_block, sb.sb_index_xxh3, 1);
     MMAR_TRY(pwrite_all(fd, fence_block, fence::kOffset, path));

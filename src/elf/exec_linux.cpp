@@ -52,18 +52,12 @@ namespace {
 // fexecve from an anonymous memory file: the kernel does the exec.
 Error exec_via_memfd(const Archive& archive, const Member& member, const std::vector<std::string>& argv) {
   const std::string name = archive.name() + ":" + std::string(member.name);
-  auto bytes = archive.read(member);
-  if (!bytes.ok()) return std::move(bytes).error();
   // Not close-on-exec: a script's interpreter opens it as /dev/fd/N.
   int fd = memfd_create("mmar-exec", 0);
   if (fd < 0) return sys_error(name + ": memfd_create", errno);
   UniqueFd mem(fd);
-  for (size_t w = 0; w < bytes->size();) {
-    ssize_t r = write(fd, bytes->data() + w, bytes->size() - w);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) return sys_error(name + ": write memfd", errno ? errno : EIO);
-    w += static_cast<size_t>(r);
-  }
+  // Streamed frame by frame: no copy of the member in our memory.
+  if (auto copied = copy_member_to_fd(archive, member, fd); !copied.ok()) return std::move(copied).error();
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);

@@ -361,20 +361,14 @@ Result<MappedObject> map_member(const Archive& archive, const Member& member, ui
     }
     return map_impl(fd, member.data_offset, member.size, flags, padding, name, known);
   }
-  // Compressed (or packed at a non-page offset, or not in a file): inflate
-  // into an anonymous memory file.
-  MMAR_ASSIGN(Bytes bytes, archive.read(member));
+  // Compressed (or packed at a non-page offset, or not in a file): inflated
+  // frame by frame into an anonymous memory file (no copy in our memory).
   int m = memfd_create("mmar-member", MFD_CLOEXEC | MFD_EXEC);
   if (m < 0 && errno == EINVAL) m = memfd_create("mmar-member", MFD_CLOEXEC);
   if (m < 0) return errno_error(name + ": memfd_create", errno);
   UniqueFd mem(m);
-  for (size_t w = 0; w < bytes.size();) {
-    ssize_t r = write(m, bytes.data() + w, bytes.size() - w);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) return errno_error(name + ": write memfd", errno ? errno : EIO);
-    w += static_cast<size_t>(r);
-  }
-  return map_impl(m, 0, bytes.size(), flags, padding, name, bytes.span());
+  MMAR_TRY(copy_member_to_fd(archive, member, m));
+  return map_impl(m, 0, member.size, flags, padding, name, {});
 }
 
 }  // namespace mmar

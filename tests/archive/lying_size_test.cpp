@@ -41,7 +41,7 @@ std::vector<std::byte> lying_zstd_frame(uint64_t declared) {
 // An archive with one zstd member "bomb" whose stored bytes are `frame` and
 // whose entry declares `size`, checksums resealed.
 std::vector<std::byte> archive_with_frame(const std::vector<std::byte>& frame, uint64_t size) {
-  Writer w;
+  Writer w({.frame_size = 0});  // one stream per member (the format before frame streams)
   EXPECT_TRUE(w.add_bytes("bomb", std::vector<std::byte>(256 << 10, std::byte{'z'})).ok());
   TempDir tmp;
   EXPECT_TRUE(w.write(tmp / "a.mmar").ok());

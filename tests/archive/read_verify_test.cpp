@@ -19,7 +19,7 @@ const std::string kMmar = MMAR_BIN;
 // An archive with a good raw member "ok" and a raw member "bad" with one
 // byte flipped; also returns "bad"'s original text.
 std::vector<std::byte> damaged_archive(const std::string& path) {
-  Writer w;
+  Writer w({.codec = Codec::none});
   EXPECT_TRUE(w.add_bytes("bad", test::to_bytes("the original bytes\n")).ok());
   EXPECT_TRUE(w.add_bytes("ok", test::to_bytes("fine\n")).ok());
   EXPECT_TRUE(w.write(path).ok());

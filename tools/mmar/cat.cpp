@@ -12,8 +12,10 @@ namespace {
 
 const Verb kCat{"cat",
                 "[-f] ARCHIVE NAME...",
-                "Write the contents of each member NAME to standard output, in order. Each member's\n"
-                "XXH3 checksum is checked before any of its bytes are written.",
+                "Write the contents of each member NAME to standard output, in order, streamed: memory\n"
+                "stays small whatever the member's size. Every frame of a compressed member is checked\n"
+                "before its bytes are written, and the member's XXH3 when its end is reached (a raw\n"
+                "member's before any byte is written); a mismatch exits 1.",
                 {
                     {"file", 'f', true, "ARCHIVE", "archive to read ('-' for standard input)"},
                     {"pread", 0, false, "", "read with pread instead of mmap"},
@@ -32,9 +34,18 @@ int run_cat(int argc, char** argv) {
     auto m = a->find(name);
     if (!m.ok()) return fail(m.error());
     if (m->is_dir()) return fail(Error(Errc::invalid_argument, path + ": '" + name + "' is a directory"));
-    auto bytes = a->read(*m);
-    if (!bytes.ok()) return fail(bytes.error());
-    if (!write_all(1, bytes->data(), bytes->size())) return fail(sys_error("write to standard output", errno));
+    if (m->codec == Codec::none && a->source().contiguous()) {
+      // A view of the mapping, written as it is.
+      auto bytes = a->read(*m);
+      if (!bytes.ok()) return fail(bytes.error());
+      if (!write_all(1, bytes->data(), bytes->size())) return fail(sys_error("write to standard output", errno));
+      continue;
+    }
+    auto done = stream_member(*a, *m, [](const std::byte* data, size_t n) -> Result<void> {
+      if (!write_all(1, data, n)) return sys_error("write to standard output", errno);
+      return success();
+    });
+    if (!done.ok()) return fail(done.error());
   }
   return kExitOk;
 }

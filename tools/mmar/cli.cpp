@@ -455,4 +455,15 @@ void Progress::finish() {
   }
 }
 
+Result<void> stream_member(const Archive& a, const Member& m,
+                           const std::function<Result<void>(const std::byte*, size_t)>& sink) {
+  MemberReader reader(a, m);
+  std::vector<std::byte> buf(static_cast<size_t>(std::min<uint64_t>(m.size, uint64_t{1} << 20)));
+  for (;;) {
+    MMAR_ASSIGN(size_t n, reader.read(buf.data(), buf.size()));
+    if (n == 0) return success();
+    MMAR_TRY(sink(buf.data(), n));
+  }
+}
+
 }  // namespace mmar::cli

@@ -111,5 +111,9 @@ int64_t now_ns();
 
 // write(2) all of [p, p+n), retrying on EINTR and short writes.
 bool write_all(int fd, const std::byte* p, size_t n);
+// A member's bytes handed to `sink` in pieces of at most 1 MiB, read through
+// a MemberReader (frames checked as inflated, the whole XXH3 at the end).
+Result<void> stream_member(const Archive& a, const Member& m,
+                           const std::function<Result<void>(const std::byte*, size_t)>& sink);
 
 }  // namespace mmar::cli

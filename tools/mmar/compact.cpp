@@ -9,13 +9,15 @@ namespace {
 const Verb kCompact{"compact",
                     "[-f] ARCHIVE [--compress zstd|xz|none] [--level N] [--threshold BYTES]",
                     "Rewrite ARCHIVE (atomically) keeping only what its current generation uses: the data that\n"
-                    "updates through a writable mount superseded is dropped. Members are compressed as\n"
-                    "`mmar create` would (zstd above 4 KiB) unless --compress says otherwise.",
+                    "updates through a writable mount superseded is dropped. Stored bytes are copied as they\n"
+                    "are (frames are not recompressed); --compress, --level, --threshold or --frame-size\n"
+                    "recompress every member as `mmar create` would.",
                     {
                         {"file", 'f', true, "ARCHIVE", "the archive"},
                         {"compress", 0, true, "CODEC", "zstd (default), xz or none"},
                         {"level", 0, true, "N", "compression level"},
-                        {"threshold", 0, true, "BYTES", "compress members larger than this (default 4096)"},
+                        {"threshold", 0, true, "BYTES", "compress members larger than this (default 16)"},
+                        {"frame-size", 0, true, "BYTES", "frame size when recompressing (default 128K)"},
                     }};
 
 }  // namespace
@@ -35,6 +37,13 @@ int run_compact(int argc, char** argv) {
     if (!n || *n > 22) return usage_error("compact", "bad --level");
     o.level = static_cast<int>(*n);
   }
+  if (p.has("frame-size")) {
+    auto v = parse_size(p.get("frame-size"));
+    if (!v || *v < 4096 || *v > (4u << 20) || (*v & (*v - 1)) != 0) {
+      return usage_error("compact", "--frame-size must be a power of two from 4K to 4M");
+    }
+    o.frame_size = static_cast<uint32_t>(*v);
+  }
   if (p.has("threshold")) {
     auto n = parse_size(p.get("threshold"));
     if (!n) return usage_error("compact", "bad --threshold");
@@ -43,6 +52,16 @@ int run_compact(int argc, char** argv) {
   auto before = Archive::open(path);
   if (!before.ok()) return fail(before.error());
   const uint64_t old_size = before->source().size();
+  if (!p.has("compress") && !p.has("level") && !p.has("threshold") && !p.has("frame-size")) {
+    // Copy what the current generation uses, as stored.
+    auto u = ArchiveUpdater::open(path, {.compact_ratio = 0});
+    if (!u.ok()) return fail(u.error());
+    auto c = u->compact();
+    if (!c.ok()) return fail(c.error());
+    std::printf("%s: %u members, %llu -> %llu bytes\n", path.c_str(), u->size(),
+                static_cast<unsigned long long>(old_size), static_cast<unsigned long long>(u->file_size()));
+    return kExitOk;
+  }
   auto stats = compact_archive(path, o);
   if (!stats.ok()) return fail(stats.error());
   std::printf("%s: %u members, %llu -> %llu bytes\n", path.c_str(), stats->members,

@@ -25,7 +25,9 @@ const Verb kCreate{
         {"directory", 'C', true, "DIR", "resolve PATHs relative to DIR"},
         {"compress", 0, true, "CODEC", "zstd (default), xz or none"},
         {"level", 0, true, "N", "compression level (default: zstd 3, xz 6)"},
-        {"threshold", 0, true, "BYTES", "compress members larger than this (default 4096; 0 = never)"},
+        {"threshold", 0, true, "BYTES", "compress members larger than this (default 16; 0 = never)"},
+        {"frame-size", 0, true, "BYTES", "compressed members are frames of this size, each inflated alone\n"
+                                         "                               (a power of two, 4K..4M; default 128K); smaller members share frames"},
         {"align", 0, true, "BYTES", "page alignment of raw members: 4096 (default), 16384 or 65536"},
         {"format", 0, true, "FMT", "mmar (default) or ctf (binutils libctf CTF archive)"},
         {"ctf-model", 0, true, "MODEL", "with --format ctf: lp64 (default) or ilp32, the data model libctf gives the dicts"},
@@ -54,6 +56,13 @@ int run_create(int argc, char** argv) {
     if (!v || *v > 22) return usage_error("create", "bad --level '" + p.get("level") + "'");
     o.level = static_cast<int>(*v);
     if (o.codec == Codec::xz && o.level > 9) return usage_error("create", "xz levels are 0..9");
+  }
+  if (p.has("frame-size")) {
+    auto v = parse_size(p.get("frame-size"));
+    if (!v || *v < 4096 || *v > (4u << 20) || (*v & (*v - 1)) != 0) {
+      return usage_error("create", "--frame-size must be a power of two from 4K to 4M");
+    }
+    o.frame_size = static_cast<uint32_t>(*v);
   }
   if (p.has("threshold")) {
     auto v = parse_size(p.get("threshold"));

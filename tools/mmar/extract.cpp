@@ -134,9 +134,9 @@ Result<void> extract_one(const Archive& a, const Member& m, int root, bool same_
       return sys_error("mkdir '" + name + "'", errno);
     return success();  // mode and mtime applied at the end
   }
-  MMAR_ASSIGN(Bytes bytes, a.read(m));
   MMAR_TRY(clear_leaf(parent.fd, leaf, name, false));
   if (m.is_symlink()) {
+    MMAR_ASSIGN(Bytes bytes, a.read(m));
     std::string target(bytes.str());
     if (target.empty() || target.find('\0') != std::string::npos) {
       return Error(Errc::malformed, "symlink '" + name + "' has a bad target");
@@ -147,7 +147,16 @@ Result<void> extract_one(const Archive& a, const Member& m, int root, bool same_
   }
   Fd out(::openat(parent.fd, leaf.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
   if (out.fd < 0) return sys_error("create '" + name + "'", errno);
-  if (!write_all(out.fd, bytes.data(), bytes.size())) return sys_error("write '" + name + "'", errno);
+  // Streamed (memory independent of the member's size); a member whose
+  // frames or checksum turn out bad is not left behind half written.
+  Result<void> wrote = stream_member(a, m, [&](const std::byte* data, size_t n) -> Result<void> {
+    if (!write_all(out.fd, data, n)) return sys_error("write '" + name + "'", errno);
+    return success();
+  });
+  if (!wrote.ok()) {
+    ::unlinkat(parent.fd, leaf.c_str(), 0);
+    return wrote;
+  }
   if (::fchmod(out.fd, extracted_mode(m, same_permissions)) != 0) return sys_error("chmod '" + name + "'", errno);
   ::futimens(out.fd, times);
   return success();

@@ -32,7 +32,8 @@ const Verb kMount{
         {"option", 'o', true, "OPTIONS",
          "mount options, comma-separated: allow_other, allow_root, auto_unmount, ro, rw, (no)exec, (no)suid,\n"
          "                               (no)dev, (no)atime and the other atime options, sync, async, dirsync,\n"
-         "                               max_read=N; always nosuid,nodev unless -o suid / -o dev"},
+         "                               max_read=N, cache_size=BYTES (inflated frames kept in memory,\n"
+         "                               default 32M); always nosuid,nodev unless -o suid / -o dev"},
         {"threads", 0, true, "N", "at most N threads serving requests"},
         {"debug", 'd', false, "", "log every FUSE request on stderr (implies -f)"},
         {"rw", 0, false, "", "writable: changes persist into ARCHIVE on fsync and at unmount (crash-safe)"},
@@ -147,12 +148,25 @@ int run_mount(int argc, char** argv) {
       if (opt == "rw") o.writable = true;
     }
   }
+  // cache_size=BYTES (K/M/G suffixes): the inflated frames kept in memory.
+  // Ours, not libfuse's: taken out of the options passed on.
+  OpenOptions open_options;
+  for (auto it = o.fuse_options.begin(); it != o.fuse_options.end();) {
+    if (it->rfind("cache_size=", 0) != 0) {
+      ++it;
+      continue;
+    }
+    auto n = parse_size(it->substr(11));
+    if (!n) return usage_error("mount", "bad '" + *it + "'");
+    open_options.frame_cache_bytes = *n;
+    it = o.fuse_options.erase(it);
+  }
   // Absolute: the daemon changes to / when it detaches, and a writable mount
   // reopens the archive by name after each commit.
   char resolved[PATH_MAX];
   const std::string archive_path =
       realpath(p.positional[0].c_str(), resolved) != nullptr ? std::string(resolved) : p.positional[0];
-  auto a = Archive::open(archive_path);
+  auto a = Archive::open(archive_path, open_options);
   if (!a.ok()) return fail(a.error());
   if (o.writable && a->format() != Format::mmar) {
     return fail(Error(Errc::invalid_argument, p.positional[0] + ": only mmar archives can be mounted writable"));
