@@ -4,6 +4,8 @@
 //    and a range of it reads as the same bytes;
 //  - a name found by at() is found again by find() (when the index is
 //    sorted) at a member with the same name;
+//  - a member streamed through a MemberReader, or a range of it read as
+//    Bytes, gives the same bytes as the whole read, or an error;
 //  - verify() never fails to run on an archive that opened;
 //  - ArchiveProbe (preads, the name fence) finds every member of an archive
 //    that verify() passes at the same index (archives with index deltas and
@@ -41,6 +43,25 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       auto got = a->read(*m, off, sizeof part, part);
       if (got.ok() && (*got != std::min<uint64_t>(sizeof part, m->size - off) ||
                        std::memcmp(part, d->data() + off, *got) != 0)) {
+        std::abort();
+      }
+    }
+    // Streamed (MemberReader) and by range as Bytes (read_bytes): the same
+    // bytes as the whole read, or an error; never other bytes.
+    if (d.ok() && !m->is_dir() && m->size > 0 && m->size <= (1u << 20)) {
+      mmar::MemberReader r(*a, *m);
+      char chunk[700];
+      uint64_t at = 0;
+      for (;;) {
+        auto got = r.read(chunk, sizeof chunk);
+        if (!got.ok() || *got == 0) break;
+        if (at + *got > m->size || std::memcmp(chunk, d->data() + at, *got) != 0) std::abort();
+        at += *got;
+      }
+      const uint64_t off = m->size / 2;
+      auto rb = a->read_bytes(*m, off, 300);
+      if (rb.ok() && (rb->size() != std::min<uint64_t>(300, m->size - off) ||
+                      std::memcmp(rb->data(), d->data() + off, rb->size()) != 0)) {
         std::abort();
       }
     }

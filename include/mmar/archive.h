@@ -139,6 +139,10 @@ class Archive {
   // place (their checksum checked once per Archive, as read() does);
   // compressed ones through the inflated, cached whole.
   Result<size_t> read(const Member& member, uint64_t offset, size_t length, void* out) const;
+  // The same range (cut at the member's end) as Bytes: a view of the
+  // inflated frame when it lies in one frame, of the mapping for a raw
+  // member; a fresh buffer otherwise.
+  Result<Bytes> read_bytes(const Member& member, uint64_t offset, size_t length) const;
 
   // Raw iteration in name order; stops at the first error or when fn fails.
   Result<void> for_each(const std::function<Result<void>(const Member&)>& fn) const;

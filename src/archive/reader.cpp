@@ -18,6 +18,7 @@
 #include <list>
 #include <map>
 #include <mutex>
+#include <new>
 #include <unordered_map>
 
 #include "archive/codec.h"
@@ -139,6 +140,52 @@ class InflateCache {
   std::unordered_map<uint32_t, std::list<Node>::iterator> map_;
 };
 
+// Buffers for inflated frames, recycled: a frame costs no allocation, no
+// zeroing and no page faults once the pool is warm (a sequential read of a
+// large member through the mount inflates thousands of frames). Buffers
+// come back when the last Bytes viewing them goes; the pool keeps a bounded
+// number, of one size (the size asked most: the frame size).
+class FramePool : public std::enable_shared_from_this<FramePool> {
+ public:
+  std::shared_ptr<std::byte> take(size_t n) {
+    std::byte* p = nullptr;
+    {
+      std::lock_guard lock(mu_);
+      if (n == size_ && !free_.empty()) {
+        p = free_.back();
+        free_.pop_back();
+      }
+    }
+    if (p == nullptr) {
+      p = static_cast<std::byte*>(::operator new(n, std::nothrow));
+      if (p == nullptr) return nullptr;
+    }
+    std::weak_ptr<FramePool> self = weak_from_this();
+    return std::shared_ptr<std::byte>(p, [self, n](std::byte* q) {
+      if (auto pool = self.lock()) {
+        if (pool->give_back(q, n)) return;
+      }
+      ::operator delete(q);
+    });
+  }
+  ~FramePool() {
+    for (std::byte* p : free_) ::operator delete(p);
+  }
+
+ private:
+  bool give_back(std::byte* p, size_t n) {
+    std::lock_guard lock(mu_);
+    if (size_ == 0) size_ = n;
+    if (n != size_ || free_.size() >= kKeep) return false;
+    free_.push_back(p);
+    return true;
+  }
+  static constexpr size_t kKeep = 64;
+  std::mutex mu_;
+  size_t size_ = 0;
+  std::vector<std::byte*> free_;
+};
+
 // Inflated frames of frame streams, by (stream offset, frame), bounded by
 // bytes, least recently used evicted first. Inflation happens outside the
 // lock: two readers of different frames never wait for each other.
@@ -219,6 +266,7 @@ struct Archive::Impl {
 
   mutable InflateCache cache;
   mutable FrameCache frame_cache;
+  std::shared_ptr<FramePool> frame_buffers = std::make_shared<FramePool>();
   // Raw members whose XXH3 has been checked, by member index: bit i of
   // `raw_good` / `raw_bad` (one word per 64 members, allocated on first use).
   mutable std::once_flag raw_bits_once;
@@ -944,15 +992,13 @@ Result<Bytes> Archive::Impl::frame(const Member& m, const frames::Table& t, uint
   if (f.raw()) {
     out = stored;  // a view of the archive (or the buffer pread filled)
   } else {
-    std::vector<std::byte> buf;
-    try {
-      buf.resize(f.inflated);  // at most 2^kMaxFrameLog2: a constant of the format, not a size word
-    } catch (const std::bad_alloc&) {
-      return frame_error(Errc::limit, "out of memory");
-    }
-    auto r = codec::decompress_frame(m.codec, stored.span(), buf);
+    // At most 2^kMaxFrameLog2: a constant of the format, not a size word.
+    std::shared_ptr<std::byte> buf = frame_buffers->take(f.inflated);
+    if (!buf) return frame_error(Errc::limit, "out of memory");
+    std::span<std::byte> into(buf.get(), f.inflated);
+    auto r = codec::decompress_frame(m.codec, stored.span(), into);
     if (!r.ok()) return frame_error(r.error().code(), r.error().message());
-    out = Bytes::from_vector(std::move(buf));
+    out = Bytes(into, std::shared_ptr<const void>(buf, buf.get()));
   }
   if (verify || !m.has_checksum) frame_cache.put(m.data_offset, k, out);
   return out;
@@ -1055,6 +1101,29 @@ Result<size_t> Archive::read(const Member& m, uint64_t offset, size_t length, vo
   }
   MMAR_TRY(a.read_range(m, offset, n, static_cast<std::byte*>(out), a.options.verify_checksums));
   return n;
+}
+
+Result<Bytes> Archive::read_bytes(const Member& m, uint64_t offset, size_t length) const {
+  const Impl& a = *impl_;
+  if (m.is_dir() || offset >= m.size) return Bytes();
+  const size_t n = static_cast<size_t>(std::min<uint64_t>(length, m.size - offset));
+  if (m.framed) {
+    MMAR_ASSIGN(frames::Table t, a.frame_table(m));
+    const uint64_t at = m.stream_offset + offset;
+    const uint32_t k = frames::first_frame(t, at);
+    if (n > 0 && frames::first_frame(t, at + n - 1) == k) {
+      MMAR_ASSIGN(Bytes f, a.frame(m, t, k, a.options.verify_checksums && m.has_checksum));
+      const uint64_t in_frame = at - (uint64_t{k} << t.log2);
+      if (in_frame + n <= f.size()) return f.subspan(static_cast<size_t>(in_frame), n);
+    }
+  } else if (m.codec == Codec::none && a.source.contiguous()) {
+    MMAR_ASSIGN(Bytes whole, a.read(m, a.options.verify_checksums));
+    return whole.subspan(static_cast<size_t>(offset), n);
+  }
+  std::vector<std::byte> buf(n);
+  MMAR_ASSIGN(size_t got, read(m, offset, n, buf.data()));
+  buf.resize(got);
+  return Bytes::from_vector(std::move(buf));
 }
 
 // Bytes [offset, offset + n) of the member, in range. Raw and extent-mapped

@@ -341,9 +341,15 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_i
     // faulting them in one by one costs more than the data on machines
     // where page-table updates are slow (virtualised ones). Compressed
     // members: the inflated buffer from the archive's cache.
-    if (m->codec == Codec::extents || m->framed) {
-      // An extent map, or a frame stream: only the pieces or frames this
-      // read needs (frames from the archive's bounded frame cache).
+    if (m->framed) {
+      // A frame stream: only the frames this read needs, from the archive's
+      // bounded frame cache; a read inside one frame is answered from it.
+      auto got = fs.archive().read_bytes(*m, static_cast<uint64_t>(off), len);
+      if (!got.ok()) return (void)fuse_reply_err(req, EIO);
+      return (void)fuse_reply_buf(req, reinterpret_cast<const char*>(got->data()), got->size());
+    }
+    if (m->codec == Codec::extents) {
+      // An extent map: only the pieces this read needs.
       thread_local std::vector<char> buf;
       buf.resize(len);
       auto got = fs.archive().read(*m, static_cast<uint64_t>(off), len, buf.data());

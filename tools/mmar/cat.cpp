@@ -28,7 +28,7 @@ int run_cat(int argc, char** argv) {
   Parsed p = parse(kCat, argc, argv);
   std::string path = archive_path(kCat, p);
   if (p.positional.empty()) return usage_error("cat", "no member NAME given");
-  auto a = open_archive(path, p);
+  auto a = open_archive(path, p, /*stream=*/true);
   if (!a.ok()) return fail(a.error());
   for (const auto& name : p.positional) {
     auto m = a->find(name);

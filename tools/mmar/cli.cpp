@@ -215,9 +215,9 @@ Result<Source> stdin_source(const SourceOptions& so) {
 
 }  // namespace
 
-Result<Archive> open_archive(const std::string& path, const Parsed& p) {
+Result<Archive> open_archive(const std::string& path, const Parsed& p, bool stream) {
   OpenOptions o;
-  o.force_pread = p.has("pread");
+  o.force_pread = p.has("pread") || stream;
   o.verify_checksums = !p.has("no-verify");  // only verbs that offer --no-verify have it
   if (path == "-") {
     SourceOptions so;

@@ -66,7 +66,9 @@ std::string archive_path(const Verb& verb, Parsed& p);
 // Parse an unsigned integer with optional K/M/G suffix (binary).
 std::optional<uint64_t> parse_size(std::string_view s);
 
-Result<Archive> open_archive(const std::string& path, const Parsed& p);
+// `stream`: the archive is read through once (cat): pread, not a mapping,
+// so memory stays at a frame or a buffer, not at the mapped bytes touched.
+Result<Archive> open_archive(const std::string& path, const Parsed& p, bool stream = false);
 
 // "ARCHIVE:MEMBER" (when no file of that whole name exists): true, with the
 // two parts; otherwise false (a plain FILE).

@@ -1,0 +1,351 @@
+// Frame streams (docs/FORMAT.md "Frame streams"): random access, packing,
+// identical contents stored once, streaming, and damaged tables.
+#include <gtest/gtest.h>
+#include <xxhash.h>
+
+#include <cstring>
+#include <random>
+
+#include "archive/codec.h"
+#include "archive/format.h"
+#include "archive/frames.h"
+#include "mmar/archive.h"
+#include "support/test_support.h"
+
+namespace mmar {
+namespace {
+
+using test::TempDir;
+
+const std::string kMmar = MMAR_BIN;
+
+// Text that compresses but not to nothing: every frame is a real zstd frame.
+std::vector<std::byte> text_bytes(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  static const char* words[] = {"frame ", "stream ", "table ", "archive ", "member ", "offset ", "zstd ", "\n"};
+  std::string s;
+  while (s.size() < n) s += words[rng() % 8];
+  s.resize(n);
+  return test::to_bytes(s);
+}
+
+struct Built {
+  std::vector<std::byte> bytes;
+  std::vector<std::byte> big;
+};
+
+// "big": 20 frames and a bit of 4 KiB; "small/*": members packed together.
+Built build(WriteOptions o = {.frame_size = 4096}) {
+  Built b;
+  b.big = text_bytes(20 * 4096 + 123, 1);
+  Writer w(o);
+  EXPECT_TRUE(w.add_bytes("big", b.big).ok());
+  for (int i = 0; i < 6; ++i) {
+    EXPECT_TRUE(w.add_bytes("small/" + std::to_string(i), text_bytes(300 + 50 * i, 10 + i)).ok());
+  }
+  TempDir tmp;
+  EXPECT_TRUE(w.write(tmp / "f.mmar").ok());
+  b.bytes = test::read_file(tmp / "f.mmar");
+  return b;
+}
+
+Result<Archive> open_bytes(const std::vector<std::byte>& bytes, OpenOptions o = {}) {
+  return Archive::open(Source::borrow(bytes, "f.mmar"), o);
+}
+
+TEST(Frames, RandomRangesReadTheRightBytes) {
+  Built b = build();
+  for (bool pread : {false, true}) {
+    TempDir tmp;
+    test::write_file(tmp / "f.mmar", b.bytes);
+    auto a = Archive::open(tmp / "f.mmar", {.force_pread = pread, .frame_cache_bytes = 3 * 4096});
+    ASSERT_TRUE(a.ok()) << a.error().message();
+    auto m = a->find("big");
+    ASSERT_TRUE(m.ok());
+    EXPECT_TRUE(m->framed);
+    EXPECT_EQ(m->codec, Codec::zstd);
+    EXPECT_LT(m->stored_size, m->size);
+    std::mt19937 rng(7);
+    std::vector<std::byte> out(3 * 4096);
+    for (int i = 0; i < 300; ++i) {
+      const uint64_t off = rng() % (m->size + 10);
+      const size_t len = rng() % out.size();
+      auto n = a->read(*m, off, len, out.data());
+      ASSERT_TRUE(n.ok()) << n.error().message();
+      const size_t want = off >= m->size ? 0 : std::min<uint64_t>(len, m->size - off);
+      ASSERT_EQ(*n, want);
+      ASSERT_EQ(std::memcmp(out.data(), b.big.data() + std::min<uint64_t>(off, m->size), want), 0) << off;
+    }
+    auto whole = a->read(*m);
+    ASSERT_TRUE(whole.ok());
+    EXPECT_TRUE(std::equal(b.big.begin(), b.big.end(), whole->data()));
+    EXPECT_TRUE(a->verify()->empty());
+  }
+}
+
+TEST(Frames, SmallMembersShareOneStreamAndReadAlone) {
+  Built b = build();
+  auto a = open_bytes(b.bytes);
+  ASSERT_TRUE(a.ok());
+  std::optional<uint64_t> stream;
+  uint32_t expect_offset = 0;
+  for (int i = 0; i < 6; ++i) {
+    auto m = a->find("small/" + std::to_string(i));
+    ASSERT_TRUE(m.ok());
+    EXPECT_TRUE(m->framed);
+    if (!stream) stream = m->data_offset;
+    EXPECT_EQ(m->data_offset, *stream) << "packed in name order into one frame";
+    EXPECT_EQ(m->stream_offset, expect_offset);
+    expect_offset += static_cast<uint32_t>(m->size);
+    auto bytes = a->read(*m);
+    ASSERT_TRUE(bytes.ok());
+    auto want = text_bytes(300 + 50 * i, 10 + i);
+    EXPECT_TRUE(std::equal(want.begin(), want.end(), bytes->data()));
+  }
+  // Feature bit: a reader that predates frame streams refuses up front.
+  format::Superblock sb;
+  std::memcpy(&sb, b.bytes.data(), sizeof sb);
+  EXPECT_NE(sb.sb_flags & format::kSbFlagFramed, 0u);
+}
+
+TEST(Frames, MemberReaderStreamsSeeksAndChecksTheWholeChecksum) {
+  Built b = build();
+  auto a = open_bytes(b.bytes);
+  ASSERT_TRUE(a.ok());
+  auto m = a->find("big");
+  MemberReader r(*a, *m);
+  std::vector<std::byte> got;
+  std::vector<std::byte> buf(1000);
+  for (;;) {
+    auto n = r.read(buf.data(), buf.size());
+    ASSERT_TRUE(n.ok()) << n.error().message();
+    if (*n == 0) break;
+    got.insert(got.end(), buf.begin(), buf.begin() + static_cast<ptrdiff_t>(*n));
+  }
+  EXPECT_EQ(got, b.big);
+  r.seek(5000);
+  auto n = r.read(buf.data(), 10);
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(std::memcmp(buf.data(), b.big.data() + 5000, 10), 0);
+  // A wrong whole-member checksum: the frames are fine, the end says no.
+  auto bad = b.bytes;
+  test::patch_entry(bad, m->index, [](format::Entry& e) { e.me_xxh3 = e.me_xxh3 ^ 1; });
+  auto c = open_bytes(bad);
+  MemberReader r2(*c, *c->find("big"));
+  Result<size_t> last = size_t{0};
+  do {
+    last = r2.read(buf.data(), buf.size());
+  } while (last.ok() && *last != 0);
+  ASSERT_FALSE(last.ok());
+  EXPECT_EQ(last.error().code(), Errc::checksum);
+}
+
+// The frame table entry i of `m` in `bytes`, patched.
+void patch_frame(std::vector<std::byte>& bytes, const Member& m, uint32_t i,
+                 const std::function<void(format::FrameEntry&)>& fn) {
+  format::FrameEntry e;
+  const uint64_t at = m.data_offset + sizeof(format::FrameTableHeader) + uint64_t{i} * sizeof e;
+  std::memcpy(&e, bytes.data() + at, sizeof e);
+  fn(e);
+  std::memcpy(bytes.data() + at, &e, sizeof e);
+}
+
+std::string read_error(const std::vector<std::byte>& bytes, const std::string& name, uint64_t off, size_t len) {
+  auto a = open_bytes(bytes);
+  if (!a.ok()) return a.error().message();
+  auto m = a->find(name);
+  if (!m.ok()) return m.error().message();
+  std::vector<std::byte> out(len);
+  auto r = a->read(*m, off, len, out.data());
+  return r.ok() ? "" : r.error().message();
+}
+
+#define EXPECT_ERROR_CONTAINS(text, needle) EXPECT_NE((text).find(needle), std::string::npos) << "error was: " << (text)
+
+TEST(Frames, DamagedTablesAreErrorsNamingMemberAndFrame) {
+  Built b = build();
+  auto a = open_bytes(b.bytes);
+  const Member m = *a->find("big");
+  {  // a flipped byte in frame 3: that frame fails its checksum, others read
+    auto bad = b.bytes;
+    format::FrameEntry e2, e3;
+    std::memcpy(&e2, bad.data() + m.data_offset + 32 + 2 * 16, 16);
+    std::memcpy(&e3, bad.data() + m.data_offset + 32 + 3 * 16, 16);
+    bad[m.data_offset + (e2.fr_end + e3.fr_end) / 2] ^= std::byte{0x40};
+    const std::string err = read_error(bad, "big", 3 * 4096 + 10, 100);
+    EXPECT_ERROR_CONTAINS(err, "f.mmar: member 'big': frame 3: checksum mismatch (at offset 0x");
+    EXPECT_EQ(read_error(bad, "big", 0, 3 * 4096), "");
+    EXPECT_EQ(read_error(bad, "big", 4 * 4096, 4096), "");
+    auto c = open_bytes(bad);
+    auto problems = c->verify();
+    ASSERT_TRUE(problems.ok());
+    ASSERT_EQ(problems->size(), 1u);
+    EXPECT_ERROR_CONTAINS((*problems)[0].message, "member 'big': frame 3: checksum mismatch");
+    // Without verification the codec still refuses or the bytes differ, but
+    // nothing crashes.
+    auto d = open_bytes(bad, {.verify_checksums = false});
+    std::vector<std::byte> out(4096);
+    (void)d->read(*d->find("big"), 3 * 4096, 4096, out.data());
+  }
+  {  // frame ends out of order
+    auto bad = b.bytes;
+    patch_frame(bad, m, 5, [](format::FrameEntry& e) { e.fr_end = 40; });
+    EXPECT_ERROR_CONTAINS(read_error(bad, "big", 5 * 4096, 10), "member 'big': frame table: frame 5 at [");
+    EXPECT_ERROR_CONTAINS(read_error(bad, "big", 6 * 4096, 10), "frame 6 at [");
+  }
+  {  // a frame past the stream
+    auto bad = b.bytes;
+    patch_frame(bad, m, 7, [](format::FrameEntry& e) { e.fr_end = e.fr_end + (uint64_t{1} << 40); });
+    EXPECT_ERROR_CONTAINS(read_error(bad, "big", 7 * 4096, 10), "frame 7 at [");
+  }
+  {  // the last frame does not end where the stream does
+    auto bad = b.bytes;
+    patch_frame(bad, m, 20, [](format::FrameEntry& e) { e.fr_end = e.fr_end - 1; });
+    EXPECT_ERROR_CONTAINS(read_error(bad, "big", 20 * 4096, 10), "the last frame ends at");
+  }
+  {  // a frame that inflates to another size than the table says
+    format::FrameEntry e18, e19;
+    std::memcpy(&e18, b.bytes.data() + m.data_offset + 32 + 18 * 16, 16);
+    std::memcpy(&e19, b.bytes.data() + m.data_offset + 32 + 19 * 16, 16);
+    std::span<const std::byte> f19(b.bytes.data() + m.data_offset + e18.fr_end, e19.fr_end - e18.fr_end);
+    std::vector<std::byte> out(123);  // what frame 20 inflates to
+    auto r = codec::decompress_frame(Codec::zstd, f19, out);
+    ASSERT_FALSE(r.ok());
+    EXPECT_ERROR_CONTAINS(r.error().message(), "zstd: frame declares 4096, the table 123 bytes");
+    std::vector<std::byte> more(8192);
+    EXPECT_FALSE(codec::decompress_frame(Codec::zstd, f19, more).ok());
+    std::vector<std::byte> exact(4096);
+    EXPECT_TRUE(codec::decompress_frame(Codec::zstd, f19, exact).ok());
+  }
+  {  // the header: magic, checksum, a count that does not match the size
+    auto bad = b.bytes;
+    bad[m.data_offset] = std::byte{'X'};
+    EXPECT_ERROR_CONTAINS(read_error(bad, "big", 0, 10), "member 'big': frame table: bad magic (at offset 0x");
+    bad = b.bytes;
+    bad[m.data_offset + 9] ^= std::byte{1};  // ft_size, checksum now wrong
+    EXPECT_ERROR_CONTAINS(read_error(bad, "big", 0, 10), "frame table: header checksum mismatch");
+    // A count claiming more entries than the stream holds, resealed.
+    bad = b.bytes;
+    format::FrameTableHeader h;
+    std::memcpy(&h, bad.data() + m.data_offset, sizeof h);
+    h.ft_size = uint64_t{1} << 40;
+    h.ft_count = static_cast<uint32_t>((uint64_t{1} << 40) >> 12);
+    h.ft_xxh3 = XXH3_64bits(&h, 24);
+    std::memcpy(bad.data() + m.data_offset, &h, sizeof h);
+    EXPECT_ERROR_CONTAINS(read_error(bad, "big", 0, 10), "frames do not fit in");
+    // A member claiming bytes outside its stream.
+    bad = b.bytes;
+    test::patch_entry(bad, m.index, [](format::Entry& e) { e.me_stream_offset = 100; });
+    EXPECT_ERROR_CONTAINS(read_error(bad, "big", 0, 10), "outside its frame stream");
+    // Stream offset on an entry without frames.
+    bad = b.bytes;
+    test::patch_entry(bad, m.index, [](format::Entry& e) { e.me_flags = 0; });
+    EXPECT_ERROR_CONTAINS(read_error(bad, "big", 0, 10), "");  // a legacy stream now: the codec refuses
+    EXPECT_FALSE(read_error(bad, "big", 0, 10).empty());
+  }
+}
+
+TEST(Frames, SameBytesAreStoredOnceAndStatsSaySo) {
+  TempDir tmp;
+  auto data = text_bytes(300000, 3);
+  auto small = text_bytes(1000, 4);
+  Writer w({.frame_size = 65536});
+  ASSERT_TRUE(w.add_bytes("a/big", data).ok());
+  ASSERT_TRUE(w.add_bytes("b/big", data).ok());
+  ASSERT_TRUE(w.add_bytes("a/small", small).ok());
+  ASSERT_TRUE(w.add_bytes("c/small", small).ok());
+  auto other = small;
+  other[999] ^= std::byte{1};
+  ASSERT_TRUE(w.add_bytes("d/small", other).ok());
+  auto stats = w.write(tmp / "d.mmar");
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->deduplicated, 2u);
+  auto a = Archive::open(tmp / "d.mmar");
+  auto x = a->find("a/big"), y = a->find("b/big");
+  EXPECT_EQ(x->data_offset, y->data_offset);
+  auto s1 = a->find("a/small"), s2 = a->find("c/small"), s3 = a->find("d/small");
+  EXPECT_EQ(s1->stream_offset, s2->stream_offset);
+  EXPECT_NE(s1->stream_offset, s3->stream_offset);
+  EXPECT_TRUE(a->verify()->empty());
+  EXPECT_LT(a->source().size(), data.size() / 2);
+  // Compaction keeps the sharing (and copies frames as they are).
+  auto before = a->find("b/big")->stored_size;
+  {
+    auto u = ArchiveUpdater::open(tmp / "d.mmar", {.compact_ratio = 0});
+    ASSERT_TRUE(u.ok());
+    ASSERT_TRUE(u->compact().ok());
+  }
+  auto c = Archive::open(tmp / "d.mmar");
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->find("a/big")->data_offset, c->find("b/big")->data_offset);
+  EXPECT_EQ(c->find("b/big")->stored_size, before);
+  EXPECT_EQ(c->find("c/small")->stream_offset, s2->stream_offset);
+  EXPECT_TRUE(c->verify()->empty());
+  EXPECT_EQ(c->read("d/small")->size(), 1000u);
+}
+
+TEST(Frames, IncompressibleMembersStayRawAndAligned) {
+  TempDir tmp;
+  std::vector<std::byte> noise(200000);
+  std::mt19937 rng(9);
+  for (auto& b : noise) b = static_cast<std::byte>(rng());
+  Writer w;
+  ASSERT_TRUE(w.add_bytes("noise", noise).ok());
+  ASSERT_TRUE(w.add_bytes("tiny-noise", std::vector<std::byte>(noise.begin(), noise.begin() + 5000)).ok());
+  ASSERT_TRUE(w.write(tmp / "n.mmar").ok());
+  auto a = Archive::open(tmp / "n.mmar");
+  auto m = a->find("noise");
+  EXPECT_EQ(m->codec, Codec::none);
+  EXPECT_TRUE(m->page_aligned);
+  EXPECT_EQ(a->find("tiny-noise")->codec, Codec::none);
+  EXPECT_TRUE(a->verify()->empty());
+  // Gaps left by the abandoned frames are zero: the same input gives the
+  // same bytes (determinism), whatever the threads.
+  Writer w1({.threads = 1});
+  ASSERT_TRUE(w1.add_bytes("noise", noise).ok());
+  ASSERT_TRUE(w1.add_bytes("tiny-noise", std::vector<std::byte>(noise.begin(), noise.begin() + 5000)).ok());
+  ASSERT_TRUE(w1.write(tmp / "n1.mmar").ok());
+  EXPECT_EQ(test::read_file(tmp / "n.mmar"), test::read_file(tmp / "n1.mmar"));
+}
+
+TEST(Frames, OldSingleStreamArchivesStillRead) {
+  Built b = build({.frame_size = 0});
+  auto a = open_bytes(b.bytes);
+  ASSERT_TRUE(a.ok());
+  auto m = a->find("big");
+  EXPECT_FALSE(m->framed);
+  EXPECT_EQ(m->codec, Codec::zstd);
+  std::vector<std::byte> out(100);
+  ASSERT_TRUE(a->read(*m, 50000, 100, out.data()).ok());
+  EXPECT_EQ(std::memcmp(out.data(), b.big.data() + 50000, 100), 0);
+  format::Superblock sb;
+  std::memcpy(&sb, b.bytes.data(), sizeof sb);
+  EXPECT_EQ(sb.sb_flags & format::kSbFlagFramed, 0u);
+  EXPECT_TRUE(a->verify()->empty());
+}
+
+TEST(Frames, CatStreamsAndFailsNamingTheFrame) {
+  TempDir tmp;
+  Built b = build();
+  test::write_file(tmp / "f.mmar", b.bytes);
+  std::string out;
+  ASSERT_EQ(test::run(kMmar + " cat " + tmp / "f.mmar" + " big > " + tmp / "out"), 0);
+  EXPECT_EQ(test::read_file(tmp / "out"), b.big);
+  auto a = open_bytes(b.bytes);
+  const Member m = *a->find("big");
+  auto bad = b.bytes;
+  format::FrameEntry e;
+  std::memcpy(&e, bad.data() + m.data_offset + 32 + 10 * 16, 16);
+  bad[m.data_offset + e.fr_end - 2] ^= std::byte{0x10};
+  test::write_file(tmp / "bad.mmar", bad);
+  EXPECT_EQ(test::run(kMmar + " cat " + tmp / "bad.mmar" + " big > /dev/null 2> " + tmp / "err"), 1);
+  auto err = test::read_file(tmp / "err");
+  std::string text(reinterpret_cast<const char*>(err.data()), err.size());
+  EXPECT_ERROR_CONTAINS(text, "member 'big': frame 10: checksum mismatch");
+  // extract leaves nothing half-written behind
+  EXPECT_EQ(test::run(kMmar + " extract -f " + tmp / "bad.mmar" + " -C " + tmp / "x big 2>/dev/null"), 1);
+  EXPECT_NE(::access((tmp / "x/big").c_str(), F_OK), 0);
+}
+
+}  // namespace
+}  // namespace mmar
