@@ -117,6 +117,10 @@ class Archive {
   uint64_t alignment() const;       // page alignment of raw members (mmar), else 1
   uint64_t generation() const;      // superblock generation (mmar), else 0
   uint64_t ctf_model() const;       // CTF archives: ctfa_model (1 ILP32, 2 LP64), else 0
+  // Opened without a mapping (pread, a remote source), the index is read on
+  // demand; true when lookups are narrowed by the archive's name fence
+  // (docs/FORMAT.md "Name fence"): three reads per cold lookup.
+  bool has_name_fence() const;
 
   // The i-th member in name order; validated (bounds, codec, mode, name).
   Result<Member> at(uint32_t index) const;

@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -71,6 +72,27 @@ class Source {
   // [offset, offset+size): a view when contiguous, otherwise a fresh buffer.
   // Out-of-range requests are an Errc::malformed error naming the source.
   Result<Bytes> read(uint64_t offset, uint64_t size) const;
+
+  // Several ranges at once, in the order given: what a reader that knows it
+  // needs several pieces asks (a frame table entry and its frame; a run of
+  // entries and their names). Ranges close to each other are read as one
+  // (for a file, one pread; for a remote source, one request).
+  struct Range {
+    uint64_t offset = 0;
+    uint64_t size = 0;
+  };
+  Result<std::vector<Bytes>> read_batch(std::span<const Range> ranges) const;
+
+  // Reads that reached the underlying file or reader (pread calls, range
+  // requests); 0 for contiguous sources. For tests, benchmarks and the
+  // remote reader's budget.
+  uint64_t reads() const;
+
+  // A source whose bytes come from `read_range(offset, out)` (fill exactly
+  // out.size() bytes at offset, or fail): the hook for remote archives
+  // (HTTP range requests, object storage). `size` is the whole length.
+  using RangeReader = std::function<Result<void>(uint64_t offset, std::span<std::byte> out)>;
+  static Source from_reader(std::string name, uint64_t size, RangeReader read_range);
 
   struct Impl;
   static Source from_impl(std::shared_ptr<const Impl> impl) { return Source(std::move(impl)); }

@@ -237,6 +237,60 @@ class FrameCache {
   std::unordered_map<Key, std::list<Node>::iterator, KeyHash> map_;
 };
 
+// The index of an archive read without a mapping (pread, or a remote
+// source): pieces read on demand and kept for the Archive's lifetime (names
+// handed out view them), so opening costs the first 4 KiB whatever the
+// member count, and a lookup through the name fence costs two more reads.
+class LazyIndex {
+ public:
+  static constexpr uint64_t kBlock = 64 << 10;
+
+  // Bytes [off, off + len) of the index (`index_off`, `index_size` in the
+  // file): from a piece already read, or a read of the 64 KiB block around
+  // them (more when they cross its end).
+  Result<const std::byte*> get(const Source& src, uint64_t index_off, uint64_t index_size, uint64_t off,
+                               uint64_t len) const {
+    {
+      std::lock_guard lock(mu_);
+      if (const std::byte* p = find_locked(off, len)) return p;
+    }
+    uint64_t begin = off - off % kBlock;
+    uint64_t end = std::min(index_size, std::max(begin + kBlock, off + len));
+    return load(src, index_off, begin, end, off);
+  }
+  // Read exactly [begin, end) of the index as one piece (a fence run).
+  Result<void> prefetch(const Source& src, uint64_t index_off, uint64_t begin, uint64_t end) const {
+    {
+      std::lock_guard lock(mu_);
+      if (find_locked(begin, end - begin) != nullptr) return success();
+    }
+    auto r = load(src, index_off, begin, end, begin);
+    if (!r.ok()) return std::move(r).error();
+    return success();
+  }
+
+ private:
+  const std::byte* find_locked(uint64_t off, uint64_t len) const {
+    // Pieces may overlap: look at the few that start at or before `off`.
+    auto it = pieces_.upper_bound(off);
+    for (int steps = 0; it != pieces_.begin() && steps < 8; ++steps) {
+      --it;
+      if (off - it->first + len <= it->second.size()) return it->second.data() + (off - it->first);
+    }
+    return nullptr;
+  }
+  Result<const std::byte*> load(const Source& src, uint64_t index_off, uint64_t begin, uint64_t end,
+                                uint64_t want) const {
+    MMAR_ASSIGN(Bytes piece, src.read(index_off + begin, end - begin));
+    std::lock_guard lock(mu_);
+    auto [it, fresh] = pieces_.try_emplace(begin, piece);
+    if (!fresh && it->second.size() < piece.size()) it->second = piece;
+    return it->second.data() + (want - begin);
+  }
+  mutable std::mutex mu_;
+  mutable std::map<uint64_t, Bytes> pieces_;
+};
+
 }  // namespace
 
 struct Archive::Impl {
@@ -252,6 +306,12 @@ struct Archive::Impl {
   uint32_t count = 0;
   uint64_t align = 1;
   uint32_t delta_depth = 0;  // > 0: `index` was merged from a chain of index deltas (checked at open)
+  // Without a mapping, the index is read on demand (`index` stays empty)
+  // and lookups go through the name fence when there is a usable one.
+  bool lazy = false;
+  LazyIndex lazy_index;
+  std::vector<std::byte> head_bytes;  // lazy: the first bytes of the file (superblocks, fence)
+  std::optional<fence::View> fence;
 
   // ctf
   uint64_t ctf_names = 0;
@@ -278,6 +338,13 @@ struct Archive::Impl {
   const std::string& file() const { return source.name(); }
 
   Result<Member> at(uint32_t index) const;
+  // Bytes [off, off + len) of the mmar index (member table then names),
+  // checked to lie inside it by the caller.
+  Result<const std::byte*> index_at(uint64_t off, uint64_t len) const {
+    if (!lazy) return index.data() + off;
+    return lazy_index.get(source, sb.sb_index_offset, sb.sb_index_size, off, len);
+  }
+  Result<uint32_t> lower_bound(std::string_view name) const;
   Result<std::string_view> name_at(uint32_t index) const;
   Result<Member> mmar_entry(uint32_t index) const;
   Result<Member> ctf_entry(uint32_t index) const;
@@ -290,6 +357,11 @@ struct Archive::Impl {
   // Frame streams: the member's checked table, and frame k inflated
   // (cached; its stored bytes' XXH3 checked unless `verify` is off).
   Result<frames::Table> frame_table(const Member& m) const;
+  // The first bytes of a frame stream: all of it when mapped; else its
+  // table and up to 64 KiB, kept per stream.
+  Result<Bytes> stream_head(const Member& m) const;
+  mutable std::mutex heads_mu;
+  mutable std::unordered_map<uint64_t, Bytes> heads;
   Result<Bytes> frame(const Member& m, const frames::Table& t, uint32_t k, bool verify) const;
   // Bytes [offset, offset + n) of a framed member (in range), frame by frame.
   Result<void> read_framed(const Member& m, uint64_t offset, size_t n, std::byte* out, bool verify) const;
@@ -493,7 +565,14 @@ Result<void> open_mmar(Archive::Impl& a) {
     return malformed(a.file(), 0,
                      "truncated: " + std::to_string(file_size) + " bytes is smaller than the 128-byte header");
   }
-  MMAR_ASSIGN(Bytes head, a.source.read(0, format::kHeaderAreaSize));
+  // Without a mapping, Archive::open read the first 4 KiB in one read (the
+  // superblocks and the name fence after them).
+  Bytes head;
+  if (a.head_bytes.size() >= format::kHeaderAreaSize) {
+    head = Bytes(std::span<const std::byte>(a.head_bytes.data(), format::kHeaderAreaSize), nullptr);
+  } else {
+    MMAR_ASSIGN(head, a.source.read(0, format::kHeaderAreaSize));
+  }
   MMAR_ASSIGN(SuperblockChoice c, choose_superblock(a.file(), head.data(), file_size));
   a.sb_slot = c.slot;
   a.sb = c.sb;
@@ -504,7 +583,26 @@ Result<void> open_mmar(Archive::Impl& a) {
   const uint64_t index_size = sb.sb_index_size;
   a.names_size = c.names_size;
   if ((sb.sb_flags & format::kSbFlagIndexDelta) != 0) return merge_delta_chain(a);
-  // A view when mapped; in pread mode the index is the one thing read at open.
+  if (!a.source.contiguous() && !a.options.verify_index) {
+    // Not mapped: nothing more is read at open. The fence in the first
+    // 4 KiB (already read) narrows each lookup to one run of entries; its
+    // checksum is left to verify(), since lookups prove every answer from
+    // the entries around the run.
+    a.lazy = true;
+    if (a.head_bytes.size() > fence::kOffset) {
+      std::span<const std::byte> area(a.head_bytes.data() + fence::kOffset, a.head_bytes.size() - fence::kOffset);
+      const uint32_t claimed = fence::View::claimed_size(area);
+      if (claimed > area.size() && claimed <= 64 * 1024 && fence::kOffset + claimed <= file_size) {
+        MMAR_ASSIGN(Bytes more, a.source.read(0, fence::kOffset + claimed));
+        a.head_bytes.assign(more.data(), more.data() + more.size());
+        area = std::span<const std::byte>(a.head_bytes.data() + fence::kOffset, claimed);
+      }
+      a.fence = fence::View::parse(area, sb, false);
+    }
+    return success();
+  }
+  // A view when mapped; in pread mode (when asked to check the index at
+  // open) the whole index is read.
   MMAR_ASSIGN(a.index, a.source.read(index_off, index_size));
   if (a.options.verify_index && XXH3_64bits(a.index.data(), a.index.size()) != sb.sb_index_xxh3) {
     return Error(Errc::checksum, a.file() + ": index checksum mismatch", index_off);
@@ -548,12 +646,22 @@ Result<Archive> Archive::open(Source source, const OpenOptions& options) {
   const uint64_t size = a.source.size();
   unsigned char magic[8] = {};
   bool slot1_magic = false;  // slot 0's magic may be the damaged part
+  if (!a.source.contiguous()) {
+    // One read: the superblocks, and the name fence after them (what a
+    // lookup without a mapping starts from).
+    MMAR_ASSIGN(Bytes first, a.source.read(0, std::min<uint64_t>(size, fence::kOffset + fence::kMaxBytes)));
+    a.head_bytes.assign(first.data(), first.data() + first.size());
+  }
+  auto from_head = [&](uint64_t off, uint64_t n) -> Result<Bytes> {
+    if (off + n <= a.head_bytes.size()) return Bytes(std::span<const std::byte>(a.head_bytes.data() + off, n), nullptr);
+    return a.source.read(off, n);
+  };
   if (size >= 8) {
-    MMAR_ASSIGN(Bytes head, a.source.read(0, 8));
+    MMAR_ASSIGN(Bytes head, from_head(0, 8));
     std::memcpy(magic, head.data(), 8);
   }
   if (size >= format::kHeaderAreaSize) {
-    MMAR_ASSIGN(Bytes second, a.source.read(format::kSuperblockSize, 8));
+    MMAR_ASSIGN(Bytes second, from_head(format::kSuperblockSize, 8));
     slot1_magic = std::memcmp(second.data(), format::kMagic, 8) == 0;
   }
   if ((size >= 8 && std::memcmp(magic, format::kMagic, 8) == 0) || slot1_magic) {
@@ -602,6 +710,7 @@ const std::string& Archive::name() const { return impl_->source.name(); }
 uint32_t Archive::size() const { return impl_->count; }
 uint64_t Archive::alignment() const { return impl_->align; }
 uint64_t Archive::ctf_model() const { return impl_->ctf_model; }
+bool Archive::has_name_fence() const { return impl_->lazy && impl_->fence.has_value(); }
 uint64_t Archive::generation() const { return impl_->format == Format::mmar ? impl_->sb.sb_generation.get() : 0; }
 
 // ---------------------------------------------------------------------------
@@ -622,7 +731,8 @@ Result<std::string_view> Archive::Impl::name_at(uint32_t i) const {
     return std::string_view(p, static_cast<const char*>(nul) - p);
   }
   const uint64_t eoff = uint64_t{i} * format::kEntrySize;
-  auto e = load<format::Entry>(index.data() + eoff);
+  MMAR_ASSIGN(const std::byte* ep, index_at(eoff, format::kEntrySize));
+  auto e = load<format::Entry>(ep);
   const uint64_t names_start = uint64_t{count} * format::kEntrySize;
   if (e.me_name_len == 0 || !in_bounds(e.me_name_offset, e.me_name_len, names_size)) {
     return member_malformed(file(), i, sb.sb_index_offset + eoff + 40,
@@ -630,12 +740,14 @@ Result<std::string_view> Archive::Impl::name_at(uint32_t i) const {
                                 std::to_string(e.me_name_len.get()) + ") outside the name table (" +
                                 std::to_string(names_size) + " bytes)");
   }
-  return std::string_view(reinterpret_cast<const char*>(index.data()) + names_start + e.me_name_offset, e.me_name_len);
+  MMAR_ASSIGN(const std::byte* np, index_at(names_start + e.me_name_offset, e.me_name_len));
+  return std::string_view(reinterpret_cast<const char*>(np), e.me_name_len);
 }
 
 Result<Member> Archive::Impl::mmar_entry(uint32_t i) const {
   const uint64_t eoff = uint64_t{i} * format::kEntrySize;
-  auto e = load<format::Entry>(index.data() + eoff);
+  MMAR_ASSIGN(const std::byte* ep, index_at(eoff, format::kEntrySize));
+  auto e = load<format::Entry>(ep);
   MMAR_ASSIGN(std::string_view name, name_at(i));
   EntryContext ctx{file(), count, source.size(), align, sb.sb_index_offset + eoff};
   return decode_entry(e, i, name, ctx);
@@ -808,20 +920,59 @@ Result<Member> Archive::find(std::string_view name) const {
   return Error(Errc::not_found, a.file() + ": no member named '" + std::string(name) + "'");
 }
 
-Result<uint32_t> Archive::lower_bound(std::string_view name) const {
-  const Impl& a = *impl_;
-  uint32_t lo = 0;
-  uint32_t hi = a.count;
-  while (lo < hi) {
-    uint32_t mid = lo + (hi - lo) / 2;
-    MMAR_ASSIGN(std::string_view probe, a.name_at(mid));
-    if (probe.compare(name) < 0) {
-      lo = mid + 1;
-    } else {
-      hi = mid;
+Result<uint32_t> Archive::lower_bound(std::string_view name) const { return impl_->lower_bound(name); }
+
+Result<uint32_t> Archive::Impl::lower_bound(std::string_view name) const {
+  auto search = [&](uint32_t lo, uint32_t hi) -> Result<uint32_t> {
+    while (lo < hi) {
+      const uint32_t mid = lo + (hi - lo) / 2;
+      MMAR_ASSIGN(std::string_view probe, name_at(mid));
+      if (probe.compare(name) < 0) {
+        lo = mid + 1;
+      } else {
+        hi = mid;
+      }
     }
+    return lo;
+  };
+  if (lazy && fence && count > 0 && fence->stride() <= 4096) {
+    // The fence's run, with one entry either side (to prove absence): its
+    // entries in one read, then their names in one read.
+    auto [lo, hi] = fence->run(name);
+    const uint32_t first = lo > 0 ? lo - 1 : 0;
+    const uint32_t last = static_cast<uint32_t>(std::min<uint64_t>(uint64_t{hi} + 1, count));
+    const uint64_t ebegin = uint64_t{first} * format::kEntrySize, eend = uint64_t{last} * format::kEntrySize;
+    MMAR_TRY(lazy_index.prefetch(source, sb.sb_index_offset, ebegin, eend));
+    uint64_t nlo = ~uint64_t{0}, nhi = 0;
+    for (uint32_t i = first; i < last; ++i) {
+      MMAR_ASSIGN(const std::byte* ep, index_at(uint64_t{i} * format::kEntrySize, format::kEntrySize));
+      auto e = load<format::Entry>(ep);
+      if (e.me_name_len == 0 || !in_bounds(e.me_name_offset, e.me_name_len, names_size)) continue;  // name_at reports
+      nlo = std::min<uint64_t>(nlo, e.me_name_offset);
+      nhi = std::max<uint64_t>(nhi, uint64_t{e.me_name_offset} + e.me_name_len);
+    }
+    const uint64_t names_start = uint64_t{count} * format::kEntrySize;
+    if (nlo < nhi && nhi - nlo <= (uint64_t{1} << 20)) {
+      MMAR_TRY(lazy_index.prefetch(source, sb.sb_index_offset, names_start + nlo, names_start + nhi));
+    }
+    MMAR_ASSIGN(uint32_t at, search(lo, hi));
+    // The answer stands if the run's neighbours bracket it: the entry
+    // before the run is less than `name`, and the answer's entry (or the
+    // one after the run) is not. Otherwise the fence is wrong (it passed no
+    // checksum): search without it.
+    bool below = lo == 0;
+    if (!below) {
+      MMAR_ASSIGN(std::string_view n, name_at(lo - 1));
+      below = n < name;
+    }
+    bool above = at < hi || hi == count;
+    if (!above) {
+      MMAR_ASSIGN(std::string_view n, name_at(hi));
+      above = !(n < name);
+    }
+    if (below && above) return at;
   }
-  return lo;
+  return search(0, count);
 }
 
 // ---------------------------------------------------------------------------
@@ -965,8 +1116,30 @@ Result<Bytes> Archive::Impl::read_extents(const Member& m, bool verify) const {
   return out;
 }
 
+Result<Bytes> Archive::Impl::stream_head(const Member& m) const {
+  if (source.contiguous()) return source.read(m.data_offset, m.stored_size);  // a view: free
+  {
+    std::lock_guard lock(heads_mu);
+    auto it = heads.find(m.data_offset);
+    if (it != heads.end() && it->second.size() <= m.stored_size) return it->second;
+  }
+  // One read for the table and, for a small stream, its frames too (for a
+  // remote source, one request); a larger table is read whole next.
+  MMAR_ASSIGN(Bytes b, source.read(m.data_offset, std::min<uint64_t>(m.stored_size, uint64_t{64} << 10)));
+  if (b.size() >= sizeof(format::FrameTableHeader)) {
+    auto t = frames::parse_header(b.span(), m.stored_size, what(m), m.data_offset);
+    if (t.ok() && t->table_bytes() > b.size()) {
+      MMAR_ASSIGN(b, source.read(m.data_offset, t->table_bytes()));
+    }
+  }
+  std::lock_guard lock(heads_mu);
+  if (heads.size() >= 4096) heads.clear();
+  heads[m.data_offset] = b;
+  return b;
+}
+
 Result<frames::Table> Archive::Impl::frame_table(const Member& m) const {
-  MMAR_ASSIGN(Bytes head, source.read(m.data_offset, sizeof(format::FrameTableHeader)));
+  MMAR_ASSIGN(Bytes head, stream_head(m));
   MMAR_ASSIGN(frames::Table t, frames::parse_header(head.span(), m.stored_size, what(m), m.data_offset));
   if (uint64_t{m.stream_offset} > t.size || m.size > t.size - m.stream_offset) {
     return malformed(file(), m.data_offset, "member '" + std::string(m.name) + "': bytes [" +
@@ -979,10 +1152,20 @@ Result<frames::Table> Archive::Impl::frame_table(const Member& m) const {
 Result<Bytes> Archive::Impl::frame(const Member& m, const frames::Table& t, uint32_t k, bool verify) const {
   if (auto hit = frame_cache.get(m.data_offset, k)) return *hit;
   const uint32_t first = k == 0 ? 0 : k - 1;
-  const uint64_t entries_at = m.data_offset + sizeof(format::FrameTableHeader) + uint64_t{first} * sizeof(format::FrameEntry);
-  MMAR_ASSIGN(Bytes entries, source.read(entries_at, uint64_t{k - first + 1} * sizeof(format::FrameEntry)));
-  MMAR_ASSIGN(frames::Frame f, frames::frame_at(t, entries.span(), first, k, what(m), m.data_offset));
-  MMAR_ASSIGN(Bytes stored, source.read(m.data_offset + f.begin, f.end - f.begin));
+  MMAR_ASSIGN(Bytes head, stream_head(m));  // holds the whole table
+  const uint64_t entries_at = sizeof(format::FrameTableHeader) + uint64_t{first} * sizeof(format::FrameEntry);
+  const uint64_t entries_len = uint64_t{k - first + 1} * sizeof(format::FrameEntry);
+  if (!in_bounds(entries_at, entries_len, head.size())) {
+    return malformed(file(), m.data_offset, "member '" + std::string(m.name) + "': frame table cut short");
+  }
+  MMAR_ASSIGN(frames::Frame f, frames::frame_at(t, head.span().subspan(entries_at, entries_len), first, k, what(m),
+                                                 m.data_offset));
+  Bytes stored;
+  if (f.end <= head.size()) {
+    stored = head.subspan(static_cast<size_t>(f.begin), static_cast<size_t>(f.end - f.begin));
+  } else {
+    MMAR_ASSIGN(stored, source.read(m.data_offset + f.begin, f.end - f.begin));
+  }
   auto frame_error = [&](Errc code, const std::string& why) {
     return Error(code, what(m) + ": frame " + std::to_string(k) + ": " + why + " (at offset " +
                            hex(m.data_offset + f.begin) + ")", m.data_offset + f.begin);
@@ -1215,8 +1398,14 @@ Result<std::vector<VerifyProblem>> Archive::verify() const {
       }
     }
     // A merged delta chain had every record's checksum checked at open.
-    if (a.delta_depth == 0 && XXH3_64bits(a.index.data(), a.index.size()) != a.sb.sb_index_xxh3) {
-      structural("index checksum mismatch");
+    if (a.delta_depth == 0) {
+      Bytes whole = a.index;
+      if (a.lazy) {
+        auto all = a.source.read(a.sb.sb_index_offset, a.sb.sb_index_size);
+        if (!all.ok()) return std::move(all).error();
+        whole = *all;
+      }
+      if (XXH3_64bits(whole.data(), whole.size()) != a.sb.sb_index_xxh3) structural("index checksum mismatch");
     }
     if (auto why = check_fence(a)) structural("name fence: " + *why);
   }

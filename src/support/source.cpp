@@ -7,6 +7,8 @@
 
 #include <cerrno>
 #include <cstring>
+#include <algorithm>
+#include <atomic>
 
 #include "support/checked.h"
 #include "support/fd.h"
@@ -60,6 +62,8 @@ struct Source::Impl {
   uint64_t size = 0;
   bool is_contiguous = false;
   bool is_mapped = false;
+  Source::RangeReader reader;  // from_reader sources
+  mutable std::atomic<uint64_t> reads{0};
 };
 
 namespace {
@@ -181,6 +185,11 @@ Result<Bytes> Source::read(uint64_t offset, uint64_t size) const {
   } catch (const std::bad_alloc&) {
     return Error(Errc::limit, impl_->name + ": cannot allocate " + std::to_string(size) + " bytes");
   }
+  impl_->reads.fetch_add(1, std::memory_order_relaxed);
+  if (impl_->reader) {
+    MMAR_TRY(impl_->reader(offset, std::span<std::byte>(buffer.data(), buffer.size())));
+    return Bytes::from_vector(std::move(buffer));
+  }
   size_t done = 0;
   while (done < size) {
     ssize_t n = ::pread(impl_->fd.get(), buffer.data() + done, size - done, static_cast<off_t>(offset + done));
@@ -194,6 +203,49 @@ Result<Bytes> Source::read(uint64_t offset, uint64_t size) const {
     done += static_cast<size_t>(n);
   }
   return Bytes::from_vector(std::move(buffer));
+}
+
+uint64_t Source::reads() const { return impl_->reads.load(std::memory_order_relaxed); }
+
+Result<std::vector<Bytes>> Source::read_batch(std::span<const Range> ranges) const {
+  std::vector<Bytes> out(ranges.size());
+  // Ranges in offset order, merged when the gap between them is small (one
+  // read of the gap costs less than another request).
+  constexpr uint64_t kGap = 4096;
+  std::vector<size_t> order(ranges.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return ranges[a].offset < ranges[b].offset; });
+  for (size_t i = 0; i < order.size();) {
+    const Range& first = ranges[order[i]];
+    if (!in_bounds(first.offset, first.size, impl_->size)) {
+      return Error(Errc::malformed,
+                   impl_->name + ": range [" + std::to_string(first.offset) + ", +" + std::to_string(first.size) +
+                       ") is outside the file (" + std::to_string(impl_->size) + " bytes)",
+                   first.offset);
+    }
+    uint64_t end = first.offset + first.size;
+    size_t j = i + 1;
+    for (; j < order.size(); ++j) {
+      const Range& r = ranges[order[j]];
+      if (!in_bounds(r.offset, r.size, impl_->size) || r.offset > end + kGap) break;
+      end = std::max(end, r.offset + r.size);
+    }
+    MMAR_ASSIGN(Bytes whole, read(first.offset, end - first.offset));
+    for (size_t k = i; k < j; ++k) {
+      const Range& r = ranges[order[k]];
+      out[order[k]] = whole.subspan(static_cast<size_t>(r.offset - first.offset), static_cast<size_t>(r.size));
+    }
+    i = j;
+  }
+  return out;
+}
+
+Source Source::from_reader(std::string name, uint64_t size, RangeReader read_range) {
+  auto impl = std::make_shared<Impl>();
+  impl->name = std::move(name);
+  impl->size = size;
+  impl->reader = std::move(read_range);
+  return Source(std::move(impl));
 }
 
 }  // namespace mmar

@@ -59,9 +59,14 @@ std::vector<std::byte> make_small(Codec codec) {
   WriteOptions o;
   o.codec = codec;
   o.threshold = 64;
+  o.frame_size = 4096;  // a member of three frames, and two packed into one
   Writer w(o);
   EXPECT_TRUE(w.add_bytes("alpha", test::to_bytes("tiny")).ok());
   EXPECT_TRUE(w.add_bytes("beta/compressible", test::to_bytes(std::string(300, 'z') + "end")).ok());
+  EXPECT_TRUE(w.add_bytes("beta/second", test::to_bytes(std::string(200, 'y') + "fin")).ok());
+  std::string multi;
+  for (int i = 0; multi.size() < 9000; ++i) multi += "frame " + std::to_string(i * 7919 % 1000) + "\n";
+  EXPECT_TRUE(w.add_bytes("delta/multi", test::to_bytes(multi)).ok());
   EXPECT_TRUE(w.add_directory("beta").ok());
   EXPECT_TRUE(w.add_symlink("gamma", "alpha").ok());
   EXPECT_TRUE(w.write(tmp / "c.mmar").ok());

@@ -247,9 +247,14 @@ TEST(Probe, BadFilesGiveOneLineErrors) {
   const std::string cut = tmp / "cut.mmar";
   test::write_file(cut, std::vector<std::byte>(bytes.begin(), bytes.end() - 200));
   auto p = ArchiveProbe::open(cut);
-  ASSERT_TRUE(p.ok());
-  bool failed = false;
-  for (uint32_t i = 0; i < a->size(); ++i) {
+  // The index runs past the file's end: refused at open (the size is known
+  // from fstat), or by the lookup whose read comes up short.
+  bool failed = !p.ok();
+  if (!p.ok()) {
+    EXPECT_NE(p.error().message().find("cut.mmar"), std::string::npos) << p.error().message();
+    EXPECT_EQ(p.error().message().find('\n'), std::string::npos);
+  }
+  for (uint32_t i = 0; p.ok() && i < a->size(); ++i) {
     auto r = p->find(a->at(i)->name);
     if (!r.ok()) {
       failed = true;
