@@ -121,11 +121,41 @@ mode_t extracted_mode(const Member& m, bool same_permissions) {
   return same_permissions ? mode : mode & ~mode_t{06000};
 }
 
-Result<void> extract_one(const Archive& a, const Member& m, int root, bool same_permissions) {
+// The directory the last member went into, kept open: members are sorted,
+// so a directory's files come one after another and each costs no walk from
+// the root. It was opened as open_parent opens (no symlinks), and a
+// directory is never replaced by a non-directory (clear_leaf refuses), so
+// reusing it for the same path is as safe as walking again.
+struct ParentCache {
+  std::string dir;  // its path below the root ("" for the root itself)
+  int fd = -1;
+  ParentCache() = default;
+  ParentCache(const ParentCache&) = delete;
+  ParentCache& operator=(const ParentCache&) = delete;
+  ~ParentCache() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+Result<int> cached_parent(ParentCache& cache, int root, const std::vector<std::string_view>& parts,
+                          std::string_view member, const std::string& name) {
+  const size_t slash = member.rfind('/');
+  const std::string_view dir = slash == std::string_view::npos ? std::string_view() : member.substr(0, slash);
+  if (cache.fd >= 0 && dir == cache.dir) return cache.fd;
+  MMAR_ASSIGN(int fd, open_parent(root, parts, name));
+  if (cache.fd >= 0) ::close(cache.fd);
+  cache.fd = fd;
+  cache.dir = std::string(dir);
+  return fd;
+}
+
+Result<void> extract_one(const Archive& a, const Member& m, int root, bool same_permissions, ParentCache& cache) {
   const std::string name(m.name);
   auto parts = split(m.name);
-  MMAR_ASSIGN(int parent_fd, open_parent(root, parts, name));
-  Fd parent(parent_fd);
+  MMAR_ASSIGN(int parent_fd, cached_parent(cache, root, parts, m.name, name));
+  struct Borrowed {
+    int fd;
+  } parent{parent_fd};
   const std::string leaf(parts.back());
   const struct timespec times[2] = {to_timespec(m.mtime_ns), to_timespec(m.mtime_ns)};
   if (m.is_dir()) {
@@ -210,6 +240,7 @@ int run_extract(int argc, char** argv) {
   }
   std::vector<bool> found(wanted.size(), false);
   std::vector<Member> dirs;
+  ParentCache parents;
   int rc = kExitOk;
   uint64_t total = 0;
   auto count = a->for_each([&](const Member& m) -> Result<void> {
@@ -242,7 +273,7 @@ int run_extract(int argc, char** argv) {
       if (selected(m.name, {wanted[i]})) found[i] = true;
     }
     if (p.has("verbose")) std::printf("%s\n", escape_text(m.name).c_str());
-    auto one = extract_one(*a, m, root.fd, same_permissions);
+    auto one = extract_one(*a, m, root.fd, same_permissions, parents);
     if (!one.ok()) {
       progress.finish();
       rc = fail(Error(one.error().code(), path + ": " + one.error().message()));
