@@ -124,6 +124,13 @@ class ArchiveFs {
     st->st_ctim = st->st_mtim;
   }
 
+  // The kernel may skip OPEN/RELEASE (and OPENDIR/RELEASEDIR) for good once
+  // one returns ENOSYS: files then open in the kernel with keep_cache and
+  // directories with their readdir cache, as this filesystem asks anyway,
+  // and a warm tree walk costs no round trip per file (set in op_init).
+  std::atomic<bool> no_open{false};
+  std::atomic<bool> no_opendir{false};
+
   bool is_dir(const Node& n) const {
     if (n.kind != Node::member) return true;
     auto m = archive_.at(n.index);
@@ -304,10 +311,26 @@ void op_readlink(fuse_req_t req, fuse_ino_t ino) {
   });
 }
 
+void op_init(void* userdata, fuse_conn_info* conn) {
+  auto* fs = static_cast<ArchiveFs*>(userdata);
+  if ((conn->capable & FUSE_CAP_NO_OPEN_SUPPORT) != 0) {
+    conn->want |= FUSE_CAP_NO_OPEN_SUPPORT;
+    fs->no_open = true;
+  }
+  if ((conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT) != 0) {
+    conn->want |= FUSE_CAP_NO_OPENDIR_SUPPORT;
+    fs->no_opendir = true;
+  }
+}
+
 void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   serve(req, [&] {
     ArchiveFs& fs = fs_of(req);
     auto n = fs.node_of(ino);
+    // Opening needs nothing of ours (a raw member's checksum is checked at
+    // its first read): let the kernel open by itself from now on. The mount
+    // is read-only, so the kernel refuses writers before they get here.
+    if (n && !fs.is_dir(*n) && fs.no_open) return (void)fuse_reply_err(req, ENOSYS);
     if (!n) return (void)fuse_reply_err(req, ENOENT);
     if (fs.is_dir(*n)) return (void)fuse_reply_err(req, EISDIR);
     if ((fi->flags & O_ACCMODE) != O_RDONLY) return (void)fuse_reply_err(req, EROFS);
@@ -372,6 +395,7 @@ void op_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   serve(req, [&] {
     ArchiveFs& fs = fs_of(req);
     auto n = fs.node_of(ino);
+    if (n && fs.is_dir(*n) && fs.no_opendir) return (void)fuse_reply_err(req, ENOSYS);
     if (!n) return (void)fuse_reply_err(req, ENOENT);
     if (!fs.is_dir(*n)) return (void)fuse_reply_err(req, ENOTDIR);
     fi->keep_cache = 1;
@@ -544,6 +568,7 @@ Result<void> mount_archive(Archive archive, const std::string& dir, const MountO
     if (sigaction(SIGBUS, &sa, nullptr) != 0) return sys_error("sigaction SIGBUS", errno);
   }
   fuse_lowlevel_ops ops{};
+  ops.init = op_init;
   ops.lookup = op_lookup;
   ops.getattr = op_getattr;
   ops.readlink = op_readlink;
