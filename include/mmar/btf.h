@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -218,6 +219,24 @@ struct BtfLookupTrace {
 };
 Result<BtfFoundType> btf_find_in_archive(const std::string& archive, std::string_view member, std::string_view name,
                                          std::optional<BtfKind> kind = std::nullopt, BtfLookupTrace* trace = nullptr);
+
+// `mmar btf pack`: one kernel's base BTF (`vmlinux`, raw BTF) and its
+// modules' split BTF (files, or directories searched recursively, as
+// /sys/kernel/btf is) in one archive at `out`: member "vmlinux", members
+// "modules/NAME" linked to it, and for each a stored index (NAME.mmidx,
+// NAME.mmnames) bound to its bytes. Every module is checked to be valid
+// split BTF on this base first. Written atomically, as Writer::write.
+struct BtfPackOptions {
+  Codec codec = Codec::none;  // none keeps members zero-copy (mapped in place)
+  // Called as modules are checked: (done, total).
+  std::function<void(size_t done, size_t total)> progress;
+};
+struct BtfPackStats {
+  size_t modules = 0;
+  uint64_t archive_bytes = 0;
+};
+Result<BtfPackStats> btf_pack(const std::string& out, const std::string& vmlinux, const std::vector<std::string>& modules,
+                              const BtfPackOptions& options = {});
 
 // The BTF members of one archive. Opening a split member (one whose entry
 // links to its base member) opens the base first; each base is parsed once

@@ -61,76 +61,19 @@ Result<Btf> open_spec(const std::string& spec, const std::optional<Btf>& base, c
 int run_pack(const Parsed& p) {
   if (!p.has("file")) return usage_error("btf", "pack needs -f ARCHIVE");
   if (p.positional.size() < 2) return usage_error("btf", "pack needs VMLINUX and modules");
-  WriteOptions o;
-  o.codec = Codec::none;
+  BtfPackOptions o;
   if (p.has("compress")) {
     auto c = parse_codec(p.get("compress"));
     if (!c) return usage_error("btf", "unknown codec '" + p.get("compress") + "'");
     o.codec = *c;
   }
-  auto base = Btf::open(p.positional[1], nullptr, BtfOpenOptions{.validate = true});
-  if (!base.ok()) return fail(base.error());
-  Writer w(o);
-  // Each BTF member gets its stored index, NAME.mmidx (type offsets) and
-  // NAME.mmnames (names by hash), bound to its bytes, so that opening it from
-  // the archive needs no scan and one lookup is a few reads.
-  auto add_with_index = [&](const std::string& name, const std::string& path, const Btf& btf) -> Result<void> {
-    MMAR_TRY(w.add_path(name, path));
-    MMAR_ASSIGN(Source src, Source::open(path));
-    MMAR_ASSIGN(Bytes all, src.read(0, src.size()));
-    MMAR_ASSIGN(auto index, btf.build_index(member_checksum(all.span())));
-    MMAR_TRY(w.add_bytes(name + ".mmidx", std::move(index.offsets), 0644));
-    MMAR_TRY(w.add_bytes(name + ".mmnames", std::move(index.names), 0644));
-    MMAR_TRY(w.set_link(name + ".mmidx", name));
-    return w.set_link(name + ".mmnames", name);
-  };
-  if (auto r = add_with_index("vmlinux", p.positional[1], *base); !r.ok()) return fail(r.error());
-  std::vector<std::pair<std::string, std::string>> modules;  // (member name, path)
-  for (size_t i = 2; i < p.positional.size(); ++i) {
-    const std::string& arg = p.positional[i];
-    struct stat st {};
-    if (stat(arg.c_str(), &st) != 0) return fail(sys_error(arg, errno));
-    if (!S_ISDIR(st.st_mode)) {
-      std::string leaf = arg.substr(arg.find_last_of('/') + 1);
-      modules.emplace_back("modules/" + leaf, arg);
-      continue;
-    }
-    std::vector<std::string> stack = {""};
-    while (!stack.empty()) {
-      std::string rel = stack.back();
-      stack.pop_back();
-      std::string dir = rel.empty() ? arg : arg + "/" + rel;
-      DIR* d = opendir(dir.c_str());
-      if (d == nullptr) return fail(sys_error(dir, errno));
-      while (auto* e = readdir(d)) {
-        std::string n = e->d_name;
-        if (n == "." || n == "..") continue;
-        std::string child = rel.empty() ? n : rel + "/" + n;
-        struct stat cst {};
-        if (stat((arg + "/" + child).c_str(), &cst) != 0) continue;
-        if (S_ISDIR(cst.st_mode)) {
-          stack.push_back(child);
-        } else if (S_ISREG(cst.st_mode)) {
-          modules.emplace_back("modules/" + child, arg + "/" + child);
-        }
-      }
-      closedir(d);
-    }
-  }
   Progress progress("check");
-  size_t checked = 0;
-  for (const auto& [name, path] : modules) {
-    // Every module must be valid split BTF on this base before it is packed.
-    auto m = Btf::open(path, &*base, BtfOpenOptions{.validate = true});
-    if (!m.ok()) return fail(m.error());
-    if (auto r = add_with_index(name, path, *m); !r.ok()) return fail(r.error());
-    if (auto r = w.set_link(name, "vmlinux"); !r.ok()) return fail(r.error());
-    progress.update(++checked, modules.size());
-  }
+  o.progress = [&](size_t done, size_t total) { progress.update(done, total); };
+  std::vector<std::string> modules(p.positional.begin() + 2, p.positional.end());
+  auto stats = btf_pack(p.get("file"), p.positional[1], modules, o);
   progress.finish();
-  auto stats = w.write(p.get("file"));
   if (!stats.ok()) return fail(stats.error());
-  std::printf("%s: vmlinux and %zu modules, %s\n", p.get("file").c_str(), modules.size(),
+  std::printf("%s: vmlinux and %zu modules, %s\n", p.get("file").c_str(), stats->modules,
               human_size(stats->archive_bytes).c_str());
   return kExitOk;
 }
