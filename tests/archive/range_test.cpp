@@ -1,0 +1,131 @@
+// The byte-range layer: an Archive over a Source that only answers range
+// reads (what a remote archive will be) finds members in three reads and
+// reads a framed member's range without touching the rest; read_batch
+// merges nearby ranges; a failing reader is an error, never other bytes.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstring>
+#include <random>
+
+#include "mmar/archive.h"
+#include "support/test_support.h"
+
+namespace mmar {
+namespace {
+
+using test::TempDir;
+
+struct Counting {
+  std::vector<std::byte> bytes;
+  std::atomic<uint64_t> bytes_read{0};
+  std::atomic<bool> fail{false};
+};
+
+Source remote(const std::shared_ptr<Counting>& c) {
+  return Source::from_reader("remote.mmar", c->bytes.size(), [c](uint64_t off, std::span<std::byte> out) -> Result<void> {
+    if (c->fail) return Error(Errc::io, "remote.mmar: connection reset");
+    std::memcpy(out.data(), c->bytes.data() + off, out.size());
+    c->bytes_read += out.size();
+    return success();
+  });
+}
+
+std::string text(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::string s;
+  while (s.size() < n) s += "word" + std::to_string(rng() % 1000) + " ";
+  s.resize(n);
+  return s;
+}
+
+std::shared_ptr<Counting> big_archive() {
+  TempDir tmp;
+  Writer w;
+  for (int i = 0; i < 5000; ++i) {
+    char name[64];
+    std::snprintf(name, sizeof name, "dir%02d/file%05d.txt", i % 50, i);
+    EXPECT_TRUE(w.add_bytes(name, test::to_bytes(text(200 + i % 300, static_cast<uint32_t>(i)))).ok());
+  }
+  EXPECT_TRUE(w.add_bytes("large.bin", test::to_bytes(text(3 << 20, 99))).ok());
+  EXPECT_TRUE(w.write(tmp / "r.mmar").ok());
+  auto c = std::make_shared<Counting>();
+  c->bytes = test::read_file(tmp / "r.mmar");
+  return c;
+}
+
+TEST(Range, ColdLookupIsThreeReadsAndARangeReadsItsFrameOnly) {
+  auto c = big_archive();
+  auto a = Archive::open(remote(c));
+  ASSERT_TRUE(a.ok()) << a.error().message();
+  EXPECT_EQ(a->source().reads(), 1u) << "superblocks and the name fence in one read";
+  EXPECT_TRUE(a->has_name_fence());
+  auto m = a->find("dir07/file02357.txt");
+  ASSERT_TRUE(m.ok()) << m.error().message();
+  EXPECT_EQ(a->source().reads(), 3u) << "the fence's run of entries, then their names";
+  EXPECT_FALSE(a->find("dir07/file02357.txu").ok());
+  EXPECT_LE(a->source().reads(), 4u);
+  auto bytes = a->read(*m);
+  ASSERT_TRUE(bytes.ok()) << bytes.error().message();
+  EXPECT_EQ(bytes->str(), text(200 + 2357 % 300, 2357));
+  // A range of a 3 MiB framed member: its table and one frame, not 3 MiB.
+  auto big = a->find("large.bin");
+  ASSERT_TRUE(big.ok());
+  ASSERT_TRUE(big->framed);
+  const uint64_t before = c->bytes_read;
+  std::vector<char> out(100);
+  ASSERT_TRUE(a->read(*big, 2 << 20, out.size(), out.data()).ok());
+  EXPECT_EQ(std::string(out.data(), out.size()), text(3 << 20, 99).substr(2 << 20, 100));
+  EXPECT_LT(c->bytes_read - before, 200u << 10);
+  // Every member reads back through the lazy index as through a mapping.
+  auto mapped = Archive::open(Source::borrow(c->bytes, "mapped.mmar"));
+  ASSERT_TRUE(mapped.ok());
+  for (uint32_t i = 0; i < mapped->size(); i += 97) {
+    auto x = mapped->at(i);
+    auto y = a->at(i);
+    ASSERT_TRUE(x.ok() && y.ok());
+    EXPECT_EQ(x->name, y->name);
+    EXPECT_EQ(a->find(x->name)->index, i);
+    EXPECT_EQ(mapped->read(*x)->str(), a->read(*y)->str());
+  }
+  auto problems = a->verify();
+  ASSERT_TRUE(problems.ok());
+  EXPECT_TRUE(problems->empty());
+}
+
+TEST(Range, AFailingReaderIsAnErrorNotOtherBytes) {
+  auto c = big_archive();
+  auto a = Archive::open(remote(c));
+  ASSERT_TRUE(a.ok());
+  c->fail = true;
+  auto m = a->find("dir01/file00001.txt");
+  ASSERT_FALSE(m.ok());
+  EXPECT_NE(m.error().message().find("connection reset"), std::string::npos) << m.error().message();
+  c->fail = false;
+  m = a->find("dir01/file00001.txt");
+  ASSERT_TRUE(m.ok()) << m.error().message();
+  c->fail = true;
+  auto r = a->read(*m);
+  EXPECT_FALSE(r.ok());
+}
+
+TEST(Range, BatchReadsMergeNearbyRanges) {
+  std::vector<std::byte> bytes(1 << 20);
+  for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<std::byte>(i * 7);
+  auto c = std::make_shared<Counting>();
+  c->bytes = bytes;
+  Source s = remote(c);
+  std::vector<Source::Range> ranges = {{1000, 10}, {100, 20}, {2000, 5}, {900000, 30}};
+  auto got = s.read_batch(ranges);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(s.reads(), 2u) << "100..2005 in one read, 900000 in another";
+  for (size_t i = 0; i < ranges.size(); ++i) {
+    ASSERT_EQ((*got)[i].size(), ranges[i].size);
+    EXPECT_EQ(std::memcmp((*got)[i].data(), bytes.data() + ranges[i].offset, ranges[i].size), 0);
+  }
+  std::vector<Source::Range> outside = {{(1 << 20) - 5, 10}};
+  EXPECT_FALSE(s.read_batch(outside).ok());
+}
+
+}  // namespace
+}  // namespace mmar
