@@ -1,6 +1,8 @@
 // mmar info: what an archive is and what it holds, in aggregate.
 #include <cinttypes>
 
+#include <unordered_set>
+
 #include "cli.h"
 #include "verbs.h"
 
@@ -29,7 +31,11 @@ int run_info(int argc, char** argv) {
   int64_t open_ns = now_ns() - t0;
   if (!a.ok()) return fail(a.error());
   uint64_t files = 0, dirs = 0, links = 0, size = 0, stored = 0;
-  uint64_t by_codec[3] = {}, by_kind[5] = {};
+  uint64_t by_codec[4] = {}, by_kind[5] = {};
+  // Stored bytes counted once per stored range: members packed into one
+  // frame stream, hard links and identical files share theirs.
+  std::unordered_set<uint64_t> seen, streams;
+  uint64_t framed = 0, extents = 0;
   auto r = a->for_each([&](const Member& m) -> Result<void> {
     if (m.is_dir()) {
       ++dirs;
@@ -38,10 +44,15 @@ int run_info(int argc, char** argv) {
     } else {
       ++files;
       ++by_codec[static_cast<int>(m.codec)];
+      if (m.codec == Codec::extents) ++extents;
+      if (m.framed) {
+        ++framed;
+        streams.insert(m.data_offset);
+      }
       ++by_kind[static_cast<int>(m.kind)];
     }
     size += m.size;
-    stored += m.stored_size;
+    if (m.stored_size != 0 && seen.insert(m.data_offset).second) stored += m.stored_size;
     return success();
   });
   if (!r.ok()) return fail(r.error());
@@ -68,8 +79,9 @@ int run_info(int argc, char** argv) {
   std::printf("data:        %s original, %s stored", human_size(size).c_str(), human_size(stored).c_str());
   if (size != 0) std::printf(" (%.1f%%)", 100.0 * static_cast<double>(stored) / static_cast<double>(size));
   std::printf("\n");
-  std::printf("codecs:      none %" PRIu64 ", zstd %" PRIu64 ", xz %" PRIu64 "\n", by_codec[0], by_codec[1],
-              by_codec[2]);
+  std::printf("codecs:      none %" PRIu64 ", zstd %" PRIu64 ", xz %" PRIu64 ", extent maps %" PRIu64 "\n",
+              by_codec[0], by_codec[1], by_codec[2], extents);
+  std::printf("framed:      %" PRIu64 " members in %zu frame streams\n", framed, streams.size());
   std::printf("kinds:       data %" PRIu64 ", elf %" PRIu64 ", btf %" PRIu64 ", ctf %" PRIu64 "\n", by_kind[0],
               by_kind[1], by_kind[2], by_kind[3]);
   if (a->format() == Format::mmar) {
