@@ -396,6 +396,11 @@ class Writer {
   // (or at the top level when name is empty).
   Result<void> add_tree(const std::string& name, const std::string& dir);
   Result<void> add_bytes(std::string name, std::vector<std::byte> data, uint32_t mode = 0100644, int64_t mtime_ns = 0);
+  // A member of another archive (kept open by the writer until write()):
+  // its mode and time kept; a frame stream of its own in this writer's
+  // codec and frame size copied as stored (no inflate, no recompress);
+  // anything else streamed through a MemberReader and stored as options say.
+  Result<void> add_member(std::string name, const Archive& from, const Member& member);
   Result<void> add_directory(std::string name, uint32_t mode = 040755, int64_t mtime_ns = 0);
   Result<void> add_symlink(std::string name, std::string target, int64_t mtime_ns = 0);
   // Record that member `name` relates to member `target` (split BTF -> base).

@@ -948,44 +948,19 @@ Result<WriteStats> compact_archive(const std::string& given, WriteOptions option
   MMAR_ASSIGN(Source src, Source::from_fd(lock.fd(), path));
   MMAR_ASSIGN(Archive a, Archive::open(std::move(src)));
   if (a.format() != Format::mmar) return Error(Errc::invalid_argument, path + ": not an mmar archive");
-  // Members go through files in a scratch directory beside the archive (the
-  // writer reads files when it writes), so memory stays bounded.
-  const size_t slash = path.rfind('/');
-  std::string scratch =
-      (slash == std::string::npos ? std::string(".") : path.substr(0, slash)) + "/.mmar-compact-XXXXXX";
-  if (mkdtemp(scratch.data()) == nullptr) return sys_error("create " + scratch, errno);
-  struct Cleanup {
-    std::string dir;
-    std::vector<std::string> files;
-    ~Cleanup() {
-      for (const auto& f : files) ::unlink(f.c_str());
-      ::rmdir(dir.c_str());
-    }
-  } cleanup{scratch, {}};
   if (options.alignment == 0) options.alignment = static_cast<uint32_t>(a.alignment());
+  // Members are the writer's inputs as they are: frame streams that already
+  // match the options are copied as stored, the rest streamed and stored as
+  // the options say. Memory stays bounded; nothing goes through scratch files.
   Writer w(options);
   std::vector<std::pair<std::string, std::string>> links;
   auto copied = a.for_each([&](const Member& m) -> Result<void> {
     const std::string name(m.name);
-    if (m.is_dir()) return w.add_directory(name, m.mode, m.mtime_ns);
-    if (m.is_symlink()) {
-      MMAR_ASSIGN(Bytes bytes, a.read(m));
-      return w.add_symlink(name, std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size()), m.mtime_ns);
-    }
-    const std::string file = scratch + "/" + std::to_string(m.index);
-    int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0) return sys_error("create " + file, errno);
-    UniqueFd out(fd);
-    cleanup.files.push_back(file);
-    MMAR_TRY(copy_member_to_fd(a, m, fd));
-    if (fchmod(fd, m.mode & 07777) != 0) return sys_error("chmod " + file, errno);
-    const timespec times[2] = {to_timespec(m.mtime_ns), to_timespec(m.mtime_ns)};
-    if (futimens(fd, times) != 0) return sys_error("set times of " + file, errno);
     if (m.link) {
       MMAR_ASSIGN(Member target, a.at(*m.link));
       links.emplace_back(name, std::string(target.name));
     }
-    return w.add_path(name, file);
+    return w.add_member(name, a, m);
   });
   if (!copied.ok()) return std::move(copied).error();
   for (const auto& [name, target] : links) MMAR_TRY(w.set_link(name, target));

@@ -33,7 +33,7 @@ namespace mmar {
 
 namespace {
 
-enum class InputType : uint8_t { file, bytes, dir, symlink };
+enum class InputType : uint8_t { file, bytes, dir, symlink, member };
 
 struct Input {
   std::string name;
@@ -45,6 +45,8 @@ struct Input {
   uint64_t size_hint = 0;  // for progress and the in-flight window
   std::string link_target;
   uint64_t dev = 0, ino = 0;  // for hard links (files with st_nlink > 1)
+  std::shared_ptr<const Archive> archive;  // member: the archive it comes from
+  std::optional<Member> member;            // its entry there (the name views `archive`)
 };
 
 // A per-thread buffer reused across members: no allocation and no page
@@ -232,6 +234,23 @@ Result<void> Writer::add_bytes(std::string name, std::vector<std::byte> data, ui
   return impl_->add(std::move(in));
 }
 
+Result<void> Writer::add_member(std::string name, const Archive& from, const Member& m) {
+  if (m.is_dir()) return add_directory(std::move(name), m.mode, m.mtime_ns);
+  if (m.is_symlink()) {
+    MMAR_ASSIGN(Bytes target, from.read(m));
+    return add_symlink(std::move(name), std::string(target.str()), m.mtime_ns);
+  }
+  Input in;
+  in.name = std::move(name);
+  in.type = InputType::member;
+  in.archive = std::make_shared<const Archive>(from);
+  in.member = m;
+  in.mode = S_IFREG | (m.mode & 07777);
+  in.mtime_ns = m.mtime_ns;
+  in.size_hint = m.size;
+  return impl_->add(std::move(in));
+}
+
 Result<void> Writer::add_directory(std::string name, uint32_t mode, int64_t mtime_ns) {
   Input in;
   in.name = std::move(name);
@@ -370,15 +389,37 @@ Result<FrameResult> compress_one(Codec codec, int level, std::vector<std::byte> 
 struct InputBytes {
   int fd = -1;
   const std::vector<std::byte>* bytes = nullptr;
-  const Input* in = nullptr;
+  const Input* in = nullptr;  // for an archive member: in->archive, *in->member
   Result<void> read(uint64_t offset, std::byte* out, size_t n) const {
     if (bytes != nullptr) {
       std::memcpy(out, bytes->data() + offset, n);
       return success();
     }
+    if (in->type == InputType::member) {
+      MMAR_ASSIGN(size_t got, in->archive->read(*in->member, offset, n, out));
+      if (got != n) return Error(Errc::io, in->archive->name() + ": member '" + in->name + "' ended early");
+      return success();
+    }
     return pread_full(fd, out, n, offset, in->path);
   }
+  // Copy `size` bytes to `out` at `at`: kernel-side from a file, else
+  // through a buffer.
+  Result<void> copy_to(int out, uint64_t at, uint64_t size, const std::string& path) const;
 };
+
+Result<void> InputBytes::copy_to(int out, uint64_t at, uint64_t size, const std::string& path) const {
+  if (fd >= 0) return copy_raw(fd, size, out, at, *in, path);
+  if (bytes != nullptr) return pwrite_all(out, bytes->data(), size, at, path);
+  auto& buf = thread_buffer(kChunk);
+  for (uint64_t done = 0; done < size;) {
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(kChunk, size - done));
+    MMAR_TRY(read(done, buf.data(), n));
+    MMAR_TRY(pwrite_all(out, buf.data(), n, at + done, path));
+    done += n;
+  }
+  return success();
+}
+
 
 // Do two inputs hold the same `size` bytes? (Dedup: a hash match is
 // confirmed byte by byte, so a crafted collision cannot swap contents.)
@@ -623,6 +664,7 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
       b.bytes = in.bytes.get();
       return b;
     }
+    if (in.type == InputType::member) return b;
     int f = ::open(in.path.c_str(), O_RDONLY | O_CLOEXEC);
     if (f < 0) return sys_error(in.path, errno);
     keep.reset(f);
@@ -695,6 +737,8 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
     if (in.type == InputType::bytes) {
       src.bytes = in.bytes.get();
       size = in.bytes->size();
+    } else if (in.type == InputType::member) {
+      size = in.member->size;
     } else {
       // Files are read with pread rather than mapped: on many machines a
       // page fault costs more than the copy.
@@ -719,8 +763,9 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
     std::vector<std::byte> head(head_size);
     MMAR_TRY(src.read(0, head.data(), head_size));
     FdReader reader{src.fd};
-    const Detected detected = src.bytes != nullptr ? detect_kind(*src.bytes)
-                                                   : detect_kind(head, size, fd_read_at, &reader);
+    const Detected detected = in.type == InputType::member ? Detected{in.member->kind, in.member->has_btf}
+                              : src.bytes != nullptr      ? detect_kind(*src.bytes)
+                                                          : detect_kind(head, size, fd_read_at, &reader);
     {
       format::Entry& e = entries.entry(i);
       e.me_kind = static_cast<uint8_t>(detected.kind);
@@ -738,6 +783,40 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
       }
     }
     stats.input_bytes += size;
+
+    // A member of another archive with a frame stream of its own, in this
+    // writer's codec and frame size: its stored bytes are copied as they are
+    // (frames and their checksums; nothing inflated or compressed again).
+    if (in.type == InputType::member && in.member->framed && in.member->stream_offset == 0 && may_compress &&
+        !single_streams && in.member->codec == codec && size >= frame) {
+      const Member& m = *in.member;
+      auto h = in.archive->source().read(m.data_offset, sizeof(format::FrameTableHeader));
+      auto t = h.ok() ? frames::parse_header(h->span(), m.stored_size, in.name, m.data_offset) : Result<frames::Table>(h.error());
+      if (t.ok() && t->log2 == frame_log2 && t->size == m.size) {
+        entries.entry(i).me_xxh3 = m.xxh3;
+        hash_of[i] = m.xxh3;
+        hash_known[i] = 1;
+        by_size[size].push_back(i);
+        ++stats.compressed_members;
+        auto archive = in.archive;
+        auto copy_stream = [&, i, archive, m, size](FrameResult*) -> Result<void> {
+          offset = *align_up(offset, format::kPackedAlign);
+          const Source& from = archive->source();
+          for (uint64_t copied = 0; copied < m.stored_size;) {
+            const uint64_t n = std::min<uint64_t>(kChunk, m.stored_size - copied);
+            MMAR_ASSIGN(Bytes piece, from.read(m.data_offset + copied, n));
+            MMAR_TRY(pwrite_all(fd, piece.span(), offset + copied, path));
+            copied += n;
+          }
+          set_framed(i, offset, m.stored_size, 0);
+          offset += m.stored_size;
+          progress(size);
+          return success();
+        };
+        MMAR_TRY(push(std::move(copy_stream)));
+        continue;
+      }
+    }
 
     // Small members: into the pack, unless the same bytes are stored already.
     if (may_compress && !single_streams && size > options.threshold && size < frame) {
@@ -819,12 +898,8 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
                          const bool page = detected.kind == Kind::elf || size >= align;
                          offset = *align_up(offset, page ? align : format::kPackedAlign);
                          if (page) e.me_flags = static_cast<uint16_t>(e.me_flags | format::kFlagPageAligned);
-                         if (src.fd >= 0) {
-                           MMAR_TRY(copy_raw(src.fd, size, fd, offset, *src.in, path));
-                           MMAR_TRY(check_unchanged(src.fd, size, mtime, *src.in));
-                         } else {
-                           MMAR_TRY(pwrite_all(fd, src.bytes->data(), size, offset, path));
-                         }
+                         MMAR_TRY(src.copy_to(fd, offset, size, path));
+                         if (src.fd >= 0) MMAR_TRY(check_unchanged(src.fd, size, mtime, *src.in));
                          e.me_data_offset = offset;
                          e.me_stored_size = size;
                          offset += size;
@@ -920,11 +995,7 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
       MMAR_TRY(zero_range(fd, st->start, abandoned_end - st->start, path));
       format::Entry& e = entries.entry(i);
       if (page) e.me_flags = static_cast<uint16_t>(e.me_flags | format::kFlagPageAligned);
-      if (src.fd >= 0) {
-        MMAR_TRY(copy_raw(src.fd, size, fd, offset, *src.in, path));
-      } else {
-        MMAR_TRY(pwrite_all(fd, src.bytes->data(), size, offset, path));
-      }
+      MMAR_TRY(src.copy_to(fd, offset, size, path));
       e.me_data_offset = offset;
       e.me_stored_size = size;
       offset += size;  // up to abandoned_end: zeros (later data overwrites them, truncation cuts them)
@@ -1003,6 +1074,8 @@ Result<WriteStats> Writer::Impl::write_ctf(int fd, const std::string& path, std:
     if (sorted[i].type == InputType::file) {
       MMAR_ASSIGN(Source src, Source::open(sorted[i].path));
       MMAR_ASSIGN(data, src.read(0, src.size()));
+    } else if (sorted[i].type == InputType::member) {
+      MMAR_ASSIGN(data, sorted[i].archive->read(*sorted[i].member));
     } else {
       data = Bytes({sorted[i].bytes->data(), sorted[i].bytes->size()}, sorted[i].bytes);
     }

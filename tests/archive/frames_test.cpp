@@ -349,3 +349,45 @@ TEST(Frames, CatStreamsAndFailsNamingTheFrame) {
 
 }  // namespace
 }  // namespace mmar
+
+namespace mmar {
+namespace {
+
+TEST(Frames, MembersOfAnotherArchiveAreCopiedAsStoredOrStreamed) {
+  TempDir tmp;
+  Built b = build();  // zstd, 4 KiB frames
+  test::write_file(tmp / "src.mmar", b.bytes);
+  auto from = Archive::open(tmp / "src.mmar");
+  ASSERT_TRUE(from.ok());
+  // Same codec and frame size: the big member's stream is copied byte for
+  // byte; small ones are packed again.
+  Writer same({.frame_size = 4096});
+  ASSERT_TRUE(from->for_each([&](const Member& m) { return same.add_member(std::string(m.name), *from, m); }).ok());
+  ASSERT_TRUE(same.write(tmp / "same.mmar").ok());
+  auto c = Archive::open(tmp / "same.mmar");
+  ASSERT_TRUE(c.ok());
+  auto m0 = from->find("big"), m1 = c->find("big");
+  ASSERT_EQ(m1->stored_size, m0->stored_size);
+  EXPECT_EQ(c->source().read(m1->data_offset, m1->stored_size)->str(),
+            from->source().read(m0->data_offset, m0->stored_size)->str());
+  EXPECT_TRUE(c->verify()->empty());
+  // Another codec: streamed and recompressed.
+  Writer other({.codec = Codec::xz, .frame_size = 8192});
+  ASSERT_TRUE(from->for_each([&](const Member& m) { return other.add_member(std::string(m.name), *from, m); }).ok());
+  ASSERT_TRUE(other.write(tmp / "xz.mmar").ok());
+  auto x = Archive::open(tmp / "xz.mmar");
+  ASSERT_TRUE(x.ok());
+  EXPECT_EQ(x->find("big")->codec, Codec::xz);
+  EXPECT_EQ(x->read("big")->str(), std::string(reinterpret_cast<const char*>(b.big.data()), b.big.size()));
+  EXPECT_TRUE(x->verify()->empty());
+  EXPECT_EQ(x->size(), from->size());
+  // mmar compact --compress: the same through the CLI, in place.
+  ASSERT_EQ(test::run(kMmar + " compact --compress xz " + tmp / "src.mmar" + " > /dev/null"), 0);
+  auto y = Archive::open(tmp / "src.mmar");
+  ASSERT_TRUE(y.ok());
+  EXPECT_EQ(y->find("big")->codec, Codec::xz);
+  EXPECT_TRUE(y->verify()->empty());
+}
+
+}  // namespace
+}  // namespace mmar
