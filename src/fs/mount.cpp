@@ -11,6 +11,11 @@
 
 #include <algorithm>
 #include <atomic>
+#include <mutex>
+#include <unordered_map>
+#include <thread>
+#include <deque>
+#include <condition_variable>
 #include <cerrno>
 #include <csetjmp>
 #include <cstdio>
@@ -130,6 +135,8 @@ class ArchiveFs {
   // and a warm tree walk costs no round trip per file (set in op_init).
   std::atomic<bool> no_open{false};
   std::atomic<bool> no_opendir{false};
+  // Started by op_init; stopped by mount_archive before the filesystem goes.
+  std::unique_ptr<class Readahead> readahead;
 
   bool is_dir(const Node& n) const {
     if (n.kind != Node::member) return true;
@@ -258,6 +265,78 @@ void serve(fuse_req_t req, F body) {
   t_request_guard = nullptr;
 }
 
+// Read-ahead for sequential readers of compressed members: when a read
+// continues where the previous one of the same file ended, the frames of
+// the next stretch are inflated into the archive's frame cache on this
+// thread while the kernel copies the current reply, so the next request
+// finds them ready. Requests are dropped when the queue is full (read-ahead
+// is a hint); the thread touches the mapping under the same SIGBUS guard as
+// requests.
+class Readahead {
+ public:
+  explicit Readahead(ArchiveFs& fs) : fs_(fs), thread_([this] { run(); }) {}
+  ~Readahead() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_one();
+    thread_.join();
+  }
+  Readahead(const Readahead&) = delete;
+  Readahead& operator=(const Readahead&) = delete;
+
+  // A read of [off, off + len) of member `index` (inode `ino`) was served.
+  void note(fuse_ino_t ino, uint32_t index, uint64_t off, uint64_t len, uint64_t size) {
+    std::lock_guard lock(mu_);
+    auto [it, fresh] = last_end_.try_emplace(ino, 0);
+    const bool sequential = !fresh && it->second == off;
+    it->second = off + len;
+    if (last_end_.size() > 4096) last_end_.clear();
+    if (!sequential || off + len >= size || queue_.size() >= 4) return;
+    queue_.push_back({index, off + len, len});
+    cv_.notify_one();
+  }
+
+ private:
+  struct Ask {
+    uint32_t index;
+    uint64_t off, len;
+  };
+  void run() {
+    for (;;) {
+      Ask a{};
+      {
+        std::unique_lock lock(mu_);
+        cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+        if (stop_) return;
+        a = queue_.front();
+        queue_.pop_front();
+      }
+      if (fs_.damaged()) continue;
+      sigjmp_buf guard;
+      if (sigsetjmp(guard, 0) != 0) {
+        fs_.mark_damaged();
+        continue;
+      }
+      t_request_guard = &guard;
+      try {
+        auto m = fs_.archive().at(a.index);
+        if (m.ok() && m->framed) (void)fs_.archive().read_bytes(*m, a.off, a.len);
+      } catch (const std::bad_alloc&) {
+      }
+      t_request_guard = nullptr;
+    }
+  }
+  ArchiveFs& fs_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Ask> queue_;
+  std::unordered_map<fuse_ino_t, uint64_t> last_end_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
 int errno_of(const Error& e) {
   if (e.sys_errno() != 0) return e.sys_errno();
   switch (e.code()) {
@@ -313,6 +392,9 @@ void op_readlink(fuse_req_t req, fuse_ino_t ino) {
 
 void op_init(void* userdata, fuse_conn_info* conn) {
   auto* fs = static_cast<ArchiveFs*>(userdata);
+  // Started here, in the process that serves (after a daemonizing fork,
+  // which threads do not survive).
+  if (!fs->readahead) fs->readahead = std::make_unique<Readahead>(*fs);
   if ((conn->capable & FUSE_CAP_NO_OPEN_SUPPORT) != 0) {
     conn->want |= FUSE_CAP_NO_OPEN_SUPPORT;
     fs->no_open = true;
@@ -369,6 +451,7 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_i
       // bounded frame cache; a read inside one frame is answered from it.
       auto got = fs.archive().read_bytes(*m, static_cast<uint64_t>(off), len);
       if (!got.ok()) return (void)fuse_reply_err(req, EIO);
+      if (fs.readahead) fs.readahead->note(ino, n->index, static_cast<uint64_t>(off), len, m->size);
       return (void)fuse_reply_buf(req, reinterpret_cast<const char*>(got->data()), got->size());
     }
     if (m->codec == Codec::extents) {
@@ -557,6 +640,10 @@ Result<void> mount_archive(Archive archive, const std::string& dir, const MountO
   }
 
   ArchiveFs fs(std::move(archive));
+  struct StopReadahead {
+    ArchiveFs& fs;
+    ~StopReadahead() { fs.readahead.reset(); }
+  } stop_readahead{fs};
   if (fs.archive().source().mapped()) {
     const auto all = fs.archive().source().all();
     g_mapping_begin.store(reinterpret_cast<uintptr_t>(all.data()));
