@@ -121,38 +121,45 @@ mode_t extracted_mode(const Member& m, bool same_permissions) {
   return same_permissions ? mode : mode & ~mode_t{06000};
 }
 
-// The directory the last member went into, kept open: members are sorted,
-// so a directory's files come one after another and each costs no walk from
-// the root. It was opened as open_parent opens (no symlinks), and a
-// directory is never replaced by a non-directory (clear_leaf refuses), so
-// reusing it for the same path is as safe as walking again.
-struct ParentCache {
-  std::string dir;  // its path below the root ("" for the root itself)
-  int fd = -1;
-  ParentCache() = default;
-  ParentCache(const ParentCache&) = delete;
-  ParentCache& operator=(const ParentCache&) = delete;
-  ~ParentCache() {
-    if (fd >= 0) ::close(fd);
+// The directories on the path to the last member, kept open: members are
+// sorted, so a directory's files and subdirectories come together and each
+// directory is opened once, not walked from the root per file. Each was
+// opened as open_parent opens (no symlinks followed, created when missing),
+// and a directory is never replaced by a non-directory (clear_leaf refuses),
+// so reusing them is as safe as walking again.
+struct DirStack {
+  int root = -1;
+  std::vector<std::pair<std::string, int>> open;  // components from the root, each with its fd
+  DirStack() = default;
+  DirStack(const DirStack&) = delete;
+  DirStack& operator=(const DirStack&) = delete;
+  ~DirStack() { truncate(0); }
+  void truncate(size_t n) {
+    while (open.size() > n) {
+      ::close(open.back().second);
+      open.pop_back();
+    }
+  }
+  // The directory holding the last of `parts`.
+  Result<int> parent_of(const std::vector<std::string_view>& parts, const std::string& name) {
+    const size_t want = parts.size() - 1;
+    size_t common = 0;
+    while (common < open.size() && common < want && open[common].first == parts[common]) ++common;
+    truncate(common);
+    for (size_t i = common; i < want; ++i) {
+      const int at = i == 0 ? root : open.back().second;
+      std::vector<std::string_view> one = {parts[i], std::string_view()};
+      MMAR_ASSIGN(int fd, open_parent(at, one, name));  // opens (creating) parts[i] below `at`
+      open.emplace_back(std::string(parts[i]), fd);
+    }
+    return open.empty() ? root : open.back().second;
   }
 };
 
-Result<int> cached_parent(ParentCache& cache, int root, const std::vector<std::string_view>& parts,
-                          std::string_view member, const std::string& name) {
-  const size_t slash = member.rfind('/');
-  const std::string_view dir = slash == std::string_view::npos ? std::string_view() : member.substr(0, slash);
-  if (cache.fd >= 0 && dir == cache.dir) return cache.fd;
-  MMAR_ASSIGN(int fd, open_parent(root, parts, name));
-  if (cache.fd >= 0) ::close(cache.fd);
-  cache.fd = fd;
-  cache.dir = std::string(dir);
-  return fd;
-}
-
-Result<void> extract_one(const Archive& a, const Member& m, int root, bool same_permissions, ParentCache& cache) {
+Result<void> extract_one(const Archive& a, const Member& m, bool same_permissions, DirStack& dirs) {
   const std::string name(m.name);
   auto parts = split(m.name);
-  MMAR_ASSIGN(int parent_fd, cached_parent(cache, root, parts, m.name, name));
+  MMAR_ASSIGN(int parent_fd, dirs.parent_of(parts, name));
   struct Borrowed {
     int fd;
   } parent{parent_fd};
@@ -164,8 +171,8 @@ Result<void> extract_one(const Archive& a, const Member& m, int root, bool same_
       return sys_error("mkdir '" + name + "'", errno);
     return success();  // mode and mtime applied at the end
   }
-  MMAR_TRY(clear_leaf(parent.fd, leaf, name, false));
   if (m.is_symlink()) {
+    MMAR_TRY(clear_leaf(parent.fd, leaf, name, false));
     MMAR_ASSIGN(Bytes bytes, a.read(m));
     std::string target(bytes.str());
     if (target.empty() || target.find('\0') != std::string::npos) {
@@ -175,7 +182,13 @@ Result<void> extract_one(const Archive& a, const Member& m, int root, bool same_
     ::utimensat(parent.fd, leaf.c_str(), times, AT_SYMLINK_NOFOLLOW);
     return success();
   }
-  Fd out(::openat(parent.fd, leaf.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+  constexpr int kCreate = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+  Fd out(::openat(parent.fd, leaf.c_str(), kCreate, 0600));
+  if (out.fd < 0 && errno == EEXIST) {
+    // Something is there already: replace it (never a directory).
+    MMAR_TRY(clear_leaf(parent.fd, leaf, name, false));
+    out.fd = ::openat(parent.fd, leaf.c_str(), kCreate, 0600);
+  }
   if (out.fd < 0) return sys_error("create '" + name + "'", errno);
   // Streamed (memory independent of the member's size); a member whose
   // frames or checksum turn out bad is not left behind half written.
@@ -240,7 +253,8 @@ int run_extract(int argc, char** argv) {
   }
   std::vector<bool> found(wanted.size(), false);
   std::vector<Member> dirs;
-  ParentCache parents;
+  DirStack parents;
+  parents.root = root.fd;
   int rc = kExitOk;
   uint64_t total = 0;
   auto count = a->for_each([&](const Member& m) -> Result<void> {
@@ -273,7 +287,7 @@ int run_extract(int argc, char** argv) {
       if (selected(m.name, {wanted[i]})) found[i] = true;
     }
     if (p.has("verbose")) std::printf("%s\n", escape_text(m.name).c_str());
-    auto one = extract_one(*a, m, root.fd, same_permissions, parents);
+    auto one = extract_one(*a, m, same_permissions, parents);
     if (!one.ok()) {
       progress.finish();
       rc = fail(Error(one.error().code(), path + ": " + one.error().message()));
