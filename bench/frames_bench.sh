@@ -189,7 +189,9 @@ fmt_rate() {
 }
 ratio() {
   { [ "$1" = timeout ] || [ "$2" = timeout ]; } && { echo "—"; return; }
-  awk -v a="$1" -v b="$2" 'BEGIN {if (b == 0) print "—"; else printf "%.2f", a / b}'
+  # Four decimals near 1, so that a verdict is not decided by rounding.
+  awk -v a="$1" -v b="$2" 'BEGIN {if (b == 0) {print "—"; exit}; r = a / b
+    if (r > 0.99 && r < 1.01) printf "%.4f", r; else printf "%.2f", r}'
 }
 # verdict VALUE OP LIMIT: "met" or "not met" (VALUE "—" or "timeout": not met).
 verdict() {

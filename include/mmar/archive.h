@@ -376,7 +376,8 @@ struct WriteStats {
   uint64_t input_bytes = 0;
   uint64_t archive_bytes = 0;
   uint32_t compressed_members = 0;
-  uint32_t deduplicated = 0;  // members stored once for several names (same bytes, not hard links)
+  uint32_t deduplicated = 0;        // members sharing an earlier member's data (same bytes, not hard links)
+  uint64_t deduplicated_bytes = 0;  // their bytes, not stored again
 };
 
 // Collects members, then writes them in one pass. Input files are only

@@ -1021,6 +1021,7 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
     e.me_stream_offset = first.me_stream_offset;
     if (same_bytes_as[i]) {
       ++stats.deduplicated;  // counted in input_bytes when it was read
+      stats.deduplicated_bytes += first.me_size;
     } else {
       stats.input_bytes += first.me_size;  // a hard link, not read
     }

@@ -504,6 +504,57 @@ TEST_F(Mount, DamagedRawMemberReadsAsEio) {
   EXPECT_EQ(text, "fine\n");
 }
 
+// A damaged frame of a compressed member: the ranges it holds read as EIO
+// through the mount, never as other bytes; the member's other frames, and
+// a small member packed with others, read normally; sequential readers (and
+// the read-ahead) run into the same EIO.
+TEST_F(Mount, DamagedFrameReadsAsEioAndTheRestReads) {
+  std::string tree = mkdir("tree");
+  std::string big;
+  for (int i = 0; big.size() < 40 * 4096; ++i) big += "line " + std::to_string(i * 7919 % 100000) + "\n";
+  test::write_file(tree + "/big", test::to_bytes(big));
+  test::write_file(tree + "/small1", test::to_bytes(std::string(700, 's') + "one"));
+  test::write_file(tree + "/small2", test::to_bytes(std::string(900, 't') + "two"));
+  std::string archive = make_archive("f.mmar", tree, "--frame-size 4K");
+  auto bytes = test::read_file(archive);
+  uint64_t damaged_at = 0;
+  {
+    auto a = Archive::open(Source::borrow(bytes, "f"));
+    ASSERT_TRUE(a.ok());
+    auto m = a->find("big");
+    ASSERT_TRUE(m.ok());
+    ASSERT_TRUE(m->framed);
+    // Frame 20's stored bytes: between the ends of frames 19 and 20.
+    auto end_of = [&](uint32_t k) {
+      uint64_t v = 0;
+      std::memcpy(&v, bytes.data() + m->data_offset + 32 + 16 * k, 8);
+      return v;
+    };
+    damaged_at = m->data_offset + (end_of(19) + end_of(20)) / 2;
+    bytes[damaged_at] ^= std::byte{0x10};
+  }
+  test::write_file(archive, bytes);
+  std::string mnt = mkdir("m");
+  Mounted m(archive, mnt);
+  ASSERT_TRUE(m.ok()) << m.message();
+  const std::string path = mnt + "/big";
+  int fd = ::open(path.c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0);
+  char buf[4096];
+  errno = 0;
+  EXPECT_EQ(::pread(fd, buf, sizeof buf, 20 * 4096 + 100), -1);
+  EXPECT_EQ(errno, EIO);
+  ASSERT_EQ(::pread(fd, buf, sizeof buf, 3 * 4096), static_cast<ssize_t>(sizeof buf));
+  EXPECT_EQ(std::string(buf, sizeof buf), big.substr(3 * 4096, 4096));
+  ASSERT_EQ(::pread(fd, buf, sizeof buf, 30 * 4096), static_cast<ssize_t>(sizeof buf));
+  EXPECT_EQ(std::string(buf, sizeof buf), big.substr(30 * 4096, 4096));
+  ::close(fd);
+  std::string text;
+  EXPECT_EQ(read_errno(path, &text), EIO) << "a sequential read stops at the bad frame";
+  EXPECT_EQ(read_errno(mnt + "/small2", &text), 0);
+  EXPECT_EQ(text, std::string(900, 't') + "two");
+}
+
 TEST_F(Mount, TruncatedArchiveGivesEioNotADeadDaemon) {
   std::string tree = mkdir("tree");
   for (const char* name : {"a", "b", "c"}) {

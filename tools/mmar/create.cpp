@@ -157,13 +157,16 @@ int run_create(int argc, char** argv) {
   double secs = static_cast<double>(now_ns() - t0) / 1e9;
   if (p.has("json")) {
     std::printf("{\"archive\":%s,\"members\":%u,\"input_bytes\":%" PRIu64 ",\"archive_bytes\":%" PRIu64
-                ",\"compressed_members\":%u,\"seconds\":%.6f}\n",
+                ",\"compressed_members\":%u,\"deduplicated_members\":%u,\"deduplicated_bytes\":%" PRIu64
+                ",\"seconds\":%.6f}\n",
                 json_string(out).c_str(), stats->members, stats->input_bytes, stats->archive_bytes,
-                stats->compressed_members, secs);
+                stats->compressed_members, stats->deduplicated, stats->deduplicated_bytes, secs);
   } else if (p.has("stats")) {
-    std::printf("%s: %u members, %s in, %s archive (%u compressed), %.3f s\n", out.c_str(), stats->members,
-                human_size(stats->input_bytes).c_str(), human_size(stats->archive_bytes).c_str(),
-                stats->compressed_members, secs);
+    std::printf("%s: %u members, %s in, %s archive (%u compressed; %u with the bytes of another, %s not stored "
+                "again), %.3f s\n",
+                out.c_str(), stats->members, human_size(stats->input_bytes).c_str(),
+                human_size(stats->archive_bytes).c_str(), stats->compressed_members, stats->deduplicated,
+                human_size(stats->deduplicated_bytes).c_str(), secs);
   }
   return kExitOk;
 }
