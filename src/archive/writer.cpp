@@ -16,6 +16,7 @@
 #include <mutex>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "archive/codec.h"
 #include "archive/detect.h"
@@ -649,12 +650,32 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
     return push_frame(std::move(bytes), std::move(finish_pack));
   };
 
-  // Dedup: earlier members by (size, XXH3) -> member index; candidates are
-  // compared byte by byte.
-  std::unordered_map<uint64_t, std::vector<uint32_t>> by_size;  // members by size (dedup candidates)
+  // Dedup: earlier members by (size, XXH3); a candidate is confirmed byte
+  // by byte. Members whose hash is not known yet (raw ones, hashed on a
+  // worker) wait by size and are hashed here, once, the first time a member
+  // of their size asks: every member is hashed at most once, so the search
+  // stays linear however many members share a size.
+  struct ContentKey {
+    uint64_t size, hash;
+    bool operator==(const ContentKey&) const = default;
+  };
+  struct ContentKeyHash {
+    size_t operator()(const ContentKey& k) const { return std::hash<uint64_t>()(k.hash ^ (k.size * 0x9e3779b97f4a7c15ULL)); }
+  };
+  std::unordered_map<ContentKey, std::vector<uint32_t>, ContentKeyHash> by_content;
+  std::unordered_map<uint64_t, std::vector<uint32_t>> unhashed;  // by size
+  std::unordered_set<uint64_t> sizes_seen;
   std::vector<uint64_t> hash_of(sorted.size(), 0);
-  std::vector<uint8_t> same_bytes_as(sorted.size(), 0);
-  std::vector<uint8_t> hash_known(sorted.size(), 0);  // same_as[i] found by content, not by inode
+  std::vector<uint8_t> same_bytes_as(sorted.size(), 0);  // same_as[i] found by content, not by inode
+  std::vector<uint8_t> hash_known(sorted.size(), 0);
+  auto register_content = [&](uint32_t i, uint64_t size) {
+    sizes_seen.insert(size);
+    if (hash_known[i]) {
+      by_content[ContentKey{size, hash_of[i]}].push_back(i);
+    } else {
+      unhashed[size].push_back(i);
+    }
+  };
   // The open file of an earlier member, for a byte comparison.
   auto open_input = [&](uint32_t j, UniqueFd& keep) -> Result<InputBytes> {
     const Input& in = sorted[j];
@@ -672,33 +693,36 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
     return b;
   };
   auto find_same = [&](uint32_t i, const InputBytes& mine, uint64_t size, uint64_t h) -> Result<std::optional<uint32_t>> {
-    auto it = by_size.find(size);
-    if (it == by_size.end()) return std::optional<uint32_t>();
-    for (uint32_t j : it->second) {
-      if (entries.entry(j).me_size != size) continue;
-      if (!hash_known[j]) {
-        // A raw member hashed on a worker: hash it here, once.
-        UniqueFd keep;
-        MMAR_ASSIGN(InputBytes theirs, open_input(j, keep));
-        XXH3_state_t state;
-        XXH3_64bits_reset(&state);
-        std::vector<std::byte> buf(std::min<uint64_t>(size, kChunk));
-        for (uint64_t at = 0; at < size;) {
-          const size_t n = static_cast<size_t>(std::min<uint64_t>(buf.size(), size - at));
-          MMAR_TRY(theirs.read(at, buf.data(), n));
-          XXH3_64bits_update(&state, buf.data(), n);
-          at += n;
+    (void)i;
+    if (auto w = unhashed.find(size); w != unhashed.end()) {
+      for (uint32_t j : w->second) {
+        if (!hash_known[j]) {
+          UniqueFd keep;
+          MMAR_ASSIGN(InputBytes theirs, open_input(j, keep));
+          XXH3_state_t state;
+          XXH3_64bits_reset(&state);
+          std::vector<std::byte> buf(std::min<uint64_t>(size, kChunk));
+          for (uint64_t at = 0; at < size;) {
+            const size_t n = static_cast<size_t>(std::min<uint64_t>(buf.size(), size - at));
+            MMAR_TRY(theirs.read(at, buf.data(), n));
+            XXH3_64bits_update(&state, buf.data(), n);
+            at += n;
+          }
+          hash_of[j] = XXH3_64bits_digest(&state);
+          hash_known[j] = 1;
         }
-        hash_of[j] = XXH3_64bits_digest(&state);
-        hash_known[j] = 1;
+        by_content[ContentKey{size, hash_of[j]}].push_back(j);
       }
-      if (hash_of[j] != h) continue;
+      unhashed.erase(w);
+    }
+    auto it = by_content.find(ContentKey{size, h});
+    if (it == by_content.end()) return std::optional<uint32_t>();
+    for (uint32_t j : it->second) {
       UniqueFd keep;
       MMAR_ASSIGN(InputBytes theirs, open_input(j, keep));
       MMAR_ASSIGN(bool same, same_bytes(mine, theirs, size));
       if (same) return std::optional<uint32_t>(j);
     }
-    (void)i;
     return std::optional<uint32_t>();
   };
 
@@ -796,7 +820,7 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
         entries.entry(i).me_xxh3 = m.xxh3;
         hash_of[i] = m.xxh3;
         hash_known[i] = 1;
-        by_size[size].push_back(i);
+        register_content(i, size);
         ++stats.compressed_members;
         auto archive = in.archive;
         auto copy_stream = [&, i, archive, m, size](FrameResult*) -> Result<void> {
@@ -837,7 +861,7 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
         continue;
       }
       hash_known[i] = 1;
-      by_size[size].push_back(i);
+      register_content(i, size);
       if (pack.bytes.size() + size > frame) MMAR_TRY(flush_pack());
       pack.members.emplace_back(i, static_cast<uint32_t>(pack.bytes.size()));
       pack.bytes.insert(pack.bytes.end(), bytes.begin(), bytes.end());
@@ -848,7 +872,7 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
     // Members with the same size as an earlier one: hashed first, and
     // stored once if the bytes are the same.
     std::optional<uint64_t> early_hash;
-    if (by_size.count(size) != 0) {
+    if (sizes_seen.count(size) != 0) {
       XXH3_state_t state;
       XXH3_64bits_reset(&state);
       std::vector<std::byte> buf(std::min<uint64_t>(size, kChunk));
@@ -869,7 +893,7 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
       hash_of[i] = *early_hash;
       hash_known[i] = 1;
     }
-    by_size[size].push_back(i);
+    register_content(i, size);
 
     if (!may_compress || size <= options.threshold) {
       // Raw: hashed on a worker, copied kernel-side in order.
