@@ -372,7 +372,9 @@ Result<void> decompress_frame(Codec codec, std::span<const std::byte> in, std::s
     return success();
   }
   if (codec == Codec::xz) {
-    uint64_t memlimit = uint64_t{1} << 30;
+    // A frame's dictionary need not exceed the frame (the writer sizes it
+    // so): a header asking for more is refused, not allocated.
+    uint64_t memlimit = uint64_t{8} << 20;
     size_t in_pos = 0, out_pos = 0;
     const lzma_ret ret = lzma_stream_buffer_decode(&memlimit, 0, nullptr, reinterpret_cast<const uint8_t*>(in.data()),
                                                    &in_pos, in.size(), reinterpret_cast<uint8_t*>(out.data()),

@@ -287,11 +287,17 @@ class LazyIndex {
     MMAR_ASSIGN(Bytes piece, src.read(index_off + begin, end - begin));
     std::lock_guard lock(mu_);
     auto [it, fresh] = pieces_.try_emplace(begin, piece);
-    if (!fresh && it->second.size() < piece.size()) it->second = piece;
-    return it->second.data() + (want - begin);
+    if (!fresh && it->second.size() < piece.size()) {
+      // Names and entries handed out view the old piece: it is kept, never
+      // freed before the Archive.
+      retired_.push_back(std::move(it->second));
+      it->second = piece;
+    }
+    return piece.data() + (want - begin);
   }
   mutable std::mutex mu_;
   mutable std::map<uint64_t, Bytes> pieces_;
+  mutable std::vector<Bytes> retired_;
 };
 
 }  // namespace
@@ -1127,14 +1133,9 @@ Result<Bytes> Archive::Impl::stream_head(const Member& m) const {
     if (it != heads.end() && it->second.size() <= m.stored_size) return it->second;
   }
   // One read for the table and, for a small stream, its frames too (for a
-  // remote source, one request); a larger table is read whole next.
+  // remote source, one request). At most 64 KiB is kept per stream: the
+  // entries of a larger table are read when needed (two per frame).
   MMAR_ASSIGN(Bytes b, source.read(m.data_offset, std::min<uint64_t>(m.stored_size, uint64_t{64} << 10)));
-  if (b.size() >= sizeof(format::FrameTableHeader)) {
-    auto t = frames::parse_header(b.span(), m.stored_size, what(m), m.data_offset);
-    if (t.ok() && t->table_bytes() > b.size()) {
-      MMAR_ASSIGN(b, source.read(m.data_offset, t->table_bytes()));
-    }
-  }
   std::lock_guard lock(heads_mu);
   if (heads.size() >= 4096) heads.clear();
   heads[m.data_offset] = b;
@@ -1155,14 +1156,17 @@ Result<frames::Table> Archive::Impl::frame_table(const Member& m) const {
 Result<Bytes> Archive::Impl::frame(const Member& m, const frames::Table& t, uint32_t k, bool verify) const {
   if (auto hit = frame_cache.get(m.data_offset, k)) return *hit;
   const uint32_t first = k == 0 ? 0 : k - 1;
-  MMAR_ASSIGN(Bytes head, stream_head(m));  // holds the whole table
+  MMAR_ASSIGN(Bytes head, stream_head(m));  // the table's start (all of it when mapped)
   const uint64_t entries_at = sizeof(format::FrameTableHeader) + uint64_t{first} * sizeof(format::FrameEntry);
   const uint64_t entries_len = uint64_t{k - first + 1} * sizeof(format::FrameEntry);
-  if (!in_bounds(entries_at, entries_len, head.size())) {
-    return malformed(file(), m.data_offset, "member '" + std::string(m.name) + "': frame table cut short");
+  Bytes entries;
+  if (in_bounds(entries_at, entries_len, head.size())) {
+    entries = head.subspan(static_cast<size_t>(entries_at), static_cast<size_t>(entries_len));
+  } else {
+    // parse_header checked that the table lies inside the stored bytes.
+    MMAR_ASSIGN(entries, source.read(m.data_offset + entries_at, entries_len));
   }
-  MMAR_ASSIGN(frames::Frame f, frames::frame_at(t, head.span().subspan(entries_at, entries_len), first, k, what(m),
-                                                 m.data_offset));
+  MMAR_ASSIGN(frames::Frame f, frames::frame_at(t, entries.span(), first, k, what(m), m.data_offset));
   Bytes stored;
   if (f.end <= head.size()) {
     stored = head.subspan(static_cast<size_t>(f.begin), static_cast<size_t>(f.end - f.begin));

@@ -29,6 +29,7 @@
 #include "support/atomic_file.h"
 #include "support/checked.h"
 #include "support/fd.h"
+#include "support/hex.h"
 
 namespace mmar {
 
@@ -676,21 +677,37 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
       unhashed[size].push_back(i);
     }
   };
-  // The open file of an earlier member, for a byte comparison.
-  auto open_input = [&](uint32_t j, UniqueFd& keep) -> Result<InputBytes> {
+  // Which file each file member's bytes came from (device, inode, size,
+  // mtime), so that re-opening it by path for a comparison is known to give
+  // the same bytes: a path renamed over meanwhile is another file.
+  struct FileId {
+    uint64_t dev = 0, ino = 0, size = 0;
+    struct timespec mtime {};
+  };
+  std::vector<FileId> file_ids(sorted.size());
+  // The bytes of an earlier member, for a comparison; nullopt when its file
+  // is no longer the one it was read from.
+  auto open_input = [&](uint32_t j, UniqueFd& keep) -> Result<std::optional<InputBytes>> {
     const Input& in = sorted[j];
     InputBytes b;
     b.in = &in;
     if (in.type == InputType::bytes) {
       b.bytes = in.bytes.get();
-      return b;
+      return std::optional<InputBytes>(b);
     }
-    if (in.type == InputType::member) return b;
+    if (in.type == InputType::member) return std::optional<InputBytes>(b);
     int f = ::open(in.path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (f < 0) return sys_error(in.path, errno);
+    if (f < 0) return std::optional<InputBytes>();
     keep.reset(f);
+    struct stat st {};
+    const FileId& id = file_ids[j];
+    if (fstat(f, &st) != 0 || st.st_dev != id.dev || st.st_ino != id.ino ||
+        static_cast<uint64_t>(st.st_size) != id.size || st.st_mtim.tv_sec != id.mtime.tv_sec ||
+        st.st_mtim.tv_nsec != id.mtime.tv_nsec) {
+      return std::optional<InputBytes>();
+    }
     b.fd = f;
-    return b;
+    return std::optional<InputBytes>(b);
   };
   auto find_same = [&](uint32_t i, const InputBytes& mine, uint64_t size, uint64_t h) -> Result<std::optional<uint32_t>> {
     (void)i;
@@ -698,7 +715,9 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
       for (uint32_t j : w->second) {
         if (!hash_known[j]) {
           UniqueFd keep;
-          MMAR_ASSIGN(InputBytes theirs, open_input(j, keep));
+          MMAR_ASSIGN(std::optional<InputBytes> opened, open_input(j, keep));
+          if (!opened) continue;  // changed since: never a candidate
+          const InputBytes& theirs = *opened;
           XXH3_state_t state;
           XXH3_64bits_reset(&state);
           std::vector<std::byte> buf(std::min<uint64_t>(size, kChunk));
@@ -719,8 +738,9 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
     if (it == by_content.end()) return std::optional<uint32_t>();
     for (uint32_t j : it->second) {
       UniqueFd keep;
-      MMAR_ASSIGN(InputBytes theirs, open_input(j, keep));
-      MMAR_ASSIGN(bool same, same_bytes(mine, theirs, size));
+      MMAR_ASSIGN(std::optional<InputBytes> theirs, open_input(j, keep));
+      if (!theirs) continue;
+      MMAR_ASSIGN(bool same, same_bytes(mine, *theirs, size));
       if (same) return std::optional<uint32_t>(j);
     }
     return std::optional<uint32_t>();
@@ -775,6 +795,7 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
       size = static_cast<uint64_t>(st.st_size);
       mtime = st.st_mtim;
       src.fd = raw_fd;
+      file_ids[i] = FileId{static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino), size, st.st_mtim};
     }
     entries.entry(i).me_size = size;
     if (size == 0) {
@@ -826,11 +847,24 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
         auto copy_stream = [&, i, archive, m, size](FrameResult*) -> Result<void> {
           offset = *align_up(offset, format::kPackedAlign);
           const Source& from = archive->source();
-          for (uint64_t copied = 0; copied < m.stored_size;) {
-            const uint64_t n = std::min<uint64_t>(kChunk, m.stored_size - copied);
-            MMAR_ASSIGN(Bytes piece, from.read(m.data_offset + copied, n));
-            MMAR_TRY(pwrite_all(fd, piece.span(), offset + copied, path));
-            copied += n;
+          // Copied frame by frame, each checked against its table entry on
+          // the way (no inflating): damage is not carried into the copy.
+          MMAR_ASSIGN(Bytes header, from.read(m.data_offset, sizeof(format::FrameTableHeader)));
+          const std::string what = archive->name() + ": member '" + std::string(m.name) + "'";
+          MMAR_ASSIGN(frames::Table tb, frames::parse_header(header.span(), m.stored_size, what, m.data_offset));
+          MMAR_ASSIGN(Bytes table, from.read(m.data_offset, tb.table_bytes()));
+          MMAR_TRY(pwrite_all(fd, table.span(), offset, path));
+          for (uint32_t k = 0; k < tb.count; ++k) {
+            const uint32_t first = k == 0 ? 0 : k - 1;
+            auto pair = table.span().subspan(sizeof(format::FrameTableHeader) + uint64_t{first} * sizeof(format::FrameEntry),
+                                             uint64_t{k - first + 1} * sizeof(format::FrameEntry));
+            MMAR_ASSIGN(frames::Frame f, frames::frame_at(tb, pair, first, k, what, m.data_offset));
+            MMAR_ASSIGN(Bytes stored, from.read(m.data_offset + f.begin, f.end - f.begin));
+            if (XXH3_64bits(stored.data(), stored.size()) != f.xxh3) {
+              return Error(Errc::checksum, what + ": frame " + std::to_string(k) + ": checksum mismatch (at offset " +
+                                               hex(m.data_offset + f.begin) + ")", m.data_offset + f.begin);
+            }
+            MMAR_TRY(pwrite_all(fd, stored.span(), offset + f.begin, path));
           }
           set_framed(i, offset, m.stored_size, 0);
           offset += m.stored_size;
@@ -1004,7 +1038,7 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
     hash_of[i] = h;
     hash_known[i] = 1;
     ++stats.compressed_members;
-    auto finish_member = [&, i, st, file, src, size, detected](FrameResult*) -> Result<void> {
+    auto finish_member = [&, i, st, file, src, size, detected, mtime](FrameResult*) -> Result<void> {
       MMAR_ASSIGN(uint64_t stored, finish_stream(*st));
       if (stored < size) {
         set_framed(i, st->start, stored, 0);
@@ -1020,6 +1054,8 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
       format::Entry& e = entries.entry(i);
       if (page) e.me_flags = static_cast<uint16_t>(e.me_flags | format::kFlagPageAligned);
       MMAR_TRY(src.copy_to(fd, offset, size, path));
+      // Read a second time: it must still be the bytes that were hashed.
+      if (src.fd >= 0) MMAR_TRY(check_unchanged(src.fd, size, mtime, *src.in));
       e.me_data_offset = offset;
       e.me_stored_size = size;
       offset += size;  // up to abandoned_end: zeros (later data overwrites them, truncation cuts them)

@@ -391,3 +391,48 @@ TEST(Frames, MembersOfAnotherArchiveAreCopiedAsStoredOrStreamed) {
 
 }  // namespace
 }  // namespace mmar
+
+namespace mmar {
+namespace {
+
+TEST(Frames, CompactionRefusesDamageInsteadOfCopyingIt) {
+  TempDir tmp;
+  Built b = build();
+  auto a = Archive::open(Source::borrow(b.bytes, "f"));
+  const Member m = *a->find("big");
+  auto bad = b.bytes;
+  format::FrameEntry e;
+  std::memcpy(&e, bad.data() + m.data_offset + 32 + 7 * 16, 16);
+  bad[m.data_offset + e.fr_end - 3] ^= std::byte{0x20};
+  test::write_file(tmp / "bad.mmar", bad);
+  std::string out;
+  EXPECT_EQ(test::run(kMmar + " compact " + tmp / "bad.mmar" + " 2>&1", &out), 1) << out;
+  EXPECT_NE(out.find("frame 7: checksum mismatch"), std::string::npos) << out;
+  EXPECT_EQ(test::read_file(tmp / "bad.mmar"), bad) << "left as it was";
+  // Copied as stored through the writer (same codec and frame size): each
+  // frame is checked on the way.
+  auto c = Archive::open(Source::borrow(bad, "bad.mmar"));
+  Writer w({.frame_size = 4096});
+  ASSERT_TRUE(w.add_member("big", *c, *c->find("big")).ok());
+  auto r = w.write(tmp / "copy.mmar");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message().find("frame 7: checksum mismatch"), std::string::npos) << r.error().message();
+}
+
+TEST(Frames, ExtractOfVeryDeepNamesKeepsFdsBounded) {
+  TempDir tmp;
+  std::string deep;
+  for (int i = 0; i < 300; ++i) deep += "d/";
+  Writer w;
+  for (int k = 0; k < 3; ++k) ASSERT_TRUE(w.add_bytes(deep + "f" + std::to_string(k), test::to_bytes("deep\n")).ok());
+  ASSERT_TRUE(w.add_bytes("top", test::to_bytes("top\n")).ok());
+  ASSERT_TRUE(w.write(tmp / "deep.mmar").ok());
+  // 300 components: more than the stack keeps; with 200 fds allowed the
+  // extraction still succeeds.
+  ASSERT_EQ(test::run("ulimit -n 200 && " + kMmar + " extract -f " + tmp / "deep.mmar" + " -C " + tmp / "x"), 0);
+  EXPECT_EQ(test::read_file(tmp / ("x/" + deep + "f2")), test::to_bytes("deep\n"));
+  EXPECT_EQ(test::read_file(tmp / "x/top"), test::to_bytes("top\n"));
+}
+
+}  // namespace
+}  // namespace mmar

@@ -12,10 +12,10 @@ namespace {
 
 const Verb kCat{"cat",
                 "[-f] ARCHIVE NAME...",
-                "Write the contents of each member NAME to standard output, in order, streamed: memory\n"
-                "stays small whatever the member's size. Every frame of a compressed member is checked\n"
-                "before its bytes are written, and the member's XXH3 when its end is reached (a raw\n"
-                "member's before any byte is written); a mismatch exits 1.",
+                "Write the contents of each member NAME to standard output, in order, streamed with pread:\n"
+                "memory stays small whatever the member's size. Every frame of a compressed member is\n"
+                "checked before its bytes are written, and every member's XXH3 when its end is reached:\n"
+                "a mismatch exits 1 (what was written before stands, as with `zstd -dc`).",
                 {
                     {"file", 'f', true, "ARCHIVE", "archive to read ('-' for standard input)"},
                     {"pread", 0, false, "", "read with pread instead of mmap"},

@@ -53,7 +53,13 @@ int run_compact(int argc, char** argv) {
   if (!before.ok()) return fail(before.error());
   const uint64_t old_size = before->source().size();
   if (!p.has("compress") && !p.has("level") && !p.has("threshold") && !p.has("frame-size")) {
-    // Copy what the current generation uses, as stored.
+    // Copy what the current generation uses, as stored -- after checking
+    // it, so that damage is refused rather than carried into the copy.
+    auto problems = before->verify();
+    if (!problems.ok()) return fail(problems.error());
+    if (!problems->empty()) {
+      return fail(Error(Errc::checksum, path + ": not compacted: " + problems->front().message));
+    }
     auto u = ArchiveUpdater::open(path, {.compact_ratio = 0});
     if (!u.ok()) return fail(u.error());
     auto c = u->compact();

@@ -133,16 +133,32 @@ struct DirStack {
   DirStack() = default;
   DirStack(const DirStack&) = delete;
   DirStack& operator=(const DirStack&) = delete;
-  ~DirStack() { truncate(0); }
+  ~DirStack() {
+    truncate(0);
+    if (deep >= 0) ::close(deep);
+  }
   void truncate(size_t n) {
     while (open.size() > n) {
       ::close(open.back().second);
       open.pop_back();
     }
   }
+  // Deeper paths (a hostile name may have 2,048 components) are walked
+  // from the root each time, in one fd: the stack never holds more than
+  // this many.
+  static constexpr size_t kMaxKept = 64;
+  int deep = -1;
   // The directory holding the last of `parts`.
   Result<int> parent_of(const std::vector<std::string_view>& parts, const std::string& name) {
+    if (deep >= 0) {
+      ::close(deep);
+      deep = -1;
+    }
     const size_t want = parts.size() - 1;
+    if (want > kMaxKept) {
+      MMAR_ASSIGN(deep, open_parent(root, parts, name));
+      return deep;
+    }
     size_t common = 0;
     while (common < open.size() && common < want && open[common].first == parts[common]) ++common;
     truncate(common);
