@@ -33,13 +33,12 @@ bool reader_read_at(void* ctx, uint64_t offset, size_t length, void* out) {
 }  // namespace
 
 Result<BtfFoundType> btf_find_in_file(const std::string& path, std::string_view name, std::optional<BtfKind> kind) {
-  int raw = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (raw < 0) return sys_error(path, errno);
-  UniqueFd fd(raw);
   struct stat st {};
-  if (fstat(fd.get(), &st) != 0) return sys_error("stat " + path, errno);
+  if (::stat(path.c_str(), &st) != 0) return sys_error(path, errno);
   if (!S_ISREG(st.st_mode)) return Error(Errc::invalid_argument, path + ": not a regular file");
-  auto reader = std::make_unique<BlockReader>(fd.get(), static_cast<uint64_t>(st.st_size));
+  // Through the one byte-range layer, without a mapping.
+  MMAR_ASSIGN(Source source, Source::open(path, {.force_pread = true}));
+  auto reader = std::make_unique<BlockReader>(std::move(source));
 
   // An ELF object: its .BTF section.
   uint64_t base = 0, limit = reader->size();

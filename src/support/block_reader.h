@@ -1,5 +1,5 @@
-// A few 64 KiB blocks of a file read with pread, least recently used
-// replaced first: for answering one question of a file without mapping it
+// A few 64 KiB blocks of a Source (a file read with pread, or a remote
+// range reader), least recently used replaced first: for answering one question of a file without mapping it
 // (mapping costs page-table work per touched page, which on virtualised
 // page tables is more than the answer).
 #pragma once
@@ -13,6 +13,7 @@
 #include <cstring>
 #include <memory>
 
+#include "mmar/source.h"
 #include "support/checked.h"
 
 namespace mmar {
@@ -21,9 +22,10 @@ class BlockReader {
  public:
   static constexpr uint64_t kBlock = 64 * 1024;
 
-  BlockReader(int fd, uint64_t size) : fd_(fd), size_(size) {}
+  // Over any Source (a file read with pread, a remote range reader).
+  explicit BlockReader(Source source) : source_(std::move(source)), size_(source_.size()) {}
 
-  // [off, off + n) of the file; false if outside it or on a read error.
+  // [off, off + n) of the source; false if outside it or on a read error.
   bool read(uint64_t off, size_t n, void* out) {
     if (!in_bounds(off, n, size_)) return false;
     auto* dst = static_cast<char*>(out);
@@ -32,9 +34,9 @@ class BlockReader {
       const Block* b = block(index);
       if (b == nullptr) return false;
       const uint64_t at = off - index * kBlock;
-      const size_t take = static_cast<size_t>(std::min<uint64_t>(n, b->len - at));
+      const size_t take = static_cast<size_t>(std::min<uint64_t>(n, b->data.size() - at));
       if (take == 0) return false;
-      std::memcpy(dst, b->data.get() + at, take);
+      std::memcpy(dst, b->data.data() + at, take);
       dst += take;
       off += take;
       n -= take;
@@ -42,14 +44,13 @@ class BlockReader {
     return true;
   }
   uint64_t size() const { return size_; }
-  uint32_t reads() const { return reads_; }
+  uint64_t reads() const { return source_.reads(); }
 
  private:
   struct Block {
     uint64_t index = ~uint64_t{0};
-    uint64_t len = 0;
     uint64_t used = 0;
-    std::unique_ptr<char[]> data;  // min(kBlock, file size) bytes, allocated on first use
+    Bytes data;  // min(kBlock, what is left) bytes (a small file gets a small block)
   };
   const Block* block(uint64_t index) {
     Block* victim = &blocks_[0];
@@ -61,30 +62,20 @@ class BlockReader {
       if (b.used < victim->used) victim = &b;
     }
     const uint64_t start = index * kBlock;
-    const size_t want = static_cast<size_t>(std::min<uint64_t>(kBlock, size_ - start));
-    // A small file gets small blocks: a one-shot lookup in a 1 KiB BTF
-    // should not allocate (and, from the sanitizers' allocator, map and
-    // unmap) 256 KiB.
-    if (!victim->data) victim->data.reset(new char[static_cast<size_t>(std::min<uint64_t>(kBlock, size_))]);
-    victim->index = ~uint64_t{0};  // until the read completes: a failed read leaves no stale block
-    size_t got = 0;
-    while (got < want) {
-      ++reads_;
-      ssize_t r = ::pread(fd_, victim->data.get() + got, want - got, static_cast<off_t>(start + got));
-      if (r < 0 && errno == EINTR) continue;
-      if (r <= 0) return nullptr;
-      got += static_cast<size_t>(r);
+    auto got = source_.read(start, std::min<uint64_t>(kBlock, size_ - start));
+    if (!got.ok()) {
+      errno = got.error().sys_errno() != 0 ? got.error().sys_errno() : EIO;
+      return nullptr;
     }
     victim->index = index;
-    victim->len = got;
+    victim->data = std::move(got).value();
     victim->used = ++clock_;
     return victim;
   }
 
-  int fd_;
+  Source source_;
   uint64_t size_;
   uint64_t clock_ = 0;
-  uint32_t reads_ = 0;
   std::array<Block, 4> blocks_{};
 };
 
