@@ -11,6 +11,9 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <thread>
+#include <chrono>
+#include <atomic>
 
 #include "cli.h"
 #include "verbs.h"
@@ -244,6 +247,43 @@ bool selected(std::string_view name, const std::vector<std::string>& wanted) {
   return false;
 }
 
+// Frames inflated ahead of the writer on a second thread (as tar's zstd
+// runs beside tar): members in archive order, at most kAhead bytes of them
+// beyond what has been written, into the archive's frame cache. A hint
+// only: errors are left for the writer to meet.
+class Inflater {
+ public:
+  static constexpr uint64_t kAhead = uint64_t{8} << 20;
+  Inflater(const Archive& a, const std::vector<std::string>& wanted)
+      : a_(a), wanted_(wanted), thread_([this] { run(); }) {}
+  ~Inflater() {
+    stop_ = true;
+    thread_.join();
+  }
+  Inflater(const Inflater&) = delete;
+  Inflater& operator=(const Inflater&) = delete;
+  void written(uint64_t n) { written_ += n; }
+
+ private:
+  void run() {
+    uint64_t ahead = 0;
+    for (uint32_t i = 0; i < a_.size() && !stop_; ++i) {
+      auto m = a_.at(i);
+      if (!m.ok() || m->is_dir() || !selected(m->name, wanted_)) continue;
+      while (!stop_ && ahead > written_.load() + kAhead) std::this_thread::sleep_for(std::chrono::microseconds(200));
+      if (m->framed) {
+        for (uint64_t off = 0; off < m->size && !stop_; off += 64 << 10) (void)a_.read_bytes(*m, off, 1);
+      }
+      ahead += m->size;
+    }
+  }
+  const Archive& a_;
+  const std::vector<std::string>& wanted_;
+  std::atomic<uint64_t> written_{0};
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
 }  // namespace
 
 int run_extract(int argc, char** argv) {
@@ -271,6 +311,7 @@ int run_extract(int argc, char** argv) {
   std::vector<Member> dirs;
   DirStack parents;
   parents.root = root.fd;
+  Inflater inflater(*a, wanted);
   int rc = kExitOk;
   uint64_t total = 0;
   auto count = a->for_each([&](const Member& m) -> Result<void> {
@@ -311,6 +352,7 @@ int run_extract(int argc, char** argv) {
       dirs.push_back(m);
     }
     done += m.size;
+    inflater.written(m.size);
     progress.update(done, total);
     return success();
   });
