@@ -12,6 +12,8 @@ const Verb kList{"list",
                  "[-f] ARCHIVE [-l] [--json] [NAME...]",
                  "List the members of ARCHIVE (all, or the NAMEs given), in name order.\n"
                  "-l columns: mode, size, stored size, codec, kind, alignment of the data, mtime (UTC), name.\n"
+                 "(A compressed member's stored size is its frame stream's, shared by the small members\n"
+                 "packed into it.)\n"
                  "Names are escaped as GNU tar does: \\\\ for a backslash, \\n, \\t and the like, \\ooo (octal) for\n"
                  "other control bytes and bytes that are not UTF-8. In --json, a name that is not valid UTF-8\n"
                  "has those bytes as \\u00XX (read as Latin-1) and its exact bytes in \"name_base64\".",
@@ -50,6 +52,9 @@ void print_member(const Archive& a, const Member& m, bool long_format, bool json
       if (target.ok()) std::printf(",\"link\":%s", json_string(target->name).c_str());
     }
     if (m.has_btf) std::printf(",\"has_btf\":true");
+    // A frame stream, perhaps shared with other members (stored_size and
+    // offset are the stream's): where the member starts in it.
+    if (m.framed) std::printf(",\"framed\":true,\"stream_offset\":%u", m.stream_offset);
     std::printf("}");
     first = false;
     return;
