@@ -293,7 +293,9 @@ class LazyIndex {
       retired_.push_back(std::move(it->second));
       it->second = piece;
     }
-    return piece.data() + (want - begin);
+    // What the map holds now (replaced pieces live on in retired_, so the
+    // buffer is stable after the lock is released).
+    return it->second.data() + (want - begin);
   }
   mutable std::mutex mu_;
   mutable std::map<uint64_t, Bytes> pieces_;

@@ -852,13 +852,15 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
           MMAR_ASSIGN(Bytes header, from.read(m.data_offset, sizeof(format::FrameTableHeader)));
           const std::string what = archive->name() + ": member '" + std::string(m.name) + "'";
           MMAR_ASSIGN(frames::Table tb, frames::parse_header(header.span(), m.stored_size, what, m.data_offset));
-          MMAR_ASSIGN(Bytes table, from.read(m.data_offset, tb.table_bytes()));
-          MMAR_TRY(pwrite_all(fd, table.span(), offset, path));
+          MMAR_TRY(pwrite_all(fd, header.span(), offset, path));
           for (uint32_t k = 0; k < tb.count; ++k) {
+            // Entries k-1 and k (a table is not read whole: it may be large).
             const uint32_t first = k == 0 ? 0 : k - 1;
-            auto pair = table.span().subspan(sizeof(format::FrameTableHeader) + uint64_t{first} * sizeof(format::FrameEntry),
-                                             uint64_t{k - first + 1} * sizeof(format::FrameEntry));
-            MMAR_ASSIGN(frames::Frame f, frames::frame_at(tb, pair, first, k, what, m.data_offset));
+            const uint64_t at = sizeof(format::FrameTableHeader) + uint64_t{first} * sizeof(format::FrameEntry);
+            MMAR_ASSIGN(Bytes pair, from.read(m.data_offset + at, uint64_t{k - first + 1} * sizeof(format::FrameEntry)));
+            MMAR_ASSIGN(frames::Frame f, frames::frame_at(tb, pair.span(), first, k, what, m.data_offset));
+            const uint64_t entry_at = sizeof(format::FrameTableHeader) + uint64_t{k} * sizeof(format::FrameEntry);
+            MMAR_TRY(pwrite_all(fd, pair.span().last(sizeof(format::FrameEntry)), offset + entry_at, path));
             MMAR_ASSIGN(Bytes stored, from.read(m.data_offset + f.begin, f.end - f.begin));
             if (XXH3_64bits(stored.data(), stored.size()) != f.xxh3) {
               return Error(Errc::checksum, what + ": frame " + std::to_string(k) + ": checksum mismatch (at offset " +

@@ -27,7 +27,10 @@ class BlockReader {
 
   // [off, off + n) of the source; false if outside it or on a read error.
   bool read(uint64_t off, size_t n, void* out) {
-    if (!in_bounds(off, n, size_)) return false;
+    if (!in_bounds(off, n, size_)) {
+      errno = EIO;  // callers report errno: not a stale one
+      return false;
+    }
     auto* dst = static_cast<char*>(out);
     while (n > 0) {
       const uint64_t index = off / kBlock;

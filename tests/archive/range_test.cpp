@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cstring>
 #include <random>
+#include <thread>
 
 #include "mmar/archive.h"
 #include "support/test_support.h"
@@ -125,6 +126,41 @@ TEST(Range, BatchReadsMergeNearbyRanges) {
   }
   std::vector<Source::Range> outside = {{(1 << 20) - 5, 10}};
   EXPECT_FALSE(s.read_batch(outside).ok());
+}
+
+}  // namespace
+}  // namespace mmar
+
+namespace mmar {
+namespace {
+
+// The lazy index shared by threads (the Archive is documented thread-safe):
+// every thread walks and looks up every member at once, so blocks are missed
+// and loaded concurrently; names must stay valid and right.
+TEST(Range, ThreadsShareTheLazyIndex) {
+  auto c = big_archive();
+  auto a = Archive::open(remote(c));
+  ASSERT_TRUE(a.ok());
+  auto mapped = Archive::open(Source::borrow(c->bytes, "mapped.mmar"));
+  std::atomic<int> bad{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (uint32_t k = 0; k < a->size(); ++k) {
+        const uint32_t i = (k * 7 + static_cast<uint32_t>(t) * 1013) % a->size();
+        auto m = a->at(i);
+        auto want = mapped->at(i);
+        if (!m.ok() || !want.ok() || m->name != want->name || m->data_offset != want->data_offset) {
+          ++bad;
+          continue;
+        }
+        auto f = a->find(want->name);
+        if (!f.ok() || f->index != i) ++bad;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(bad.load(), 0);
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 #include <thread>
 #include <chrono>
 #include <atomic>
+#include <optional>
 
 #include "cli.h"
 #include "verbs.h"
@@ -175,7 +176,11 @@ struct DirStack {
   }
 };
 
-Result<void> extract_one(const Archive& a, const Member& m, bool same_permissions, DirStack& dirs) {
+class Inflater;
+void note_written(Inflater* inflater, uint64_t n);
+
+Result<void> extract_one(const Archive& a, const Member& m, bool same_permissions, DirStack& dirs,
+                         Inflater* inflater) {
   const std::string name(m.name);
   auto parts = split(m.name);
   MMAR_ASSIGN(int parent_fd, dirs.parent_of(parts, name));
@@ -213,6 +218,7 @@ Result<void> extract_one(const Archive& a, const Member& m, bool same_permission
   // frames or checksum turn out bad is not left behind half written.
   Result<void> wrote = stream_member(a, m, [&](const std::byte* data, size_t n) -> Result<void> {
     if (!write_all(out.fd, data, n)) return sys_error("write '" + name + "'", errno);
+    note_written(inflater, n);
     return success();
   });
   if (!wrote.ok()) {
@@ -267,12 +273,19 @@ class Inflater {
  private:
   void run() {
     uint64_t ahead = 0;
+    auto wait = [&](uint64_t at) {
+      while (!stop_ && at > written_.load() + kAhead) std::this_thread::sleep_for(std::chrono::microseconds(200));
+    };
     for (uint32_t i = 0; i < a_.size() && !stop_; ++i) {
       auto m = a_.at(i);
       if (!m.ok() || m->is_dir() || !selected(m->name, wanted_)) continue;
-      while (!stop_ && ahead > written_.load() + kAhead) std::this_thread::sleep_for(std::chrono::microseconds(200));
       if (m->framed) {
-        for (uint64_t off = 0; off < m->size && !stop_; off += 64 << 10) (void)a_.read_bytes(*m, off, 1);
+        // Every 4 KiB (the smallest frame): a frame already inflated is a
+        // cache hit. Throttled within a member too.
+        for (uint64_t off = 0; off < m->size && !stop_; off += 4096) {
+          wait(ahead + off);
+          (void)a_.read_bytes(*m, off, 1);
+        }
       }
       ahead += m->size;
     }
@@ -283,6 +296,10 @@ class Inflater {
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };
+
+void note_written(Inflater* inflater, uint64_t n) {
+  if (inflater != nullptr) inflater->written(n);
+}
 
 }  // namespace
 
@@ -311,7 +328,10 @@ int run_extract(int argc, char** argv) {
   std::vector<Member> dirs;
   DirStack parents;
   parents.root = root.fd;
-  Inflater inflater(*a, wanted);
+  // Frames are cached only when checked: without checks the helper's work
+  // would be thrown away.
+  std::optional<Inflater> inflater;
+  if (!p.has("no-verify")) inflater.emplace(*a, wanted);
   int rc = kExitOk;
   uint64_t total = 0;
   auto count = a->for_each([&](const Member& m) -> Result<void> {
@@ -338,21 +358,24 @@ int run_extract(int argc, char** argv) {
     if (auto norm = normalize_member_name(m.name); !norm.ok() || *norm != m.name) {
       rc = fail(Error(Errc::invalid_argument,
                       path + ": refusing to extract '" + std::string(stored.name) + "': not a plain relative name"));
+      note_written(inflater ? &*inflater : nullptr, m.size);
       return success();
     }
     for (size_t i = 0; i < wanted.size(); ++i) {
       if (selected(m.name, {wanted[i]})) found[i] = true;
     }
     if (p.has("verbose")) std::printf("%s\n", escape_text(m.name).c_str());
-    auto one = extract_one(*a, m, same_permissions, parents);
+    auto one = extract_one(*a, m, same_permissions, parents, inflater ? &*inflater : nullptr);
     if (!one.ok()) {
       progress.finish();
       rc = fail(Error(one.error().code(), path + ": " + one.error().message()));
     } else if (m.is_dir()) {
       dirs.push_back(m);
     }
+    if (m.is_dir() || m.is_symlink() || !one.ok()) {
+      note_written(inflater ? &*inflater : nullptr, m.size);  // what the stream did not count
+    }
     done += m.size;
-    inflater.written(m.size);
     progress.update(done, total);
     return success();
   });
