@@ -407,7 +407,22 @@ struct InputBytes {
   // Copy `size` bytes to `out` at `at`: kernel-side from a file, else
   // through a buffer.
   Result<void> copy_to(int out, uint64_t at, uint64_t size, const std::string& path) const;
+  // XXH3 of [0, size), read in chunks through the thread's buffer.
+  Result<uint64_t> hash(uint64_t size) const;
 };
+
+Result<uint64_t> InputBytes::hash(uint64_t size) const {
+  XXH3_state_t state;
+  XXH3_64bits_reset(&state);
+  auto& buf = thread_buffer(std::min<uint64_t>(size, kChunk));
+  for (uint64_t at = 0; at < size;) {
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(kChunk, size - at));
+    MMAR_TRY(read(at, buf.data(), n));
+    XXH3_64bits_update(&state, buf.data(), n);
+    at += n;
+  }
+  return XXH3_64bits_digest(&state);
+}
 
 Result<void> InputBytes::copy_to(int out, uint64_t at, uint64_t size, const std::string& path) const {
   if (fd >= 0) return copy_raw(fd, size, out, at, *in, path);
@@ -717,17 +732,7 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
           UniqueFd keep;
           MMAR_ASSIGN(std::optional<InputBytes> opened, open_input(j, keep));
           if (!opened) continue;  // changed since: never a candidate
-          const InputBytes& theirs = *opened;
-          XXH3_state_t state;
-          XXH3_64bits_reset(&state);
-          std::vector<std::byte> buf(std::min<uint64_t>(size, kChunk));
-          for (uint64_t at = 0; at < size;) {
-            const size_t n = static_cast<size_t>(std::min<uint64_t>(buf.size(), size - at));
-            MMAR_TRY(theirs.read(at, buf.data(), n));
-            XXH3_64bits_update(&state, buf.data(), n);
-            at += n;
-          }
-          hash_of[j] = XXH3_64bits_digest(&state);
+          MMAR_ASSIGN(hash_of[j], opened->hash(size));
           hash_known[j] = 1;
         }
         by_content[ContentKey{size, hash_of[j]}].push_back(j);
@@ -909,16 +914,7 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
     // stored once if the bytes are the same.
     std::optional<uint64_t> early_hash;
     if (sizes_seen.count(size) != 0) {
-      XXH3_state_t state;
-      XXH3_64bits_reset(&state);
-      std::vector<std::byte> buf(std::min<uint64_t>(size, kChunk));
-      for (uint64_t at = 0; at < size;) {
-        const size_t n = static_cast<size_t>(std::min<uint64_t>(buf.size(), size - at));
-        MMAR_TRY(src.read(at, buf.data(), n));
-        XXH3_64bits_update(&state, buf.data(), n);
-        at += n;
-      }
-      early_hash = XXH3_64bits_digest(&state);
+      MMAR_ASSIGN(early_hash, src.hash(size));
       MMAR_ASSIGN(std::optional<uint32_t> same, find_same(i, src, size, *early_hash));
       if (same) {
         same_as[i] = *same;
@@ -934,17 +930,8 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
     if (!may_compress || size <= options.threshold) {
       // Raw: hashed on a worker, copied kernel-side in order.
       auto hashed = std::make_shared<std::packaged_task<Result<FrameResult>()>>([src, size, file]() -> Result<FrameResult> {
-        XXH3_state_t state;
-        XXH3_64bits_reset(&state);
-        auto& buf = thread_buffer(std::min<uint64_t>(size, kChunk));
-        for (uint64_t at = 0; at < size;) {
-          const size_t n = static_cast<size_t>(std::min<uint64_t>(kChunk, size - at));
-          MMAR_TRY(src.read(at, buf.data(), n));
-          XXH3_64bits_update(&state, buf.data(), n);
-          at += n;
-        }
         FrameResult r;
-        r.xxh3 = XXH3_64bits_digest(&state);
+        MMAR_ASSIGN(r.xxh3, src.hash(size));
         return r;
       });
       ops.push_back(Op{hashed->get_future(), [&, i, file, src, size, mtime, detected](FrameResult* r) -> Result<void> {
