@@ -103,45 +103,62 @@ Error member_malformed(const std::string& file, uint32_t index, uint64_t offset,
   return malformed(file, offset, "member " + std::to_string(index) + ": " + what);
 }
 
-// Decompressed members, bounded by bytes, least recently used evicted first.
-class InflateCache {
+// Bytes by key, bounded by bytes, least recently used evicted first; one
+// mutex guards only the list and map (callers inflate outside it, so
+// independent readers never wait for each other's inflation).
+template <class Key, class Hash = std::hash<Key>>
+class LruBytes {
  public:
-  explicit InflateCache(uint64_t capacity) : capacity_(capacity) {}
+  explicit LruBytes(uint64_t capacity) : capacity_(capacity) {}
 
-  std::optional<Bytes> get(uint32_t index) {
+  std::optional<Bytes> get(const Key& key) {
     std::lock_guard lock(mu_);
-    auto it = map_.find(index);
+    auto it = map_.find(key);
     if (it == map_.end()) return std::nullopt;
     lru_.splice(lru_.begin(), lru_, it->second);
     return it->second->data;
   }
 
-  void put(uint32_t index, Bytes data) {
+  void put(const Key& key, Bytes data) {
     const uint64_t bytes = data.size();
     if (bytes > capacity_) return;
     std::lock_guard lock(mu_);
-    if (map_.count(index) != 0) return;
+    if (map_.count(key) != 0) return;
     while (used_ + bytes > capacity_ && !lru_.empty()) {
       used_ -= lru_.back().data.size();
-      map_.erase(lru_.back().index);
+      map_.erase(lru_.back().key);
       lru_.pop_back();
     }
-    lru_.push_front({index, std::move(data)});
-    map_[index] = lru_.begin();
+    lru_.push_front({key, std::move(data)});
+    map_[key] = lru_.begin();
     used_ += bytes;
   }
 
  private:
   struct Node {
-    uint32_t index;
+    Key key;
     Bytes data;  // inflated or assembled bytes, owning their buffer
   };
   std::mutex mu_;
   uint64_t capacity_;
   uint64_t used_ = 0;
   std::list<Node> lru_;
-  std::unordered_map<uint32_t, std::list<Node>::iterator> map_;
+  std::unordered_map<Key, typename std::list<Node>::iterator, Hash> map_;
 };
+
+// Decompressed (or assembled) members, by member index.
+using InflateCache = LruBytes<uint32_t>;
+
+// Inflated frames of frame streams, by (stream offset, frame).
+struct FrameKey {
+  uint64_t stream;
+  uint32_t frame;
+  bool operator==(const FrameKey&) const = default;
+};
+struct FrameKeyHash {
+  size_t operator()(const FrameKey& k) const { return std::hash<uint64_t>()(k.stream * 0x9e3779b97f4a7c15ULL ^ k.frame); }
+};
+using FrameCache = LruBytes<FrameKey, FrameKeyHash>;
 
 // Buffers for inflated frames, recycled: a frame costs no allocation, no
 // zeroing and no page faults once the pool is warm (a sequential read of a
@@ -187,57 +204,6 @@ class FramePool : public std::enable_shared_from_this<FramePool> {
   std::mutex mu_;
   size_t size_ = 0;
   std::vector<std::byte*> free_;
-};
-
-// Inflated frames of frame streams, by (stream offset, frame), bounded by
-// bytes, least recently used evicted first. Inflation happens outside the
-// lock: two readers of different frames never wait for each other.
-class FrameCache {
- public:
-  explicit FrameCache(uint64_t capacity) : capacity_(capacity) {}
-
-  std::optional<Bytes> get(uint64_t stream, uint32_t frame) {
-    std::lock_guard lock(mu_);
-    auto it = map_.find(Key{stream, frame});
-    if (it == map_.end()) return std::nullopt;
-    lru_.splice(lru_.begin(), lru_, it->second);
-    return it->second->data;
-  }
-
-  void put(uint64_t stream, uint32_t frame, Bytes data) {
-    const uint64_t bytes = data.size();
-    if (bytes > capacity_) return;
-    std::lock_guard lock(mu_);
-    const Key key{stream, frame};
-    if (map_.count(key) != 0) return;
-    while (used_ + bytes > capacity_ && !lru_.empty()) {
-      used_ -= lru_.back().data.size();
-      map_.erase(lru_.back().key);
-      lru_.pop_back();
-    }
-    lru_.push_front({key, std::move(data)});
-    map_[key] = lru_.begin();
-    used_ += bytes;
-  }
-
- private:
-  struct Key {
-    uint64_t stream;
-    uint32_t frame;
-    bool operator==(const Key&) const = default;
-  };
-  struct KeyHash {
-    size_t operator()(const Key& k) const { return std::hash<uint64_t>()(k.stream * 0x9e3779b97f4a7c15ULL ^ k.frame); }
-  };
-  struct Node {
-    Key key;
-    Bytes data;
-  };
-  std::mutex mu_;
-  uint64_t capacity_;
-  uint64_t used_ = 0;
-  std::list<Node> lru_;
-  std::unordered_map<Key, std::list<Node>::iterator, KeyHash> map_;
 };
 
 // The index of an archive read without a mapping (pread, or a remote
@@ -1156,7 +1122,7 @@ Result<frames::Table> Archive::Impl::frame_table(const Member& m) const {
 }
 
 Result<Bytes> Archive::Impl::frame(const Member& m, const frames::Table& t, uint32_t k, bool verify) const {
-  if (auto hit = frame_cache.get(m.data_offset, k)) return *hit;
+  if (auto hit = frame_cache.get(FrameKey{m.data_offset, k})) return *hit;
   const uint32_t first = k == 0 ? 0 : k - 1;
   MMAR_ASSIGN(Bytes head, stream_head(m));  // the table's start (all of it when mapped)
   const uint64_t entries_at = sizeof(format::FrameTableHeader) + uint64_t{first} * sizeof(format::FrameEntry);
@@ -1200,7 +1166,7 @@ Result<Bytes> Archive::Impl::frame(const Member& m, const frames::Table& t, uint
     if (!r.ok()) return frame_error(r.error().code(), r.error().message());
     out = Bytes(into, std::shared_ptr<const void>(buf, buf.get()));
   }
-  if (verify || !m.has_checksum) frame_cache.put(m.data_offset, k, out);
+  if (verify || !m.has_checksum) frame_cache.put(FrameKey{m.data_offset, k}, out);
   return out;
 }
 
