@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // In-process benchmarks for the archive, each beside its peer in the same run:
 //   - open + look up one member among N (10k, 100k, 1M): mmar vs libctf
 //     (ctf_arc_open + ctf_dict_open) on CTF archives holding real CTF dicts;

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // BTF benchmarks against libbpf (libbpf-dev), same run, real kernel BTF from
 // scripts/kernel-btf.sh ($MMAR_KERNEL_BTF, default build/kernel-btf):
 //   - open vmlinux BTF and find task_struct: raw file, and from an archive;

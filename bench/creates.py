@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-2-Clause
 """creates.py DIR N: create N files of 100 bytes in DIR, fsync each."""
 import os
 import sys

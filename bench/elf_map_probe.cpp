@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Mapping an ELF object: mmar's map_object against what ld.so does for the
 // same object (dlmopen into a new namespace, so libc.so.6 is really loaded
 // again rather than found already open).

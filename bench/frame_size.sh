@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # The frame size, chosen by measurement (bench/RESULTS.md "Frame size"):
 # archive size, create time, and 4 KiB random reads / a sequential read
 # through the mount, for 64, 128 and 256 KiB frames, on the 300 MB file of

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # Issue 11 ("Compressed members that stream and seek"): every figure of its
 # Targets section, each against its peer in the same run.
 #

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # Mounted archives (issue 5): mmar mount against squashfuse and squashfuse_ll
 # on the same tree, packed uncompressed by both (mmar --compress none,
 # mksquashfs -noI -noD -noF -noX), in the same run.

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-2-Clause
 """fsx-style load on one file, checked against an in-memory model.
 
   fsx.py FILE OPS MAX_SIZE [--fsync-every N] [--reopen-every N] [--seed S]

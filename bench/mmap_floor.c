@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 /* The floor under any mmap-based open on this machine: open + fstat + mmap +
  * touch two pages + munmap + close of one file, against pread of 8 KiB.
  *   build/bench/bench/mmap_floor FILE [ITERATIONS]  */

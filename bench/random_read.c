@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 /* 4 KiB reads at random 4 KiB-aligned offsets of one file (a fixed seed, so
  * every filesystem gets the same offsets); prints reads/s.
  *   random_read FILE COUNT */

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # Benchmarks, each against its peer in the same run. Writes bench/out/.
 #   bench/run.sh BUILD_DIR [quick]
 # Sections:

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # The writable mount under load (issue "Data safety first", item 9): time and
 # archive size for 20,000 create+fsync and two fsx-style runs, beside the same
 # runs on tmpfs and directly on the archive's disk.   bench/rw_bench.sh MMAR [WORKDIR]

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // libFuzzer target: the archive reader (mmar, CTF archive, plain) on
 // arbitrary bytes. Invariants, not just "no crash":
 //  - every member handed out reads back as exactly `size` bytes, or errors,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // libFuzzer target: the BTF parser, raw and split. Input: one mode byte;
 // mode 0: raw BTF; mode 1: a u32 base length, the base BTF, then a split BTF
 // on it. Invariants, not just "no crash":

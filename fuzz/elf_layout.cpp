@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // libFuzzer target: the ELF header / program header planner, and the mapper
 // on top of it. Input: the object's bytes. Invariants, not just "no crash":
 //  - a plan for ET_EXEC/ET_DYN has loads in ascending, non-overlapping order,

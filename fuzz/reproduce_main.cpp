@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Runs a fuzz target over files given on the command line (a corpus
 // directory or single inputs) without libFuzzer: the "reproduce" mode, and
 // how the seed corpus runs as a regression test in every ctest build.

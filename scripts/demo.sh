@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # The demo `./x demo` runs: pack a real default set (the running kernel's BTF
 # when present, a handful of system executables and every shared library they
 # need), then list it, look members up, verify it, extract it and compare;

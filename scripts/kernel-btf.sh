@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # Real kernel BTF from a Debian kernel package: vmlinux's .BTF (the base) and
 # every module's .BTF (splits on it).
 #

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // mmar archives: open, look up, read, iterate; and write.
 //
 // An Archive is a cheap-to-copy handle (shared ownership of the mapping and

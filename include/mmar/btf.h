@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // BTF: parse, look up and print kernel type information, split BTF included.
 //
 // A Btf is a zero-copy view of raw BTF bytes (a file, an ELF .BTF section or

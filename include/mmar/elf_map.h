@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Mapping ELF objects the way the runtime linker does (the `mmapfd` idea in
 // user space), from a plain file or from inside an archive, and running a
 // program straight from an archive.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Mounting an archive with FUSE (libfuse3's low-level API, multi-threaded),
 // read-only: every tool, ld.so included, reads, maps and runs what the
 // archive holds, in place. A separate library (mmar_fs): libmmar itself

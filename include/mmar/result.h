@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Errors as values: Result<T> is shaped like std::expected<T, Error>.
 //
 // The library never throws across its API and never prints. An Error carries

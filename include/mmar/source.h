@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Byte sources: a file mapped read-only, a file read with pread, or memory.
 //
 // Everything that parses archives, BTF or ELF reads through a Source, so the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // RAII owner of a file descriptor (public: WriterLock holds one).
 #pragma once
 

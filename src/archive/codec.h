@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Member compression: zstd and xz, whole buffers.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 #include "archive/detect.h"
 
 #include "elf/sections.h"

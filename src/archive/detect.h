@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Content detection: what kind of bytes a member holds.
 #pragma once
 

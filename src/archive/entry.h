@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Decoding and checking of the mmar superblock and member entries, shared by
 // the mapped reader (reader.cpp) and the pread lookup (probe.cpp).
 #pragma once

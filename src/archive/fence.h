@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // The name fence: an optional block at offset 128 (right after the two
 // superblock slots) that narrows a name lookup to a run of `stride` members,
 // so a reader that does not map the archive finds a member with three reads

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // On-disk structures of the mmar archive format, version 1.
 // docs/FORMAT.md is the normative description; keep the two in step.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 #include "archive/frames.h"
 
 #include <xxhash.h>

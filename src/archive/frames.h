@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Frame streams (docs/FORMAT.md "Frame streams"): the one encoder and
 // checker of frame tables, shared by the writer, the reader, verify and
 // compaction. A member with kFlagFramed stores a frame table followed by

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // The one encoder and decoder for what mmar writes about its members: member
 // entries, the index (member table + names), superblocks and index deltas.
 // The writer, the in-place updater, compaction and the reader share it, so a

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // The one-writer rule (docs/FORMAT.md, "Writers"): an exclusive OFD lock
 // (fcntl F_OFD_SETLK) on the archive file, held by its open file description
 // for as long as the writer writes. OFD locks, unlike classic POSIX locks, are

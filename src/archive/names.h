@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Member name rules shared by the reader, the writer and extraction.
 #pragma once
 

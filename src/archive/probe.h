@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // ArchiveProbe: find members of an mmar archive with a few reads and no
 // mapping, for a process that asks one question of an archive.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Archive reader: mmar format, libctf CTF archives, and plain files.
 //
 // Opening validates the superblock and that the index lies inside the file;

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // In-place updates of an mmar archive (docs/FORMAT.md, "Updating in place"
 // and "Index deltas"). Each commit, under the archive's WriterLock:
 //   1. appends the data of new and changed members after the committed end

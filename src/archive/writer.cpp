@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Archive writer: one pass over the sorted members, compression on worker
 // threads ahead of a single writing thread, atomic commit.
 #include <dirent.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // BTF parsing: header and section checks at open, a lazily built and
 // validated index of type offsets, lookups across base and split.
 #include "mmar/btf.h"

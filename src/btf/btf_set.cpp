@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // BTF members of an archive, split members resolved onto their bases.
 #include <mutex>
 #include <vector>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Building and writing BTF, with libbpf's semantics for every add and for
 // string deduplication, so the same calls produce the same bytes.
 #include <cstring>

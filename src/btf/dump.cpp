@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Raw text dump, byte for byte what bpftool's `btf dump file` prints in its
 // default format (bpftool 7.1, tools/bpf/bpftool/btf.c dump_btf_type), and
 // the same data as JSON. Built with appends into one string: no printf per

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // C header from BTF: what `bpftool btf dump file F format c` prints (bpftool
 // 7.1 with its libbpf 1.1 BTF-to-C converter), with two deliberate
 // differences, all where bpftool's header has the wrong layout: enums of 1

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // btf_find_in_archive: one name lookup in a BTF member of an archive with a
 // handful of preads. The member and its NAME.mmnames are found through the
 // archive's name fence (ArchiveProbe); NAME.mmnames holds (hash, id, info,

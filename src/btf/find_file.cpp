@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // btf_find_in_file: one name lookup in a BTF file without mapping it.
 //
 // Mapping a file costs page-table work per touched page (and its unmapping

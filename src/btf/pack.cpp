@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // mmar btf pack (include/mmar/btf.h, btf_pack): a kernel's BTF and its
 // modules' split BTF in one archive, each with its stored index.
 #include <dirent.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // The BTF header and type records, checked in one place.
 //
 // Every BTF reader goes through these checks: Btf's lazy index and its stored

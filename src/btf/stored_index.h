@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // The stored BTF index of docs/FORMAT.md, "BTF in archives": two archive
 // members per BTF member NAME, both of kind btf_index linking to NAME.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // exec_member: a user-space exec of a program stored in an archive.
 //
 // Steps, as the kernel's binfmt_elf does them: map the program (and its

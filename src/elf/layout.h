@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // The loader's plan for an ELF object, from its ELF header and program
 // headers alone: validated before anything is mapped (checked arithmetic;
 // p_filesz <= p_memsz; segments inside the object, ascending, not

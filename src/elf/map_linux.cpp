@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // map_object / mmar_mmapfd on Linux: the loader as a sequence of named
 // steps (plan, reserve, map segments over the reservation, zero the partial
 // page, anonymous .bss, report), with the whole reservation unmapped on any

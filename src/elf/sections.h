@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Finding a named section in an ELF object (ELF32/ELF64, either byte order),
 // reading only what is needed through a read-at callback, every range
 // bounds-checked against the file size first.

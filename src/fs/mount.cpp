@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // The read-only FUSE filesystem over an Archive (see include/mmar/fs.h).
 // Errors go back to the kernel as errno values through fuse_reply_err; no
 // request handler throws (bad_alloc becomes ENOMEM at the boundary).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // The writable FUSE filesystem (mmar mount --rw). The tree is held in
 // memory; each regular file's bytes are where they were last committed (a
 // member of the archive as opened, or what a commit of this mount stored),

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // The libfuse option string of a mount: what mmar always sets, the archive's
 // name as fsname (escaped), and the caller's own -o options (checked).
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Shared pieces of the read-only and the writable filesystem.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Write-then-rename: a temporary file beside the target that becomes the
 // target only on commit(). Destroyed uncommitted, it is removed, so an
 // interrupted write never damages an existing file at the target path.

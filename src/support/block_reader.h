@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // A few 64 KiB blocks of a Source (a file read with pread, or a remote
 // range reader), least recently used replaced first: for answering one question of a file without mapping it
 // (mapping costs page-table work per touched page, which on virtualised

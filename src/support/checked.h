@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Overflow-safe range arithmetic for offsets and sizes read from files.
 //
 // Every (offset, size) pair that comes from untrusted bytes goes through

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Align-1 little/big-endian integer wrappers for on-disk structs.
 //
 // Fields of on-disk records are declared with these types so that a struct

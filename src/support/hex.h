@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Offsets in messages are printed one way: hex, "0x...".
 #pragma once
 

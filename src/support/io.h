@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Whole reads and writes at an offset, retrying short transfers and EINTR.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 #include "mmar/source.h"
 
 #include <fcntl.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Flip every byte and truncate at every length of a small archive: the
 // reader must give a clean error or correct data, never crash (the test runs
 // under ASan/UBSan too), and verify() must notice every flip that changed

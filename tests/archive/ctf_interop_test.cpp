@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // binutils libctf as the oracle for the CTF archive format, both ways.
 #include <ctf-api.h>
 #include <gtest/gtest.h>

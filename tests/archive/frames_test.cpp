@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Frame streams (docs/FORMAT.md "Frame streams"): random access, packing,
 // identical contents stored once, streaming, and damaged tables.
 #include <gtest/gtest.h>

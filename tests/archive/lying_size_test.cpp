@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Sizes that lie: a zstd frame header and an index entry that both declare
 // 3 GiB for a few stored bytes. Decompression must refuse it from the
 // codec's maximum ratio, in milliseconds and without the memory, and must

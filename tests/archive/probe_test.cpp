@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // The name fence and ArchiveProbe (pread lookups without a mapping) against
 // the mapped reader: every member found in three reads with the same entry,
 // every absent name reported absent, and wrong, damaged or stale fences

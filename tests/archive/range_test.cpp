@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // The byte-range layer: an Archive over a Source that only answers range
 // reads (what a remote archive will be) finds members in three reads and
 // reads a framed member's range without touching the rest; read_batch

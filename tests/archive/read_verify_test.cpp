@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Every path that hands out a whole member's bytes checks its XXH3: a
 // flipped byte in a raw member makes Archive::read, `mmar cat` and `mmar
 // extract` fail naming the member (nothing of it written), unless the

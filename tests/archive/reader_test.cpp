@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // The reader against malformed, hostile and unusual input: one case a line,
 // each checking the error code and the text a user would see.
 #include <gtest/gtest.h>

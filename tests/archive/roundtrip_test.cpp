@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Round trips of random trees through the writer and the reader.
 #include <gtest/gtest.h>
 #include <sys/stat.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // In-place updates (ArchiveUpdater): index deltas that Archive::open merges
 // to exactly what a model of the commits holds, one writer at a time, a
 // failed commit that leaves the file as it was, names the tools would refuse

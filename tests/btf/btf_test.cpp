@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // BTF against its oracles: bpftool's dump (byte for byte), pahole-made split
 // BTF, gcc -gbtf, libbpf for the opposite byte order; and malformed input.
 #include <bpf/btf.h>

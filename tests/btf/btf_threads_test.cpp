@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Btf is documented thread-safe: one handle shared by threads that look up,
 // resolve IDs and count types while the lazy index and the name index are
 // being built. Run under ThreadSanitizer by `./x test` (build/tsan), which

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // The BTF builder against libbpf: the same btf__add_* calls must give the
 // same bytes (strings deduplicated as libbpf does, against the base first
 // for split BTF); parsed BTF written back unmodified is byte-identical.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // `mmar btf dump --format c`: byte for byte what bpftool's `format c` prints,
 // on BTF made by pahole and gcc from C sources that stress the converter, on
 // split BTF and on the running kernel; the header compiles with gcc and lays

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // The real thing: a Debian kernel package's vmlinux and every module's BTF
 // (scripts/kernel-btf.sh), dumped by mmar and by bpftool, byte for byte; and
 // packed into one archive whose module members open on their base.

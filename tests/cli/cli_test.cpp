@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // The mmar command driven like a user would, in scratch directories, with
 // tar as the oracle for what a round trip through an archive must preserve.
 #include <gtest/gtest.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // mmar exec: real Debian programs run out of an archive (raw and compressed,
 // 4K and 16K aligned) give the same output and exit status as run directly.
 #include <gtest/gtest.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // map_object / mmar_mmapfd: every mapping checked against the program
 // headers (readelf's view, parsed here), against the bytes of the file, and
 // against /proc/self/maps; bss zeroing, alignment, padding, fixed-address

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // mmar mount --rw: every operation lands in the archive (checked against
 // the same operations on a plain directory); write() and shared mmap are
 // coherent across processes; fsync persists; SIGKILL of the filesystem at

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // mmar mount (read-only FUSE): the mounted tree equals the extracted one
 // (names, types, modes, sizes, bytes, symlinks, mtimes; ls -lR, find, stat
 // and du agree); inode numbers are stable across mounts; mmap works; ld.so

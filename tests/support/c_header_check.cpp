@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 #include "support/c_header_check.h"
 
 #include <unordered_map>

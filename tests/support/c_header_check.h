@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Test-only: check that a C header made from BTF compiles and lays out every
 // struct and union exactly as the BTF says.
 #pragma once

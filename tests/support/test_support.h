@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Test-only helpers: scratch directories, random trees, archive byte patching.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // mmar btf: dump, find and stats over BTF files, ELF objects with .BTF, and
 // archive members (ARCHIVE:MEMBER), split BTF on a base included.
 #include <dirent.h>

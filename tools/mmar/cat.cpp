@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // mmar cat: members' bytes to standard output.
 #include <unistd.h>
 

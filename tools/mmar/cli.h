@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Shared pieces of the mmar command: option parsing, messages, JSON, progress.
 #pragma once
 

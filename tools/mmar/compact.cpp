@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // mmar compact: rewrite an archive with only its current generation's data.
 #include "cli.h"
 #include "verbs.h"

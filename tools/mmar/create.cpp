@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // mmar create: pack files, directories and symlinks into an archive.
 #include <sys/stat.h>
 

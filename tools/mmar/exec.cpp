@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // mmar exec: run a program stored in an archive without extracting it.
 #include <cstring>
 

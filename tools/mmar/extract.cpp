@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // mmar extract: write members below a target directory, safely.
 //
 // Every path is resolved component by component with openat(O_NOFOLLOW)

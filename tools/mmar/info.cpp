@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // mmar info: what an archive is and what it holds, in aggregate.
 #include <cinttypes>
 

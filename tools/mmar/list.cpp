@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // mmar list: member names, or details with -l, or JSON.
 #include <cinttypes>
 

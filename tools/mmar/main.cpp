@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // mmar: mmappable archives of binaries and type information.
 #include <cstdio>
 #include <cstring>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // mmar map: map an ELF object (a file or an archive member) as the runtime
 // linker would, and print every mapping made, like pmap.
 #include <elf.h>

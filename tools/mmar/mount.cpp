@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // mmar mount / umount: serve an archive as a read-only FUSE filesystem.
 #include <fcntl.h>
 #include <sys/mount.h>

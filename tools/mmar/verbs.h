@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // One function per verb; each parses its own options (argv excludes the verb).
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // mmar verify: check every checksum and structure, report each problem.
 #include "cli.h"
 #include "verbs.h"

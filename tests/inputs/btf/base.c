@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 /* A small "vmlinux" for split BTF tests that must not depend on the
  * running kernel: the module's types partly resolve into this base. */
 struct list_head { struct list_head *next, *prev; };

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 /* Declarations that stress a BTF-to-C converter: packed and padded layouts,
  * bitfields with gaps, function pointers returning function pointers,
  * arrays of them, multi-dimensional arrays, anonymous nested structs and

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 /* A kernel-module-like C file for split BTF tests: every BTF kind pahole
  * and gcc emit (bitfields, signed and 64-bit enums, unions, function
  * pointers, arrays, qualifiers, typedefs, functions, variables, floats). */
