@@ -52,6 +52,14 @@ enum class Format : uint8_t {
 // `head` is too short to tell.
 std::optional<Format> archive_format_of(std::span<const std::byte> head);
 
+// Formats mmar does not open but a user may hand it where an archive is
+// expected: "a tar archive", "a zip archive", "a squashfs image", "a
+// zstd-compressed stream", ... from magic numbers in `head` (the file's
+// first bytes; tar's magic is at 257, so give at least 512) and, for ISO
+// 9660, `iso_magic` (the 5 bytes at offset 0x8001; empty when the file is
+// shorter). nullptr when none matches.
+const char* foreign_format_of(std::span<const std::byte> head, std::span<const std::byte> iso_magic = {});
+
 const char* codec_name(Codec codec);
 const char* kind_name(Kind kind);
 const char* format_name(Format format);
@@ -98,6 +106,12 @@ struct OpenOptions {
   // is inflated. false is the escape hatch for getting bytes out of a
   // damaged archive (mmar cat/extract --no-verify); verify() always checks.
   bool verify_checksums = true;
+  // A file that is neither an mmar nor a CTF archive opens as a one-member
+  // archive when it is a recognised object (ELF, BTF, CTF); any other file
+  // only with plain_data (`mmar --plain`). Another archive format (tar, zip,
+  // cpio, squashfs, a compressed stream, ...) is always refused, named, with
+  // the conversion to use (Errc::unsupported).
+  bool plain_data = false;
 };
 
 // Problems found by Archive::verify(), one per bad member or structure.

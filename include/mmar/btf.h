@@ -125,6 +125,9 @@ class Btf {
 
   // First type with this name (and kind, if given), base first; Errc::not_found.
   Result<BtfType> find(std::string_view name, std::optional<BtfKind> kind = std::nullopt) const;
+  // Every type with this name (and kind), base first, in ID order; empty
+  // when there is none. Builds the name index (or uses the stored one).
+  Result<std::vector<BtfType>> find_all(std::string_view name, std::optional<BtfKind> kind = std::nullopt) const;
 
   // Check every record, string offset and referenced type ID.
   Result<void> validate() const;

@@ -4,6 +4,7 @@
 #include "elf/sections.h"
 
 #include <cstring>
+#include <string_view>
 #include <vector>
 
 #include "support/checked.h"
@@ -48,6 +49,35 @@ Detected detect_kind(std::span<const std::byte> head, uint64_t size, elf::ReadAt
     return d;
   }
   return d;
+}
+
+const char* foreign_format_of(std::span<const std::byte> head, std::span<const std::byte> iso_magic) {
+  const auto* p = reinterpret_cast<const unsigned char*>(head.data());
+  const size_t n = head.size();
+  auto at = [&](size_t off, std::string_view magic) {
+    return n >= off + magic.size() && std::memcmp(p + off, magic.data(), magic.size()) == 0;
+  };
+  using namespace std::literals;
+  // Archives and images first: their magic is longer and more specific.
+  if (at(257, "ustar"sv)) return "a tar archive";
+  if (at(0, "PK\x03\x04"sv) || at(0, "PK\x05\x06"sv) || at(0, "PK\x07\x08"sv)) return "a zip archive";
+  if (at(0, "070701"sv) || at(0, "070702"sv) || at(0, "070707"sv) || at(0, "\xc7\x71"sv) || at(0, "\x71\xc7"sv)) {
+    return "a cpio archive";
+  }
+  if (at(0, "hsqs"sv) || at(0, "sqsh"sv)) return "a squashfs image";
+  if (at(1024, "\xe2\xe1\xf5\xe0"sv)) return "an EROFS image";
+  if (at(0, "!<arch>\n"sv)) return "an ar archive";
+  if (at(0, "7z\xbc\xaf\x27\x1c"sv)) return "a 7-Zip archive";
+  if (at(0, "Rar!\x1a\x07"sv)) return "a RAR archive";
+  if (iso_magic.size() == 5 && std::memcmp(iso_magic.data(), "CD001", 5) == 0) return "an ISO 9660 image";
+  // Compressed streams: what they hold is not known without inflating.
+  if (at(0, "\x28\xb5\x2f\xfd"sv)) return "a zstd-compressed stream";
+  if (at(0, "\xfd" "7zXZ\x00"sv)) return "an xz-compressed stream";
+  if (at(0, "\x1f\x8b"sv)) return "a gzip-compressed stream";
+  if (at(0, "BZh"sv) && n >= 4 && p[3] >= '1' && p[3] <= '9') return "a bzip2-compressed stream";
+  if (at(0, "\x04\x22\x4d\x18"sv)) return "an lz4-compressed stream";
+  if (at(0, "\x5d\x00\x00"sv)) return "an lzma-compressed stream";
+  return nullptr;
 }
 
 }  // namespace mmar

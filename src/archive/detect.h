@@ -22,4 +22,7 @@ Detected detect_kind(std::span<const std::byte> bytes);
 // false on a short read), of `size` bytes, whose first bytes are `head`.
 Detected detect_kind(std::span<const std::byte> head, uint64_t size, elf::ReadAt read_at, void* ctx);
 
+// foreign_format_of() is declared in mmar/archive.h.
+inline constexpr uint64_t kIsoMagicOffset = 0x8001;
+
 }  // namespace mmar

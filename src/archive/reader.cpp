@@ -656,6 +656,31 @@ Result<Archive> Archive::open(Source source, const OpenOptions& options) {
     }
     MMAR_TRY(open_ctf(a));
   } else {
+    // Neither an mmar nor a CTF archive: another archive format is named
+    // (a tar given to `mmar list` is a user's mistake, not a one-member
+    // archive); a recognised object (ELF, BTF, CTF) opens as a one-member
+    // archive, and any other file only when the caller asks for that.
+    MMAR_ASSIGN(Bytes head, from_head(0, std::min<uint64_t>(size, 4096)));
+    std::optional<Bytes> iso;
+    if (size >= kIsoMagicOffset + 5) {
+      MMAR_ASSIGN(Bytes b, a.source.read(kIsoMagicOffset, 5));
+      iso = std::move(b);
+    }
+    if (const char* foreign = foreign_format_of(head.span(), iso ? iso->span() : std::span<const std::byte>{})) {
+      const std::string& file = a.source.name();
+      return Error(Errc::unsupported,
+                   file + ": " + foreign + ", not an mmar archive (convert: mmar create -f OUT.mmar --from " + file +
+                       ")",
+                   0);
+    }
+    const Detected kind = detect_kind(head.span());
+    if (kind.kind == Kind::data && !options.plain_data) {
+      return Error(Errc::unsupported,
+                   a.source.name() + ": " + (size == 0 ? std::string("an empty file") : std::string("not an archive")) +
+                       " (no mmar or CTF archive header) nor an ELF, BTF or CTF object; --plain opens any file as a "
+                       "one-member archive",
+                   0);
+    }
     a.format = Format::plain;
     a.count = 1;
     std::string_view path = a.source.name();
@@ -669,8 +694,7 @@ Result<Archive> Archive::open(Source source, const OpenOptions& options) {
     if (a.source.contiguous()) {
       a.plain_kind = detect_kind(a.source.all());
     } else {
-      MMAR_ASSIGN(Bytes head, a.source.read(0, std::min<uint64_t>(size, 64)));
-      a.plain_kind = detect_kind(head.span());
+      a.plain_kind = kind;
       a.plain_kind.has_btf = false;  // section headers not read in pread mode
     }
     struct stat st {};

@@ -428,6 +428,52 @@ Result<BtfType> Btf::type(uint32_t id) const { return impl_->type(id); }
 std::optional<std::string_view> Btf::str(uint32_t off) const { return impl_->str(off); }
 std::string_view Btf::name_of(const BtfType& t) const { return impl_->str(t.name_off()).value_or(""); }
 
+// The stored name table's first entry whose hash is not less than `h`
+// (stored_names if none). Hashes are uniform: interpolation finds the spot
+// in a few probes, i.e. a few pages of the mapping touched instead of ~log2(n).
+static uint32_t stored_first_at_least(const Btf::Impl& b, uint64_t h) {
+  auto tuple = [&](uint32_t k) { return load<btf_index::NameEntry>(b.stored_tuples + uint64_t{k} * 24); };
+  auto hash_at = [&](uint32_t k) { return tuple(k).hash.get(); };
+  uint32_t lo = 0, hi = b.stored_names;  // answer in [lo, hi]: first entry with hash >= h
+  while (hi - lo > 16) {
+    const uint64_t vlo = hash_at(lo), vhi = hash_at(hi - 1);
+    if (h <= vlo) {
+      hi = lo;
+      break;
+    }
+    if (h > vhi) {
+      lo = hi;
+      break;
+    }
+    const double frac = static_cast<double>(h - vlo) / static_cast<double>(vhi - vlo);
+    uint32_t guess = lo + static_cast<uint32_t>(frac * static_cast<double>(hi - 1 - lo));
+    guess = std::clamp(guess, lo, hi - 1);
+    // Narrow to a window around the guess, then verify it brackets h.
+    const uint32_t slack = 8;
+    const uint32_t wlo = guess > lo + slack ? guess - slack : lo;
+    const uint32_t whi = guess + slack < hi ? guess + slack : hi;
+    if (hash_at(wlo) < h && (whi == hi || hash_at(whi - 1) >= h)) {
+      lo = wlo + 1;
+      hi = whi;
+      break;
+    }
+    if (hash_at(guess) < h) {
+      lo = guess + 1;
+    } else {
+      hi = guess;
+    }
+  }
+  while (lo < hi) {  // binary search on what is left
+    uint32_t mid = lo + (hi - lo) / 2;
+    if (hash_at(mid) < h) {
+      lo = mid + 1;
+    } else {
+      hi = mid;
+    }
+  }
+  return lo;
+}
+
 Result<BtfType> Btf::find(std::string_view name, std::optional<BtfKind> kind) const {
   if (impl_->base != nullptr) {
     auto in_base = Btf(impl_->base).find(name, kind);
@@ -436,47 +482,9 @@ Result<BtfType> Btf::find(std::string_view name, std::optional<BtfKind> kind) co
   Impl& b = *impl_;
   if (b.stored) {
     const uint64_t h = btf_index::name_hash(name, b.binding);
-    // The hashes are uniform: interpolation finds the spot in a few probes,
-    // i.e. a few pages of the mapping touched instead of ~log2(n).
     auto tuple = [&](uint32_t k) { return load<btf_index::NameEntry>(b.stored_tuples + uint64_t{k} * 24); };
     auto hash_at = [&](uint32_t k) { return tuple(k).hash.get(); };
-    uint32_t lo = 0, hi = b.stored_names;  // answer in [lo, hi]: first entry with hash >= h
-    while (hi - lo > 16) {
-      const uint64_t vlo = hash_at(lo), vhi = hash_at(hi - 1);
-      if (h <= vlo) {
-        hi = lo;
-        break;
-      }
-      if (h > vhi) {
-        lo = hi;
-        break;
-      }
-      const double frac = static_cast<double>(h - vlo) / static_cast<double>(vhi - vlo);
-      uint32_t guess = lo + static_cast<uint32_t>(frac * static_cast<double>(hi - 1 - lo));
-      guess = std::clamp(guess, lo, hi - 1);
-      // Narrow to a window around the guess, then verify it brackets h.
-      const uint32_t slack = 8;
-      const uint32_t wlo = guess > lo + slack ? guess - slack : lo;
-      const uint32_t whi = guess + slack < hi ? guess + slack : hi;
-      if (hash_at(wlo) < h && (whi == hi || hash_at(whi - 1) >= h)) {
-        lo = wlo + 1;
-        hi = whi;
-        break;
-      }
-      if (hash_at(guess) < h) {
-        lo = guess + 1;
-      } else {
-        hi = guess;
-      }
-    }
-    while (lo < hi) {  // binary search on what is left
-      uint32_t mid = lo + (hi - lo) / 2;
-      if (hash_at(mid) < h) {
-        lo = mid + 1;
-      } else {
-        hi = mid;
-      }
-    }
+    uint32_t lo = stored_first_at_least(b, h);
     for (; lo < b.stored_names && hash_at(lo) == h; ++lo) {
       const uint32_t id = tuple(lo).id;
       if (id < b.start_id) continue;
@@ -519,6 +527,35 @@ Result<BtfType> Btf::find(std::string_view name, std::optional<BtfKind> kind) co
   }
   return Error(Errc::not_found, b.name + ": no type named '" + std::string(name) + "'" +
                                     (kind ? std::string(" of kind ") + btf_kind_name(*kind) : ""));
+}
+
+Result<std::vector<BtfType>> Btf::find_all(std::string_view name, std::optional<BtfKind> kind) const {
+  std::vector<BtfType> out;
+  if (impl_->base != nullptr) {
+    MMAR_ASSIGN(out, Btf(impl_->base).find_all(name, kind));
+  }
+  Impl& b = *impl_;
+  auto take = [&](const BtfType& t) {
+    if ((!kind || t.kind() == *kind) && b.str(t.name_off()) == name) out.push_back(t);
+  };
+  if (b.stored) {  // the stored table is in (hash, id) order
+    const uint64_t h = btf_index::name_hash(name, b.binding);
+    for (uint32_t k = stored_first_at_least(b, h); k < b.stored_names; ++k) {
+      auto e = load<btf_index::NameEntry>(b.stored_tuples + uint64_t{k} * 24);
+      if (e.hash.get() != h) break;
+      if (e.id < b.start_id) continue;
+      MMAR_ASSIGN(BtfType t, b.type(e.id));
+      take(t);
+    }
+    return out;
+  }
+  MMAR_TRY(b.build_name_index());  // (hash, id) pairs, sorted
+  const uint64_t h = XXH3_64bits(name.data(), name.size());
+  for (auto it = std::lower_bound(b.names.begin(), b.names.end(), std::make_pair(h, uint32_t{0}));
+       it != b.names.end() && it->first == h; ++it) {
+    take(BtfType(b.types + b.offs[it->second - b.start_id], it->second, b.little));
+  }
+  return out;
 }
 
 Result<void> Btf::validate() const {

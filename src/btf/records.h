@@ -229,7 +229,7 @@ Result<BtfHeader> btf_check_header(std::string_view name, uint64_t file_off, uin
     unsigned char first = 1;
     if (h.str_len != 0 && !read(h.strs_at(), 1, &first)) return io(h.strs_at());
     if (h.str_len == 0 || first != 0) {
-      return btf_malformed(name, file_off + h.strs_at(), "string section must start with an empty string");
+      return btf_malformed(name, file_off + h.strs_at(), "string section must start with an empty string (split BTF? it needs its base BTF)");
     }
   }
   return h;

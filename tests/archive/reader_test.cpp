@@ -242,11 +242,55 @@ TEST(Reader, PlainFilesAreOneMemberArchives) {
   auto elf = Archive::open("/proc/self/exe");
   ASSERT_TRUE(elf.ok());
   EXPECT_EQ(elf->at(0)->kind, Kind::elf);
-  // Empty files too.
+  // Any other file, an empty one too, only when asked for: a text file
+  // handed to `mmar list` is a mistake, not a one-member archive.
   test::write_file(tmp / "empty", {});
-  auto e = Archive::open(tmp / "empty");
-  ASSERT_TRUE(e.ok());
-  EXPECT_EQ(e->at(0)->size, 0u);
+  test::write_file(tmp / "notes.txt", test::to_bytes("just text\n"));
+  for (const char* name : {"empty", "notes.txt"}) {
+    auto refused = Archive::open(tmp / name);
+    ASSERT_FALSE(refused.ok()) << name;
+    EXPECT_EQ(refused.error().code(), Errc::unsupported);
+    EXPECT_NE(refused.error().message().find("--plain"), std::string::npos) << refused.error().message();
+    auto e = Archive::open(tmp / name, OpenOptions{.plain_data = true});
+    ASSERT_TRUE(e.ok()) << name;
+    EXPECT_EQ(e->format(), Format::plain);
+    EXPECT_EQ(e->at(0)->kind, Kind::data);
+  }
+  EXPECT_EQ(Archive::open(tmp / "empty", OpenOptions{.plain_data = true})->at(0)->size, 0u);
+}
+
+// Other archive formats are named, with the conversion, even with
+// plain_data: never a "1 members OK" over a tar.
+TEST(Reader, ForeignFormatsAreNamed) {
+  TempDir tmp;
+  test::write_file(tmp / "f", test::to_bytes("hello\n"));
+  const std::string d = tmp.path();
+  struct Case {
+    const char* file;
+    const char* make;
+    const char* what;
+  } cases[] = {
+      {"t.tar", "tar -C @ -cf @/t.tar f", "a tar archive"},
+      {"t.tar.zst", "tar -C @ --zstd -cf @/t.tar.zst f", "a zstd-compressed stream"},
+      {"t.tar.gz", "tar -C @ -czf @/t.tar.gz f", "a gzip-compressed stream"},
+      {"t.tar.xz", "tar -C @ -cJf @/t.tar.xz f", "an xz-compressed stream"},
+      {"t.zip", "cd @ && zip -q t.zip f", "a zip archive"},
+      {"t.cpio", "cd @ && echo f | cpio -o -H newc --quiet > t.cpio", "a cpio archive"},
+      {"t.sqfs", "mksquashfs @/f @/t.sqfs -quiet -no-progress >/dev/null", "a squashfs image"},
+      {"t.a", "cd @ && ar rc t.a f", "an ar archive"},
+  };
+  for (const Case& c : cases) {
+    std::string cmd;  // "@" is the scratch directory
+    for (const char* k = c.make; *k != '\0'; ++k) cmd += *k == '@' ? d : std::string(1, *k);
+    ASSERT_EQ(test::run(cmd), 0) << cmd;
+    for (bool plain : {false, true}) {
+      auto a = Archive::open(tmp / c.file, OpenOptions{.plain_data = plain});
+      ASSERT_FALSE(a.ok()) << c.file;
+      EXPECT_EQ(a.error().code(), Errc::unsupported);
+      EXPECT_EQ(a.error().message(), tmp / c.file + ": " + c.what + ", not an mmar archive (convert: mmar create -f " +
+                                         "OUT.mmar --from " + (tmp / c.file) + ")");
+    }
+  }
 }
 
 TEST(Reader, PipesAreReadWhole) {

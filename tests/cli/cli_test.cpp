@@ -353,4 +353,74 @@ TEST(Cli, StdinStreamsWithBoundedMemory) {
 }
 
 }  // namespace
+// No silent success: extra arguments are usage errors, another archive
+// format is named, the archive can go to standard output, and btf find
+// prints every type of a name.
+TEST(Cli, NoSilentSuccess) {
+  TempDir tmp;
+  std::string out;
+  test::write_file(tmp / "f", test::to_bytes("hello\n"));
+  ASSERT_EQ(mmar("create -f " + q(tmp / "a.mmar") + " -C " + q(tmp.path()) + " f", &out), 0) << out;
+  for (const char* verb : {"verify", "info", "compact"}) {
+    EXPECT_EQ(mmar(std::string(verb) + " " + q(tmp / "a.mmar") + " " + q(tmp / "a.mmar"), &out), 2) << verb;
+    EXPECT_NE(out.find("unexpected argument"), std::string::npos) << out;
+  }
+  // A tar where an archive is expected: named, with the conversion; a
+  // text file only with --plain.
+  ASSERT_EQ(test::run("tar -C " + q(tmp.path()) + " -cf " + q(tmp / "t.tar") + " f"), 0);
+  for (const char* verb : {"verify", "list", "info", "extract", "cat"}) {
+    EXPECT_EQ(mmar(std::string(verb) + " " + q(tmp / "t.tar") + (std::string(verb) == "cat" ? " f" : ""), &out), 1)
+        << verb;
+    EXPECT_NE(out.find("t.tar: a tar archive, not an mmar archive (convert: mmar create -f OUT.mmar --from "),
+              std::string::npos)
+        << out;
+  }
+  EXPECT_EQ(test::run(kMmar + " list - < " + q(tmp / "t.tar") + " 2>&1", &out), 1);
+  EXPECT_NE(out.find("<stdin>: a tar archive"), std::string::npos) << out;
+  EXPECT_EQ(test::run("cat " + q(tmp / "t.tar") + " | " + kMmar + " list - 2>&1", &out), 1);
+  EXPECT_NE(out.find("<stdin>: a tar archive"), std::string::npos) << out;
+  EXPECT_EQ(mmar("verify " + q(tmp / "f"), &out), 1);
+  EXPECT_NE(out.find("--plain"), std::string::npos) << out;
+  ASSERT_EQ(mmar("cat --plain " + q(tmp / "f") + " f", &out), 0);
+  EXPECT_EQ(out, "hello\n");
+
+  // create -f -: the archive on standard output, never a file named '-'.
+  ASSERT_EQ(test::run("cd " + q(tmp.path()) + " && " + kMmar + " create -f - f --stats 2>" + q(tmp / "stats") +
+                      " | " + kMmar + " cat - f", &out),
+            0);
+  EXPECT_EQ(out, "hello\n");
+  const auto stats = test::read_file(tmp / "stats");
+  EXPECT_NE(std::string(reinterpret_cast<const char*>(stats.data()), stats.size()).find("1 members"),
+            std::string::npos);
+  EXPECT_NE(::access((tmp / "-").c_str(), F_OK), 0);
+  EXPECT_EQ(test::run("cd " + q(tmp.path()) + " && " + kMmar + " create -f - f 2>&1 >/dev/full", &out), 1);
+  EXPECT_NE(out.find("standard output: No space left on device"), std::string::npos) << out;
+
+  // btf find: every match. A struct and a typedef share a name.
+  test::write_file(tmp / "dup.c", test::to_bytes("struct dup { int a; };\ntypedef struct dup dup;\ndup d;\n"));
+  ASSERT_EQ(test::run("gcc -gbtf -c " + q(tmp / "dup.c") + " -o " + q(tmp / "dup.o")), 0);
+  ASSERT_EQ(mmar("btf find " + q(tmp / "dup.o") + " dup", &out), 0) << out;
+  EXPECT_NE(out.find("STRUCT 'dup'"), std::string::npos) << out;
+  EXPECT_NE(out.find("TYPEDEF 'dup'"), std::string::npos) << out;
+  ASSERT_EQ(mmar("btf find " + q(tmp / "dup.o") + " dup --kind typedef", &out), 0) << out;
+  EXPECT_EQ(out.find("STRUCT"), std::string::npos) << out;
+  EXPECT_EQ(mmar("btf find " + q(tmp / "dup.o") + " dup nosuch", &out), 1) << out;
+  EXPECT_NE(out.find("no type named 'nosuch'"), std::string::npos) << out;
+  // bpftool's syntax means what bpftool means; a stray word is an error.
+  std::string ours, bpftool_syntax;
+  ASSERT_EQ(test::run(kMmar + " btf dump " + q(tmp / "dup.o") + " --format c", &ours), 0);
+  ASSERT_EQ(test::run(kMmar + " btf dump file " + q(tmp / "dup.o") + " format c", &bpftool_syntax), 0);
+  EXPECT_EQ(ours, bpftool_syntax);
+  EXPECT_NE(ours.find("typedef struct dup dup;"), std::string::npos) << ours;
+  EXPECT_EQ(mmar("btf dump " + q(tmp / "dup.o") + " c", &out), 2);
+  EXPECT_EQ(mmar("btf stats " + q(tmp / "dup.o") + " extra", &out), 2);
+  // No FILE: the running kernel's, as bpftool.
+  if (::access("/sys/kernel/btf/vmlinux", R_OK) == 0) {
+    std::string implicit, explicit_file;
+    ASSERT_EQ(test::run(kMmar + " btf dump | md5sum", &implicit), 0);
+    ASSERT_EQ(test::run(kMmar + " btf dump /sys/kernel/btf/vmlinux | md5sum", &explicit_file), 0);
+    EXPECT_EQ(implicit, explicit_file);
+  }
+}
+
 }  // namespace mmar

@@ -16,13 +16,17 @@ namespace mmar::cli {
 
 namespace {
 
+constexpr const char* kKernelBtfDir = "/sys/kernel/btf/";
+constexpr const char* kKernelBtf = "/sys/kernel/btf/vmlinux";
+
 const Verb kBtf{"btf",
                 "dump|find|stats FILE|ARCHIVE:MEMBER [--base-btf BASE] [options] [NAME...]\n"
+                "       mmar btf dump [file] [FILE] [format raw|c]   (bpftool's syntax; no FILE: the running kernel)\n"
                 "       mmar btf pack -f ARCHIVE VMLINUX [MODULE|DIR...]",
                 "Read BTF (raw, or the .BTF section of an ELF object, or an archive member).\n"
                 "  dump   print every type as `bpftool btf dump file` does (split BTF: its own types);\n"
                 "         --format c prints a C header as `bpftool ... format c` does\n"
-                "  find   print the types named NAME (--kind to restrict), with their IDs\n"
+                "  find   print every type named NAME (--kind to restrict), with its ID\n"
                 "  stats  count types by kind, strings and sizes\n"
                 "  pack   one kernel's base BTF and all its modules' split BTF in one archive:\n"
                 "         VMLINUX becomes member 'vmlinux', each module 'modules/PATH' linked to it,\n"
@@ -87,14 +91,11 @@ std::optional<BtfKind> parse_kind(std::string s) {
   return std::nullopt;
 }
 
-struct Found {
-  uint32_t id;
-  BtfKind kind;
-};
 
-// find: each NAME (with --kind) through `lookup`, one line each.
-int run_find(const Parsed& p,
-             const std::function<Result<Found>(const std::string&, std::optional<BtfKind>)>& lookup) {
+// find: every type named NAME (with --kind: of that kind), one line each,
+// in ID order, base first; a NAME with no match is an error (exit 1) after
+// the others are printed.
+int run_find(const Parsed& p, const Btf& btf) {
   if (p.positional.size() < 3) return usage_error("btf", "find needs at least one NAME");
   std::optional<BtfKind> kind;
   if (p.has("kind")) {
@@ -104,16 +105,23 @@ int run_find(const Parsed& p,
   int rc = kExitOk;
   for (size_t i = 2; i < p.positional.size(); ++i) {
     const std::string& name = p.positional[i];
-    auto t = lookup(name, kind);
-    if (!t.ok()) {
-      rc = fail(t.error());
+    auto found = btf.find_all(name, kind);
+    if (!found.ok()) {
+      rc = fail(found.error());
       continue;
     }
-    if (p.has("json")) {
-      std::printf("{\"name\":%s,\"id\":%u,\"kind\":\"%s\"}\n", json_string(name).c_str(), t->id,
-                  btf_kind_name(t->kind));
-    } else {
-      std::printf("[%u] %s '%s'\n", t->id, btf_kind_name(t->kind), name.c_str());
+    if (found->empty()) {
+      rc = fail(Error(Errc::not_found, btf.name() + ": no type named '" + name + "'" +
+                                           (kind ? std::string(" of kind ") + btf_kind_name(*kind) : "")));
+      continue;
+    }
+    for (const BtfType& t : *found) {
+      if (p.has("json")) {
+        std::printf("{\"name\":%s,\"id\":%u,\"kind\":\"%s\"}\n", json_string(name).c_str(), t.id(),
+                    btf_kind_name(t.kind()));
+      } else {
+        std::printf("[%u] %s '%s'\n", t.id(), btf_kind_name(t.kind()), escape_text(name).c_str());
+      }
     }
   }
   return rc;
@@ -123,23 +131,32 @@ int run_find(const Parsed& p,
 
 int run_btf(int argc, char** argv) {
   Parsed p = parse(kBtf, argc, argv);
-  if (p.positional.size() < 2) return usage_error("btf", "expected a subcommand and a FILE");
-  const std::string sub = p.positional[0];
-  const std::string spec = p.positional[1];
+  auto& pos = p.positional;
+  if (pos.empty()) return usage_error("btf", "expected a subcommand: dump, find, stats or pack");
+  const std::string sub = pos[0];
   if (sub == "pack") return run_pack(p);
   if (sub != "dump" && sub != "find" && sub != "stats") return usage_error("btf", "unknown subcommand '" + sub + "'");
+  if (sub == "dump") {
+    // bpftool's own syntax: `btf dump file FILE [format raw|c]`.
+    if (pos.size() >= 3 && pos[1] == "file") pos.erase(pos.begin() + 1);
+    if (pos.size() >= 3 && pos[2] == "format") {
+      if (pos.size() < 4) return usage_error("btf", "format needs raw or c");
+      if (p.has("format") && p.get("format") != pos[3]) return usage_error("btf", "two different formats given");
+      p.values["format"] = pos[3];
+      pos.erase(pos.begin() + 2, pos.begin() + 4);
+    }
+  }
+  // No FILE: the running kernel's BTF, as bpftool's `btf dump` habits go.
+  if (pos.size() == 1 && sub != "find") pos.push_back(kKernelBtf);
+  if (pos.size() < 2) return usage_error("btf", "expected a FILE (or ARCHIVE:MEMBER)");
+  if (sub != "find" && pos.size() > 2) return usage_error("btf", "unexpected argument '" + pos[2] + "'");
+  const std::string spec = pos[1];
   BtfOpenOptions options;
   options.validate = p.has("validate");
-
-  // find on an archive member: the one-shot lookup (preads through the
-  // archive's name fence and the member's stored name table, no mapping).
-  std::string archive_path, member_name;
-  if (sub == "find" && !p.has("base-btf") && !p.has("validate") &&
-      split_member_spec(spec, archive_path, member_name)) {
-    return run_find(p, [&](const std::string& n, std::optional<BtfKind> kind) -> Result<Found> {
-      MMAR_ASSIGN(BtfFoundType t, btf_find_in_archive(archive_path, member_name, n, kind));
-      return Found{t.id, t.kind};
-    });
+  // A kernel module's BTF under /sys/kernel/btf is split BTF on the running
+  // kernel's: found by itself, as bpftool does.
+  if (!p.has("base-btf") && spec.rfind(kKernelBtfDir, 0) == 0 && spec != kKernelBtf) {
+    p.values["base-btf"] = kKernelBtf;
   }
 
   std::optional<Btf> base;
@@ -165,12 +182,7 @@ int run_btf(int argc, char** argv) {
     }
     return kExitOk;
   }
-  if (sub == "find") {
-    return run_find(p, [&](const std::string& n, std::optional<BtfKind> kind) -> Result<Found> {
-      MMAR_ASSIGN(BtfType t, btf->find(n, kind));
-      return Found{t.id(), t.kind()};
-    });
-  }
+  if (sub == "find") return run_find(p, *btf);
   // stats
   auto count = btf->type_count();
   if (!count.ok()) return fail(count.error());

@@ -20,6 +20,7 @@ const Verb kCat{"cat",
                 {
                     {"file", 'f', true, "ARCHIVE", "archive to read ('-' for standard input)"},
                     {"pread", 0, false, "", "read with pread instead of mmap"},
+                    {"plain", 0, false, "", "open any file as a one-member archive (else only ELF, BTF, CTF objects)"},
                     {"no-verify", 0, false, "", "skip the XXH3 check of each member (salvage a damaged archive)"},
                 }};
 

@@ -116,6 +116,12 @@ std::string archive_path(const Verb& verb, Parsed& p) {
   return path;
 }
 
+void no_more_arguments(const Verb& verb, const Parsed& p, size_t max) {
+  if (p.positional.size() > max) {
+    throw Exit{usage_error(verb.name, "unexpected argument '" + p.positional[max] + "'")};
+  }
+}
+
 std::optional<uint64_t> parse_size(std::string_view s) {
   if (s.empty()) return std::nullopt;
   uint64_t v = 0;
@@ -184,9 +190,15 @@ Result<Source> stdin_source(const SourceOptions& so) {
   if (::fstat(0, &st) != 0) return sys_error(std::string("stat ") + kStdinName, errno);
   if (S_ISREG(st.st_mode)) return Source::from_fd(0, kStdinName, so);
 
-  std::byte head[128];
+  std::byte head[4096];  // tar's magic is at 257
   MMAR_ASSIGN(size_t got, read_full(0, head, sizeof head));
   const auto format = archive_format_of({head, got});
+  if (const char* foreign = foreign_format_of({head, got}); foreign && (!format || *format == Format::plain)) {
+    return Error(Errc::unsupported,
+                 std::string(kStdinName) + ": " + foreign +
+                     ", not an mmar archive (convert: mmar create -f OUT.mmar --from FILE)",
+                 0);
+  }
   if (!format || *format == Format::plain) {
     return Error(Errc::malformed,
                  std::string(kStdinName) + ": not an mmar or CTF archive (" +
@@ -220,6 +232,7 @@ Result<Archive> open_archive(const std::string& path, const Parsed& p, bool stre
   OpenOptions o;
   o.force_pread = p.has("pread") || stream;
   o.verify_checksums = !p.has("no-verify");  // only verbs that offer --no-verify have it
+  o.plain_data = p.has("plain");               // likewise --plain
   if (path == "-") {
     SourceOptions so;
     so.force_pread = o.force_pread;

@@ -64,6 +64,8 @@ void print_help(const Verb& verb, FILE* out);
 
 // The archive path: -f, or else the first positional argument.
 std::string archive_path(const Verb& verb, Parsed& p);
+// A usage error (exit 2) for positional arguments beyond the first `max`.
+void no_more_arguments(const Verb& verb, const Parsed& p, size_t max = 0);
 // Parse an unsigned integer with optional K/M/G suffix (binary).
 std::optional<uint64_t> parse_size(std::string_view s);
 

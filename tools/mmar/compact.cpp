@@ -26,6 +26,7 @@ const Verb kCompact{"compact",
 int run_compact(int argc, char** argv) {
   Parsed p = parse(kCompact, argc, argv);
   std::string path = archive_path(kCompact, p);
+  no_more_arguments(kCompact, p);
   WriteOptions o;
   o.alignment = 0;
   if (p.has("compress")) {

@@ -4,6 +4,10 @@
 
 #include <cerrno>
 #include <cinttypes>
+#include <cstdlib>
+#include <vector>
+
+#include <fcntl.h>
 
 #include <unistd.h>
 
@@ -22,7 +26,7 @@ const Verb kCreate{
     "Member names are the paths as given, relative, without a leading '/'.\n"
     "The archive is written to a temporary file and renamed into place.",
     {
-        {"file", 'f', true, "ARCHIVE", "archive to create"},
+        {"file", 'f', true, "ARCHIVE", "archive to create ('-': standard output)"},
         {"directory", 'C', true, "DIR", "resolve PATHs relative to DIR"},
         {"compress", 0, true, "CODEC", "zstd (default), xz or none"},
         {"level", 0, true, "N", "compression level (default: zstd 3, xz 6)"},
@@ -38,12 +42,54 @@ const Verb kCreate{
         {"json", 0, false, "", "print the summary as JSON"},
     }};
 
+// `-f -`: the archive is written (atomically, as any) into a private
+// directory under $TMPDIR, then streamed to standard output: the writer
+// seeks back to finish its superblock, which a pipe cannot. Standard output
+// failing (a closed pipe, a full disk) is an error, never a silent success.
+Result<WriteStats> write_to_stdout(Writer& w) {
+  const char* env = std::getenv("TMPDIR");
+  std::string dir = std::string(env != nullptr && *env != '\0' ? env : "/tmp") + "/mmar-create.XXXXXX";
+  if (::mkdtemp(dir.data()) == nullptr) return sys_error("create a temporary directory " + dir, errno);
+  const std::string path = dir + "/archive.mmar";
+  struct Cleanup {
+    const std::string& dir;
+    const std::string& path;
+    ~Cleanup() {
+      ::unlink(path.c_str());
+      ::rmdir(dir.c_str());
+    }
+  } cleanup{dir, path};
+  MMAR_ASSIGN(WriteStats stats, w.write(path));
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return sys_error("open " + path, errno);
+  std::vector<std::byte> buf(size_t{1} << 20);
+  Result<WriteStats> result = stats;
+  for (;;) {
+    const ssize_t n = ::read(fd, buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      result = sys_error("read " + path, errno);
+      break;
+    }
+    if (n == 0) break;
+    if (!write_all(1, buf.data(), static_cast<size_t>(n))) {
+      result = sys_error("write the archive to standard output", errno);
+      break;
+    }
+  }
+  ::close(fd);
+  return result;
+}
+
 }  // namespace
 
 int run_create(int argc, char** argv) {
   Parsed p = parse(kCreate, argc, argv);
   if (!p.has("file")) return usage_error("create", "no archive given (-f ARCHIVE)");
   const std::string out = p.get("file");
+  if (out == "-" && ::isatty(1)) {
+    return usage_error("create", "refusing to write an archive to a terminal (redirect standard output)");
+  }
   if (p.positional.empty()) return usage_error("create", "nothing to add: give at least one PATH");
 
   WriteOptions o;
@@ -152,18 +198,20 @@ int run_create(int argc, char** argv) {
     if (!r.ok()) return fail(r.error());
   }
   int64_t t0 = now_ns();
-  auto stats = w.write(out);
+  auto stats = out == "-" ? write_to_stdout(w) : w.write(out);
   progress.finish();
   if (!stats.ok()) return fail(stats.error());
   double secs = static_cast<double>(now_ns() - t0) / 1e9;
+  // With the archive on standard output, the summary goes to stderr.
+  FILE* const report = out == "-" ? stderr : stdout;
   if (p.has("json")) {
-    std::printf("{\"archive\":%s,\"members\":%u,\"input_bytes\":%" PRIu64 ",\"archive_bytes\":%" PRIu64
+    std::fprintf(report, "{\"archive\":%s,\"members\":%u,\"input_bytes\":%" PRIu64 ",\"archive_bytes\":%" PRIu64
                 ",\"compressed_members\":%u,\"deduplicated_members\":%u,\"deduplicated_bytes\":%" PRIu64
                 ",\"seconds\":%.6f}\n",
                 json_string(out).c_str(), stats->members, stats->input_bytes, stats->archive_bytes,
                 stats->compressed_members, stats->deduplicated, stats->deduplicated_bytes, secs);
   } else if (p.has("stats")) {
-    std::printf("%s: %u members, %s in, %s archive (%u compressed; %u with the bytes of another, %s not stored "
+    std::fprintf(report, "%s: %u members, %s in, %s archive (%u compressed; %u with the bytes of another, %s not stored "
                 "again), %.3f s\n",
                 out.c_str(), stats->members, human_size(stats->input_bytes).c_str(),
                 human_size(stats->archive_bytes).c_str(), stats->compressed_members, stats->deduplicated,

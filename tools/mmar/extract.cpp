@@ -39,6 +39,7 @@ const Verb kExtract{"extract",
                         {"same-permissions", 'p', false, "",
                          "keep setuid and setgid bits (they would belong to whoever extracts)"},
                         {"pread", 0, false, "", "read with pread instead of mmap"},
+                        {"plain", 0, false, "", "open any file as a one-member archive (else only ELF, BTF, CTF objects)"},
                         {"no-verify", 0, false, "", "skip the XXH3 check of each member (salvage a damaged archive)"},
                     }};
 

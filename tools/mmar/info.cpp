@@ -19,6 +19,7 @@ const Verb kInfo{
         {"file", 'f', true, "ARCHIVE", "archive to read ('-' for standard input)"},
         {"json", 0, false, "", "print JSON"},
         {"pread", 0, false, "", "read with pread instead of mmap"},
+        {"plain", 0, false, "", "open any file as a one-member archive (else only ELF, BTF, CTF objects)"},
         {"lookup", 0, true, "NAME", "also time looking up and reading member NAME (repeatable: comma-separated)"},
     }};
 
@@ -27,6 +28,7 @@ const Verb kInfo{
 int run_info(int argc, char** argv) {
   Parsed p = parse(kInfo, argc, argv);
   std::string path = archive_path(kInfo, p);
+  no_more_arguments(kInfo, p);
   int64_t t0 = now_ns();
   auto a = open_archive(path, p);
   int64_t open_ns = now_ns() - t0;

@@ -23,6 +23,7 @@ const Verb kList{"list",
                      {"long", 'l', false, "", "show size, stored size, codec, kind and alignment"},
                      {"json", 0, false, "", "print a JSON array of members"},
                      {"pread", 0, false, "", "read with pread instead of mmap"},
+                     {"plain", 0, false, "", "open any file as a one-member archive (else only ELF, BTF, CTF objects)"},
                  }};
 
 // The alignment the data is guaranteed to have.

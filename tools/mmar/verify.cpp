@@ -16,6 +16,7 @@ const Verb kVerify{"verify",
                        {"json", 0, false, "", "print JSON"},
                        {"quiet", 'q', false, "", "print nothing; only the exit status"},
                        {"pread", 0, false, "", "read with pread instead of mmap"},
+                       {"plain", 0, false, "", "open any file as a one-member archive (else only ELF, BTF, CTF objects)"},
                    }};
 
 }  // namespace
@@ -23,6 +24,7 @@ const Verb kVerify{"verify",
 int run_verify(int argc, char** argv) {
   Parsed p = parse(kVerify, argc, argv);
   std::string path = archive_path(kVerify, p);
+  no_more_arguments(kVerify, p);
   auto a = open_archive(path, p);
   if (!a.ok()) return fail(a.error());
   auto problems = a->verify();
