@@ -8,6 +8,8 @@
 // threads at once.
 #pragma once
 
+#include "mmar/export.h"
+
 #include <sys/types.h>
 
 #include <cstdint>
@@ -50,7 +52,7 @@ enum class Format : uint8_t {
 // of it when shorter) is in, from the magic numbers alone: mmar (either
 // superblock slot's magic), ctf, or plain for anything else; nullopt when
 // `head` is too short to tell.
-std::optional<Format> archive_format_of(std::span<const std::byte> head);
+MMAR_API std::optional<Format> archive_format_of(std::span<const std::byte> head);
 
 // Formats mmar does not open but a user may hand it where an archive is
 // expected: "a tar archive", "a zip archive", "a squashfs image", "a
@@ -58,15 +60,15 @@ std::optional<Format> archive_format_of(std::span<const std::byte> head);
 // first bytes; tar's magic is at 257, so give at least 512) and, for ISO
 // 9660, `iso_magic` (the 5 bytes at offset 0x8001; empty when the file is
 // shorter). nullptr when none matches.
-const char* foreign_format_of(std::span<const std::byte> head, std::span<const std::byte> iso_magic = {});
+MMAR_API const char* foreign_format_of(std::span<const std::byte> head, std::span<const std::byte> iso_magic = {});
 
-const char* codec_name(Codec codec);
-const char* kind_name(Kind kind);
-const char* format_name(Format format);
-std::optional<Codec> parse_codec(std::string_view name);
+MMAR_API const char* codec_name(Codec codec);
+MMAR_API const char* kind_name(Kind kind);
+MMAR_API const char* format_name(Format format);
+MMAR_API std::optional<Codec> parse_codec(std::string_view name);
 
 // One member's metadata, decoded and validated. `name` views the archive.
-struct Member {
+struct MMAR_API Member {
   uint32_t index = 0;        // position in the sorted member table
   std::string_view name;     // relative path, '/'-separated, never empty
   uint64_t data_offset = 0;  // file offset of the stored bytes
@@ -94,7 +96,7 @@ struct Member {
   bool is_regular() const;
 };
 
-struct OpenOptions {
+struct MMAR_API OpenOptions {
   bool force_pread = false;                      // never mmap; see SourceOptions
   bool verify_index = false;                     // hash the whole index at open (verify() always does)
   uint64_t cache_bytes = 64u << 20;              // bound on decompressed members kept in memory
@@ -115,12 +117,12 @@ struct OpenOptions {
 };
 
 // Problems found by Archive::verify(), one per bad member or structure.
-struct VerifyProblem {
+struct MMAR_API VerifyProblem {
   std::optional<uint32_t> member;  // nullopt: the archive structure itself
   std::string message;
 };
 
-class Archive {
+class MMAR_API Archive {
  public:
   static Result<Archive> open(const std::string& path, const OpenOptions& options = {});
   static Result<Archive> open(Source source, const OpenOptions& options = {});
@@ -173,7 +175,7 @@ class Archive {
   // when the archive is sound); an Error only if it cannot be read at all.
   Result<std::vector<VerifyProblem>> verify() const;
 
-  struct Impl;
+  struct MMAR_LOCAL Impl;  // internal: not exported
 
  private:
   friend class MemberReader;
@@ -188,7 +190,7 @@ class Archive {
 // the member's XXH3 when it reaches the end (Errc::checksum, after the
 // bytes were handed out: a streaming consumer learns it at the end, as with
 // `zstd -dc`). OpenOptions::verify_checksums off turns both checks off.
-class MemberReader {
+class MMAR_API MemberReader {
  public:
   MemberReader(Archive archive, Member member);
   ~MemberReader();
@@ -202,13 +204,13 @@ class MemberReader {
   const Member& member() const;
 
  private:
-  struct State;
+  struct MMAR_LOCAL State;  // internal: not exported
   std::unique_ptr<State> s_;
 };
 
 // Write the member's bytes to `fd` at its current position, streamed through
 // a MemberReader (memory one frame or 1 MiB, whatever the member's size).
-Result<void> copy_member_to_fd(const Archive& archive, const Member& member, int fd);
+MMAR_API Result<void> copy_member_to_fd(const Archive& archive, const Member& member, int fd);
 
 // ---------------------------------------------------------------------------
 // One writer at a time (docs/FORMAT.md, "Writers"). Every writer of an
@@ -217,7 +219,7 @@ Result<void> copy_member_to_fd(const Archive& archive, const Member& member, int
 // F_OFD_SETLK) on the archive file while it writes. A second writer fails at
 // once with Errc::busy: "PATH: in use by another writer (pid N)". Readers
 // take no lock: writers never overwrite data a reader may be using.
-class WriterLock {
+class MMAR_API WriterLock {
  public:
   // Open `path` read-write and lock it; also checks that `path` still names
   // the locked file afterwards (it may have been replaced meanwhile).
@@ -254,7 +256,7 @@ class WriterLock {
 
 // Bytes that an updater appended for a member: raw (codec none), or an
 // extent map (Codec::extents) naming pieces of raw data in the file.
-struct StoredExtent {
+struct MMAR_API StoredExtent {
   uint64_t offset = 0;       // file offset of the stored bytes (0 when there are none)
   uint64_t stored_size = 0;  // bytes stored there (the map's size for an extent map)
   uint64_t size = 0;         // the member's bytes
@@ -272,7 +274,7 @@ struct StoredExtent {
 // zero-extended to `size`, with the `dirty` ranges taken from `data_fd`:
 // the commit appends only those ranges (an extent map) while they are at
 // most half the file, else the whole file once more.
-struct UpdateMember {
+struct MMAR_API UpdateMember {
   std::string name;         // a normalised member name (normalize_member_name)
   uint32_t mode = 0100644;  // S_IFREG/S_IFDIR/S_IFLNK | permissions
   int64_t mtime_ns = 0;
@@ -285,7 +287,7 @@ struct UpdateMember {
   std::string symlink_target;
 };
 
-struct UpdaterOptions {
+struct MMAR_API UpdaterOptions {
   // Rewrite the archive with only its live data (atomically, under the lock)
   // once the file is larger than compact_ratio x the live bytes and at least
   // compact_min_bytes. 0 disables automatic compaction.
@@ -293,7 +295,7 @@ struct UpdaterOptions {
   uint64_t compact_min_bytes = uint64_t{1} << 20;
 };
 
-struct CommitResult {
+struct MMAR_API CommitResult {
   // Per put member, in the order given: where bytes written from data_fd or
   // a symlink target now are (nullopt for the others).
   std::vector<std::optional<StoredExtent>> extents;
@@ -312,7 +314,7 @@ struct CommitResult {
 // is proportional to what it changes (amortised: a delta merges with the
 // ones before it as a binary counter would, so at most log2 of the changes
 // deep); superseded data is reclaimed by automatic compaction.
-class ArchiveUpdater {
+class MMAR_API ArchiveUpdater {
  public:
   static Result<ArchiveUpdater> open(const std::string& path, UpdaterOptions options = {});
   ArchiveUpdater(ArchiveUpdater&&) noexcept;
@@ -340,7 +342,7 @@ class ArchiveUpdater {
   Result<void> read_stored(const StoredExtent& x, uint64_t offset, size_t length, void* out) const;
 
  private:
-  struct Impl;
+  struct MMAR_LOCAL Impl;  // internal: not exported
   explicit ArchiveUpdater(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
@@ -349,14 +351,14 @@ class ArchiveUpdater {
 // of the new generation (`keep` indexes name members of `current`). Takes the
 // archive's lock for the commit; fails if the archive changed since `current`
 // was opened.
-Result<void> commit_generation(const std::string& path, const Archive& current, std::vector<UpdateMember> members);
+MMAR_API Result<void> commit_generation(const std::string& path, const Archive& current, std::vector<UpdateMember> members);
 
 // ---------------------------------------------------------------------------
 // Writing
 
 // What WriteOptions::link_for is asked about: a member whose bytes are BTF,
 // or an ELF object with a .BTF section.
-struct LinkQuery {
+struct MMAR_API LinkQuery {
   std::string_view member;           // its name in the archive
   std::string_view path;             // the file it comes from ("" for buffers)
   std::span<const std::byte> bytes;  // its bytes, for buffers (empty for files)
@@ -364,7 +366,7 @@ struct LinkQuery {
   bool has_btf = false;
 };
 
-struct WriteOptions {
+struct MMAR_API WriteOptions {
   Format format = Format::mmar;  // mmar or ctf
   Codec codec = Codec::zstd;
   int level = 0;              // 0: the codec's default (zstd 3, xz 6)
@@ -386,7 +388,7 @@ struct WriteOptions {
   std::function<std::optional<std::string>(const LinkQuery&)> link_for;
 };
 
-struct WriteStats {
+struct MMAR_API WriteStats {
   uint32_t members = 0;
   uint64_t input_bytes = 0;
   uint64_t archive_bytes = 0;
@@ -399,7 +401,7 @@ struct WriteStats {
 // opened while writing; memory stays bounded by a window of members in
 // flight, independent of the total input size. Output is deterministic: the
 // same inputs give the same bytes, whatever the number of threads.
-class Writer {
+class MMAR_API Writer {
  public:
   explicit Writer(WriteOptions options = {});
   ~Writer();
@@ -435,20 +437,20 @@ class Writer {
 
  private:
   Result<WriteStats> write_to(const std::string& path, int like = -1);
-  struct Impl;
+  struct MMAR_LOCAL Impl;  // internal: not exported
   std::unique_ptr<Impl> impl_;
 };
 
 // The checksum the writer records for a member's bytes (XXH3-64, seed 0).
-uint64_t member_checksum(std::span<const std::byte> bytes);
+MMAR_API uint64_t member_checksum(std::span<const std::byte> bytes);
 
 // Normalise an archive member name: strips leading "/" and "./", collapses
 // "//", refuses "..", empty names and NUL. Returns the error message if bad.
-Result<std::string> normalize_member_name(std::string_view name);
+MMAR_API Result<std::string> normalize_member_name(std::string_view name);
 
 // Rewrite an mmar archive with only its current generation's data (what
 // updates in place left behind is dropped), atomically, as a generation-1
 // archive. options.alignment 0 keeps the archive's alignment.
-Result<WriteStats> compact_archive(const std::string& path, WriteOptions options = {.alignment = 0});
+MMAR_API Result<WriteStats> compact_archive(const std::string& path, WriteOptions options = {.alignment = 0});
 
 }  // namespace mmar

@@ -14,6 +14,8 @@
 // keeps its base alive. Btf handles are cheap to copy and thread-safe.
 #pragma once
 
+#include "mmar/export.h"
+
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -53,12 +55,12 @@ enum class BtfKind : uint8_t {
 inline constexpr uint8_t kBtfMaxKind = 19;
 
 // "INT", "STRUCT", ... as bpftool prints them.
-const char* btf_kind_name(BtfKind kind);
+MMAR_API const char* btf_kind_name(BtfKind kind);
 
 class Btf;
 
 // One type record, read in place. Valid while its Btf is alive.
-class BtfType {
+class MMAR_API BtfType {
  public:
   uint32_t id() const { return id_; }
   BtfKind kind() const;
@@ -79,11 +81,11 @@ class BtfType {
   bool little_;
 };
 
-struct BtfOpenOptions {
+struct MMAR_API BtfOpenOptions {
   bool validate = false;  // run validate() at open
 };
 
-class Btf {
+class MMAR_API Btf {
  public:
   // Raw BTF bytes, or an ELF object whose .BTF section is used.
   static Result<Btf> parse(Bytes bytes, std::string name, const BtfOpenOptions& options = {});
@@ -132,7 +134,7 @@ class Btf {
   // Check every record, string offset and referenced type ID.
   Result<void> validate() const;
 
-  struct Impl;
+  struct MMAR_LOCAL Impl;  // internal: not exported
 
  private:
   explicit Btf(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -144,7 +146,7 @@ class Btf {
 // deduplication: own strings, and for split BTF the base's first), so the
 // same calls give the same bytes as libbpf. Every add returns the new type
 // ID; add_field/add_enum_value/add_param/add_datasec_var extend the last type.
-class BtfBuilder {
+class MMAR_API BtfBuilder {
  public:
   BtfBuilder();                                    // empty base BTF
   explicit BtfBuilder(const Btf& base);            // empty split BTF on base
@@ -185,7 +187,7 @@ class BtfBuilder {
   // from; little-endian for new ones).
   std::vector<std::byte> write() const;
 
-  struct Impl;
+  struct MMAR_LOCAL Impl;  // internal: not exported
 
  private:
   std::unique_ptr<Impl> impl_;
@@ -198,14 +200,14 @@ class BtfBuilder {
 // that asks one question of a file: where page-table updates are slow, a
 // mapping costs more than the answer. A split BTF's names in its base are
 // not resolved here (open it with Btf::open on its base).
-struct BtfFoundType {
+struct MMAR_API BtfFoundType {
   uint32_t id = 0;
   BtfKind kind = BtfKind::unknown;
   uint32_t size_or_type = 0;
   uint16_t vlen = 0;
   std::string name;
 };
-Result<BtfFoundType> btf_find_in_file(const std::string& path, std::string_view name,
+MMAR_API Result<BtfFoundType> btf_find_in_file(const std::string& path, std::string_view name,
                                       std::optional<BtfKind> kind = std::nullopt);
 
 // One lookup in a BTF member of an archive, answered as BtfSet::open(member)
@@ -217,11 +219,11 @@ Result<BtfFoundType> btf_find_in_file(const std::string& path, std::string_view 
 // kind, size and vlen come from the index, which is bound to the member's
 // checksum. Members that are compressed, ELF objects, or without a usable
 // index are answered by opening the archive.
-struct BtfLookupTrace {
+struct MMAR_API BtfLookupTrace {
   uint32_t reads = 0;      // preads made (the full path's mapping not counted)
   bool full_path = false;  // answered by opening the archive
 };
-Result<BtfFoundType> btf_find_in_archive(const std::string& archive, std::string_view member, std::string_view name,
+MMAR_API Result<BtfFoundType> btf_find_in_archive(const std::string& archive, std::string_view member, std::string_view name,
                                          std::optional<BtfKind> kind = std::nullopt, BtfLookupTrace* trace = nullptr);
 
 // `mmar btf pack`: one kernel's base BTF (`vmlinux`, raw BTF) and its
@@ -230,22 +232,22 @@ Result<BtfFoundType> btf_find_in_archive(const std::string& archive, std::string
 // "modules/NAME" linked to it, and for each a stored index (NAME.mmidx,
 // NAME.mmnames) bound to its bytes. Every module is checked to be valid
 // split BTF on this base first. Written atomically, as Writer::write.
-struct BtfPackOptions {
+struct MMAR_API BtfPackOptions {
   Codec codec = Codec::none;  // none keeps members zero-copy (mapped in place)
   // Called as modules are checked: (done, total).
   std::function<void(size_t done, size_t total)> progress;
 };
-struct BtfPackStats {
+struct MMAR_API BtfPackStats {
   size_t modules = 0;
   uint64_t archive_bytes = 0;
 };
-Result<BtfPackStats> btf_pack(const std::string& out, const std::string& vmlinux, const std::vector<std::string>& modules,
+MMAR_API Result<BtfPackStats> btf_pack(const std::string& out, const std::string& vmlinux, const std::vector<std::string>& modules,
                               const BtfPackOptions& options = {});
 
 // The BTF members of one archive. Opening a split member (one whose entry
 // links to its base member) opens the base first; each base is parsed once
 // and shared by all its splits. Thread-safe.
-class BtfSet {
+class MMAR_API BtfSet {
  public:
   explicit BtfSet(Archive archive);
   ~BtfSet();
@@ -256,16 +258,16 @@ class BtfSet {
   Result<Btf> open(const Member& member) const;
 
  private:
-  struct Impl;
+  struct MMAR_LOCAL Impl;  // internal: not exported
   std::unique_ptr<Impl> impl_;
 };
 
 // Print types exactly as `bpftool btf dump file F [--base-btf B]` does in its
 // default (raw) format: for a split BTF only its own types. With json, the
 // same data as bpftool -j prints.
-Result<void> btf_dump_raw(const Btf& btf, std::string& out, bool json = false);
+MMAR_API Result<void> btf_dump_raw(const Btf& btf, std::string& out, bool json = false);
 
-struct CHeaderOptions {
+struct MMAR_API CHeaderOptions {
   // Reproduce bpftool 7.1 byte for byte, including the places where its
   // header does not have the BTF's layout (1- and 8-byte enums printed
   // without a mode attribute; gaps in packed structs left to alignment;
@@ -278,6 +280,6 @@ struct CHeaderOptions {
 // declarations where a pointer suffices, duplicate names suffixed ___N), but
 // with every struct's size and offsets as the BTF says (see CHeaderOptions).
 // Validates the BTF first; a cyclic or over-deep type chain is an error.
-Result<void> btf_dump_c(const Btf& btf, std::string& out, const CHeaderOptions& options = {});
+MMAR_API Result<void> btf_dump_c(const Btf& btf, std::string& out, const CHeaderOptions& options = {});
 
 }  // namespace mmar

@@ -23,6 +23,8 @@
 // EACCES (executable segments on a noexec filesystem).
 #pragma once
 
+#include "mmar/export.h"
+
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -50,10 +52,10 @@ struct mmar_mapping {
  * of the file). *count holds the capacity of `maps` and receives the number of
  * mappings made (or, with E2BIG, the number needed). Returns 0, or -1 with
  * errno set and nothing mapped. The caller unmaps with mmar_munmapfd. */
-int mmar_mmapfd(int fd, uint64_t offset, uint64_t length, unsigned flags, uint64_t padding, struct mmar_mapping* maps,
+MMAR_API int mmar_mmapfd(int fd, uint64_t offset, uint64_t length, unsigned flags, uint64_t padding, struct mmar_mapping* maps,
                 unsigned* count);
 /* Unmap everything a successful mmar_mmapfd returned. */
-int mmar_munmapfd(const struct mmar_mapping* maps, unsigned count);
+MMAR_API int mmar_munmapfd(const struct mmar_mapping* maps, unsigned count);
 
 #ifdef __cplusplus
 }
@@ -74,7 +76,7 @@ inline constexpr uint32_t kMapPadding = MMAR_MAP_PADDING;
 using ObjectMapping = mmar_mapping;
 
 // The mappings of one object; unmapped when destroyed (unless released).
-class MappedObject {
+class MMAR_API MappedObject {
  public:
   MappedObject() = default;
   ~MappedObject();
@@ -103,12 +105,12 @@ class MappedObject {
 // Map [offset, offset + length) of fd (length 0: to the end of the file).
 // A range not page-aligned in the file is copied into an anonymous memory
 // file first (mmap needs page-aligned file offsets).
-Result<MappedObject> map_object(int fd, uint64_t offset, uint64_t length, uint32_t flags, uint64_t padding = 0,
+MMAR_API Result<MappedObject> map_object(int fd, uint64_t offset, uint64_t length, uint32_t flags, uint64_t padding = 0,
                                 const std::string& name = "");
 // An archive member: an uncompressed, page-aligned member is mapped straight
 // from the archive's fd (no copy, shared page cache); any other member is
 // inflated into an anonymous memory file and mapped from there.
-Result<MappedObject> map_member(const Archive& archive, const Member& member, uint32_t flags, uint64_t padding = 0);
+MMAR_API Result<MappedObject> map_member(const Archive& archive, const Member& member, uint32_t flags, uint64_t padding = 0);
 
 // Run a program stored in an archive without writing it to disk: map it and
 // its interpreter (ld.so) with map_object, build the stack and auxiliary
@@ -118,7 +120,7 @@ Result<MappedObject> map_member(const Archive& archive, const Member& member, ui
 // member is put in an anonymous memory file and run with fexecve;
 // `on_fallback` (if given) is told why, before that happens.
 // The calling process must be single-threaded.
-Error exec_member(const Archive& archive, const Member& member, const std::vector<std::string>& argv,
+MMAR_API Error exec_member(const Archive& archive, const Member& member, const std::vector<std::string>& argv,
                   const std::function<void(const std::string& why)>& on_fallback = {});
 
 }  // namespace mmar

@@ -15,6 +15,8 @@
 // repeated reads and mmap.
 #pragma once
 
+#include "mmar/export.h"
+
 #include <string>
 #include <vector>
 
@@ -22,7 +24,7 @@
 
 namespace mmar::fs {
 
-struct MountOptions {
+struct MMAR_API MountOptions {
   bool foreground = false;                // stay in the foreground (else daemonize once mounted)
   bool debug = false;                     // libfuse's request log on stderr
   bool writable = false;                  // --rw: changes persist into the archive (see below)
@@ -39,6 +41,6 @@ struct MountOptions {
 // Mount `archive` on `dir` and serve it until unmounted (fusermount3 -u DIR,
 // or mmar umount DIR) or interrupted. Returns 0, or an error naming the
 // problem (no /dev/fuse, DIR not a directory, ...).
-Result<void> mount_archive(Archive archive, const std::string& dir, const MountOptions& options);
+MMAR_API Result<void> mount_archive(Archive archive, const std::string& dir, const MountOptions& options);
 
 }  // namespace mmar::fs

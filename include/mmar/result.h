@@ -7,6 +7,8 @@
 // which the problem was found.
 #pragma once
 
+#include "mmar/export.h"
+
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -26,9 +28,9 @@ enum class Errc : uint8_t {
   busy,              // another writer holds the archive's lock
 };
 
-const char* errc_name(Errc code);
+MMAR_API const char* errc_name(Errc code);
 
-class [[nodiscard]] Error {
+class [[nodiscard]] MMAR_API Error {
  public:
   static constexpr uint64_t kNoOffset = ~uint64_t{0};
 
@@ -55,10 +57,10 @@ class [[nodiscard]] Error {
 };
 
 // An io error from errno, with a message such as "open foo: No such file".
-Error sys_error(const std::string& what, int err);
+MMAR_API Error sys_error(const std::string& what, int err);
 
 template <class T>
-class [[nodiscard]] Result {
+class [[nodiscard]] MMAR_API Result {
  public:
   Result(T value) : v_(std::in_place_index<0>, std::move(value)) {}      // NOLINT(google-explicit-constructor)
   Result(Error error) : v_(std::in_place_index<1>, std::move(error)) {}  // NOLINT(google-explicit-constructor)

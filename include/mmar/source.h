@@ -6,6 +6,8 @@
 // stdin, filesystems without mmap, or when the caller forces pread).
 #pragma once
 
+#include "mmar/export.h"
+
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -22,7 +24,7 @@ namespace mmar {
 // A read-only byte range plus whatever keeps it alive (a mapping, a heap
 // buffer). Copying a Bytes shares the owner; the bytes stay valid as long as
 // any copy exists.
-class Bytes {
+class MMAR_API Bytes {
  public:
   Bytes() = default;
   Bytes(std::span<const std::byte> view, std::shared_ptr<const void> owner) : view_(view), owner_(std::move(owner)) {}
@@ -41,13 +43,13 @@ class Bytes {
   std::shared_ptr<const void> owner_;
 };
 
-struct SourceOptions {
+struct MMAR_API SourceOptions {
   // Never mmap: read with pread on demand (regular files) or read the whole
   // stream into memory (pipes, character devices).
   bool force_pread = false;
 };
 
-class Source {
+class MMAR_API Source {
  public:
   // Open a path read-only. Regular files are mapped unless force_pread; a
   // file that cannot be mapped falls back to pread; streams are read whole.
@@ -95,7 +97,7 @@ class Source {
   using RangeReader = std::function<Result<void>(uint64_t offset, std::span<std::byte> out)>;
   static Source from_reader(std::string name, uint64_t size, RangeReader read_range);
 
-  struct Impl;
+  struct MMAR_LOCAL Impl;  // internal: not exported
   static Source from_impl(std::shared_ptr<const Impl> impl) { return Source(std::move(impl)); }
 
  private:

@@ -2,13 +2,15 @@
 // RAII owner of a file descriptor (public: WriterLock holds one).
 #pragma once
 
+#include "mmar/export.h"
+
 #include <unistd.h>
 
 #include <utility>
 
 namespace mmar {
 
-class UniqueFd {
+class MMAR_API UniqueFd {
  public:
   UniqueFd() = default;
   explicit UniqueFd(int fd) : fd_(fd) {}

@@ -26,8 +26,10 @@ constexpr VerbEntry kVerbs[] = {
     {"btf", mmar::cli::run_btf, "BTF type information: dump (bpftool-exact), find, stats"},
     {"map", mmar::cli::run_map, "map an ELF object as ld.so would and print the mappings"},
     {"exec", mmar::cli::run_exec, "run a program from an archive without extracting it"},
+#ifdef MMAR_HAVE_FUSE
     {"mount", mmar::cli::run_mount, "mount an archive with FUSE (read-only, or --rw)"},
     {"umount", mmar::cli::run_umount, "unmount an archive mounted with mmar mount"},
+#endif
     {"compact", mmar::cli::run_compact, "drop data superseded by writable mounts"},
 };
 
