@@ -83,6 +83,9 @@ export PKG_CONFIG_PATH=$libdir/pkgconfig
 g++ -std=c++20 "$here/consumer/consumer.cpp" -o "$work/pc-shared" $(pkg-config --cflags --libs mmar) -Wl,-rpath,"$libdir"
 run "pkg-config (shared)" "$work/pc-shared"
 # shellcheck disable=SC2046
+# libmmar.a with its dependencies' shared libraries: the modules mmar.pc
+# requires privately, linked as those modules say (--static would want
+# every static library below them, e.g. libarchive's libacl.a).
 g++ -std=c++20 "$here/consumer/consumer.cpp" -o "$work/pc-static" $(pkg-config --cflags mmar) \
-  "$libdir/libmmar.a" $(pkg-config --static --libs-only-l --libs-only-other mmar | sed 's/-lmmar//')
+  "$libdir/libmmar.a" $(pkg-config --libs $(pkg-config --print-requires-private mmar)) -pthread
 run "pkg-config (static)" "$work/pc-static"

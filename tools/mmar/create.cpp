@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cinttypes>
 #include <cstdlib>
+#include <optional>
 #include <vector>
 
 #include <fcntl.h>
@@ -13,6 +14,7 @@
 
 #include "cli.h"
 #include "mmar/btf.h"
+#include "mmar/convert.h"
 #include "verbs.h"
 
 namespace mmar::cli {
@@ -28,6 +30,8 @@ const Verb kCreate{
     {
         {"file", 'f', true, "ARCHIVE", "archive to create ('-': standard output)"},
         {"directory", 'C', true, "DIR", "resolve PATHs relative to DIR"},
+        {"from", 0, true, "IN", "convert another archive instead of PATHs: tar (plain, gz, xz, zst, bz2), zip,\n"
+                                "                               cpio, ISO 9660, 7-Zip ... ('-': standard input)"},
         {"compress", 0, true, "CODEC", "zstd (default), xz or none"},
         {"level", 0, true, "N", "compression level (default: zstd 3, xz 6)"},
         {"threshold", 0, true, "BYTES", "compress members larger than this (default 16; 0 = never)"},
@@ -90,7 +94,10 @@ int run_create(int argc, char** argv) {
   if (out == "-" && ::isatty(1)) {
     return usage_error("create", "refusing to write an archive to a terminal (redirect standard output)");
   }
-  if (p.positional.empty()) return usage_error("create", "nothing to add: give at least one PATH");
+  if (p.has("from") && !p.positional.empty()) {
+    return usage_error("create", "--from converts one archive; no PATHs with it");
+  }
+  if (p.positional.empty() && !p.has("from")) return usage_error("create", "nothing to add: give at least one PATH");
 
   WriteOptions o;
   if (p.has("compress")) {
@@ -196,6 +203,23 @@ int run_create(int argc, char** argv) {
     if (lstat(src.c_str(), &st) != 0) return fail(sys_error(src, errno));
     Result<void> r = S_ISDIR(st.st_mode) ? w.add_tree(name, src) : w.add_path(name, src);
     if (!r.ok()) return fail(r.error());
+  }
+  // --from: the input's entries, spooled beside the output (the space is
+  // needed there anyway), added to the writer; the spool goes with `import`.
+  std::optional<ArchiveImport> import;
+  if (p.has("from")) {
+    std::string spool_parent = ".";
+    if (out != "-") {
+      const size_t slash = out.rfind('/');
+      spool_parent = slash == std::string::npos ? "." : slash == 0 ? "/" : out.substr(0, slash);
+    } else if (const char* t = std::getenv("TMPDIR"); t != nullptr && *t != '\0') {
+      spool_parent = t;
+    } else {
+      spool_parent = "/tmp";
+    }
+    auto r = ArchiveImport::read(p.get("from"), w, spool_parent);
+    if (!r.ok()) return fail(r.error());
+    import.emplace(std::move(r).value());
   }
   int64_t t0 = now_ns();
   auto stats = out == "-" ? write_to_stdout(w) : w.write(out);

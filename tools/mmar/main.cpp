@@ -23,6 +23,7 @@ constexpr VerbEntry kVerbs[] = {
     {"cat", mmar::cli::run_cat, "write members' contents to standard output"},
     {"info", mmar::cli::run_info, "describe an archive: format, sizes, codecs"},
     {"verify", mmar::cli::run_verify, "check every checksum and structure"},
+    {"export", mmar::cli::run_export, "write an archive's members as tar, zip or cpio"},
     {"btf", mmar::cli::run_btf, "BTF type information: dump (bpftool-exact), find, stats"},
     {"map", mmar::cli::run_map, "map an ELF object as ld.so would and print the mappings"},
     {"exec", mmar::cli::run_exec, "run a program from an archive without extracting it"},

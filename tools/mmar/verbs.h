@@ -16,5 +16,6 @@ int run_exec(int argc, char** argv);
 int run_mount(int argc, char** argv);
 int run_umount(int argc, char** argv);
 int run_compact(int argc, char** argv);
+int run_export(int argc, char** argv);
 
 }  // namespace mmar::cli

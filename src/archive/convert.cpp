@@ -1,0 +1,442 @@
+// SPDX-License-Identifier: BSD-2-Clause
+// The libarchive bridge: other archive formats into a Writer (spooled, so a
+// pipe works and memory stays flat), and an Archive out as tar/zip/cpio.
+#include "mmar/convert.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <optional>
+#include <vector>
+
+#include "mmar/unique_fd.h"
+#include "support/atomic_file.h"
+
+#ifdef MMAR_HAVE_LIBARCHIVE
+#include <archive.h>
+#include <archive_entry.h>
+#endif
+
+namespace mmar {
+
+struct ArchiveImport::State {
+  std::string spool;  // the private directory; removed with its files
+  std::vector<std::string> spooled;
+  ImportStats stats;
+  ~State() {
+    for (const std::string& f : spooled) ::unlink(f.c_str());
+    if (!spool.empty()) ::rmdir(spool.c_str());
+  }
+};
+
+ArchiveImport::ArchiveImport(std::unique_ptr<State> s) : s_(std::move(s)) {}
+ArchiveImport::~ArchiveImport() = default;
+ArchiveImport::ArchiveImport(ArchiveImport&&) noexcept = default;
+ArchiveImport& ArchiveImport::operator=(ArchiveImport&&) noexcept = default;
+const ImportStats& ArchiveImport::stats() const { return s_->stats; }
+
+#ifndef MMAR_HAVE_LIBARCHIVE
+
+Result<ArchiveImport> ArchiveImport::read(const std::string& input, Writer&, const std::string&) {
+  return Error(Errc::unsupported, input + ": this mmar was built without libarchive (reading other archive formats)");
+}
+
+Result<ExportStats> export_archive(const Archive&, const std::string& output, const ExportOptions&) {
+  return Error(Errc::unsupported, output + ": this mmar was built without libarchive (writing other archive formats)");
+}
+
+#else
+
+namespace {
+
+// libarchive handles, freed on every path.
+struct ReadHandle {
+  struct archive* a = archive_read_new();
+  ~ReadHandle() { archive_read_free(a); }
+};
+struct WriteHandle {
+  struct archive* a = archive_write_new();
+  ~WriteHandle() { archive_write_free(a); }
+};
+
+std::string archive_message(struct archive* a) {
+  const char* s = archive_error_string(a);
+  return s != nullptr ? s : "unknown libarchive error";
+}
+
+// Nanoseconds since the epoch as seconds and a non-negative remainder
+// (times before 1970 included).
+struct timespec split_ns(int64_t ns) {
+  int64_t sec = ns / 1000000000, rem = ns % 1000000000;
+  if (rem < 0) {
+    sec -= 1;
+    rem += 1000000000;
+  }
+  return {static_cast<time_t>(sec), static_cast<long>(rem)};
+}
+
+// Whether `s` is valid UTF-8 (no overlong forms, no surrogates, <= U+10FFFF).
+bool valid_utf8(std::string_view s) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const size_t n = s.size();
+  for (size_t i = 0; i < n;) {
+    const unsigned char c = p[i];
+    size_t len = 0;
+    uint32_t cp = 0;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    } else if (c >= 0xc2 && c <= 0xdf) {
+      len = 2, cp = c & 0x1f;
+    } else if (c >= 0xe0 && c <= 0xef) {
+      len = 3, cp = c & 0x0f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+      len = 4, cp = c & 0x07;
+    } else {
+      return false;
+    }
+    if (n - i < len) return false;
+    for (size_t k = 1; k < len; ++k) {
+      if ((p[i + k] & 0xc0) != 0x80) return false;
+      cp = (cp << 6) | (p[i + k] & 0x3f);
+    }
+    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) || (cp >= 0xd800 && cp <= 0xdfff)) {
+      return false;
+    }
+    i += len;
+  }
+  return true;
+}
+
+int64_t entry_mtime_ns(struct archive_entry* e) {
+  if (!archive_entry_mtime_is_set(e)) return 0;
+  return static_cast<int64_t>(archive_entry_mtime(e)) * 1000000000 + archive_entry_mtime_nsec(e);
+}
+
+const char* type_name(mode_t type) {
+  switch (type) {
+    case AE_IFCHR: return "a character device";
+    case AE_IFBLK: return "a block device";
+    case AE_IFIFO: return "a FIFO";
+    case AE_IFSOCK: return "a socket";
+    default: return "an entry of an unknown type";
+  }
+}
+
+// What the import adds to the Writer once the input is read: the last
+// entry of each name wins (tar -x's rule), parents are implied.
+struct Pending {
+  enum Type { file, dir, symlink } type = file;
+  std::string spool_path;  // file
+  std::string target;      // symlink
+  uint32_t mode = 0;
+  int64_t mtime_ns = 0;
+};
+
+}  // namespace
+
+Result<ArchiveImport> ArchiveImport::read(const std::string& input, Writer& writer, const std::string& spool_parent) {
+  auto state = std::make_unique<State>();
+  State& st = *state;
+  const std::string shown = input == "-" ? std::string("<stdin>") : input;
+  std::string dir = (spool_parent.empty() ? std::string(".") : spool_parent) + "/.mmar-import.XXXXXX";
+  if (::mkdtemp(dir.data()) == nullptr) return sys_error("create a spool directory " + dir, errno);
+  st.spool = dir;
+
+  ReadHandle r;
+  if (r.a == nullptr) return Error(Errc::io, shown + ": libarchive: out of memory");
+  archive_read_support_filter_all(r.a);
+  archive_read_support_format_all(r.a);
+  const int opened = input == "-" ? archive_read_open_fd(r.a, 0, 1 << 20)
+                                  : archive_read_open_filename(r.a, input.c_str(), 1 << 20);
+  if (opened != ARCHIVE_OK) {
+    return Error(Errc::unsupported, shown + ": not an archive libarchive reads (" + archive_message(r.a) + ")");
+  }
+
+  std::map<std::string, Pending> pending;                // by normalised name
+  std::map<std::string, std::string> spooled_by_name;    // file name -> its spool file (hard link targets)
+  uint64_t serial = 0;
+  std::string entry_name;
+  // The entry's data blocks written at their offsets into `fd` (sparse
+  // entries stay sparse); returns the end of the last block.
+  auto spool_data = [&](int fd, const std::string& path) -> Result<int64_t> {
+    int64_t end = 0;
+    for (;;) {
+      const void* buf = nullptr;
+      size_t len = 0;
+      la_int64_t off = 0;
+      const int d = archive_read_data_block(r.a, &buf, &len, &off);
+      if (d == ARCHIVE_EOF) break;
+      if (d != ARCHIVE_OK && d != ARCHIVE_WARN) {
+        return Error(Errc::malformed, shown + ": entry '" + entry_name + "': " + archive_message(r.a));
+      }
+      if (off < 0) return Error(Errc::malformed, shown + ": entry '" + entry_name + "': negative data offset");
+      const auto* b = static_cast<const std::byte*>(buf);
+      for (size_t done = 0; done < len;) {
+        const ssize_t n = ::pwrite(fd, b + done, len - done, static_cast<off_t>(off + static_cast<int64_t>(done)));
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return sys_error("write " + path + " (spooling '" + entry_name + "')", errno);
+        done += static_cast<size_t>(n);
+      }
+      end = std::max<int64_t>(end, off + static_cast<int64_t>(len));
+      st.stats.bytes += len;
+    }
+    return end;
+  };
+  for (;;) {
+    struct archive_entry* e = nullptr;
+    const int rc = archive_read_next_header(r.a, &e);
+    if (rc == ARCHIVE_EOF) break;
+    if (rc == ARCHIVE_FATAL || rc == ARCHIVE_RETRY) {
+      return Error(Errc::malformed, shown + ": entry " + std::to_string(st.stats.entries + 1) + ": " +
+                                        archive_message(r.a));
+    }
+    // ARCHIVE_WARN (an unknown extended header, say) still gives an entry.
+    ++st.stats.entries;
+    const char* raw_name = archive_entry_pathname(e);
+    if (raw_name == nullptr) {
+      return Error(Errc::malformed, shown + ": entry " + std::to_string(st.stats.entries) + " has no name");
+    }
+    entry_name = raw_name;
+    std::string_view trimmed = entry_name;
+    while (!trimmed.empty() && trimmed.back() == '/') trimmed.remove_suffix(1);
+    if (trimmed.empty() || trimmed == "." || trimmed == "./") continue;  // the root itself
+    auto normal = normalize_member_name(trimmed);
+    if (!normal.ok()) return Error(Errc::malformed, shown + ": entry '" + entry_name + "': " + normal.error().message());
+    const std::string name = *normal;
+    if (pending.count(name) != 0) ++st.stats.replaced;
+
+    Pending p;
+    p.mode = static_cast<uint32_t>(archive_entry_perm(e)) & 07777;
+    p.mtime_ns = entry_mtime_ns(e);
+    const char* hard = archive_entry_hardlink(e);
+    const mode_t type = archive_entry_filetype(e);
+    if (hard != nullptr && *hard != '\0') {
+      auto target = normalize_member_name(hard);
+      if (!target.ok()) return Error(Errc::malformed, shown + ": entry '" + entry_name + "': hard link target: " +
+                                                          target.error().message());
+      auto it = spooled_by_name.find(*target);
+      if (it == spooled_by_name.end()) {
+        return Error(Errc::malformed, shown + ": entry '" + entry_name + "': hard link to '" + *target +
+                                          "', which is not an earlier regular file");
+      }
+      const std::string path = st.spool + "/" + std::to_string(serial++);
+      if (::link(it->second.c_str(), path.c_str()) != 0) return sys_error("link " + path, errno);
+      st.spooled.push_back(path);
+      p.type = Pending::file;
+      p.spool_path = path;
+      // A link shares its target's inode: mode and time are the target's.
+      struct stat ts {};
+      if (::stat(path.c_str(), &ts) == 0) {
+        p.mode = ts.st_mode & 07777;
+        p.mtime_ns = static_cast<int64_t>(ts.st_mtim.tv_sec) * 1000000000 + ts.st_mtim.tv_nsec;
+      }
+      ++st.stats.hard_links;
+      spooled_by_name[name] = path;
+      // A link that carries the data (cpio writes it with the last name of
+      // a file, earlier names empty): into the shared inode.
+      if (archive_entry_size_is_set(e) && archive_entry_size(e) > 0) {
+        UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+        if (!fd) return sys_error("open " + path, errno);
+        MMAR_ASSIGN(int64_t end, spool_data(fd.get(), path));
+        const int64_t size = std::max<int64_t>(archive_entry_size(e), end);
+        if (::ftruncate(fd.get(), size) != 0) return sys_error("truncate " + path, errno);
+        // Its mode and time are the file's (the earlier, empty names carry
+        // them too, but this entry is the one with the data).
+        if (::fchmod(fd.get(), p.mode) != 0) return sys_error("chmod " + path, errno);
+        struct timespec times[2] = {{0, UTIME_OMIT}, split_ns(p.mtime_ns)};
+        if (::futimens(fd.get(), times) != 0) return sys_error("set the time of " + path, errno);
+      } else {
+        archive_read_data_skip(r.a);
+      }
+    } else if (type == AE_IFREG) {
+      const std::string path = st.spool + "/" + std::to_string(serial++);
+      UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+      if (!fd) return sys_error("create " + path, errno);
+      st.spooled.push_back(path);
+      MMAR_ASSIGN(int64_t end, spool_data(fd.get(), path));
+      const int64_t size = archive_entry_size_is_set(e) ? archive_entry_size(e) : end;
+      if (::ftruncate(fd.get(), std::max(size, end)) != 0) return sys_error("truncate " + path, errno);
+      // The spool file carries the entry's mode and time: the Writer takes
+      // them from it (and a hard link to it shares them, as in the input).
+      if (::fchmod(fd.get(), p.mode) != 0) return sys_error("chmod " + path, errno);
+      struct timespec times[2] = {{0, UTIME_OMIT}, split_ns(p.mtime_ns)};
+      if (::futimens(fd.get(), times) != 0) return sys_error("set the time of " + path, errno);
+      p.type = Pending::file;
+      p.spool_path = path;
+      spooled_by_name[name] = path;
+      ++st.stats.files;
+    } else if (type == AE_IFDIR) {
+      p.type = Pending::dir;
+    } else if (type == AE_IFLNK) {
+      const char* target = archive_entry_symlink(e);
+      if (target == nullptr) return Error(Errc::malformed, shown + ": symlink '" + entry_name + "' has no target");
+      p.type = Pending::symlink;
+      p.target = target;
+    } else {
+      return Error(Errc::unsupported, shown + ": entry '" + entry_name + "' is " + type_name(type) +
+                                          ", which an mmar archive cannot hold yet");
+    }
+    pending[name] = std::move(p);
+  }
+
+  // Parents a name implies but the input did not list.
+  std::vector<std::string> implied;
+  for (const auto& [name, p] : pending) {
+    for (size_t slash = name.find('/'); slash != std::string::npos; slash = name.find('/', slash + 1)) {
+      const std::string parent = name.substr(0, slash);
+      if (pending.count(parent) == 0) implied.push_back(parent);
+    }
+  }
+  for (const std::string& parent : implied) {
+    Pending d;
+    d.type = Pending::dir;
+    d.mode = 0755;
+    pending.emplace(parent, d);
+  }
+  for (auto& [name, p] : pending) {
+    Result<void> added = success();
+    switch (p.type) {
+      case Pending::file:
+        added = writer.add_path(name, p.spool_path);
+        break;
+      case Pending::dir:
+        ++st.stats.directories;
+        added = writer.add_directory(name, S_IFDIR | p.mode, p.mtime_ns);
+        break;
+      case Pending::symlink:
+        ++st.stats.symlinks;
+        added = writer.add_symlink(name, p.target, p.mtime_ns);
+        break;
+    }
+    if (!added.ok()) return std::move(added).error().with_context(shown);
+  }
+  return ArchiveImport(std::move(state));
+}
+
+Result<ExportStats> export_archive(const Archive& archive, const std::string& output, const ExportOptions& options) {
+  WriteHandle w;
+  if (w.a == nullptr) return Error(Errc::io, output + ": libarchive: out of memory");
+  const std::string shown = output == "-" ? std::string("<stdout>") : output;
+  auto la_fail = [&](const std::string& what) {
+    return Error(Errc::io, shown + ": " + what + ": " + archive_message(w.a));
+  };
+  // The format and the filter: named, or from the output's extension;
+  // pax without compression otherwise.
+  std::string format = options.format, filter = options.filter;
+  if (output != "-") {
+    static constexpr struct {
+      const char* ext;
+      const char* format;
+      const char* filter;
+    } kByExtension[] = {
+        {".tar", "pax", "none"},       {".tar.gz", "pax", "gzip"},   {".tgz", "pax", "gzip"},
+        {".tar.xz", "pax", "xz"},      {".txz", "pax", "xz"},        {".tar.zst", "pax", "zstd"},
+        {".tzst", "pax", "zstd"},      {".tar.bz2", "pax", "bzip2"}, {".tbz2", "pax", "bzip2"},
+        {".zip", "zip", "none"},       {".cpio", "cpio", "none"},    {".cpio.gz", "cpio", "gzip"},
+        {".cpio.xz", "cpio", "xz"},    {".cpio.zst", "cpio", "zstd"},
+    };
+    for (const auto& x : kByExtension) {
+      const std::string_view ext = x.ext;
+      if (output.size() > ext.size() && output.compare(output.size() - ext.size(), ext.size(), ext) == 0) {
+        if (format.empty()) format = x.format;
+        if (filter.empty()) filter = x.filter;
+      }
+    }
+  }
+  if (format.empty()) format = "pax";
+  if (filter.empty()) filter = "none";
+  int rc = ARCHIVE_FATAL;
+  if (format == "pax") rc = archive_write_set_format_pax_restricted(w.a);
+  else if (format == "gnu") rc = archive_write_set_format_gnutar(w.a);
+  else if (format == "ustar") rc = archive_write_set_format_ustar(w.a);
+  else if (format == "zip") rc = archive_write_set_format_zip(w.a);
+  else if (format == "cpio") rc = archive_write_set_format_cpio_newc(w.a);
+  else return Error(Errc::invalid_argument, "unknown export format '" + format + "' (pax, gnu, ustar, zip, cpio)");
+  if (rc != ARCHIVE_OK) return la_fail("format " + format);
+  // Member names are bytes, mostly UTF-8: zip flags them as UTF-8 (bit 11)
+  // so that readers do not take them for cp437.
+  if (format == "zip" && archive_write_set_format_option(w.a, "zip", "hdrcharset", "UTF-8") < ARCHIVE_WARN) {
+    return la_fail("zip names as UTF-8");
+  }
+  if (filter == "none") rc = archive_write_add_filter_none(w.a);
+  else if (filter == "gzip") rc = archive_write_add_filter_gzip(w.a);
+  else if (filter == "xz") rc = archive_write_add_filter_xz(w.a);
+  else if (filter == "zstd") rc = archive_write_add_filter_zstd(w.a);
+  else if (filter == "bzip2") rc = archive_write_add_filter_bzip2(w.a);
+  else return Error(Errc::invalid_argument, "unknown compression '" + filter + "' (none, gzip, xz, zstd, bzip2)");
+  if (rc != ARCHIVE_OK) return la_fail("compression " + filter);
+
+  std::optional<AtomicFile> file;
+  int fd = 1;
+  if (output != "-") {
+    MMAR_ASSIGN(AtomicFile f, AtomicFile::create(output));
+    file.emplace(std::move(f));
+    fd = file->fd();
+  }
+  if (archive_write_open_fd(w.a, fd) != ARCHIVE_OK) return la_fail("open");
+
+  ExportStats stats;
+  struct archive_entry* e = archive_entry_new();
+  struct EntryFree {
+    struct archive_entry* e;
+    ~EntryFree() { archive_entry_free(e); }
+  } free_entry{e};
+  std::vector<std::byte> buf(size_t{1} << 20);
+  auto r = archive.for_each([&](const Member& m) -> Result<void> {
+    archive_entry_clear(e);
+    const std::string name(m.name);
+    // zip: names that are UTF-8 are given as such (flagged in the header);
+    // tar keeps any bytes as they are.
+    const bool as_utf8 = format == "zip" && valid_utf8(name);
+    if (as_utf8) {
+      archive_entry_set_pathname_utf8(e, name.c_str());
+    } else {
+      archive_entry_set_pathname(e, name.c_str());
+    }
+    const struct timespec mtime = split_ns(m.mtime_ns);
+    archive_entry_set_mtime(e, mtime.tv_sec, mtime.tv_nsec);
+    archive_entry_set_perm(e, m.mode & 07777);
+    archive_entry_set_size(e, 0);  // cpio wants a size on every entry
+    if (m.is_dir()) {
+      archive_entry_set_filetype(e, AE_IFDIR);
+    } else if (m.is_symlink()) {
+      MMAR_ASSIGN(Bytes target, archive.read(m));
+      const std::string t(reinterpret_cast<const char*>(target.data()), target.size());
+      archive_entry_set_filetype(e, AE_IFLNK);
+      if (format == "zip" && valid_utf8(t)) {
+        archive_entry_set_symlink_utf8(e, t.c_str());
+      } else {
+        archive_entry_set_symlink(e, t.c_str());
+      }
+    } else {
+      archive_entry_set_filetype(e, AE_IFREG);
+      archive_entry_set_size(e, static_cast<la_int64_t>(m.size));
+    }
+    (void)as_utf8;
+    if (archive_write_header(w.a, e) < ARCHIVE_WARN) return la_fail("'" + name + "'");
+    if (m.is_regular() && m.size > 0) {
+      MemberReader reader(archive, m);
+      for (;;) {
+        MMAR_ASSIGN(size_t n, reader.read(buf.data(), buf.size()));
+        if (n == 0) break;
+        if (archive_write_data(w.a, buf.data(), n) < 0) return la_fail("'" + name + "'");
+        stats.bytes += n;
+      }
+    }
+    ++stats.members;
+    return success();
+  });
+  if (!r.ok()) return std::move(r).error();
+  if (archive_write_close(w.a) != ARCHIVE_OK) return la_fail("close");
+  if (file) MMAR_TRY(file->commit());
+  return stats;
+}
+
+#endif  // MMAR_HAVE_LIBARCHIVE
+
+}  // namespace mmar
