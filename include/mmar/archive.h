@@ -173,7 +173,8 @@ class MMAR_API Archive {
   // Check everything: superblocks, index checksum, name order, every entry,
   // every member's size and checksum. Returns the list of problems (empty
   // when the archive is sound); an Error only if it cannot be read at all.
-  Result<std::vector<VerifyProblem>> verify() const;
+  // `progress`, if given, is called with (members checked, members) as it goes.
+  Result<std::vector<VerifyProblem>> verify(const std::function<void(uint64_t done, uint64_t total)>& progress = {}) const;
 
   struct MMAR_LOCAL Impl;  // internal: not exported
 

@@ -1393,7 +1393,7 @@ std::optional<std::string> check_fence(const Archive::Impl& a) {
 
 }  // namespace
 
-Result<std::vector<VerifyProblem>> Archive::verify() const {
+Result<std::vector<VerifyProblem>> Archive::verify(const std::function<void(uint64_t, uint64_t)>& progress) const {
   const Impl& a = *impl_;
   std::vector<VerifyProblem> problems;
   auto structural = [&](std::string msg) { problems.push_back({std::nullopt, std::move(msg)}); };
@@ -1419,6 +1419,7 @@ Result<std::vector<VerifyProblem>> Archive::verify() const {
   }
   std::string_view prev;
   for (uint32_t i = 0; i < a.count; ++i) {
+    if (progress) progress(i, a.count);
     auto m = a.at(i);
     if (!m.ok()) {
       problems.push_back({i, m.error().message()});

@@ -36,8 +36,15 @@ void print_help(const Verb& verb, FILE* out) {
     if (o.takes_value) left += " " + o.value_name;
     std::fprintf(out, "  %-28s %s\n", left.c_str(), o.help.c_str());
   }
+  std::fprintf(out, "  %-28s %s\n", "--progress, --no-progress", "show a progress bar on stderr (default: when a terminal)");
   std::fprintf(out, "  %-28s %s\n", "-h, --help", "show this help");
 }
+
+namespace {
+// --progress / --no-progress, accepted by every verb: -1 when a terminal,
+// else 1 (always) or 0 (never).
+int g_progress = -1;
+}  // namespace
 
 Parsed parse(const Verb& verb, int argc, char** argv) {
   Parsed p;
@@ -56,6 +63,10 @@ Parsed parse(const Verb& verb, int argc, char** argv) {
   bool only_positional = false;
   for (int i = 0; i < argc; ++i) {
     std::string_view a = argv[i];
+    if (!only_positional && (a == "--progress" || a == "--no-progress")) {
+      g_progress = a == "--progress" ? 1 : 0;
+      continue;
+    }
     if (only_positional || a.size() < 2 || a[0] != '-') {
       p.positional.emplace_back(a);
       continue;
@@ -443,21 +454,36 @@ int64_t now_ns() {
       .count();
 }
 
-Progress::Progress(std::string label) : label_(std::move(label)), enabled_(isatty(2) != 0) {}
+Progress::Progress(std::string label, Unit unit)
+    : label_(std::move(label)), unit_(unit), enabled_(g_progress == 1 || (g_progress == -1 && isatty(2) != 0)) {}
 
 Progress::~Progress() { finish(); }
 
 void Progress::update(uint64_t done, uint64_t total) {
   if (!enabled_) return;
   int64_t t = now_ns();
+  if (start_ns_ == 0) start_ns_ = t;
   if (drawn_ && t - last_ns_ < 100'000'000 && done != total) return;  // 10 Hz
   last_ns_ = t;
   drawn_ = true;
   const int width = 30;
-  int filled = total == 0 ? 0 : static_cast<int>(static_cast<double>(done) / static_cast<double>(total) * width);
-  if (filled > width) filled = width;
-  std::fprintf(stderr, "\r%s [%.*s%*s] %s / %s", label_.c_str(), filled, "##############################",
-               width - filled, "", human_size(done).c_str(), human_size(total).c_str());
+  const double frac = total == 0 ? 0.0 : std::min(1.0, static_cast<double>(done) / static_cast<double>(total));
+  const int filled = static_cast<int>(frac * width);
+  // ETA from the average rate so far, once there is one.
+  std::string eta;
+  const double elapsed = static_cast<double>(t - start_ns_) / 1e9;
+  if (done > 0 && done < total && elapsed >= 0.5) {
+    const double left = elapsed * static_cast<double>(total - done) / static_cast<double>(done);
+    char buf[32];
+    const auto secs = static_cast<long long>(left + 0.5);
+    std::snprintf(buf, sizeof buf, " ETA %lld:%02lld", secs / 60, secs % 60);
+    eta = buf;
+  }
+  const std::string amount = unit_ == Unit::bytes
+                                 ? human_size(done) + " / " + human_size(total)
+                                 : std::to_string(done) + " / " + std::to_string(total) + " members";
+  std::fprintf(stderr, "\r%s [%.*s%*s] %3d%% %s%s\033[K", label_.c_str(), filled, "##############################",
+               width - filled, "", static_cast<int>(frac * 100), amount.c_str(), eta.c_str());
   std::fflush(stderr);
 }
 

@@ -96,10 +96,12 @@ std::string mode_string(uint32_t mode);
 std::string human_size(uint64_t bytes);
 std::string format_time(int64_t mtime_ns);
 
-// A one-line progress bar on stderr, shown only when stderr is a terminal.
+// A one-line progress bar on stderr (percentage, bytes, ETA): shown when
+// stderr is a terminal, or always with --progress, never with --no-progress.
 class Progress {
  public:
-  explicit Progress(std::string label);
+  enum class Unit { bytes, members };
+  explicit Progress(std::string label, Unit unit = Unit::bytes);
   ~Progress();
   void update(uint64_t done, uint64_t total);
   void finish();
@@ -107,9 +109,11 @@ class Progress {
 
  private:
   std::string label_;
+  Unit unit_;
   bool enabled_;
   bool drawn_ = false;
   int64_t last_ns_ = 0;
+  int64_t start_ns_ = 0;
 };
 
 int64_t now_ns();

@@ -62,7 +62,9 @@ int run_compact(int argc, char** argv) {
     // does not stop it.
     auto u = ArchiveUpdater::open(path, {.compact_ratio = 0});
     if (!u.ok()) return fail(u.error());
-    auto problems = u->base().verify();
+    Progress check("check", Progress::Unit::members);
+    auto problems = u->base().verify([&](uint64_t done, uint64_t total) { check.update(done, total); });
+    check.finish();
     if (!problems.ok()) return fail(problems.error());
     for (const auto& problem : *problems) {
       if (problem.member) return fail(Error(Errc::checksum, path + ": not compacted: " + problem.message));
@@ -73,7 +75,10 @@ int run_compact(int argc, char** argv) {
                 static_cast<unsigned long long>(old_size), static_cast<unsigned long long>(u->file_size()));
     return kExitOk;
   }
+  Progress progress("compact");
+  o.progress = [&](uint64_t done, uint64_t total) { progress.update(done, total); };
   auto stats = compact_archive(path, o);
+  progress.finish();
   if (!stats.ok()) return fail(stats.error());
   std::printf("%s: %u members, %llu -> %llu bytes\n", path.c_str(), stats->members,
               static_cast<unsigned long long>(old_size), static_cast<unsigned long long>(stats->archive_bytes));

@@ -40,20 +40,34 @@ void usage(FILE* out) {
   std::fprintf(out, "\n'mmar <verb> --help' describes a verb. Exit status: 0 ok, 1 error, 2 usage.\n");
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   if (argc < 2) {
     usage(stderr);
     return mmar::cli::kExitUsage;
   }
   std::string_view verb = argv[1];
+  if (verb == "help" && argc >= 3) {  // mmar help VERB: that verb's --help
+    static char help_flag[] = "--help";
+    char* help_argv[] = {argv[0], argv[2], help_flag, nullptr};
+    return run(3, help_argv);
+  }
   if (verb == "-h" || verb == "--help" || verb == "help") {
     usage(stdout);
     return mmar::cli::kExitOk;
   }
-  if (verb == "--version") {
-    std::printf("mmar 0.1.0\n");
+  if (verb == "--version" || verb == "-V") {
+    std::printf("mmar %s (format 1; features:%s%s)\n", MMAR_VERSION,
+#ifdef MMAR_HAVE_FUSE
+                " mount",
+#else
+                "",
+#endif
+#ifdef MMAR_HAVE_LIBARCHIVE
+                " libarchive"
+#else
+                ""
+#endif
+    );
     return mmar::cli::kExitOk;
   }
   for (const auto& v : kVerbs) {
@@ -71,3 +85,7 @@ int main(int argc, char** argv) {
   usage(stderr);
   return mmar::cli::kExitUsage;
 }
+
+}  // namespace
+
+int main(int argc, char** argv) { return run(argc, argv); }

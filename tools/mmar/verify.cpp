@@ -27,7 +27,9 @@ int run_verify(int argc, char** argv) {
   no_more_arguments(kVerify, p);
   auto a = open_archive(path, p);
   if (!a.ok()) return fail(a.error());
-  auto problems = a->verify();
+  Progress progress("verify", Progress::Unit::members);
+  auto problems = a->verify([&](uint64_t done, uint64_t total) { progress.update(done, total); });
+  progress.finish();
   if (!problems.ok()) return fail(problems.error());
   const bool quiet = p.has("quiet");
   if (p.has("json")) {
