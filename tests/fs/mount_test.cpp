@@ -395,6 +395,39 @@ TEST_F(Mount, UserOptionsAreChecked) {
   }
 }
 
+// As a mount helper, the way mount(8) runs it for `mount -t fuse.mmar`
+// and fstab lines: mount.fuse3 runs `mmar ARCHIVE DIR -o OPTS` with the
+// options mount(8) adds (rw unless ro; dev,suid as root). `rw` alone never
+// makes the mount writable (mount(8) adds it to everything): `writable` does.
+TEST_F(Mount, WorksAsAMountHelper) {
+  if (test::run("command -v mount.fuse3 >/dev/null 2>&1") != 0) GTEST_SKIP() << "mount.fuse3 (fuse3) is missing";
+  std::string tree = mkdir("tree");
+  test::write_file(tree + "/f", test::to_bytes("x\n"));
+  std::string archive = make_archive("a.mmar", tree, "--compress none");
+  std::string mnt = mkdir("m");
+  const std::string bin_dir = std::string(kMmar).substr(0, std::string(kMmar).rfind('/'));
+  const std::string helper = "PATH=" + q(bin_dir) + ":$PATH mount.fuse3 " + q(archive) + " " + q(mnt) + " -t fuse.mmar";
+  std::string out;
+  for (const char* opts : {"rw,dev,suid", "ro,allow_other,dev,suid"}) {
+    SCOPED_TRACE(opts);
+    ASSERT_EQ(test::run(helper + " -o " + opts + " 2>&1", &out), 0) << out;
+    ASSERT_TRUE(is_fuse(mnt));
+    MountInfo mi = mount_info(mnt);
+    EXPECT_EQ(mi.fstype, "fuse.mmar");
+    EXPECT_EQ(mi.source, archive);
+    EXPECT_EQ(test::run("cat " + q(mnt + "/f"), &out), 0);
+    EXPECT_EQ(out, "x\n");
+    // Read-only either way: a write is refused, the archive unchanged.
+    EXPECT_NE(test::run("echo y > " + q(mnt + "/f") + " 2>/dev/null"), 0);
+    EXPECT_EQ(test::run(kMmar + " umount " + q(mnt) + " 2>&1", &out), 0) << out;
+  }
+  ASSERT_EQ(test::run(helper + " -o rw,writable 2>&1", &out), 0) << out;
+  EXPECT_EQ(test::run("echo y > " + q(mnt + "/g"), &out), 0) << out;
+  EXPECT_EQ(test::run(kMmar + " umount " + q(mnt) + " 2>&1", &out), 0) << out;
+  EXPECT_EQ(test::run(kMmar + " cat " + q(archive) + " g", &out), 0);
+  EXPECT_EQ(out, "y\n");
+}
+
 // mmar umount refuses what is not an mmar mount: a tmpfs, a plain
 // directory; both stay as they were, exit 1.
 TEST_F(Mount, UmountRefusesOtherFilesystems) {

@@ -1,6 +1,10 @@
 // SPDX-License-Identifier: BSD-2-Clause
 // mmar: mmappable archives of binaries and type information.
+#include <sys/stat.h>
+
 #include <cstdio>
+#include <string>
+#include <vector>
 #include <cstring>
 #include <new>
 #include <string_view>
@@ -81,6 +85,52 @@ int run(int argc, char** argv) {
       return mmar::cli::kExitError;
     }
   }
+#ifdef MMAR_HAVE_FUSE
+  // As a mount helper: `mount -t fuse.mmar ARCHIVE DIR -o OPTS` (and an
+  // fstab line of type fuse.mmar) makes mount.fuse3 run `mmar ARCHIVE DIR
+  // -o OPTS`. mount(8) adds `rw` unless told `ro`, so `rw` is not taken as a
+  // request for a writable mount here: the option `writable` is.
+  if (argc >= 3 && argv[1][0] != '-') {
+    struct stat archive_st {}, dir_st {};
+    if (::stat(argv[1], &archive_st) == 0 && S_ISREG(archive_st.st_mode) && ::stat(argv[2], &dir_st) == 0 &&
+        S_ISDIR(dir_st.st_mode)) {
+      std::vector<std::string> args = {"mount", argv[1], argv[2]};
+      for (int i = 3; i < argc; ++i) {
+        const std::string_view a = argv[i];
+        if ((a == "-o" && i + 1 < argc) || (a.size() > 2 && a.substr(0, 2) == "-o")) {
+          const std::string all = a == "-o" ? argv[++i] : std::string(a.substr(2));
+          std::string kept;
+          for (size_t start = 0; start <= all.size();) {
+            size_t comma = all.find(',', start);
+            if (comma == std::string::npos) comma = all.size();
+            const std::string opt = all.substr(start, comma - start);
+            start = comma + 1;
+            if (opt.empty() || opt == "rw") continue;
+            if (opt == "writable") {
+              args.push_back("--rw");
+              continue;
+            }
+            kept += (kept.empty() ? "" : ",") + opt;
+          }
+          if (!kept.empty()) {
+            args.push_back("-o");
+            args.push_back(kept);
+          }
+        } else {
+          args.emplace_back(a);
+        }
+      }
+      std::vector<char*> mount_argv;
+      for (auto& x : args) mount_argv.push_back(x.data());
+      mount_argv.push_back(nullptr);
+      try {
+        return mmar::cli::run_mount(static_cast<int>(args.size()) - 1, mount_argv.data() + 1);
+      } catch (const mmar::cli::Exit& e) {
+        return e.code;
+      }
+    }
+  }
+#endif
   mmar::cli::error("unknown verb '" + std::string(verb) + "'");
   usage(stderr);
   return mmar::cli::kExitUsage;
