@@ -67,6 +67,35 @@ MMAR_API const char* kind_name(Kind kind);
 MMAR_API const char* format_name(Format format);
 MMAR_API std::optional<Codec> parse_codec(std::string_view name);
 
+// What a file has beyond its bytes, mode and time (docs/FORMAT.md
+// "Attributes"): owner, extended attributes (security.capability and POSIX
+// ACLs included), the device number of a device node, and which names are
+// hard links of one file. A member without attributes is owned by uid 0,
+// gid 0 (a mount shows the mounting user instead), has no xattrs and is no
+// hard link.
+struct MMAR_API Attributes {
+  // The owner is recorded (uid and gid below are the file's, root
+  // included); false: unknown, extract leaves files to whoever extracts.
+  // Writers record it for files not owned by root and for setuid/setgid
+  // files, so that extract restores those bits only with their owner.
+  bool has_owner = false;
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  std::string uname;  // owner's name when recorded (tar keeps them), else empty
+  std::string gname;
+  uint32_t rdev_major = 0;  // character and block devices
+  uint32_t rdev_minor = 0;
+  // Members with the same non-zero link_id are names of one file (hard
+  // links); extract makes them hard links again.
+  uint64_t link_id = 0;
+  std::vector<std::pair<std::string, std::string>> xattrs;  // (name, value), sorted by name, names unique
+
+  bool empty() const {
+    return !has_owner && uid == 0 && gid == 0 && uname.empty() && gname.empty() && rdev_major == 0 && rdev_minor == 0 &&
+           link_id == 0 && xattrs.empty();
+  }
+};
+
 // One member's metadata, decoded and validated. `name` views the archive.
 struct MMAR_API Member {
   uint32_t index = 0;        // position in the sorted member table
@@ -90,6 +119,16 @@ struct MMAR_API Member {
   // of the stream at data_offset (stored_size bytes, shared).
   bool framed = false;
   uint32_t stream_offset = 0;
+  // Attributes (docs/FORMAT.md "Attributes"), the fixed-size ones decoded;
+  // names and xattrs through Archive::attributes(). `attr_bytes` views the
+  // archive's record (empty when the member has none).
+  bool has_owner = false;
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  uint32_t rdev_major = 0;
+  uint32_t rdev_minor = 0;
+  uint64_t link_id = 0;
+  std::span<const std::byte> attr_bytes;
 
   bool is_dir() const;
   bool is_symlink() const;
@@ -164,6 +203,10 @@ class MMAR_API Archive {
   // inflated frame when it lies in one frame, of the mapping for a raw
   // member; a fresh buffer otherwise.
   Result<Bytes> read_bytes(const Member& member, uint64_t offset, size_t length) const;
+
+  // The member's attributes in full (owner names, xattrs); checked as the
+  // entry was. Empty Attributes for a member without any.
+  Result<Attributes> attributes(const Member& member) const;
 
   // Raw iteration in name order; stops at the first error or when fn fails.
   Result<void> for_each(const std::function<Result<void>(const Member&)>& fn) const;
@@ -286,6 +329,9 @@ struct MMAR_API UpdateMember {
   bool incremental = false;
   std::vector<std::pair<uint64_t, uint64_t>> dirty;  // [begin, end) ranges, sorted and disjoint
   std::string symlink_target;
+  // Owner, xattrs, device number, hard link id: stored with the entry as
+  // given (a member whose stored bytes are kept still takes these).
+  Attributes attrs;
 };
 
 struct MMAR_API UpdaterOptions {
@@ -381,6 +427,13 @@ struct MMAR_API WriteOptions {
   // record it): 1 ILP32 (32-bit objects), 2 LP64. 0: LP64.
   uint32_t ctf_model = 0;
   unsigned threads = 0;       // 0: one per online CPU
+  // What add_path/add_tree record of each file besides bytes, mode and
+  // time: its owner (uid, gid; and their names unless numeric_owner, as
+  // tar), its extended attributes, and which names are hard links of one
+  // file. Device numbers are always kept.
+  bool owners = true;
+  bool numeric_owner = false;
+  bool xattrs = true;
   // Called from the writing thread with bytes of member data written so far.
   std::function<void(uint64_t done, uint64_t total)> progress;
   // Called (from the writing thread) for BTF-bearing members
@@ -424,6 +477,13 @@ class MMAR_API Writer {
   Result<void> add_symlink(std::string name, std::string target, int64_t mtime_ns = 0);
   // Record that member `name` relates to member `target` (split BTF -> base).
   Result<void> set_link(const std::string& name, const std::string& target);
+  // Give member `name` these attributes instead of those its file has
+  // (add_path/add_tree take owner, xattrs and device numbers from the file,
+  // as WriteOptions says; hard links are found by the writer).
+  Result<void> set_attributes(const std::string& name, Attributes attrs);
+  // A FIFO, socket, or character or block device (mode's type says which;
+  // `attrs` carries the device number).
+  Result<void> add_special(std::string name, uint32_t mode, int64_t mtime_ns = 0, Attributes attrs = {});
 
   size_t pending() const;
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -32,6 +33,9 @@ struct EntryContext {
 
 // Entry `index` with its name: every rule of docs/FORMAT.md checked; the
 // Member's name views `name`.
-Result<Member> decode_entry(const format::Entry& e, uint32_t index, std::string_view name, const EntryContext& ctx);
+// `attr_bytes`: what follows the name in the name table (the attribute
+// record when the entry has kFlagAttrs; it may run on past the record).
+Result<Member> decode_entry(const format::Entry& e, uint32_t index, std::string_view name, const EntryContext& ctx,
+                            std::span<const std::byte> attr_bytes = {});
 
 }  // namespace mmar

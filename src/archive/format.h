@@ -74,7 +74,22 @@ static_assert(std::is_trivially_copyable_v<Extent>);
 inline constexpr uint16_t kFlagPageAligned = 1u << 0;  // me_data_offset is sb_align-aligned
 inline constexpr uint16_t kFlagHasBtf = 1u << 1;       // ELF object with a .BTF section
 inline constexpr uint16_t kFlagFramed = 1u << 2;       // stored bytes are a frame stream (FrameTableHeader)
-inline constexpr uint16_t kKnownFlags = kFlagPageAligned | kFlagHasBtf | kFlagFramed;
+inline constexpr uint16_t kFlagAttrs = 1u << 3;        // an attribute record follows the name (docs/FORMAT.md "Attributes")
+inline constexpr uint16_t kKnownFlags = kFlagPageAligned | kFlagHasBtf | kFlagFramed | kFlagAttrs;
+
+// Attribute record (kFlagAttrs): right after the member's name in the name
+// table, ul32 at_size, then at_size bytes of fields, each u8 tag, ul32 len,
+// len bytes, in increasing tag order (kAttrXattr may repeat, names strictly
+// increasing).
+inline constexpr uint32_t kMaxAttrSize = 1u << 20;
+enum AttrTag : uint8_t {
+  kAttrOwner = 1,   // ul32 uid, ul32 gid
+  kAttrUname = 2,   // the owner's name, 1..255 bytes, no NUL
+  kAttrGname = 3,   // the group's name, likewise
+  kAttrDevice = 4,  // ul32 major, ul32 minor (character and block devices only)
+  kAttrLinkId = 5,  // ul64, non-zero: members sharing it are hard links of one file
+  kAttrXattr = 6,   // name (1..255 bytes), NUL, value (0..65536 bytes)
+};
 
 // A frame stream (docs/FORMAT.md "Frame streams"): the stored bytes of a
 // member with kFlagFramed are this header, ft_count FrameEntries, then the

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "archive/attrs.h"
 #include "support/checked.h"
 #include "support/endian.h"
 #include "support/hex.h"
@@ -20,18 +21,20 @@ Error malformed(const std::string& file, uint64_t offset, const std::string& wha
 
 }  // namespace
 
-format::Entry& IndexBuilder::add(std::string_view name) {
+format::Entry& IndexBuilder::add(std::string_view name, std::string_view attrs) {
   format::Entry& e = entries_.emplace_back();
   std::memset(&e, 0, sizeof e);
   e.me_name_offset = static_cast<uint32_t>(names_.size());
   e.me_name_len = static_cast<uint32_t>(name.size());
   e.me_link = format::kNoLink;
   names_.append(name);
+  names_.append(attrs);
+  has_attrs_.push_back(!attrs.empty());
   return e;
 }
 
-format::Entry& IndexBuilder::add(std::string_view name, const format::Entry& e) {
-  format::Entry& n = add(name);
+format::Entry& IndexBuilder::add(std::string_view name, const format::Entry& e, std::string_view attrs) {
+  format::Entry& n = add(name, attrs);
   const uint32_t name_offset = n.me_name_offset, name_len = n.me_name_len;
   n = e;
   n.me_name_offset = name_offset;
@@ -44,6 +47,11 @@ std::vector<std::byte> IndexBuilder::bytes() const {
   std::vector<std::byte> out(entries_.size() * format::kEntrySize + names_.size());
   // No memcpy from an empty vector's null data (an archive with no members).
   if (!entries_.empty()) std::memcpy(out.data(), entries_.data(), entries_.size() * format::kEntrySize);
+  for (size_t i = 0; i < entries_.size(); ++i) {  // the flag says whether a record follows the name
+    format::Entry e = entries_[i];
+    e.me_flags = static_cast<uint16_t>((e.me_flags & ~format::kFlagAttrs) | (has_attrs_[i] ? format::kFlagAttrs : 0));
+    std::memcpy(out.data() + i * format::kEntrySize, &e, sizeof e);
+  }
   if (!names_.empty()) std::memcpy(out.data() + entries_.size() * format::kEntrySize, names_.data(), names_.size());
   return out;
 }
@@ -81,6 +89,13 @@ std::string_view DeltaView::name(const format::Entry& e) const {
   return {reinterpret_cast<const char*>(names.data()) + e.me_name_offset, e.me_name_len};
 }
 
+std::string_view DeltaView::attrs(const format::Entry& e) const {
+  if ((e.me_flags & format::kFlagAttrs) == 0) return {};
+  const uint64_t at = uint64_t{e.me_name_offset} + e.me_name_len;  // checked by parse_delta
+  const uint32_t size = read_int<uint32_t>(names.data() + at, true);
+  return {reinterpret_cast<const char*>(names.data()) + at, size_t{4} + size};
+}
+
 Result<DeltaView> parse_delta(std::span<const std::byte> record, const std::string& file, uint64_t offset) {
   if (record.size() < sizeof(format::DeltaHeader)) return malformed(file, offset, "shorter than its header");
   DeltaView v;
@@ -116,6 +131,10 @@ Result<DeltaView> parse_delta(std::span<const std::byte> record, const std::stri
     }
     prev = name;
     if (e.me_link != format::kNoLink) return malformed(file, at + 52, "entry " + std::to_string(i) + ": a link");
+    if ((e.me_flags & format::kFlagAttrs) != 0) {
+      auto r = attrs::parse(v.names.subspan(e.me_name_offset + e.me_name_len), e.me_mode);
+      if (!r.ok()) return malformed(file, at + 58, "entry " + std::to_string(i) + ": " + r.error().message());
+    }
     if (is_tombstone(e) && (e.me_data_offset != 0 || e.me_stored_size != 0 || e.me_size != 0 || e.me_xxh3 != 0 ||
                             e.me_mtime_ns != 0 || e.me_codec != 0 || e.me_kind != 0 || e.me_flags != 0)) {
       return malformed(file, at, "entry " + std::to_string(i) + ": a tombstone with fields set");

@@ -21,9 +21,11 @@ namespace mmar::index_codec {
 class IndexBuilder {
  public:
   // A zeroed entry naming `name`, with no link; the caller fills the rest.
-  format::Entry& add(std::string_view name);
+  // `attrs`: the member's attribute record (attrs::encode), stored after the
+  // name; bytes() sets kFlagAttrs on exactly the entries that have one.
+  format::Entry& add(std::string_view name, std::string_view attrs = {});
   // A copy of `e` (its name fields and link replaced) naming `name`.
-  format::Entry& add(std::string_view name, const format::Entry& e);
+  format::Entry& add(std::string_view name, const format::Entry& e, std::string_view attrs = {});
   size_t count() const { return entries_.size(); }
   format::Entry& entry(size_t i) { return entries_[i]; }
   // The member table followed by the name table.
@@ -33,6 +35,7 @@ class IndexBuilder {
 
  private:
   std::vector<format::Entry> entries_;
+  std::vector<bool> has_attrs_;
   std::string names_;
 };
 
@@ -52,6 +55,9 @@ struct DeltaView {
   std::span<const std::byte> names;    // the name table
   format::Entry entry(uint32_t i) const;
   std::string_view name(const format::Entry& e) const;
+  // The attribute record after the entry's name (empty without kFlagAttrs);
+  // checked by parse_delta.
+  std::string_view attrs(const format::Entry& e) const;
 };
 Result<DeltaView> parse_delta(std::span<const std::byte> record, const std::string& file, uint64_t offset);
 

@@ -25,6 +25,7 @@
 #include <new>
 #include <unordered_map>
 
+#include "archive/attrs.h"
 #include "archive/codec.h"
 #include "archive/detect.h"
 #include "archive/entry.h"
@@ -324,6 +325,9 @@ struct Archive::Impl {
   }
   Result<uint32_t> lower_bound(std::string_view name) const;
   Result<std::string_view> name_at(uint32_t index) const;
+  // The attribute record after entry `e`'s name (kFlagAttrs), bounded by the
+  // name table: the size word read first, then the record.
+  Result<std::span<const std::byte>> attr_record(const format::Entry& e) const;
   Result<Member> mmar_entry(uint32_t index) const;
   Result<Member> ctf_entry(uint32_t index) const;
   Result<Bytes> read(const Member& m, bool verify) const;
@@ -470,47 +474,62 @@ Result<void> merge_delta_chain(Archive::Impl& a) {
                                     std::to_string(table.size()) + " bytes");
   }
   const uint64_t names_size = table.size() - *table_bytes;
-  auto table_name = [&](uint32_t i, format::Entry& e) -> Result<std::string_view> {
+  auto table_name = [&](uint32_t i, format::Entry& e, std::string_view& attrs) -> Result<std::string_view> {
     e = load<format::Entry>(table.data() + uint64_t{i} * format::kEntrySize);
+    const uint64_t eoff = off + uint64_t{i} * format::kEntrySize;
     if (e.me_name_len == 0 || !in_bounds(e.me_name_offset, e.me_name_len, names_size)) {
-      return member_malformed(file, i, off + uint64_t{i} * format::kEntrySize + 40, "name outside the name table");
+      return member_malformed(file, i, eoff + 40, "name outside the name table");
     }
-    return std::string_view(reinterpret_cast<const char*>(table.data()) + *table_bytes + e.me_name_offset,
-                            e.me_name_len);
+    const char* names = reinterpret_cast<const char*>(table.data()) + *table_bytes;
+    attrs = {};
+    if ((e.me_flags & format::kFlagAttrs) != 0) {  // carried into the merged index, checked as it is
+      const uint64_t at = uint64_t{e.me_name_offset} + e.me_name_len;
+      auto d = attrs::parse(std::span<const std::byte>(reinterpret_cast<const std::byte*>(names) + at, names_size - at),
+                            e.me_mode);
+      if (!d.ok()) return member_malformed(file, i, eoff + 58, d.error().message());
+      attrs = std::string_view(names + at, d->record.size());
+    }
+    return std::string_view(names + e.me_name_offset, e.me_name_len);
   };
-  // The deltas, newest last, as one sorted overlay.
-  std::map<std::string_view, format::Entry> overlay;
+  // The deltas, newest last, as one sorted overlay: entries and their
+  // attribute records (which view the delta records, alive until the end).
+  struct Overlaid {
+    format::Entry e;
+    std::string_view attrs;
+  };
+  std::map<std::string_view, Overlaid> overlay;
   for (auto it = chain.rbegin(); it != chain.rend(); ++it) {
     const auto& v = it->second;
     for (uint32_t i = 0; i < v.header.dh_count; ++i) {
       format::Entry e = v.entry(i);
-      overlay[v.name(e)] = e;
+      overlay[v.name(e)] = Overlaid{e, v.attrs(e)};
     }
   }
   index_codec::IndexBuilder out;
   std::vector<std::string_view> out_names;
   std::vector<std::pair<uint32_t, uint32_t>> links;  // (new position, old target index)
-  auto emit = [&](std::string_view name, const format::Entry& e) {
-    out.add(name, e);
+  auto emit = [&](std::string_view name, const format::Entry& e, std::string_view attrs) {
+    out.add(name, e, attrs);
     out_names.push_back(name);
   };
   auto ov = overlay.begin();
   for (uint32_t i = 0; i < base_count; ++i) {
     format::Entry e;
-    MMAR_ASSIGN(std::string_view name, table_name(i, e));
+    std::string_view attrs;
+    MMAR_ASSIGN(std::string_view name, table_name(i, e, attrs));
     for (; ov != overlay.end() && ov->first < name; ++ov) {
-      if (!index_codec::is_tombstone(ov->second)) emit(ov->first, ov->second);
+      if (!index_codec::is_tombstone(ov->second.e)) emit(ov->first, ov->second.e, ov->second.attrs);
     }
     if (ov != overlay.end() && ov->first == name) {  // replaced or removed
-      if (!index_codec::is_tombstone(ov->second)) emit(ov->first, ov->second);
+      if (!index_codec::is_tombstone(ov->second.e)) emit(ov->first, ov->second.e, ov->second.attrs);
       ++ov;
       continue;
     }
     if (e.me_link != format::kNoLink) links.emplace_back(static_cast<uint32_t>(out.count()), e.me_link);
-    emit(name, e);
+    emit(name, e, attrs);
   }
   for (; ov != overlay.end(); ++ov) {
-    if (!index_codec::is_tombstone(ov->second)) emit(ov->first, ov->second);
+    if (!index_codec::is_tombstone(ov->second.e)) emit(ov->first, ov->second.e, ov->second.attrs);
   }
   if (out.count() != a.sb.sb_member_count) {
     return malformed(file, a.sb_slot * format::kSuperblockSize + 40,
@@ -523,7 +542,8 @@ Result<void> merge_delta_chain(Archive::Impl& a) {
     uint32_t target = format::kNoLink;  // gone: the link is dropped
     if (old_target < base_count) {
       format::Entry t;
-      MMAR_ASSIGN(std::string_view name, table_name(old_target, t));
+      std::string_view unused_attrs;
+      MMAR_ASSIGN(std::string_view name, table_name(old_target, t, unused_attrs));
       auto pos = std::lower_bound(out_names.begin(), out_names.end(), name);
       if (pos != out_names.end() && *pos == name) target = static_cast<uint32_t>(pos - out_names.begin());
     }
@@ -746,16 +766,29 @@ Result<std::string_view> Archive::Impl::name_at(uint32_t i) const {
   return std::string_view(reinterpret_cast<const char*>(np), e.me_name_len);
 }
 
+Result<std::span<const std::byte>> Archive::Impl::attr_record(const format::Entry& e) const {
+  if ((e.me_flags & format::kFlagAttrs) == 0) return std::span<const std::byte>();
+  const uint64_t names_start = uint64_t{count} * format::kEntrySize;
+  const uint64_t at = uint64_t{e.me_name_offset} + e.me_name_len;  // name bounds checked by name_at
+  if (!in_bounds(at, 4, names_size)) return std::span<const std::byte>(static_cast<const std::byte*>(nullptr), 0);
+  MMAR_ASSIGN(const std::byte* sp, index_at(names_start + at, 4));
+  const uint64_t size = std::min<uint64_t>(uint64_t{4} + read_int<uint32_t>(sp, true), names_size - at);
+  MMAR_ASSIGN(const std::byte* rp, index_at(names_start + at, size));
+  return std::span<const std::byte>(rp, size);
+}
+
 Result<Member> Archive::Impl::mmar_entry(uint32_t i) const {
   const uint64_t eoff = uint64_t{i} * format::kEntrySize;
   MMAR_ASSIGN(const std::byte* ep, index_at(eoff, format::kEntrySize));
   auto e = load<format::Entry>(ep);
   MMAR_ASSIGN(std::string_view name, name_at(i));
+  MMAR_ASSIGN(std::span<const std::byte> attr_bytes, attr_record(e));
   EntryContext ctx{file(), count, source.size(), align, sb.sb_index_offset + eoff};
-  return decode_entry(e, i, name, ctx);
+  return decode_entry(e, i, name, ctx, attr_bytes);
 }
 
-Result<Member> decode_entry(const format::Entry& e, uint32_t i, std::string_view name, const EntryContext& ctx) {
+Result<Member> decode_entry(const format::Entry& e, uint32_t i, std::string_view name, const EntryContext& ctx,
+                            std::span<const std::byte> attr_bytes) {
   const uint64_t abs = ctx.entry_offset;
   const std::string& file = ctx.file;
   const uint32_t count = ctx.count;
@@ -805,8 +838,28 @@ Result<Member> decode_entry(const format::Entry& e, uint32_t i, std::string_view
     m.link = e.me_link;
   }
   const uint32_t type = m.mode & S_IFMT;
-  if (type != S_IFREG && type != S_IFDIR && type != S_IFLNK) {
+  const bool special = type == S_IFCHR || type == S_IFBLK || type == S_IFIFO || type == S_IFSOCK;
+  if (type != S_IFREG && type != S_IFDIR && type != S_IFLNK && !special) {
     return member_malformed(file, i, abs + 48, "unsupported file type in mode " + hex(m.mode));
+  }
+  if ((m.mode & ~(S_IFMT | 07777u)) != 0) return member_malformed(file, i, abs + 48, "unknown mode bits " + hex(m.mode));
+  if (special && (m.size != 0 || m.stored_size != 0 || m.codec != Codec::none || m.kind != Kind::data ||
+                  (flags & ~format::kFlagAttrs) != 0 || m.link)) {
+    return member_malformed(file, i, abs + 48, "a device, FIFO or socket with data");
+  }
+  if ((flags & format::kFlagAttrs) != 0) {
+    auto d = attrs::parse(attr_bytes, m.mode);
+    if (!d.ok()) {
+      return member_malformed(file, i, abs + 58, d.error().message() + " (after the name at name table offset " +
+                                                     std::to_string(e.me_name_offset.get() + e.me_name_len.get()) + ")");
+    }
+    m.has_owner = d->has_owner;
+    m.uid = d->uid;
+    m.gid = d->gid;
+    m.rdev_major = d->rdev_major;
+    m.rdev_minor = d->rdev_minor;
+    m.link_id = d->link_id;
+    m.attr_bytes = d->record;
   }
   if (m.codec == Codec::none && m.stored_size != m.size) {
     return member_malformed(
@@ -1392,6 +1445,14 @@ std::optional<std::string> check_fence(const Archive::Impl& a) {
 }
 
 }  // namespace
+
+Result<Attributes> Archive::attributes(const Member& m) const {
+  if (m.attr_bytes.empty()) return Attributes{};
+  auto d = attrs::parse(m.attr_bytes, m.mode);
+  if (!d.ok()) return Error(Errc::malformed, name() + ": member '" + std::string(m.name) + "': " +
+                                                 d.error().message());
+  return attrs::to_attributes(*d);
+}
 
 Result<std::vector<VerifyProblem>> Archive::verify(const std::function<void(uint64_t, uint64_t)>& progress) const {
   const Impl& a = *impl_;

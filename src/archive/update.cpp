@@ -32,6 +32,7 @@
 #include "archive/detect.h"
 #include "archive/entry.h"
 #include "archive/fence.h"
+#include "archive/attrs.h"
 #include "archive/format.h"
 #include "archive/index_codec.h"
 #include "archive/names.h"
@@ -49,6 +50,7 @@ namespace {
 // (name fields unused) and the name of the member it links to.
 struct TableEntry {
   format::Entry e{};
+  std::string attrs;  // the attribute record after the name (empty: none)
   std::string link;
   uint64_t live = 0;  // bytes of the file it keeps in use (an extent map: the map and its extents)
 };
@@ -87,11 +89,17 @@ format::Entry entry_of(const Member& m) {
   return e;
 }
 
+// A member's attribute record as stored (empty when it has none).
+std::string attr_record_of(const Member& m) {
+  return std::string(reinterpret_cast<const char*>(m.attr_bytes.data()), m.attr_bytes.size());
+}
+
 // One delta of the chain the current superblock points at.
 struct Level {
   uint64_t offset = 0, size = 0, xxh3 = 0;
   uint32_t result_count = 0;                   // members once applied
-  std::map<std::string, format::Entry> changes;  // tombstones included
+  // Entries with their attribute records; tombstones included.
+  std::map<std::string, std::pair<format::Entry, std::string>> changes;
 };
 
 Result<Bytes> read_range(const Archive& a, uint64_t offset, uint64_t size) { return a.source().read(offset, size); }
@@ -190,6 +198,7 @@ Result<void> ArchiveUpdater::Impl::load() {
   MMAR_TRY(base.for_each([&](const Member& m) -> Result<void> {
     TableEntry t;
     t.e = entry_of(m);
+    t.attrs = attr_record_of(m);
     if (m.link) {
       MMAR_ASSIGN(Member target, base.at(*m.link));
       t.link = std::string(target.name);
@@ -215,7 +224,7 @@ Result<void> ArchiveUpdater::Impl::load() {
     l.result_count = count;
     for (uint32_t i = 0; i < v.header.dh_count; ++i) {
       format::Entry e = v.entry(i);
-      l.changes.emplace(std::string(v.name(e)), e);
+      l.changes.emplace(std::string(v.name(e)), std::make_pair(e, std::string(v.attrs(e))));
     }
     delta_entries += l.changes.size();
     levels.insert(levels.begin(), std::move(l));
@@ -494,7 +503,7 @@ std::vector<std::byte> ArchiveUpdater::Impl::full_index(const std::map<std::stri
   uint32_t i = 0;
   for (const auto& [name, te] : t) position.emplace(name, i++);
   for (const auto& [name, te] : t) {
-    format::Entry& e = b.add(name, te.e);
+    format::Entry& e = b.add(name, te.e, te.attrs);
     if (!te.link.empty()) {
       auto it = position.find(te.link);
       if (it != position.end() && it->first != name) e.me_link = it->second;
@@ -638,6 +647,11 @@ Result<CommitResult> ArchiveUpdater::Impl::commit(std::vector<UpdateMember> put,
     t.e.me_mode = u.mode;
     t.e.me_mtime_ns = static_cast<uint64_t>(u.mtime_ns);
     t.e.me_link = format::kNoLink;
+    {
+      auto encoded = attrs::encode(u.attrs);
+      if (!encoded.ok()) return rollback(committed, std::move(encoded).error().with_context(u.name));
+      t.attrs = std::move(encoded).value();
+    }
     if (!t.link.empty()) needs_full = true;  // deltas carry no links
     next_entries.emplace(u.name, std::move(t));
   }
@@ -667,14 +681,14 @@ Result<CommitResult> ArchiveUpdater::Impl::commit(std::vector<UpdateMember> put,
   // Step 2: the index. This commit's changes merge with the deltas below
   // them while those are no more than twice as large (a binary counter:
   // every change is rewritten O(log n) times, the chain stays short).
-  std::map<std::string, format::Entry> changes;
+  std::map<std::string, std::pair<format::Entry, std::string>> changes;
   for (const auto& name : removed) {
     format::Entry tomb{};
     std::memset(&tomb, 0, sizeof tomb);
     tomb.me_link = format::kNoLink;
-    changes.emplace(name, tomb);
+    changes.emplace(name, std::make_pair(tomb, std::string()));
   }
-  for (const auto& [name, t] : next_entries) changes[name] = t.e;
+  for (const auto& [name, t] : next_entries) changes[name] = std::make_pair(t.e, t.attrs);
   std::vector<Level> next_levels = levels;
   while (!next_levels.empty() && next_levels.back().changes.size() <= 2 * changes.size()) {
     for (auto& [name, e] : next_levels.back().changes) changes.emplace(name, e);  // newer wins
@@ -694,7 +708,7 @@ Result<CommitResult> ArchiveUpdater::Impl::commit(std::vector<UpdateMember> put,
     index = full_index(next);
   } else {
     index_codec::IndexBuilder b;
-    for (const auto& [name, e] : changes) b.add(name, e);
+    for (const auto& [name, ea] : changes) b.add(name, ea.first, ea.second);
     format::DeltaHeader h{};
     std::memcpy(h.dh_magic, format::kDeltaMagic, sizeof h.dh_magic);
     if (next_levels.empty()) {

@@ -3,6 +3,10 @@
 // threads ahead of a single writing thread, atomic commit.
 #include <dirent.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -14,11 +18,13 @@
 #include <cstring>
 #include <deque>
 #include <future>
+#include <map>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
 
+#include "archive/attrs.h"
 #include "archive/codec.h"
 #include "archive/detect.h"
 #include "archive/fence.h"
@@ -36,7 +42,7 @@ namespace mmar {
 
 namespace {
 
-enum class InputType : uint8_t { file, bytes, dir, symlink, member };
+enum class InputType : uint8_t { file, bytes, dir, symlink, member, special };
 
 struct Input {
   std::string name;
@@ -50,6 +56,7 @@ struct Input {
   uint64_t dev = 0, ino = 0;  // for hard links (files with st_nlink > 1)
   std::shared_ptr<const Archive> archive;  // member: the archive it comes from
   std::optional<Member> member;            // its entry there (the name views `archive`)
+  Attributes attrs;                        // owner, xattrs, device (link_id is the writer's)
 };
 
 // A per-thread buffer reused across members: no allocation and no page
@@ -148,11 +155,16 @@ struct Writer::Impl {
   std::vector<Input> inputs;
   std::vector<std::pair<std::string, std::string>> links;  // (name, target)
 
+  std::vector<std::pair<std::string, Attributes>> set_attrs;  // set_attributes, applied at write
+  std::map<uint32_t, std::string> user_names, group_names;     // uid/gid -> name ("" when none)
+
   Result<void> add(Input in) {
     MMAR_ASSIGN(in.name, normalize_member_name(in.name));
     inputs.push_back(std::move(in));
     return success();
   }
+  // What a file on disk has beyond bytes, mode and time, as the options ask.
+  Result<void> collect_attributes(Input& in, const struct stat& st, const std::string& path);
 
   Result<WriteStats> write_mmar(int fd, const std::string& path, std::vector<Input>& sorted);
   Result<WriteStats> write_ctf(int fd, const std::string& path, std::vector<Input>& sorted);
@@ -195,9 +207,17 @@ Result<void> Writer::add_path(std::string name, const std::string& path) {
       in.dev = st.st_dev;
       in.ino = st.st_ino;
     }
+  } else if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) || S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)) {
+    in.type = InputType::special;
+    in.mode = (st.st_mode & S_IFMT) | (st.st_mode & 07777);
+    if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) {
+      in.attrs.rdev_major = major(st.st_rdev);
+      in.attrs.rdev_minor = minor(st.st_rdev);
+    }
   } else {
-    return Error(Errc::unsupported, path + ": not a regular file, directory or symlink");
+    return Error(Errc::unsupported, path + ": a file of an unknown type");
   }
+  MMAR_TRY(impl_->collect_attributes(in, st, path));
   return impl_->add(std::move(in));
 }
 
@@ -238,12 +258,25 @@ Result<void> Writer::add_bytes(std::string name, std::vector<std::byte> data, ui
 }
 
 Result<void> Writer::add_member(std::string name, const Archive& from, const Member& m) {
-  if (m.is_dir()) return add_directory(std::move(name), m.mode, m.mtime_ns);
-  if (m.is_symlink()) {
-    MMAR_ASSIGN(Bytes target, from.read(m));
-    return add_symlink(std::move(name), std::string(target.str()), m.mtime_ns);
+  // Its attributes come along; a link id names a group in `from` (made
+  // unique among all inputs at write).
+  MMAR_ASSIGN(Attributes attrs, from.attributes(m));
+  if (m.is_dir() || m.is_symlink() || (m.mode & S_IFMT) == S_IFCHR || (m.mode & S_IFMT) == S_IFBLK ||
+      (m.mode & S_IFMT) == S_IFIFO || (m.mode & S_IFMT) == S_IFSOCK) {
+    if (m.is_dir()) {
+      MMAR_TRY(add_directory(std::move(name), m.mode, m.mtime_ns));
+    } else if (m.is_symlink()) {
+      MMAR_ASSIGN(Bytes target, from.read(m));
+      MMAR_TRY(add_symlink(std::move(name), std::string(target.str()), m.mtime_ns));
+    } else {
+      MMAR_TRY(add_special(std::move(name), m.mode, m.mtime_ns));
+    }
+    impl_->inputs.back().attrs = std::move(attrs);
+    if (m.link_id != 0) impl_->inputs.back().archive = std::make_shared<const Archive>(from);
+    return success();
   }
   Input in;
+  in.attrs = std::move(attrs);
   in.name = std::move(name);
   in.type = InputType::member;
   in.archive = std::make_shared<const Archive>(from);
@@ -274,6 +307,103 @@ Result<void> Writer::add_symlink(std::string name, std::string target, int64_t m
   in.mode = S_IFLNK | 0777;
   in.mtime_ns = mtime_ns;
   return impl_->add(std::move(in));
+}
+
+Result<void> Writer::set_attributes(const std::string& name, Attributes attrs) {
+  MMAR_ASSIGN(std::string n, normalize_member_name(name));
+  MMAR_TRY(attrs::encode(attrs));  // refused now, not at write
+  impl_->set_attrs.emplace_back(std::move(n), std::move(attrs));
+  return success();
+}
+
+Result<void> Writer::add_special(std::string name, uint32_t mode, int64_t mtime_ns, Attributes a) {
+  const uint32_t type = mode & S_IFMT;
+  if (type != S_IFCHR && type != S_IFBLK && type != S_IFIFO && type != S_IFSOCK) {
+    return Error(Errc::invalid_argument, "'" + name + "': not a device, FIFO or socket (mode " + std::to_string(mode) + ")");
+  }
+  if (type != S_IFCHR && type != S_IFBLK && (a.rdev_major != 0 || a.rdev_minor != 0)) {
+    return Error(Errc::invalid_argument, "'" + name + "': a device number on a FIFO or socket");
+  }
+  Input in;
+  in.name = std::move(name);
+  in.type = InputType::special;
+  in.mode = type | (mode & 07777);
+  in.mtime_ns = mtime_ns;
+  in.attrs = std::move(a);
+  return impl_->add(std::move(in));
+}
+
+Result<void> Writer::Impl::collect_attributes(Input& in, const struct stat& st, const std::string& path) {
+  if (options.owners) {
+    in.attrs.uid = st.st_uid;
+    in.attrs.gid = st.st_gid;
+    in.attrs.has_owner = st.st_uid != 0 || st.st_gid != 0 || (st.st_mode & 06000) != 0;
+    if (!options.numeric_owner) {
+      // Names as tar keeps them, looked up once per id; root's are implied.
+      auto name_of = [](std::map<uint32_t, std::string>& cache, uint32_t id, bool user) -> std::string {
+        auto it = cache.find(id);
+        if (it != cache.end()) return it->second;
+        std::string name;
+        std::vector<char> buf(16384);
+        if (user) {
+          struct passwd pw {}, *res = nullptr;
+          if (getpwuid_r(id, &pw, buf.data(), buf.size(), &res) == 0 && res != nullptr) name = res->pw_name;
+        } else {
+          struct group gr {}, *res = nullptr;
+          if (getgrgid_r(id, &gr, buf.data(), buf.size(), &res) == 0 && res != nullptr) name = res->gr_name;
+        }
+        if (name.size() > 255) name.clear();
+        cache.emplace(id, name);
+        return name;
+      };
+      if (st.st_uid != 0) in.attrs.uname = name_of(user_names, st.st_uid, true);
+      if (st.st_gid != 0) in.attrs.gname = name_of(group_names, st.st_gid, false);
+    }
+  }
+  if (options.xattrs) {
+    // llistxattr/lgetxattr: a symlink's own attributes, never its target's.
+    std::vector<char> names(4096);
+    ssize_t n;
+    for (;;) {
+      n = ::llistxattr(path.c_str(), names.data(), names.size());
+      if (n >= 0) break;
+      if (errno == ERANGE) {
+        const ssize_t need = ::llistxattr(path.c_str(), nullptr, 0);
+        if (need < 0) return sys_error("list the extended attributes of " + path, errno);
+        names.resize(static_cast<size_t>(need) + 1);
+        continue;
+      }
+      if (errno == ENOTSUP || errno == ENOSYS) return success();
+      return sys_error("list the extended attributes of " + path, errno);
+    }
+    for (ssize_t at = 0; at < n;) {
+      const std::string xname(names.data() + at);
+      at += static_cast<ssize_t>(xname.size()) + 1;
+      if (xname.empty()) continue;
+      std::string value(256, '\0');
+      bool gone = false;  // removed since it was listed
+      for (;;) {
+        const ssize_t v = ::lgetxattr(path.c_str(), xname.c_str(), value.data(), value.size());
+        if (v >= 0) {
+          value.resize(static_cast<size_t>(v));
+          break;
+        }
+        if (errno == ERANGE) {
+          const ssize_t need = ::lgetxattr(path.c_str(), xname.c_str(), nullptr, 0);
+          if (need < 0) return sys_error("read extended attribute " + xname + " of " + path, errno);
+          value.resize(static_cast<size_t>(need) + 1);
+          continue;
+        }
+        if (errno == ENODATA) {
+          gone = true;
+          break;
+        }
+        return sys_error("read extended attribute " + xname + " of " + path, errno);
+      }
+      if (!gone) in.attrs.xattrs.emplace_back(xname, std::move(value));
+    }
+  }
+  return success();
 }
 
 Result<void> Writer::set_link(const std::string& name, const std::string& target) {
@@ -529,8 +659,44 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
     if (same_as[i] == format::kNoLink) total += sorted[i].size_hint;
   }
 
+  // Attributes: what set_attributes gave, then link ids -- hard links found
+  // here (same file), and groups carried from other archives -- numbered
+  // anew so that they are unique in this archive.
+  for (auto& [name, a] : set_attrs) {
+    auto at = std::lower_bound(sorted.begin(), sorted.end(), name,
+                               [](const Input& x, const std::string& n) { return x.name < n; });
+    if (at == sorted.end() || at->name != name) {
+      return Error(Errc::invalid_argument, "attributes for '" + name + "', which is not a member");
+    }
+    const uint64_t carried = at->attrs.link_id;
+    at->attrs = a;
+    if (a.link_id == 0) at->attrs.link_id = carried;
+  }
+  {
+    uint64_t next_id = 1;
+    std::map<std::pair<const Archive*, uint64_t>, uint64_t> renumbered;
+    std::vector<uint64_t> group_id(sorted.size(), 0);
+    for (size_t i = 0; i < sorted.size(); ++i) {
+      Input& in = sorted[i];
+      if (same_as[i] != format::kNoLink) {
+        uint64_t& g = group_id[same_as[i]];
+        if (g == 0) g = next_id++;
+        sorted[same_as[i]].attrs.link_id = g;
+        in.attrs.link_id = g;
+      } else if (in.attrs.link_id != 0 && group_id[i] == 0) {
+        // From set_attributes (an import) or another archive: keyed by source.
+        auto [it, fresh] = renumbered.try_emplace({in.archive.get(), in.attrs.link_id}, next_id);
+        if (fresh) ++next_id;
+        in.attrs.link_id = it->second;
+      }
+    }
+  }
   index_codec::IndexBuilder entries;
-  for (const Input& in : sorted) entries.add(in.name);
+  for (const Input& in : sorted) {
+    auto encoded = attrs::encode(in.attrs);
+    if (!encoded.ok()) return std::move(encoded).error().with_context(in.name);
+    entries.add(in.name, *encoded);
+  }
   WriteStats stats;
   std::vector<std::byte> fence_block;
   {
@@ -760,7 +926,7 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
       e.me_mtime_ns = static_cast<uint64_t>(in.mtime_ns);
       e.me_link = link_of[i];
     }
-    if (same_as[i] != format::kNoLink || in.type == InputType::dir) continue;
+    if (same_as[i] != format::kNoLink || in.type == InputType::dir || in.type == InputType::special) continue;
     if (in.type == InputType::symlink) {
       auto target = in.bytes;
       entries.entry(i).me_size = target->size();
@@ -1103,7 +1269,7 @@ Result<WriteStats> Writer::Impl::write_ctf(int fd, const std::string& path, std:
   // Layout: header, modents (sorted by name), names, then each dict as a u64
   // size and its bytes, 8-aligned (libctf aligns the same way).
   for (const auto& in : sorted) {
-    if (in.type == InputType::dir || in.type == InputType::symlink) {
+    if (in.type == InputType::dir || in.type == InputType::symlink || in.type == InputType::special) {
       return Error(Errc::invalid_argument, "'" + in.name + "': a CTF archive holds only regular members");
     }
   }

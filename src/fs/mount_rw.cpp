@@ -85,6 +85,7 @@ struct Node {
   bool data_dirty = false;  // the bytes differ from what is committed (ranges or size)
   uint64_t size = 0;
   std::string link;                                     // symlink target
+  Attributes attrs;                                     // as committed (owner, xattrs, ...), kept on rewrite
   std::map<std::string, fuse_ino_t, std::less<>> kids;  // directories
   uint64_t lookups = 0;
   unsigned opens = 0;
@@ -123,6 +124,7 @@ class RwFs {
       }
       n->mode = m.mode;
       n->mtime_ns = m.mtime_ns;
+      MMAR_ASSIGN(n->attrs, a.attributes(m));
       if (!m.is_dir()) {
         n->member = m.index;
         n->size = m.size;
@@ -385,6 +387,9 @@ class RwFs {
       u.name = path_of(*n);
       u.mode = n->mode;
       u.mtime_ns = n->mtime_ns;
+      // New bytes make it a file of its own: no longer a hard link of others.
+      if (n->data_dirty) n->attrs.link_id = 0;
+      u.attrs = n->attrs;
       if (S_ISLNK(n->mode)) {
         if (n->member) {
           u.keep = n->member;

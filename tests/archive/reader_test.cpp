@@ -118,8 +118,12 @@ TEST(Reader, EntryErrors) {
   test::patch_entry(b, 0, [](format::Entry& e) { e.me_link = 4; });
   EXPECT_ERROR_CONTAINS(first_error(b), "member 0: link to member 4");
   b = good;
-  test::patch_entry(b, 0, [](format::Entry& e) { e.me_mode = 0020644; });  // character device
-  EXPECT_ERROR_CONTAINS(first_error(b), "unsupported file type in mode 0x21a4");
+  test::patch_entry(b, 0, [](format::Entry& e) { e.me_mode = 0020644; });  // a character device with data
+  EXPECT_ERROR_CONTAINS(first_error(b), "member 0: a device, FIFO or socket with data");
+  test::patch_entry(b, 0, [](format::Entry& e) { e.me_mode = 0030644; });  // no such file type
+  EXPECT_ERROR_CONTAINS(first_error(b), "unsupported file type in mode 0x31a4");
+  test::patch_entry(b, 0, [](format::Entry& e) { e.me_mode = 0300644; });  // a stray bit above the type
+  EXPECT_ERROR_CONTAINS(first_error(b), "unknown mode bits 0x181a4");
   b = good;
   test::patch_entry(b, 0, [](format::Entry& e) { e.me_size = 6; });
   EXPECT_ERROR_CONTAINS(first_error(b), "raw member with stored size 5 != size 6");

@@ -226,7 +226,9 @@ TEST(Cli, ExtractDropsSetuidUnlessAsked) {
   ASSERT_EQ(::chmod((src + "/d/sticky").c_str(), 01644), 0);
   ASSERT_EQ(::chmod((src + "/d").c_str(), 02775), 0);
   std::string out;
-  ASSERT_EQ(mmar("create -f " + q(tmp / "a.mmar") + " -C " + q(src) + " .", &out), 0) << out;
+  // Without owners recorded, setuid and setgid bits would belong to whoever
+  // extracts: dropped unless asked for.
+  ASSERT_EQ(mmar("create --no-owners -f " + q(tmp / "a.mmar") + " -C " + q(src) + " .", &out), 0) << out;
   auto mode = [](const std::string& path) {
     struct stat st {};
     return ::lstat(path.c_str(), &st) == 0 ? st.st_mode & 07777 : 0xffffffffu;
@@ -242,6 +244,18 @@ TEST(Cli, ExtractDropsSetuidUnlessAsked) {
   EXPECT_EQ(mode(tmp / "p/d"), 02775u);
   ASSERT_EQ(mmar("extract --same-permissions -f " + q(tmp / "a.mmar") + " -C " + q(tmp / "q") + " d/suid", &out), 0);
   EXPECT_EQ(mode(tmp / "q/d/suid"), 04755u);
+  // With their owner recorded (what create does for setuid files), the bits
+  // come back with the owner when it is restored (root's default), and not
+  // when it is not.
+  ASSERT_EQ(mmar("create -f " + q(tmp / "o.mmar") + " -C " + q(src) + " .", &out), 0) << out;
+  if (::geteuid() == 0) {
+    ASSERT_EQ(mmar("extract -f " + q(tmp / "o.mmar") + " -C " + q(tmp / "o"), &out), 0) << out;
+    EXPECT_EQ(mode(tmp / "o/d/suid"), 04755u);
+    EXPECT_EQ(mode(tmp / "o/d/sgid"), 02755u);
+  }
+  ASSERT_EQ(mmar("extract --no-same-owner -f " + q(tmp / "o.mmar") + " -C " + q(tmp / "n"), &out), 0) << out;
+  EXPECT_EQ(mode(tmp / "n/d/suid"), 0755u);
+  EXPECT_EQ(mode(tmp / "n/d/sgid"), 0755u);
 }
 
 // A program whose PT_INTERP names a FIFO: exec says so at once instead of

@@ -400,6 +400,10 @@ std::string mode_string(uint32_t mode) {
   std::string s(10, '-');
   if ((mode & 0170000) == 0040000) s[0] = 'd';
   if ((mode & 0170000) == 0120000) s[0] = 'l';
+  if ((mode & 0170000) == 0020000) s[0] = 'c';
+  if ((mode & 0170000) == 0060000) s[0] = 'b';
+  if ((mode & 0170000) == 0010000) s[0] = 'p';
+  if ((mode & 0170000) == 0140000) s[0] = 's';
   const char* rwx = "rwxrwxrwx";
   for (int i = 0; i < 9; ++i) {
     if (mode & (1u << (8 - i))) s[1 + i] = rwx[i];

@@ -42,6 +42,9 @@ const Verb kCreate{
         {"ctf-model", 0, true, "MODEL", "with --format ctf: lp64 (default) or ilp32, the data model libctf gives the dicts"},
         {"threads", 'j', true, "N", "compression threads (default: one per CPU)"},
         {"btf-base", 0, true, "MEMBER", "link split BTF members (raw or ELF .BTF) to base BTF member MEMBER"},
+        {"no-owners", 0, false, "", "record no owners (extract then leaves files to whoever extracts)"},
+        {"numeric-owner", 0, false, "", "record owners by number only, without their names"},
+        {"no-xattrs", 0, false, "", "record no extended attributes"},
         {"stats", 's', false, "", "print a summary: members, sizes, time"},
         {"json", 0, false, "", "print the summary as JSON"},
     }};
@@ -182,6 +185,9 @@ int run_create(int argc, char** argv) {
     };
   }
 
+  o.owners = !p.has("no-owners");
+  o.numeric_owner = p.has("numeric-owner");
+  o.xattrs = !p.has("no-xattrs");
   Progress progress("create");
   o.progress = [&](uint64_t done, uint64_t total) { progress.update(done, total); };
   Writer w(o);

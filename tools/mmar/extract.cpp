@@ -7,7 +7,11 @@
 // the target. Directory modes and mtimes are applied last, deepest first, so
 // a read-only directory does not block its own contents.
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -15,7 +19,9 @@
 #include <thread>
 #include <chrono>
 #include <atomic>
+#include <map>
 #include <optional>
+#include <vector>
 
 #include "cli.h"
 #include "verbs.h"
@@ -27,17 +33,22 @@ namespace {
 const Verb kExtract{"extract",
                     "[-f] ARCHIVE [-C DIR] [NAME...]",
                     "Extract all members (or the NAMEs given, with everything below them) into DIR\n"
-                    "(default: the current directory), restoring modes, mtimes and symlinks.\n"
+                    "(default: the current directory), restoring modes, mtimes, symlinks, hard links,\n"
+                    "device nodes, FIFOs, extended attributes and, as root, owners (tar's habits).\n"
                     "Names that would escape DIR are refused. Each member's XXH3 checksum is checked\n"
-                    "before its file is created: a damaged member is reported and not written. The archive\n"
-                    "stores no owners, so setuid and setgid bits are dropped unless -p is given (as tar does\n"
-                    "for files it cannot chown).",
+                    "before its file is created: a damaged member is reported and not written. Setuid and\n"
+                    "setgid bits are kept only with the owner they were recorded with (or with -p).",
                     {
                         {"file", 'f', true, "ARCHIVE", "archive to read ('-' for standard input)"},
                         {"directory", 'C', true, "DIR", "extract below DIR (created if missing)"},
                         {"verbose", 'v', false, "", "print each name as it is extracted"},
                         {"same-permissions", 'p', false, "",
-                         "keep setuid and setgid bits (they would belong to whoever extracts)"},
+                         "keep setuid and setgid bits even without their owner (they would belong to whoever "
+                         "extracts)"},
+                        {"same-owner", 0, false, "", "restore owners (the default as root)"},
+                        {"no-same-owner", 0, false, "", "leave files to whoever extracts (the default as a user)"},
+                        {"numeric-owner", 0, false, "", "restore owners by number, not by the names recorded"},
+                        {"no-xattrs", 0, false, "", "do not restore extended attributes"},
                         {"pread", 0, false, "", "read with pread instead of mmap"},
                         {"plain", 0, false, "", "open any file as a one-member archive (else only ELF, BTF, CTF objects)"},
                         {"no-verify", 0, false, "", "skip the XXH3 check of each member (salvage a damaged archive)"},
@@ -119,12 +130,79 @@ Result<void> clear_leaf(int parent, const std::string& leaf, const std::string& 
   return success();
 }
 
-// The permission bits to give an extracted file or directory. No owner is
-// stored: a setuid/setgid bit would make the file run as whoever extracts it
-// (root, often), so it is kept only on request.
-mode_t extracted_mode(const Member& m, bool same_permissions) {
+// How members are restored beyond their bytes.
+struct RestoreOptions {
+  bool same_permissions = false;  // -p: setuid/setgid bits even without their owner
+  bool same_owner = false;        // chown to the recorded owner (root's default)
+  bool numeric_owner = false;     // by number, not by the names recorded
+  bool xattrs = true;
+  std::map<std::string, uid_t> users;  // name lookups, once each
+  std::map<std::string, gid_t> groups;
+};
+
+// The permission bits to give an extracted file or directory: a
+// setuid/setgid bit makes the file run as whoever owns it, so it is kept
+// only with the owner it was recorded with (or on request).
+mode_t extracted_mode(const Member& m, const RestoreOptions& o) {
   const mode_t mode = m.mode & 07777;
-  return same_permissions ? mode : mode & ~mode_t{06000};
+  return o.same_permissions || (o.same_owner && m.has_owner) ? mode : mode & ~mode_t{06000};
+}
+
+// The uid/gid to give a member: by the names recorded where this system
+// knows them (tar's default), else by the numbers.
+std::pair<uid_t, gid_t> owner_for(const Attributes& at, RestoreOptions& o) {
+  uid_t uid = at.uid;
+  gid_t gid = at.gid;
+  if (!o.numeric_owner && !at.uname.empty()) {
+    auto it = o.users.find(at.uname);
+    if (it == o.users.end()) {
+      std::vector<char> buf(16384);
+      struct passwd pw {}, *res = nullptr;
+      const uid_t found = getpwnam_r(at.uname.c_str(), &pw, buf.data(), buf.size(), &res) == 0 && res != nullptr
+                              ? res->pw_uid
+                              : static_cast<uid_t>(-1);
+      it = o.users.emplace(at.uname, found).first;
+    }
+    if (it->second != static_cast<uid_t>(-1)) uid = it->second;
+  }
+  if (!o.numeric_owner && !at.gname.empty()) {
+    auto it = o.groups.find(at.gname);
+    if (it == o.groups.end()) {
+      std::vector<char> buf(16384);
+      struct group gr {}, *res = nullptr;
+      const gid_t found = getgrnam_r(at.gname.c_str(), &gr, buf.data(), buf.size(), &res) == 0 && res != nullptr
+                              ? res->gr_gid
+                              : static_cast<gid_t>(-1);
+      it = o.groups.emplace(at.gname, found).first;
+    }
+    if (it->second != static_cast<gid_t>(-1)) gid = it->second;
+  }
+  return {uid, gid};
+}
+
+// Owner, then extended attributes (chown clears security.capability, so
+// they come after it), of the member just created as `leaf` in `parent`
+// (or open as `fd`, when >= 0). The mode is set after this by the caller.
+Result<void> restore_attributes(const Archive& a, const Member& m, int parent, const std::string& leaf, int fd,
+                                RestoreOptions& o) {
+  if (m.attr_bytes.empty()) return success();
+  MMAR_ASSIGN(Attributes at, a.attributes(m));
+  const std::string name(m.name);
+  if (o.same_owner && at.has_owner) {
+    auto [uid, gid] = owner_for(at, o);
+    const int r = fd >= 0 ? ::fchown(fd, uid, gid) : ::fchownat(parent, leaf.c_str(), uid, gid, AT_SYMLINK_NOFOLLOW);
+    if (r != 0) return sys_error("chown '" + name + "'", errno);
+  }
+  if (o.xattrs) {
+    // A symlink's own attributes: through its parent's fd (no path walk).
+    const std::string via = "/proc/self/fd/" + std::to_string(parent) + "/" + leaf;
+    for (const auto& [xn, xv] : at.xattrs) {
+      const int r = fd >= 0 ? ::fsetxattr(fd, xn.c_str(), xv.data(), xv.size(), 0)
+                            : ::lsetxattr(via.c_str(), xn.c_str(), xv.data(), xv.size(), 0);
+      if (r != 0) return sys_error("set extended attribute " + xn + " of '" + name + "'", errno);
+    }
+  }
+  return success();
 }
 
 // The directories on the path to the last member, kept open: members are
@@ -181,8 +259,11 @@ struct DirStack {
 class Inflater;
 void note_written(Inflater* inflater, uint64_t n);
 
-Result<void> extract_one(const Archive& a, const Member& m, bool same_permissions, DirStack& dirs,
-                         Inflater* inflater) {
+// Hard links: the first extracted name of each link id.
+using LinkFirst = std::map<uint64_t, std::string>;
+
+Result<void> extract_one(const Archive& a, const Member& m, RestoreOptions& o, DirStack& dirs, Inflater* inflater,
+                         LinkFirst& links, int root) {
   const std::string name(m.name);
   auto parts = split(m.name);
   MMAR_ASSIGN(int parent_fd, dirs.parent_of(parts, name));
@@ -205,6 +286,35 @@ Result<void> extract_one(const Archive& a, const Member& m, bool same_permission
       return Error(Errc::malformed, "symlink '" + name + "' has a bad target");
     }
     if (::symlinkat(target.c_str(), parent.fd, leaf.c_str()) != 0) return sys_error("symlink '" + name + "'", errno);
+    MMAR_TRY(restore_attributes(a, m, parent.fd, leaf, -1, o));
+    ::utimensat(parent.fd, leaf.c_str(), times, AT_SYMLINK_NOFOLLOW);
+    return success();
+  }
+  // A hard link of a file extracted before: linked to it, through its own
+  // parent opened as every parent is (no symlink followed).
+  if (m.link_id != 0) {
+    auto first = links.find(m.link_id);
+    if (first != links.end()) {
+      auto first_parts = split(first->second);
+      MMAR_ASSIGN(int first_parent, open_parent(root, first_parts, first->second));
+      Fd fp(first_parent);
+      MMAR_TRY(clear_leaf(parent.fd, leaf, name, false));
+      if (::linkat(fp.fd, std::string(first_parts.back()).c_str(), parent.fd, leaf.c_str(), 0) != 0) {
+        return sys_error("link '" + name + "' to '" + first->second + "'", errno);
+      }
+      return success();
+    }
+    links.emplace(m.link_id, name);
+  }
+  const uint32_t type = m.mode & S_IFMT;
+  if (type == S_IFCHR || type == S_IFBLK || type == S_IFIFO || type == S_IFSOCK) {
+    MMAR_TRY(clear_leaf(parent.fd, leaf, name, false));
+    const dev_t dev = makedev(m.rdev_major, m.rdev_minor);
+    if (::mknodat(parent.fd, leaf.c_str(), type | 0600, dev) != 0) return sys_error("mknod '" + name + "'", errno);
+    MMAR_TRY(restore_attributes(a, m, parent.fd, leaf, -1, o));
+    if (::fchmodat(parent.fd, leaf.c_str(), extracted_mode(m, o), 0) != 0) {
+      return sys_error("chmod '" + name + "'", errno);
+    }
     ::utimensat(parent.fd, leaf.c_str(), times, AT_SYMLINK_NOFOLLOW);
     return success();
   }
@@ -227,12 +337,13 @@ Result<void> extract_one(const Archive& a, const Member& m, bool same_permission
     ::unlinkat(parent.fd, leaf.c_str(), 0);
     return wrote;
   }
-  if (::fchmod(out.fd, extracted_mode(m, same_permissions)) != 0) return sys_error("chmod '" + name + "'", errno);
+  MMAR_TRY(restore_attributes(a, m, parent.fd, leaf, out.fd, o));
+  if (::fchmod(out.fd, extracted_mode(m, o)) != 0) return sys_error("chmod '" + name + "'", errno);
   ::futimens(out.fd, times);
   return success();
 }
 
-Result<void> finish_dir(const Member& m, int root, bool same_permissions) {
+Result<void> finish_dir(const Archive& a, const Member& m, int root, RestoreOptions& o) {
   const std::string name(m.name);
   auto parts = split(m.name);
   MMAR_ASSIGN(int parent_fd, open_parent(root, parts, name));
@@ -240,7 +351,8 @@ Result<void> finish_dir(const Member& m, int root, bool same_permissions) {
   const std::string leaf(parts.back());
   Fd dir(::openat(parent.fd, leaf.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
   if (dir.fd < 0) return sys_error("open '" + name + "'", errno);
-  if (::fchmod(dir.fd, extracted_mode(m, same_permissions)) != 0) return sys_error("chmod '" + name + "'", errno);
+  MMAR_TRY(restore_attributes(a, m, parent.fd, leaf, dir.fd, o));
+  if (::fchmod(dir.fd, extracted_mode(m, o)) != 0) return sys_error("chmod '" + name + "'", errno);
   const struct timespec times[2] = {to_timespec(m.mtime_ns), to_timespec(m.mtime_ns)};
   ::futimens(dir.fd, times);
   return success();
@@ -319,7 +431,15 @@ int run_extract(int argc, char** argv) {
   Fd root(::open(target.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (root.fd < 0) return fail(sys_error(target, errno));
 
-  const bool same_permissions = p.has("same-permissions");
+  if (p.has("same-owner") && p.has("no-same-owner")) {
+    return usage_error("extract", "--same-owner and --no-same-owner contradict each other");
+  }
+  RestoreOptions restore;
+  restore.same_permissions = p.has("same-permissions");
+  restore.same_owner = p.has("same-owner") || (::geteuid() == 0 && !p.has("no-same-owner"));
+  restore.numeric_owner = p.has("numeric-owner");
+  restore.xattrs = !p.has("no-xattrs");
+  LinkFirst links;
   std::vector<std::string> wanted;
   for (const auto& n : p.positional) {
     auto norm = normalize_member_name(n);
@@ -367,7 +487,7 @@ int run_extract(int argc, char** argv) {
       if (selected(m.name, {wanted[i]})) found[i] = true;
     }
     if (p.has("verbose")) std::printf("%s\n", escape_text(m.name).c_str());
-    auto one = extract_one(*a, m, same_permissions, parents, inflater ? &*inflater : nullptr);
+    auto one = extract_one(*a, m, restore, parents, inflater ? &*inflater : nullptr, links, root.fd);
     if (!one.ok()) {
       progress.finish();
       rc = fail(Error(one.error().code(), path + ": " + one.error().message()));
@@ -386,7 +506,7 @@ int run_extract(int argc, char** argv) {
   // Deepest first, so a parent's mtime is not disturbed by its children.
   std::sort(dirs.begin(), dirs.end(), [](const Member& x, const Member& y) { return x.name > y.name; });
   for (const auto& d : dirs) {
-    auto f = finish_dir(d, root.fd, same_permissions);
+    auto f = finish_dir(*a, d, root.fd, restore);
     if (!f.ok()) rc = fail(f.error());
   }
   for (size_t i = 0; i < wanted.size(); ++i) {

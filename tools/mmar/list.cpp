@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: BSD-2-Clause
 // mmar list: member names, or details with -l, or JSON.
+#include <sys/stat.h>
+
 #include <cinttypes>
 
 #include "cli.h"
@@ -36,15 +38,25 @@ uint64_t data_alignment(const Archive& a, const Member& m) {
   return al;
 }
 
+const char* type_word(const Member& m) {
+  switch (m.mode & S_IFMT) {
+    case S_IFDIR: return "dir";
+    case S_IFLNK: return "symlink";
+    case S_IFCHR: return "chardev";
+    case S_IFBLK: return "blockdev";
+    case S_IFIFO: return "fifo";
+    case S_IFSOCK: return "socket";
+    default: return "file";
+  }
+}
+
 void print_member(const Archive& a, const Member& m, bool long_format, bool json, bool& first) {
   if (json) {
     std::printf("%s\n  {\"name\":%s,\"type\":\"%s\",\"mode\":%u,\"size\":%" PRIu64 ",\"stored_size\":%" PRIu64
                 ",\"codec\":\"%s\",\"kind\":\"%s\",\"offset\":%" PRIu64 ",\"alignment\":%" PRIu64
                 ",\"mtime_ns\":%" PRId64,
                 first ? "" : ",", json_string(m.name).c_str(),
-                m.is_dir()       ? "dir"
-                : m.is_symlink() ? "symlink"
-                                 : "file",
+                type_word(m),
                 m.mode & 07777, m.size, m.stored_size, codec_name(m.codec), kind_name(m.kind), m.data_offset,
                 data_alignment(a, m), m.mtime_ns);
     if (!is_utf8(m.name)) std::printf(",\"name_base64\":\"%s\"", base64(m.name).c_str());
@@ -57,6 +69,27 @@ void print_member(const Archive& a, const Member& m, bool long_format, bool json
     // A frame stream, perhaps shared with other members (stored_size and
     // offset are the stream's): where the member starts in it.
     if (m.framed) std::printf(",\"framed\":true,\"stream_offset\":%u", m.stream_offset);
+    // Attributes: owner when recorded, device numbers, hard link group, xattrs.
+    if (!m.attr_bytes.empty()) {
+      auto at = a.attributes(m);
+      if (at.ok()) {
+        if (at->has_owner) std::printf(",\"uid\":%u,\"gid\":%u", at->uid, at->gid);
+        if (!at->uname.empty()) std::printf(",\"uname\":%s", json_string(at->uname).c_str());
+        if (!at->gname.empty()) std::printf(",\"gname\":%s", json_string(at->gname).c_str());
+        if ((m.mode & S_IFMT) == S_IFCHR || (m.mode & S_IFMT) == S_IFBLK) {
+          std::printf(",\"rdev_major\":%u,\"rdev_minor\":%u", at->rdev_major, at->rdev_minor);
+        }
+        if (at->link_id != 0) std::printf(",\"link_id\":%" PRIu64, at->link_id);
+        if (!at->xattrs.empty()) {
+          std::printf(",\"xattrs\":{");
+          for (size_t k = 0; k < at->xattrs.size(); ++k) {
+            std::printf("%s%s:\"%s\"", k == 0 ? "" : ",", json_string(at->xattrs[k].first).c_str(),
+                        base64(at->xattrs[k].second).c_str());
+          }
+          std::printf("}");
+        }
+      }
+    }
     std::printf("}");
     first = false;
     return;
@@ -68,9 +101,18 @@ void print_member(const Archive& a, const Member& m, bool long_format, bool json
   }
   std::string kind = kind_name(m.kind);
   if (m.has_btf) kind += "+btf";
-  std::printf("%s %12" PRIu64 " %12" PRIu64 " %-4s %-8s %6" PRIu64 " %s %s", mode_string(m.mode).c_str(), m.size,
-              m.stored_size, codec_name(m.codec), kind.c_str(), data_alignment(a, m), format_time(m.mtime_ns).c_str(),
-              name.c_str());
+  // Owner as tar -tv prints it: names where recorded, else numbers.
+  std::string owner = "-";
+  if (m.has_owner) {
+    auto at = a.attributes(m);
+    if (at.ok()) {
+      owner = (at->uname.empty() ? std::to_string(at->uid) : escape_text(at->uname)) + "/" +
+              (at->gname.empty() ? std::to_string(at->gid) : escape_text(at->gname));
+    }
+  }
+  std::printf("%s %-12s %12" PRIu64 " %12" PRIu64 " %-4s %-8s %6" PRIu64 " %s %s", mode_string(m.mode).c_str(),
+              owner.c_str(), m.size, m.stored_size, codec_name(m.codec), kind.c_str(), data_alignment(a, m),
+              format_time(m.mtime_ns).c_str(), name.c_str());
   if (m.is_symlink()) {
     auto target = a.read(m);
     if (target.ok()) std::printf(" -> %s", escape_text(target->str()).c_str());
