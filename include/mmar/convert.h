@@ -21,6 +21,7 @@ struct ImportStats {
   uint64_t files = 0;          // regular files
   uint64_t directories = 0;    // directories, those implied by deeper names included
   uint64_t symlinks = 0;
+  uint64_t specials = 0;       // device nodes, FIFOs, sockets
   uint64_t hard_links = 0;     // names sharing an earlier file's data
   uint64_t replaced = 0;       // names given again later in the input (the last one wins, as tar -x)
   uint64_t bytes = 0;          // file contents read
@@ -35,8 +36,8 @@ struct ImportStats {
 //
 // Names are normalised as the Writer does ("./a" is "a", a leading "/" is
 // dropped); ".." is refused, naming the entry. Missing parent directories
-// are added (mode 0755). Entry types the format cannot hold (device nodes,
-// FIFOs, sockets) are refused, naming the entry, never dropped silently.
+// are added (mode 0755). Owners (numbers and names), extended attributes,
+// device nodes, FIFOs and hard links are kept (docs/FORMAT.md "Attributes").
 class MMAR_API ArchiveImport {
  public:
   // `input`: a path, or "-" for standard input.

@@ -17,6 +17,7 @@
 
 #include "mmar/export.h"
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,12 @@ struct MMAR_API MountOptions {
   bool writable = false;                  // --rw: changes persist into the archive (see below)
   unsigned max_threads = 0;               // 0: half the online CPUs, at least 1
   std::vector<std::string> fuse_options;  // -o values passed to libfuse ("allow_other", ...)
+  // -o uid=, gid=, umask= as squashfuse has them: every entry shown owned by
+  // this uid/gid, and these permission bits cleared. Without uid/gid, an
+  // entry shows its recorded owner, or the mounting user when it has none.
+  std::optional<uint32_t> uid;
+  std::optional<uint32_t> gid;
+  uint32_t umask = 0;
 };
 
 // Writable (options.writable, mmar archives only): create, write, truncate,

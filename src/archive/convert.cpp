@@ -130,12 +130,50 @@ const char* type_name(mode_t type) {
 // What the import adds to the Writer once the input is read: the last
 // entry of each name wins (tar -x's rule), parents are implied.
 struct Pending {
-  enum Type { file, dir, symlink } type = file;
+  enum Type { file, dir, symlink, special } type = file;
   std::string spool_path;  // file
   std::string target;      // symlink
-  uint32_t mode = 0;
+  uint32_t mode = 0;       // permissions; with the type for special
   int64_t mtime_ns = 0;
+  Attributes attrs;        // owner, names, xattrs, device number
 };
+
+// An entry's owner, names, extended attributes and device number, as the
+// input recorded them (tar keeps them all; zip and ISO some).
+Attributes entry_attributes(struct archive_entry* e) {
+  Attributes a;
+  const la_int64_t uid = archive_entry_uid(e), gid = archive_entry_gid(e);
+  a.uid = uid >= 0 && uid <= 0xffffffff ? static_cast<uint32_t>(uid) : 0;
+  a.gid = gid >= 0 && gid <= 0xffffffff ? static_cast<uint32_t>(gid) : 0;
+  a.has_owner = true;  // the input says who owns it, root included
+  const char* un = archive_entry_uname(e);
+  const char* gn = archive_entry_gname(e);
+  if (un != nullptr && *un != '\0' && std::strlen(un) <= 255) a.uname = un;
+  if (gn != nullptr && *gn != '\0' && std::strlen(gn) <= 255) a.gname = gn;
+  const mode_t type = archive_entry_filetype(e);
+  if (type == AE_IFCHR || type == AE_IFBLK) {
+    a.rdev_major = static_cast<uint32_t>(archive_entry_rdevmajor(e));
+    a.rdev_minor = static_cast<uint32_t>(archive_entry_rdevminor(e));
+  }
+  archive_entry_xattr_reset(e);
+  const char* xn = nullptr;
+  const void* xv = nullptr;
+  size_t xs = 0;
+  while (archive_entry_xattr_next(e, &xn, &xv, &xs) == ARCHIVE_OK) {
+    if (xn == nullptr || *xn == '\0') continue;
+    a.xattrs.emplace_back(xn, std::string(static_cast<const char*>(xv), xs));
+  }
+  // A name given twice (a damaged input): the last one.
+  std::stable_sort(a.xattrs.begin(), a.xattrs.end(), [](const auto& x, const auto& y) { return x.first < y.first; });
+  for (size_t i = 1; i < a.xattrs.size();) {
+    if (a.xattrs[i].first == a.xattrs[i - 1].first) {
+      a.xattrs.erase(a.xattrs.begin() + static_cast<std::ptrdiff_t>(i) - 1);
+    } else {
+      ++i;
+    }
+  }
+  return a;
+}
 
 }  // namespace
 
@@ -213,6 +251,7 @@ Result<ArchiveImport> ArchiveImport::read(const std::string& input, Writer& writ
     Pending p;
     p.mode = static_cast<uint32_t>(archive_entry_perm(e)) & 07777;
     p.mtime_ns = entry_mtime_ns(e);
+    p.attrs = entry_attributes(e);
     const char* hard = archive_entry_hardlink(e);
     const mode_t type = archive_entry_filetype(e);
     if (hard != nullptr && *hard != '\0') {
@@ -277,9 +316,13 @@ Result<ArchiveImport> ArchiveImport::read(const std::string& input, Writer& writ
       if (target == nullptr) return Error(Errc::malformed, shown + ": symlink '" + entry_name + "' has no target");
       p.type = Pending::symlink;
       p.target = target;
+    } else if (type == AE_IFCHR || type == AE_IFBLK || type == AE_IFIFO || type == AE_IFSOCK) {
+      p.type = Pending::special;
+      p.mode |= static_cast<uint32_t>(type);
+      archive_read_data_skip(r.a);
     } else {
       return Error(Errc::unsupported, shown + ": entry '" + entry_name + "' is " + type_name(type) +
-                                          ", which an mmar archive cannot hold yet");
+                                          ", which an mmar archive cannot hold");
     }
     pending[name] = std::move(p);
   }
@@ -312,8 +355,29 @@ Result<ArchiveImport> ArchiveImport::read(const std::string& input, Writer& writ
         ++st.stats.symlinks;
         added = writer.add_symlink(name, p.target, p.mtime_ns);
         break;
+      case Pending::special:
+        ++st.stats.specials;
+        added = writer.add_special(name, p.mode, p.mtime_ns);
+        break;
     }
     if (!added.ok()) return std::move(added).error().with_context(shown);
+    // The input's attributes, not the spool's (the writer finds the hard
+    // links among the spooled files itself). Implied parents have none.
+    if (p.attrs.has_owner || !p.attrs.xattrs.empty() || p.attrs.rdev_major != 0 || p.attrs.rdev_minor != 0) {
+      Attributes a = p.attrs;
+      // Root's own ownership needs no record, unless setuid/setgid bits
+      // need their owner (FORMAT.md "Attributes").
+      if (a.uid == 0 && a.gid == 0 && (p.mode & 06000) == 0 && (a.uname.empty() || a.uname == "root") &&
+          (a.gname.empty() || a.gname == "root")) {
+        a.has_owner = false;
+        a.uname.clear();
+        a.gname.clear();
+      }
+      if (!a.empty()) {
+        added = writer.set_attributes(name, std::move(a));
+        if (!added.ok()) return std::move(added).error().with_context(shown + ": entry '" + name + "'");
+      }
+    }
   }
   return ArchiveImport(std::move(state));
 }
@@ -387,6 +451,7 @@ Result<ExportStats> export_archive(const Archive& archive, const std::string& ou
     ~EntryFree() { archive_entry_free(e); }
   } free_entry{e};
   std::vector<std::byte> buf(size_t{1} << 20);
+  std::map<uint64_t, std::string> first_of_link;  // link id -> first name written
   auto r = archive.for_each([&](const Member& m) -> Result<void> {
     archive_entry_clear(e);
     const std::string name(m.name);
@@ -402,7 +467,40 @@ Result<ExportStats> export_archive(const Archive& archive, const std::string& ou
     archive_entry_set_mtime(e, mtime.tv_sec, mtime.tv_nsec);
     archive_entry_set_perm(e, m.mode & 07777);
     archive_entry_set_size(e, 0);  // cpio wants a size on every entry
-    if (m.is_dir()) {
+    MMAR_ASSIGN(Attributes at, archive.attributes(m));
+    if (at.has_owner) {
+      archive_entry_set_uid(e, at.uid);
+      archive_entry_set_gid(e, at.gid);
+      if (!at.uname.empty()) archive_entry_set_uname(e, at.uname.c_str());
+      if (!at.gname.empty()) archive_entry_set_gname(e, at.gname.c_str());
+    } else {
+      archive_entry_set_uname(e, "root");
+      archive_entry_set_gname(e, "root");
+    }
+    for (const auto& [xn, xv] : at.xattrs) archive_entry_xattr_add_entry(e, xn.c_str(), xv.data(), xv.size());
+    const uint32_t type = m.mode & S_IFMT;
+    // Later names of a hard link: a tar link entry to the first (zip has
+    // no hard links, and newc cpio would need inode numbers and the data
+    // with the last name: there each name carries the bytes).
+    const bool tar_links = format == "pax" || format == "gnu" || format == "ustar";
+    if (at.link_id != 0 && m.is_regular() && tar_links) {
+      auto [first, fresh] = first_of_link.try_emplace(at.link_id, name);
+      if (!fresh) {
+        archive_entry_set_filetype(e, AE_IFREG);
+        archive_entry_set_hardlink(e, first->second.c_str());
+        if (archive_write_header(w.a, e) < ARCHIVE_WARN) return la_fail("'" + name + "'");
+        ++stats.members;
+        return success();
+      }
+    }
+    if (type == S_IFCHR || type == S_IFBLK || type == S_IFIFO || type == S_IFSOCK) {
+      archive_entry_set_filetype(e, type == S_IFCHR   ? AE_IFCHR
+                                    : type == S_IFBLK ? AE_IFBLK
+                                    : type == S_IFIFO ? AE_IFIFO
+                                                      : AE_IFSOCK);
+      archive_entry_set_rdevmajor(e, at.rdev_major);
+      archive_entry_set_rdevminor(e, at.rdev_minor);
+    } else if (m.is_dir()) {
       archive_entry_set_filetype(e, AE_IFDIR);
     } else if (m.is_symlink()) {
       MMAR_ASSIGN(Bytes target, archive.read(m));

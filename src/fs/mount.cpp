@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 #include "fs/rw.h"
@@ -38,7 +39,9 @@ constexpr uint32_t kMaxSynthDepth = 255;
 
 class ArchiveFs {
  public:
-  explicit ArchiveFs(Archive a) : archive_(std::move(a)), n_(archive_.size()), uid_(getuid()), gid_(getgid()) {
+  ArchiveFs(Archive a, const MountOptions& o)
+      : archive_(std::move(a)), n_(archive_.size()), uid_(getuid()), gid_(getgid()), force_uid_(o.uid),
+        force_gid_(o.gid), umask_(o.umask & 07777) {
     struct stat st {};
     if (archive_.source().fd() >= 0 && fstat(archive_.source().fd(), &st) == 0) root_time_ = st.st_mtim;
   }
@@ -112,16 +115,25 @@ class ArchiveFs {
     st->st_uid = uid_;
     st->st_gid = gid_;
     st->st_blksize = 4096;
+    if (force_uid_) st->st_uid = *force_uid_;
+    if (force_gid_) st->st_gid = *force_gid_;
     if (n.kind != Node::member) {
       // Directories without a member of their own: the archive's time.
-      st->st_mode = S_IFDIR | 0755;
+      st->st_mode = S_IFDIR | (0755 & ~umask_);
       st->st_nlink = 2;
       st->st_mtim = st->st_atim = st->st_ctim = root_time_;
       return;
     }
     auto m = archive_.at(n.index);
     if (!m.ok()) return;
-    st->st_mode = m->mode;
+    st->st_mode = m->mode & ~umask_;
+    if (m->has_owner) {
+      st->st_uid = m->uid;
+      st->st_gid = m->gid;
+    }
+    if (force_uid_) st->st_uid = *force_uid_;
+    if (force_gid_) st->st_gid = *force_gid_;
+    st->st_rdev = makedev(m->rdev_major, m->rdev_minor);
     st->st_nlink = m->is_dir() ? 2 : 1;
     st->st_size = static_cast<off_t>(m->is_dir() ? 0 : m->size);
     st->st_blocks = static_cast<blkcnt_t>((m->size + 511) / 512);
@@ -211,6 +223,8 @@ class ArchiveFs {
   uint32_t n_;
   uid_t uid_;
   gid_t gid_;
+  std::optional<uint32_t> force_uid_, force_gid_;
+  uint32_t umask_ = 0;
   timespec root_time_{};
 };
 
@@ -388,6 +402,47 @@ void op_readlink(fuse_req_t req, fuse_ino_t ino) {
     if (!bytes.ok()) return (void)fuse_reply_err(req, EIO);
     std::string target(reinterpret_cast<const char*>(bytes->data()), bytes->size());
     fuse_reply_readlink(req, target.c_str());
+  });
+}
+
+// Extended attributes as recorded (docs/FORMAT.md "Attributes"): the
+// size query (size 0) and the copy, ERANGE when the buffer is too small.
+void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
+  serve(req, [&] {
+    ArchiveFs& fs = fs_of(req);
+    auto n = fs.node_of(ino);
+    if (!n) return (void)fuse_reply_err(req, ENOENT);
+    if (n->kind != ArchiveFs::Node::member) return (void)fuse_reply_err(req, ENODATA);
+    auto m = fs.archive().at(n->index);
+    if (!m.ok()) return (void)fuse_reply_err(req, EIO);
+    auto at = fs.archive().attributes(*m);
+    if (!at.ok()) return (void)fuse_reply_err(req, EIO);
+    for (const auto& [xn, xv] : at->xattrs) {
+      if (xn != name) continue;
+      if (size == 0) return (void)fuse_reply_xattr(req, xv.size());
+      if (size < xv.size()) return (void)fuse_reply_err(req, ERANGE);
+      return (void)fuse_reply_buf(req, xv.data(), xv.size());
+    }
+    fuse_reply_err(req, ENODATA);
+  });
+}
+
+void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+  serve(req, [&] {
+    ArchiveFs& fs = fs_of(req);
+    auto n = fs.node_of(ino);
+    if (!n) return (void)fuse_reply_err(req, ENOENT);
+    std::string list;
+    if (n->kind == ArchiveFs::Node::member) {
+      auto m = fs.archive().at(n->index);
+      if (!m.ok()) return (void)fuse_reply_err(req, EIO);
+      auto at = fs.archive().attributes(*m);
+      if (!at.ok()) return (void)fuse_reply_err(req, EIO);
+      for (const auto& x : at->xattrs) list.append(x.first).push_back('\0');
+    }
+    if (size == 0) return (void)fuse_reply_xattr(req, list.size());
+    if (size < list.size()) return (void)fuse_reply_err(req, ERANGE);
+    fuse_reply_buf(req, list.data(), list.size());
   });
 }
 
@@ -640,7 +695,7 @@ Result<void> mount_archive(Archive archive, const std::string& dir, const MountO
     return serve_writable(std::move(archive), path, dir, options);
   }
 
-  ArchiveFs fs(std::move(archive));
+  ArchiveFs fs(std::move(archive), options);
   struct StopReadahead {
     ArchiveFs& fs;
     ~StopReadahead() { fs.readahead.reset(); }
@@ -666,6 +721,8 @@ Result<void> mount_archive(Archive archive, const std::string& dir, const MountO
   ops.readdir = op_readdir;
   ops.readdirplus = op_readdirplus;
   ops.statfs = op_statfs;
+  ops.getxattr = op_getxattr;
+  ops.listxattr = op_listxattr;
   ops.mkdir = [](fuse_req_t req, fuse_ino_t, const char*, mode_t) { op_write_denied(req); };
   ops.unlink = [](fuse_req_t req, fuse_ino_t, const char*) { op_write_denied(req); };
   return run_session(ops, &fs, dir, options, base_mount_options(false, fs.archive().name()));

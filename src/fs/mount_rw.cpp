@@ -31,6 +31,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -160,8 +161,10 @@ class RwFs {
     st->st_ino = n.ino;
     st->st_mode = n.mode;
     st->st_nlink = n.is_dir() ? 2 : 1;
-    st->st_uid = getuid();
-    st->st_gid = getgid();
+    // The recorded owner; the mounting user's for what has none.
+    st->st_uid = n.attrs.has_owner ? n.attrs.uid : getuid();
+    st->st_gid = n.attrs.has_owner ? n.attrs.gid : getgid();
+    st->st_rdev = makedev(n.attrs.rdev_major, n.attrs.rdev_minor);
     st->st_size = static_cast<off_t>(S_ISLNK(n.mode) ? n.link.size() : n.is_dir() ? 0 : n.size);
     st->st_blocks = static_cast<blkcnt_t>((st->st_size + 511) / 512);
     st->st_blksize = 4096;
@@ -570,11 +573,19 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, f
     std::lock_guard lock(fs.mu);
     Node* n = fs.get(ino);
     if (n == nullptr) return (void)fuse_reply_err(req, ENOENT);
-    // Owners are not stored (yet): a change of owner would be lost, so it is
-    // refused, as filesystems without owners refuse it.
-    if (((to_set & FUSE_SET_ATTR_UID) && attr->st_uid != getuid()) ||
-        ((to_set & FUSE_SET_ATTR_GID) && attr->st_gid != getgid())) {
-      return (void)fuse_reply_err(req, EPERM);
+    // A change of owner is recorded (the kernel checked who may make it:
+    // the mount has default_permissions); the names recorded no longer
+    // apply. A new owner clears setuid and setgid, as chown(2) does.
+    if (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
+      struct stat now;
+      fs.fill(*n, &now);
+      n->attrs.has_owner = true;
+      n->attrs.uid = (to_set & FUSE_SET_ATTR_UID) ? attr->st_uid : now.st_uid;
+      n->attrs.gid = (to_set & FUSE_SET_ATTR_GID) ? attr->st_gid : now.st_gid;
+      n->attrs.uname.clear();
+      n->attrs.gname.clear();
+      if (!n->is_dir() && !(to_set & FUSE_SET_ATTR_MODE)) n->mode &= ~mode_t{06000};
+      fs.touch(*n);
     }
     if (to_set & FUSE_SET_ATTR_SIZE) {
       if (!S_ISREG(n->mode)) return (void)fuse_reply_err(req, EINVAL);

@@ -34,7 +34,8 @@ const Verb kMount{
          "mount options, comma-separated: allow_other, allow_root, auto_unmount, ro, rw, (no)exec, (no)suid,\n"
          "                               (no)dev, (no)atime and the other atime options, sync, async, dirsync,\n"
          "                               max_read=N, cache_size=BYTES (inflated frames kept in memory,\n"
-         "                               default 32M); always nosuid,nodev unless -o suid / -o dev"},
+         "                               default 32M), uid=N, gid=N, umask=OCTAL (what every entry shows;\n"
+         "                               else its recorded owner); always nosuid,nodev unless -o suid / -o dev"},
         {"threads", 0, true, "N", "at most N threads serving requests"},
         {"debug", 'd', false, "", "log every FUSE request on stderr (implies -f)"},
         {"rw", 0, false, "", "writable: changes persist into ARCHIVE on fsync and at unmount (crash-safe)"},
@@ -151,15 +152,33 @@ int run_mount(int argc, char** argv) {
   }
   // cache_size=BYTES (K/M/G suffixes): the inflated frames kept in memory.
   // Ours, not libfuse's: taken out of the options passed on.
+  // uid=, gid=, umask= (octal): what every entry shows, as squashfuse has them.
   OpenOptions open_options;
   for (auto it = o.fuse_options.begin(); it != o.fuse_options.end();) {
-    if (it->rfind("cache_size=", 0) != 0) {
+    const std::string& opt = *it;
+    const size_t eq = opt.find('=');
+    const std::string key = opt.substr(0, eq), value = eq == std::string::npos ? "" : opt.substr(eq + 1);
+    if (key == "cache_size") {
+      auto n = parse_size(value);
+      if (!n) return usage_error("mount", "bad '" + opt + "'");
+      open_options.frame_cache_bytes = *n;
+    } else if (key == "uid" || key == "gid") {
+      char* end = nullptr;
+      errno = 0;
+      const unsigned long v = std::strtoul(value.c_str(), &end, 10);
+      if (value.empty() || *end != '\0' || errno != 0 || v > 0xfffffffeUL) {
+        return usage_error("mount", "bad '" + opt + "' (a number)");
+      }
+      (key == "uid" ? o.uid : o.gid) = static_cast<uint32_t>(v);
+    } else if (key == "umask") {
+      char* end = nullptr;
+      const unsigned long v = std::strtoul(value.c_str(), &end, 8);
+      if (value.empty() || *end != '\0' || v > 07777) return usage_error("mount", "bad '" + opt + "' (octal, <= 7777)");
+      o.umask = static_cast<uint32_t>(v);
+    } else {
       ++it;
       continue;
     }
-    auto n = parse_size(it->substr(11));
-    if (!n) return usage_error("mount", "bad '" + *it + "'");
-    open_options.frame_cache_bytes = *n;
     it = o.fuse_options.erase(it);
   }
   // Absolute: the daemon changes to / when it detaches, and a writable mount
