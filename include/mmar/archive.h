@@ -133,6 +133,7 @@ struct MMAR_API Member {
   bool is_dir() const;
   bool is_symlink() const;
   bool is_regular() const;
+  bool has_data() const;  // a regular file or a symlink (the rest store nothing)
 };
 
 struct MMAR_API OpenOptions {

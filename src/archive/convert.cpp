@@ -15,6 +15,7 @@
 
 #include "mmar/unique_fd.h"
 #include "support/atomic_file.h"
+#include "support/endian.h"
 
 #ifdef MMAR_HAVE_LIBARCHIVE
 #include <archive.h>
@@ -110,6 +111,30 @@ bool valid_utf8(std::string_view s) {
     i += len;
   }
   return true;
+}
+
+// The kernel's binary form of a POSIX ACL (the system.posix_acl_* xattr:
+// a 4-byte version 2, then 8-byte entries of tag, permissions and id) as
+// libarchive ACL entries. A malformed value adds nothing.
+void add_acl_entries(struct archive_entry* e, const std::string& value, int type) {
+  if (value.size() < 4 || (value.size() - 4) % 8 != 0 || read_int<uint32_t>(value.data(), true) != 2) return;
+  for (size_t at = 4; at < value.size(); at += 8) {
+    const uint16_t tag = read_int<uint16_t>(value.data() + at, true);
+    const uint16_t perm = read_int<uint16_t>(value.data() + at + 2, true) & 07;
+    const uint32_t id = read_int<uint32_t>(value.data() + at + 4, true);
+    int la_tag = 0;
+    switch (tag) {
+      case 0x01: la_tag = ARCHIVE_ENTRY_ACL_USER_OBJ; break;
+      case 0x02: la_tag = ARCHIVE_ENTRY_ACL_USER; break;
+      case 0x04: la_tag = ARCHIVE_ENTRY_ACL_GROUP_OBJ; break;
+      case 0x08: la_tag = ARCHIVE_ENTRY_ACL_GROUP; break;
+      case 0x10: la_tag = ARCHIVE_ENTRY_ACL_MASK; break;
+      case 0x20: la_tag = ARCHIVE_ENTRY_ACL_OTHER; break;
+      default: continue;
+    }
+    const bool named = tag == 0x02 || tag == 0x08;
+    archive_entry_acl_add_entry(e, type, perm, la_tag, named ? static_cast<int>(id) : -1, nullptr);
+  }
 }
 
 int64_t entry_mtime_ns(struct archive_entry* e) {
@@ -415,7 +440,7 @@ Result<ExportStats> export_archive(const Archive& archive, const std::string& ou
   if (format.empty()) format = "pax";
   if (filter.empty()) filter = "none";
   int rc = ARCHIVE_FATAL;
-  if (format == "pax") rc = archive_write_set_format_pax_restricted(w.a);
+  if (format == "pax") rc = archive_write_set_format_pax(w.a);  // nanosecond times, always
   else if (format == "gnu") rc = archive_write_set_format_gnutar(w.a);
   else if (format == "ustar") rc = archive_write_set_format_ustar(w.a);
   else if (format == "zip") rc = archive_write_set_format_zip(w.a);
@@ -477,7 +502,15 @@ Result<ExportStats> export_archive(const Archive& archive, const std::string& ou
       archive_entry_set_uname(e, "root");
       archive_entry_set_gname(e, "root");
     }
-    for (const auto& [xn, xv] : at.xattrs) archive_entry_xattr_add_entry(e, xn.c_str(), xv.data(), xv.size());
+    for (const auto& [xn, xv] : at.xattrs) {
+      archive_entry_xattr_add_entry(e, xn.c_str(), xv.data(), xv.size());
+      // POSIX ACLs also as ACL entries: tar readers (GNU tar --acls) take
+      // them from SCHILY.acl.*, not from the xattr.
+      if (xn == "system.posix_acl_access" || xn == "system.posix_acl_default") {
+        add_acl_entries(e, xv, xn == "system.posix_acl_access" ? ARCHIVE_ENTRY_ACL_TYPE_ACCESS
+                                                                : ARCHIVE_ENTRY_ACL_TYPE_DEFAULT);
+      }
+    }
     const uint32_t type = m.mode & S_IFMT;
     // Later names of a hard link: a tar link entry to the first (zip has
     // no hard links, and newc cpio would need inode numbers and the data

@@ -91,6 +91,7 @@ std::optional<Format> archive_format_of(std::span<const std::byte> head) {
 uint64_t member_checksum(std::span<const std::byte> bytes) { return XXH3_64bits(bytes.data(), bytes.size()); }
 
 bool Member::is_dir() const { return S_ISDIR(mode); }
+bool Member::has_data() const { return S_ISREG(mode) || S_ISLNK(mode); }
 bool Member::is_symlink() const { return S_ISLNK(mode); }
 bool Member::is_regular() const { return S_ISREG(mode); }
 
@@ -1111,7 +1112,7 @@ Result<void> Archive::Impl::check_once(const Member& m, const std::function<Resu
 }
 
 Result<Bytes> Archive::Impl::read(const Member& m, bool verify) const {
-  if (m.is_dir()) return Bytes();
+  if (!m.has_data()) return Bytes();
   verify = verify && m.has_checksum;
   if (m.codec == Codec::none) {
     MMAR_ASSIGN(Bytes b, source.read(m.data_offset, m.size));
@@ -1333,7 +1334,7 @@ Result<Bytes> Archive::read(const Member& member) const { return impl_->read(mem
 
 Result<size_t> Archive::read(const Member& m, uint64_t offset, size_t length, void* out) const {
   const Impl& a = *impl_;
-  if (m.is_dir() || offset >= m.size) return size_t{0};
+  if (!m.has_data() || offset >= m.size) return size_t{0};
   const size_t n = static_cast<size_t>(std::min<uint64_t>(length, m.size - offset));
   const bool verify = a.options.verify_checksums && m.has_checksum;
   if (verify && m.codec == Codec::none) {
@@ -1349,7 +1350,7 @@ Result<size_t> Archive::read(const Member& m, uint64_t offset, size_t length, vo
 
 Result<Bytes> Archive::read_bytes(const Member& m, uint64_t offset, size_t length) const {
   const Impl& a = *impl_;
-  if (m.is_dir() || offset >= m.size) return Bytes();
+  if (!m.has_data() || offset >= m.size) return Bytes();
   const size_t n = static_cast<size_t>(std::min<uint64_t>(length, m.size - offset));
   if (m.framed) {
     MMAR_ASSIGN(frames::Table t, a.frame_table(m));
@@ -1503,7 +1504,7 @@ Result<std::vector<VerifyProblem>> Archive::verify(const std::function<void(uint
         }
       }
     }
-    if (m->is_dir()) continue;
+    if (!m->has_data()) continue;  // directories, devices, FIFOs, sockets: no bytes
     if (m->has_checksum && (m->framed || m->codec == Codec::none || m->codec == Codec::extents)) {
       // Streamed: every frame of the member checked, memory one frame.
       auto h = a.stream_hash(*m);
@@ -1550,7 +1551,7 @@ Result<size_t> MemberReader::read(void* out, size_t n) {
   State& st = *s_;
   const Archive::Impl& a = *st.archive.impl_;
   const Member& m = st.member;
-  if (m.is_dir() || st.pos >= m.size) return size_t{0};
+  if (!m.has_data() || st.pos >= m.size) return size_t{0};
   n = static_cast<size_t>(std::min<uint64_t>(n, m.size - st.pos));
   const bool verify = a.options.verify_checksums && m.has_checksum;
   MMAR_TRY(a.read_range(m, st.pos, n, static_cast<std::byte*>(out), verify));

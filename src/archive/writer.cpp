@@ -674,7 +674,9 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
   }
   {
     uint64_t next_id = 1;
-    std::map<std::pair<const Archive*, uint64_t>, uint64_t> renumbered;
+    // Keyed by the source archive (its Source: every copy of an Archive
+    // shares it) and the id there.
+    std::map<std::pair<const void*, uint64_t>, uint64_t> renumbered;
     std::vector<uint64_t> group_id(sorted.size(), 0);
     for (size_t i = 0; i < sorted.size(); ++i) {
       Input& in = sorted[i];
@@ -685,7 +687,8 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
         in.attrs.link_id = g;
       } else if (in.attrs.link_id != 0 && group_id[i] == 0) {
         // From set_attributes (an import) or another archive: keyed by source.
-        auto [it, fresh] = renumbered.try_emplace({in.archive.get(), in.attrs.link_id}, next_id);
+        const void* from = in.archive ? static_cast<const void*>(&in.archive->source()) : nullptr;
+        auto [it, fresh] = renumbered.try_emplace({from, in.attrs.link_id}, next_id);
         if (fresh) ++next_id;
         in.attrs.link_id = it->second;
       }
