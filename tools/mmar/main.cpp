@@ -23,6 +23,7 @@ constexpr VerbEntry kVerbs[] = {
     {"info", mmar::cli::run_info, "describe an archive: format, sizes, codecs"},
     {"verify", mmar::cli::run_verify, "check every checksum and structure"},
     {"btf", mmar::cli::run_btf, "BTF type information: dump (bpftool-exact), find, stats"},
+    {"ctf", mmar::cli::run_ctf, "CTF type information: dump (objdump --ctf exact), find"},
     {"map", mmar::cli::run_map, "map an ELF object as ld.so would and print the mappings"},
     {"exec", mmar::cli::run_exec, "run a program from an archive without extracting it"},
     {"mount", mmar::cli::run_mount, "mount an archive with FUSE (read-only, or --rw)"},
