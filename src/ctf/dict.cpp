@@ -211,7 +211,12 @@ Q<uint32_t> CtfDict::Impl::resolve(uint32_t id) const {
 void CtfDict::Impl::member(const Loc& at, const CtfRec& r, uint32_t i, uint32_t& name_ref, uint32_t& type,
                            uint64_t& offset) const {
   const Impl* d = at.d;
-  if (r.size >= ctf::kLstructThresh) {
+  // libctf 2.40 reads ctf_lmember_t only for records with the large size
+  // form (ctt_size == CTF_LSIZE_SENT), although it sizes the member area by
+  // CTF_LSTRUCT_THRESH: a struct between 512 MiB and 4 GiB has its
+  // lmembers read as ctf_member_t. objdump prints that; so do we (the 12-byte
+  // reads stay inside the 16-byte-per-member area).
+  if (r.st == ctf::kLsizeSent && r.size >= ctf::kLstructThresh) {
     const uint64_t m = uint64_t{r.vdata()} + uint64_t{i} * ctf::kLmemberSize;
     name_ref = d->u32(m);
     offset = (uint64_t{d->u32(m + 4)} << 32) | d->u32(m + 12);
@@ -681,7 +686,7 @@ struct Opener {
             uint32_t name, type;
             uint64_t offset;
             d.member(CtfDict::Impl::Loc{&d, index}, r, i, name, type, offset);
-            const uint64_t at = v + uint64_t{i} * (r.size >= ctf::kLstructThresh ? ctf::kLmemberSize : ctf::kMemberSize);
+            const uint64_t at = v + uint64_t{i} * (r.st == ctf::kLsizeSent && r.size >= ctf::kLstructThresh ? ctf::kLmemberSize : ctf::kMemberSize);
             MMAR_TRY(check_str(name, at, who + " member " + std::to_string(i) + " name"));
             MMAR_TRY(check_ref(type, at + 8, who + " member " + std::to_string(i)));
           }
