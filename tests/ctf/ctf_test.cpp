@@ -545,7 +545,7 @@ TEST_F(CtfCorpus, CompressedDictsEqualLibctf) {
     }
     ctf_close(arc);
   }
-  EXPECT_GE(done, 4u);
+  EXPECT_GE(done, 3u);  // the three objects (stress32.o only where gcc has multilib)
 }
 
 TEST_F(CtfCorpus, CliDumpAndFind) {
