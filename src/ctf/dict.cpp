@@ -620,7 +620,7 @@ struct Opener {
       return bad(at, what + " refers to child type " + hex(ref) + " in a parent dict");
     }
     const uint32_t index = ref & ctf::kMaxParentType;
-    if (index > d.count()) {
+    if (index == 0 || index > d.count()) {
       return bad(at, what + " refers to type " + hex(ref) + ", past the last type " + hex(d.id_of(d.count())));
     }
     return success();
@@ -715,7 +715,8 @@ struct Opener {
     const CtfRec r = d.rec(index);
     auto add = [&](uint32_t ref) {
       if (ref == 0 || (d.child && ref <= ctf::kMaxParentType)) return;  // void, or the parent's
-      out.push_back(ref & ctf::kMaxParentType);
+      const uint32_t to = ref & ctf::kMaxParentType;
+      if (to != 0 && to <= d.count()) out.push_back(to);  // checked by check_ref already
     };
     const uint32_t v = r.vdata();
     switch (static_cast<CtfKind>(r.kind)) {
@@ -901,9 +902,12 @@ Result<CtfDict> CtfDict::open(Bytes bytes, std::string name, const CtfOpenOption
   std::span<const std::byte> payload = d.bytes.span().subspan(hsize);
   if (h.flags & ctf::kFlagCompress) {
     d.compressed = true;
-    if (data_len > options.max_inflated) {
-      return Error(Errc::limit, d.name + ": compressed dict claims " + std::to_string(data_len) +
-                                    " inflated bytes, over the limit of " + std::to_string(options.max_inflated),
+    // zlib's deflate expands at most ~1032:1: a larger claim cannot be met,
+    // and is refused before the buffer for it is allocated.
+    if (data_len > options.max_inflated || data_len > payload.size() * 1032 + 64) {
+      return Error(Errc::limit, d.name + ": compressed dict of " + std::to_string(payload.size()) + " bytes claims " +
+                                    std::to_string(data_len) + " inflated bytes (limit " +
+                                    std::to_string(options.max_inflated) + ", or 1032 times the compressed size)",
                    44);
     }
     MMAR_ASSIGN(d.inflated, inflate_exact(d.name, payload, data_len, hsize));

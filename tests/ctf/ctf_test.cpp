@@ -807,6 +807,11 @@ TEST(CtfBad, ReferencesOutOfRange) {
   c.integer("int", 4);
   c.var("v", 0x80000001u);  // a child's ID in a parent dict
   EXPECT_NE(open_error(c.build()).find("in a parent dict"), std::string::npos);
+  DictBuilder z;  // a child's ID with index 0 (fuzz: regress_crash_1)
+  z.child = true;
+  z.parname = z.str(".ctf");
+  z.pointer(0x80000000u);
+  EXPECT_NE(open_error(z.build()).find("refers to type 0x80000000"), std::string::npos);
   DictBuilder f;
   f.add(f.str("x"), 9, 0, 3);  // a forward to a pointer
   EXPECT_NE(open_error(f.build()).find("forward to kind 3"), std::string::npos);
