@@ -243,7 +243,9 @@ struct Dumper {
       flags += (f & nf) ? "CTF_F_NEWFUNCINFO" : "";
       flags += ((f & nf) && (f & ~(c | nf))) ? ", " : "";
       flags += (f & is) ? "CTF_F_IDXSORTED" : "";
-      flags += ((f & is) && (f & ~(c | nf | is))) ? ", " : "";
+      // binutils 2.40 tests only for later flags here, not for IDXSORTED
+      // itself: 0xa prints "CTF_F_NEWFUNCINFO, , CTF_F_DYNSTR".
+      flags += (f & ~(c | nf | is)) ? ", " : "";
       flags += (f & ds) ? "CTF_F_DYNSTR" : "";
       emit(out, fmt("Flags: 0x%x (%s)", f, flags.c_str()));
     }
