@@ -615,6 +615,19 @@ TEST(CtfBuilt, EveryKindEqualsLibctfBothByteOrders) {
   }
 }
 
+TEST(CtfBuilt, HeaderFlagsPrintAsLibctf) {
+  // Every combination of the four flags (COMPRESS by compressing).
+  for (uint8_t flags = 0; flags < 16; ++flags) {
+    DictBuilder b = every_kind();
+    b.flags = flags & 0xe;
+    const std::string bytes = b.build(true, (flags & 1) != 0);
+    ctf_dict_t* fp = libctf_open_raw(bytes);
+    ASSERT_NE(fp, nullptr) << int{flags};
+    EXPECT_EQ(our_dict_dump(bytes), libctf_dump(fp)) << "flags " << int{flags};
+    ctf_dict_close(fp);
+  }
+}
+
 TEST(CtfBuilt, Version2Header) {
   DictBuilder b = every_kind();
   b.version = 3;
