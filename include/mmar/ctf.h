@@ -25,7 +25,8 @@
 // data-object and function sections) come from the ELF symbol table and
 // string table the caller supplies (CtfSymbols); ctf_open_file reads them
 // from the ELF object as libctf does (.dynsym/.dynstr for CTF_F_DYNSTR
-// dicts, .symtab/.strtab otherwise).
+// dicts, .symtab/.strtab otherwise). A dict that refers to the ELF string
+// table when none is given is refused at open, as libctf refuses it.
 //
 // CtfDict handles are cheap to copy and thread-safe (the lazy name index is
 // built once under a std::once_flag).

@@ -592,15 +592,15 @@ struct Opener {
 
   bool str_ok(uint32_t ref) const {
     if (ctf::name_stid(ref) == 0) return (ref & ctf::kNameOffsetMask) < d.strs_len;
-    if (d.syms.strtab.empty()) return true;  // resolved (as "(?)") only when a table is supplied
-    return d.str(ref).has_value();
+    return d.str(ref).has_value();  // no table supplied: refused, as libctf refuses it
   }
 
   Result<void> check_str(uint32_t ref, uint64_t at, const std::string& what) const {
     if (!str_ok(ref)) {
       return bad(at, what + ": string offset " + hex(ref & ctf::kNameOffsetMask) +
-                         (ctf::name_stid(ref) == 0 ? " past the string table (" + hex(d.strs_len) + " bytes)"
-                                                   : " past the ELF string table"));
+                         (ctf::name_stid(ref) == 0         ? " past the string table (" + hex(d.strs_len) + " bytes)"
+                          : d.syms.strtab.empty() ? " in the ELF string table, and none was given"
+                                                  : " past the ELF string table"));
     }
     return success();
   }
