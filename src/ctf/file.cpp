@@ -187,7 +187,7 @@ Result<CtfFile> ctf_open_bytes(Bytes bytes, std::string name, const CtfFileOptio
     std::optional<CtfDict> parent;
     for (const auto& m : members) {
       if (m.name != options.parent_member) continue;
-      MMAR_ASSIGN(CtfDict p, CtfDict::open(bytes.subspan(m.dict.data() - all.data(), m.dict.size()), name + ":" + m.name, o));
+      MMAR_ASSIGN(CtfDict p, CtfDict::open(bytes.subspan(m.dict.data() - all.data(), m.dict.size()), name + ": " + m.name, o));
       parent = std::move(p);
       break;
     }
@@ -198,7 +198,7 @@ Result<CtfFile> ctf_open_bytes(Bytes bytes, std::string name, const CtfFileOptio
       }
       CtfOpenOptions mo = o;
       if (parent && has_parent_name(m.dict)) mo.parent = &*parent;
-      MMAR_ASSIGN(CtfDict d, CtfDict::open(bytes.subspan(m.dict.data() - all.data(), m.dict.size()), name + ":" + m.name, mo));
+      MMAR_ASSIGN(CtfDict d, CtfDict::open(bytes.subspan(m.dict.data() - all.data(), m.dict.size()), name + ": " + m.name, mo));
       file.dicts.push_back({m.name, std::move(d)});
     }
     return file;
