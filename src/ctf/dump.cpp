@@ -85,7 +85,8 @@ struct Dumper {
         auto e = d.encoding(id);
         if (e.ok()) {
           auto sz = d.size(id);
-          const int64_t bits_of_size = (sz.ok() ? sz.v : -1) * 8;
+          // ssize_t * CHAR_BIT in libctf: wraps (as unsigned) on huge sizes.
+          const int64_t bits_of_size = static_cast<int64_t>(static_cast<uint64_t>(sz.ok() ? sz.v : -1) * 8);
           if (static_cast<int64_t>(e.v.bits) != bits_of_size && (flag & kFlagBitfield)) str += fmt(":%i", static_cast<int>(e.v.bits));
           if (static_cast<int64_t>(e.v.bits) != bits_of_size || e.v.offset != 0) {
             str += fmt(" [%s0x%x:0x%x]", unsliced == static_cast<int>(CtfKind::slice) ? "slice " : "", e.v.offset,

@@ -76,7 +76,9 @@ struct Elf {
   }
 
   std::span<const std::byte> contents(std::span<const std::byte> f, const ElfSection& s) const {
-    if (s.type == kShtNobits) return {};
+    // Ranges were checked at parse, but section 0's (sh_size may hold the
+    // section count) was not: check again here.
+    if (s.type == kShtNobits || !in_bounds(s.offset, s.size, f.size())) return {};
     return f.subspan(s.offset, s.size);
   }
 

@@ -604,6 +604,29 @@ TEST_F(CtfCorpus, MutatedDictsDumpAsLibctf) {
   EXPECT_GT(compared, 500u);
 }
 
+TEST_F(CtfCorpus, ElfSectionZeroIsNeverRead) {
+  // The symbol table's string table link pointing at section 0, whose
+  // offset is out of the file (found by the fuzzer: a span past the end).
+  auto elf = test::read_file(dir->path() + "/a.o");
+  ASSERT_GT(elf.size(), 64u);
+  const uint64_t shoff = read_int<uint64_t>(elf.data() + 40, true);
+  const uint16_t shnum = read_int<uint16_t>(elf.data() + 60, true);
+  for (uint16_t i = 0; i < shnum; ++i) {
+    std::byte* h = elf.data() + shoff + uint64_t{i} * 64;
+    if (read_int<uint32_t>(h + 4, true) == 2) {  // SHT_SYMTAB: sh_link = 0
+      const uint32_t zero = 0;
+      std::memcpy(h + 40, &zero, 4);
+    }
+  }
+  const uint64_t far = 0xffffffff00ull, size = 64;
+  std::memcpy(elf.data() + shoff + 24, &far, 8);  // section 0's sh_offset
+  std::memcpy(elf.data() + shoff + 32, &size, 8);
+  auto f = ctf_open_bytes(Bytes::from_vector(elf), "patched.o");
+  ASSERT_TRUE(f.ok()) << f.error().message();  // indexed sections: the string table is not needed
+  std::string out;
+  EXPECT_TRUE(ctf_dump(*f, out).ok());
+}
+
 TEST_F(CtfCorpus, CliDumpAndFind) {
   const std::string f = dir->path() + "/stress.o";
   std::string out;
@@ -668,6 +691,20 @@ TEST(CtfBuilt, HeaderFlagsPrintAsLibctf) {
     EXPECT_EQ(our_dict_dump(bytes), libctf_dump(fp)) << "flags " << int{flags};
     ctf_dict_close(fp);
   }
+}
+
+TEST(CtfBuilt, HugeSizesPrintAsLibctf) {
+  // Sizes whose bit counts overflow 64 bits (found by the fuzzer: UBSan).
+  DictBuilder b;
+  const uint32_t i = b.add(b.str("wide"), 1, 0, 0xffffffffu, {0x1e000000u, 0, 1u << 24 | 32});
+  b.add(b.str("wider"), 2, 0, 0xffffffffu, {0xffffffffu, 0xfffffff0u, 2u << 24 | 64});
+  b.array(i, i, 0x10000);
+  b.var("w", i);
+  const std::string bytes = b.build();
+  ctf_dict_t* fp = libctf_open_raw(bytes);
+  ASSERT_NE(fp, nullptr);
+  EXPECT_EQ(our_dict_dump(bytes), libctf_dump(fp));
+  ctf_dict_close(fp);
 }
 
 TEST(CtfBuilt, Version2Header) {
