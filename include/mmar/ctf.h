@@ -102,9 +102,9 @@ struct CtfOpenOptions {
 // One member of a struct or union (not recursed), or of an enum.
 struct CtfMember {
   std::string_view name;
-  uint32_t type = 0;     // struct/union member
-  uint64_t offset = 0;   // bits, struct/union member
-  int32_t value = 0;     // enum member
+  uint32_t type = 0;    // struct/union member
+  uint64_t offset = 0;  // bits, struct/union member
+  int32_t value = 0;    // enum member
 };
 
 struct CtfTypeInfo {
@@ -113,8 +113,8 @@ struct CtfTypeInfo {
   bool root = true;                 // visible (libctf's CTF_ADD_ROOT)
   std::string_view name;            // raw name, "" when anonymous
   uint32_t vlen = 0;
-  uint64_t size = 0;     // ctt_size (or the large size) for sized kinds
-  uint32_t ref = 0;      // ctt_type: pointer, typedef, qualifiers, function return, forward's kind
+  uint64_t size = 0;  // ctt_size (or the large size) for sized kinds
+  uint32_t ref = 0;   // ctt_type: pointer, typedef, qualifiers, function return, forward's kind
 };
 
 class CtfDict {
@@ -131,9 +131,9 @@ class CtfDict {
   std::string_view parent_name() const;
   std::string_view cu_name() const;
 
-  uint32_t type_count() const;                  // own types
-  uint32_t first_id() const;                    // 1, or 0x80000001 for a child
-  uint32_t id_of_index(uint32_t index) const;   // index 1..type_count()
+  uint32_t type_count() const;                 // own types
+  uint32_t first_id() const;                   // 1, or 0x80000001 for a child
+  uint32_t id_of_index(uint32_t index) const;  // index 1..type_count()
   // A type (own or, for a child, its parent's). Errc::not_found for an ID
   // out of range, invalid_argument for 0, not_found for a parent type when
   // no parent was given.

@@ -26,9 +26,8 @@ Error malformed(const std::string& name, uint64_t offset, const std::string& wha
   return Error(Errc::malformed, name + ": " + what + " at " + hex(offset), offset);
 }
 
-const char* const kKindNames[] = {"unknown", "integer",  "float",    "pointer", "array",
-                                  "function", "struct",  "union",    "enum",    "forward",
-                                  "typedef",  "volatile", "const",   "restrict", "slice"};
+const char* const kKindNames[] = {"unknown", "integer", "float",   "pointer",  "array", "function", "struct", "union",
+                                  "enum",    "forward", "typedef", "volatile", "const", "restrict", "slice"};
 
 // Bytes of variable data after a record of this kind; -1 for a kind this
 // version does not define.
@@ -47,8 +46,7 @@ int64_t vbytes(uint8_t kind, uint64_t size, uint32_t vlen) {
     case CtfKind::slice: return ctf::kSliceSize;
     case CtfKind::function: return 4 * (int64_t{vlen} + (vlen & 1));
     case CtfKind::struct_:
-    case CtfKind::union_:
-      return int64_t{vlen} * (size >= ctf::kLstructThresh ? ctf::kLmemberSize : ctf::kMemberSize);
+    case CtfKind::union_: return int64_t{vlen} * (size >= ctf::kLstructThresh ? ctf::kLmemberSize : ctf::kMemberSize);
     case CtfKind::enum_: return int64_t{vlen} * ctf::kEnumSize;
   }
   return -1;
@@ -79,19 +77,22 @@ Result<std::vector<std::byte>> inflate_exact(const std::string& name, std::span<
   }
   inflateEnd(&zs);
   if (more) {
-    return malformed(name, header_size, "compressed dict inflates to more than the " + std::to_string(want) +
-                                            " bytes its header claims");
+    return malformed(name, header_size,
+                     "compressed dict inflates to more than the " + std::to_string(want) + " bytes its header claims");
   }
   if (rc != Z_STREAM_END) {
     if (rc == Z_BUF_ERROR || rc == Z_OK) {
-      return malformed(name, header_size, "compressed dict inflates to " + std::to_string(produced) +
-                                              " bytes, its header claims " + std::to_string(want));
+      return malformed(name, header_size,
+                       "compressed dict inflates to " + std::to_string(produced) + " bytes, its header claims " +
+                           std::to_string(want));
     }
-    return malformed(name, header_size, std::string("compressed dict does not inflate: ") + (zs.msg ? zs.msg : "zlib error"));
+    return malformed(name, header_size,
+                     std::string("compressed dict does not inflate: ") + (zs.msg ? zs.msg : "zlib error"));
   }
   if (produced != want) {
-    return malformed(name, header_size, "compressed dict inflates to " + std::to_string(produced) +
-                                            " bytes, its header claims " + std::to_string(want));
+    return malformed(name, header_size,
+                     "compressed dict inflates to " + std::to_string(produced) + " bytes, its header claims " +
+                         std::to_string(want));
   }
   return out;
 }
@@ -477,9 +478,18 @@ Q<std::string> CtfDict::Impl::aname(uint32_t id, int depth) const {
           out += ')';
           break;
         }
-        case CtfKind::struct_: out += "struct "; out += nm; break;
-        case CtfKind::union_: out += "union "; out += nm; break;
-        case CtfKind::enum_: out += "enum "; out += nm; break;
+        case CtfKind::struct_:
+          out += "struct ";
+          out += nm;
+          break;
+        case CtfKind::union_:
+          out += "union ";
+          out += nm;
+          break;
+        case CtfKind::enum_:
+          out += "enum ";
+          out += nm;
+          break;
         case CtfKind::forward:
           switch (static_cast<CtfKind>(n.r.st)) {
             case CtfKind::struct_: out += "struct "; break;
@@ -598,9 +608,9 @@ struct Opener {
   Result<void> check_str(uint32_t ref, uint64_t at, const std::string& what) const {
     if (!str_ok(ref)) {
       return bad(at, what + ": string offset " + hex(ref & ctf::kNameOffsetMask) +
-                         (ctf::name_stid(ref) == 0         ? " past the string table (" + hex(d.strs_len) + " bytes)"
-                          : d.syms.strtab.empty() ? " in the ELF string table, and none was given"
-                                                  : " past the ELF string table"));
+                         (ctf::name_stid(ref) == 0 ? " past the string table (" + hex(d.strs_len) + " bytes)"
+                          : d.syms.strtab.empty()  ? " in the ELF string table, and none was given"
+                                                   : " past the ELF string table"));
     }
     return success();
   }
@@ -611,8 +621,8 @@ struct Opener {
     if (ref == 0) return success();
     if (d.child && ref <= ctf::kMaxParentType) {
       if (d.parent && ref > d.parent->count()) {
-        return bad(at, what + " refers to type " + hex(ref) + ", past the parent's last type " +
-                           hex(d.parent->count()));
+        return bad(at,
+                   what + " refers to type " + hex(ref) + ", past the parent's last type " + hex(d.parent->count()));
       }
       return success();
     }
@@ -646,7 +656,8 @@ struct Opener {
       }
       const uint32_t info = d.u32(off + 4);
       const int64_t vb = vbytes(ctf::info_kind(info), size, ctf::info_vlen(info));
-      if (vb < 0) return bad(off, "type " + hex(d.id_of(id_index)) + ": unknown kind " + std::to_string(ctf::info_kind(info)));
+      if (vb < 0)
+        return bad(off, "type " + hex(d.id_of(id_index)) + ": unknown kind " + std::to_string(ctf::info_kind(info)));
       if (static_cast<uint64_t>(vb) > end - off - incr) {
         return bad(off, "type " + hex(d.id_of(id_index)) + ": vlen " + std::to_string(ctf::info_vlen(info)) +
                             " runs past the type section (" + std::to_string(vb) + " bytes of members at " +
@@ -672,7 +683,8 @@ struct Opener {
         case CtfKind::restrict_: MMAR_TRY(check_ref(r.st, r.off + 8, who)); break;
         case CtfKind::function: {
           MMAR_TRY(check_ref(r.st, r.off + 8, who + " return type"));
-          for (uint32_t i = 0; i < r.vlen; ++i) MMAR_TRY(check_ref(d.u32(v + uint64_t{i} * 4), v + uint64_t{i} * 4, who + " argument"));
+          for (uint32_t i = 0; i < r.vlen; ++i)
+            MMAR_TRY(check_ref(d.u32(v + uint64_t{i} * 4), v + uint64_t{i} * 4, who + " argument"));
           break;
         }
         case CtfKind::array:
@@ -686,14 +698,17 @@ struct Opener {
             uint32_t name, type;
             uint64_t offset;
             d.member(CtfDict::Impl::Loc{&d, index}, r, i, name, type, offset);
-            const uint64_t at = v + uint64_t{i} * (r.st == ctf::kLsizeSent && r.size >= ctf::kLstructThresh ? ctf::kLmemberSize : ctf::kMemberSize);
+            const uint64_t at =
+                v + uint64_t{i} * (r.st == ctf::kLsizeSent && r.size >= ctf::kLstructThresh ? ctf::kLmemberSize
+                                                                                            : ctf::kMemberSize);
             MMAR_TRY(check_str(name, at, who + " member " + std::to_string(i) + " name"));
             MMAR_TRY(check_ref(type, at + 8, who + " member " + std::to_string(i)));
           }
           break;
         case CtfKind::enum_:
           for (uint32_t i = 0; i < r.vlen; ++i) {
-            MMAR_TRY(check_str(d.u32(v + uint64_t{i} * 8), v + uint64_t{i} * 8, who + " enumerator " + std::to_string(i) + " name"));
+            MMAR_TRY(check_str(d.u32(v + uint64_t{i} * 8), v + uint64_t{i} * 8,
+                               who + " enumerator " + std::to_string(i) + " name"));
           }
           break;
         case CtfKind::forward:
@@ -826,7 +841,8 @@ Result<CtfDict> CtfDict::open(Bytes bytes, std::string name, const CtfOpenOption
   if (options.parent) d.parent = std::shared_ptr<const Impl>(options.parent->impl_);
   const std::byte* p = d.bytes.data();
   const uint64_t n = d.bytes.size();
-  if (n < ctf::kPreambleSize) return malformed(d.name, 0, "truncated: " + std::to_string(n) + " bytes, no CTF preamble");
+  if (n < ctf::kPreambleSize)
+    return malformed(d.name, 0, "truncated: " + std::to_string(n) + " bytes, no CTF preamble");
   const uint16_t magic_le = read_int<uint16_t>(p, true);
   if (magic_le == ctf::kMagic) {
     d.little = true;
@@ -841,16 +857,19 @@ Result<CtfDict> CtfDict::open(Bytes bytes, std::string name, const CtfOpenOption
   h.flags = static_cast<uint8_t>(p[3]);
   d.open_flags = h.flags;
   if (h.version != ctf::kVersion2 && h.version != ctf::kVersion3) {
-    return Error(Errc::unsupported, d.name + ": CTF format version " + std::to_string(h.version) +
-                                        " (only 3, CTF_VERSION_2, and 4, CTF_VERSION_3, are read)", 2);
+    return Error(Errc::unsupported,
+                 d.name + ": CTF format version " + std::to_string(h.version) +
+                     " (only 3, CTF_VERSION_2, and 4, CTF_VERSION_3, are read)",
+                 2);
   }
   if (h.flags & ~ctf::kFlagsKnown) {
     return Error(Errc::unsupported, d.name + ": unknown CTF flags " + hex(h.flags) + " at 0x3", 3);
   }
   const uint32_t hsize = h.version == ctf::kVersion3 ? ctf::kHeaderV3Size : ctf::kHeaderV2Size;
   if (n < hsize) {
-    return malformed(d.name, 0, "truncated header: " + std::to_string(n) + " bytes, a version " +
-                                    std::to_string(h.version) + " header has " + std::to_string(hsize));
+    return malformed(d.name, 0,
+                     "truncated header: " + std::to_string(n) + " bytes, a version " + std::to_string(h.version) +
+                         " header has " + std::to_string(hsize));
   }
   auto f = [&](uint32_t i) { return read_int<uint32_t>(p + 4 + i * 4, d.little); };
   if (h.version == ctf::kVersion3) {
@@ -881,11 +900,13 @@ Result<CtfDict> CtfDict::open(Bytes bytes, std::string name, const CtfOpenOption
                          {h.stroff, "string section", v3 ? 44u : 32u}};
   for (size_t i = 0; i < std::size(order); ++i) {
     if (i + 1 < std::size(order) && order[i].value % 4 != 0) {
-      return malformed(d.name, order[i].at, std::string(order[i].name) + " offset " + hex(order[i].value) + " is not 4-aligned");
+      return malformed(d.name, order[i].at,
+                       std::string(order[i].name) + " offset " + hex(order[i].value) + " is not 4-aligned");
     }
     if (i > 0 && order[i].value < order[i - 1].value) {
-      return malformed(d.name, order[i].at, std::string(order[i].name) + " offset " + hex(order[i].value) +
-                                                " is before the " + order[i - 1].name + "'s " + hex(order[i - 1].value));
+      return malformed(d.name, order[i].at,
+                       std::string(order[i].name) + " offset " + hex(order[i].value) + " is before the " +
+                           order[i - 1].name + "'s " + hex(order[i - 1].value));
     }
   }
   const uint64_t data_len = uint64_t{h.stroff} + h.strlen;
@@ -905,9 +926,10 @@ Result<CtfDict> CtfDict::open(Bytes bytes, std::string name, const CtfOpenOption
     // zlib's deflate expands at most ~1032:1: a larger claim cannot be met,
     // and is refused before the buffer for it is allocated.
     if (data_len > options.max_inflated || data_len > payload.size() * 1032 + 64) {
-      return Error(Errc::limit, d.name + ": compressed dict of " + std::to_string(payload.size()) + " bytes claims " +
-                                    std::to_string(data_len) + " inflated bytes (limit " +
-                                    std::to_string(options.max_inflated) + ", or 1032 times the compressed size)",
+      return Error(Errc::limit,
+                   d.name + ": compressed dict of " + std::to_string(payload.size()) + " bytes claims " +
+                       std::to_string(data_len) + " inflated bytes (limit " + std::to_string(options.max_inflated) +
+                       ", or 1032 times the compressed size)",
                    44);
     }
     MMAR_ASSIGN(d.inflated, inflate_exact(d.name, payload, data_len, hsize));
@@ -916,8 +938,9 @@ Result<CtfDict> CtfDict::open(Bytes bytes, std::string name, const CtfOpenOption
     d.hdr.flags &= static_cast<uint8_t>(~ctf::kFlagCompress);
   } else {
     if (data_len > payload.size()) {
-      return malformed(d.name, v3 ? 44 : 32, "string section ends at " + hex(hsize + data_len) +
-                                                 ", past the end of the dict (" + hex(n) + ")");
+      return malformed(
+          d.name, v3 ? 44 : 32,
+          "string section ends at " + hex(hsize + data_len) + ", past the end of the dict (" + hex(n) + ")");
     }
     d.buf = payload.data();
     d.buf_len = data_len;
@@ -1065,7 +1088,9 @@ Result<uint32_t> CtfDict::find(std::string_view want) const {
         case CtfKind::union_: space = 1; break;
         case CtfKind::enum_: space = 2; break;
         case CtfKind::forward:
-          space = r.st == static_cast<uint32_t>(CtfKind::union_) ? 1 : r.st == static_cast<uint32_t>(CtfKind::enum_) ? 2 : 0;
+          space = r.st == static_cast<uint32_t>(CtfKind::union_)  ? 1
+                  : r.st == static_cast<uint32_t>(CtfKind::enum_) ? 2
+                                                                  : 0;
           break;
         case CtfKind::pointer:
         case CtfKind::slice:

@@ -22,13 +22,13 @@ namespace mmar {
 
 enum class CtfErr : uint8_t {
   none,
-  bad_id,             // ECTF_BADID: no such type
-  no_parent,          // ECTF_NOPARENT: a parent type, no parent imported
-  nonrepresentable,   // ECTF_NONREPRESENTABLE: type 0 or an unknown kind
-  incomplete,         // ECTF_INCOMPLETE: a forward has no size or alignment
-  not_ref,            // ECTF_NOTREF: the type references nothing
-  wrong_kind,         // not an array / function / struct / enum / int-float
-  corrupt,            // ECTF_CORRUPT (only reachable on chains past the depth limit)
+  bad_id,            // ECTF_BADID: no such type
+  no_parent,         // ECTF_NOPARENT: a parent type, no parent imported
+  nonrepresentable,  // ECTF_NONREPRESENTABLE: type 0 or an unknown kind
+  incomplete,        // ECTF_INCOMPLETE: a forward has no size or alignment
+  not_ref,           // ECTF_NOTREF: the type references nothing
+  wrong_kind,        // not an array / function / struct / enum / int-float
+  corrupt,           // ECTF_CORRUPT (only reachable on chains past the depth limit)
 };
 
 template <class T>

@@ -87,7 +87,8 @@ struct Dumper {
           auto sz = d.size(id);
           // ssize_t * CHAR_BIT in libctf: wraps (as unsigned) on huge sizes.
           const int64_t bits_of_size = static_cast<int64_t>(static_cast<uint64_t>(sz.ok() ? sz.v : -1) * 8);
-          if (static_cast<int64_t>(e.v.bits) != bits_of_size && (flag & kFlagBitfield)) str += fmt(":%i", static_cast<int>(e.v.bits));
+          if (static_cast<int64_t>(e.v.bits) != bits_of_size && (flag & kFlagBitfield))
+            str += fmt(":%i", static_cast<int>(e.v.bits));
           if (static_cast<int64_t>(e.v.bits) != bits_of_size || e.v.offset != 0) {
             str += fmt(" [%s0x%x:0x%x]", unsliced == static_cast<int>(CtfKind::slice) ? "slice " : "", e.v.offset,
                        e.v.bits);
@@ -230,9 +231,9 @@ struct Dumper {
   void header() const {
     const CtfHeader& h = d.hdr;
     emit(out, fmt("Magic number: 0x%x\n", h.magic));
-    static const char* const kVersions[] = {
-        nullptr, "CTF_VERSION_1", "CTF_VERSION_1_UPGRADED_3 (latest format, version 1 type boundaries)",
-        "CTF_VERSION_2", "CTF_VERSION_3"};
+    static const char* const kVersions[] = {nullptr, "CTF_VERSION_1",
+                                            "CTF_VERSION_1_UPGRADED_3 (latest format, version 1 type boundaries)",
+                                            "CTF_VERSION_2", "CTF_VERSION_3"};
     const char* v = h.version <= 4 ? kVersions[h.version] : nullptr;
     emit(out, fmt("Version: %i (%s)\n", h.version, v ? v : "(not a valid version)"));
     const uint8_t f = d.open_flags;
@@ -290,8 +291,8 @@ struct Dumper {
   }
 
   Result<void> all() const {
-    static const char* const kThings[] = {"Header", "Labels", "Data objects", "Function objects",
-                                          "Variables", "Types", "Strings"};
+    static const char* const kThings[] = {"Header",    "Labels", "Data objects", "Function objects",
+                                          "Variables", "Types",  "Strings"};
     const CtfHeader& h = d.hdr;
     for (int i = 0; i < 7; ++i) {
       out += "\n  ";

@@ -51,7 +51,8 @@ struct Elf {
     uint64_t shstrndx = u16(e.is64 ? 62 : 50);
     const uint64_t need = e.is64 ? 64 : 40;
     if (shoff == 0) return e;
-    if (shentsize < need || !in_bounds(shoff, need, f.size())) return bad(name, shoff, "section header table outside the file");
+    if (shentsize < need || !in_bounds(shoff, need, f.size()))
+      return bad(name, shoff, "section header table outside the file");
     if (shnum == 0) shnum = e.is64 ? u64(shoff + 32) : u32(shoff + 20);
     if (shstrndx == 0xffff) shstrndx = u32(shoff + (e.is64 ? 40 : 24));
     auto table = checked_mul(shnum, shentsize);
@@ -119,20 +120,25 @@ Result<std::vector<RawMember>> archive_members(std::span<const std::byte> b, con
   model = h.ctfa_model;
   const uint64_t n = h.ctfa_ndicts;
   auto mods = checked_mul(n, sizeof(ctfa::Modent));
-  if (!mods || !in_bounds(sizeof(ctfa::Header), *mods, b.size())) return bad(name, 16, "CTF archive member table outside the archive");
+  if (!mods || !in_bounds(sizeof(ctfa::Header), *mods, b.size()))
+    return bad(name, 16, "CTF archive member table outside the archive");
   std::vector<RawMember> out;
   for (uint64_t i = 0; i < n; ++i) {
     const uint64_t at = sizeof(ctfa::Header) + i * sizeof(ctfa::Modent);
     const auto m = load<ctfa::Modent>(b.data() + at);
     auto name_at = checked_add(h.ctfa_names, m.name_offset);
-    if (!name_at || *name_at >= b.size()) return bad(name, at, "CTF archive member " + std::to_string(i) + ": name outside the archive");
+    if (!name_at || *name_at >= b.size())
+      return bad(name, at, "CTF archive member " + std::to_string(i) + ": name outside the archive");
     const char* s = reinterpret_cast<const char*>(b.data()) + *name_at;
     const size_t len = strnlen(s, b.size() - *name_at);
-    if (len == b.size() - *name_at) return bad(name, *name_at, "CTF archive member " + std::to_string(i) + ": unterminated name");
+    if (len == b.size() - *name_at)
+      return bad(name, *name_at, "CTF archive member " + std::to_string(i) + ": unterminated name");
     auto dict_at = checked_add(h.ctfa_ctfs, m.ctf_offset);
-    if (!dict_at || !in_bounds(*dict_at, 8, b.size())) return bad(name, at + 8, "CTF archive member " + std::to_string(i) + ": dict outside the archive");
+    if (!dict_at || !in_bounds(*dict_at, 8, b.size()))
+      return bad(name, at + 8, "CTF archive member " + std::to_string(i) + ": dict outside the archive");
     const uint64_t size = read_int<uint64_t>(b.data() + *dict_at, true);
-    if (!in_bounds(*dict_at + 8, size, b.size())) return bad(name, *dict_at, "CTF archive member " + std::to_string(i) + ": dict size runs past the archive");
+    if (!in_bounds(*dict_at + 8, size, b.size()))
+      return bad(name, *dict_at, "CTF archive member " + std::to_string(i) + ": dict size runs past the archive");
     out.push_back({std::string(s, len), b.subspan(*dict_at + 8, size)});
   }
   return out;
@@ -165,7 +171,10 @@ Result<CtfFile> ctf_open_bytes(Bytes bytes, std::string name, const CtfFileOptio
   const std::span<const std::byte> all = bytes.span();
   std::span<const std::byte> ctf = all;
   CtfOpenOptions o;
-  if (all.size() >= 4 && std::memcmp(all.data(), "\x7f" "ELF", 4) == 0) {
+  if (all.size() >= 4 && std::memcmp(all.data(),
+                                     "\x7f"
+                                     "ELF",
+                                     4) == 0) {
     MMAR_ASSIGN(Elf elf, Elf::parse(all, name));
     const ElfSection* sect = elf.find(file.section);
     if (sect == nullptr) return Error(Errc::not_found, name + ": no " + file.section + " section");
@@ -175,7 +184,8 @@ Result<CtfFile> ctf_open_bytes(Bytes bytes, std::string name, const CtfFileOptio
     o.symbols.elf64 = elf.is64;
     o.symbols.little = elf.little;
     if (sym != nullptr && sym->size != 0 && sym->entsize != 0) {
-      if (sym->entsize != (elf.is64 ? 24u : 16u)) return bad(name, sym->offset, "symbol table entry size " + std::to_string(sym->entsize));
+      if (sym->entsize != (elf.is64 ? 24u : 16u))
+        return bad(name, sym->offset, "symbol table entry size " + std::to_string(sym->entsize));
       o.symbols.symtab = elf.contents(all, *sym);
       if (sym->link < elf.sections.size()) o.symbols.strtab = elf.contents(all, elf.sections[sym->link]);
     } else if (const ElfSection* str = elf.find(dynstr ? ".dynstr" : ".strtab")) {
@@ -189,7 +199,8 @@ Result<CtfFile> ctf_open_bytes(Bytes bytes, std::string name, const CtfFileOptio
     std::optional<CtfDict> parent;
     for (const auto& m : members) {
       if (m.name != options.parent_member) continue;
-      MMAR_ASSIGN(CtfDict p, CtfDict::open(bytes.subspan(m.dict.data() - all.data(), m.dict.size()), name + ": " + m.name, o));
+      MMAR_ASSIGN(CtfDict p,
+                  CtfDict::open(bytes.subspan(m.dict.data() - all.data(), m.dict.size()), name + ": " + m.name, o));
       parent = std::move(p);
       break;
     }
@@ -200,7 +211,8 @@ Result<CtfFile> ctf_open_bytes(Bytes bytes, std::string name, const CtfFileOptio
       }
       CtfOpenOptions mo = o;
       if (parent && has_parent_name(m.dict)) mo.parent = &*parent;
-      MMAR_ASSIGN(CtfDict d, CtfDict::open(bytes.subspan(m.dict.data() - all.data(), m.dict.size()), name + ": " + m.name, mo));
+      MMAR_ASSIGN(CtfDict d,
+                  CtfDict::open(bytes.subspan(m.dict.data() - all.data(), m.dict.size()), name + ": " + m.name, mo));
       file.dicts.push_back({m.name, std::move(d)});
     }
     return file;

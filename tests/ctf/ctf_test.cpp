@@ -65,8 +65,8 @@ char* indent_line(ctf_sect_names_t, char* line, void*) {
   return s;
 }
 std::string libctf_dump(ctf_dict_t* fp) {
-  static const char* const kThings[] = {"Header", "Labels", "Data objects", "Function objects",
-                                        "Variables", "Types", "Strings"};
+  static const char* const kThings[] = {"Header",    "Labels", "Data objects", "Function objects",
+                                        "Variables", "Types",  "Strings"};
   std::string out;
   for (int i = 0; i < 7; ++i) {
     out += std::string("\n  ") + kThings[i] + ":\n";
@@ -203,8 +203,8 @@ struct DictBuilder {
     }
     const uint32_t stroff = static_cast<uint32_t>(body.size());
     body += strtab;
-    uint32_t fields[12] = {0, parname, cuname, lbloff, objtoff, funcoff, idxoff, idxoff, varoff, typeoff, stroff,
-                           static_cast<uint32_t>(strtab.size())};
+    uint32_t fields[12] = {0,      parname, cuname, lbloff,  objtoff, funcoff,
+                           idxoff, idxoff,  varoff, typeoff, stroff,  static_cast<uint32_t>(strtab.size())};
     for (const auto& [i, v] : override_field) fields[i] = v;
     std::string out;
     const uint16_t magic = little ? 0xdff2 : 0xf2df;
@@ -247,9 +247,9 @@ DictBuilder every_kind() {
   const uint32_t sl = b.slice(i, 3, 5);
   const uint32_t en = b.enumeration("colour", {{"RED", 0}, {"GREEN", 1}, {"BLUE", -7}});
   const uint32_t un = b.record(7, "u", 8, {{"a", i, 0}, {"b", f, 0}, {"p", pc, 0}});
-  const uint32_t st = b.record(6, "s", 64,
-                               {{"x", i, 0}, {"y", sl, 32}, {"z", arr, 64}, {"", un, 320}, {"e", en, 384},
-                                {"fp", b.pointer(fn), 448}});
+  const uint32_t st =
+      b.record(6, "s", 64,
+               {{"x", i, 0}, {"y", sl, 32}, {"z", arr, 64}, {"", un, 320}, {"e", en, 384}, {"fp", b.pointer(fn), 448}});
   b.add(b.str("odd"), 0, 0, 0);  // CTF_K_UNKNOWN
   // A struct over CTF_LSTRUCT_THRESH: large members; and one over 4 GiB:
   // the large size form.
@@ -359,10 +359,12 @@ int sys_main(void) { return 0; }
 FILE *sys_file; struct stat sys_st; pthread_mutex_t sys_mu; struct sockaddr_in6 sys_sa;
 )");
     spit(d + "/stress.c", kStress);
-    spit(d + "/a.c", "struct s { int x; long y; };\nstruct s sa; int ia = 3;\nstatic int sta = 5;\n"
-                     "int fa(struct s *p) { return p->x + sta; }\nstruct only_a { char c; } oa;\n");
-    spit(d + "/b.c", "struct s { int x; char y; };\nunion u { int a; float b; };\nunion u ub; double db[4];\n"
-                     "int fb(union u *p, ...) { return p->a; }\nint ia2;\n");
+    spit(d + "/a.c",
+         "struct s { int x; long y; };\nstruct s sa; int ia = 3;\nstatic int sta = 5;\n"
+         "int fa(struct s *p) { return p->x + sta; }\nstruct only_a { char c; } oa;\n");
+    spit(d + "/b.c",
+         "struct s { int x; char y; };\nunion u { int a; float b; };\nunion u ub; double db[4];\n"
+         "int fb(union u *p, ...) { return p->a; }\nint ia2;\n");
     const std::string cc = "cd '" + d + "' && gcc -gctf -fno-eliminate-unused-debug-types ";
     const std::vector<std::pair<std::string, std::string>> builds = {
         {"sys.o", "-c sys.c -o sys.o"},
@@ -376,7 +378,8 @@ FILE *sys_file; struct stat sys_st; pthread_mutex_t sys_mu; struct sockaddr_in6 
         // Relocatable links: one merged dict, and (sharing duplicated types)
         // an archive whose dicts libctf writes compressed when large.
         {"relocatable.o", "ld -r a.o b.o stress.o -o relocatable.o"},
-        {"relocatable_shared.o", "ld -r --ctf-share-types=share-duplicated a.o b.o stress.o sys.o -o relocatable_shared.o"},
+        {"relocatable_shared.o",
+         "ld -r --ctf-share-types=share-duplicated a.o b.o stress.o sys.o -o relocatable_shared.o"},
     };
     for (const auto& [name, args] : builds) {
       std::string log;
@@ -469,7 +472,13 @@ TEST_F(CtfCorpus, TypesEqualLibctf) {
       }
       ASSERT_NE(d, nullptr) << path << ": " << member;
       uint32_t theirs = 0;
-      ctf_type_iter_all(fp, [](ctf_id_t, int, void* n) { ++*static_cast<uint32_t*>(n); return 0; }, &theirs);
+      ctf_type_iter_all(
+          fp,
+          [](ctf_id_t, int, void* n) {
+            ++*static_cast<uint32_t*>(n);
+            return 0;
+          },
+          &theirs);
       ASSERT_EQ(d->type_count(), theirs) << path << " " << member;
       for (uint32_t index = 1; index <= d->type_count(); ++index) {
         const uint32_t id = d->id_of_index(index);
@@ -543,8 +552,7 @@ TEST_F(CtfCorpus, CompressedDictsEqualLibctf) {
       // Children need their parent, linked dicts (CTF_F_DYNSTR) their ELF
       // string table: both are dumped from their files above.
       if (ctf_parent_name(fp) == nullptr && (static_cast<const uint8_t*>(data.cts_data)[3] & 0x8) == 0) {
-        const std::string bytes =
-            compress_dict(std::string(static_cast<const char*>(data.cts_data), data.cts_size));
+        const std::string bytes = compress_dict(std::string(static_cast<const char*>(data.cts_data), data.cts_size));
         ctf_dict_t* back = libctf_open_raw(bytes);
         ASSERT_NE(back, nullptr) << path << " " << member << " " << data.cts_size;
         auto d = CtfDict::open(bytes_of(bytes), "compressed");
