@@ -645,6 +645,12 @@ TEST_F(CtfCorpus, CliDumpAndFind) {
   EXPECT_NE(out.find("typedef"), std::string::npos) << out;
   ASSERT_EQ(test::run(std::string(MMAR_BIN) + " ctf find --json '" + f + "' 'enum big_enum'", &out), 0);
   EXPECT_NE(out.find("\"kind\":\"enum\""), std::string::npos) << out;
+  ASSERT_EQ(test::run(std::string(MMAR_BIN) + " ctf dump --json '" + f + "'", &out), 0);
+  EXPECT_EQ(out.rfind("{\"section\":\".ctf\",\"dicts\":[{\"name\":\".ctf\",\"version\":4,", 0), 0u) << out.substr(0, 200);
+  EXPECT_NE(out.find("\"decl\":\"struct bits\""), std::string::npos);
+  EXPECT_NE(out.find("{\"name\":\"BMAX\",\"value\":2147483647}"), std::string::npos);
+  ASSERT_EQ(test::run(std::string(MMAR_BIN) + " ctf --help", &out), 0);
+  EXPECT_NE(out.find("objdump --ctf"), std::string::npos);
   EXPECT_EQ(test::run(std::string(MMAR_BIN) + " ctf find '" + f + "' 'struct nope' 2>/dev/null", &out), 1);
   EXPECT_EQ(test::run(std::string(MMAR_BIN) + " ctf 2>/dev/null", &out), 2);
   std::string err;

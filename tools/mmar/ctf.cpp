@@ -21,10 +21,59 @@ const Verb kCtf{"ctf",
                 "         plain name) in each dict, with ID, kind, size and alignment",
                 {
                     {"ctf-parent", 0, true, "NAME", "the archive member other dicts import as parent (default .ctf)"},
-                    {"json", 'j', false, "", "with find: print JSON lines"},
+                    {"json", 'j', false, "", "print JSON (dump: one document of dicts and types; find: one line per type)"},
                 }};
 
 std::string opt_int(const Result<int64_t>& r) { return r.ok() ? std::to_string(*r) : "-"; }
+std::string json_int(const Result<int64_t>& r) { return r.ok() ? std::to_string(*r) : "null"; }
+
+// dump --json: per dict, its header facts and every type with its C name,
+// size, alignment and members (one JSON document).
+Result<void> dump_json(const CtfFile& file, std::string& out) {
+  out += "{\"section\":" + json_string(file.section) + ",\"dicts\":[";
+  for (size_t i = 0; i < file.dicts.size(); ++i) {
+    const auto& e = file.dicts[i];
+    const CtfDict& d = e.dict;
+    const CtfHeader& h = d.header();
+    out += i ? "," : "";
+    out += "{\"name\":" + json_string(e.name) + ",\"version\":" + std::to_string(h.version) +
+           ",\"flags\":" + std::to_string(h.flags) + ",\"compressed\":" + (d.compressed() ? "true" : "false") +
+           ",\"little_endian\":" + (d.little_endian() ? "true" : "false") +
+           ",\"parent\":" + json_string(d.parent_name()) + ",\"cu\":" + json_string(d.cu_name()) + ",\"types\":[";
+    for (uint32_t index = 1; index <= d.type_count(); ++index) {
+      const uint32_t id = d.id_of_index(index);
+      MMAR_ASSIGN(CtfTypeInfo t, d.type(id));
+      auto decl = d.type_name(id);
+      out += index > 1 ? "," : "";
+      out += "{\"id\":" + std::to_string(id) + ",\"kind\":\"" + ctf_kind_name(t.kind) + "\",\"name\":" +
+             json_string(t.name) + ",\"decl\":" + (decl.ok() ? json_string(*decl) : "null") +
+             ",\"root\":" + (t.root ? "true" : "false") + ",\"size\":" + json_int(d.type_size(id)) +
+             ",\"align\":" + json_int(d.type_align(id));
+      if (t.kind == CtfKind::struct_ || t.kind == CtfKind::union_ || t.kind == CtfKind::enum_) {
+        MMAR_ASSIGN(auto members, d.members(id));
+        out += ",\"members\":[";
+        for (size_t m = 0; m < members.size(); ++m) {
+          out += m ? "," : "";
+          out += "{\"name\":" + json_string(members[m].name);
+          if (t.kind == CtfKind::enum_) {
+            out += ",\"value\":" + std::to_string(members[m].value) + "}";
+          } else {
+            out += ",\"type\":" + std::to_string(members[m].type) +
+                   ",\"bit_offset\":" + std::to_string(members[m].offset) + "}";
+          }
+        }
+        out += "]";
+      } else if (t.kind != CtfKind::integer && t.kind != CtfKind::float_ && t.kind != CtfKind::unknown &&
+                 t.kind != CtfKind::array && t.kind != CtfKind::slice) {
+        out += ",\"ref\":" + std::to_string(t.ref);
+      }
+      out += "}";
+    }
+    out += "]}";
+  }
+  out += "]}\n";
+  return success();
+}
 
 }  // namespace
 
@@ -42,7 +91,7 @@ int run_ctf(int argc, char** argv) {
   if (!file.ok()) return fail(file.error());
   if (sub == "dump") {
     std::string out;
-    auto r = ctf_dump(*file, out);
+    auto r = p.has("json") ? dump_json(*file, out) : ctf_dump(*file, out);
     if (!r.ok()) return fail(r.error());
     if (!write_all(1, reinterpret_cast<const std::byte*>(out.data()), out.size())) {
       return fail(sys_error("write to standard output", errno));
