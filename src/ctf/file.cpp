@@ -163,6 +163,13 @@ bool has_parent_name(std::span<const std::byte> dict) {
   return read_int<uint32_t>(dict.data() + 8, little) != 0;
 }
 
+// `part` (a view into `whole`) as Bytes sharing whole's owner; an empty
+// part (a section with no contents) is an empty Bytes.
+Bytes slice(const Bytes& whole, std::span<const std::byte> part) {
+  if (part.empty()) return whole.subspan(0, 0);
+  return whole.subspan(static_cast<size_t>(part.data() - whole.data()), part.size());
+}
+
 }  // namespace
 
 Result<CtfFile> ctf_open_bytes(Bytes bytes, std::string name, const CtfFileOptions& options) {
@@ -200,7 +207,7 @@ Result<CtfFile> ctf_open_bytes(Bytes bytes, std::string name, const CtfFileOptio
     for (const auto& m : members) {
       if (m.name != options.parent_member) continue;
       MMAR_ASSIGN(CtfDict p,
-                  CtfDict::open(bytes.subspan(m.dict.data() - all.data(), m.dict.size()), name + ": " + m.name, o));
+                  CtfDict::open(slice(bytes, m.dict), name + ": " + m.name, o));
       parent = std::move(p);
       break;
     }
@@ -212,12 +219,12 @@ Result<CtfFile> ctf_open_bytes(Bytes bytes, std::string name, const CtfFileOptio
       CtfOpenOptions mo = o;
       if (parent && has_parent_name(m.dict)) mo.parent = &*parent;
       MMAR_ASSIGN(CtfDict d,
-                  CtfDict::open(bytes.subspan(m.dict.data() - all.data(), m.dict.size()), name + ": " + m.name, mo));
+                  CtfDict::open(slice(bytes, m.dict), name + ": " + m.name, mo));
       file.dicts.push_back({m.name, std::move(d)});
     }
     return file;
   }
-  MMAR_ASSIGN(CtfDict d, CtfDict::open(bytes.subspan(ctf.data() - all.data(), ctf.size()), name, o));
+  MMAR_ASSIGN(CtfDict d, CtfDict::open(slice(bytes, ctf), name, o));
   file.dicts.push_back({".ctf", std::move(d)});
   return file;
 }
