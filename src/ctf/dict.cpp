@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <tuple>
 
 #include "ctf/dict_impl.h"
 #include "support/checked.h"
@@ -13,17 +14,9 @@ namespace mmar {
 
 namespace {
 
-std::string hex(uint64_t v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
-  return buf;
-}
-
-// The one malformed-CTF error: "NAME: WHAT at 0x...". Offsets are of the
-// dict as stored (header included); for a compressed dict, of the inflated
-// sections plus the header size.
+std::string hex(uint64_t v) { return ctf_hex(v); }
 Error malformed(const std::string& name, uint64_t offset, const std::string& what) {
-  return Error(Errc::malformed, name + ": " + what + " at " + hex(offset), offset);
+  return ctf_malformed(name, offset, what);
 }
 
 const char* const kKindNames[] = {"unknown", "integer", "float",   "pointer",  "array", "function", "struct", "union",
@@ -954,9 +947,16 @@ Result<CtfDict> CtfDict::open(Bytes bytes, std::string name, const CtfOpenOption
   if (d.parent && !d.child) {
     return Error(Errc::invalid_argument, d.name + ": a parent was given, but the dict has no parent name");
   }
-  MMAR_TRY(o.check_str(h.parlabel, v3 ? 4 : 4, "parent label"));
-  MMAR_TRY(o.check_str(h.parname, 8, "parent name"));
-  MMAR_TRY(o.check_str(h.cuname, 12, "compilation unit name"));
+  // Header string fields: offsets of the fields themselves.
+  for (const auto& [ref, at, what] : {std::tuple<uint32_t, uint32_t, const char*>{h.parlabel, 4, "parent label"},
+                                      {h.parname, 8, "parent name"},
+                                      {h.cuname, 12, "compilation unit name"}}) {
+    if (!o.str_ok(ref)) {
+      return malformed(
+          d.name, at,
+          std::string(what) + ": string offset " + hex(ref & ctf::kNameOffsetMask) + " resolves in no string table");
+    }
+  }
   MMAR_TRY(o.index_types());
   MMAR_TRY(o.check_types());
   MMAR_TRY(o.check_sections());

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdio>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -124,6 +125,20 @@ struct CtfDict::Impl {
 
   std::vector<CtfDict::Symbol> symbols(bool functions) const;
 };
+
+inline std::string ctf_hex(uint64_t v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+// The one malformed-CTF error, for dicts, archives and ELF containers alike:
+// "NAME: WHAT at 0x...", NAME being the file (and archive member). Offsets
+// are of the dict as stored (header included) or of the file; for a
+// compressed dict's sections, of the inflated sections plus the header.
+inline Error ctf_malformed(const std::string& name, uint64_t offset, const std::string& what) {
+  return Error(Errc::malformed, name + ": " + what + " at " + ctf_hex(offset), offset);
+}
 
 // Limit on recursion through type chains (names, sizes, member visits): a
 // valid dict has no cycles, but a chain may still be long.

@@ -12,9 +12,7 @@ namespace mmar {
 namespace {
 
 Error bad(const std::string& name, uint64_t offset, const std::string& what) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(offset));
-  return Error(Errc::malformed, name + ": " + what + " at " + buf, offset);
+  return ctf_malformed(name, offset, what);
 }
 
 struct ElfSection {
@@ -206,8 +204,7 @@ Result<CtfFile> ctf_open_bytes(Bytes bytes, std::string name, const CtfFileOptio
     std::optional<CtfDict> parent;
     for (const auto& m : members) {
       if (m.name != options.parent_member) continue;
-      MMAR_ASSIGN(CtfDict p,
-                  CtfDict::open(slice(bytes, m.dict), name + ": " + m.name, o));
+      MMAR_ASSIGN(CtfDict p, CtfDict::open(slice(bytes, m.dict), name + ": " + m.name, o));
       parent = std::move(p);
       break;
     }
@@ -218,8 +215,7 @@ Result<CtfFile> ctf_open_bytes(Bytes bytes, std::string name, const CtfFileOptio
       }
       CtfOpenOptions mo = o;
       if (parent && has_parent_name(m.dict)) mo.parent = &*parent;
-      MMAR_ASSIGN(CtfDict d,
-                  CtfDict::open(slice(bytes, m.dict), name + ": " + m.name, mo));
+      MMAR_ASSIGN(CtfDict d, CtfDict::open(slice(bytes, m.dict), name + ": " + m.name, mo));
       file.dicts.push_back({m.name, std::move(d)});
     }
     return file;
