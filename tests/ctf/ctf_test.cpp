@@ -8,12 +8,14 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <map>
 #include <memory>
 #include <random>
+#include <thread>
 
 #include "mmar/ctf.h"
 #include "support/endian.h"
@@ -612,6 +614,28 @@ TEST_F(CtfCorpus, MutatedDictsDumpAsLibctf) {
   EXPECT_GT(compared, 500u);
 }
 
+// The header promises thread safety: threads sharing one fresh dict race to
+// build the lazy name index and query types (run under ThreadSanitizer by
+// ./x tsan).
+TEST_F(CtfCorpus, ThreadsShareADict) {
+  auto f = ctf_open_file(dir->path() + "/sys.o");
+  ASSERT_TRUE(f.ok());
+  const CtfDict d = f->dicts[0].dict;
+  std::vector<std::thread> threads;
+  std::atomic<int> found{0};
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      for (const char* name : {"struct stat", "FILE", "pthread_mutex_t", "struct sockaddr_in6", "struct bpf_insn"}) {
+        auto id = d.find(name);
+        if (id.ok() && d.type_name(*id).ok() && d.type_size(*id).ok()) ++found;
+      }
+      for (uint32_t id = 1 + t; id <= d.type_count(); id += 8) (void)d.type_align(id);
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(found.load(), 8 * 5);
+}
+
 TEST_F(CtfCorpus, ElfSectionZeroIsNeverRead) {
   // The symbol table's string table link pointing at section 0, whose
   // offset is out of the file (found by the fuzzer: a span past the end).
@@ -646,7 +670,8 @@ TEST_F(CtfCorpus, CliDumpAndFind) {
   ASSERT_EQ(test::run(std::string(MMAR_BIN) + " ctf find --json '" + f + "' 'enum big_enum'", &out), 0);
   EXPECT_NE(out.find("\"kind\":\"enum\""), std::string::npos) << out;
   ASSERT_EQ(test::run(std::string(MMAR_BIN) + " ctf dump --json '" + f + "'", &out), 0);
-  EXPECT_EQ(out.rfind("{\"section\":\".ctf\",\"dicts\":[{\"name\":\".ctf\",\"version\":4,", 0), 0u) << out.substr(0, 200);
+  EXPECT_EQ(out.rfind("{\"section\":\".ctf\",\"dicts\":[{\"name\":\".ctf\",\"version\":4,", 0), 0u)
+      << out.substr(0, 200);
   EXPECT_NE(out.find("\"decl\":\"struct bits\""), std::string::npos);
   EXPECT_NE(out.find("{\"name\":\"BMAX\",\"value\":2147483647}"), std::string::npos);
   ASSERT_EQ(test::run(std::string(MMAR_BIN) + " ctf --help", &out), 0);
