@@ -101,6 +101,7 @@ const char* ctf_kind_name(CtfKind kind) {
 // Records and queries.
 
 std::optional<std::string_view> CtfDict::Impl::str(uint32_t ref) const {
+  if (ref == 0) return std::string_view();  // "no name", even with an empty table (as libctf)
   const uint32_t off = ref & ctf::kNameOffsetMask;
   if (ctf::name_stid(ref) == 0) {
     if (off >= strs_len) return std::nullopt;
@@ -594,6 +595,7 @@ struct Opener {
   Error bad(uint64_t sect_off, const std::string& what) const { return malformed(d.name, base + sect_off, what); }
 
   bool str_ok(uint32_t ref) const {
+    if (ref == 0) return true;  // "no name", even with an empty string table
     if (ctf::name_stid(ref) == 0) return (ref & ctf::kNameOffsetMask) < d.strs_len;
     return d.str(ref).has_value();  // no table supplied: refused, as libctf refuses it
   }

@@ -746,6 +746,19 @@ TEST(CtfBuilt, HugeSizesPrintAsLibctf) {
   ctf_dict_close(fp);
 }
 
+TEST(CtfBuilt, EmptyStringTable) {
+  DictBuilder b;
+  b.strtab.clear();
+  b.add(0, 3, 0, 0);  // an unnamed pointer to void
+  b.add(0, 6, 0, 0);  // an unnamed empty struct
+  b.add(0, 1, 0, 4, {1u << 24 | 32});  // an integer without a name: no C name, left out of the dump
+  const std::string bytes = b.build();
+  ctf_dict_t* fp = libctf_open_raw(bytes);
+  ASSERT_NE(fp, nullptr);
+  EXPECT_EQ(our_dict_dump(bytes), libctf_dump(fp));
+  ctf_dict_close(fp);
+}
+
 TEST(CtfBuilt, Version2Header) {
   DictBuilder b = every_kind();
   b.version = 3;
