@@ -579,6 +579,7 @@ TEST_F(CtfCorpus, CompressedDictsEqualLibctf) {
 TEST_F(CtfCorpus, MutatedDictsDumpAsLibctf) {
   size_t compared = 0;
   uint32_t seed = 1;
+  std::vector<std::pair<std::string, std::string>> inputs;
   for (const char* name : {"stress.o", "a.o", "b.o"}) {
     int err = 0;
     ctf_archive_t* arc = ctf_open((dir->path() + "/" + name).c_str(), nullptr, &err);
@@ -586,12 +587,17 @@ TEST_F(CtfCorpus, MutatedDictsDumpAsLibctf) {
     ctf_dict_t* fp = ctf_dict_open(arc, nullptr, &err);
     ASSERT_NE(fp, nullptr);
     const ctf_sect_t data = ctf_getdatasect(fp);
-    const std::string orig(static_cast<const char*>(data.cts_data), data.cts_size);
+    inputs.emplace_back(name, std::string(static_cast<const char*>(data.cts_data), data.cts_size));
     ctf_dict_close(fp);
     ctf_close(arc);
+  }
+  // And the builder's dict of every kind, big-endian (swapped in place).
+  inputs.emplace_back("every_kind big-endian", every_kind().build(false));
+  for (const auto& [name, orig] : inputs) {
     std::mt19937 rng(seed++);
     for (int k = 0; k < 800; ++k) {
       std::string m = orig;
+      ASSERT_GT(m.size(), 52u);
       for (int f = 1 + static_cast<int>(rng() % 4); f > 0; --f) {
         const size_t at = 52 + rng() % (m.size() - 52);  // past the header: sections and records
         switch (rng() % 3) {
@@ -611,7 +617,7 @@ TEST_F(CtfCorpus, MutatedDictsDumpAsLibctf) {
       ++compared;
     }
   }
-  EXPECT_GT(compared, 500u);
+  EXPECT_GT(compared, 800u);
 }
 
 // The header promises thread safety: threads sharing one fresh dict race to
