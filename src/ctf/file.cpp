@@ -208,6 +208,10 @@ Result<CtfFile> ctf_open_bytes(Bytes bytes, std::string name, const CtfFileOptio
       parent = std::move(p);
       break;
     }
+    if (!parent) {  // objdump refuses the file likewise ("Name not found in CTF archive")
+      return Error(Errc::not_found,
+                   name + ": no member '" + options.parent_member + "' (the parent) in the CTF archive");
+    }
     for (const auto& m : members) {
       if (parent && m.name == options.parent_member) {
         file.dicts.push_back({m.name, *parent});

@@ -438,6 +438,18 @@ TEST_F(CtfCorpus, LinkedArchivesHaveParentAndChildren) {
     EXPECT_EQ(d.first_id(), 0x80000001u);
     ASSERT_TRUE(d.parent().has_value());
   }
+  // --ctf-parent: the default named, and a name no member has (objdump
+  // refuses the file).
+  CtfFileOptions o;
+  o.parent_member = ".ctf";
+  std::string a, b;
+  ASSERT_TRUE(ctf_dump(*ctf_open_file(dir->path() + "/shared.so", o), a).ok());
+  ASSERT_TRUE(ctf_dump(*f, b).ok());
+  EXPECT_EQ(a, b);
+  o.parent_member = "nonexistent";
+  auto missing = ctf_open_file(dir->path() + "/shared.so", o);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.error().code(), Errc::not_found);
   // A child's "struct s" is its own (the CUs disagree), "int" the parent's.
   bool saw_child_s = false;
   for (const auto& e : f->dicts) {
@@ -755,8 +767,8 @@ TEST(CtfBuilt, HugeSizesPrintAsLibctf) {
 TEST(CtfBuilt, EmptyStringTable) {
   DictBuilder b;
   b.strtab.clear();
-  b.add(0, 3, 0, 0);  // an unnamed pointer to void
-  b.add(0, 6, 0, 0);  // an unnamed empty struct
+  b.add(0, 3, 0, 0);                   // an unnamed pointer to void
+  b.add(0, 6, 0, 0);                   // an unnamed empty struct
   b.add(0, 1, 0, 4, {1u << 24 | 32});  // an integer without a name: no C name, left out of the dump
   const std::string bytes = b.build();
   ctf_dict_t* fp = libctf_open_raw(bytes);
