@@ -187,7 +187,9 @@ struct CtfFile {
 };
 
 struct CtfFileOptions {
-  // The archive member to import as parent (objdump --ctf-parent); default ".ctf".
+  // The archive member the other dicts import as parent (objdump
+  // --ctf-parent); default ".ctf". An archive without it is refused
+  // (Errc::not_found), as objdump refuses it.
   std::string parent_member = ".ctf";
 };
 
