@@ -383,6 +383,33 @@ FILE *sys_file; struct stat sys_st; pthread_mutex_t sys_mu; struct sockaddr_in6 
         {"relocatable_shared.o",
          "ld -r --ctf-share-types=share-duplicated a.o b.o stress.o sys.o -o relocatable_shared.o"},
     };
+    // Many CUs, one header each (glibc's and the kernel's views of the same
+    // types disagree across CUs): a CTF archive of many children.
+    std::string cus;
+    int n = 0;
+    for (const char* h : {"linux/types.h",   "linux/if.h",        "sys/socket.h",    "netinet/in.h",
+                          "linux/tcp.h",     "linux/ip.h",        "linux/ipv6.h",    "linux/if_ether.h",
+                          "linux/netlink.h", "linux/rtnetlink.h", "linux/ethtool.h", "linux/perf_event.h",
+                          "linux/bpf.h",     "linux/input.h",     "linux/fs.h",      "linux/stat.h",
+                          "linux/time.h",    "sys/stat.h",        "stdio.h",         "signal.h",
+                          "linux/signal.h",  "sys/time.h",        "time.h",          "linux/sched.h",
+                          "sched.h",         "linux/fcntl.h",     "fcntl.h"}) {
+      const std::string c = d + "/cu" + std::to_string(n) + ".c";
+      spit(c, std::string("#include <") + h + ">\nint cu" + std::to_string(n) + "(void) { return " + std::to_string(n) +
+                  "; }\n");
+      std::string cu_log;
+      if (test::run(cc + "-fPIC -c " + c + " -o " + c + ".o 2>&1", &cu_log) == 0) cus += " " + c + ".o";
+      ++n;
+    }
+    std::string link_log;
+    if (test::run(cc + "-shared -Wl,--ctf-share-types=share-duplicated" + cus + " -o many_cus.so 2>&1", &link_log) ==
+            0 &&
+        test::run(cc + "-shared" + cus + " -o many_cus_unshared.so 2>&1", &link_log) == 0) {
+      files->push_back(d + "/many_cus.so");
+      files->push_back(d + "/many_cus_unshared.so");
+    } else {
+      *build_error += "many_cus: " + link_log;
+    }
     for (const auto& [name, args] : builds) {
       std::string log;
       const std::string cmd = args.rfind("ld ", 0) == 0 ? "cd '" + d + "' && " + args : cc + args;
@@ -412,7 +439,7 @@ std::vector<std::string>* CtfCorpus::files = new std::vector<std::string>;
 std::string* CtfCorpus::build_error = new std::string;
 
 TEST_F(CtfCorpus, DumpEqualsObjdump) {
-  ASSERT_GE(files->size(), 6u);
+  ASSERT_GE(files->size(), 10u);
   for (const auto& f : *files) {
     const std::string want = objdump_ctf(f);
     ASSERT_FALSE(want.empty()) << f;
