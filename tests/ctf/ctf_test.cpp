@@ -7,10 +7,16 @@
 #include <gtest/gtest.h>
 #include <zlib.h>
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <algorithm>
 #include <atomic>
+
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -29,7 +35,6 @@ extern "C" const char* __lsan_default_suppressions() { return "leak:libctf.so\nl
 namespace mmar {
 namespace {
 
-using test::TempDir;
 
 void spit(const std::string& path, const std::string& text) {
   std::ofstream out(path, std::ios::binary);
@@ -306,14 +311,43 @@ char **f_ptr(const char *const *p, size_t n) { (void)n; return (char **)p; }
 
 class CtfCorpus : public ::testing::Test {
  protected:
+  // The corpus lives in the build tree and is built once per test binary:
+  // ctest runs each test in its own process, so the first process builds it
+  // (under a lock: ctest -j runs several) and stamps it with the binary's
+  // identity; the others, and later runs of the same binary, reuse it.
   static void SetUpTestSuite() {
-    dir = new TempDir;
     std::string out;
     if (test::run("gcc -gctf -x c -c -o /dev/null - </dev/null 2>&1", &out) != 0) {
       skip_reason = new std::string("gcc has no -gctf: " + out);
       return;
     }
-    const std::string d = dir->path();
+    corpus = new std::string(MMAR_CTF_CORPUS_DIR);
+    std::filesystem::create_directories(*corpus);
+    const int lock = ::open((*corpus + "/.lock").c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
+    ASSERT_GE(lock, 0);
+    ASSERT_EQ(flock(lock, LOCK_EX), 0);
+    struct stat self {};
+    ASSERT_EQ(stat("/proc/self/exe", &self), 0);
+    const std::string key = std::to_string(self.st_size) + ":" + std::to_string(self.st_mtim.tv_sec) + "." +
+                            std::to_string(self.st_mtim.tv_nsec);
+    std::ifstream stamp(*corpus + "/stamp");
+    std::string line;
+    if (std::getline(stamp, line) && line == key) {
+      while (std::getline(stamp, line)) files->push_back(line);
+    } else {
+      std::filesystem::remove(*corpus + "/stamp");
+      build_corpus(*corpus);
+      if (build_error->empty()) {
+        std::ofstream out_stamp(*corpus + "/stamp");
+        out_stamp << key << "\n";
+        for (const auto& f : *files) out_stamp << f << "\n";
+      }
+    }
+    flock(lock, LOCK_UN);
+    ::close(lock);
+  }
+
+  static void build_corpus(const std::string& d) {
     spit(d + "/sys.c", R"(#define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
@@ -420,20 +454,17 @@ FILE *sys_file; struct stat sys_st; pthread_mutex_t sys_mu; struct sockaddr_in6 
       }
     }
   }
-  static void TearDownTestSuite() {
-    delete dir;
-    dir = nullptr;
-  }
   void SetUp() override {
     if (skip_reason) GTEST_SKIP() << *skip_reason;
     ASSERT_TRUE(build_error->empty()) << *build_error;
   }
-  static TempDir* dir;
+  static const std::string& dir() { return *corpus; }
+  static std::string* corpus;
   static std::string* skip_reason;
   static std::vector<std::string>* files;
   static std::string* build_error;
 };
-TempDir* CtfCorpus::dir = nullptr;
+std::string* CtfCorpus::corpus = nullptr;
 std::string* CtfCorpus::skip_reason = nullptr;
 std::vector<std::string>* CtfCorpus::files = new std::vector<std::string>;
 std::string* CtfCorpus::build_error = new std::string;
@@ -453,7 +484,7 @@ TEST_F(CtfCorpus, DumpEqualsObjdump) {
 }
 
 TEST_F(CtfCorpus, LinkedArchivesHaveParentAndChildren) {
-  auto f = ctf_open_file(dir->path() + "/shared.so");
+  auto f = ctf_open_file(dir() + "/shared.so");
   ASSERT_TRUE(f.ok()) << f.error().message();
   ASSERT_GE(f->dicts.size(), 3u);
   EXPECT_EQ(f->dicts[0].name, ".ctf");
@@ -470,11 +501,11 @@ TEST_F(CtfCorpus, LinkedArchivesHaveParentAndChildren) {
   CtfFileOptions o;
   o.parent_member = ".ctf";
   std::string a, b;
-  ASSERT_TRUE(ctf_dump(*ctf_open_file(dir->path() + "/shared.so", o), a).ok());
+  ASSERT_TRUE(ctf_dump(*ctf_open_file(dir() + "/shared.so", o), a).ok());
   ASSERT_TRUE(ctf_dump(*f, b).ok());
   EXPECT_EQ(a, b);
   o.parent_member = "nonexistent";
-  auto missing = ctf_open_file(dir->path() + "/shared.so", o);
+  auto missing = ctf_open_file(dir() + "/shared.so", o);
   ASSERT_FALSE(missing.ok());
   EXPECT_EQ(missing.error().code(), Errc::not_found);
   // A child's "struct s" is its own (the CUs disagree), "int" the parent's.
@@ -621,7 +652,7 @@ TEST_F(CtfCorpus, MutatedDictsDumpAsLibctf) {
   std::vector<std::pair<std::string, std::string>> inputs;
   for (const char* name : {"stress.o", "a.o", "b.o"}) {
     int err = 0;
-    ctf_archive_t* arc = ctf_open((dir->path() + "/" + name).c_str(), nullptr, &err);
+    ctf_archive_t* arc = ctf_open((dir() + "/" + name).c_str(), nullptr, &err);
     ASSERT_NE(arc, nullptr);
     ctf_dict_t* fp = ctf_dict_open(arc, nullptr, &err);
     ASSERT_NE(fp, nullptr);
@@ -663,7 +694,7 @@ TEST_F(CtfCorpus, MutatedDictsDumpAsLibctf) {
 // build the lazy name index and query types (run under ThreadSanitizer by
 // ./x tsan).
 TEST_F(CtfCorpus, ThreadsShareADict) {
-  auto f = ctf_open_file(dir->path() + "/sys.o");
+  auto f = ctf_open_file(dir() + "/sys.o");
   ASSERT_TRUE(f.ok());
   const CtfDict d = f->dicts[0].dict;
   std::vector<std::thread> threads;
@@ -684,7 +715,7 @@ TEST_F(CtfCorpus, ThreadsShareADict) {
 TEST_F(CtfCorpus, ElfSectionZeroIsNeverRead) {
   // The symbol table's string table link pointing at section 0, whose
   // offset is out of the file (found by the fuzzer: a span past the end).
-  auto elf = test::read_file(dir->path() + "/a.o");
+  auto elf = test::read_file(dir() + "/a.o");
   ASSERT_GT(elf.size(), 64u);
   const uint64_t shoff = read_int<uint64_t>(elf.data() + 40, true);
   const uint16_t shnum = read_int<uint16_t>(elf.data() + 60, true);
@@ -705,7 +736,7 @@ TEST_F(CtfCorpus, ElfSectionZeroIsNeverRead) {
 }
 
 TEST_F(CtfCorpus, CliDumpAndFind) {
-  const std::string f = dir->path() + "/stress.o";
+  const std::string f = dir() + "/stress.o";
   std::string out;
   ASSERT_EQ(test::run(std::string(MMAR_BIN) + " ctf dump '" + f + "'", &out), 0);
   EXPECT_EQ(out, objdump_ctf(f));
