@@ -3,9 +3,13 @@
 //
 // A CtfDict is a zero-copy view of one dict (the bytes of an ELF .ctf
 // section, a raw dict file or one member of a libctf CTF archive): records
-// and strings are read in place, in either byte order. The one allocation
-// is for a compressed dict (CTF_F_COMPRESS), inflated once at open after
-// its claimed size was checked against the header and a limit.
+// and strings are read in place, in either byte order. A compressed dict
+// (CTF_F_COMPRESS) is inflated once at open into one buffer, after its
+// claimed size (the header's cth_stroff + cth_strlen) was checked against a
+// limit and against zlib's largest possible expansion of the stored bytes;
+// any other inflated length is an error. Besides that buffer, a dict owns
+// only its type offset index (one u32 per type, built by the validating
+// walk at open) and, after the first find(), its name index.
 //
 // Opening validates everything before the first lookup: header and section
 // bounds and order, every type record (size, kind, vlen against the type
@@ -95,7 +99,8 @@ struct CtfOpenOptions {
   const CtfDict* parent = nullptr;  // for a child dict: its parent (kept alive)
   CtfSymbols symbols;
   uint32_t pointer_size = 8;  // the data model: LP64 (8) or ILP32 (4), as libctf's ctd_pointer
-  // A compressed dict may claim at most this many inflated bytes.
+  // A compressed dict may claim at most this many inflated bytes (and at
+  // most 1032 times its compressed size, zlib's bound).
   uint64_t max_inflated = uint64_t{1} << 30;
 };
 
