@@ -816,7 +816,9 @@ struct Opener {
       return success();
     };
     MMAR_TRY(symtypes(h.objtoff, h.funcoff, "data object"));
-    MMAR_TRY(symtypes(h.funcoff, h.objtidxoff, "function"));
+    // Without CTF_F_NEWFUNCINFO (v2, old v3) the function section has
+    // another format, which libctf (and so this reader) ignores.
+    if (h.flags & ctf::kFlagNewFuncInfo) MMAR_TRY(symtypes(h.funcoff, h.objtidxoff, "function"));
     for (uint32_t o = h.objtidxoff; o + 4 <= h.varoff; o += 4) {
       MMAR_TRY(check_str(d.u32(o), o, "symbol index entry " + std::to_string((o - h.objtidxoff) / 4)));
     }
