@@ -29,6 +29,7 @@ constexpr VerbEntry kVerbs[] = {
     {"verify", mmar::cli::run_verify, "check every checksum and structure"},
     {"export", mmar::cli::run_export, "write an archive's members as tar, zip or cpio"},
     {"btf", mmar::cli::run_btf, "BTF type information: dump (bpftool-exact), find, stats"},
+    {"ctf", mmar::cli::run_ctf, "CTF type information: dump (objdump --ctf exact), find"},
     {"map", mmar::cli::run_map, "map an ELF object as ld.so would and print the mappings"},
     {"exec", mmar::cli::run_exec, "run a program from an archive without extracting it"},
 #ifdef MMAR_HAVE_FUSE

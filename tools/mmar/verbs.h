@@ -11,6 +11,7 @@ int run_cat(int argc, char** argv);
 int run_info(int argc, char** argv);
 int run_verify(int argc, char** argv);
 int run_btf(int argc, char** argv);
+int run_ctf(int argc, char** argv);
 int run_map(int argc, char** argv);
 int run_exec(int argc, char** argv);
 int run_mount(int argc, char** argv);

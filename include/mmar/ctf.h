@@ -1,0 +1,216 @@
+// SPDX-License-Identifier: BSD-2-Clause
+// CTF: read, look up and print Compact C Type Format dicts (binutils libctf's
+// format, CTF_VERSION_3 as binutils 2.40 writes it; CTF_VERSION_2 too).
+//
+// A CtfDict is a zero-copy view of one dict (the bytes of an ELF .ctf
+// section, a raw dict file or one member of a libctf CTF archive): records
+// and strings are read in place, in either byte order. A compressed dict
+// (CTF_F_COMPRESS) is inflated once at open into one buffer, after its
+// claimed size (the header's cth_stroff + cth_strlen) was checked against a
+// limit and against zlib's largest possible expansion of the stored bytes;
+// any other inflated length is an error. Besides that buffer, a dict owns
+// only its type offset index (one u32 per type, built by the validating
+// walk at open) and, after the first find(), its name index.
+//
+// Opening validates everything before the first lookup: header and section
+// bounds and order, every type record (size, kind, vlen against the type
+// section), every string reference, every referenced type ID, and the
+// absence of reference cycles (naming: pointers, typedefs, qualifiers,
+// slices, arrays, function returns and arguments; layout: typedefs,
+// qualifiers, arrays and struct/union members by value). After a successful
+// open, lookups cannot fail on the dict's own bytes; they fail (as values)
+// only where libctf's do: a forward has no size, type 0 has no record, a
+// child's parent types need the parent.
+//
+// Parent and child: a dict with a parent name is a child; its own type IDs
+// are 0x80000000 | index, IDs at or below 0x7fffffff are its parent's. The
+// parent is given by the caller (CtfOpenOptions::parent) and kept alive.
+//
+// External strings (CTF_STRTAB_1 references, and the symbol names of the
+// data-object and function sections) come from the ELF symbol table and
+// string table the caller supplies (CtfSymbols); ctf_open_file reads them
+// from the ELF object as libctf does (.dynsym/.dynstr for CTF_F_DYNSTR
+// dicts, .symtab/.strtab otherwise). A dict that refers to the ELF string
+// table when none is given is refused at open, as libctf refuses it.
+//
+// CtfDict handles are cheap to copy and thread-safe (the lazy name index is
+// built once under a std::once_flag).
+#pragma once
+
+#include "mmar/export.h"
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "mmar/result.h"
+#include "mmar/source.h"
+
+namespace mmar {
+
+enum class CtfKind : uint8_t {
+  unknown = 0,
+  integer = 1,
+  float_ = 2,
+  pointer = 3,
+  array = 4,
+  function = 5,
+  struct_ = 6,
+  union_ = 7,
+  enum_ = 8,
+  forward = 9,
+  typedef_ = 10,
+  volatile_ = 11,
+  const_ = 12,
+  restrict_ = 13,
+  slice = 14,
+};
+inline constexpr uint8_t kCtfMaxKind = 14;
+
+// "integer", "struct", ... (lower case, as `mmar ctf find` prints them).
+MMAR_API const char* ctf_kind_name(CtfKind kind);
+
+// The preamble and header as stored (a v2 header is upgraded: no CU name,
+// empty index sections at the variable section's offset). Offsets are
+// relative to the end of the header, as in the file.
+struct MMAR_API CtfHeader {
+  uint16_t magic = 0;
+  uint8_t version = 0;
+  uint8_t flags = 0;
+  uint32_t parlabel = 0, parname = 0, cuname = 0;
+  uint32_t lbloff = 0, objtoff = 0, funcoff = 0, objtidxoff = 0, funcidxoff = 0, varoff = 0, typeoff = 0, stroff = 0,
+           strlen = 0;
+};
+
+// An ELF symbol table for the data-object and function sections, and its
+// string table (also CTF_STRTAB_1). Views; the caller keeps them alive as
+// long as the dict.
+struct MMAR_API CtfSymbols {
+  std::span<const std::byte> symtab;  // Elf32_Sym or Elf64_Sym records, ELF order
+  bool elf64 = true;
+  bool little = true;
+  std::span<const std::byte> strtab;
+};
+
+class CtfDict;
+
+struct MMAR_API CtfOpenOptions {
+  const CtfDict* parent = nullptr;  // for a child dict: its parent (kept alive)
+  CtfSymbols symbols;
+  uint32_t pointer_size = 8;  // the data model: LP64 (8) or ILP32 (4), as libctf's ctd_pointer
+  // A compressed dict may claim at most this many inflated bytes (and at
+  // most 1032 times its compressed size, zlib's bound).
+  uint64_t max_inflated = uint64_t{1} << 30;
+};
+
+// One member of a struct or union (not recursed), or of an enum.
+struct MMAR_API CtfMember {
+  std::string_view name;
+  uint32_t type = 0;    // struct/union member
+  uint64_t offset = 0;  // bits, struct/union member
+  int32_t value = 0;    // enum member
+};
+
+struct MMAR_API CtfTypeInfo {
+  uint32_t id = 0;
+  CtfKind kind = CtfKind::unknown;  // as stored (slices are slices)
+  bool root = true;                 // visible (libctf's CTF_ADD_ROOT)
+  std::string_view name;            // raw name, "" when anonymous
+  uint32_t vlen = 0;
+  uint64_t size = 0;  // ctt_size (or the large size) for sized kinds
+  uint32_t ref = 0;   // ctt_type: pointer, typedef, qualifiers, function return, forward's kind
+};
+
+class MMAR_API CtfDict {
+ public:
+  static Result<CtfDict> open(Bytes bytes, std::string name, const CtfOpenOptions& options = {});
+
+  const std::string& name() const;
+  const CtfHeader& header() const;
+  bool little_endian() const;
+  bool compressed() const;
+  bool is_child() const;
+  std::optional<CtfDict> parent() const;
+  // The dict's parent name, CU name ("" when absent).
+  std::string_view parent_name() const;
+  std::string_view cu_name() const;
+
+  uint32_t type_count() const;                 // own types
+  uint32_t first_id() const;                   // 1, or 0x80000001 for a child
+  uint32_t id_of_index(uint32_t index) const;  // index 1..type_count()
+  // A type (own or, for a child, its parent's). Errc::not_found for an ID
+  // out of range, invalid_argument for 0, not_found for a parent type when
+  // no parent was given.
+  Result<CtfTypeInfo> type(uint32_t id) const;
+  // Members of a struct/union or enum (not resolved through typedefs).
+  Result<std::vector<CtfMember>> members(uint32_t id) const;
+
+  // As libctf computes them: ctf_type_aname, ctf_type_size, ctf_type_align,
+  // ctf_type_kind (slices report their target's kind).
+  Result<std::string> type_name(uint32_t id) const;
+  Result<int64_t> type_size(uint32_t id) const;
+  Result<int64_t> type_align(uint32_t id) const;
+  Result<CtfKind> type_kind(uint32_t id) const;
+
+  // A string reference (either table); nullopt if it resolves nowhere.
+  std::optional<std::string_view> str(uint32_t ref) const;
+
+  // As ctf_lookup_by_name: "struct foo", "union u", "enum e", or a plain
+  // name (integer, float, typedef, ...); root types only; a child looks in
+  // its parent when its own types do not have the name. The name index is
+  // built on the first call. Errc::not_found when absent.
+  Result<uint32_t> find(std::string_view name) const;
+
+  // The data-object or function section's (symbol name, type ID) pairs, in
+  // libctf's order (index order when indexed, else ELF symbol order).
+  struct Symbol {
+    std::string_view name;
+    uint32_t type = 0;
+  };
+  std::vector<Symbol> symbols(bool functions) const;
+
+  struct MMAR_LOCAL Impl;  // internal: not exported
+  const Impl& impl() const { return *impl_; }
+
+ private:
+  explicit CtfDict(std::shared_ptr<const Impl> impl) : impl_(std::move(impl)) {}
+  std::shared_ptr<const Impl> impl_;
+};
+
+// Everything `objdump --ctf` shows of one file: the dicts of its .ctf
+// section (a dict or a CTF archive, the archive's ".ctf" member being the
+// parent the others import), each with the file's symbols.
+struct MMAR_API CtfFile {
+  std::string section = ".ctf";  // the section dumped
+  struct Entry {
+    std::string name;  // archive member name; ".ctf" for a lone dict
+    CtfDict dict;
+  };
+  std::vector<Entry> dicts;
+  Bytes bytes;  // keeps the file, symbol table and strings alive
+};
+
+struct MMAR_API CtfFileOptions {
+  // The archive member the other dicts import as parent (objdump
+  // --ctf-parent); default ".ctf". An archive without it is refused
+  // (Errc::not_found), as objdump refuses it.
+  std::string parent_member = ".ctf";
+};
+
+// An ELF object with a .ctf section, a raw CTF dict, or a CTF archive.
+MMAR_API Result<CtfFile> ctf_open_file(const std::string& path, const CtfFileOptions& options = {});
+MMAR_API Result<CtfFile> ctf_open_bytes(Bytes bytes, std::string name, const CtfFileOptions& options = {});
+
+// One dict's dump, exactly as libctf's ctf_dump (binutils 2.40) prints it
+// through objdump: the sections Header, Labels, Data objects, Function
+// objects, Variables, Types and Strings, each introduced by "\n  NAME:\n".
+MMAR_API Result<void> ctf_dump_dict(const CtfDict& dict, std::string& out);
+// `objdump --ctf=.ctf FILE` from the line "Contents of CTF section .ctf:"
+// to the end, byte for byte.
+MMAR_API Result<void> ctf_dump(const CtfFile& file, std::string& out);
+
+}  // namespace mmar

@@ -1,0 +1,132 @@
+// SPDX-License-Identifier: BSD-2-Clause
+// mmar ctf: dump (objdump --ctf exact) and find over ELF objects with a .ctf
+// section, raw CTF dicts and CTF archives.
+#include <cerrno>
+#include <cinttypes>
+#include <cstdio>
+
+#include "cli.h"
+#include "mmar/ctf.h"
+#include "verbs.h"
+
+namespace mmar::cli {
+
+namespace {
+
+const Verb kCtf{"ctf",
+                "dump|find FILE [--ctf-parent NAME] [--json] [NAME...]",
+                "Read CTF (an ELF object's .ctf section, a raw dict or a CTF archive).\n"
+                "  dump   print every dict as `objdump --ctf=.ctf FILE` does, from its\n"
+                "         'Contents of CTF section' line on\n"
+                "  find   print the types named NAME ('struct foo', 'union u', 'enum e' or a\n"
+                "         plain name) in each dict, with ID, kind, size and alignment",
+                {
+                    {"ctf-parent", 0, true, "NAME", "the archive member other dicts import as parent (default .ctf)"},
+                    {"json", 'j', false, "", "print JSON (dump: one document of dicts and types; find: one line per type)"},
+                }};
+
+std::string opt_int(const Result<int64_t>& r) { return r.ok() ? std::to_string(*r) : "-"; }
+std::string json_int(const Result<int64_t>& r) { return r.ok() ? std::to_string(*r) : "null"; }
+
+// dump --json: per dict, its header facts and every type with its C name,
+// size, alignment and members (one JSON document).
+Result<void> dump_json(const CtfFile& file, std::string& out) {
+  out += "{\"section\":" + json_string(file.section) + ",\"dicts\":[";
+  for (size_t i = 0; i < file.dicts.size(); ++i) {
+    const auto& e = file.dicts[i];
+    const CtfDict& d = e.dict;
+    const CtfHeader& h = d.header();
+    out += i ? "," : "";
+    out += "{\"name\":" + json_string(e.name) + ",\"version\":" + std::to_string(h.version) +
+           ",\"flags\":" + std::to_string(h.flags) + ",\"compressed\":" + (d.compressed() ? "true" : "false") +
+           ",\"little_endian\":" + (d.little_endian() ? "true" : "false") +
+           ",\"parent\":" + json_string(d.parent_name()) + ",\"cu\":" + json_string(d.cu_name()) + ",\"types\":[";
+    for (uint32_t index = 1; index <= d.type_count(); ++index) {
+      const uint32_t id = d.id_of_index(index);
+      MMAR_ASSIGN(CtfTypeInfo t, d.type(id));
+      auto decl = d.type_name(id);
+      out += index > 1 ? "," : "";
+      out += "{\"id\":" + std::to_string(id) + ",\"kind\":\"" + ctf_kind_name(t.kind) + "\",\"name\":" +
+             json_string(t.name) + ",\"decl\":" + (decl.ok() ? json_string(*decl) : "null") +
+             ",\"root\":" + (t.root ? "true" : "false") + ",\"size\":" + json_int(d.type_size(id)) +
+             ",\"align\":" + json_int(d.type_align(id));
+      if (t.kind == CtfKind::struct_ || t.kind == CtfKind::union_ || t.kind == CtfKind::enum_) {
+        MMAR_ASSIGN(auto members, d.members(id));
+        out += ",\"members\":[";
+        for (size_t m = 0; m < members.size(); ++m) {
+          out += m ? "," : "";
+          out += "{\"name\":" + json_string(members[m].name);
+          if (t.kind == CtfKind::enum_) {
+            out += ",\"value\":" + std::to_string(members[m].value) + "}";
+          } else {
+            out += ",\"type\":" + std::to_string(members[m].type) +
+                   ",\"bit_offset\":" + std::to_string(members[m].offset) + "}";
+          }
+        }
+        out += "]";
+      } else if (t.kind != CtfKind::integer && t.kind != CtfKind::float_ && t.kind != CtfKind::unknown &&
+                 t.kind != CtfKind::array && t.kind != CtfKind::slice) {
+        out += ",\"ref\":" + std::to_string(t.ref);
+      }
+      out += "}";
+    }
+    out += "]}";
+  }
+  out += "]}\n";
+  return success();
+}
+
+}  // namespace
+
+int run_ctf(int argc, char** argv) {
+  Parsed p = parse(kCtf, argc, argv);
+  if (p.positional.size() < 2) return usage_error("ctf", "expected a subcommand and a FILE");
+  const std::string sub = p.positional[0];
+  const std::string path = p.positional[1];
+  if (sub != "dump" && sub != "find") return usage_error("ctf", "unknown subcommand '" + sub + "'");
+  if (sub == "find" && p.positional.size() < 3) return usage_error("ctf", "find needs at least one NAME");
+  if (sub == "dump" && p.positional.size() > 2) return usage_error("ctf", "dump takes one FILE");
+  CtfFileOptions options;
+  if (p.has("ctf-parent")) options.parent_member = p.get("ctf-parent");
+  auto file = ctf_open_file(path, options);
+  if (!file.ok()) return fail(file.error());
+  if (sub == "dump") {
+    std::string out;
+    auto r = p.has("json") ? dump_json(*file, out) : ctf_dump(*file, out);
+    if (!r.ok()) return fail(r.error());
+    if (!write_all(1, reinterpret_cast<const std::byte*>(out.data()), out.size())) {
+      return fail(sys_error("write to standard output", errno));
+    }
+    return kExitOk;
+  }
+  int rc = kExitOk;
+  for (size_t i = 2; i < p.positional.size(); ++i) {
+    const std::string& name = p.positional[i];
+    bool found = false;
+    for (const auto& e : file->dicts) {
+      auto id = e.dict.find(name);
+      if (!id.ok()) continue;
+      // A child finds its parent's types too: report each type once, in the
+      // dict that owns it.
+      if (e.dict.is_child() && *id <= 0x7fffffffu) continue;
+      found = true;
+      auto t = e.dict.type(*id);
+      auto decl = e.dict.type_name(*id);
+      const char* kind = t.ok() ? ctf_kind_name(t->kind) : "?";
+      if (p.has("json")) {
+        std::printf("{\"dict\":%s,\"name\":%s,\"id\":%u,\"kind\":\"%s\",\"decl\":%s,\"size\":%s,\"align\":%s}\n",
+                    json_string(e.name).c_str(), json_string(name).c_str(), *id, kind,
+                    json_string(decl.ok() ? *decl : "").c_str(), opt_int(e.dict.type_size(*id)).c_str(),
+                    opt_int(e.dict.type_align(*id)).c_str());
+      } else {
+        std::printf("%s: [0x%x] %s '%s' size %s align %s\n", e.name.c_str(), *id, kind,
+                    decl.ok() ? decl->c_str() : name.c_str(), opt_int(e.dict.type_size(*id)).c_str(),
+                    opt_int(e.dict.type_align(*id)).c_str());
+      }
+    }
+    if (!found) rc = fail(Error(Errc::not_found, path + ": no type named '" + name + "'"));
+  }
+  return rc;
+}
+
+}  // namespace mmar::cli
