@@ -20,6 +20,7 @@ else()
   get_filename_component(_libs "${CMAKE_CURRENT_LIST_DIR}/../build/s390x-libs" ABSOLUTE)
 endif()
 set(_libdir "${_libs}/usr/lib/s390x-linux-gnu")
+set(_rootlibdir "${_libs}/lib/s390x-linux-gnu")  # zlib1g's libz.so.1
 
 set(CMAKE_FIND_ROOT_PATH /usr/s390x-linux-gnu "${_libs}")
 set(CMAKE_FIND_ROOT_PATH_MODE_PROGRAM NEVER)
@@ -32,9 +33,9 @@ set(ENV{PKG_CONFIG_LIBDIR} "${_libdir}/pkgconfig:${_libs}/usr/share/pkgconfig")
 set(ENV{PKG_CONFIG_SYSROOT_DIR} "${_libs}")
 set(CMAKE_C_FLAGS_INIT "-isystem ${_libs}/usr/include")
 set(CMAKE_CXX_FLAGS_INIT "-isystem ${_libs}/usr/include")
-set(CMAKE_EXE_LINKER_FLAGS_INIT "-L${_libdir} -Wl,-rpath-link,${_libdir}")
-set(CMAKE_SHARED_LINKER_FLAGS_INIT "-L${_libdir} -Wl,-rpath-link,${_libdir}")
+set(CMAKE_EXE_LINKER_FLAGS_INIT "-L${_libdir} -Wl,-rpath-link,${_libdir}:${_rootlibdir}")
+set(CMAKE_SHARED_LINKER_FLAGS_INIT "-L${_libdir} -Wl,-rpath-link,${_libdir}:${_rootlibdir}")
 
 # ctest (and gtest_discover_tests) run the s390x binaries through qemu-user:
 # -L for the dynamic loader and libc, -E for the unpacked libraries.
-set(CMAKE_CROSSCOMPILING_EMULATOR qemu-s390x -L /usr/s390x-linux-gnu -E "LD_LIBRARY_PATH=${_libdir}")
+set(CMAKE_CROSSCOMPILING_EMULATOR qemu-s390x -L /usr/s390x-linux-gnu -E "LD_LIBRARY_PATH=${_libdir}:${_rootlibdir}")
