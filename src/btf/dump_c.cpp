@@ -525,7 +525,7 @@ class CDumper {
     // what the loop would refuse after printing megabytes.
     if (pad_bits > 0 && next_off > cur_off &&
         static_cast<uint64_t>((next_off - cur_off) / pad_bits) >
-            (out_limit_ - std::min(out_limit_, out_.size())) / 8 + 1) {
+            (out_limit_ - std::min<uint64_t>(out_limit_, out_.size())) / 8 + 1) {
       return (void)fail(0, "the C header would be unreasonably large (padding)");
     }
     while (cur_off != next_off) {
