@@ -10,7 +10,7 @@
 // written in it, changes the text.
 //
 // To remake the goldens after a deliberate change, on x86-64:
-//   MMAR_WRITE_GOLDEN=1 build/release/tests/mmar_tests --gtest_filter='HostWritten.*'
+//   MMAR_WRITE_GOLDEN=1 build/release/tests/mmar_tests --gtest_filter='HostWritten*'
 #include <elf.h>
 #include <gtest/gtest.h>
 #include <xxhash.h>
