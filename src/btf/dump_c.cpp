@@ -161,7 +161,9 @@ class CDumper {
   }
 
   // libbpf's determine_ptr_size: the size of an INT named like `long`,
-  // else the host's.
+  // else 8. (libbpf falls back to the host's pointer size, so a header
+  // would depend on who reads the BTF; here it reads the same on every
+  // host, as libbpf and bpftool read it on a 64-bit one.)
   int pointer_size() const {
     static constexpr std::string_view kLong[] = {"long",
                                                  "long int",
@@ -182,7 +184,7 @@ class CDumper {
         if (n == l) return static_cast<int>(ty.size());
       }
     }
-    return static_cast<int>(sizeof(void*));
+    return 8;
   }
 
   void mark_referenced(const BtfType& ty) {
