@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: BSD-2-Clause
 // libFuzzer target: the BTF parser, raw and split. Input: one mode byte;
-// mode 0: raw BTF; mode 1: a u32 base length, the base BTF, then a split BTF
+// mode 0: raw BTF; mode 1: a u32 base length (little-endian), the base BTF, then a split BTF
 // on it. Invariants, not just "no crash":
 //  - validate() succeeding implies the whole raw dump succeeds;
 //  - the C dump (cycles, deep chains, anonymous loops) never crashes, and
@@ -130,8 +130,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return 0;
   }
   if (size < 4) return 0;
-  uint32_t base_len;
-  std::memcpy(&base_len, data, 4);
+  // Little-endian like the format, so a seed reads the same on every host.
+  const uint32_t base_len = uint32_t{data[0]} | uint32_t{data[1]} << 8 | uint32_t{data[2]} << 16 | uint32_t{data[3]} << 24;
   data += 4;
   size -= 4;
   if (base_len > size) return 0;

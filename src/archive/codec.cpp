@@ -6,6 +6,7 @@
 #include <zstd_errors.h>
 
 #include <algorithm>
+#include <limits>
 #include <memory>
 #include <new>
 
@@ -259,7 +260,9 @@ Result<std::vector<std::byte>> xz_decompress(std::span<const std::byte> in, size
 
 }  // namespace
 
-Result<std::vector<std::byte>> decompress(Codec codec, std::span<const std::byte> in, size_t size) {
+// `size` is the index's u64, checked before it is narrowed: on a 32-bit host
+// a size_t parameter truncated 2^39 to 0 before the bound saw it.
+Result<std::vector<std::byte>> decompress(Codec codec, std::span<const std::byte> in, uint64_t size) {
   // Never allocate on a size word alone (the index's me_size or a frame
   // header's content size): a declared size the stored bytes cannot produce
   // is refused up front, and the output buffer grows with what the stream
@@ -271,12 +274,16 @@ Result<std::vector<std::byte>> decompress(Codec codec, std::span<const std::byte
                                       " bytes is more than " + n(in.size()) + " stored bytes can inflate to (at most " +
                                       n(bound) + ")");
   }
+  if (size > std::numeric_limits<size_t>::max()) {
+    return Error(Errc::limit, std::string(codec_name(codec)) + ": " + n(size) +
+                                  " bytes do not fit in this process's address space");
+  }
   try {
     switch (codec) {
       case Codec::none:
       case Codec::extents: break;
-      case Codec::zstd: return zstd_decompress(in, size);
-      case Codec::xz: return xz_decompress(in, size);
+      case Codec::zstd: return zstd_decompress(in, static_cast<size_t>(size));
+      case Codec::xz: return xz_decompress(in, static_cast<size_t>(size));
     }
   } catch (const std::bad_alloc&) {
     return Error(Errc::limit, "cannot allocate memory to inflate " + n(size) + " bytes");

@@ -32,7 +32,7 @@ uint64_t max_inflated_size(Codec codec, uint64_t stored);
 // output that would exceed `size`, a `size` above max_inflated_size) is an
 // Errc::malformed error. Memory grows with the output the stream really
 // produces, never on `size` or a frame header's word alone.
-Result<std::vector<std::byte>> decompress(Codec codec, std::span<const std::byte> in, size_t size);
+Result<std::vector<std::byte>> decompress(Codec codec, std::span<const std::byte> in, uint64_t size);
 
 // One frame of a frame stream (docs/FORMAT.md "Frame streams"): compress
 // `in` into `out` (resized to fit). false, with `out` unspecified, when the

@@ -162,7 +162,9 @@ class CDumper {
   }
 
   // libbpf's determine_ptr_size: the size of an INT named like `long`,
-  // else the host's.
+  // else 8. (libbpf falls back to the host's pointer size, so a header
+  // would depend on who reads the BTF; here it reads the same on every
+  // host, as libbpf and bpftool read it on a 64-bit one.)
   int pointer_size() const {
     static constexpr std::string_view kLong[] = {"long",
                                                  "long int",
@@ -183,7 +185,7 @@ class CDumper {
         if (n == l) return static_cast<int>(ty.size());
       }
     }
-    return static_cast<int>(sizeof(void*));
+    return 8;
   }
 
   void mark_referenced(const BtfType& ty) {
@@ -526,7 +528,7 @@ class CDumper {
     // what the loop would refuse after printing megabytes.
     if (pad_bits > 0 && next_off > cur_off &&
         static_cast<uint64_t>((next_off - cur_off) / pad_bits) >
-            (out_limit_ - std::min(out_limit_, out_.size())) / 8 + 1) {
+            (out_limit_ - std::min<uint64_t>(out_limit_, out_.size())) / 8 + 1) {
       return (void)fail(0, "the C header would be unreasonably large (padding)");
     }
     while (cur_off != next_off) {

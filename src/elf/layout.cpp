@@ -14,12 +14,15 @@ namespace mmar::elf {
 
 namespace {
 
+// Interpreting an object (segments mapped to run) is implemented for the
+// machines below; on any other architecture the library still builds and
+// plan() refuses with Errc::unsupported (EM_NONE matches no object).
 #if defined(__x86_64__)
 constexpr uint16_t kHostMachine = EM_X86_64;
 #elif defined(__aarch64__)
 constexpr uint16_t kHostMachine = EM_AARCH64;
 #else
-#error "mmar's ELF mapping knows x86-64 and AArch64"
+constexpr uint16_t kHostMachine = EM_NONE;
 #endif
 
 constexpr uint64_t kMinFixedAddress = 0x10000;
@@ -47,7 +50,9 @@ Result<void> check_ident(std::span<const std::byte> head, const std::string& nam
     return invalid(name, "ELF byte order " + std::to_string(data) + " is invalid");
   }
   if (cls != ELFCLASS64) return unsupported(name, "a 32-bit ELF object (this process is 64-bit)");
-  if (data != ELFDATA2LSB) return unsupported(name, "a big-endian ELF object (this process is little-endian)");
+  // The objects mmar maps are x86-64 or AArch64 ones: always little-endian,
+  // whatever the host reading them (fields are decoded as such).
+  if (data != ELFDATA2LSB) return unsupported(name, "a big-endian ELF object (only little-endian ones are mapped)");
   if (head.size() < sizeof(Elf64_Ehdr)) return invalid(name, "truncated ELF header");
   return success();
 }
@@ -72,6 +77,9 @@ Result<Layout> plan(std::span<const std::byte> head, uint64_t object_size, uint6
   l.type = u16(head, offsetof(Elf64_Ehdr, e_type));
   const uint16_t machine = u16(head, offsetof(Elf64_Ehdr, e_machine));
   if (!interpret) return l;
+  if (kHostMachine == EM_NONE) {
+    return unsupported(name, "mapping ELF objects to run is implemented on x86-64 and AArch64 only");
+  }
   if (machine != kHostMachine) {
     return unsupported(name, "an ELF object for machine " + std::to_string(machine) + " (this process runs on " +
                                  std::to_string(kHostMachine) + ")");

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <algorithm>
 #include <atomic>
+#include <limits>
 
 #include "support/checked.h"
 #include "support/fd.h"
@@ -103,12 +104,14 @@ static Result<Source> source_from_owned_fd(UniqueFd owned, std::string name, Sou
   // sysfs and procfs files report sizes that need not match their contents,
   // and some cannot be mapped: read those as streams.
   bool regular = S_ISREG(st.st_mode);
-  if (regular && st.st_size > 0 && !options.force_pread) {
+  // A file larger than the address space (a 32-bit process) is read with pread.
+  const bool mappable = static_cast<uint64_t>(st.st_size) <= std::numeric_limits<size_t>::max();
+  if (regular && st.st_size > 0 && mappable && !options.force_pread) {
     void* p = mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_PRIVATE, dup, 0);
     if (p != MAP_FAILED) {
       impl->size = static_cast<uint64_t>(st.st_size);
       auto mapping = std::make_shared<Mapping>(p, impl->size);
-      impl->contiguous = {static_cast<const std::byte*>(p), impl->size};
+      impl->contiguous = {static_cast<const std::byte*>(p), static_cast<size_t>(impl->size)};
       impl->owner = std::move(mapping);
       impl->is_contiguous = true;
       impl->is_mapped = true;

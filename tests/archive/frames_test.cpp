@@ -326,6 +326,7 @@ TEST(Frames, OldSingleStreamArchivesStillRead) {
 }
 
 TEST(Frames, CatStreamsAndFailsNamingTheFrame) {
+  MMAR_SKIP_WITHOUT_CLI();
   TempDir tmp;
   Built b = build();
   test::write_file(tmp / "f.mmar", b.bytes);
@@ -355,6 +356,7 @@ namespace mmar {
 namespace {
 
 TEST(Frames, MembersOfAnotherArchiveAreCopiedAsStoredOrStreamed) {
+  MMAR_SKIP_WITHOUT_CLI();
   TempDir tmp;
   Built b = build();  // zstd, 4 KiB frames
   test::write_file(tmp / "src.mmar", b.bytes);
@@ -397,6 +399,7 @@ namespace mmar {
 namespace {
 
 TEST(Frames, CompactionRefusesDamageInsteadOfCopyingIt) {
+  MMAR_SKIP_WITHOUT_CLI();
   TempDir tmp;
   Built b = build();
   auto a = Archive::open(Source::borrow(b.bytes, "f"));
@@ -421,6 +424,7 @@ TEST(Frames, CompactionRefusesDamageInsteadOfCopyingIt) {
 }
 
 TEST(Frames, ExtractOfVeryDeepNamesKeepsFdsBounded) {
+  MMAR_SKIP_WITHOUT_CLI();
   TempDir tmp;
   std::string deep;
   for (int i = 0; i < 300; ++i) deep += "d/";

@@ -135,6 +135,7 @@ TEST(LyingSize, RealDataNeverExceedsTheBound) {
 }
 
 TEST(LyingSize, CatAndVerifyFailFastWithBoundedMemory) {
+  MMAR_SKIP_WITHOUT_CLI();
   TempDir tmp;
   test::write_file(tmp / "bomb.mmar", archive_with_frame(lying_zstd_frame(kThreeGiB), kThreeGiB));
   for (const char* verb : {"cat", "verify", "extract"}) {

@@ -261,6 +261,7 @@ TEST_F(BtfOracle, FindInFileAgreesWithTheMappedBtf) {
 // the cases it hands to the full path (compressed members, ELF members, an
 // index bound to other bytes).
 TEST_F(BtfOracle, FindInArchiveAgreesWithBtfSet) {
+  MMAR_SKIP_WITHOUT_CLI();
   Objects o;
   auto sh = [](const std::string& c) { ASSERT_EQ(test::run(c + " 2>&1"), 0) << c; };
   // Raw BTF (the .BTF sections), and enough module copies for a name fence.
@@ -376,6 +377,7 @@ TEST_F(BtfOracle, FindInArchiveAgreesWithBtfSet) {
 // The same on a BTF large enough for the interpolated reads to miss and
 // move (60,000 named types, names shared across kinds and repeated).
 TEST(BtfArchive, FindInArchiveOnALargeBtf) {
+  MMAR_SKIP_WITHOUT_CLI();
   TempDir tmp;
   BtfBuilder b;
   auto i32 = b.add_int("int", 4, 1);
@@ -449,6 +451,7 @@ TEST_F(BtfOracle, IndexedLookupsAgreeWithAScan) {
 }
 
 TEST_F(BtfOracle, StoredIndexIsUsedCheckedAndNeverTrustedBlindly) {
+  MMAR_SKIP_WITHOUT_CLI();
   Objects o;
   const std::string m = MMAR_BIN;
   std::string out;
@@ -533,7 +536,10 @@ struct Builder {
   }
   std::vector<std::byte> bytes(uint32_t hdr_len = 24) const {
     std::vector<std::byte> out(hdr_len + types.size() * 4 + strs.size());
-    auto put = [&](size_t at, uint32_t v) { std::memcpy(out.data() + at, &v, 4); };
+    // Little-endian as the magic below says, whatever the host's order.
+    auto put = [&](size_t at, uint32_t v) {
+      for (size_t i = 0; i < 4; ++i) out[at + i] = static_cast<std::byte>(v >> (8 * i));
+    };
     out[0] = std::byte{0x9f};
     out[1] = std::byte{0xeb};
     out[2] = std::byte{1};
@@ -542,7 +548,7 @@ struct Builder {
     put(12, static_cast<uint32_t>(types.size() * 4));
     put(16, static_cast<uint32_t>(types.size() * 4));
     put(20, static_cast<uint32_t>(strs.size()));
-    if (!types.empty()) std::memcpy(out.data() + hdr_len, types.data(), types.size() * 4);
+    for (size_t i = 0; i < types.size(); ++i) put(hdr_len + i * 4, types[i]);
     std::memcpy(out.data() + hdr_len + types.size() * 4, strs.data(), strs.size());
     return out;
   }
@@ -764,6 +770,7 @@ TEST(BtfMalformed, ElfWithoutBtfAndOddInputs) {
 }
 
 TEST(BtfCli, DumpFindStatsAndArchiveMembers) {
+  MMAR_SKIP_WITHOUT_CLI();
   if (!have("bpftool") || !have("pahole")) GTEST_SKIP() << "needs bpftool and pahole";
   Objects o;
   const std::string m = MMAR_BIN;

@@ -77,6 +77,9 @@ std::vector<std::byte> build_both(BtfBuilder& ours, struct btf* lb) {
 TEST(BtfBuilder, SameBytesAsLibbpf) {
   BtfBuilder ours;
   struct btf* lb = btf__new_empty();
+  // A new BtfBuilder writes little-endian on every host; libbpf writes the
+  // host's order unless told.
+  btf__set_endianness(lb, BTF_LITTLE_ENDIAN);
   auto theirs = build_both(ours, lb);
   btf__free(lb);
   EXPECT_EQ(ours.write(), theirs);

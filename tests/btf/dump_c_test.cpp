@@ -239,6 +239,7 @@ TEST_F(CDump, CyclesAreErrorsNotCrashes) {
 }
 
 TEST_F(CDump, CliFormatOption) {
+  MMAR_SKIP_WITHOUT_CLI();
   std::string obj = compile("c_decls.c", "-g");
   std::string mine, err;
   ASSERT_EQ(test::run(std::string(MMAR_BIN) + " btf dump --format c " + q(obj), &mine), 0);

@@ -6,10 +6,16 @@
 #include <functional>
 #include <random>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "archive/format.h"
 #include "mmar/archive.h"
+
+// A test that drives the mmar CLI skips itself in a build without one
+// (MMAR_CORE_ONLY, the cross build under qemu-user: MMAR_BIN is "").
+#define MMAR_SKIP_WITHOUT_CLI() \
+  if (std::string_view(MMAR_BIN).empty()) GTEST_SKIP() << "no mmar CLI in this build (MMAR_CORE_ONLY)"
 
 namespace mmar::test {
 
