@@ -150,9 +150,9 @@ struct MMAR_API OpenOptions {
   bool verify_checksums = true;
   // A file that is neither an mmar nor a CTF archive opens as a one-member
   // archive when it is a recognised object (ELF, BTF, CTF); any other file
-  // only with plain_data (`mmar --plain`). Another archive format (tar, zip,
-  // cpio, squashfs, a compressed stream, ...) is always refused, named, with
-  // the conversion to use (Errc::unsupported).
+  // only with plain_data (`mmar --plain`). Without it, another archive format
+  // (tar, zip, cpio, squashfs, a compressed stream, ...) is refused, named,
+  // with the conversion to use (Errc::unsupported).
   bool plain_data = false;
 };
 
@@ -435,6 +435,16 @@ struct MMAR_API WriteOptions {
   bool owners = true;
   bool numeric_owner = false;
   bool xattrs = true;
+  // Reproducible archives: every member's mtime set to this (tar --mtime),
+  // or, without it, clamped to at most this (SOURCE_DATE_EPOCH's rule);
+  // nanoseconds since the epoch. The same inputs then give the same bytes.
+  std::optional<int64_t> mtime_ns;
+  std::optional<int64_t> clamp_mtime_ns;
+  // add_tree skips a name (and, for a directory, everything below it) for
+  // which this returns true (tar --exclude).
+  std::function<bool(std::string_view name)> exclude;
+  // Called with each member's name as it is added (tar -v).
+  std::function<void(std::string_view name)> on_add;
   // Called from the writing thread with bytes of member data written so far.
   std::function<void(uint64_t done, uint64_t total)> progress;
   // Called (from the writing thread) for BTF-bearing members

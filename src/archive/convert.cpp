@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <clocale>
+#include <locale.h>
 #include <cstring>
 #include <map>
 #include <optional>
@@ -188,6 +190,49 @@ Attributes entry_attributes(struct archive_entry* e) {
     if (xn == nullptr || *xn == '\0') continue;
     a.xattrs.emplace_back(xn, std::string(static_cast<const char*>(xv), xs));
   }
+  // POSIX ACLs, which tar keeps apart from xattrs (SCHILY.acl.*), back to
+  // the kernel's xattr form, unless the input had that xattr itself.
+  for (int acl_type : {ARCHIVE_ENTRY_ACL_TYPE_ACCESS, ARCHIVE_ENTRY_ACL_TYPE_DEFAULT}) {
+    const char* xname =
+        acl_type == ARCHIVE_ENTRY_ACL_TYPE_ACCESS ? "system.posix_acl_access" : "system.posix_acl_default";
+    bool have = false;
+    for (const auto& x : a.xattrs) have = have || x.first == xname;
+    if (have || archive_entry_acl_reset(e, acl_type) <= 0) continue;
+    struct Ace {
+      uint16_t tag, perm;
+      uint32_t id;
+    };
+    std::vector<Ace> aces;
+    int t = 0, perm = 0, tag = 0, id = 0;
+    const char* ace_name = nullptr;
+    while (archive_entry_acl_next(e, acl_type, &t, &perm, &tag, &id, &ace_name) == ARCHIVE_OK) {
+      uint16_t k = 0;
+      switch (tag) {
+        case ARCHIVE_ENTRY_ACL_USER_OBJ: k = 0x01; break;
+        case ARCHIVE_ENTRY_ACL_USER: k = 0x02; break;
+        case ARCHIVE_ENTRY_ACL_GROUP_OBJ: k = 0x04; break;
+        case ARCHIVE_ENTRY_ACL_GROUP: k = 0x08; break;
+        case ARCHIVE_ENTRY_ACL_MASK: k = 0x10; break;
+        case ARCHIVE_ENTRY_ACL_OTHER: k = 0x20; break;
+        default: continue;  // NFSv4 entries have no POSIX form
+      }
+      const bool named = k == 0x02 || k == 0x08;
+      aces.push_back({k, static_cast<uint16_t>(perm & 07), named ? static_cast<uint32_t>(id) : 0xffffffffu});
+    }
+    if (aces.empty()) continue;
+    std::sort(aces.begin(), aces.end(), [](const Ace& x, const Ace& y) { return x.tag != y.tag ? x.tag < y.tag : x.id < y.id; });
+    std::string v;
+    auto put = [&](uint32_t x, int bytes) {
+      for (int i = 0; i < bytes; ++i) v.push_back(static_cast<char>((x >> (8 * i)) & 0xff));
+    };
+    put(2, 4);
+    for (const Ace& x : aces) {
+      put(x.tag, 2);
+      put(x.perm, 2);
+      put(x.id, 4);
+    }
+    a.xattrs.emplace_back(xname, std::move(v));
+  }
   // A name given twice (a damaged input): the last one.
   std::stable_sort(a.xattrs.begin(), a.xattrs.end(), [](const auto& x, const auto& y) { return x.first < y.first; });
   for (size_t i = 1; i < a.xattrs.size();) {
@@ -210,10 +255,36 @@ Result<ArchiveImport> ArchiveImport::read(const std::string& input, Writer& writ
   if (::mkdtemp(dir.data()) == nullptr) return sys_error("create a spool directory " + dir, errno);
   st.spool = dir;
 
+  // libarchive converts names between the archive's charset and the
+  // locale's; in the C locale a UTF-8 name (every zip's, flagged or not)
+  // has no conversion and comes back as no name. A UTF-8 locale for this
+  // thread only (uselocale), for as long as the input is read.
+  struct ThreadLocale {
+    locale_t utf8 = ::newlocale(LC_CTYPE_MASK, "C.UTF-8", static_cast<locale_t>(nullptr));
+    locale_t previous = utf8 != static_cast<locale_t>(nullptr) ? ::uselocale(utf8) : static_cast<locale_t>(nullptr);
+    ~ThreadLocale() {
+      if (utf8 != static_cast<locale_t>(nullptr)) {
+        ::uselocale(previous);
+        ::freelocale(utf8);
+      }
+    }
+  } locale;
   ReadHandle r;
   if (r.a == nullptr) return Error(Errc::io, shown + ": libarchive: out of memory");
   archive_read_support_filter_all(r.a);
-  archive_read_support_format_all(r.a);
+  // Archive formats, not mtree (a text manifest: any text file parses as
+  // one, describing files it does not contain) nor raw.
+  archive_read_support_format_tar(r.a);
+  archive_read_support_format_cpio(r.a);
+  archive_read_support_format_zip(r.a);
+  archive_read_support_format_iso9660(r.a);
+  archive_read_support_format_7zip(r.a);
+  archive_read_support_format_ar(r.a);
+  archive_read_support_format_rar(r.a);
+  archive_read_support_format_rar5(r.a);
+  archive_read_support_format_xar(r.a);
+  archive_read_support_format_cab(r.a);
+  archive_read_support_format_lha(r.a);
   const int opened = input == "-" ? archive_read_open_fd(r.a, 0, 1 << 20)
                                   : archive_read_open_filename(r.a, input.c_str(), 1 << 20);
   if (opened != ARCHIVE_OK) {
@@ -234,7 +305,9 @@ Result<ArchiveImport> ArchiveImport::read(const std::string& input, Writer& writ
       la_int64_t off = 0;
       const int d = archive_read_data_block(r.a, &buf, &len, &off);
       if (d == ARCHIVE_EOF) break;
-      if (d != ARCHIVE_OK && d != ARCHIVE_WARN) {
+      // A warning while reading data is a damaged entry (a zip CRC
+      // mismatch, say): never stored as if it were good.
+      if (d != ARCHIVE_OK) {
         return Error(Errc::malformed, shown + ": entry '" + entry_name + "': " + archive_message(r.a));
       }
       if (off < 0) return Error(Errc::malformed, shown + ": entry '" + entry_name + "': negative data offset");
@@ -260,7 +333,10 @@ Result<ArchiveImport> ArchiveImport::read(const std::string& input, Writer& writ
     }
     // ARCHIVE_WARN (an unknown extended header, say) still gives an entry.
     ++st.stats.entries;
+    // In the C locale libarchive cannot convert UTF-8 names to the locale's
+    // charset: take them as UTF-8 (names are bytes to mmar).
     const char* raw_name = archive_entry_pathname(e);
+    if (raw_name == nullptr) raw_name = archive_entry_pathname_utf8(e);
     if (raw_name == nullptr) {
       return Error(Errc::malformed, shown + ": entry " + std::to_string(st.stats.entries) + " has no name");
     }
@@ -278,6 +354,7 @@ Result<ArchiveImport> ArchiveImport::read(const std::string& input, Writer& writ
     p.mtime_ns = entry_mtime_ns(e);
     p.attrs = entry_attributes(e);
     const char* hard = archive_entry_hardlink(e);
+    if (hard == nullptr) hard = archive_entry_hardlink_utf8(e);
     const mode_t type = archive_entry_filetype(e);
     if (hard != nullptr && *hard != '\0') {
       auto target = normalize_member_name(hard);
@@ -324,6 +401,12 @@ Result<ArchiveImport> ArchiveImport::read(const std::string& input, Writer& writ
       st.spooled.push_back(path);
       MMAR_ASSIGN(int64_t end, spool_data(fd.get(), path));
       const int64_t size = archive_entry_size_is_set(e) ? archive_entry_size(e) : end;
+      // A size larger than the data is a hole only where the input says so
+      // (a sparse entry); otherwise the input lies or is cut short.
+      if (size > end && archive_entry_sparse_count(e) == 0) {
+        return Error(Errc::malformed, shown + ": entry '" + entry_name + "': " + std::to_string(size) +
+                                          " bytes declared, " + std::to_string(end) + " read");
+      }
       if (::ftruncate(fd.get(), std::max(size, end)) != 0) return sys_error("truncate " + path, errno);
       // The spool file carries the entry's mode and time: the Writer takes
       // them from it (and a hard link to it shares them, as in the input).
@@ -338,6 +421,7 @@ Result<ArchiveImport> ArchiveImport::read(const std::string& input, Writer& writ
       p.type = Pending::dir;
     } else if (type == AE_IFLNK) {
       const char* target = archive_entry_symlink(e);
+      if (target == nullptr) target = archive_entry_symlink_utf8(e);
       if (target == nullptr) return Error(Errc::malformed, shown + ": symlink '" + entry_name + "' has no target");
       p.type = Pending::symlink;
       p.target = target;
@@ -386,9 +470,11 @@ Result<ArchiveImport> ArchiveImport::read(const std::string& input, Writer& writ
         break;
     }
     if (!added.ok()) return std::move(added).error().with_context(shown);
-    // The input's attributes, not the spool's (the writer finds the hard
-    // links among the spooled files itself). Implied parents have none.
-    if (p.attrs.has_owner || !p.attrs.xattrs.empty() || p.attrs.rdev_major != 0 || p.attrs.rdev_minor != 0) {
+    // The input's attributes, never the spool file's (its owner is whoever
+    // runs this; its xattrs the spool's filesystem's): given for every
+    // entry, empty ones too. The writer finds the hard links among the
+    // spooled files itself. Implied parents have none.
+    {
       Attributes a = p.attrs;
       // Root's own ownership needs no record, unless setuid/setgid bits
       // need their owner (FORMAT.md "Attributes").
@@ -398,10 +484,8 @@ Result<ArchiveImport> ArchiveImport::read(const std::string& input, Writer& writ
         a.uname.clear();
         a.gname.clear();
       }
-      if (!a.empty()) {
-        added = writer.set_attributes(name, std::move(a));
-        if (!added.ok()) return std::move(added).error().with_context(shown + ": entry '" + name + "'");
-      }
+      added = writer.set_attributes(name, std::move(a));
+      if (!added.ok()) return std::move(added).error().with_context(shown + ": entry '" + name + "'");
     }
   }
   return ArchiveImport(std::move(state));

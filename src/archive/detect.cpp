@@ -76,7 +76,6 @@ const char* foreign_format_of(std::span<const std::byte> head, std::span<const s
   if (at(0, "\x1f\x8b"sv)) return "a gzip-compressed stream";
   if (at(0, "BZh"sv) && n >= 4 && p[3] >= '1' && p[3] <= '9') return "a bzip2-compressed stream";
   if (at(0, "\x04\x22\x4d\x18"sv)) return "an lz4-compressed stream";
-  if (at(0, "\x5d\x00\x00"sv)) return "an lzma-compressed stream";
   return nullptr;
 }
 

@@ -687,7 +687,9 @@ Result<Archive> Archive::open(Source source, const OpenOptions& options) {
       MMAR_ASSIGN(Bytes b, a.source.read(kIsoMagicOffset, 5));
       iso = std::move(b);
     }
-    if (const char* foreign = foreign_format_of(head.span(), iso ? iso->span() : std::span<const std::byte>{})) {
+    const char* foreign =
+        options.plain_data ? nullptr : foreign_format_of(head.span(), iso ? iso->span() : std::span<const std::byte>{});
+    if (foreign != nullptr) {
       const std::string& file = a.source.name();
       return Error(Errc::unsupported,
                    file + ": " + foreign + ", not an mmar archive (convert: mmar create -f OUT.mmar --from " + file +

@@ -261,7 +261,7 @@ struct Segment {
 // under an extent map, while they are at most half the file.
 Result<std::optional<StoredExtent>> ArchiveUpdater::Impl::append_data(const UpdateMember& u, uint64_t& offset) {
   const uint32_t type = u.mode & S_IFMT;
-  if (type == S_IFDIR) return std::optional<StoredExtent>();
+  if (type != S_IFREG && type != S_IFLNK) return std::optional<StoredExtent>();  // no bytes to store
   const bool is_link = type == S_IFLNK;
   const uint64_t size = is_link ? u.symlink_target.size() : u.size;
   const int fd = lock.fd();
@@ -543,8 +543,18 @@ Result<CommitResult> ArchiveUpdater::Impl::commit(std::vector<UpdateMember> put,
       return Error(Errc::invalid_argument, path() + ": duplicate member name '" + u.name + "'");
     }
     const uint32_t type = u.mode & S_IFMT;
-    if (type != S_IFREG && type != S_IFDIR && type != S_IFLNK) {
+    if (type != S_IFREG && type != S_IFDIR && type != S_IFLNK && type != S_IFCHR && type != S_IFBLK &&
+        type != S_IFIFO && type != S_IFSOCK) {
       return Error(Errc::invalid_argument, path() + ": '" + u.name + "': unsupported file type");
+    }
+    // What the reader would refuse is refused here, before anything is written.
+    if (auto encoded = attrs::encode(u.attrs); !encoded.ok()) {
+      return std::move(encoded).error().with_context(path() + ": '" + u.name + "'");
+    } else if (!encoded->empty()) {
+      auto checked = attrs::parse(std::span<const std::byte>(reinterpret_cast<const std::byte*>(encoded->data()),
+                                                             encoded->size()),
+                                  u.mode);
+      if (!checked.ok()) return std::move(checked).error().with_context(path() + ": '" + u.name + "'");
     }
     if (u.keep && *u.keep >= base.size()) {
       return Error(Errc::invalid_argument, path() + ": '" + u.name + "' keeps a member that does not exist");

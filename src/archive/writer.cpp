@@ -160,6 +160,12 @@ struct Writer::Impl {
 
   Result<void> add(Input in) {
     MMAR_ASSIGN(in.name, normalize_member_name(in.name));
+    if (options.mtime_ns) {
+      in.mtime_ns = *options.mtime_ns;
+    } else if (options.clamp_mtime_ns && in.mtime_ns > *options.clamp_mtime_ns) {
+      in.mtime_ns = *options.clamp_mtime_ns;
+    }
+    if (options.on_add) options.on_add(in.name);
     inputs.push_back(std::move(in));
     return success();
   }
@@ -232,9 +238,12 @@ Result<void> Writer::add_tree(const std::string& name, const std::string& dir) {
     children.emplace_back(n);
   }
   closedir(d);
+  // Sorted: the same tree is walked (and errors are met) in the same order.
+  std::sort(children.begin(), children.end());
   for (const auto& child : children) {
     std::string child_path = dir + "/" + child;
     std::string child_name = name.empty() ? child : name + "/" + child;
+    if (impl_->options.exclude && impl_->options.exclude(child_name)) continue;
     struct stat st {};
     if (lstat(child_path.c_str(), &st) != 0) return sys_error(child_path, errno);
     if (S_ISDIR(st.st_mode)) {
@@ -311,6 +320,17 @@ Result<void> Writer::add_symlink(std::string name, std::string target, int64_t m
 
 Result<void> Writer::set_attributes(const std::string& name, Attributes attrs) {
   MMAR_ASSIGN(std::string n, normalize_member_name(name));
+  // What the options leave out of every member is left out of these too.
+  const WriteOptions& o = impl_->options;
+  if (!o.owners) {
+    attrs.has_owner = false;
+    attrs.uid = attrs.gid = 0;
+  }
+  if (!o.owners || o.numeric_owner) {
+    attrs.uname.clear();
+    attrs.gname.clear();
+  }
+  if (!o.xattrs) attrs.xattrs.clear();
   MMAR_TRY(attrs::encode(attrs));  // refused now, not at write
   impl_->set_attrs.emplace_back(std::move(n), std::move(attrs));
   return success();
@@ -698,6 +718,11 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
   for (const Input& in : sorted) {
     auto encoded = attrs::encode(in.attrs);
     if (!encoded.ok()) return std::move(encoded).error().with_context(in.name);
+    if (!encoded->empty()) {  // never write what the reader refuses (a device number on a file, ...)
+      auto checked = attrs::parse(
+          std::span<const std::byte>(reinterpret_cast<const std::byte*>(encoded->data()), encoded->size()), in.mode);
+      if (!checked.ok()) return Error(Errc::invalid_argument, "'" + in.name + "': " + checked.error().message());
+    }
     entries.add(in.name, *encoded);
   }
   WriteStats stats;

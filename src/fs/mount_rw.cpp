@@ -203,11 +203,19 @@ class RwFs {
     return best;
   }
 
-  // The contents of a node changed since the last commit.
+  // The contents of a node changed since the last commit: as the kernel
+  // does on a write (file_remove_privs), the file's capabilities go, and it
+  // is no longer a hard link of its other names (the mount shows each name
+  // as its own file).
   void set_data_dirty(Node& n) {
     if (!n.data_dirty) ++pending_files_;
     n.data_dirty = true;
+    drop_privileges(n);
+    n.attrs.link_id = 0;
     touch(n);
+  }
+  static void drop_privileges(Node& n) {
+    std::erase_if(n.attrs.xattrs, [](const auto& x) { return x.first == "security.capability"; });
   }
 
   // The change of a node must reach the next commit.
@@ -585,6 +593,8 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, f
       n->attrs.uname.clear();
       n->attrs.gname.clear();
       if (!n->is_dir() && !(to_set & FUSE_SET_ATTR_MODE)) n->mode &= ~mode_t{06000};
+      RwFs::drop_privileges(*n);  // chown(2) clears file capabilities too
+      n->attrs.link_id = 0;      // its other names keep their owner: no longer one file
       fs.touch(*n);
     }
     if (to_set & FUSE_SET_ATTR_SIZE) {
@@ -595,6 +605,16 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, f
     }
     if (to_set & FUSE_SET_ATTR_MODE) {
       n->mode = (n->mode & S_IFMT) | (attr->st_mode & 07777);
+      // A setuid/setgid bit is kept with the owner it is set for (FORMAT.md
+      // "Attributes"); and the other names of a hard link keep their mode.
+      if ((n->mode & 06000) != 0 && !n->attrs.has_owner) {
+        struct stat now;
+        fs.fill(*n, &now);
+        n->attrs.has_owner = true;
+        n->attrs.uid = now.st_uid;
+        n->attrs.gid = now.st_gid;
+      }
+      n->attrs.link_id = 0;
       fs.touch(*n);
     }
     if (to_set & FUSE_SET_ATTR_MTIME_NOW) {

@@ -227,6 +227,43 @@ with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as tf:
   EXPECT_EQ(out, "abs");
   ASSERT_EQ(sh(kMmar + " cat " + q(t + "/dup.mmar") + " same", &out), 0) << out;
   EXPECT_EQ(out, "second");
+  // A zip whose data fails its CRC: an error naming the entry, never stored.
+  ASSERT_EQ(sh("python3 -c \"import zipfile; z=zipfile.ZipFile('" + t + "/crc.zip','w'); "
+               "z.writestr('data.txt', 'x' * 100); z.close()\""),
+            0);
+  ASSERT_EQ(sh("python3 -c \"b=bytearray(open('" + t + "/crc.zip','rb').read()); i=b.find(b'xxxx'); b[i]=ord('y'); "
+               "open('" + t + "/crc.zip','wb').write(b)\""),
+            0);
+  EXPECT_EQ(sh(kMmar + " create -f " + q(t + "/crc.mmar") + " --from " + q(t + "/crc.zip"), &out), 1) << out;
+  EXPECT_NE(out.find("entry 'data.txt'"), std::string::npos) << out;
+  EXPECT_NE(::access((t + "/crc.mmar").c_str(), F_OK), 0);
+  // UTF-8 names in a zip (Python's zipfile flags them): kept as bytes.
+  ASSERT_EQ(sh("python3 -c \"import zipfile; z=zipfile.ZipFile('" + t + "/u.zip','w'); "
+               "z.writestr('\u00e9-\u65e5\u672c.txt', 'hi'); z.close()\""),
+            0);
+  ASSERT_EQ(sh(kMmar + " create -f " + q(t + "/u.mmar") + " --from " + q(t + "/u.zip"), &out), 0) << out;
+  ASSERT_EQ(sh(kMmar + " list " + q(t + "/u.mmar"), &out), 0) << out;
+  EXPECT_EQ(out, "\xc3\xa9-\xe6\x97\xa5\xe6\x9c\xac.txt\n");
+  // A text file is not an archive (libarchive would read it as an mtree).
+  test::write_file(t + "/list.txt", test::to_bytes("./x type=file size=5 mode=4755\n"));
+  EXPECT_EQ(sh(kMmar + " create -f " + q(t + "/mtree.mmar") + " --from " + q(t + "/list.txt"), &out), 1) << out;
+  // Owners and xattrs from a tar follow --no-owners / --no-xattrs too.
+  ASSERT_EQ(sh("python3 -c \"import tarfile, io; t=tarfile.open('" + t + "/own.tar','w',format=tarfile.PAX_FORMAT); "
+               "ti=tarfile.TarInfo('f'); ti.size=1; ti.uid=1000; ti.uname='alice'; "
+               "ti.pax_headers={'SCHILY.xattr.user.k':'v'}; t.addfile(ti, io.BytesIO(b'x')); t.close()\""),
+            0);
+  ASSERT_EQ(sh(kMmar + " create -f " + q(t + "/own.mmar") + " --from " + q(t + "/own.tar"), &out), 0) << out;
+  ASSERT_EQ(sh(kMmar + " list --json " + q(t + "/own.mmar"), &out), 0) << out;
+  EXPECT_NE(out.find("\"uid\":1000"), std::string::npos) << out;
+  EXPECT_NE(out.find("\"uname\":\"alice\""), std::string::npos) << out;
+  EXPECT_NE(out.find("user.k"), std::string::npos) << out;
+  ASSERT_EQ(sh(kMmar + " create -f " + q(t + "/own2.mmar") + " --no-owners --no-xattrs --from " + q(t + "/own.tar"),
+               &out),
+            0)
+      << out;
+  ASSERT_EQ(sh(kMmar + " list --json " + q(t + "/own2.mmar"), &out), 0) << out;
+  EXPECT_EQ(out.find("\"uid\""), std::string::npos) << out;
+  EXPECT_EQ(out.find("user.k"), std::string::npos) << out;
   // Truncated and damaged inputs: an error, no archive.
   ASSERT_EQ(sh("head -c 3000 " + q(t + "/t.tar.gz") + " > " + q(t + "/cut.tar.gz")), 0);
   EXPECT_EQ(sh(kMmar + " create -f " + q(t + "/cut.mmar") + " --from " + q(t + "/cut.tar.gz"), &out), 1) << out;

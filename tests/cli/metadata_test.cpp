@@ -147,6 +147,12 @@ TEST_F(MinimalRoot, CreateThenExtractKeepsEveryStat) {
   if (const passwd* pw = ::getpwuid(1000)) user = pw->pw_name;
   if (const struct group* gr = ::getgrgid(1000)) group = gr->gr_name;
   EXPECT_NE(out.find(" " + user + "/" + group + " "), std::string::npos) << out;
+  // Without the owner restored, neither setuid bits nor file capabilities.
+  ASSERT_EQ(sh(kMmar + " extract --no-same-owner -f " + q(t + "/root.mmar") + " -C " + q(t + "/nso"), &out), 0)
+      << out;
+  EXPECT_EQ(sh("stat -c %a " + q(t + "/nso/bin/ping"), &out), 0);
+  EXPECT_EQ(out, "755\n");
+  EXPECT_NE(sh("python3 -c \"import os; os.getxattr('" + t + "/nso/bin/ping', 'security.capability')\""), 0);
   // The compacted archive is the same tree.
   ASSERT_EQ(sh(kMmar + " compact --compress xz " + q(t + "/root.mmar"), &out), 0) << out;
   ASSERT_EQ(sh(kMmar + " extract -f " + q(t + "/root.mmar") + " -C " + q(t + "/xc"), &out), 0) << out;
@@ -172,6 +178,31 @@ TEST_F(MinimalRoot, CreateThenMountShowsEveryStat) {
   EXPECT_EQ(sh("stat -c '%u %g %a' " + q(mnt + "/etc/passwd") + " " + q(mnt + "/home/user"), &out), 0);
   EXPECT_EQ(out, "4321 8765 640\n4321 8765 700\n");
   ASSERT_EQ(sh(kMmar + " umount " + q(mnt), &out), 0) << out;
+}
+
+// Through a writable mount: a chown of a FIFO and a device commits; a
+// write drops the file's capabilities (as the kernel does) and unlinks it
+// from its other names; what was not touched keeps everything.
+TEST_F(MinimalRoot, WritableMountKeepsAndUpdatesAttributes) {
+  const std::string t = tmp_->path();
+  std::string out;
+  ASSERT_EQ(sh(kMmar + " create -f " + q(t + "/rw.mmar") + " -C " + q(root_) + " .", &out), 0) << out;
+  const std::string mnt = t + "/rwmnt";
+  ::mkdir(mnt.c_str(), 0755);
+  ASSERT_EQ(sh(kMmar + " mount --rw " + q(t + "/rw.mmar") + " " + q(mnt), &out), 0) << out;
+  EXPECT_EQ(sh("chown 7:8 " + q(mnt + "/dev/initctl") + " " + q(mnt + "/dev/null"), &out), 0) << out;
+  EXPECT_EQ(sh("printf '#!/bin/sh\\n' > " + q(mnt + "/bin/ping"), &out), 0) << out;
+  EXPECT_EQ(sh("printf 'changed\\n' > " + q(mnt + "/usr/share/doc"), &out), 0) << out;
+  ASSERT_EQ(sh(kMmar + " umount " + q(mnt), &out), 0) << out;
+  ASSERT_EQ(sh(kMmar + " extract -f " + q(t + "/rw.mmar") + " -C " + q(t + "/xrw"), &out), 0) << out;
+  EXPECT_EQ(sh("stat -c '%u:%g %F' " + q(t + "/xrw/dev/initctl") + " " + q(t + "/xrw/dev/null"), &out), 0);
+  EXPECT_EQ(out, "7:8 fifo\n7:8 character special file\n");
+  EXPECT_NE(sh("python3 -c \"import os; os.getxattr('" + t + "/xrw/bin/ping', 'security.capability')\""), 0);
+  EXPECT_EQ(sh("cat " + q(t + "/xrw/usr/share/doc") + " " + q(t + "/xrw/usr/share/doc-link"), &out), 0);
+  EXPECT_EQ(out, "changed\nshared\n");
+  EXPECT_EQ(sh("stat -c %h " + q(t + "/xrw/etc/shadow") + " && stat -c '%u:%g %a' " + q(t + "/xrw/etc/shadow"), &out),
+            0);
+  EXPECT_EQ(out, "1\n0:42 640\n");
 }
 
 TEST_F(MinimalRoot, TarThenCreateFromKeepsEveryStat) {

@@ -90,12 +90,12 @@ Parsed parse(const Verb& verb, int argc, char** argv) {
       if (o == nullptr) throw Exit{usage_error(verb.name, "unknown option '--" + std::string(body) + "'")};
       if (!o->takes_value) {
         if (inline_value) throw Exit{usage_error(verb.name, "option '--" + o->long_name + "' takes no value")};
-        p.values[o->long_name] = "";
+        p.set(o->long_name, "");
       } else if (inline_value) {
-        p.values[o->long_name] = *inline_value;
+        p.set(o->long_name, *inline_value);
       } else {
         if (i + 1 >= argc) throw Exit{usage_error(verb.name, "option '--" + o->long_name + "' needs a value")};
-        p.values[o->long_name] = argv[++i];
+        p.set(o->long_name, argv[++i]);
       }
       continue;
     }
@@ -104,14 +104,14 @@ Parsed parse(const Verb& verb, int argc, char** argv) {
       const OptionSpec* o = find_short(a[j]);
       if (o == nullptr) throw Exit{usage_error(verb.name, std::string("unknown option '-") + a[j] + "'")};
       if (!o->takes_value) {
-        p.values[o->long_name] = "";
+        p.set(o->long_name, "");
         continue;
       }
       if (j + 1 < a.size()) {
-        p.values[o->long_name] = std::string(a.substr(j + 1));
+        p.set(o->long_name, std::string(a.substr(j + 1)));
       } else {
         if (i + 1 >= argc) throw Exit{usage_error(verb.name, std::string("option '-") + a[j] + "' needs a value")};
-        p.values[o->long_name] = argv[++i];
+        p.set(o->long_name, argv[++i]);
       }
       break;
     }

@@ -42,7 +42,17 @@ struct OptionSpec {
 };
 
 struct Parsed {
-  std::map<std::string, std::string> values;  // long name -> value ("" for flags)
+  std::map<std::string, std::string> values;  // long name -> value ("" for flags); the last one given
+  std::map<std::string, std::vector<std::string>> all;  // every value of a repeated option, in order
+  void set(const std::string& name, std::string value) {
+    all[name].push_back(value);
+    values[name] = std::move(value);
+  }
+  const std::vector<std::string>& get_all(const std::string& name) const {
+    static const std::vector<std::string> none;
+    auto it = all.find(name);
+    return it == all.end() ? none : it->second;
+  }
   std::vector<std::string> positional;
   bool has(const std::string& name) const { return values.count(name) != 0; }
   std::string get(const std::string& name, const std::string& fallback = "") const {

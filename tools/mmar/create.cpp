@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cinttypes>
 #include <cstdlib>
+#include <fnmatch.h>
 #include <optional>
 #include <vector>
 
@@ -42,6 +43,13 @@ const Verb kCreate{
         {"ctf-model", 0, true, "MODEL", "with --format ctf: lp64 (default) or ilp32, the data model libctf gives the dicts"},
         {"threads", 'j', true, "N", "compression threads (default: one per CPU)"},
         {"btf-base", 0, true, "MEMBER", "link split BTF members (raw or ELF .BTF) to base BTF member MEMBER"},
+        {"verbose", 'v', false, "", "print each member's name as it is added"},
+        {"exclude", 0, true, "PATTERN", "leave out names matching PATTERN (a shell glob, as tar: against the whole\n"
+                                        "                               name and against its last component; repeatable)"},
+        {"exclude-from", 'X', true, "FILE", "leave out names matching the patterns in FILE, one per line"},
+        {"files-from", 'T', true, "FILE", "add the PATHs listed in FILE, one per line ('-': standard input)"},
+        {"mtime", 0, true, "DATE", "give every member this time: @SECONDS or a date `date -d` understands;\n"
+                                   "                               without it, SOURCE_DATE_EPOCH clamps newer times (reproducible)"},
         {"no-owners", 0, false, "", "record no owners (extract then leaves files to whoever extracts)"},
         {"numeric-owner", 0, false, "", "record owners by number only, without their names"},
         {"no-xattrs", 0, false, "", "record no extended attributes"},
@@ -96,6 +104,24 @@ int run_create(int argc, char** argv) {
   const std::string out = p.get("file");
   if (out == "-" && ::isatty(1)) {
     return usage_error("create", "refusing to write an archive to a terminal (redirect standard output)");
+  }
+  // -T: more PATHs, from a file (or standard input), one per line.
+  if (p.has("files-from")) {
+    const std::string list = p.get("files-from");
+    FILE* f = list == "-" ? stdin : std::fopen(list.c_str(), "r");
+    if (f == nullptr) return fail(sys_error(list, errno));
+    char* line = nullptr;
+    size_t cap = 0;
+    ssize_t n;
+    while ((n = ::getline(&line, &cap, f)) >= 0) {
+      std::string path(line, static_cast<size_t>(n));
+      if (!path.empty() && path.back() == '\n') path.pop_back();
+      if (!path.empty()) p.positional.push_back(std::move(path));
+    }
+    std::free(line);
+    const bool bad = std::ferror(f) != 0;
+    if (f != stdin) std::fclose(f);
+    if (bad) return fail(sys_error("read " + list, EIO));
   }
   if (p.has("from") && !p.positional.empty()) {
     return usage_error("create", "--from converts one archive; no PATHs with it");
@@ -185,6 +211,70 @@ int run_create(int argc, char** argv) {
     };
   }
 
+  // --exclude / -X: shell globs, as tar matches them (the whole name, or
+  // its last component: '*.o' leaves out every object file).
+  std::vector<std::string> excludes = p.get_all("exclude");
+  for (const auto& file : p.get_all("exclude-from")) {
+    FILE* f = std::fopen(file.c_str(), "r");
+    if (f == nullptr) return fail(sys_error(file, errno));
+    char* line = nullptr;
+    size_t cap = 0;
+    ssize_t n;
+    while ((n = ::getline(&line, &cap, f)) >= 0) {
+      std::string pat(line, static_cast<size_t>(n));
+      if (!pat.empty() && pat.back() == '\n') pat.pop_back();
+      if (!pat.empty()) excludes.push_back(std::move(pat));
+    }
+    std::free(line);
+    std::fclose(f);
+  }
+  if (!excludes.empty()) {
+    o.exclude = [excludes](std::string_view name) {
+      const std::string whole(name);
+      const size_t slash = whole.rfind('/');
+      const std::string last = slash == std::string::npos ? whole : whole.substr(slash + 1);
+      for (const auto& pat : excludes) {
+        if (::fnmatch(pat.c_str(), whole.c_str(), 0) == 0 || ::fnmatch(pat.c_str(), last.c_str(), 0) == 0) return true;
+      }
+      return false;
+    };
+  }
+  // --mtime, or SOURCE_DATE_EPOCH (https://reproducible-builds.org/specs/source-date-epoch/).
+  if (p.has("mtime")) {
+    const std::string when = p.get("mtime");
+    int64_t secs = 0;
+    if (!when.empty() && when[0] == '@') {
+      char* end = nullptr;
+      errno = 0;
+      secs = std::strtoll(when.c_str() + 1, &end, 10);
+      if (end == when.c_str() + 1 || *end != '\0' || errno != 0) return usage_error("create", "bad --mtime '" + when + "'");
+    } else {
+      // A date as date(1) reads it, to seconds since the epoch.
+      const std::string cmd = "date -d '" + when + "' +%s 2>/dev/null";
+      if (when.find('\'') != std::string::npos) return usage_error("create", "bad --mtime '" + when + "'");
+      FILE* d = ::popen(cmd.c_str(), "r");
+      char buf[64] = {};
+      const bool got = d != nullptr && std::fgets(buf, sizeof buf, d) != nullptr;
+      const int rc = d != nullptr ? ::pclose(d) : -1;
+      char* end = nullptr;
+      secs = std::strtoll(buf, &end, 10);
+      if (!got || rc != 0 || end == buf) return usage_error("create", "bad --mtime '" + when + "'");
+    }
+    o.mtime_ns = secs * 1000000000;
+  } else if (const char* sde = std::getenv("SOURCE_DATE_EPOCH"); sde != nullptr && *sde != '\0') {
+    char* end = nullptr;
+    errno = 0;
+    const long long secs = std::strtoll(sde, &end, 10);
+    if (*end != '\0' || errno != 0 || secs < 0) {
+      return usage_error("create", std::string("bad SOURCE_DATE_EPOCH '") + sde + "'");
+    }
+    o.clamp_mtime_ns = static_cast<int64_t>(secs) * 1000000000;
+  }
+  if (p.has("verbose")) {
+    // On stdout as tar prints it; on stderr when the archive goes to stdout.
+    FILE* const list = out == "-" ? stderr : stdout;
+    o.on_add = [list](std::string_view name) { std::fprintf(list, "%s\n", escape_text(name).c_str()); };
+  }
   o.owners = !p.has("no-owners");
   o.numeric_owner = p.has("numeric-owner");
   o.xattrs = !p.has("no-xattrs");
@@ -204,6 +294,7 @@ int run_create(int argc, char** argv) {
       auto n = normalize_member_name(path);
       if (!n.ok()) return fail(n.error());
       name = *n;
+      if (o.exclude && o.exclude(name)) continue;
     }
     struct stat st {};
     if (lstat(src.c_str(), &st) != 0) return fail(sys_error(src, errno));

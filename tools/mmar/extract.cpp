@@ -195,12 +195,20 @@ Result<void> restore_attributes(const Archive& a, const Member& m, int parent, c
   }
   if (o.xattrs) {
     // A symlink's own attributes: through its parent's fd (no path walk).
+    // File capabilities are privileges, as setuid bits are: restored only
+    // with the owner they were recorded with (or with -p).
+    const bool privileges = o.same_permissions || (o.same_owner && at.has_owner);
     const std::string via = "/proc/self/fd/" + std::to_string(parent) + "/" + leaf;
+    std::optional<Error> first_error;
     for (const auto& [xn, xv] : at.xattrs) {
+      if (xn == "security.capability" && !privileges) continue;
       const int r = fd >= 0 ? ::fsetxattr(fd, xn.c_str(), xv.data(), xv.size(), 0)
                             : ::lsetxattr(via.c_str(), xn.c_str(), xv.data(), xv.size(), 0);
-      if (r != 0) return sys_error("set extended attribute " + xn + " of '" + name + "'", errno);
+      // One that cannot be set (another filesystem, no privilege) is an
+      // error, after the others, the mode and the time are set.
+      if (r != 0 && !first_error) first_error = sys_error("set extended attribute " + xn + " of '" + name + "'", errno);
     }
+    if (first_error) return std::move(*first_error);
   }
   return success();
 }
@@ -286,9 +294,9 @@ Result<void> extract_one(const Archive& a, const Member& m, RestoreOptions& o, D
       return Error(Errc::malformed, "symlink '" + name + "' has a bad target");
     }
     if (::symlinkat(target.c_str(), parent.fd, leaf.c_str()) != 0) return sys_error("symlink '" + name + "'", errno);
-    MMAR_TRY(restore_attributes(a, m, parent.fd, leaf, -1, o));
+    auto restored = restore_attributes(a, m, parent.fd, leaf, -1, o);
     ::utimensat(parent.fd, leaf.c_str(), times, AT_SYMLINK_NOFOLLOW);
-    return success();
+    return restored;
   }
   // A hard link of a file extracted before: linked to it, through its own
   // parent opened as every parent is (no symlink followed).
@@ -311,12 +319,13 @@ Result<void> extract_one(const Archive& a, const Member& m, RestoreOptions& o, D
     MMAR_TRY(clear_leaf(parent.fd, leaf, name, false));
     const dev_t dev = makedev(m.rdev_major, m.rdev_minor);
     if (::mknodat(parent.fd, leaf.c_str(), type | 0600, dev) != 0) return sys_error("mknod '" + name + "'", errno);
-    MMAR_TRY(restore_attributes(a, m, parent.fd, leaf, -1, o));
-    if (::fchmodat(parent.fd, leaf.c_str(), extracted_mode(m, o), 0) != 0) {
+    auto restored = restore_attributes(a, m, parent.fd, leaf, -1, o);
+    // NOFOLLOW: the node just made, never what a symlink swapped in for it leads to.
+    if (::fchmodat(parent.fd, leaf.c_str(), extracted_mode(m, o), AT_SYMLINK_NOFOLLOW) != 0) {
       return sys_error("chmod '" + name + "'", errno);
     }
     ::utimensat(parent.fd, leaf.c_str(), times, AT_SYMLINK_NOFOLLOW);
-    return success();
+    return restored;
   }
   constexpr int kCreate = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
   Fd out(::openat(parent.fd, leaf.c_str(), kCreate, 0600));
@@ -337,10 +346,10 @@ Result<void> extract_one(const Archive& a, const Member& m, RestoreOptions& o, D
     ::unlinkat(parent.fd, leaf.c_str(), 0);
     return wrote;
   }
-  MMAR_TRY(restore_attributes(a, m, parent.fd, leaf, out.fd, o));
+  auto restored = restore_attributes(a, m, parent.fd, leaf, out.fd, o);
   if (::fchmod(out.fd, extracted_mode(m, o)) != 0) return sys_error("chmod '" + name + "'", errno);
   ::futimens(out.fd, times);
-  return success();
+  return restored;
 }
 
 Result<void> finish_dir(const Archive& a, const Member& m, int root, RestoreOptions& o) {
@@ -351,11 +360,11 @@ Result<void> finish_dir(const Archive& a, const Member& m, int root, RestoreOpti
   const std::string leaf(parts.back());
   Fd dir(::openat(parent.fd, leaf.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
   if (dir.fd < 0) return sys_error("open '" + name + "'", errno);
-  MMAR_TRY(restore_attributes(a, m, parent.fd, leaf, dir.fd, o));
+  auto restored = restore_attributes(a, m, parent.fd, leaf, dir.fd, o);
   if (::fchmod(dir.fd, extracted_mode(m, o)) != 0) return sys_error("chmod '" + name + "'", errno);
   const struct timespec times[2] = {to_timespec(m.mtime_ns), to_timespec(m.mtime_ns)};
   ::futimens(dir.fd, times);
-  return success();
+  return restored;
 }
 
 bool selected(std::string_view name, const std::vector<std::string>& wanted) {

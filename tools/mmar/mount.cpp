@@ -181,6 +181,15 @@ int run_mount(int argc, char** argv) {
     }
     it = o.fuse_options.erase(it);
   }
+  if (o.writable) {
+    // Contradictions are refused, not settled silently.
+    for (const auto& opt : o.fuse_options) {
+      if (opt == "ro") return usage_error("mount", "--rw (or -o rw/writable) and -o ro contradict each other");
+    }
+    if (o.uid || o.gid || o.umask != 0) {
+      return usage_error("mount", "-o uid=, gid=, umask= apply to read-only mounts (a writable mount stores owners)");
+    }
+  }
   // Absolute: the daemon changes to / when it detaches, and a writable mount
   // reopens the archive by name after each commit.
   char resolved[PATH_MAX];
