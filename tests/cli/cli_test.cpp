@@ -437,4 +437,57 @@ TEST(Cli, NoSilentSuccess) {
   }
 }
 
+// tar's habits: -v, --exclude/-X, -T, --mtime and SOURCE_DATE_EPOCH
+// (byte-identical archives from the same tree), --strip-components, -k.
+TEST(Cli, TarHabits) {
+  TempDir tmp;
+  const std::string src = tmp / "src";
+  ASSERT_EQ(test::run("mkdir -p " + q(src + "/a/b") + " && echo 1 > " + q(src + "/a/b/f") + " && echo 2 > " +
+                      q(src + "/a/g.o") + " && echo 3 > " + q(src + "/top") + " && echo 4 > " + q(src + "/skip.tmp")),
+            0);
+  std::string out;
+  // -v lists what is added; --exclude and -X leave names out at any depth.
+  test::write_file(tmp / "excl", test::to_bytes("*.tmp\n"));
+  ASSERT_EQ(test::run(kMmar + " create -v -f " + q(tmp / "a.mmar") + " -C " + q(src) + " --exclude '*.o' -X " +
+                          q(tmp / "excl") + " .",
+                      &out),
+            0);
+  EXPECT_EQ(out, "a\na/b\na/b/f\ntop\n");
+  ASSERT_EQ(mmar("list " + q(tmp / "a.mmar"), &out), 0);
+  EXPECT_EQ(out, "a\na/b\na/b/f\ntop\n");
+  // -T: the PATHs from a file.
+  test::write_file(tmp / "list", test::to_bytes("a/b\ntop\n"));
+  ASSERT_EQ(mmar("create -f " + q(tmp / "t.mmar") + " -C " + q(src) + " -T " + q(tmp / "list"), &out), 0) << out;
+  ASSERT_EQ(mmar("list " + q(tmp / "t.mmar"), &out), 0);
+  EXPECT_EQ(out, "a/b\na/b/f\ntop\n");
+  // --mtime: the same tree gives the same bytes, whatever its times and
+  // however many threads compress it.
+  ASSERT_EQ(mmar("create -f " + q(tmp / "r1.mmar") + " -C " + q(src) + " --mtime @1000000000 .", &out), 0) << out;
+  ASSERT_EQ(test::run("touch -d @1234567890 " + q(src + "/a/b/f") + " " + q(src + "/a")), 0);
+  ASSERT_EQ(mmar("create -j 1 -f " + q(tmp / "r2.mmar") + " -C " + q(src) + " --mtime @1000000000 .", &out), 0);
+  EXPECT_EQ(test::run("cmp " + q(tmp / "r1.mmar") + " " + q(tmp / "r2.mmar")), 0);
+  EXPECT_EQ(mmar("create -f " + q(tmp / "bad.mmar") + " -C " + q(src) + " --mtime 'not a date' .", &out), 2);
+  // SOURCE_DATE_EPOCH clamps newer times only.
+  ASSERT_EQ(test::run("SOURCE_DATE_EPOCH=1300000000 " + kMmar + " create -f " + q(tmp / "s.mmar") + " -C " + q(src) +
+                          " . && " + kMmar + " list --json " + q(tmp / "s.mmar") +
+                          " | python3 -c 'import json,sys; print(sorted({m[\"mtime_ns\"] // 10**9 for m in "
+                          "json.load(sys.stdin)}))'",
+                      &out),
+            0);
+  EXPECT_EQ(out, "[1234567890, 1300000000]\n");
+  // --strip-components; -k keeps what is there (an error), --skip-old-files silently.
+  ASSERT_EQ(mmar("extract -f " + q(tmp / "a.mmar") + " -C " + q(tmp / "x") + " --strip-components 1", &out), 0) << out;
+  ASSERT_EQ(test::run("cd " + q(tmp / "x") + " && find . | LC_ALL=C sort", &out), 0);
+  EXPECT_EQ(out, ".\n./b\n./b/f\n");
+  test::write_file(tmp / "x/b/f", test::to_bytes("mine\n"));
+  EXPECT_EQ(mmar("extract -k -f " + q(tmp / "a.mmar") + " -C " + q(tmp / "x") + " --strip-components 1", &out), 1);
+  EXPECT_NE(out.find("'b/f' exists already"), std::string::npos) << out;
+  EXPECT_EQ(mmar("extract --skip-old-files -f " + q(tmp / "a.mmar") + " -C " + q(tmp / "x") + " --strip-components 1",
+                 &out),
+            0)
+      << out;
+  EXPECT_EQ(test::run("cat " + q(tmp / "x/b/f"), &out), 0);
+  EXPECT_EQ(out, "mine\n");
+}
+
 }  // namespace mmar

@@ -19,6 +19,7 @@
 #include <thread>
 #include <chrono>
 #include <atomic>
+#include <deque>
 #include <map>
 #include <optional>
 #include <vector>
@@ -49,6 +50,9 @@ const Verb kExtract{"extract",
                         {"no-same-owner", 0, false, "", "leave files to whoever extracts (the default as a user)"},
                         {"numeric-owner", 0, false, "", "restore owners by number, not by the names recorded"},
                         {"no-xattrs", 0, false, "", "do not restore extended attributes"},
+                        {"strip-components", 0, true, "N", "drop the first N components of each name (shorter names are skipped)"},
+                        {"keep-old-files", 'k', false, "", "never replace an existing file: report it as an error"},
+                        {"skip-old-files", 0, false, "", "never replace an existing file: skip it silently"},
                         {"pread", 0, false, "", "read with pread instead of mmap"},
                         {"plain", 0, false, "", "open any file as a one-member archive (else only ELF, BTF, CTF objects)"},
                         {"no-verify", 0, false, "", "skip the XXH3 check of each member (salvage a damaged archive)"},
@@ -132,6 +136,7 @@ Result<void> clear_leaf(int parent, const std::string& leaf, const std::string& 
 
 // How members are restored beyond their bytes.
 struct RestoreOptions {
+  enum class Existing { replace, keep, skip } existing = Existing::replace;  // -k, --skip-old-files
   bool same_permissions = false;  // -p: setuid/setgid bits even without their owner
   bool same_owner = false;        // chown to the recorded owner (root's default)
   bool numeric_owner = false;     // by number, not by the names recorded
@@ -280,6 +285,13 @@ Result<void> extract_one(const Archive& a, const Member& m, RestoreOptions& o, D
   } parent{parent_fd};
   const std::string leaf(parts.back());
   const struct timespec times[2] = {to_timespec(m.mtime_ns), to_timespec(m.mtime_ns)};
+  if (o.existing != RestoreOptions::Existing::replace && !m.is_dir()) {
+    struct stat there {};
+    if (::fstatat(parent.fd, leaf.c_str(), &there, AT_SYMLINK_NOFOLLOW) == 0) {
+      if (o.existing == RestoreOptions::Existing::skip) return success();
+      return Error(Errc::invalid_argument, "'" + name + "' exists already; not replaced (--keep-old-files)");
+    }
+  }
   if (m.is_dir()) {
     MMAR_TRY(clear_leaf(parent.fd, leaf, name, true));
     if (::mkdirat(parent.fd, leaf.c_str(), 0700) != 0 && errno != EEXIST)
@@ -448,6 +460,18 @@ int run_extract(int argc, char** argv) {
   restore.same_owner = p.has("same-owner") || (::geteuid() == 0 && !p.has("no-same-owner"));
   restore.numeric_owner = p.has("numeric-owner");
   restore.xattrs = !p.has("no-xattrs");
+  if (p.has("keep-old-files") && p.has("skip-old-files")) {
+    return usage_error("extract", "--keep-old-files and --skip-old-files contradict each other");
+  }
+  if (p.has("keep-old-files")) restore.existing = RestoreOptions::Existing::keep;
+  if (p.has("skip-old-files")) restore.existing = RestoreOptions::Existing::skip;
+  size_t strip = 0;
+  if (p.has("strip-components")) {
+    auto n = parse_size(p.get("strip-components"));
+    if (!n || *n > 4096) return usage_error("extract", "bad --strip-components '" + p.get("strip-components") + "'");
+    strip = static_cast<size_t>(*n);
+  }
+  std::deque<std::string> stripped_names;  // what stripped Members' names view
   LinkFirst links;
   std::vector<std::string> wanted;
   for (const auto& n : p.positional) {
@@ -486,14 +510,30 @@ int run_extract(int argc, char** argv) {
       told_leading_slash = true;
     }
     if (!selected(m.name, wanted)) return success();
+    for (size_t i = 0; i < wanted.size(); ++i) {
+      if (selected(m.name, {wanted[i]})) found[i] = true;
+    }
+    if (strip > 0) {  // NAMEs select by the stored names; the files go where the stripped ones say
+      std::string_view rest = m.name;
+      for (size_t k = 0; k < strip; ++k) {
+        const size_t slash = rest.find('/');
+        if (slash == std::string_view::npos) {
+          rest = {};
+          break;
+        }
+        rest.remove_prefix(slash + 1);
+      }
+      if (rest.empty()) {
+        note_written(inflater ? &*inflater : nullptr, m.size);
+        return success();
+      }
+      m.name = stripped_names.emplace_back(rest);
+    }
     if (auto norm = normalize_member_name(m.name); !norm.ok() || *norm != m.name) {
       rc = fail(Error(Errc::invalid_argument,
                       path + ": refusing to extract '" + std::string(stored.name) + "': not a plain relative name"));
       note_written(inflater ? &*inflater : nullptr, m.size);
       return success();
-    }
-    for (size_t i = 0; i < wanted.size(); ++i) {
-      if (selected(m.name, {wanted[i]})) found[i] = true;
     }
     if (p.has("verbose")) std::printf("%s\n", escape_text(m.name).c_str());
     auto one = extract_one(*a, m, restore, parents, inflater ? &*inflater : nullptr, links, root.fd);
