@@ -25,6 +25,22 @@ for f in "$prefix/bin/mmar" "$libdir/libmmar.a" "$libdir/libmmar.so.0" "$libdir/
   [ -e "$f" ] || fail "not installed: ${f#"$prefix"/}"
 done
 "$prefix/bin/mmar" --version >/dev/null || fail "the installed mmar does not run"
+# Man pages (one per verb, from --help) and bash completion.
+command -v help2man >/dev/null || echo "check: no help2man: man pages not built, not checked"
+command -v help2man >/dev/null &&
+for verb in "" $("$prefix/bin/mmar" --help | awk '/^Verbs:/{on=1; next} on && /^  [a-z]/{print $1}'); do
+  page=$prefix/share/man/man1/mmar${verb:+-$verb}.1
+  [ -s "$page" ] || fail "no man page ${page#"$prefix"/}"
+  if [ -n "$verb" ]; then
+    grep -q -- "^mmar-$verb " "$page" && grep -q -- "$verb" "$page" || fail "${page#"$prefix"/} does not describe mmar $verb"
+  fi
+done
+completion=$prefix/share/bash-completion/completions/mmar
+[ -s "$completion" ] || fail "no bash completion"
+got=$(PATH=$prefix/bin:$PATH bash -c 'source "$1"; COMP_WORDS=(mmar create --exc); COMP_CWORD=2; _mmar; echo "${COMPREPLY[*]}"
+  COMP_WORDS=(mmar ver); COMP_CWORD=1; _mmar; echo "${COMPREPLY[*]}"' _ "$completion")
+[ "$got" = "$(printf -- '--exclude --exclude-from\nverify')" ] || fail "bash completion offers '$got'"
+echo "check: man pages and bash completion installed"
 soname=$(objdump -p "$libdir/libmmar.so.0" | awk '$1 == "SONAME" {print $2}')
 [ "$soname" = libmmar.so.0 ] || fail "SONAME is '$soname', not libmmar.so.0"
 
