@@ -17,11 +17,17 @@ namespace {
 const Verb kCtf{"ctf",
                 "dump|find FILE [--ctf-parent NAME] [--json] [NAME...]\n"
                 "       mmar ctf from-btf -o OUT.ctfa VMLINUX [MODULE|DIR...]",
-                "Read CTF (an ELF object's .ctf section, a raw dict or a CTF archive).\n"
+                "Read CTF (an ELF object's .ctf section, a raw dict or a CTF archive), or\n"
+                "write a CTF archive from kernel BTF.\n"
                 "  dump   print every dict as `objdump --ctf=.ctf FILE` does, from its\n"
                 "         'Contents of CTF section' line on\n"
                 "  find   print the types named NAME ('struct foo', 'union u', 'enum e' or a\n"
-                "         plain name) in each dict, with ID, kind, size and alignment",
+                "         plain name) in each dict, with ID, kind, size and alignment\n"
+                "  from-btf  write kernel BTF (VMLINUX, raw or ELF; MODULEs: split BTF files or\n"
+                "         directories of them, e.g. /sys/kernel/btf) as a CTF archive shaped like\n"
+                "         DTrace's vmlinux.ctfa: parent 'shared_ctf' with the kernel's types,\n"
+                "         child 'vmlinux' with its function and data-object symbols, a child\n"
+                "         per module (read it back with --ctf-parent shared_ctf)",
                 {
                     {"ctf-parent", 0, true, "NAME", "the archive member other dicts import as parent (default .ctf)"},
                     {"output", 'o', true, "OUT", "from-btf: the CTF archive to write"},
