@@ -235,7 +235,7 @@ inline constexpr uint32_t kCtfFpSingle = 1, kCtfFpDouble = 2, kCtfFpComplex = 3,
 // symbol table needed), variables sorted by name, types, strings.
 class MMAR_API CtfBuilder {
  public:
-  CtfBuilder();                                 // a parent or standalone dict
+  CtfBuilder();                                  // a parent or standalone dict
   explicit CtfBuilder(std::string parent_name);  // a child of the dict named so
   ~CtfBuilder();
   CtfBuilder(CtfBuilder&&) noexcept;
@@ -266,10 +266,8 @@ class MMAR_API CtfBuilder {
   Result<uint32_t> add_cv(CtfKind kind, uint32_t ref, bool root = true);
   // `bits` bits at `bit_offset` of integer or enum `ref`, `byte_size` bytes
   // (libctf's ctf_add_slice; the size is ref's).
-  Result<uint32_t> add_slice(uint32_t ref, uint32_t bit_offset, uint32_t bits, uint32_t byte_size,
-                             bool root = false);
-  Result<uint32_t> add_function(uint32_t return_type, std::span<const uint32_t> args, bool varargs,
-                                bool root = true);
+  Result<uint32_t> add_slice(uint32_t ref, uint32_t bit_offset, uint32_t bits, uint32_t byte_size, bool root = false);
+  Result<uint32_t> add_function(uint32_t return_type, std::span<const uint32_t> args, bool varargs, bool root = true);
   // A variable (the variable section), a data-object symbol or a function
   // symbol (`type` a function type) by name. Names must be unique per section.
   Result<void> add_variable(std::string_view name, uint32_t type);

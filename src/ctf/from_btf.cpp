@@ -53,7 +53,8 @@ class Converter {
       for (int depth = 0; target >= start_; ++depth) {  // through chains of tags
         MMAR_ASSIGN(BtfType u, btf_.type(target));
         if (u.kind() != BtfKind::type_tag) break;
-        if (depth > 64) return Error(Errc::malformed, btf_.name() + ": type tag chain too long at type " + std::to_string(id));
+        if (depth > 64)
+          return Error(Errc::malformed, btf_.name() + ": type tag chain too long at type " + std::to_string(id));
         target = u.type();
       }
       map_[id - start_] = target >= start_ ? map_[target - start_] : ctf_id(target);
@@ -224,8 +225,8 @@ class Converter {
           }
           members.emplace_back(t.kflag() ? off & 0xffffff : off, ctf);
         }
-        MMAR_ASSIGN(uint32_t id, t.kind() == BtfKind::struct_ ? out_.add_struct(name, t.size())
-                                                              : out_.add_union(name, t.size()));
+        MMAR_ASSIGN(uint32_t id,
+                    t.kind() == BtfKind::struct_ ? out_.add_struct(name, t.size()) : out_.add_union(name, t.size()));
         for (uint32_t i = 0; i < t.vlen(); ++i) {
           auto mname = btf_.str(t.extra_u32(i * 3));
           MMAR_TRY(out_.add_member(mname ? *mname : "", members[i].second, members[i].first));
@@ -294,7 +295,7 @@ class Converter {
   uint32_t start_ = 1, end_ = 1, direct_ = 0;
   std::vector<uint32_t> map_;  // [id - start_]: CTF ID
   std::vector<Extra> extras_;
-  std::unordered_map<uint64_t, uint32_t> slices_;  // (type, bits) -> slice ID
+  std::unordered_map<uint64_t, uint32_t> slices_;       // (type, bits) -> slice ID
   std::unordered_map<uint32_t, uint32_t> enum_slices_;  // BTF enum ID -> its full-width slice
   std::unordered_set<std::string_view> symbol_names_, object_names_;
 };
@@ -339,7 +340,8 @@ Result<CtfFromBtfStats> ctf_from_btf(const std::string& out, const std::string& 
   for (const auto& [member, path] : files) {
     std::string name = path.substr(path.find_last_of('/') + 1);
     if (name == "vmlinux") continue;  // /sys/kernel/btf holds the base too
-    if (!names.insert(name).second) return Error(Errc::invalid_argument, path + ": a second module named '" + name + "'");
+    if (!names.insert(name).second)
+      return Error(Errc::invalid_argument, path + ": a second module named '" + name + "'");
     MMAR_ASSIGN(Btf m, Btf::open(path, &base, BtfOpenOptions{.validate = true}));
     modules.push_back({std::move(name), std::move(m)});
   }

@@ -33,8 +33,8 @@ struct CtfBuilder::Impl {
   bool child = false;
   std::string parent_name;
   uint32_t parname = 0, cuname = 0;  // header strings
-  std::vector<uint32_t> types;  // the type section, host order
-  uint32_t count = 0;           // own types
+  std::vector<uint32_t> types;       // the type section, host order
+  uint32_t count = 0;                // own types
   // The struct/union/enum that add_member/add_enumerator extend: its
   // record's offset in `types` (in words), its kind; npos when none.
   size_t open_at = SIZE_MAX;
@@ -212,8 +212,7 @@ Result<uint32_t> CtfBuilder::add_typedef(std::string_view name, uint32_t ref, bo
 }
 
 Result<uint32_t> CtfBuilder::add_cv(CtfKind kind, uint32_t ref, bool root) {
-  if (kind != CtfKind::pointer && kind != CtfKind::volatile_ && kind != CtfKind::const_ &&
-      kind != CtfKind::restrict_) {
+  if (kind != CtfKind::pointer && kind != CtfKind::volatile_ && kind != CtfKind::const_ && kind != CtfKind::restrict_) {
     return bad("add_cv: not a pointer or qualifier kind");
   }
   MMAR_TRY(impl_->ref(ref));
@@ -242,7 +241,7 @@ Result<uint32_t> CtfBuilder::add_function(uint32_t return_type, std::span<const 
   MMAR_ASSIGN(uint32_t id, impl_->begin(CtfKind::function, "", root, static_cast<uint32_t>(vlen)));
   impl_->types.push_back(return_type);
   impl_->types.insert(impl_->types.end(), args.begin(), args.end());
-  if (varargs) impl_->types.push_back(0);       // a last 0 argument says "..."
+  if (varargs) impl_->types.push_back(0);        // a last 0 argument says "..."
   if (vlen % 2 != 0) impl_->types.push_back(0);  // argument words pad to an even count
   return id;
 }
@@ -310,8 +309,8 @@ Result<std::vector<std::byte>> CtfBuilder::write() const {
   put16(ctf::kMagic);
   *p++ = std::byte{ctf::kVersion3};
   *p++ = std::byte{ctf::kFlagNewFuncInfo | ctf::kFlagIdxSorted};
-  for (uint64_t v : {uint64_t{0}, uint64_t{d.parname}, uint64_t{d.cuname}, uint64_t{0}, objt, func, objtidx, funcidx, varoff,
-                     typeoff, stroff, uint64_t{d.strs.size()}}) {
+  for (uint64_t v : {uint64_t{0}, uint64_t{d.parname}, uint64_t{d.cuname}, uint64_t{0}, objt, func, objtidx, funcidx,
+                     varoff, typeoff, stroff, uint64_t{d.strs.size()}}) {
     put32(v);
   }
   for (const auto& s : objects) put32(s.type);

@@ -1105,7 +1105,9 @@ std::string libctf_symbols(ctf_dict_t* fp, bool functions) {
   return out;
 }
 
-std::string str_of(const std::vector<std::byte>& v) { return std::string(reinterpret_cast<const char*>(v.data()), v.size()); }
+std::string str_of(const std::vector<std::byte>& v) {
+  return std::string(reinterpret_cast<const char*>(v.data()), v.size());
+}
 
 TEST(CtfWriter, EveryKindOpensInLibctfAndOurs) {
   CtfBuilder b;
@@ -1386,8 +1388,9 @@ size_t compare_with_btf(const Btf& btf, ctf_dict_t* fp, const std::vector<uint32
 // them). Skipped (returns false) without a C compiler.
 bool dump_equals_objdump(const std::string& archive, const std::string& dir) {
   const std::string obj = dir + "/wrapped.o";
-  if (test::run("printf 'int x;\\n' | cc -x c -c - -o '" + dir + "/plain.o' 2>/dev/null && objcopy --add-section .ctf='" +
-                archive + "' --set-section-flags .ctf=noload,readonly '" + dir + "/plain.o' '" + obj + "'") != 0) {
+  if (test::run("printf 'int x;\\n' | cc -x c -c - -o '" + dir +
+                "/plain.o' 2>/dev/null && objcopy --add-section .ctf='" + archive +
+                "' --set-section-flags .ctf=noload,readonly '" + dir + "/plain.o' '" + obj + "'") != 0) {
     return false;
   }
   std::string theirs;
@@ -1523,10 +1526,10 @@ TEST(CtfFromBtf, ModuleIsAChildOnSharedCtf) {
             0);
   EXPECT_EQ(test::read_file(dir / "cli.ctfa"), test::read_file(dir / "out.ctfa"));
   std::string out;
-  EXPECT_EQ(test::run(std::string(MMAR_BIN) + " ctf find --ctf-parent shared_ctf '" + (dir / "cli.ctfa") +
-                          "' 'struct mod_s'",
-                      &out),
-            0);
+  EXPECT_EQ(
+      test::run(std::string(MMAR_BIN) + " ctf find --ctf-parent shared_ctf '" + (dir / "cli.ctfa") + "' 'struct mod_s'",
+                &out),
+      0);
   EXPECT_NE(out.find("ext9: [0x80000001] struct 'struct mod_s' size 8"), std::string::npos) << out;
   EXPECT_EQ(test::run(std::string(MMAR_BIN) + " ctf from-btf '" + (dir / "vmlinux") + "' 2>/dev/null"), 2);
   EXPECT_EQ(test::run(std::string(MMAR_BIN) + " ctf from-btf -o '" + (dir / "x.ctfa") + "' '" + (dir / "btf") +
