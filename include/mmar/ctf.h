@@ -302,7 +302,12 @@ class MMAR_API CtfBuilder {
 // an int32 (CTF enumerators are int32; counted in enum64_truncated); FWD ->
 // forward; FUNC_PROTO -> function (a last void parameter: varargs); FUNC,
 // VAR -> symbols as above; TYPE_TAG is skipped through (its users refer to
-// its target); DECL_TAG and DATASEC are dropped.
+// its target); DECL_TAG and DATASEC are dropped. BTF's void (type 0) is
+// shared_ctf's type 1, an integer "void" of no size and no bits, as gcc
+// emits it (libctf names no type 0: `void *` would have no name).
+// References to an enum that is not 4 bytes go through a slice of it with
+// all its bits (libctf 2.40 sizes every enum type as an int; a slice has its
+// own size): members, arrays and typedefs of it then have the BTF's size.
 struct MMAR_API CtfFromBtfDict {
   std::string name;  // archive member name
   std::vector<std::byte> bytes;
@@ -310,7 +315,8 @@ struct MMAR_API CtfFromBtfDict {
 struct MMAR_API CtfFromBtfResult {
   std::vector<CtfFromBtfDict> dicts;  // shared_ctf, vmlinux, then the modules
   // For each base BTF type ID, the shared_ctf type ID it became (0: none,
-  // e.g. FUNC, VAR, DATASEC, DECL_TAG; a TYPE_TAG maps to its target's).
+  // e.g. FUNC, VAR, DATASEC, DECL_TAG; a TYPE_TAG maps to its target's;
+  // [0], void, to the `void` integer).
   std::vector<uint32_t> base_type_map;
   uint32_t types = 0;  // CTF types written, all dicts
   uint32_t functions = 0, objects = 0;

@@ -39,8 +39,13 @@ class Converter {
     start_ = btf_.start_id();
     MMAR_ASSIGN(end_, btf_.type_count());
     map_.assign(end_ - start_, 0);
-    // Pass 1: IDs.
+    // Pass 1: IDs. A base's dict starts with `void`, an integer of no size
+    // and no bits named "void", as gcc's CTF has it: libctf names type 0
+    // nowhere (ctf_type_aname of a function returning void, or of `void *`,
+    // fails; ctf_add_type refuses them), so BTF's void (type 0) is this type
+    // wherever a type refers to it (a module's, the parent's).
     uint32_t n = 0;
+    if (base_map_ == nullptr) void_id_ = own_id(++n);
     for (uint32_t id = start_; id < end_; ++id) {
       MMAR_ASSIGN(BtfType t, btf_.type(id));
       if (kept(t.kind())) map_[id - start_] = own_id(++n);
@@ -60,6 +65,10 @@ class Converter {
       map_[id - start_] = target >= start_ ? map_[target - start_] : ctf_id(target);
     }
     // Pass 2: records.
+    if (base_map_ == nullptr) {
+      MMAR_ASSIGN(uint32_t id, out_.add_integer("void", 0, 0, 0));
+      if (id != void_id_) return Error(Errc::invalid_argument, btf_.name() + ": CTF ID of void differs");
+    }
     for (uint32_t id = start_; id < end_; ++id) {
       MMAR_ASSIGN(BtfType t, btf_.type(id));
       MMAR_TRY(convert(t));
@@ -76,6 +85,7 @@ class Converter {
   }
 
   const std::vector<uint32_t>& map() const { return map_; }
+  uint32_t void_id() const { return void_id_; }
 
  private:
   static bool kept(BtfKind k) {
@@ -91,7 +101,7 @@ class Converter {
   }
   uint32_t own_id(uint32_t index) const { return out_.is_child() ? (index | kChildBit) : index; }
   uint32_t ctf_id(uint32_t btf_id) const {
-    if (btf_id == 0) return 0;
+    if (btf_id == 0) return base_map_ != nullptr && !base_map_->empty() ? (*base_map_)[0] : void_id_;
     if (btf_id < start_) return base_map_ != nullptr && btf_id < base_map_->size() ? (*base_map_)[btf_id] : 0;
     return btf_id - start_ < map_.size() ? map_[btf_id - start_] : 0;
   }
@@ -293,6 +303,7 @@ class Converter {
   const std::vector<uint32_t>* base_map_;
   CtfFromBtfResult& stats_;
   uint32_t start_ = 1, end_ = 1, direct_ = 0;
+  uint32_t void_id_ = 0;       // the base dict's `void`
   std::vector<uint32_t> map_;  // [id - start_]: CTF ID
   std::vector<Extra> extras_;
   std::unordered_map<uint64_t, uint32_t> slices_;       // (type, bits) -> slice ID
@@ -312,6 +323,7 @@ Result<CtfFromBtfResult> ctf_convert_btf(const Btf& vmlinux, const std::vector<C
   Converter base(vmlinux, shared, core, nullptr, r);
   MMAR_TRY(base.run());
   r.base_type_map.assign(vmlinux.start_id(), 0);
+  r.base_type_map[0] = base.void_id();  // BTF's void
   r.base_type_map.insert(r.base_type_map.end(), base.map().begin(), base.map().end());
   MMAR_ASSIGN(auto shared_bytes, shared.write());
   MMAR_ASSIGN(auto core_bytes, core.write());

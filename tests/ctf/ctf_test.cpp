@@ -1261,7 +1261,7 @@ struct BtfOracle {
   }
   std::optional<int64_t> size(uint32_t id) const {
     id = resolve(id);
-    if (id == 0) return std::nullopt;
+    if (id == 0) return 0;  // void: the integer "void" of size 0
     auto t = *btf.type(id);
     switch (t.kind()) {
       case BtfKind::ptr: return 8;
@@ -1276,7 +1276,7 @@ struct BtfOracle {
   }
   std::optional<int64_t> align(uint32_t id) const {
     id = resolve(id);
-    if (id == 0) return std::nullopt;
+    if (id == 0) return 0;
     auto t = *btf.type(id);
     switch (t.kind()) {
       case BtfKind::ptr: return 8;
@@ -1427,6 +1427,7 @@ TEST(CtfFromBtf, BuiltBtfEveryKind) {
   ASSERT_TRUE(bb.add_field("f2", e, 195, 2).ok());
   ASSERT_TRUE(bb.add_field("p", ptr, 256).ok());
   ASSERT_TRUE(bb.add_decl_tag("noted", s, 0).ok());
+  const uint32_t vp = *bb.add_ptr(0);
   const uint32_t fwd = *bb.add_fwd("opaque", true);
   const uint32_t td = *bb.add_typedef("s_t", s);
   const uint32_t fl = *bb.add_float("double", 8);
@@ -1463,6 +1464,9 @@ TEST(CtfFromBtf, BuiltBtfEveryKind) {
   EXPECT_EQ(ctf_type_size(shared, r->base_type_map[outer]), 24);
   n = ctf_type_aname(shared, r->base_type_map[ptr]);
   EXPECT_STREQ(n, "int *");
+  free(n);
+  n = ctf_type_aname(shared, r->base_type_map[vp]);
+  EXPECT_STREQ(n, "void *");
   free(n);
   ctf_dict_t* core = ctf_dict_open(arc, "vmlinux", &err);
   ASSERT_NE(core, nullptr) << ctf_errmsg(err);
@@ -1577,6 +1581,11 @@ TEST(CtfFromBtf, KernelTypesEqualBtfThroughLibctf) {
   auto f = ctf_open_file(dir / "vmlinux.ctfa", fo);
   ASSERT_TRUE(f.ok()) << f.error().message();
   ASSERT_EQ(f->dicts.size(), 2u);
+  // Every type has a name libctf can print (void included).
+  const CtfDict& d = f->dicts[0].name == "shared_ctf" ? f->dicts[0].dict : f->dicts[1].dict;
+  uint32_t unnamed = 0;
+  for (uint32_t index = 1; index <= d.type_count(); ++index) unnamed += d.type_name(d.id_of_index(index)).ok() ? 0 : 1;
+  EXPECT_EQ(unnamed, 0u);
 #if !defined(__SANITIZE_ADDRESS__)  // ~1 s of objdump and dump: release builds only
   EXPECT_TRUE(dump_equals_objdump(dir / "vmlinux.ctfa", dir.path()));
 #endif
