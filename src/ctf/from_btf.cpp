@@ -26,7 +26,7 @@ constexpr uint32_t kChildBit = 0x80000000u;
 // A type that the second pass appends after the BTF's own: an array or a slice.
 struct Extra {
   bool slice = false;
-  uint32_t a = 0, b = 0, c = 0, d = 0;  // array: contents, index, nelems; slice: ref, bits, size
+  uint32_t a = 0, b = 0, c = 0;  // array: contents, index, nelems; slice: ref, bits, size
 };
 
 class Converter {
@@ -120,7 +120,7 @@ class Converter {
       }
       if ((t.kind() == BtfKind::enum_ || t.kind() == BtfKind::enum64) && t.size() != 4 && t.size() <= 0x2000) {
         auto [it, added] = enum_slices_.try_emplace(target, 0);
-        if (added) it->second = extra({true, ctf_id(target), t.size() * 8, t.size(), 0});
+        if (added) it->second = extra({true, ctf_id(target), t.size() * 8, t.size()});
         return it->second;
       }
       break;
@@ -210,7 +210,7 @@ class Converter {
         // Stored innermost = the first dimension: libctf 2.40 prints the
         // innermost first, so it names this `E [d1][d2]...`.
         MMAR_ASSIGN(uint32_t contents, ref(elem));
-        for (size_t k = 0; k + 1 < dims.size(); ++k) contents = extra({false, contents, index, dims[k], 0});
+        for (size_t k = 0; k + 1 < dims.size(); ++k) contents = extra({false, contents, index, dims[k]});
         MMAR_ASSIGN(uint32_t id, out_.add_array(contents, index, dims.back()));
         return check(id, t);
       }
@@ -230,7 +230,7 @@ class Converter {
             const uint32_t size = btf_size(type);
             const uint64_t key = (uint64_t{ctf} << 16) | bits;
             auto [it, added] = slices_.try_emplace(key, 0);
-            if (added) it->second = extra({true, ctf, bits, size != 0 ? size : (bits + 7) / 8, 0});
+            if (added) it->second = extra({true, ctf, bits, size != 0 ? size : (bits + 7) / 8});
             ctf = it->second;
           }
           members.emplace_back(t.kflag() ? off & 0xffffff : off, ctf);

@@ -1413,7 +1413,8 @@ TEST(CtfFromBtf, BuiltBtfEveryKind) {
   const uint32_t i = *bb.add_int("int", 4, 1);
   const uint32_t u = *bb.add_int("unsigned int", 4, 0);
   const uint32_t inner = *bb.add_array(u, i, 3);
-  const uint32_t outer = *bb.add_array(u, inner, 2);  // int [2][3]
+  const uint32_t outer = *bb.add_array(u, inner, 2);   // int [2][3]
+  const uint32_t outer3 = *bb.add_array(u, outer, 4);  // int [4][2][3]
   const uint32_t e = *bb.add_enum("small", 1);
   ASSERT_TRUE(bb.add_enum_value("S0", 0).ok());
   const uint32_t e64 = *bb.add_enum64("wide", 8, false);
@@ -1462,6 +1463,13 @@ TEST(CtfFromBtf, BuiltBtfEveryKind) {
   EXPECT_STREQ(n, "int [2][3]");  // not [3][2]
   free(n);
   EXPECT_EQ(ctf_type_size(shared, r->base_type_map[outer]), 24);
+  n = ctf_type_aname(shared, r->base_type_map[outer3]);
+  EXPECT_STREQ(n, "int [4][2][3]");
+  free(n);
+  EXPECT_EQ(ctf_type_size(shared, r->base_type_map[outer3]), 96);
+  n = ctf_type_aname(shared, r->base_type_map[inner]);
+  EXPECT_STREQ(n, "int [3]");
+  free(n);
   n = ctf_type_aname(shared, r->base_type_map[ptr]);
   EXPECT_STREQ(n, "int *");
   free(n);
