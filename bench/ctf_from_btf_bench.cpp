@@ -4,20 +4,13 @@
 //
 //   ctf_from_btf_bench [VMLINUX] [RUNS]   (default /sys/kernel/btf/vmlinux, 5)
 //
-// libctf has no BTF reader, so its side starts from mmar's converted dicts
-// opened with libctf: each type is copied into a new dict with libctf's own
-// ctf_add_type (which builds it with the ctf_add_* machinery, types it
-// already has by name are not added twice), the symbols with
-// ctf_add_func_sym / ctf_add_objt_sym, then ctf_write_mem (one dict) and
-// ctf_arc_write (the archive) are timed, each on freshly built dicts (libctf
+// libctf has no BTF reader: its side is the same conversion written with
+// libctf's ctf_add_* API (LibctfFromBtf below: the same kinds, bitfields as
+// slices, symbols with ctf_add_func_sym / ctf_add_objt_sym; for simplicity
+// types and symbols in one dict, and without mmar's libctf workarounds:
+// no `void` type, no enum slices, arrays nested as in BTF), timed building,
+// then ctf_write_mem and ctf_arc_write, each on a freshly built dict (libctf
 // caches a serialised dict). Best of RUNS.
-//
-// libctf 2.40's ctf_add_type is lossy: function types lose their arguments
-// (it adds them with argc 0) and unions come out as structs, and it refuses
-// a second root type of a name (79 in a 6.18 vmlinux). Its bytes are
-// therefore a lower bound for the same types: on a 6.18 kernel its type
-// section is 1,896,504 bytes against mmar's 2,231,984, of which 391,176 are
-// the function arguments it dropped (same record formats otherwise).
 #include <ctf-api.h>
 #include <unistd.h>
 
@@ -26,6 +19,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <vector>
 
 #include "mmar/archive.h"
 #include "mmar/btf.h"
@@ -62,6 +56,157 @@ long file_size(const std::string& path) {
 
 }  // namespace
 
+// The same conversion through libctf's ctf_add_* API, for its serialisation:
+// every kept BTF type added once (structs and unions before their members,
+// so pointers back to them resolve), then the symbols. Types libctf refuses
+// as root (a second root type of a name) are added non-root; BTF void is 0.
+class LibctfFromBtf {
+ public:
+  LibctfFromBtf(const mmar::Btf& btf, ctf_dict_t* fp) : btf_(btf), fp_(fp) {}
+  size_t refused = 0;
+
+  void run() {
+    const uint32_t end = *btf_.type_count();
+    memo_.assign(end, kUnset);
+    for (uint32_t id = 1; id < end; ++id) (void)add(id);
+    for (uint32_t id = 1; id < end; ++id) {
+      auto t = *btf_.type(id);
+      const std::string name(btf_.name_of(t));
+      if (t.kind() == mmar::BtfKind::func) {
+        if (ctf_add_func_sym(fp_, name.c_str(), add(t.type())) != 0) ++refused;
+      } else if (t.kind() == mmar::BtfKind::var) {
+        if (ctf_add_objt_sym(fp_, name.c_str(), add(t.type())) != 0) ++refused;
+      }
+    }
+  }
+
+ private:
+  static constexpr ctf_id_t kUnset = -2;
+
+  template <class F>
+  ctf_id_t rooted(const std::string& /*name*/, F&& f) {
+    ctf_id_t r = f(CTF_ADD_ROOT);
+    if (r == CTF_ERR) r = f(CTF_ADD_NONROOT);
+    if (r == CTF_ERR) ++refused;
+    return r == CTF_ERR ? 0 : r;
+  }
+
+  ctf_id_t add(uint32_t id) {
+    if (id == 0) return 0;
+    if (memo_[id] != kUnset) return memo_[id];
+    auto t = *btf_.type(id);
+    const std::string name(btf_.name_of(t));
+    const char* n = name.empty() ? nullptr : name.c_str();
+    using K = mmar::BtfKind;
+    ctf_id_t r = 0;
+    switch (t.kind()) {
+      case K::int_: {
+        const uint32_t enc = t.extra_u32(0);
+        ctf_encoding_t e{(enc >> 24) & 0xf, (enc >> 16) & 0xff, enc & 0xff};
+        r = rooted(name, [&](uint32_t f) { return ctf_add_integer(fp_, f, n, &e); });
+        break;
+      }
+      case K::float_: {
+        const uint32_t format = t.size() == 8 ? CTF_FP_DOUBLE : t.size() > 8 ? CTF_FP_LDOUBLE : CTF_FP_SINGLE;
+        ctf_encoding_t e{format, 0, t.size() * 8};
+        r = rooted(name, [&](uint32_t f) { return ctf_add_float(fp_, f, n, &e); });
+        break;
+      }
+      case K::ptr: {
+        const ctf_id_t to = add(t.type());
+        r = rooted(name, [&](uint32_t f) { return ctf_add_pointer(fp_, f, to); });
+        break;
+      }
+      case K::typedef_: {
+        const ctf_id_t to = add(t.type());
+        r = rooted(name, [&](uint32_t f) { return ctf_add_typedef(fp_, f, n, to); });
+        break;
+      }
+      case K::volatile_:
+      case K::const_:
+      case K::restrict_: {
+        const ctf_id_t to = add(t.type());
+        const K k = t.kind();
+        r = rooted(name, [&](uint32_t f) {
+          return k == K::volatile_ ? ctf_add_volatile(fp_, f, to)
+                 : k == K::const_  ? ctf_add_const(fp_, f, to)
+                                   : ctf_add_restrict(fp_, f, to);
+        });
+        break;
+      }
+      case K::type_tag: r = add(t.type()); break;
+      case K::array: {
+        ctf_arinfo_t a{add(t.extra_u32(0)), add(t.extra_u32(1)), t.extra_u32(2)};
+        r = rooted(name, [&](uint32_t f) { return ctf_add_array(fp_, f, &a); });
+        break;
+      }
+      case K::struct_:
+      case K::union_: {
+        const bool is_struct = t.kind() == K::struct_;
+        r = rooted(name, [&](uint32_t f) {
+          return is_struct ? ctf_add_struct_sized(fp_, f, n, t.size()) : ctf_add_union_sized(fp_, f, n, t.size());
+        });
+        memo_[id] = r;  // before the members: they may point back
+        for (uint32_t m = 0; m < t.vlen(); ++m) {
+          auto mname = btf_.str(t.extra_u32(m * 3));
+          const std::string mn(mname ? *mname : "");
+          const uint32_t off = t.extra_u32(m * 3 + 2);
+          const uint32_t bits = t.kflag() ? off >> 24 : 0;
+          ctf_id_t mt = add(t.extra_u32(m * 3 + 1));
+          if (bits != 0) {
+            ctf_encoding_t e{0, 0, bits};
+            const ctf_id_t slice = ctf_add_slice(fp_, CTF_ADD_NONROOT, mt, &e);
+            if (slice != CTF_ERR) mt = slice;
+          }
+          if (r != 0 && ctf_add_member_offset(fp_, r, mn.empty() ? nullptr : mn.c_str(), mt,
+                                              t.kflag() ? off & 0xffffff : off) != 0) {
+            ++refused;
+          }
+        }
+        return r;
+      }
+      case K::enum_:
+      case K::enum64: {
+        r = rooted(name, [&](uint32_t f) { return ctf_add_enum(fp_, f, n); });
+        const bool wide = t.kind() == K::enum64;
+        for (uint32_t m = 0; r != 0 && m < t.vlen(); ++m) {
+          auto vname = btf_.str(t.extra_u32(m * (wide ? 3 : 2)));
+          const int value = static_cast<int>(t.extra_u32(m * (wide ? 3 : 2) + 1));
+          if (ctf_add_enumerator(fp_, r, std::string(vname ? *vname : "").c_str(), value) != 0) ++refused;
+        }
+        break;
+      }
+      case K::fwd: {
+        const uint32_t kind = t.kflag() ? CTF_K_UNION : CTF_K_STRUCT;
+        r = rooted(name, [&](uint32_t f) { return ctf_add_forward(fp_, f, n, kind); });
+        break;
+      }
+      case K::func_proto: {
+        std::vector<ctf_id_t> args;
+        ctf_funcinfo_t fi{add(t.type()), 0, 0};
+        for (uint32_t m = 0; m < t.vlen(); ++m) {
+          const uint32_t a = t.extra_u32(m * 2 + 1);
+          if (a == 0 && m + 1 == t.vlen()) {
+            fi.ctc_flags |= CTF_FUNC_VARARG;
+          } else {
+            args.push_back(add(a));
+          }
+        }
+        fi.ctc_argc = static_cast<uint32_t>(args.size());
+        r = rooted(name, [&](uint32_t f) { return ctf_add_function(fp_, f, &fi, args.data()); });
+        break;
+      }
+      default: r = 0; break;  // FUNC, VAR (symbols), DATASEC, DECL_TAG
+    }
+    memo_[id] = r;
+    return r;
+  }
+
+  const mmar::Btf& btf_;
+  ctf_dict_t* fp_;
+  std::vector<ctf_id_t> memo_;
+};
+
 int main(int argc, char** argv) {
   const std::string vmlinux = argc > 1 ? argv[1] : "/sys/kernel/btf/vmlinux";
   const int runs = argc > 2 ? std::atoi(argv[2]) : 5;
@@ -81,87 +226,53 @@ int main(int argc, char** argv) {
     if (!s.ok()) die(s.error().message());
   });
 
-  // libctf: the same types, added with its API, then serialised.
-  int err = 0;
-  ctf_archive_t* arc = ctf_arc_open(ours.c_str(), &err);
-  if (arc == nullptr) die(std::string("ctf_arc_open: ") + ctf_errmsg(err));
-  ctf_dict_t* src = ctf_dict_open(arc, "shared_ctf", &err);
-  ctf_dict_t* src_core = ctf_dict_open(arc, "vmlinux", &err);
-  if (src == nullptr || src_core == nullptr) die(std::string("ctf_dict_open: ") + ctf_errmsg(err));
-  // Each run builds fresh dicts (libctf caches a serialised dict: only the
-  // first write after a change does the work), then times ctf_write_mem of
-  // the parent, and ctf_arc_write of parent and child on another fresh pair.
-  size_t added = 0, refused = 0, syms = 0, mem_size = 0;
-  auto build = [&](ctf_dict_t*& dst, ctf_dict_t*& dst_core) {
+  // libctf: the same types added with its ctf_add_* API, then serialised.
+  // Each run builds a fresh dict (libctf caches a serialised dict: only the
+  // first write after a change does the work).
+  size_t refused = 0, mem_size = 0;
+  auto build = [&] {
     int e = 0;
-    dst = ctf_create(&e);
-    dst_core = ctf_create(&e);
-    if (dst == nullptr || dst_core == nullptr) die("ctf_create");
-    ctf_parent_name_set(dst_core, "shared_ctf");
-    added = refused = syms = 0;
-    ctf_next_t* it = nullptr;
-    ctf_id_t id;
-    while ((id = ctf_type_next(src, &it, nullptr, 1)) != CTF_ERR) {
-      if (ctf_add_type(dst, src, id) == CTF_ERR) {
-        if (refused++ < 5 && getenv("BENCH_VERBOSE")) {
-          std::fprintf(stderr, "refused %lx: %s\n", id, ctf_errmsg(ctf_errno(dst)));
-        }
-      } else {
-        ++added;
-      }
-    }
-    for (int functions = 0; functions < 2; ++functions) {
-      const char* name = nullptr;
-      ctf_next_t* si = nullptr;
-      ctf_id_t type;
-      while ((type = ctf_symbol_next(src_core, &si, &name, functions)) != CTF_ERR) {
-        ctf_id_t t = ctf_add_type(dst, src, type);
-        if (t == CTF_ERR) continue;
-        // libctf 2.40 cannot make a symbol-only child of a dynamic parent
-        // here; the symbols go into the parent (same bytes either way).
-        const int rc = functions ? ctf_add_func_sym(dst, name, t) : ctf_add_objt_sym(dst, name, t);
-        if (rc == 0) ++syms;
-      }
-    }
+    ctf_dict_t* fp = ctf_create(&e);
+    if (fp == nullptr) die("ctf_create");
+    LibctfFromBtf conv(*btf, fp);
+    conv.run();
+    refused = conv.refused;
+    return fp;
   };
   double t_add = 1e30, t_write_mem = 1e30, t_arc_write = 1e30;
+  size_t libctf_types = 0;
   for (int run = 0; run < runs; ++run) {
-    ctf_dict_t *dst = nullptr, *dst_core = nullptr;
     double t0 = now();
-    build(dst, dst_core);
+    ctf_dict_t* fp = build();
     t_add = std::min(t_add, now() - t0);
     t0 = now();
-    unsigned char* buf = ctf_write_mem(dst, &mem_size, static_cast<size_t>(-1));  // never compressed
+    unsigned char* buf = ctf_write_mem(fp, &mem_size, static_cast<size_t>(-1));  // never compressed
     t_write_mem = std::min(t_write_mem, now() - t0);
-    if (buf == nullptr) die(std::string("ctf_write_mem: ") + ctf_errmsg(ctf_errno(dst)));
+    if (buf == nullptr) die(std::string("ctf_write_mem: ") + ctf_errmsg(ctf_errno(fp)));
     std::free(buf);
-    ctf_dict_close(dst_core);
-    ctf_dict_close(dst);
-    build(dst, dst_core);
-    ctf_dict_t* dicts[] = {dst, dst_core};
-    const char* names[] = {"shared_ctf", "vmlinux"};
+    ctf_dict_close(fp);
+    fp = build();
+    const char* names[] = {"shared_ctf"};
     t0 = now();
-    if (ctf_arc_write(theirs.c_str(), dicts, 2, names, static_cast<size_t>(-1)) != 0) {
-      die(std::string("ctf_arc_write: ") + ctf_errmsg(ctf_errno(dst)));
+    if (ctf_arc_write(theirs.c_str(), &fp, 1, names, static_cast<size_t>(-1)) != 0) {
+      die(std::string("ctf_arc_write: ") + ctf_errmsg(ctf_errno(fp)));
     }
     t_arc_write = std::min(t_arc_write, now() - t0);
-    ctf_dict_close(dst_core);
-    ctf_dict_close(dst);
+    ctf_next_t* it = nullptr;
+    libctf_types = 0;
+    while (ctf_type_next(fp, &it, nullptr, 1) != CTF_ERR) ++libctf_types;
+    ctf_dict_close(fp);
   }
 
   std::printf("input: %s, %ld bytes of BTF\n", vmlinux.c_str(), file_size(vmlinux));
   std::printf("mmar   ctf_convert_btf (in memory)          %8.1f ms  %zu CTF types\n", t_convert * 1e3, ctf_types);
   std::printf("mmar   ctf_from_btf (open, convert, write)  %8.1f ms  %ld bytes archive\n", t_cli * 1e3,
               file_size(ours));
-  std::printf("libctf ctf_add_type of every type + syms    %8.1f ms  %zu added, %zu refused, %zu symbols\n",
-              t_add * 1e3, added, refused, syms);
-  std::printf("libctf ctf_write_mem (shared_ctf)           %8.1f ms  %zu bytes\n", t_write_mem * 1e3, mem_size);
-  std::printf("libctf ctf_arc_write (shared_ctf, vmlinux)  %8.1f ms  %ld bytes archive\n", t_arc_write * 1e3,
+  std::printf("libctf ctf_add_* of every type + symbols      %8.1f ms  %zu types, %zu refused\n", t_add * 1e3,
+              libctf_types, refused);
+  std::printf("libctf ctf_write_mem (types and symbols)    %8.1f ms  %zu bytes\n", t_write_mem * 1e3, mem_size);
+  std::printf("libctf ctf_arc_write (the same, one dict)   %8.1f ms  %ld bytes archive\n", t_arc_write * 1e3,
               file_size(theirs));
-  std::printf("(libctf's copy drops function arguments and union kinds: its sizes are a lower bound)\n");
-  ctf_dict_close(src_core);
-  ctf_dict_close(src);
-  ctf_arc_close(arc);
   if (getenv("BENCH_KEEP") == nullptr) {
     unlink(ours.c_str());
     unlink(theirs.c_str());
