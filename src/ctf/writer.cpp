@@ -82,8 +82,8 @@ struct CtfBuilder::Impl {
     ++count;
     return id_of(count);
   }
-  void size_word(uint64_t size) {
-    if (size > kMaxSize) {
+  void size_word(uint64_t size, bool large_form = false) {
+    if (size > kMaxSize || large_form) {
       types.push_back(ctf::kLsizeSent);
       types.push_back(static_cast<uint32_t>(size >> 32));
       types.push_back(static_cast<uint32_t>(size));
@@ -153,7 +153,10 @@ Result<uint32_t> CtfBuilder::add_struct(std::string_view name, uint64_t byte_siz
   impl_->open_at = impl_->types.size() - 2;
   impl_->open_kind = CtfKind::struct_;
   impl_->open_large = byte_size >= ctf::kLstructThresh;
-  impl_->size_word(byte_size);
+  // libctf 2.40 reads ctf_lmember_t only when the size has the large form
+  // (CTF_LSIZE_SENT), although it lays lmembers out from CTF_LSTRUCT_THRESH
+  // on: a struct of 512 MiB to 4 GiB gets the large form too.
+  impl_->size_word(byte_size, impl_->open_large);
   return id;
 }
 

@@ -1196,6 +1196,28 @@ TEST(CtfWriter, RefusesWhatLibctfWouldNotRead) {
   EXPECT_FALSE(v.add_forward("f", CtfKind::integer).ok());
 }
 
+TEST(CtfWriter, LargeStructsAsLibctfReadsThem) {
+  // 512 MiB .. 4 GiB: lmembers, which libctf 2.40 reads only under the
+  // large size form; beyond 4 GiB: the large size form anyway.
+  for (uint64_t size : {uint64_t{0x30000000}, uint64_t{0x123456789}}) {
+    CtfBuilder b;
+    const uint32_t i = *b.add_integer("int", kCtfIntSigned, 32, 4);
+    const uint32_t s = *b.add_struct("big", size);
+    ASSERT_TRUE(b.add_member("a", i, 0).ok());
+    ASSERT_TRUE(b.add_member("z", i, (size - 4) * 8).ok());
+    const std::string raw = str_of(*b.write());
+    ctf_dict_t* l = libctf_open_raw(raw);
+    ASSERT_NE(l, nullptr);
+    EXPECT_EQ(static_cast<uint64_t>(ctf_type_size(l, s)), size);
+    ctf_membinfo_t mi{};
+    ASSERT_EQ(ctf_member_info(l, s, "z", &mi), 0);
+    EXPECT_EQ(mi.ctm_offset, (size - 4) * 8);
+    EXPECT_EQ(mi.ctm_type, static_cast<ctf_id_t>(i));
+    EXPECT_EQ(our_dict_dump(raw), libctf_dump(l));
+    ctf_dict_close(l);
+  }
+}
+
 TEST(CtfWriter, ParentAndChildInAnArchive) {
   test::TempDir dir;
   CtfBuilder parent;
