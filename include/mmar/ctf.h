@@ -326,6 +326,9 @@ struct MMAR_API CtfFromBtfModule {
   std::string name;  // the child dict's name
   Btf btf;           // split BTF on the base
 };
+// Every dict is opened with CtfDict before it is returned: BTF that makes
+// no valid CTF (a reference cycle: a struct holding itself by value, a
+// pointer to itself, which BTF's checks allow) is Errc::invalid_argument.
 MMAR_API Result<CtfFromBtfResult> ctf_convert_btf(const Btf& vmlinux, const std::vector<CtfFromBtfModule>& modules);
 
 // `mmar ctf from-btf`: vmlinux (raw BTF or ELF) and modules (files, or

@@ -10,6 +10,7 @@
 // their own come after the BTF's types: bitfield slices (one per type and
 // width) and the inner arrays of a multi-dimensional array (stored with
 // their dimensions swapped, see the header).
+#include <optional>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -339,6 +340,19 @@ Result<CtfFromBtfResult> ctf_convert_btf(const Btf& vmlinux, const std::vector<C
     MMAR_TRY(c.run());
     MMAR_ASSIGN(auto bytes, child.write());
     r.dicts.push_back({m.name, std::move(bytes)});
+  }
+  // Valid BTF may still be no valid CTF (a struct holding itself by value,
+  // a pointer to itself: BTF's checks allow them, CTF's reader refuses
+  // reference cycles): what the reader refuses is not written.
+  std::optional<CtfDict> parent;
+  for (const auto& d : r.dicts) {
+    CtfOpenOptions o;
+    if (parent) o.parent = &*parent;
+    auto dict = CtfDict::open(Bytes(d.bytes, nullptr), d.name, o);
+    if (!dict.ok()) {
+      return Error(Errc::invalid_argument, vmlinux.name() + ": no valid CTF: " + dict.error().message());
+    }
+    if (!parent) parent = std::move(*dict);
   }
   return r;
 }
