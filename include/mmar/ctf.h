@@ -47,6 +47,7 @@
 #include <string_view>
 #include <vector>
 
+#include "mmar/btf.h"
 #include "mmar/result.h"
 #include "mmar/source.h"
 
@@ -212,5 +213,134 @@ MMAR_API Result<void> ctf_dump_dict(const CtfDict& dict, std::string& out);
 // `objdump --ctf=.ctf FILE` from the line "Contents of CTF section .ctf:"
 // to the end, byte for byte.
 MMAR_API Result<void> ctf_dump(const CtfFile& file, std::string& out);
+
+// ---------------------------------------------------------------------------
+// Writing
+
+// CTF_INT_* (integer encoding format bits) and CTF_FP_* (float encodings).
+inline constexpr uint32_t kCtfIntSigned = 0x1, kCtfIntChar = 0x2, kCtfIntBool = 0x4, kCtfIntVarargs = 0x8;
+inline constexpr uint32_t kCtfFpSingle = 1, kCtfFpDouble = 2, kCtfFpComplex = 3, kCtfFpDComplex = 4,
+                          kCtfFpLDComplex = 5, kCtfFpLDouble = 6;
+
+// Building one CTF dict, as libctf's ctf_add_* build one: every add returns
+// the new type's ID (1, 2, ... for a parent or standalone dict; 0x80000001,
+// ... for a child, whose IDs at or below 0x7fffffff name its parent's
+// types). add_member / add_enumerator extend the struct, union or enum added
+// last. Types may refer to IDs not added yet (they must exist by write()).
+// Names are copied into the dict's own string table (deduplicated).
+//
+// write() gives an uncompressed CTF_VERSION_3 dict, little-endian, as libctf
+// 2.40 reads it: header, no labels, the data-object and function-info
+// sections with their name indexes (sorted by name, CTF_F_IDXSORTED; no ELF
+// symbol table needed), variables sorted by name, types, strings.
+class MMAR_API CtfBuilder {
+ public:
+  CtfBuilder();                                  // a parent or standalone dict
+  explicit CtfBuilder(std::string parent_name);  // a child of the dict named so
+  ~CtfBuilder();
+  CtfBuilder(CtfBuilder&&) noexcept;
+  CtfBuilder& operator=(CtfBuilder&&) noexcept;
+
+  bool is_child() const;
+  uint32_t type_count() const;  // own types added so far
+  uint32_t next_id() const;     // the ID the next add returns
+  void set_cu_name(std::string_view name);
+
+  // `root` false adds a non-root type (libctf's CTF_ADD_NONROOT: not found
+  // by name).
+  Result<uint32_t> add_integer(std::string_view name, uint32_t format, uint32_t bits, uint32_t byte_size,
+                               uint32_t bit_offset = 0, bool root = true);
+  Result<uint32_t> add_float(std::string_view name, uint32_t format, uint32_t bits, uint32_t byte_size,
+                             bool root = true);
+  Result<uint32_t> add_pointer(uint32_t ref, bool root = true);
+  Result<uint32_t> add_array(uint32_t contents, uint32_t index, uint32_t nelems, bool root = true);
+  Result<uint32_t> add_struct(std::string_view name, uint64_t byte_size, bool root = true);
+  Result<uint32_t> add_union(std::string_view name, uint64_t byte_size, bool root = true);
+  Result<void> add_member(std::string_view name, uint32_t type, uint64_t bit_offset);
+  Result<uint32_t> add_enum(std::string_view name, uint32_t byte_size = 4, bool root = true);
+  Result<void> add_enumerator(std::string_view name, int32_t value);
+  // kind: struct_, union_ or enum_.
+  Result<uint32_t> add_forward(std::string_view name, CtfKind kind, bool root = true);
+  Result<uint32_t> add_typedef(std::string_view name, uint32_t ref, bool root = true);
+  // kind: volatile_, const_ or restrict_.
+  Result<uint32_t> add_cv(CtfKind kind, uint32_t ref, bool root = true);
+  // `bits` bits at `bit_offset` of integer or enum `ref`, `byte_size` bytes
+  // (libctf's ctf_add_slice; the size is ref's).
+  Result<uint32_t> add_slice(uint32_t ref, uint32_t bit_offset, uint32_t bits, uint32_t byte_size, bool root = false);
+  Result<uint32_t> add_function(uint32_t return_type, std::span<const uint32_t> args, bool varargs, bool root = true);
+  // A variable (the variable section), a data-object symbol or a function
+  // symbol (`type` a function type) by name. Names must be unique per section.
+  Result<void> add_variable(std::string_view name, uint32_t type);
+  Result<void> add_object_symbol(std::string_view name, uint32_t type);
+  Result<void> add_function_symbol(std::string_view name, uint32_t type);
+
+  // The dict's bytes. Errc::invalid_argument if a type refers to an own ID
+  // never added, or a symbol/variable name repeats.
+  Result<std::vector<std::byte>> write() const;
+
+  struct MMAR_LOCAL Impl;  // internal: not exported
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+// Kernel BTF to CTF, shaped like DTrace's vmlinux.ctfa: a parent dict
+// "shared_ctf" with every type of the base BTF, a child "vmlinux" with the
+// base's function (BTF FUNC -> its prototype) and data-object (BTF VAR)
+// symbols, and for each module (split BTF on that base) a child named after
+// it with the module's own types and symbols.
+//
+// Kinds: INT -> integer (encoding, offset, bits); FLOAT -> float; PTR,
+// TYPEDEF, VOLATILE, CONST, RESTRICT as such; ARRAY -> array, with the
+// dimensions of a nested (multi-dimensional) array stored outermost-last, as
+// gcc 12 stores them, so that libctf 2.40 (which prints them innermost
+// first) names `int a[2][3]` `int [2][3]` (the total size is unchanged);
+// STRUCT/UNION -> struct/union with bit offsets, a bitfield member (kflag)
+// a slice of its type with the field's bits; ENUM -> enum of the BTF's size
+// (an enum without values stays an empty enum, keeping its size); ENUM64 ->
+// enum whose values are truncated to their low 32 bits when they do not fit
+// an int32 (CTF enumerators are int32; counted in enum64_truncated); FWD ->
+// forward; FUNC_PROTO -> function (a last void parameter: varargs); FUNC,
+// VAR -> symbols as above; TYPE_TAG is skipped through (its users refer to
+// its target); DECL_TAG and DATASEC are dropped. BTF's void (type 0) is
+// shared_ctf's type 1, an integer "void" of no size and no bits, as gcc
+// emits it (libctf names no type 0: `void *` would have no name).
+// References to an enum that is not 4 bytes go through a slice of it with
+// all its bits (libctf 2.40 sizes every enum type as an int; a slice has its
+// own size): members, arrays and typedefs of it then have the BTF's size.
+struct MMAR_API CtfFromBtfDict {
+  std::string name;  // archive member name
+  std::vector<std::byte> bytes;
+};
+struct MMAR_API CtfFromBtfResult {
+  std::vector<CtfFromBtfDict> dicts;  // shared_ctf, vmlinux, then the modules
+  // For each base BTF type ID, the shared_ctf type ID it became (0: none,
+  // e.g. FUNC, VAR, DATASEC, DECL_TAG; a TYPE_TAG maps to its target's;
+  // [0], void, to the `void` integer).
+  std::vector<uint32_t> base_type_map;
+  uint32_t types = 0;  // CTF types written, all dicts
+  uint32_t functions = 0, objects = 0;
+  uint32_t enum64_truncated = 0;  // enumerator values that did not fit 32 bits
+};
+struct MMAR_API CtfFromBtfModule {
+  std::string name;  // the child dict's name
+  Btf btf;           // split BTF on the base
+};
+// Every dict is opened with CtfDict before it is returned: BTF that makes
+// no valid CTF (a reference cycle: a struct holding itself by value, a
+// pointer to itself, which BTF's checks allow) is Errc::invalid_argument.
+MMAR_API Result<CtfFromBtfResult> ctf_convert_btf(const Btf& vmlinux, const std::vector<CtfFromBtfModule>& modules);
+
+// `mmar ctf from-btf`: vmlinux (raw BTF or ELF) and modules (files, or
+// directories searched recursively, as /sys/kernel/btf; a file named
+// "vmlinux" in them is skipped) to a CTF archive at `out` (written
+// atomically, as Writer::write). Module dicts are named after the file.
+struct MMAR_API CtfFromBtfStats {
+  size_t modules = 0;
+  uint32_t types = 0, functions = 0, objects = 0, enum64_truncated = 0;
+  uint64_t archive_bytes = 0;
+};
+MMAR_API Result<CtfFromBtfStats> ctf_from_btf(const std::string& out, const std::string& vmlinux,
+                                              const std::vector<std::string>& modules);
 
 }  // namespace mmar

@@ -9,13 +9,13 @@
 #include "mmar/archive.h"
 #include "mmar/btf.h"
 
-namespace mmar {
+#include "btf/modules.h"
 
-namespace {
+namespace mmar {
 
 // Module files named by `args`: files as given (member "modules/LEAF"),
 // directories searched recursively (member "modules/RELATIVE/PATH").
-Result<std::vector<std::pair<std::string, std::string>>> module_files(const std::vector<std::string>& args) {
+Result<std::vector<std::pair<std::string, std::string>>> btf_module_files(const std::vector<std::string>& args) {
   std::vector<std::pair<std::string, std::string>> modules;  // (member name, path)
   for (const std::string& arg : args) {
     struct stat st {};
@@ -49,8 +49,6 @@ Result<std::vector<std::pair<std::string, std::string>>> module_files(const std:
   return modules;
 }
 
-}  // namespace
-
 Result<BtfPackStats> btf_pack(const std::string& out, const std::string& vmlinux, const std::vector<std::string>& args,
                               const BtfPackOptions& options) {
   WriteOptions o;
@@ -71,7 +69,7 @@ Result<BtfPackStats> btf_pack(const std::string& out, const std::string& vmlinux
     return w.set_link(name + ".mmnames", name);
   };
   MMAR_TRY(add_with_index("vmlinux", vmlinux, base));
-  MMAR_ASSIGN(auto modules, module_files(args));
+  MMAR_ASSIGN(auto modules, btf_module_files(args));
   size_t checked = 0;
   for (const auto& [name, path] : modules) {
     // Every module must be valid split BTF on this base before it is packed.

@@ -1089,5 +1089,537 @@ TEST(CtfBad, ReferencesOutOfRange) {
   EXPECT_NE(open_error(f.build()).find("forward to kind 3"), std::string::npos);
 }
 
+// ---------------------------------------------------------------------------
+// CtfBuilder: what it writes, libctf and our reader open alike.
+
+// libctf 2.40 looks symbols up by name only with an ELF symbol table; it
+// iterates an indexed dict's symbols without one ("name=type ").
+std::string libctf_symbols(ctf_dict_t* fp, bool functions) {
+  std::string out;
+  ctf_next_t* it = nullptr;
+  const char* name = nullptr;
+  ctf_id_t type;
+  while ((type = ctf_symbol_next(fp, &it, &name, functions)) != CTF_ERR) {
+    out += std::string(name) + "=" + std::to_string(type) + " ";
+  }
+  return out;
+}
+
+std::string str_of(const std::vector<std::byte>& v) {
+  return std::string(reinterpret_cast<const char*>(v.data()), v.size());
+}
+
+TEST(CtfWriter, EveryKindOpensInLibctfAndOurs) {
+  CtfBuilder b;
+  const uint32_t i = *b.add_integer("int", kCtfIntSigned, 32, 4);
+  const uint32_t u = *b.add_integer("unsigned int", 0, 32, 4);
+  const uint32_t c = *b.add_integer("char", kCtfIntSigned | kCtfIntChar, 8, 1);
+  const uint32_t d = *b.add_float("double", kCtfFpDouble, 64, 8);
+  const uint32_t p = *b.add_pointer(c);
+  const uint32_t cc = *b.add_cv(CtfKind::const_, c);
+  const uint32_t a = *b.add_array(i, u, 5);
+  const uint32_t e = *b.add_enum("color", 4);
+  ASSERT_TRUE(b.add_enumerator("RED", 0).ok());
+  ASSERT_TRUE(b.add_enumerator("BLUE", -7).ok());
+  const uint32_t bits = *b.add_slice(u, 0, 3, 4);
+  const uint32_t s = *b.add_struct("s", 40);
+  ASSERT_TRUE(b.add_member("x", i, 0).ok());
+  ASSERT_TRUE(b.add_member("flag", bits, 32).ok());
+  ASSERT_TRUE(b.add_member("arr", a, 64).ok());
+  ASSERT_TRUE(b.add_member("d", d, 256).ok());
+  const uint32_t un = *b.add_union("", 8);
+  ASSERT_TRUE(b.add_member("p", p, 0).ok());
+  ASSERT_TRUE(b.add_member("d", d, 0).ok());
+  const uint32_t fw = *b.add_forward("later", CtfKind::union_);
+  const uint32_t td = *b.add_typedef("s_t", s);
+  const uint32_t args[] = {i, cc};
+  const uint32_t fn = *b.add_function(i, args, true);
+  const uint32_t fp = *b.add_pointer(fn);
+  EXPECT_FALSE(b.add_member("late", i, 0).ok());  // the last type is no struct
+  ASSERT_TRUE(b.add_variable("global_s", td).ok());
+  ASSERT_TRUE(b.add_variable("a_var", i).ok());
+  ASSERT_TRUE(b.add_object_symbol("obj", s).ok());
+  ASSERT_TRUE(b.add_function_symbol("main", fn).ok());
+  ASSERT_TRUE(b.add_function_symbol("abort", fn).ok());
+  auto bytes = b.write();
+  ASSERT_TRUE(bytes.ok()) << bytes.error().message();
+  const std::string raw = str_of(*bytes);
+
+  ctf_dict_t* l = libctf_open_raw(raw);
+  ASSERT_NE(l, nullptr);
+  EXPECT_EQ(ctf_type_size(l, s), 40);
+  EXPECT_EQ(ctf_type_size(l, a), 20);
+  EXPECT_EQ(ctf_type_size(l, un), 8);
+  EXPECT_EQ(ctf_type_align(l, un), 8);
+  EXPECT_EQ(ctf_type_kind(l, fw), CTF_K_FORWARD);
+  EXPECT_EQ(ctf_lookup_by_name(l, "struct s"), static_cast<ctf_id_t>(s));
+  EXPECT_EQ(ctf_lookup_by_name(l, "s_t"), static_cast<ctf_id_t>(td));
+  EXPECT_EQ(ctf_lookup_by_name(l, "enum color"), static_cast<ctf_id_t>(e));
+  ctf_membinfo_t mi{};
+  ASSERT_EQ(ctf_member_info(l, s, "d", &mi), 0);
+  EXPECT_EQ(mi.ctm_offset, 256u);
+  ASSERT_EQ(ctf_member_info(l, s, "flag", &mi), 0);
+  ctf_encoding_t enc{};
+  ASSERT_EQ(ctf_type_encoding(l, mi.ctm_type, &enc), 0);
+  EXPECT_EQ(enc.cte_bits, 3u);
+  int value = 0;
+  ASSERT_EQ(ctf_enum_value(l, e, "BLUE", &value), 0);
+  EXPECT_EQ(value, -7);
+  ctf_funcinfo_t fi{};
+  ASSERT_EQ(ctf_func_type_info(l, fn, &fi), 0);
+  EXPECT_EQ(fi.ctc_argc, 2u);
+  EXPECT_TRUE(fi.ctc_flags & CTF_FUNC_VARARG);
+  char* name = ctf_type_aname(l, fn);
+  EXPECT_STREQ(name, "int (*) (int, const char, ...)");
+  free(name);
+  (void)fp;
+  EXPECT_EQ(ctf_lookup_variable(l, "global_s"), static_cast<ctf_id_t>(td));
+  EXPECT_EQ(libctf_symbols(l, true), "abort=" + std::to_string(fn) + " main=" + std::to_string(fn) + " ");
+  EXPECT_EQ(libctf_symbols(l, false), "obj=" + std::to_string(s) + " ");
+  // Our reader: the same dump as libctf's, byte for byte.
+  EXPECT_EQ(our_dict_dump(raw), libctf_dump(l));
+  ctf_dict_close(l);
+}
+
+TEST(CtfWriter, RefusesWhatLibctfWouldNotRead) {
+  CtfBuilder b;
+  ASSERT_TRUE(b.add_pointer(5).ok());  // refers ahead...
+  EXPECT_FALSE(b.write().ok());        // ...to a type never added
+  CtfBuilder v;
+  const uint32_t i = *v.add_integer("int", kCtfIntSigned, 32, 4);
+  ASSERT_TRUE(v.add_variable("x", i).ok());
+  ASSERT_TRUE(v.add_variable("x", i).ok());
+  auto w = v.write();
+  ASSERT_FALSE(w.ok());
+  EXPECT_NE(w.error().message().find("'x' repeats"), std::string::npos);
+  EXPECT_FALSE(v.add_enumerator("E", 1).ok());
+  EXPECT_FALSE(v.add_forward("f", CtfKind::integer).ok());
+}
+
+TEST(CtfWriter, LargeStructsAsLibctfReadsThem) {
+  // 512 MiB .. 4 GiB: lmembers, which libctf 2.40 reads only under the
+  // large size form; beyond 4 GiB: the large size form anyway.
+  for (uint64_t size : {uint64_t{0x30000000}, uint64_t{0x123456789}}) {
+    CtfBuilder b;
+    const uint32_t i = *b.add_integer("int", kCtfIntSigned, 32, 4);
+    const uint32_t s = *b.add_struct("big", size);
+    ASSERT_TRUE(b.add_member("a", i, 0).ok());
+    ASSERT_TRUE(b.add_member("z", i, (size - 4) * 8).ok());
+    const std::string raw = str_of(*b.write());
+    ctf_dict_t* l = libctf_open_raw(raw);
+    ASSERT_NE(l, nullptr);
+    EXPECT_EQ(static_cast<uint64_t>(ctf_type_size(l, s)), size);
+    ctf_membinfo_t mi{};
+    ASSERT_EQ(ctf_member_info(l, s, "z", &mi), 0);
+    EXPECT_EQ(mi.ctm_offset, (size - 4) * 8);
+    EXPECT_EQ(mi.ctm_type, static_cast<ctf_id_t>(i));
+    EXPECT_EQ(our_dict_dump(raw), libctf_dump(l));
+    ctf_dict_close(l);
+  }
+}
+
+TEST(CtfWriter, ParentAndChildInAnArchive) {
+  test::TempDir dir;
+  CtfBuilder parent;
+  const uint32_t i = *parent.add_integer("int", kCtfIntSigned, 32, 4);
+  const uint32_t s = *parent.add_struct("shared", 4);
+  ASSERT_TRUE(parent.add_member("v", i, 0).ok());
+  CtfBuilder child("shared_ctf");
+  const uint32_t own = *child.add_pointer(s);
+  EXPECT_EQ(own, 0x80000001u);
+  const uint32_t mine = *child.add_struct("mine", 16);
+  ASSERT_TRUE(child.add_member("p", own, 0).ok());
+  ASSERT_TRUE(child.add_member("i", i, 64).ok());
+  ASSERT_TRUE(child.add_function_symbol("f", *child.add_function(own, {}, false)).ok());
+  WriteOptions o;
+  o.format = Format::ctf;
+  Writer w(o);
+  ASSERT_TRUE(w.add_bytes("shared_ctf", *parent.write()).ok());
+  ASSERT_TRUE(w.add_bytes("kid", *child.write()).ok());
+  const std::string path = dir / "a.ctfa";
+  ASSERT_TRUE(w.write(path).ok());
+  int err = 0;
+  ctf_archive_t* arc = ctf_arc_open(path.c_str(), &err);
+  ASSERT_NE(arc, nullptr) << ctf_errmsg(err);
+  ctf_dict_t* kid = ctf_dict_open(arc, "kid", &err);  // imports shared_ctf by its name
+  ASSERT_NE(kid, nullptr) << ctf_errmsg(err);
+  EXPECT_EQ(ctf_type_size(kid, mine), 16);
+  char* n = ctf_type_aname(kid, own);
+  EXPECT_STREQ(n, "struct shared *");
+  free(n);
+  EXPECT_EQ(ctf_lookup_by_name(kid, "struct shared"), static_cast<ctf_id_t>(s));
+  ctf_dict_close(kid);
+  ctf_arc_close(arc);
+  CtfFileOptions fo;
+  fo.parent_member = "shared_ctf";
+  auto f = ctf_open_file(path, fo);
+  ASSERT_TRUE(f.ok()) << f.error().message();
+  ASSERT_EQ(f->dicts.size(), 2u);
+  EXPECT_EQ(*f->dicts[0].dict.type_name(own), "struct shared *");
+}
+
+// ---------------------------------------------------------------------------
+// ctf_from_btf: kernel BTF to a CTF archive libctf answers from as BTF does.
+
+// libctf 2.40's answers computed over the BTF: sizes through typedefs,
+// qualifiers and tags; alignment as ctf_type_align defines it (an integer or
+// float its size, a pointer 8, an enum (referred to through its slice) its
+// size, an array its element's, a struct its first member's, a union its largest member's;
+// a bitfield member, a slice, its type's size).
+struct BtfOracle {
+  const Btf& btf;
+  uint32_t resolve(uint32_t id) const {
+    for (int depth = 0; depth < 64 && id != 0; ++depth) {
+      auto t = btf.type(id);
+      if (!t.ok()) return 0;
+      const BtfKind k = t->kind();
+      if (k != BtfKind::typedef_ && k != BtfKind::volatile_ && k != BtfKind::const_ && k != BtfKind::restrict_ &&
+          k != BtfKind::type_tag) {
+        return id;
+      }
+      id = t->type();
+    }
+    return 0;
+  }
+  std::optional<int64_t> size(uint32_t id) const {
+    id = resolve(id);
+    if (id == 0) return 0;  // void: the integer "void" of size 0
+    auto t = *btf.type(id);
+    switch (t.kind()) {
+      case BtfKind::ptr: return 8;
+      case BtfKind::array: {
+        auto e = size(t.extra_u32(0));
+        return e ? std::optional<int64_t>(*e * t.extra_u32(2)) : std::nullopt;
+      }
+      case BtfKind::func_proto: return 0;
+      case BtfKind::fwd: return std::nullopt;
+      default: return t.size();
+    }
+  }
+  std::optional<int64_t> align(uint32_t id) const {
+    id = resolve(id);
+    if (id == 0) return 0;
+    auto t = *btf.type(id);
+    switch (t.kind()) {
+      case BtfKind::ptr: return 8;
+      case BtfKind::array: return align(t.extra_u32(0));
+      case BtfKind::struct_:
+      case BtfKind::union_: {
+        int64_t a = 0;
+        const uint32_t n = t.kind() == BtfKind::struct_ ? std::min<uint32_t>(t.vlen(), 1) : t.vlen();
+        for (uint32_t m = 0; m < n; ++m) {
+          const bool bitfield = t.kflag() && (t.extra_u32(m * 3 + 2) >> 24) != 0;
+          auto am = bitfield ? size(t.extra_u32(m * 3 + 1)) : align(t.extra_u32(m * 3 + 1));
+          if (!am) return std::nullopt;
+          a = std::max(a, *am);
+        }
+        return a;
+      }
+      case BtfKind::func_proto:
+      case BtfKind::fwd: return std::nullopt;
+      default: return t.size();
+    }
+  }
+};
+
+struct LibctfMember {
+  std::string name;
+  ctf_id_t type;
+  unsigned long offset;
+};
+int collect_member(const char* name, ctf_id_t type, unsigned long offset, void* arg) {
+  static_cast<std::vector<LibctfMember>*>(arg)->push_back({name, type, offset});
+  return 0;
+}
+
+// Compare every named struct/union/enum/typedef of `btf` (stepping
+// `stride`) with the CTF dict `fp`; returns the number of types compared.
+// Stops reporting after 20 differences.
+size_t compare_with_btf(const Btf& btf, ctf_dict_t* fp, const std::vector<uint32_t>& map, uint32_t stride) {
+  BtfOracle o{btf};
+  const uint32_t end = *btf.type_count();
+  size_t compared = 0;
+  int failures = 0;
+  auto differ = [&](uint32_t id, const std::string& what, auto want, auto got) {
+    if (want == got) return false;
+    ADD_FAILURE() << "BTF type " << id << " " << btf.name_of(*btf.type(id)) << ": " << what << ": BTF " << want
+                  << ", libctf " << got;
+    return ++failures > 20;
+  };
+  for (uint32_t id = btf.start_id(); id < end; id += stride) {
+    auto t = *btf.type(id);
+    const BtfKind k = t.kind();
+    if (k != BtfKind::struct_ && k != BtfKind::union_ && k != BtfKind::enum_ && k != BtfKind::enum64 &&
+        k != BtfKind::typedef_) {
+      continue;
+    }
+    if (btf.name_of(t).empty()) continue;
+    const ctf_id_t c = map[id];
+    if (differ(id, "mapped", true, c != 0)) return compared;
+    if (c == 0) continue;
+    ++compared;
+    const char* name = ctf_type_name_raw(fp, c);
+    if (differ(id, "name", std::string(btf.name_of(t)), std::string(name ? name : "(null)"))) return compared;
+    auto size = o.size(id);
+    // libctf 2.40 gives an enum type the data model's int size and alignment
+    // whatever its ctt_size (references to one of another size go through a
+    // full-width slice, which has the BTF's size: see members below).
+    if (k == BtfKind::enum_ || k == BtfKind::enum64) size = 4;
+    if (differ(id, "size", size ? *size : -1, static_cast<int64_t>(ctf_type_size(fp, c)))) return compared;
+    if (k == BtfKind::enum_ || k == BtfKind::enum64) {
+      if (differ(id, "align", int64_t{4}, static_cast<int64_t>(ctf_type_align(fp, c)))) return compared;
+    } else if (auto align = o.align(id)) {
+      if (differ(id, "align", *align, static_cast<int64_t>(ctf_type_align(fp, c)))) return compared;
+    }
+    if (k == BtfKind::struct_ || k == BtfKind::union_) {
+      std::vector<LibctfMember> members;
+      if (differ(id, "member_iter", 0, ctf_member_iter(fp, c, collect_member, &members))) return compared;
+      if (differ(id, "members", size_t{t.vlen()}, members.size())) return compared;
+      for (uint32_t m = 0; m < t.vlen() && m < members.size(); ++m) {
+        const std::string at = "member " + std::to_string(m) + " ";
+        auto mname = btf.str(t.extra_u32(m * 3));
+        if (differ(id, at + "name", std::string(mname ? *mname : ""), members[m].name)) return compared;
+        const uint32_t off = t.extra_u32(m * 3 + 2);
+        if (differ(id, at + "offset", uint64_t{t.kflag() ? off & 0xffffff : off}, uint64_t{members[m].offset})) {
+          return compared;
+        }
+        if (auto msize = o.size(t.extra_u32(m * 3 + 1))) {
+          if (differ(id, at + "size", *msize, static_cast<int64_t>(ctf_type_size(fp, members[m].type)))) {
+            return compared;
+          }
+        }
+        if (t.kflag() && (off >> 24) != 0) {
+          ctf_encoding_t enc{};
+          if (differ(id, at + "encoding", 0, ctf_type_encoding(fp, members[m].type, &enc))) return compared;
+          if (differ(id, at + "bits", off >> 24, enc.cte_bits)) return compared;
+        }
+      }
+    } else if (k == BtfKind::enum_ && t.vlen() > 0) {
+      int value = 0;
+      auto vname = btf.str(t.extra_u32(0));
+      if (differ(id, "enum_value", 0, ctf_enum_value(fp, c, std::string(*vname).c_str(), &value))) return compared;
+      if (differ(id, "value", t.extra_u32(1), static_cast<uint32_t>(value))) return compared;
+    }
+  }
+  return compared;
+}
+
+// `objdump --ctf --ctf-parent=shared_ctf` of an ELF object whose .ctf
+// section is the archive equals `mmar ctf dump --ctf-parent shared_ctf`
+// (libctf's dump: every type's name, size and alignment as libctf computes
+// them). Skipped (returns false) without a C compiler.
+bool dump_equals_objdump(const std::string& archive, const std::string& dir) {
+  const std::string obj = dir + "/wrapped.o";
+  if (test::run("printf 'int x;\\n' | cc -x c -c - -o '" + dir +
+                "/plain.o' 2>/dev/null && objcopy --add-section .ctf='" + archive +
+                "' --set-section-flags .ctf=noload,readonly '" + dir + "/plain.o' '" + obj + "'") != 0) {
+    return false;
+  }
+  std::string theirs;
+  EXPECT_EQ(test::run("objdump --ctf=.ctf --ctf-parent=shared_ctf '" + obj + "' 2>/dev/null", &theirs), 0);
+  theirs = theirs.substr(std::min(theirs.size(), theirs.find("Contents of CTF section")));
+  CtfFileOptions fo;
+  fo.parent_member = "shared_ctf";
+  auto f = ctf_open_file(obj, fo);
+  EXPECT_TRUE(f.ok()) << (f.ok() ? "" : f.error().message());
+  if (!f.ok()) return true;
+  std::string ours;
+  EXPECT_TRUE(ctf_dump(*f, ours).ok());
+  EXPECT_GT(theirs.size(), 100u);
+  EXPECT_TRUE(ours == theirs) << "dumps differ: " << ours.size() << " vs " << theirs.size() << " bytes";
+  return true;
+}
+
+TEST(CtfFromBtf, BuiltBtfEveryKind) {
+  BtfBuilder bb;
+  const uint32_t i = *bb.add_int("int", 4, 1);
+  const uint32_t u = *bb.add_int("unsigned int", 4, 0);
+  const uint32_t inner = *bb.add_array(u, i, 3);
+  const uint32_t outer = *bb.add_array(u, inner, 2);   // int [2][3]
+  const uint32_t outer3 = *bb.add_array(u, outer, 4);  // int [4][2][3]
+  const uint32_t e = *bb.add_enum("small", 1);
+  ASSERT_TRUE(bb.add_enum_value("S0", 0).ok());
+  const uint32_t e64 = *bb.add_enum64("wide", 8, false);
+  ASSERT_TRUE(bb.add_enum64_value("W0", 1).ok());
+  ASSERT_TRUE(bb.add_enum64_value("WBIG", uint64_t{1} << 40).ok());
+  const uint32_t tagged = *bb.add_type_tag("user", i);
+  const uint32_t ptr = *bb.add_ptr(tagged);
+  const uint32_t s = *bb.add_struct("s", 40);
+  ASSERT_TRUE(bb.add_field("a", outer, 0).ok());
+  ASSERT_TRUE(bb.add_field("f1", u, 192, 3).ok());
+  ASSERT_TRUE(bb.add_field("f2", e, 195, 2).ok());
+  ASSERT_TRUE(bb.add_field("p", ptr, 256).ok());
+  ASSERT_TRUE(bb.add_decl_tag("noted", s, 0).ok());
+  const uint32_t vp = *bb.add_ptr(0);
+  const uint32_t fwd = *bb.add_fwd("opaque", true);
+  const uint32_t td = *bb.add_typedef("s_t", s);
+  const uint32_t fl = *bb.add_float("double", 8);
+  const uint32_t proto = *bb.add_func_proto(i);
+  ASSERT_TRUE(bb.add_param("x", td).ok());
+  ASSERT_TRUE(bb.add_param("", 0).ok());  // varargs
+  ASSERT_TRUE(bb.add_func("printk_like", 1, proto).ok());
+  ASSERT_TRUE(bb.add_var("counter", 1, fl).ok());
+  (void)e64;
+  (void)fwd;
+  auto btf = Btf::parse(Bytes::from_vector(bb.write()), "built", BtfOpenOptions{.validate = true});
+  ASSERT_TRUE(btf.ok()) << btf.error().message();
+  auto r = ctf_convert_btf(*btf, {});
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_EQ(r->functions, 1u);
+  EXPECT_EQ(r->objects, 1u);
+  EXPECT_EQ(r->enum64_truncated, 1u);
+  EXPECT_EQ(r->base_type_map[tagged], r->base_type_map[i]);  // skipped through
+  test::TempDir dir;
+  WriteOptions wo;
+  wo.format = Format::ctf;
+  Writer w(wo);
+  for (auto& d : r->dicts) ASSERT_TRUE(w.add_bytes(d.name, d.bytes).ok());
+  ASSERT_TRUE(w.write(dir / "k.ctfa").ok());
+  int err = 0;
+  ctf_archive_t* arc = ctf_arc_open((dir / "k.ctfa").c_str(), &err);
+  ASSERT_NE(arc, nullptr) << ctf_errmsg(err);
+  ctf_dict_t* shared = ctf_dict_open(arc, "shared_ctf", &err);
+  ASSERT_NE(shared, nullptr) << ctf_errmsg(err);
+  EXPECT_EQ(compare_with_btf(*btf, shared, r->base_type_map, 1), 4u);
+  char* n = ctf_type_aname(shared, r->base_type_map[outer]);
+  EXPECT_STREQ(n, "int [2][3]");  // not [3][2]
+  free(n);
+  EXPECT_EQ(ctf_type_size(shared, r->base_type_map[outer]), 24);
+  n = ctf_type_aname(shared, r->base_type_map[outer3]);
+  EXPECT_STREQ(n, "int [4][2][3]");
+  free(n);
+  EXPECT_EQ(ctf_type_size(shared, r->base_type_map[outer3]), 96);
+  n = ctf_type_aname(shared, r->base_type_map[inner]);
+  EXPECT_STREQ(n, "int [3]");
+  free(n);
+  n = ctf_type_aname(shared, r->base_type_map[ptr]);
+  EXPECT_STREQ(n, "int *");
+  free(n);
+  n = ctf_type_aname(shared, r->base_type_map[vp]);
+  EXPECT_STREQ(n, "void *");
+  free(n);
+  ctf_dict_t* core = ctf_dict_open(arc, "vmlinux", &err);
+  ASSERT_NE(core, nullptr) << ctf_errmsg(err);
+  EXPECT_EQ(libctf_symbols(core, true), "printk_like=" + std::to_string(r->base_type_map[proto]) + " ");
+  EXPECT_EQ(libctf_symbols(core, false), "counter=" + std::to_string(r->base_type_map[fl]) + " ");
+  n = ctf_type_aname(core, r->base_type_map[proto]);
+  EXPECT_STREQ(n, "int (*) (s_t, ...)");
+  free(n);
+  ctf_dict_close(core);
+  ctf_dict_close(shared);
+  ctf_arc_close(arc);
+  // Our reader agrees with libctf's dump of every dict.
+  CtfFileOptions fo;
+  fo.parent_member = "shared_ctf";
+  auto f = ctf_open_file(dir / "k.ctfa", fo);
+  ASSERT_TRUE(f.ok()) << f.error().message();
+  EXPECT_EQ(f->dicts.size(), 2u);
+  if (!dump_equals_objdump(dir / "k.ctfa", dir.path())) GTEST_SKIP() << "no cc to wrap the archive in an ELF object";
+}
+
+TEST(CtfFromBtf, ModuleIsAChildOnSharedCtf) {
+  BtfBuilder bb;
+  const uint32_t i = *bb.add_int("int", 4, 1);
+  auto base = Btf::parse(Bytes::from_vector(bb.write()), "base");
+  ASSERT_TRUE(base.ok());
+  BtfBuilder mb(*base);
+  const uint32_t ms = *mb.add_struct("mod_s", 8);
+  ASSERT_TRUE(mb.add_field("x", i, 0).ok());
+  ASSERT_TRUE(mb.add_field("y", i, 32).ok());
+  const uint32_t proto = *mb.add_func_proto(i);
+  ASSERT_TRUE(mb.add_func("mod_init", 1, proto).ok());
+  auto mod = Btf::parse_split(Bytes::from_vector(mb.write()), "ext9", *base);
+  ASSERT_TRUE(mod.ok());
+  test::TempDir dir;
+  test::write_file(dir / "vmlinux", bb.write());
+  ASSERT_EQ(::mkdir((dir / "btf").c_str(), 0755), 0);
+  test::write_file(dir / "btf/ext9", mb.write());
+  test::write_file(dir / "btf/vmlinux", bb.write());  // as /sys/kernel/btf: skipped
+  auto st = ctf_from_btf(dir / "out.ctfa", dir / "vmlinux", {dir / "btf"});
+  ASSERT_TRUE(st.ok()) << st.error().message();
+  EXPECT_EQ(st->modules, 1u);
+  int err = 0;
+  ctf_archive_t* arc = ctf_arc_open((dir / "out.ctfa").c_str(), &err);
+  ASSERT_NE(arc, nullptr) << ctf_errmsg(err);
+  ctf_dict_t* m = ctf_dict_open(arc, "ext9", &err);
+  ASSERT_NE(m, nullptr) << ctf_errmsg(err);
+  const ctf_id_t s = ctf_lookup_by_name(m, "struct mod_s");
+  ASSERT_NE(s, CTF_ERR);
+  EXPECT_EQ(s, static_cast<ctf_id_t>(0x80000001u));
+  EXPECT_EQ(ctf_type_size(m, s), 8);
+  ctf_membinfo_t mi{};
+  ASSERT_EQ(ctf_member_info(m, s, "y", &mi), 0);
+  EXPECT_EQ(mi.ctm_offset, 32u);
+  EXPECT_EQ(libctf_symbols(m, true), "mod_init=" + std::to_string(0x80000002u) + " ");
+  ctf_dict_close(m);
+  ctf_arc_close(arc);
+  (void)ms;
+  // The CLI: the same archive; usage errors exit 2, bad input 1.
+  EXPECT_EQ(test::run(std::string(MMAR_BIN) + " ctf from-btf -o '" + (dir / "cli.ctfa") + "' '" + (dir / "vmlinux") +
+                      "' '" + (dir / "btf/ext9") + "' 2>/dev/null"),
+            0);
+  EXPECT_EQ(test::read_file(dir / "cli.ctfa"), test::read_file(dir / "out.ctfa"));
+  std::string out;
+  EXPECT_EQ(
+      test::run(std::string(MMAR_BIN) + " ctf find --ctf-parent shared_ctf '" + (dir / "cli.ctfa") + "' 'struct mod_s'",
+                &out),
+      0);
+  EXPECT_NE(out.find("ext9: [0x80000001] struct 'struct mod_s' size 8"), std::string::npos) << out;
+  EXPECT_EQ(test::run(std::string(MMAR_BIN) + " ctf from-btf '" + (dir / "vmlinux") + "' 2>/dev/null"), 2);
+  EXPECT_EQ(test::run(std::string(MMAR_BIN) + " ctf from-btf -o '" + (dir / "x.ctfa") + "' '" + (dir / "btf") +
+                      "/nothing' 2>/dev/null"),
+            1);
+}
+
+TEST(CtfFromBtf, KernelTypesEqualBtfThroughLibctf) {
+  const std::string path = "/sys/kernel/btf/vmlinux";
+  if (::access(path.c_str(), R_OK) != 0) GTEST_SKIP() << "no " << path;
+  auto btf = Btf::open(path, nullptr, BtfOpenOptions{.validate = true});
+  ASSERT_TRUE(btf.ok()) << btf.error().message();
+  auto r = ctf_convert_btf(*btf, {});
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  test::TempDir dir;
+  WriteOptions wo;
+  wo.format = Format::ctf;
+  Writer w(wo);
+  for (auto& d : r->dicts) ASSERT_TRUE(w.add_bytes(d.name, d.bytes).ok());
+  ASSERT_TRUE(w.write(dir / "vmlinux.ctfa").ok());
+  int err = 0;
+  ctf_archive_t* arc = ctf_arc_open((dir / "vmlinux.ctfa").c_str(), &err);
+  ASSERT_NE(arc, nullptr) << ctf_errmsg(err);
+  ctf_dict_t* shared = ctf_dict_open(arc, "shared_ctf", &err);
+  ASSERT_NE(shared, nullptr) << ctf_errmsg(err);
+#if defined(__SANITIZE_ADDRESS__)
+  const uint32_t stride = 7;  // sanitized builds sample the types
+#else
+  const uint32_t stride = 1;
+#endif
+  EXPECT_GT(compare_with_btf(*btf, shared, r->base_type_map, stride), 1000u / stride);
+  ctf_dict_t* core = ctf_dict_open(arc, "vmlinux", &err);
+  ASSERT_NE(core, nullptr) << ctf_errmsg(err);
+  auto start = btf->find("start_kernel", BtfKind::func);
+  if (start.ok()) {
+    const std::string all = libctf_symbols(core, true);
+    EXPECT_NE(all.find(" start_kernel=" + std::to_string(r->base_type_map[start->type()]) + " "), std::string::npos);
+  }
+  ctf_dict_close(core);
+  ctf_dict_close(shared);
+  ctf_arc_close(arc);
+  // Our own reader opens it too, and agrees on sizes.
+  CtfFileOptions fo;
+  fo.parent_member = "shared_ctf";
+  auto f = ctf_open_file(dir / "vmlinux.ctfa", fo);
+  ASSERT_TRUE(f.ok()) << f.error().message();
+  ASSERT_EQ(f->dicts.size(), 2u);
+  // Every type has a name libctf can print (void included).
+  const CtfDict& d = f->dicts[0].name == "shared_ctf" ? f->dicts[0].dict : f->dicts[1].dict;
+  uint32_t unnamed = 0;
+  for (uint32_t index = 1; index <= d.type_count(); ++index) unnamed += d.type_name(d.id_of_index(index)).ok() ? 0 : 1;
+  EXPECT_EQ(unnamed, 0u);
+#if !defined(__SANITIZE_ADDRESS__)  // ~1 s of objdump and dump: release builds only
+  EXPECT_TRUE(dump_equals_objdump(dir / "vmlinux.ctfa", dir.path()));
+#endif
+}
+
 }  // namespace
 }  // namespace mmar

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: BSD-2-Clause
 // mmar ctf: dump (objdump --ctf exact) and find over ELF objects with a .ctf
-// section, raw CTF dicts and CTF archives.
+// section, raw CTF dicts and CTF archives; from-btf writes a CTF archive from
+// kernel BTF.
 #include <cerrno>
 #include <cinttypes>
 #include <cstdio>
@@ -14,14 +15,22 @@ namespace mmar::cli {
 namespace {
 
 const Verb kCtf{"ctf",
-                "dump|find FILE [--ctf-parent NAME] [--json] [NAME...]",
-                "Read CTF (an ELF object's .ctf section, a raw dict or a CTF archive).\n"
+                "dump|find FILE [--ctf-parent NAME] [--json] [NAME...]\n"
+                "       mmar ctf from-btf -o OUT.ctfa VMLINUX [MODULE|DIR...]",
+                "Read CTF (an ELF object's .ctf section, a raw dict or a CTF archive), or\n"
+                "write a CTF archive from kernel BTF.\n"
                 "  dump   print every dict as `objdump --ctf=.ctf FILE` does, from its\n"
                 "         'Contents of CTF section' line on\n"
                 "  find   print the types named NAME ('struct foo', 'union u', 'enum e' or a\n"
-                "         plain name) in each dict, with ID, kind, size and alignment",
+                "         plain name) in each dict, with ID, kind, size and alignment\n"
+                "  from-btf  write kernel BTF (VMLINUX, raw or ELF; MODULEs: split BTF files or\n"
+                "         directories of them, e.g. /sys/kernel/btf) as a CTF archive shaped like\n"
+                "         DTrace's vmlinux.ctfa: parent 'shared_ctf' with the kernel's types,\n"
+                "         child 'vmlinux' with its function and data-object symbols, a child\n"
+                "         per module (read it back with --ctf-parent shared_ctf)",
                 {
                     {"ctf-parent", 0, true, "NAME", "the archive member other dicts import as parent (default .ctf)"},
+                    {"output", 'o', true, "OUT", "from-btf: the CTF archive to write"},
                     {"json", 'j', false, "", "print JSON (dump: one document of dicts and types; find: one line per type)"},
                 }};
 
@@ -83,6 +92,20 @@ int run_ctf(int argc, char** argv) {
   if (p.positional.size() < 2) return usage_error("ctf", "expected a subcommand and a FILE");
   const std::string sub = p.positional[0];
   const std::string path = p.positional[1];
+  if (sub == "from-btf") {
+    if (!p.has("output")) return usage_error("ctf", "from-btf needs -o OUT");
+    std::vector<std::string> modules(p.positional.begin() + 2, p.positional.end());
+    auto stats = ctf_from_btf(p.get("output"), path, modules);
+    if (!stats.ok()) return fail(stats.error());
+    std::fprintf(stderr, "mmar: %s: %u types, %u functions, %u data objects, %zu modules, %" PRIu64 " bytes\n",
+                 p.get("output").c_str(), stats->types, stats->functions, stats->objects, stats->modules,
+                 stats->archive_bytes);
+    if (stats->enum64_truncated != 0) {
+      std::fprintf(stderr, "mmar: %u 64-bit enumerator values truncated to 32 bits\n", stats->enum64_truncated);
+    }
+    return kExitOk;
+  }
+  if (p.has("output")) return usage_error("ctf", "-o is for from-btf");
   if (sub != "dump" && sub != "find") return usage_error("ctf", "unknown subcommand '" + sub + "'");
   if (sub == "find" && p.positional.size() < 3) return usage_error("ctf", "find needs at least one NAME");
   if (sub == "dump" && p.positional.size() > 2) return usage_error("ctf", "dump takes one FILE");
