@@ -86,6 +86,18 @@ std::string archive_manifest(const std::string& file) {
            std::to_string(m->has_btf);
     auto found = a->find(m->name);
     if (!found.ok() || found->index != i) out += " FIND-MISMATCH";
+    if (!m->attr_bytes.empty()) {  // docs/FORMAT.md "Attributes"
+      auto at = a->attributes(*m);
+      if (!at.ok()) {
+        out += " attributes: " + at.error().message();
+      } else {
+        out += " owner " + std::string(at->has_owner ? "" : "(none) ") + std::to_string(at->uid) + ":" +
+               std::to_string(at->gid) + " '" + at->uname + "':'" + at->gname + "' rdev " +
+               std::to_string(at->rdev_major) + "," + std::to_string(at->rdev_minor) + " link_id " +
+               std::to_string(at->link_id);
+        for (const auto& [xn, xv] : at->xattrs) out += " xattr " + xn + "=" + xv;
+      }
+    }
     if (m->is_dir()) {
       out += "\n";
       continue;
@@ -156,7 +168,7 @@ TEST_P(HostWrittenArchive, ReadsAsOnTheWritingHost) { expect_golden(GetParam(), 
 INSTANTIATE_TEST_SUITE_P(HostWritten, HostWrittenArchive,
                          ::testing::Values("mixed_zstd.mmar", "mixed_xz.mmar", "framed.mmar", "framed_xz.mmar",
                                            "fence_81.mmar", "rw_deltas.mmar", "btf_pack.mmar", "libctf_written.ctfa",
-                                           "plain_btf"),
+                                           "plain_btf", "attributes.mmar"),
                          [](const auto& param_info) {
                            std::string n = param_info.param;
                            for (char& c : n) {
