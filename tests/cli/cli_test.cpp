@@ -105,6 +105,15 @@ TEST(Cli, JsonIsValid) {
                       &out),
             0);
   EXPECT_EQ(out, "['f', 'we\"ird\\tname']\n");
+  // docs/JSON.md: mtime and mtime_nsec are exact in a double (jq), and
+  // give mtime_ns back.
+  ASSERT_EQ(test::run(kMmar + " list --json " + q(tmp / "a.mmar") +
+                          " | python3 -c 'import json,sys; print(all(m[\"mtime\"] * 10**9 + m[\"mtime_nsec\"] == "
+                          "m[\"mtime_ns\"] and 0 <= m[\"mtime_nsec\"] < 10**9 and m[\"mtime\"] < 2**53 "
+                          "for m in json.load(sys.stdin)))'",
+                      &out),
+            0);
+  EXPECT_EQ(out, "True\n");
 }
 
 TEST(Cli, ExtractionNeverEscapesTheTarget) {
@@ -428,6 +437,10 @@ TEST(Cli, NoSilentSuccess) {
   EXPECT_NE(ours.find("typedef struct dup dup;"), std::string::npos) << ours;
   EXPECT_EQ(mmar("btf dump " + q(tmp / "dup.o") + " c", &out), 2);
   EXPECT_EQ(mmar("btf stats " + q(tmp / "dup.o") + " extra", &out), 2);
+  // An option of another subcommand is refused, not ignored.
+  EXPECT_EQ(mmar("btf stats " + q(tmp / "dup.o") + " --kind struct", &out), 2);
+  EXPECT_NE(out.find("--kind does not apply to btf stats"), std::string::npos) << out;
+  EXPECT_EQ(mmar("btf find " + q(tmp / "dup.o") + " dup --format c", &out), 2);
   // No FILE: the running kernel's, as bpftool.
   if (::access("/sys/kernel/btf/vmlinux", R_OK) == 0) {
     std::string implicit, explicit_file;

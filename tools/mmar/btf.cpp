@@ -6,6 +6,8 @@
 
 #include <cinttypes>
 #include <functional>
+#include <map>
+#include <set>
 #include <cstring>
 
 #include "cli.h"
@@ -134,6 +136,21 @@ int run_btf(int argc, char** argv) {
   auto& pos = p.positional;
   if (pos.empty()) return usage_error("btf", "expected a subcommand: dump, find, stats or pack");
   const std::string sub = pos[0];
+  // An option another subcommand takes is a usage error here, not ignored.
+  {
+    static const std::map<std::string, std::set<std::string>> kApplies = {
+        {"dump", {"base-btf", "json", "format", "bpftool-compat", "validate"}},
+        {"find", {"base-btf", "json", "kind", "validate"}},
+        {"stats", {"base-btf", "json", "validate"}},
+        {"pack", {"file", "compress"}},
+    };
+    auto it = kApplies.find(sub);
+    if (it != kApplies.end()) {
+      for (const auto& [name, value] : p.values) {
+        if (it->second.count(name) == 0) return usage_error("btf", "--" + name + " does not apply to btf " + sub);
+      }
+    }
+  }
   if (sub == "pack") return run_pack(p);
   if (sub != "dump" && sub != "find" && sub != "stats") return usage_error("btf", "unknown subcommand '" + sub + "'");
   if (sub == "dump") {

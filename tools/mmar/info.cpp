@@ -33,7 +33,7 @@ int run_info(int argc, char** argv) {
   auto a = open_archive(path, p);
   int64_t open_ns = now_ns() - t0;
   if (!a.ok()) return fail(a.error());
-  uint64_t files = 0, dirs = 0, links = 0, size = 0, stored = 0;
+  uint64_t files = 0, dirs = 0, links = 0, specials = 0, size = 0, stored = 0;
   uint64_t by_codec[4] = {}, by_kind[5] = {};
   // Stored bytes counted once per stored range: members packed into one
   // frame stream, hard links and identical files share theirs.
@@ -44,6 +44,8 @@ int run_info(int argc, char** argv) {
       ++dirs;
     } else if (m.is_symlink()) {
       ++links;
+    } else if (!m.has_data()) {
+      ++specials;  // devices, FIFOs, sockets
     } else {
       ++files;
       ++by_codec[static_cast<int>(m.codec)];
@@ -62,11 +64,11 @@ int run_info(int argc, char** argv) {
   const uint64_t file_size = a->source().size();
   if (p.has("json")) {
     std::printf("{\"archive\":%s,\"format\":\"%s\",\"file_size\":%" PRIu64 ",\"members\":%u,\"files\":%" PRIu64
-                ",\"directories\":%" PRIu64 ",\"symlinks\":%" PRIu64 ",\"size\":%" PRIu64 ",\"stored_size\":%" PRIu64
+                ",\"directories\":%" PRIu64 ",\"symlinks\":%" PRIu64 ",\"special\":%" PRIu64 ",\"size\":%" PRIu64 ",\"stored_size\":%" PRIu64
                 ",\"alignment\":%" PRIu64 ",\"generation\":%" PRIu64 ",\"mapped\":%s,\"open_ns\":%" PRId64
                 ",\"codecs\":{\"none\":%" PRIu64 ",\"zstd\":%" PRIu64 ",\"xz\":%" PRIu64
                 "},\"kinds\":{\"data\":%" PRIu64 ",\"elf\":%" PRIu64 ",\"btf\":%" PRIu64 ",\"ctf\":%" PRIu64 "}}\n",
-                json_string(path).c_str(), format_name(a->format()), file_size, a->size(), files, dirs, links, size,
+                json_string(path).c_str(), format_name(a->format()), file_size, a->size(), files, dirs, links, specials, size,
                 stored, a->alignment(), a->generation(), a->source().mapped() ? "true" : "false", open_ns, by_codec[0],
                 by_codec[1], by_codec[2], by_kind[0], by_kind[1], by_kind[2], by_kind[3]);
     return kExitOk;
@@ -77,8 +79,10 @@ int run_info(int argc, char** argv) {
     std::printf("data model:  %s\n", a->ctf_model() == 1 ? "ILP32" : a->ctf_model() == 2 ? "LP64" : "unknown");
   }
   std::printf("file size:   %" PRIu64 " (%s)\n", file_size, human_size(file_size).c_str());
-  std::printf("members:     %u (%" PRIu64 " files, %" PRIu64 " directories, %" PRIu64 " symlinks)\n", a->size(), files,
+  std::printf("members:     %u (%" PRIu64 " files, %" PRIu64 " directories, %" PRIu64 " symlinks", a->size(), files,
               dirs, links);
+  if (specials != 0) std::printf(", %" PRIu64 " devices, FIFOs or sockets", specials);
+  std::printf(")\n");
   std::printf("data:        %s original, %s stored", human_size(size).c_str(), human_size(stored).c_str());
   if (size != 0) std::printf(" (%.1f%%)", 100.0 * static_cast<double>(stored) / static_cast<double>(size));
   std::printf("\n");

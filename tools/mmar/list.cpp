@@ -38,6 +38,15 @@ uint64_t data_alignment(const Archive& a, const Member& m) {
   return al;
 }
 
+// Seconds of a time in nanoseconds, rounded down (times before 1970 too):
+// "mtime" and "mtime_nsec" stay exact through jq, whose numbers are doubles
+// (mtime_ns, above 2^53, does not).
+int64_t floor_seconds(int64_t ns) {
+  int64_t s = ns / 1000000000;
+  if (ns % 1000000000 < 0) --s;
+  return s;
+}
+
 const char* type_word(const Member& m) {
   switch (m.mode & S_IFMT) {
     case S_IFDIR: return "dir";
@@ -54,13 +63,13 @@ void print_member(const Archive& a, const Member& m, bool long_format, bool json
   if (json) {
     std::printf("%s\n  {\"name\":%s,\"type\":\"%s\",\"mode\":%u,\"size\":%" PRIu64 ",\"stored_size\":%" PRIu64
                 ",\"codec\":\"%s\",\"kind\":\"%s\",\"offset\":%" PRIu64 ",\"alignment\":%" PRIu64
-                ",\"mtime_ns\":%" PRId64,
+                ",\"mtime_ns\":%" PRId64 ",\"mtime\":%" PRId64 ",\"mtime_nsec\":%" PRId64,
                 first ? "" : ",", json_string(m.name).c_str(),
                 type_word(m),
                 m.mode & 07777, m.size, m.stored_size, codec_name(m.codec), kind_name(m.kind), m.data_offset,
-                data_alignment(a, m), m.mtime_ns);
+                data_alignment(a, m), m.mtime_ns, floor_seconds(m.mtime_ns), m.mtime_ns - floor_seconds(m.mtime_ns) * 1000000000);
     if (!is_utf8(m.name)) std::printf(",\"name_base64\":\"%s\"", base64(m.name).c_str());
-    if (m.has_checksum && !m.is_dir()) std::printf(",\"xxh3\":\"%016" PRIx64 "\"", m.xxh3);
+    if (m.has_checksum && m.has_data()) std::printf(",\"xxh3\":\"%016" PRIx64 "\"", m.xxh3);
     if (m.link) {
       auto target = a.at(*m.link);
       if (target.ok()) std::printf(",\"link\":%s", json_string(target->name).c_str());
