@@ -6,6 +6,7 @@
 // the new contents; mmar compact drops superseded data.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -237,17 +238,28 @@ int kill_rounds(MountRw& t, const std::string& archive, int rounds, size_t pad,
     EXPECT_TRUE(m.ok()) << "round " << round;
     if (!m.ok()) return committed_runs;
     // A writer rewriting the file with versions B, C, ... and fsyncing each,
-    // plus new files, until killed with the filesystem.
+    // plus new files, until killed with the filesystem. It says (a byte on
+    // `first`) when its first fsync succeeded: the first round waits for it,
+    // so that however slow a loaded machine is, some round kills the mount
+    // after a commit (the random delays alone may all fall before one).
+    int first[2];
+    EXPECT_EQ(::pipe(first), 0);
     pid_t writer = fork();
     if (writer == 0) {
+      ::close(first[0]);
       for (int v = 0;; ++v) {
         std::string body(5000 + v * 100 + pad, static_cast<char>('B' + (v % 20)));
         body.resize(body.size() - body.size() % 100);
         int fd = open((mnt + "/counter").c_str(), O_WRONLY | O_TRUNC);
         if (fd < 0) _exit(0);
         if (write(fd, body.data(), body.size()) < 0) _exit(0);
-        fsync(fd);  // may fail (a full disk): the version is then not committed
+        const bool synced = fsync(fd) == 0;  // may fail (a full disk): the version is then not committed
         close(fd);
+        if (synced && first[1] >= 0) {
+          if (write(first[1], "s", 1) < 0) _exit(0);
+          ::close(first[1]);
+          first[1] = -1;
+        }
         int g = open((mnt + "/extra" + std::to_string(v % 5)).c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
         if (g >= 0) {
           if (write(g, body.data(), 3000) < 0) _exit(0);
@@ -255,6 +267,12 @@ int kill_rounds(MountRw& t, const std::string& archive, int rounds, size_t pad,
         }
       }
     }
+    ::close(first[1]);
+    if (round == 0 && pad == 0) {  // (with pad, the disk fills: commits may all fail)
+      struct pollfd pfd {first[0], POLLIN, 0};
+      ::poll(&pfd, 1, 30000);  // a commit happened (or the writer could not commit: a full disk)
+    }
+    ::close(first[0]);
     const auto until = std::chrono::steady_clock::now() +
                        std::chrono::milliseconds(std::uniform_int_distribution<int>(20, 400)(rng));
     if (during) during(mnt);
