@@ -12,6 +12,12 @@
 
 namespace mmar::attrs {
 
+// Whether a file's owner is recorded (FORMAT.md "Attributes"): when it is
+// not uid 0 and gid 0, or when a setuid/setgid bit needs its owner.
+inline bool owner_needs_record(uint32_t uid, uint32_t gid, uint32_t mode) {
+  return uid != 0 || gid != 0 || (mode & 06000) != 0;
+}
+
 // The record for `a` (size word included), or empty when `a` is empty.
 // Xattrs are sorted and must have unique names (invalid_argument if not).
 Result<std::string> encode(const Attributes& a);

@@ -3,6 +3,8 @@
 // pipe works and memory stays flat), and an Archive out as tar/zip/cpio.
 #include "mmar/convert.h"
 
+#include "archive/attrs.h"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -478,7 +480,7 @@ Result<ArchiveImport> ArchiveImport::read(const std::string& input, Writer& writ
       Attributes a = p.attrs;
       // Root's own ownership needs no record, unless setuid/setgid bits
       // need their owner (FORMAT.md "Attributes").
-      if (a.uid == 0 && a.gid == 0 && (p.mode & 06000) == 0 && (a.uname.empty() || a.uname == "root") &&
+      if (!attrs::owner_needs_record(a.uid, a.gid, p.mode) && (a.uname.empty() || a.uname == "root") &&
           (a.gname.empty() || a.gname == "root")) {
         a.has_owner = false;
         a.uname.clear();

@@ -357,7 +357,7 @@ Result<void> Writer::Impl::collect_attributes(Input& in, const struct stat& st, 
   if (options.owners) {
     in.attrs.uid = st.st_uid;
     in.attrs.gid = st.st_gid;
-    in.attrs.has_owner = st.st_uid != 0 || st.st_gid != 0 || (st.st_mode & 06000) != 0;
+    in.attrs.has_owner = attrs::owner_needs_record(st.st_uid, st.st_gid, st.st_mode);
     if (!options.numeric_owner) {
       // Names as tar keeps them, looked up once per id; root's are implied.
       auto name_of = [](std::map<uint32_t, std::string>& cache, uint32_t id, bool user) -> std::string {
