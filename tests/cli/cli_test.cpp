@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <filesystem>
 
 #include "support/test_support.h"
 
@@ -114,6 +115,54 @@ TEST(Cli, JsonIsValid) {
                       &out),
             0);
   EXPECT_EQ(out, "True\n");
+}
+
+// Every verb's --json is one valid JSON value (JSON Lines for the find
+// verbs), written by the one writer, and output that cannot be written is an
+// error: exit 1, for text and for JSON.
+TEST(Cli, EveryJsonVerbIsValidAndWriteErrorsFail) {
+  TempDir tmp;
+  test::write_file(tmp / "t.c", test::to_bytes("struct fwd; struct fwd *p;\n"
+                                               "struct s { int a; char b[2]; } s;\n"));
+  std::string out;
+  ASSERT_EQ(test::run("gcc -gctf -c -o " + q(tmp / "t.o") + " " + q(tmp / "t.c") + " 2>&1", &out), 0) << out;
+  test::write_file(tmp / "f", test::to_bytes("x"));
+  ASSERT_EQ(mmar("create -f " + q(tmp / "a.mmar") + " -C " + q(tmp.path()) + " f t.o"), 0);
+  const std::string a = q(tmp / "a.mmar");
+  const std::string check =
+      " | python3 -c 'import json,sys; [json.loads(l) for l in sys.stdin] if len(sys.argv) > 1 else json.load(sys.stdin); "
+      "print(\"ok\")' ";
+  struct Case {
+    std::string cmd;
+    bool lines;
+  };
+  std::vector<Case> cases = {
+      {"list --json " + a, false},
+      {"list --json " + a + " f", false},
+      {"info --json " + a, false},
+      {"verify --json " + a, false},
+      {"create --json -f " + q(tmp / "b.mmar") + " -C " + q(tmp.path()) + " f", false},
+      {"map --json /bin/true", false},
+      {"ctf dump --json " + q(tmp / "t.o"), false},
+      // A forward has no size: null, never a bare "-".
+      {"ctf find --json " + q(tmp / "t.o") + " 'struct fwd' 'struct s'", true},
+  };
+  if (std::filesystem::exists("/sys/kernel/btf/vmlinux")) {
+    cases.push_back({"btf find --json /sys/kernel/btf/vmlinux task_struct pid", true});
+    cases.push_back({"btf stats --json /sys/kernel/btf/vmlinux", false});
+  }
+  for (const auto& c : cases) {
+    ASSERT_EQ(test::run(kMmar + " " + c.cmd + check + (c.lines ? "lines" : "") + " 2>&1", &out), 0) << c.cmd << out;
+    EXPECT_EQ(out, "ok\n") << c.cmd;
+  }
+  ASSERT_EQ(test::run(kMmar + " ctf find --json " + q(tmp / "t.o") + " 'struct fwd'", &out), 0);
+  EXPECT_NE(out.find("\"size\":null"), std::string::npos) << out;
+  // Output that does not reach its reader is never a success.
+  for (const std::string& cmd : std::vector<std::string> {"list " + a, "list --json " + a, "list -l " + a, "info " + a, "info --json " + a,
+                                "verify --json " + a, "ctf dump " + q(tmp / "t.o"), "ctf find --json " + q(tmp / "t.o") + " 'struct s'",
+                                "cat " + a + " f"}) {
+    EXPECT_EQ(test::run(kMmar + " " + cmd + " > /dev/full 2>/dev/null"), 1) << cmd;
+  }
 }
 
 TEST(Cli, ExtractionNeverEscapesTheTarget) {

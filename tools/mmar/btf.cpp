@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "cli.h"
+#include "json.h"
 #include "mmar/btf.h"
 #include "verbs.h"
 
@@ -105,6 +106,7 @@ int run_find(const Parsed& p, const Btf& btf) {
     if (!kind) return usage_error("btf", "unknown kind '" + p.get("kind") + "'");
   }
   int rc = kExitOk;
+  Json j;  // JSON Lines: one object per match
   for (size_t i = 2; i < p.positional.size(); ++i) {
     const std::string& name = p.positional[i];
     auto found = btf.find_all(name, kind);
@@ -119,14 +121,14 @@ int run_find(const Parsed& p, const Btf& btf) {
     }
     for (const BtfType& t : *found) {
       if (p.has("json")) {
-        std::printf("{\"name\":%s,\"id\":%u,\"kind\":\"%s\"}\n", json_string(name).c_str(), t.id(),
-                    btf_kind_name(t.kind()));
+        j.object().field("name", name).field("id", t.id()).field("kind", btf_kind_name(t.kind())).end().newline();
       } else {
         std::printf("[%u] %s '%s'\n", t.id(), btf_kind_name(t.kind()), escape_text(name).c_str());
       }
     }
   }
-  return rc;
+  const int written = j.finish();
+  return rc != kExitOk ? rc : written;
 }
 
 }  // namespace
@@ -211,17 +213,15 @@ int run_btf(int argc, char** argv) {
   }
   const uint32_t own = *count - btf->start_id();
   if (p.has("json")) {
-    std::printf("{\"name\":%s,\"split\":%s,\"start_id\":%u,\"types\":%u,\"strings_bytes\":%u,\"bytes\":%zu,\"kinds\":{",
-                json_string(name).c_str(), btf->is_split() ? "true" : "false", btf->start_id(), own, btf->str_size(),
-                btf->raw().size());
-    bool first = true;
+    Json j;
+    j.object().field("name", name).field("split", btf->is_split()).field("start_id", btf->start_id());
+    j.field("types", own).field("strings_bytes", btf->str_size()).field("bytes", btf->raw().size());
+    j.key("kinds").object();
     for (uint8_t k = 1; k <= kBtfMaxKind; ++k) {
-      if (by_kind[k] == 0) continue;
-      std::printf("%s\"%s\":%" PRIu64, first ? "" : ",", btf_kind_name(static_cast<BtfKind>(k)), by_kind[k]);
-      first = false;
+      if (by_kind[k] != 0) j.field(btf_kind_name(static_cast<BtfKind>(k)), by_kind[k]);
     }
-    std::printf("}}\n");
-    return kExitOk;
+    j.end().end().newline();
+    return j.finish();
   }
   std::printf("%s: %s BTF, %s-endian, %u types (IDs %u..%u), %u bytes of strings, %zu bytes\n", name.c_str(),
               btf->is_split() ? "split" : "base", btf->little_endian() ? "little" : "big", own, btf->start_id(),

@@ -345,42 +345,6 @@ std::string escape_text(std::string_view s) {
   return out;
 }
 
-std::string json_string(std::string_view s) {
-  std::string out = "\"";
-  auto u = [&](unsigned char c) {
-    char buf[8];
-    std::snprintf(buf, sizeof buf, "\\u%04x", c);
-    out += buf;
-  };
-  for (size_t i = 0; i < s.size();) {
-    const unsigned char c = static_cast<unsigned char>(s[i]);
-    const size_t n = utf8_sequence(s, i);
-    if (n > 1) {
-      out.append(s.substr(i, n));
-      i += n;
-      continue;
-    }
-    ++i;
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      case '\r': out += "\\r"; break;
-      default:
-        // Controls, DEL, and each byte that is not part of valid UTF-8
-        // (read as Latin-1, so the output stays valid JSON).
-        if (n == 0 || c < 0x20 || c == 0x7f) {
-          u(c);
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  out += '"';
-  return out;
-}
-
 std::string base64(std::string_view s) {
   static constexpr char kDigits[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   std::string out;

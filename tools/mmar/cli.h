@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: BSD-2-Clause
-// Shared pieces of the mmar command: option parsing, messages, JSON, progress.
+// Shared pieces of the mmar command: option parsing, messages, progress
+// (JSON: json.h).
 #pragma once
 
 #include <cstdint>
@@ -93,11 +94,6 @@ bool split_member_spec(const std::string& spec, std::string& archive, std::strin
 // tar's default "escape" quoting. Valid UTF-8 passes as it is. error()
 // applies it to every message.
 std::string escape_text(std::string_view s);
-// A JSON string literal: '"', '\\' and controls escaped; valid UTF-8 passes
-// as it is; each byte that is not part of valid UTF-8 becomes \u00XX (the
-// byte read as Latin-1). Lossy only for invalid UTF-8: where that matters
-// (member names), the writer adds the exact bytes as base64 beside it.
-std::string json_string(std::string_view s);
 // The length of the valid UTF-8 sequence at s[i] (i < s.size()), 0 if none.
 size_t utf8_sequence(std::string_view s, size_t i);
 bool is_utf8(std::string_view s);

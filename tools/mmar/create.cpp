@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "json.h"
 #include "mmar/btf.h"
 #include "mmar/convert.h"
 #include "verbs.h"
@@ -326,11 +327,13 @@ int run_create(int argc, char** argv) {
   // With the archive on standard output, the summary goes to stderr.
   FILE* const report = out == "-" ? stderr : stdout;
   if (p.has("json")) {
-    std::fprintf(report, "{\"archive\":%s,\"members\":%u,\"input_bytes\":%" PRIu64 ",\"archive_bytes\":%" PRIu64
-                ",\"compressed_members\":%u,\"deduplicated_members\":%u,\"deduplicated_bytes\":%" PRIu64
-                ",\"seconds\":%.6f}\n",
-                json_string(out).c_str(), stats->members, stats->input_bytes, stats->archive_bytes,
-                stats->compressed_members, stats->deduplicated, stats->deduplicated_bytes, secs);
+    Json j(out == "-" ? 2 : 1);
+    j.object().field("archive", out).field("members", stats->members).field("input_bytes", stats->input_bytes);
+    j.field("archive_bytes", stats->archive_bytes).field("compressed_members", stats->compressed_members);
+    j.field("deduplicated_members", stats->deduplicated).field("deduplicated_bytes", stats->deduplicated_bytes);
+    j.key("seconds").value(secs, 6);
+    j.end().newline();
+    return j.finish();
   } else if (p.has("stats")) {
     std::fprintf(report, "%s: %u members, %s in, %s archive (%u compressed; %u with the bytes of another, %s not stored "
                 "again), %.3f s\n",

@@ -7,6 +7,7 @@
 #include <cstdio>
 
 #include "cli.h"
+#include "json.h"
 #include "mmar/ctf.h"
 #include "verbs.h"
 
@@ -35,53 +36,61 @@ const Verb kCtf{"ctf",
                 }};
 
 std::string opt_int(const Result<int64_t>& r) { return r.ok() ? std::to_string(*r) : "-"; }
-std::string json_int(const Result<int64_t>& r) { return r.ok() ? std::to_string(*r) : "null"; }
+// A size or alignment: the number, or null where libctf has none (a forward).
+void int_or_null(Json& j, std::string_view key, const Result<int64_t>& r) {
+  j.key(key);
+  if (r.ok()) {
+    j.value(*r);
+  } else {
+    j.value(nullptr);
+  }
+}
 
 // dump --json: per dict, its header facts and every type with its C name,
 // size, alignment and members (one JSON document).
-Result<void> dump_json(const CtfFile& file, std::string& out) {
-  out += "{\"section\":" + json_string(file.section) + ",\"dicts\":[";
-  for (size_t i = 0; i < file.dicts.size(); ++i) {
-    const auto& e = file.dicts[i];
+Result<void> dump_json(const CtfFile& file, Json& j) {
+  j.object().field("section", file.section).key("dicts").array(true);
+  for (const auto& e : file.dicts) {
     const CtfDict& d = e.dict;
     const CtfHeader& h = d.header();
-    out += i ? "," : "";
-    out += "{\"name\":" + json_string(e.name) + ",\"version\":" + std::to_string(h.version) +
-           ",\"flags\":" + std::to_string(h.flags) + ",\"compressed\":" + (d.compressed() ? "true" : "false") +
-           ",\"little_endian\":" + (d.little_endian() ? "true" : "false") +
-           ",\"parent\":" + json_string(d.parent_name()) + ",\"cu\":" + json_string(d.cu_name()) + ",\"types\":[";
+    j.object().field("name", e.name).field("version", h.version).field("flags", h.flags);
+    j.field("compressed", d.compressed()).field("little_endian", d.little_endian());
+    j.field("parent", d.parent_name()).field("cu", d.cu_name()).key("types").array(true);
     for (uint32_t index = 1; index <= d.type_count(); ++index) {
       const uint32_t id = d.id_of_index(index);
       MMAR_ASSIGN(CtfTypeInfo t, d.type(id));
       auto decl = d.type_name(id);
-      out += index > 1 ? "," : "";
-      out += "{\"id\":" + std::to_string(id) + ",\"kind\":\"" + ctf_kind_name(t.kind) + "\",\"name\":" +
-             json_string(t.name) + ",\"decl\":" + (decl.ok() ? json_string(*decl) : "null") +
-             ",\"root\":" + (t.root ? "true" : "false") + ",\"size\":" + json_int(d.type_size(id)) +
-             ",\"align\":" + json_int(d.type_align(id));
+      j.object().field("id", id).field("kind", ctf_kind_name(t.kind)).field("name", t.name).key("decl");
+      if (decl.ok()) {
+        j.value(*decl);
+      } else {
+        j.value(nullptr);
+      }
+      j.field("root", t.root);
+      int_or_null(j, "size", d.type_size(id));
+      int_or_null(j, "align", d.type_align(id));
       if (t.kind == CtfKind::struct_ || t.kind == CtfKind::union_ || t.kind == CtfKind::enum_) {
         MMAR_ASSIGN(auto members, d.members(id));
-        out += ",\"members\":[";
-        for (size_t m = 0; m < members.size(); ++m) {
-          out += m ? "," : "";
-          out += "{\"name\":" + json_string(members[m].name);
+        j.key("members").array();
+        for (const auto& m : members) {
+          j.object().field("name", m.name);
           if (t.kind == CtfKind::enum_) {
-            out += ",\"value\":" + std::to_string(members[m].value) + "}";
+            j.field("value", m.value);
           } else {
-            out += ",\"type\":" + std::to_string(members[m].type) +
-                   ",\"bit_offset\":" + std::to_string(members[m].offset) + "}";
+            j.field("type", m.type).field("bit_offset", m.offset);
           }
+          j.end();
         }
-        out += "]";
+        j.end();
       } else if (t.kind != CtfKind::integer && t.kind != CtfKind::float_ && t.kind != CtfKind::unknown &&
                  t.kind != CtfKind::array && t.kind != CtfKind::slice) {
-        out += ",\"ref\":" + std::to_string(t.ref);
+        j.field("ref", t.ref);
       }
-      out += "}";
+      j.end();
     }
-    out += "]}";
+    j.end().end();
   }
-  out += "]}\n";
+  j.end().end().newline();
   return success();
 }
 
@@ -113,9 +122,15 @@ int run_ctf(int argc, char** argv) {
   if (p.has("ctf-parent")) options.parent_member = p.get("ctf-parent");
   auto file = ctf_open_file(path, options);
   if (!file.ok()) return fail(file.error());
+  if (sub == "dump" && p.has("json")) {
+    Json j;
+    auto r = dump_json(*file, j);
+    if (!r.ok()) return fail(r.error());
+    return j.finish();
+  }
   if (sub == "dump") {
     std::string out;
-    auto r = p.has("json") ? dump_json(*file, out) : ctf_dump(*file, out);
+    auto r = ctf_dump(*file, out);
     if (!r.ok()) return fail(r.error());
     if (!write_all(1, reinterpret_cast<const std::byte*>(out.data()), out.size())) {
       return fail(sys_error("write to standard output", errno));
@@ -123,6 +138,7 @@ int run_ctf(int argc, char** argv) {
     return kExitOk;
   }
   int rc = kExitOk;
+  Json j;  // JSON Lines: one object per type found
   for (size_t i = 2; i < p.positional.size(); ++i) {
     const std::string& name = p.positional[i];
     bool found = false;
@@ -137,10 +153,11 @@ int run_ctf(int argc, char** argv) {
       auto decl = e.dict.type_name(*id);
       const char* kind = t.ok() ? ctf_kind_name(t->kind) : "?";
       if (p.has("json")) {
-        std::printf("{\"dict\":%s,\"name\":%s,\"id\":%u,\"kind\":\"%s\",\"decl\":%s,\"size\":%s,\"align\":%s}\n",
-                    json_string(e.name).c_str(), json_string(name).c_str(), *id, kind,
-                    json_string(decl.ok() ? *decl : "").c_str(), opt_int(e.dict.type_size(*id)).c_str(),
-                    opt_int(e.dict.type_align(*id)).c_str());
+        j.object().field("dict", e.name).field("name", name).field("id", *id).field("kind", kind);
+        j.field("decl", decl.ok() ? *decl : std::string());
+        int_or_null(j, "size", e.dict.type_size(*id));
+        int_or_null(j, "align", e.dict.type_align(*id));
+        j.end().newline();
       } else {
         std::printf("%s: [0x%x] %s '%s' size %s align %s\n", e.name.c_str(), *id, kind,
                     decl.ok() ? decl->c_str() : name.c_str(), opt_int(e.dict.type_size(*id)).c_str(),
@@ -149,7 +166,8 @@ int run_ctf(int argc, char** argv) {
     }
     if (!found) rc = fail(Error(Errc::not_found, path + ": no type named '" + name + "'"));
   }
-  return rc;
+  const int written = j.finish();
+  return rc != kExitOk ? rc : written;
 }
 
 }  // namespace mmar::cli

@@ -5,6 +5,7 @@
 #include <unordered_set>
 
 #include "cli.h"
+#include "json.h"
 #include "verbs.h"
 
 namespace mmar::cli {
@@ -63,15 +64,16 @@ int run_info(int argc, char** argv) {
   if (!r.ok()) return fail(r.error());
   const uint64_t file_size = a->source().size();
   if (p.has("json")) {
-    std::printf("{\"archive\":%s,\"format\":\"%s\",\"file_size\":%" PRIu64 ",\"members\":%u,\"files\":%" PRIu64
-                ",\"directories\":%" PRIu64 ",\"symlinks\":%" PRIu64 ",\"special\":%" PRIu64 ",\"size\":%" PRIu64 ",\"stored_size\":%" PRIu64
-                ",\"alignment\":%" PRIu64 ",\"generation\":%" PRIu64 ",\"mapped\":%s,\"open_ns\":%" PRId64
-                ",\"codecs\":{\"none\":%" PRIu64 ",\"zstd\":%" PRIu64 ",\"xz\":%" PRIu64
-                "},\"kinds\":{\"data\":%" PRIu64 ",\"elf\":%" PRIu64 ",\"btf\":%" PRIu64 ",\"ctf\":%" PRIu64 "}}\n",
-                json_string(path).c_str(), format_name(a->format()), file_size, a->size(), files, dirs, links, specials, size,
-                stored, a->alignment(), a->generation(), a->source().mapped() ? "true" : "false", open_ns, by_codec[0],
-                by_codec[1], by_codec[2], by_kind[0], by_kind[1], by_kind[2], by_kind[3]);
-    return kExitOk;
+    Json j;
+    j.object().field("archive", path).field("format", format_name(a->format())).field("file_size", file_size);
+    j.field("members", a->size()).field("files", files).field("directories", dirs).field("symlinks", links);
+    j.field("special", specials).field("size", size).field("stored_size", stored).field("alignment", a->alignment());
+    j.field("generation", a->generation()).field("mapped", a->source().mapped()).field("open_ns", open_ns);
+    j.key("codecs").object().field("none", by_codec[0]).field("zstd", by_codec[1]).field("xz", by_codec[2]).end();
+    j.key("kinds").object().field("data", by_kind[0]).field("elf", by_kind[1]).field("btf", by_kind[2]);
+    j.field("ctf", by_kind[3]).end();
+    j.end().newline();
+    return j.finish();
   }
   std::printf("archive:     %s\n", path.c_str());
   std::printf("format:      %s%s\n", format_name(a->format()), a->format() == Format::mmar ? " v1" : "");

@@ -3,8 +3,10 @@
 #include <sys/stat.h>
 
 #include <cinttypes>
+#include <optional>
 
 #include "cli.h"
+#include "json.h"
 #include "verbs.h"
 
 namespace mmar::cli {
@@ -38,15 +40,6 @@ uint64_t data_alignment(const Archive& a, const Member& m) {
   return al;
 }
 
-// Seconds of a time in nanoseconds, rounded down (times before 1970 too):
-// "mtime" and "mtime_nsec" stay exact through jq, whose numbers are doubles
-// (mtime_ns, above 2^53, does not).
-int64_t floor_seconds(int64_t ns) {
-  int64_t s = ns / 1000000000;
-  if (ns % 1000000000 < 0) --s;
-  return s;
-}
-
 const char* type_word(const Member& m) {
   switch (m.mode & S_IFMT) {
     case S_IFDIR: return "dir";
@@ -59,50 +52,43 @@ const char* type_word(const Member& m) {
   }
 }
 
-void print_member(const Archive& a, const Member& m, bool long_format, bool json, bool& first) {
-  if (json) {
-    std::printf("%s\n  {\"name\":%s,\"type\":\"%s\",\"mode\":%u,\"size\":%" PRIu64 ",\"stored_size\":%" PRIu64
-                ",\"codec\":\"%s\",\"kind\":\"%s\",\"offset\":%" PRIu64 ",\"alignment\":%" PRIu64
-                ",\"mtime_ns\":%" PRId64 ",\"mtime\":%" PRId64 ",\"mtime_nsec\":%" PRId64,
-                first ? "" : ",", json_string(m.name).c_str(),
-                type_word(m),
-                m.mode & 07777, m.size, m.stored_size, codec_name(m.codec), kind_name(m.kind), m.data_offset,
-                data_alignment(a, m), m.mtime_ns, floor_seconds(m.mtime_ns), m.mtime_ns - floor_seconds(m.mtime_ns) * 1000000000);
-    if (!is_utf8(m.name)) std::printf(",\"name_base64\":\"%s\"", base64(m.name).c_str());
-    if (m.has_checksum && m.has_data()) std::printf(",\"xxh3\":\"%016" PRIx64 "\"", m.xxh3);
-    if (m.link) {
-      auto target = a.at(*m.link);
-      if (target.ok()) std::printf(",\"link\":%s", json_string(target->name).c_str());
-    }
-    if (m.has_btf) std::printf(",\"has_btf\":true");
-    // A frame stream, perhaps shared with other members (stored_size and
-    // offset are the stream's): where the member starts in it.
-    if (m.framed) std::printf(",\"framed\":true,\"stream_offset\":%u", m.stream_offset);
-    // Attributes: owner when recorded, device numbers, hard link group, xattrs.
-    if (!m.attr_bytes.empty()) {
-      auto at = a.attributes(m);
-      if (at.ok()) {
-        if (at->has_owner) std::printf(",\"uid\":%u,\"gid\":%u", at->uid, at->gid);
-        if (!at->uname.empty()) std::printf(",\"uname\":%s", json_string(at->uname).c_str());
-        if (!at->gname.empty()) std::printf(",\"gname\":%s", json_string(at->gname).c_str());
-        if ((m.mode & S_IFMT) == S_IFCHR || (m.mode & S_IFMT) == S_IFBLK) {
-          std::printf(",\"rdev_major\":%u,\"rdev_minor\":%u", at->rdev_major, at->rdev_minor);
-        }
-        if (at->link_id != 0) std::printf(",\"link_id\":%" PRIu64, at->link_id);
-        if (!at->xattrs.empty()) {
-          std::printf(",\"xattrs\":{");
-          for (size_t k = 0; k < at->xattrs.size(); ++k) {
-            std::printf("%s%s:\"%s\"", k == 0 ? "" : ",", json_string(at->xattrs[k].first).c_str(),
-                        base64(at->xattrs[k].second).c_str());
-          }
-          std::printf("}");
-        }
+void print_json(const Archive& a, const Member& m, Json& j) {
+  j.object();
+  j.name_field("name", m.name).field("type", type_word(m)).field("mode", m.mode & 07777);
+  j.field("size", m.size).field("stored_size", m.stored_size).field("codec", codec_name(m.codec));
+  j.field("kind", kind_name(m.kind)).field("offset", m.data_offset).field("alignment", data_alignment(a, m));
+  j.time_field("mtime", m.mtime_ns);
+  if (m.has_checksum && m.has_data()) j.key("xxh3").hex64(m.xxh3);
+  if (m.link) {
+    auto target = a.at(*m.link);
+    if (target.ok()) j.field("link", target->name);
+  }
+  if (m.has_btf) j.field("has_btf", true);
+  // A frame stream, perhaps shared with other members (stored_size and
+  // offset are the stream's): where the member starts in it.
+  if (m.framed) j.field("framed", true).field("stream_offset", m.stream_offset);
+  // Attributes: owner when recorded, device numbers, hard link group, xattrs.
+  if (!m.attr_bytes.empty()) {
+    auto at = a.attributes(m);
+    if (at.ok()) {
+      if (at->has_owner) j.field("uid", at->uid).field("gid", at->gid);
+      if (!at->uname.empty()) j.field("uname", at->uname);
+      if (!at->gname.empty()) j.field("gname", at->gname);
+      if ((m.mode & S_IFMT) == S_IFCHR || (m.mode & S_IFMT) == S_IFBLK) {
+        j.field("rdev_major", at->rdev_major).field("rdev_minor", at->rdev_minor);
+      }
+      if (at->link_id != 0) j.field("link_id", at->link_id);
+      if (!at->xattrs.empty()) {
+        j.key("xattrs").object();
+        for (const auto& [xname, xvalue] : at->xattrs) j.key(xname).base64_value(xvalue);
+        j.end();
       }
     }
-    std::printf("}");
-    first = false;
-    return;
   }
+  j.end();
+}
+
+void print_member(const Archive& a, const Member& m, bool long_format) {
   const std::string name = escape_text(m.name);
   if (!long_format) {
     std::printf("%s\n", name.c_str());
@@ -140,14 +126,20 @@ int run_list(int argc, char** argv) {
   std::string path = archive_path(kList, p);
   auto a = open_archive(path, p);
   if (!a.ok()) return fail(a.error());
-  const bool json = p.has("json");
   const bool long_format = p.has("long");
-  bool first = true;
-  if (json) std::printf("[");
+  std::optional<Json> json;
+  if (p.has("json")) json.emplace().array(true);
+  auto print = [&](const Member& m) {
+    if (json) {
+      print_json(*a, m, *json);
+    } else {
+      print_member(*a, m, long_format);
+    }
+  };
   int rc = kExitOk;
   if (p.positional.empty()) {
     auto r = a->for_each([&](const Member& m) -> Result<void> {
-      print_member(*a, m, long_format, json, first);
+      print(m);
       return success();
     });
     if (!r.ok()) rc = fail(r.error());
@@ -158,10 +150,14 @@ int run_list(int argc, char** argv) {
         rc = fail(m.error());
         continue;
       }
-      print_member(*a, *m, long_format, json, first);
+      print(*m);
     }
   }
-  if (json) std::printf("%s]\n", first ? "" : "\n");
+  if (json) {
+    json->end().newline();
+    const int w = json->finish();
+    if (rc == kExitOk) rc = w;
+  }
   return rc;
 }
 

@@ -2,6 +2,7 @@
 // mmar: mmappable archives of binaries and type information.
 #include <sys/stat.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -139,4 +140,13 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) { return run(argc, argv); }
+int main(int argc, char** argv) {
+  const int rc = run(argc, argv);
+  // Text printed with stdio reaches its reader only here: output that did
+  // not (a full disk, a closed pipe) is an error, never a success.
+  if (std::fflush(stdout) != 0 || std::ferror(stdout) != 0) {
+    mmar::cli::error(std::string("standard output: ") + std::strerror(errno != 0 ? errno : EIO));
+    return rc == mmar::cli::kExitOk ? mmar::cli::kExitError : rc;
+  }
+  return rc;
+}

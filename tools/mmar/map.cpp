@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "cli.h"
+#include "json.h"
 #include "mmar/elf_map.h"
 #include "verbs.h"
 
@@ -93,23 +94,17 @@ int run_map(int argc, char** argv) {
   std::string out;
   char line[256];
   if (p.has("json")) {
-    out += "{\"object\": " + json_string(spec) + ", \"type\": \"" +
-           (flags & kMapInterpret ? type_name(o.elf_type()) : "object") + "\"";
-    std::snprintf(line, sizeof line, ", \"load_bias\": %" PRIu64 ", \"entry\": %" PRIu64, o.load_bias(), o.entry());
-    out += line;
-    if (o.interpreter()) out += ", \"interpreter\": " + json_string(*o.interpreter());
-    out += ", \"mappings\": [";
-    bool first = true;
+    Json j;
+    j.object().field("object", spec).field("type", flags & kMapInterpret ? type_name(o.elf_type()) : "object");
+    j.field("load_bias", o.load_bias()).field("entry", o.entry());
+    if (o.interpreter()) j.field("interpreter", *o.interpreter());
+    j.key("mappings").array(true);
     for (const auto& m : o.mappings()) {
-      std::snprintf(line, sizeof line,
-                    "%s\n  {\"addr\": %" PRIu64 ", \"size\": %" PRIu64 ", \"file_size\": %" PRIu64
-                    ", \"offset\": %" PRIu64 ", \"prot\": \"%s\", \"flags\": \"%s\"}",
-                    first ? "" : ",", m.addr, m.size, m.file_size, m.offset, prot_string(m.prot).c_str(),
-                    flag_string(m.flags).c_str());
-      out += line;
-      first = false;
+      j.object().field("addr", m.addr).field("size", m.size).field("file_size", m.file_size);
+      j.field("offset", m.offset).field("prot", prot_string(m.prot)).field("flags", flag_string(m.flags)).end();
     }
-    out += "\n]}\n";
+    j.end().end().newline();
+    return j.finish();
   } else {
     std::snprintf(line, sizeof line, "%s: %s", spec.c_str(),
                   flags & kMapInterpret ? type_name(o.elf_type()) : "object");

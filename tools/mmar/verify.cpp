@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: BSD-2-Clause
 // mmar verify: check every checksum and structure, report each problem.
 #include "cli.h"
+#include "json.h"
 #include "verbs.h"
 
 namespace mmar::cli {
@@ -32,21 +33,22 @@ int run_verify(int argc, char** argv) {
   progress.finish();
   if (!problems.ok()) return fail(problems.error());
   const bool quiet = p.has("quiet");
+  int written = kExitOk;
   if (p.has("json")) {
-    std::printf("{\"archive\":%s,\"members\":%u,\"ok\":%s,\"problems\":[", json_string(path).c_str(), a->size(),
-                problems->empty() ? "true" : "false");
-    bool first = true;
+    Json j;
+    j.object().field("archive", path).field("members", a->size()).field("ok", problems->empty());
+    j.key("problems").array(true);
     for (const auto& pr : *problems) {
-      std::printf("%s{\"member\":", first ? "" : ",");
+      j.object().key("member");
       if (pr.member) {
-        std::printf("%u", *pr.member);
+        j.value(*pr.member);
       } else {
-        std::printf("null");
+        j.value(nullptr);
       }
-      std::printf(",\"message\":%s}", json_string(pr.message).c_str());
-      first = false;
+      j.field("message", pr.message).end();
     }
-    std::printf("]}\n");
+    j.end().end().newline();
+    written = j.finish();
   } else if (!quiet) {
     for (const auto& pr : *problems) error(pr.message);
     if (problems->empty()) std::printf("%s: %u members OK\n", escape_text(path).c_str(), a->size());
@@ -55,7 +57,7 @@ int run_verify(int argc, char** argv) {
     if (!quiet && !p.has("json")) error(path + ": " + std::to_string(problems->size()) + " problem(s) found");
     return kExitError;
   }
-  return kExitOk;
+  return written;
 }
 
 }  // namespace mmar::cli
