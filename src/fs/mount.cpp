@@ -12,6 +12,8 @@
 #include "support/io.h"
 
 #include <algorithm>
+#include <compare>
+#include <vector>
 #include <atomic>
 #include <mutex>
 #include <unordered_map>
@@ -94,7 +96,7 @@ class ArchiveFs {
   Result<Node> lookup(const std::string& dir_path, std::string_view name) const {
     std::string child = dir_path.empty() ? std::string(name) : dir_path + "/" + std::string(name);
     auto m = archive_.find(child);
-    if (m.ok()) return Node{Node::member, m->index, 0};
+    if (m.ok()) return Node{Node::member, inode_member(*m), 0};
     if (m.error().code() != Errc::not_found) return std::move(m).error();
     child += '/';
     MMAR_ASSIGN(uint32_t k, archive_.lower_bound(child));
@@ -134,7 +136,7 @@ class ArchiveFs {
     if (force_uid_) st->st_uid = *force_uid_;
     if (force_gid_) st->st_gid = *force_gid_;
     st->st_rdev = makedev(m->rdev_major, m->rdev_minor);
-    st->st_nlink = m->is_dir() ? 2 : 1;
+    st->st_nlink = m->is_dir() ? 2 : link_group(*m).count;
     st->st_size = static_cast<off_t>(m->is_dir() ? 0 : m->size);
     st->st_blocks = static_cast<blkcnt_t>((m->size + 511) / 512);
     st->st_mtim = to_timespec(m->mtime_ns);
@@ -176,7 +178,7 @@ class ArchiveFs {
       if (slash == std::string_view::npos) {
         // A member of its own ("d", "d-x", "d.txt" sort before "d/..."): next is
         // simply the following member.
-        return std::optional<Child>(Child{Node{Node::member, i, 0}, name, i + 1});
+        return std::optional<Child>(Child{Node{Node::member, inode_member(m), 0}, name, i + 1});
       }
       // The first member below child directory `name`: skip its subtree. If
       // the directory has a member of its own it sorted earlier and was
@@ -209,6 +211,33 @@ class ArchiveFs {
   const Archive& archive() const { return archive_; }
   uint32_t count() const { return n_; }
 
+  // Hard links: the names of one file (members of one type with the same
+  // link_id, docs/FORMAT.md "Attributes") are one inode, numbered after the
+  // group's first member in name order, with st_nlink the group's size, so
+  // `stat`, `find -samefile` and `rsync -H`/`tar` over the mount see one
+  // file. The groups are found by one scan of the entries at the first
+  // hard-linked member met: archives without hard links never pay for it.
+  struct LinkGroup {
+    uint32_t first;
+    uint32_t count;
+  };
+  LinkGroup link_group(const Member& m) const {
+    if (m.link_id == 0 || m.is_dir()) return {m.index, 1};
+    std::call_once(links_once_, [this] {
+      for (uint32_t i = 0; i < n_; ++i) {
+        auto e = archive_.at(i);
+        if (e.ok() && e->link_id != 0 && !e->is_dir()) links_.push_back({e->link_id, e->mode & S_IFMT, i});
+      }
+      std::sort(links_.begin(), links_.end());
+    });
+    const LinkKey key{m.link_id, m.mode & S_IFMT, 0};
+    auto lo = std::lower_bound(links_.begin(), links_.end(), key);
+    auto hi = std::upper_bound(lo, links_.end(), LinkKey{key.id, key.type, UINT32_MAX});
+    if (lo == hi) return {m.index, 1};
+    return {lo->index, static_cast<uint32_t>(std::min<size_t>(hi - lo, UINT32_MAX))};
+  }
+  uint32_t inode_member(const Member& m) const { return link_group(m).first; }
+
   bool damaged() const { return damaged_.load(std::memory_order_acquire); }
   void mark_damaged() {
     if (!damaged_.exchange(true)) {
@@ -226,6 +255,14 @@ class ArchiveFs {
   std::optional<uint32_t> force_uid_, force_gid_;
   uint32_t umask_ = 0;
   timespec root_time_{};
+  struct LinkKey {
+    uint64_t id;
+    uint32_t type;
+    uint32_t index;
+    auto operator<=>(const LinkKey&) const = default;
+  };
+  mutable std::once_flag links_once_;
+  mutable std::vector<LinkKey> links_;  // sorted; written once under links_once_
 };
 
 ArchiveFs& fs_of(fuse_req_t req) { return *static_cast<ArchiveFs*>(fuse_req_userdata(req)); }

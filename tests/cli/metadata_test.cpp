@@ -30,8 +30,8 @@ int sh(const std::string& cmd, std::string* out = nullptr) { return test::run(cm
 
 // Compares two trees entry by entry; prints the first differences and
 // exits 1, or prints "same N" with the number of entries compared.
-// --no-links: hard links are not compared (the mount shows each name as
-// its own inode); --no-dir-times: directory mtimes are not compared.
+// Hard links are compared as groups of names with one (st_dev, st_ino) and
+// as st_nlink, unless --no-links.
 constexpr const char* kCompare = R"(import os, stat, sys
 a, b = sys.argv[1], sys.argv[2]
 no_links = "--no-links" in sys.argv
@@ -45,7 +45,7 @@ def facts(p):
     st = os.lstat(p)
     f = {"type": stat.S_IFMT(st.st_mode), "mode": stat.S_IMODE(st.st_mode), "uid": st.st_uid, "gid": st.st_gid,
          "mtime": st.st_mtime_ns}
-    if not stat.S_ISDIR(st.st_mode): f["size"] = st.st_size
+    if not stat.S_ISDIR(st.st_mode): f["size"] = st.st_size; f["nlink"] = st.st_nlink
     if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode): f["rdev"] = (os.major(st.st_rdev), os.minor(st.st_rdev))
     if stat.S_ISLNK(st.st_mode): f["target"] = os.readlink(p)
     else:
@@ -166,9 +166,17 @@ TEST_F(MinimalRoot, CreateThenMountShowsEveryStat) {
   const std::string mnt = t + "/mnt";
   ASSERT_EQ(::mkdir(mnt.c_str(), 0755), 0);
   ASSERT_EQ(sh(kMmar + " mount -o dev,suid " + q(t + "/m.mmar") + " " + q(mnt), &out), 0) << out;
-  // Each name its own inode through the mount: hard links not compared.
-  const std::string same = compare(root_, mnt, "--no-links");
+  // Hard links included: the names of one file are one inode with its
+  // st_nlink.
+  const std::string same = compare(root_, mnt);
   EXPECT_EQ(same.rfind("same ", 0), 0u) << same;
+  // So a tar made through the mount stores the other names as links, as
+  // one made from the tree does.
+  std::string through_mount, from_tree;
+  ASSERT_EQ(sh("tar -C " + q(mnt) + " -cf - . | tar -tvf - | grep -c ' link to '", &through_mount), 0);
+  ASSERT_EQ(sh("tar -C " + q(root_) + " -cf - . | tar -tvf - | grep -c ' link to '", &from_tree), 0);
+  EXPECT_EQ(through_mount, from_tree);
+  EXPECT_NE(from_tree, "0\n");
   // And the programs run in place, as root of a chroot.
   EXPECT_EQ(sh("chroot " + q(mnt) + " /bin/sh -c 'cat /home/user/notes'", &out), 0) << out;
   EXPECT_EQ(out, "hello\n");
