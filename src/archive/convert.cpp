@@ -4,6 +4,7 @@
 #include "mmar/convert.h"
 
 #include "archive/attrs.h"
+#include "support/cleanup.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -30,6 +31,7 @@ namespace mmar {
 
 struct ArchiveImport::State {
   std::string spool;  // the private directory; removed with its files
+  TemporaryGuard spool_on_signal;
   std::vector<std::string> spooled;
   ImportStats stats;
   ~State() {
@@ -256,6 +258,7 @@ Result<ArchiveImport> ArchiveImport::read(const std::string& input, Writer& writ
   std::string dir = (spool_parent.empty() ? std::string(".") : spool_parent) + "/.mmar-import.XXXXXX";
   if (::mkdtemp(dir.data()) == nullptr) return sys_error("create a spool directory " + dir, errno);
   st.spool = dir;
+  st.spool_on_signal = TemporaryGuard(dir, true);
 
   // libarchive converts names between the archive's charset and the
   // locale's; in the C locale a UTF-8 name (every zip's, flagged or not)

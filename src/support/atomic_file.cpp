@@ -49,6 +49,7 @@ AtomicFile::AtomicFile(AtomicFile&& other) noexcept
     : path_(std::move(other.path_)),
       temp_(std::move(other.temp_)),
       fd_(std::move(other.fd_)),
+      on_signal_(std::move(other.on_signal_)),
       committed_(other.committed_) {
   other.committed_ = true;  // the moved-from object must not unlink
 }
@@ -66,6 +67,7 @@ Result<UniqueFd> AtomicFile::commit_keep_fd() {
   if (fsync(fd_.get()) != 0) return sys_error("fsync " + temp_, errno);
   if (::rename(temp_.c_str(), path_.c_str()) != 0) return sys_error("rename to " + path_, errno);
   committed_ = true;
+  on_signal_.release();
   UniqueFd kept = std::move(fd_);
   int dfd = ::open(dir_of(path_).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd >= 0) {

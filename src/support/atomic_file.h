@@ -7,6 +7,7 @@
 #include <string>
 
 #include "mmar/result.h"
+#include "support/cleanup.h"
 #include "support/fd.h"
 
 namespace mmar {
@@ -33,10 +34,11 @@ class AtomicFile {
 
  private:
   AtomicFile(std::string path, std::string temp, UniqueFd fd)
-      : path_(std::move(path)), temp_(std::move(temp)), fd_(std::move(fd)) {}
+      : path_(std::move(path)), temp_(std::move(temp)), fd_(std::move(fd)), on_signal_(temp_, false) {}
   std::string path_;
   std::string temp_;
   UniqueFd fd_;
+  TemporaryGuard on_signal_;  // removes temp_ if a signal ends the process first
   bool committed_ = false;
 };
 

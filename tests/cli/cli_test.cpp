@@ -165,6 +165,44 @@ TEST(Cli, EveryJsonVerbIsValidAndWriteErrorsFail) {
   }
 }
 
+// Killed by SIGTERM (or Ctrl-C) while writing, mmar leaves nothing beside
+// its output: not the temporary archive, not an import's spool; an existing
+// archive at the target is untouched.
+TEST(Cli, SignalsLeaveNoTemporaries) {
+  TempDir tmp;
+  const std::string t = tmp.path();
+  // Slow to compress (xz -9 on one thread) so the signal lands mid-write.
+  ASSERT_EQ(test::run("head -c 24000000 /dev/urandom | base64 > " + q(t + "/big.txt")), 0);
+  ASSERT_EQ(::mkdir((t + "/o").c_str(), 0755), 0);
+  test::write_file(tmp / "o/out.mmar", test::to_bytes("previous"));
+  const std::string wait_for = "for i in $(seq 400); do ls -A " + q(t + "/o") + " | grep -q '%s' && break; sleep 0.05; done; ";
+  auto script = [&](const std::string& start, const char* pattern) {
+    char w[512];
+    std::snprintf(w, sizeof w, wait_for.c_str(), pattern);
+    return start + " & pid=$!; " + w + "ls -A " + q(t + "/o") + "; kill -TERM $pid; wait $pid; echo status=$?; ls -A " +
+           q(t + "/o");
+  };
+  std::string out;
+  ASSERT_EQ(test::run(script(kMmar + " create -f " + q(t + "/o/out.mmar") + " --compress xz --level 9 -j1 -C " + q(t) +
+                                 " big.txt",
+                             "tmp-"),
+                      &out),
+            0);
+  // The temporary was there while writing, then killed: 128 + SIGTERM.
+  EXPECT_NE(out.find(".out.mmar.tmp-"), std::string::npos) << out;
+  EXPECT_NE(out.find("status=143\nout.mmar\n"), std::string::npos) << out;
+  EXPECT_EQ(test::read_file(tmp / "o/out.mmar"), test::to_bytes("previous"));
+  ASSERT_EQ(test::run("tar -C " + q(t) + " -cf " + q(t + "/t.tar") + " big.txt"), 0);
+  ASSERT_EQ(test::run(script("(head -c 20000000 " + q(t + "/t.tar") + "; sleep 5) | " + kMmar + " create -f " +
+                                 q(t + "/o/from.mmar") + " --from -",
+                             "mmar-import"),
+                      &out),
+            0);
+  EXPECT_NE(out.find(".mmar-import."), std::string::npos) << out;
+  EXPECT_NE(out.find("status=143\nout.mmar\n"), std::string::npos) << out;
+  EXPECT_EQ(out.substr(out.find("status=")).find(".mmar-import"), std::string::npos) << out;
+}
+
 TEST(Cli, ExtractionNeverEscapesTheTarget) {
   TempDir tmp;
   std::string outside = tmp / "outside";

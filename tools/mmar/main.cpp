@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: BSD-2-Clause
 // mmar: mmappable archives of binaries and type information.
+#include <signal.h>
 #include <sys/stat.h>
 
 #include <cerrno>
@@ -11,9 +12,33 @@
 #include <string_view>
 
 #include "cli.h"
+#include "support/cleanup.h"
 #include "verbs.h"
 
 namespace {
+
+// Ctrl-C, SIGTERM, SIGHUP: the temporaries a writer or an import keeps
+// beside its output (a half-written archive, a spool) go first; then the
+// signal ends the process as it would have (the exit status shows it).
+// `mmar mount` replaces these in its daemon with libfuse's own.
+void on_fatal_signal(int sig) {
+  mmar::remove_temporaries_now();
+  ::signal(sig, SIG_DFL);
+  ::raise(sig);
+}
+
+void remove_temporaries_on_signals() {
+  struct sigaction sa {};
+  sa.sa_handler = on_fatal_signal;
+  sigemptyset(&sa.sa_mask);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) {
+    struct sigaction old {};
+    // A signal ignored by whoever started us (nohup, a shell's background
+    // job) stays ignored.
+    if (sigaction(sig, nullptr, &old) == 0 && old.sa_handler == SIG_IGN) continue;
+    sigaction(sig, &sa, nullptr);
+  }
+}
 
 struct VerbEntry {
   const char* name;
@@ -141,6 +166,7 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  remove_temporaries_on_signals();
   const int rc = run(argc, argv);
   // Text printed with stdio reaches its reader only here: output that did
   // not (a full disk, a closed pipe) is an error, never a success.
