@@ -520,6 +520,13 @@ MMAR_API uint64_t member_checksum(std::span<const std::byte> bytes);
 // "//", refuses "..", empty names and NUL. Returns the error message if bad.
 MMAR_API Result<std::string> normalize_member_name(std::string_view name);
 
+// The one rule for stored member names, used by every path that writes or
+// reads one (Writer, ArchiveUpdater, the writable mount, the reader):
+// nullptr if `name` is valid -- relative, '/'-separated, no empty, "." or
+// ".." components, no NUL, at most 4096 bytes -- otherwise a short
+// description of the problem.
+MMAR_API const char* name_problem(std::string_view name);
+
 // Rewrite an mmar archive with only its current generation's data (what
 // updates in place left behind is dropped), atomically, as a generation-1
 // archive. options.alignment 0 keeps the archive's alignment.

@@ -9,11 +9,7 @@
 
 namespace mmar {
 
+// The longest stored member name (name_problem, include/mmar/archive.h).
 inline constexpr size_t kMaxNameLength = 4096;
-
-// nullptr if `name` is a valid stored member name: relative, '/'-separated,
-// no empty, "." or ".." components, no NUL, at most kMaxNameLength bytes.
-// Otherwise a short description of the problem.
-const char* name_problem(std::string_view name);
 
 }  // namespace mmar

@@ -49,7 +49,7 @@ void int_or_null(Json& j, std::string_view key, const Result<int64_t>& r) {
 // dump --json: per dict, its header facts and every type with its C name,
 // size, alignment and members (one JSON document).
 Result<void> dump_json(const CtfFile& file, Json& j) {
-  j.object().field("section", file.section).key("dicts").array(true);
+  j.object().field("section", file.section).key("dicts").array();
   for (const auto& e : file.dicts) {
     const CtfDict& d = e.dict;
     const CtfHeader& h = d.header();
