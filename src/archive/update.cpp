@@ -880,6 +880,18 @@ Result<void> ArchiveUpdater::Impl::compact() {
   MMAR_TRY(pwrite_full(out.fd(), &sb, sizeof sb, format::kSuperblockSize, out.temp_path()));
   const uint64_t size = offset + index.size();
   if (ftruncate(out.fd(), static_cast<off_t>(size)) != 0) return sys_error("truncate " + out.temp_path(), errno);
+  {
+    // Stored bytes were copied as they are, unchecked: read the copy back
+    // (every member's frames and checksum, as `mmar verify` does) before it
+    // replaces the archive, so a compaction -- `mmar compact` or the
+    // automatic one of a writable mount -- never launders damage it could
+    // have noticed, nor installs a copy the reader refuses. The archive is
+    // left as committed; the caller reports (or, automatic, retries later).
+    MMAR_ASSIGN(Source copy_src, Source::from_fd(out.fd(), path()));
+    MMAR_ASSIGN(Archive copy, Archive::open(std::move(copy_src)));
+    MMAR_ASSIGN(std::vector<VerifyProblem> problems, copy.verify());
+    if (!problems.empty()) return Error(Errc::checksum, path() + ": not compacted: " + problems.front().message);
+  }
   MMAR_ASSIGN(UniqueFd fd, out.commit_keep_fd());
   // From here on the new file is the archive: switch to it.
   MMAR_ASSIGN(WriterLock relocked, WriterLock::adopt(std::move(fd), path()));

@@ -323,6 +323,77 @@ TEST_F(Update, CompactionKeepsTheFileWithinTwiceItsLiveData) {
   EXPECT_GT(a->generation(), 1u);
 }
 
+// Compaction copies stored bytes as they are; it reads the copy back before
+// the copy replaces the archive. A damaged member stops it (explicit: an
+// error naming the member; automatic, in a commit: the commit stands and
+// the archive is left as committed), so damage is never laundered into a
+// fresh file, and the file is not replaced.
+TEST_F(Update, CompactionRefusesDamagedData) {
+  std::map<std::string, std::string> model;
+  const std::string path = make_archive(20, model);
+  {
+    auto a = Archive::open(path);
+    ASSERT_TRUE(a.ok());
+    auto m = a->find("d/f0007");
+    ASSERT_TRUE(m.ok());
+    int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::pwrite(fd, "X", 1, static_cast<off_t>(m->data_offset)), 1);
+    ::close(fd);
+  }
+  struct stat before {};
+  ASSERT_EQ(stat(path.c_str(), &before), 0);
+  const auto bytes_before = test::read_file(path);
+  {
+    auto u = ArchiveUpdater::open(path, {.compact_ratio = 0});
+    ASSERT_TRUE(u.ok());
+    auto c = u->compact();
+    ASSERT_FALSE(c.ok());
+    EXPECT_NE(c.error().message().find("not compacted"), std::string::npos) << c.error().message();
+    EXPECT_NE(c.error().message().find("d/f0007"), std::string::npos) << c.error().message();
+  }
+  EXPECT_EQ(test::read_file(path), bytes_before);
+  // Automatic: commits that pass the ratio at once still succeed.
+  auto u = ArchiveUpdater::open(path, {.compact_ratio = 1.0, .compact_min_bytes = 0});
+  ASSERT_TRUE(u.ok());
+  for (int round = 0; round < 3; ++round) {
+    std::string body(4096, static_cast<char>('a' + round));
+    UniqueFd fd(content_fd(tmp_, body));
+    std::vector<UpdateMember> put;
+    put.push_back(file_member("d/f0001", fd.get(), body.size()));
+    auto r = u->commit(std::move(put), {});
+    ASSERT_TRUE(r.ok()) << r.error().message();
+    EXPECT_FALSE(r->compacted);
+  }
+  struct stat after {};
+  ASSERT_EQ(stat(path.c_str(), &after), 0);
+  EXPECT_EQ(after.st_ino, before.st_ino);  // never replaced
+  auto a = Archive::open(path);
+  ASSERT_TRUE(a.ok());
+  auto problems = a->verify();
+  ASSERT_TRUE(problems.ok());
+  ASSERT_EQ(problems->size(), 1u);
+  EXPECT_NE(problems->front().message.find("d/f0007"), std::string::npos);
+  // Once mended, the same updater compacts at its next commit.
+  {
+    auto m = a->find("d/f0007");
+    ASSERT_TRUE(m.ok());
+    int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::pwrite(fd, "f", 1, static_cast<off_t>(m->data_offset)), 1);
+    ::close(fd);
+  }
+  std::string body(4096, 'z');
+  UniqueFd fd(content_fd(tmp_, body));
+  std::vector<UpdateMember> put;
+  put.push_back(file_member("d/f0001", fd.get(), body.size()));
+  auto r = u->commit(std::move(put), {});
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_TRUE(r->compacted);
+  model["d/f0001"] = body;
+  expect_matches(path, model);
+}
+
 // Incremental commits: only the dirty ranges are appended (an extent map
 // over the earlier bytes), for raw, extent-mapped and compressed bases,
 // through cuts and growth; compaction turns maps back into raw members.
