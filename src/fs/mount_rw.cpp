@@ -472,7 +472,8 @@ class RwFs {
 
   // Where the archive lives: statfs reports its filesystem's space.
   int archive_fd() const { return updater_.lock().fd(); }
-  // Called in the serving process (after it detached): name it as the holder.
+  // Called in the serving process (after it detached, before `mmar mount`
+  // returns): name it as the holder.
   void serving() const { updater_.lock().refresh_pid(); }
 
  private:
@@ -950,7 +951,6 @@ Result<void> serve_writable(Archive archive, const std::string& archive_path, co
   ops.fsync = op_fsync;
   ops.fsyncdir = op_fsync;
   ops.statfs = op_statfs;
-  ops.init = [](void* userdata, fuse_conn_info*) { static_cast<RwFs*>(userdata)->serving(); };
   // Unmounting persists what fsync has not yet (mmar umount commits first
   // with fsyncdir, so this one normally finds nothing to do).
   ops.destroy = [](void* userdata) {
@@ -959,7 +959,8 @@ Result<void> serve_writable(Archive archive, const std::string& archive_path, co
     auto r = self.commit();
     if (!r.ok()) fuse_log(FUSE_LOG_ERR, "mmar: changes lost at unmount: %s\n", r.error().message().c_str());
   };
-  return run_session(ops, &fs, dir, options, base_mount_options(true, archive_path));
+  return run_session(ops, &fs, dir, options, base_mount_options(true, archive_path),
+                     [](void* userdata) { static_cast<RwFs*>(userdata)->serving(); });
 }
 
 }  // namespace mmar::fs

@@ -40,8 +40,13 @@ Result<std::vector<std::string>> checked_user_options(const std::vector<std::str
 // Create the session with `ops`, mount it on `dir` with `base_options` (from
 // base_mount_options; plus the caller's -o options, checked), daemonize unless in the foreground, serve with
 // the multi-threaded loop until unmounted, and clean up.
+// `in_daemon` runs in the process that will serve, before whoever started
+// the mount is let go (the writable mount names the daemon as the writer
+// lock's holder there, so a second writer refused right after `mmar mount`
+// returns names the daemon, never the parent that exited).
 Result<void> run_session(const fuse_lowlevel_ops& ops, void* userdata, const std::string& dir,
-                         const MountOptions& options, const std::string& base_options);
+                         const MountOptions& options, const std::string& base_options,
+                         void (*in_daemon)(void* userdata) = nullptr);
 
 // The writable filesystem (mount_rw.cpp).
 Result<void> serve_writable(Archive archive, const std::string& archive_path, const std::string& dir,
