@@ -384,7 +384,9 @@ class MMAR_API ArchiveUpdater {
   // or a file would have members below it.
   Result<CommitResult> commit(std::vector<UpdateMember> put, const std::vector<std::string>& remove);
   // Rewrite now (see UpdaterOptions).
-  Result<void> compact();
+  // `progress` (optional): (done, total) in bytes: the copy, then reading
+  // the copy back.
+  Result<void> compact(const std::function<void(uint64_t done, uint64_t total)>& progress = {});
   // Bytes [offset, offset + length) of what a commit stored (raw or an
   // extent map); zeros where nothing is stored.
   Result<void> read_stored(const StoredExtent& x, uint64_t offset, size_t length, void* out) const;

@@ -170,7 +170,7 @@ struct ArchiveUpdater::Impl {
   Result<void> write_superblock(uint32_t flags, uint64_t index_offset, std::span<const std::byte> index,
                                 uint32_t count);
   std::vector<std::byte> full_index(const std::map<std::string, TableEntry, std::less<>>& t) const;
-  Result<void> compact();
+  Result<void> compact(const std::function<void(uint64_t, uint64_t)>& progress = {});
   Error rollback(uint64_t committed, Error e);
 };
 
@@ -802,7 +802,7 @@ Result<CommitResult> ArchiveUpdater::Impl::commit(std::vector<UpdateMember> put,
 
 // Copy the live data into a new file laid out as the writer lays it out
 // (name fence, data, one member table), stored bytes copied as they are.
-Result<void> ArchiveUpdater::Impl::compact() {
+Result<void> ArchiveUpdater::Impl::compact(const std::function<void(uint64_t, uint64_t)>& progress) {
   MMAR_TRY(lock.still_named());
   MMAR_ASSIGN(AtomicFile out, AtomicFile::create(path()));
   // Locked before it is renamed into place: no second writer between.
@@ -822,6 +822,12 @@ Result<void> ArchiveUpdater::Impl::compact() {
     uint16_t flags;
   };
   std::map<std::tuple<uint64_t, uint64_t, uint8_t>, Placed> moved;
+  // Progress in bytes: each stored range copied, then read back (verify).
+  const uint64_t total = 2 * std::max<uint64_t>(stored_bytes, 1);
+  uint64_t copied = 0;
+  auto report = [&](uint64_t done) {
+    if (progress) progress(std::min(done, total), total);
+  };
   auto next = table;
   for (auto& [name, t] : next) {
     if (t.e.me_stored_size == 0) continue;
@@ -857,6 +863,7 @@ Result<void> ArchiveUpdater::Impl::compact() {
       t.e.me_flags = static_cast<uint16_t>((t.e.me_flags & format::kFlagHasBtf) | (page ? format::kFlagPageAligned : 0));
       moved.emplace(key, Placed{t.e.me_data_offset, t.e.me_stored_size, t.e.me_codec, t.e.me_flags});
       offset += size;
+      report(copied += t.e.me_stored_size);
       continue;
     }
     offset = *align_up(offset, (t.e.me_flags & format::kFlagPageAligned) != 0 ? align : format::kPackedAlign);
@@ -864,6 +871,7 @@ Result<void> ArchiveUpdater::Impl::compact() {
     t.e.me_data_offset = offset;
     moved.emplace(key, Placed{offset, t.e.me_stored_size, t.e.me_codec, t.e.me_flags});
     offset += t.e.me_stored_size;
+    report(copied += t.e.me_stored_size);
   }
   offset = *align_up(offset, 8);
   std::vector<std::byte> index = full_index(next);
@@ -889,9 +897,14 @@ Result<void> ArchiveUpdater::Impl::compact() {
     // left as committed; the caller reports (or, automatic, retries later).
     MMAR_ASSIGN(Source copy_src, Source::from_fd(out.fd(), path()));
     MMAR_ASSIGN(Archive copy, Archive::open(std::move(copy_src)));
-    MMAR_ASSIGN(std::vector<VerifyProblem> problems, copy.verify());
+    MMAR_ASSIGN(std::vector<VerifyProblem> problems, copy.verify([&](uint64_t done, uint64_t members) {
+      report(total / 2 + (members == 0 ? 0 : static_cast<uint64_t>(static_cast<double>(total / 2) *
+                                                                   static_cast<double>(done) /
+                                                                   static_cast<double>(members))));
+    }));
     if (!problems.empty()) return Error(Errc::checksum, path() + ": not compacted: " + problems.front().message);
   }
+  report(total);
   MMAR_ASSIGN(UniqueFd fd, out.commit_keep_fd());
   // From here on the new file is the archive: switch to it.
   MMAR_ASSIGN(WriterLock relocked, WriterLock::adopt(std::move(fd), path()));
@@ -934,7 +947,9 @@ std::optional<bool> ArchiveUpdater::is_dir(std::string_view name) const {
 Result<CommitResult> ArchiveUpdater::commit(std::vector<UpdateMember> put, const std::vector<std::string>& remove) {
   return impl_->commit(std::move(put), remove);
 }
-Result<void> ArchiveUpdater::compact() { return impl_->compact(); }
+Result<void> ArchiveUpdater::compact(const std::function<void(uint64_t, uint64_t)>& progress) {
+  return impl_->compact(progress);
+}
 
 Result<void> ArchiveUpdater::read_stored(const StoredExtent& x, uint64_t offset, size_t length, void* out) const {
   const int fd = impl_->lock.fd();

@@ -62,7 +62,9 @@ int run_compact(int argc, char** argv) {
     // rewrites anyway (the other superblock, an old fence) does not stop it.
     auto u = ArchiveUpdater::open(path, {.compact_ratio = 0});
     if (!u.ok()) return fail(u.error());
-    auto c = u->compact();
+    Progress progress("compact");
+    auto c = u->compact([&](uint64_t done, uint64_t total) { progress.update(done, total); });
+    progress.finish();
     if (!c.ok()) return fail(c.error());
     std::printf("%s: %u members, %llu -> %llu bytes\n", path.c_str(), u->size(),
                 static_cast<unsigned long long>(old_size), static_cast<unsigned long long>(u->file_size()));
