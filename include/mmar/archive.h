@@ -119,6 +119,10 @@ struct MMAR_API Member {
   // of the stream at data_offset (stored_size bytes, shared).
   bool framed = false;
   uint32_t stream_offset = 0;
+  // A raw member with a checksum per chunk (docs/FORMAT.md "Chunk
+  // checksums"): a range read checks the chunks it touches, not the whole
+  // member.
+  bool chunk_sums = false;
   // Attributes (docs/FORMAT.md "Attributes"), the fixed-size ones decoded;
   // names and xattrs through Archive::attributes(). `attr_bytes` views the
   // archive's record (empty when the member has none).

@@ -75,7 +75,8 @@ inline constexpr uint16_t kFlagPageAligned = 1u << 0;  // me_data_offset is sb_a
 inline constexpr uint16_t kFlagHasBtf = 1u << 1;       // ELF object with a .BTF section
 inline constexpr uint16_t kFlagFramed = 1u << 2;       // stored bytes are a frame stream (FrameTableHeader)
 inline constexpr uint16_t kFlagAttrs = 1u << 3;        // an attribute record follows the name (docs/FORMAT.md "Attributes")
-inline constexpr uint16_t kKnownFlags = kFlagPageAligned | kFlagHasBtf | kFlagFramed | kFlagAttrs;
+inline constexpr uint16_t kFlagChunkSums = 1u << 4;    // a raw member's chunk checksums end at me_data_offset (ChunkSumsHeader)
+inline constexpr uint16_t kKnownFlags = kFlagPageAligned | kFlagHasBtf | kFlagFramed | kFlagAttrs | kFlagChunkSums;
 
 // Attribute record (kFlagAttrs): right after the member's name in the name
 // table, ul32 at_size, then at_size bytes of fields, each u8 tag, ul32 len,
@@ -117,6 +118,23 @@ struct FrameEntry {
 };
 static_assert(sizeof(FrameEntry) == 16);
 static_assert(std::is_trivially_copyable_v<FrameEntry>);
+
+// Chunk checksums of a raw member (docs/FORMAT.md "Chunk checksums"): with
+// kFlagChunkSums, the member's data [me_data_offset, +me_size) is preceded
+// by cs_count XXH3-64 sums (ul64 each, chunk i covering bytes
+// [i << cs_chunk_log2, ...) of the member) and then this header, which ends
+// exactly at me_data_offset: a reader finds it from the entry alone, and
+// the data keeps its alignment (the table lies in what would be padding).
+inline constexpr unsigned char kChunkSumsMagic[8] = {'M', 'M', 'A', 'R', 'S', 'U', 'M', '1'};
+inline constexpr uint8_t kChunkLog2 = 16;  // what writers use: 64 KiB
+struct ChunkSumsHeader {
+  unsigned char cs_magic[8];  // kChunkSumsMagic
+  ul32 cs_count;              // ceil(me_size / 2^cs_chunk_log2), >= 2
+  uint8_t cs_chunk_log2;      // kMinFrameLog2 .. kMaxFrameLog2
+  uint8_t cs_reserved[3];     // zero
+};
+static_assert(sizeof(ChunkSumsHeader) == 16);
+static_assert(std::is_trivially_copyable_v<ChunkSumsHeader>);
 
 // One member. The table is sorted by name, bytewise (memcmp, shorter first).
 struct Entry {

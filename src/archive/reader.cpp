@@ -26,6 +26,7 @@
 #include <unordered_map>
 
 #include "archive/attrs.h"
+#include "archive/chunks.h"
 #include "archive/codec.h"
 #include "archive/detect.h"
 #include "archive/entry.h"
@@ -311,6 +312,15 @@ struct Archive::Impl {
   // `raw_good` / `raw_bad` (one word per 64 members, allocated on first use).
   mutable std::once_flag raw_bits_once;
   mutable std::unique_ptr<std::atomic<uint64_t>[]> raw_good, raw_bad;
+  // Raw members with chunk checksums: per member, its table and the chunks
+  // found good (one bit each; a bad chunk is checked again, and fails
+  // again, at every read). Memory: a bit per 64 KiB of members read.
+  struct ChunkState {
+    chunks::Table table;
+    std::unique_ptr<std::atomic<uint64_t>[]> good;
+  };
+  mutable std::mutex chunks_mu;
+  mutable std::unordered_map<uint32_t, std::shared_ptr<ChunkState>> chunk_states;
 
   Impl(Source s, const OpenOptions& o)
       : source(std::move(s)), options(o), cache(o.cache_bytes), frame_cache(o.frame_cache_bytes) {}
@@ -334,6 +344,12 @@ struct Archive::Impl {
   Result<Bytes> read(const Member& m, bool verify) const;
   Result<Bytes> read_extents(const Member& m, bool verify) const;
   Result<void> check_raw(const Member& m, std::span<const std::byte> bytes) const;
+  Result<std::shared_ptr<ChunkState>> chunk_state(const Member& m) const;
+  // Bytes [offset, offset + n) of a raw member with chunk checksums: the
+  // chunks they touch checked, each at most once per Archive.
+  Result<void> check_chunks(const Member& m, uint64_t offset, uint64_t n) const;
+  // Every chunk against its sum, none remembered (verify).
+  Result<void> check_all_chunks(const Member& m) const;
   Result<void> check_extents(const Member& m, const std::vector<format::Extent>& extents) const;
   Result<void> check_once(const Member& m, const std::function<Result<uint64_t>()>& hash) const;
   Result<std::vector<format::Extent>> extent_map(const Member& m) const;
@@ -819,6 +835,7 @@ Result<Member> decode_entry(const format::Entry& e, uint32_t i, std::string_view
   m.page_aligned = (flags & format::kFlagPageAligned) != 0;
   m.has_btf = (flags & format::kFlagHasBtf) != 0;
   m.framed = (flags & format::kFlagFramed) != 0;
+  m.chunk_sums = (flags & format::kFlagChunkSums) != 0;
   m.stream_offset = e.me_stream_offset;
   if (!m.framed && m.stream_offset != 0) return member_malformed(file, i, abs + 60, "stream offset without a frame stream");
   if (m.framed) {
@@ -832,6 +849,17 @@ Result<Member> decode_entry(const format::Entry& e, uint32_t i, std::string_view
     }
     if (m.stored_size < sizeof(format::FrameTableHeader) + sizeof(format::FrameEntry) + 1) {
       return member_malformed(file, i, abs + 8, "a frame stream of " + std::to_string(m.stored_size) + " bytes");
+    }
+  }
+  if (m.chunk_sums) {
+    // The table itself is checked when it is read; here what the entry
+    // alone can tell: a raw regular file, and room for a header and two
+    // sums between the header area and the data.
+    if (m.codec != Codec::none || (m.mode & S_IFMT) != S_IFREG || m.framed || m.size == 0) {
+      return member_malformed(file, i, abs + 58, "chunk checksums for a member that is not a raw regular file");
+    }
+    if (m.data_offset < format::kHeaderAreaSize + sizeof(format::ChunkSumsHeader) + 2 * sizeof(uint64_t)) {
+      return member_malformed(file, i, abs, "no room for chunk checksums before data offset " + hex(m.data_offset));
     }
   }
   if (e.me_link != format::kNoLink) {
@@ -1091,6 +1119,71 @@ Result<void> Archive::Impl::check_extents(const Member& m, const std::vector<for
   });
 }
 
+Result<std::shared_ptr<Archive::Impl::ChunkState>> Archive::Impl::chunk_state(const Member& m) const {
+  const bool ours = m.index < count;
+  if (ours) {
+    std::lock_guard lock(chunks_mu);
+    auto it = chunk_states.find(m.index);
+    if (it != chunk_states.end()) return it->second;
+  }
+  MMAR_ASSIGN(Bytes head, source.read(m.data_offset - sizeof(format::ChunkSumsHeader), sizeof(format::ChunkSumsHeader)));
+  MMAR_ASSIGN(chunks::Table t, chunks::parse_header(head.span(), m.size, m.data_offset, what(m)));
+  auto st = std::make_shared<ChunkState>();
+  st->table = t;
+  st->good.reset(new std::atomic<uint64_t>[(size_t{t.count} + 63) / 64]());
+  if (ours) {
+    std::lock_guard lock(chunks_mu);
+    return chunk_states.emplace(m.index, st).first->second;  // a racing load's state wins: the same table
+  }
+  return st;
+}
+
+Result<void> Archive::Impl::check_chunks(const Member& m, uint64_t offset, uint64_t n) const {
+  if (n == 0) return success();
+  MMAR_ASSIGN(std::shared_ptr<ChunkState> st, chunk_state(m));
+  const chunks::Table& t = st->table;
+  const uint32_t first = static_cast<uint32_t>(offset >> t.log2);
+  const uint32_t last = static_cast<uint32_t>((offset + n - 1) >> t.log2);
+  auto is_good = [&](uint32_t k) { return (st->good[k / 64].load(std::memory_order_acquire) >> (k % 64)) & 1; };
+  uint32_t k = first;
+  while (k <= last && is_good(k)) ++k;
+  if (k > last) return success();  // the common case: one atomic load
+  // The sums of the chunks from the first unchecked one on, in one read.
+  MMAR_ASSIGN(Bytes sums, source.read(t.sums_offset + uint64_t{k} * sizeof(uint64_t),
+                                      (uint64_t{last} - k + 1) * sizeof(uint64_t)));
+  const uint32_t sums_first = k;
+  for (; k <= last; ++k) {
+    if (is_good(k)) continue;
+    const uint64_t begin = t.begin(k), length = t.length(k, m.size);
+    MMAR_ASSIGN(Bytes bytes, source.read(m.data_offset + begin, length));
+    if (XXH3_64bits(bytes.data(), bytes.size()) != chunks::sum_at(sums.span(), sums_first, k)) {
+      return Error(Errc::checksum,
+                   what(m) + ": checksum mismatch in bytes [" + std::to_string(begin) + ", +" + std::to_string(length) +
+                       ") (chunk " + std::to_string(k) + ", at offset " + hex(m.data_offset + begin) + ")",
+                   m.data_offset + begin);
+    }
+    st->good[k / 64].fetch_or(uint64_t{1} << (k % 64), std::memory_order_release);
+  }
+  return success();
+}
+
+Result<void> Archive::Impl::check_all_chunks(const Member& m) const {
+  MMAR_ASSIGN(Bytes head, source.read(m.data_offset - sizeof(format::ChunkSumsHeader), sizeof(format::ChunkSumsHeader)));
+  MMAR_ASSIGN(chunks::Table t, chunks::parse_header(head.span(), m.size, m.data_offset, what(m)));
+  MMAR_ASSIGN(Bytes sums, source.read(t.sums_offset, uint64_t{t.count} * sizeof(uint64_t)));
+  for (uint32_t k = 0; k < t.count; ++k) {
+    const uint64_t begin = t.begin(k), length = t.length(k, m.size);
+    MMAR_ASSIGN(Bytes bytes, source.read(m.data_offset + begin, length));
+    if (XXH3_64bits(bytes.data(), bytes.size()) != chunks::sum_at(sums.span(), 0, k)) {
+      return Error(Errc::checksum,
+                   what(m) + ": checksum mismatch in bytes [" + std::to_string(begin) + ", +" + std::to_string(length) +
+                       ") (chunk " + std::to_string(k) + ", at offset " + hex(m.data_offset + begin) + ")",
+                   m.data_offset + begin);
+    }
+  }
+  return success();
+}
+
 Result<void> Archive::Impl::check_once(const Member& m, const std::function<Result<uint64_t>()>& hash) const {
   if (m.index >= count) {  // not a member of ours: check, remember nothing
     MMAR_ASSIGN(uint64_t h, hash());
@@ -1339,7 +1432,9 @@ Result<size_t> Archive::read(const Member& m, uint64_t offset, size_t length, vo
   if (!m.has_data() || offset >= m.size) return size_t{0};
   const size_t n = static_cast<size_t>(std::min<uint64_t>(length, m.size - offset));
   const bool verify = a.options.verify_checksums && m.has_checksum;
-  if (verify && m.codec == Codec::none) {
+  if (verify && m.codec == Codec::none && m.chunk_sums) {
+    MMAR_TRY(a.check_chunks(m, offset, n));
+  } else if (verify && m.codec == Codec::none) {
     MMAR_ASSIGN(Bytes whole, a.source.read(m.data_offset, m.size));
     MMAR_TRY(a.check_raw(m, whole.span()));
   } else if (verify && m.codec == Codec::extents) {
@@ -1363,6 +1458,10 @@ Result<Bytes> Archive::read_bytes(const Member& m, uint64_t offset, size_t lengt
       const uint64_t in_frame = at - (uint64_t{k} << t.log2);
       if (in_frame + n <= f.size()) return f.subspan(static_cast<size_t>(in_frame), n);
     }
+  } else if (m.codec == Codec::none && m.chunk_sums && a.source.contiguous()) {
+    // A view of the mapping; only the chunks under it checked.
+    if (a.options.verify_checksums && m.has_checksum) MMAR_TRY(a.check_chunks(m, offset, n));
+    return a.source.read(m.data_offset + offset, n);
   } else if (m.codec == Codec::none && a.source.contiguous()) {
     MMAR_ASSIGN(Bytes whole, a.read(m, a.options.verify_checksums));
     return whole.subspan(static_cast<size_t>(offset), n);
@@ -1514,6 +1613,11 @@ Result<std::vector<VerifyProblem>> Archive::verify(const std::function<void(uint
         problems.push_back({i, h.error().message()});
       } else if (*h != m->xxh3) {
         problems.push_back({i, a.checksum_error(*m).message()});
+      } else if (m->chunk_sums) {
+        // The whole is right; its chunk table must agree too (a damaged
+        // table would fail range reads that the whole check passes).
+        auto c = a.check_all_chunks(*m);
+        if (!c.ok()) problems.push_back({i, c.error().message()});
       }
       continue;
     }
@@ -1556,6 +1660,14 @@ Result<size_t> MemberReader::read(void* out, size_t n) {
   if (!m.has_data() || st.pos >= m.size) return size_t{0};
   n = static_cast<size_t>(std::min<uint64_t>(n, m.size - st.pos));
   const bool verify = a.options.verify_checksums && m.has_checksum;
+  if (verify && !st.sequential && (m.codec == Codec::none || m.codec == Codec::extents)) {
+    // After a seek the whole XXH3 cannot be streamed: a raw or extent-mapped
+    // member is checked as a range read checks it (its chunks, or the whole
+    // once per Archive).
+    MMAR_ASSIGN(size_t got, st.archive.read(m, st.pos, n, out));
+    st.pos += got;
+    return got;
+  }
   MMAR_TRY(a.read_range(m, st.pos, n, static_cast<std::byte*>(out), verify));
   if (verify && st.sequential) {
     XXH3_64bits_update(&st.hash, out, n);

@@ -29,6 +29,7 @@
 #include <map>
 #include <set>
 
+#include "archive/chunks.h"
 #include "archive/detect.h"
 #include "archive/entry.h"
 #include "archive/fence.h"
@@ -84,7 +85,8 @@ format::Entry entry_of(const Member& m) {
   e.me_codec = static_cast<uint8_t>(m.codec);
   e.me_kind = static_cast<uint8_t>(m.kind);
   e.me_flags = static_cast<uint16_t>((m.page_aligned ? format::kFlagPageAligned : 0) |
-                                     (m.has_btf ? format::kFlagHasBtf : 0) | (m.framed ? format::kFlagFramed : 0));
+                                     (m.has_btf ? format::kFlagHasBtf : 0) | (m.framed ? format::kFlagFramed : 0) |
+                                     (m.chunk_sums ? format::kFlagChunkSums : 0));
   e.me_stream_offset = m.stream_offset;
   return e;
 }
@@ -866,8 +868,22 @@ Result<void> ArchiveUpdater::Impl::compact(const std::function<void(uint64_t, ui
       report(copied += t.e.me_stored_size);
       continue;
     }
-    offset = *align_up(offset, (t.e.me_flags & format::kFlagPageAligned) != 0 ? align : format::kPackedAlign);
-    MMAR_TRY(copy_range(lock.fd(), from, out.fd(), offset, t.e.me_stored_size, out.temp_path()));
+    uint64_t sums_bytes = 0;
+    if ((t.e.me_flags & format::kFlagChunkSums) != 0) {
+      // A raw member's chunk checksums end at its data: copied with it (and
+      // checked with it when the copy is read back).
+      std::byte head[sizeof(format::ChunkSumsHeader)];
+      if (!pread_full(lock.fd(), head, sizeof head, from - sizeof head)) {
+        return sys_error("read " + path() + ": member '" + name + "'", errno ? errno : EIO);
+      }
+      MMAR_ASSIGN(chunks::Table ct,
+                  chunks::parse_header(head, t.e.me_size, from, path() + ": member '" + name + "'"));
+      sums_bytes = from - ct.sums_offset;
+    }
+    offset = *align_up(offset + sums_bytes,
+                       (t.e.me_flags & format::kFlagPageAligned) != 0 ? align : format::kPackedAlign);
+    MMAR_TRY(copy_range(lock.fd(), from - sums_bytes, out.fd(), offset - sums_bytes, sums_bytes + t.e.me_stored_size,
+                        out.temp_path()));
     t.e.me_data_offset = offset;
     moved.emplace(key, Placed{offset, t.e.me_stored_size, t.e.me_codec, t.e.me_flags});
     offset += t.e.me_stored_size;

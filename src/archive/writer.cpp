@@ -25,6 +25,7 @@
 #include <unordered_set>
 
 #include "archive/attrs.h"
+#include "archive/chunks.h"
 #include "archive/codec.h"
 #include "archive/detect.h"
 #include "archive/fence.h"
@@ -737,6 +738,28 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
   uint64_t done = 0;
   uint64_t flushed = 0;
   bool any_framed = false;
+
+  // Where a raw member goes (every raw member is placed here): on a page
+  // when it may be mapped (ELF objects, anything a page or larger), after
+  // room for its chunk checksums when it is larger than a chunk (FORMAT.md
+  // "Chunk checksums": they end where the data starts, in what is mostly
+  // alignment padding anyway). Sets offset, flags and sizes; the caller
+  // writes the data at e.me_data_offset, then finish_raw writes the sums.
+  auto place_raw = [&](format::Entry& e, uint64_t size, bool page, uint64_t from) {
+    const uint64_t sums = chunks::wanted(size) ? chunks::table_bytes(size) : 0;
+    offset = *align_up(from + sums, page ? align : format::kPackedAlign);
+    if (page) e.me_flags = static_cast<uint16_t>(e.me_flags | format::kFlagPageAligned);
+    if (sums != 0) e.me_flags = static_cast<uint16_t>(e.me_flags | format::kFlagChunkSums);
+    e.me_data_offset = offset;
+    e.me_stored_size = size;
+  };
+  // The chunk checksums of a raw member just written, read back from the
+  // output (in the page cache): the sums cover exactly the bytes stored.
+  auto finish_raw = [&](const format::Entry& e) -> Result<void> {
+    if ((e.me_flags & format::kFlagChunkSums) == 0) return success();
+    MMAR_ASSIGN(std::vector<std::byte> sums, chunks::encode_from_fd(fd, e.me_data_offset, e.me_size, path));
+    return pwrite_all(fd, sums, e.me_data_offset - sums.size(), path);
+  };
   constexpr uint64_t kWritebackChunk = uint64_t{8} << 20;
 
   // The queue of operations, applied in order. A frame operation carries the
@@ -841,11 +864,9 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
         for (const auto& [i, at] : *members) {
           format::Entry& e = entries.entry(i);
           const bool page = e.me_kind == static_cast<uint8_t>(Kind::elf) || e.me_size >= align;
-          offset = *align_up(offset, page ? align : format::kPackedAlign);
-          if (page) e.me_flags = static_cast<uint16_t>(e.me_flags | format::kFlagPageAligned);
+          place_raw(e, e.me_size, page, offset);
           MMAR_TRY(pwrite_all(fd, r->stored.data() + at, e.me_size, offset, path));
-          e.me_data_offset = offset;
-          e.me_stored_size = e.me_size;
+          MMAR_TRY(finish_raw(e));
           offset += e.me_size;
           --stats.compressed_members;
         }
@@ -1138,12 +1159,10 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
                          // objects (their segments map straight from the
                          // archive) and anything a page or larger.
                          const bool page = detected.kind == Kind::elf || size >= align;
-                         offset = *align_up(offset, page ? align : format::kPackedAlign);
-                         if (page) e.me_flags = static_cast<uint16_t>(e.me_flags | format::kFlagPageAligned);
+                         place_raw(e, size, page, offset);
                          MMAR_TRY(src.copy_to(fd, offset, size, path));
                          if (src.fd >= 0) MMAR_TRY(check_unchanged(src.fd, size, mtime, *src.in));
-                         e.me_data_offset = offset;
-                         e.me_stored_size = size;
+                         MMAR_TRY(finish_raw(e));
                          offset += size;
                          progress(size);
                          return success();
@@ -1181,10 +1200,9 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
           ++stats.compressed_members;
         } else {
           const bool page = detected.kind == Kind::elf || size >= align;
-          offset = *align_up(offset, page ? align : format::kPackedAlign);
-          if (page) e.me_flags = static_cast<uint16_t>(e.me_flags | format::kFlagPageAligned);
+          place_raw(e, size, page, offset);
           MMAR_TRY(pwrite_all(fd, *whole, offset, path));
-          e.me_stored_size = size;
+          MMAR_TRY(finish_raw(e));
         }
         e.me_data_offset = offset;
         offset += e.me_stored_size;
@@ -1233,15 +1251,13 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
       --stats.compressed_members;
       const uint64_t abandoned_end = offset;
       const bool page = detected.kind == Kind::elf || size >= align;
-      offset = *align_up(st->start, page ? align : format::kPackedAlign);
       MMAR_TRY(zero_range(fd, st->start, abandoned_end - st->start, path));
       format::Entry& e = entries.entry(i);
-      if (page) e.me_flags = static_cast<uint16_t>(e.me_flags | format::kFlagPageAligned);
+      place_raw(e, size, page, st->start);
       MMAR_TRY(src.copy_to(fd, offset, size, path));
       // Read a second time: it must still be the bytes that were hashed.
       if (src.fd >= 0) MMAR_TRY(check_unchanged(src.fd, size, mtime, *src.in));
-      e.me_data_offset = offset;
-      e.me_stored_size = size;
+      MMAR_TRY(finish_raw(e));
       offset += size;  // up to abandoned_end: zeros (later data overwrites them, truncation cuts them)
       return success();
     };

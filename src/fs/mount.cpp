@@ -556,6 +556,25 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_i
       if (!got.ok()) return (void)fuse_reply_err(req, EIO);
       return (void)fuse_reply_buf(req, buf.data(), *got);
     }
+    if (m->codec == Codec::none && m->chunk_sums && fs.archive().source().contiguous()) {
+      // Raw with chunk checksums: a view of the mapping, only the chunks
+      // under this read checked (once each). The chunks' pages are
+      // populated in one call first, for the hash and then the reply.
+      if (fs.archive().source().mapped()) {
+        auto whole = fs.archive().source().read(m->data_offset, m->size);  // a view: nothing read or checked
+        if (whole.ok()) {
+          constexpr uint64_t kChunk = uint64_t{1} << 16;
+          const uint64_t from = static_cast<uint64_t>(off) & ~(kChunk - 1);
+          const uint64_t to = std::min<uint64_t>(m->size, (static_cast<uint64_t>(off) + len + kChunk - 1) & ~(kChunk - 1));
+          const auto start = reinterpret_cast<uint64_t>(whole->data()) + from;
+          const uint64_t first = start & ~uint64_t{4095};
+          madvise(reinterpret_cast<void*>(first), start + (to - from) - first, MADV_POPULATE_READ);
+        }
+      }
+      auto got = fs.archive().read_bytes(*m, static_cast<uint64_t>(off), len);
+      if (!got.ok()) return (void)fuse_reply_err(req, EIO);
+      return (void)fuse_reply_buf(req, reinterpret_cast<const char*>(got->data()), got->size());
+    }
     auto bytes = fs.archive().read(*m);
     if (bytes.ok() && m->codec == Codec::none && fs.archive().source().mapped() && len >= 65536) {
       const uint64_t page = 4096;

@@ -538,6 +538,43 @@ TEST_F(Mount, DamagedRawMemberReadsAsEio) {
   EXPECT_EQ(text, "fine\n");
 }
 
+// A raw member with chunk checksums: only the chunk that is damaged reads
+// as EIO; the rest of the member reads, its first read costs one chunk,
+// not the member.
+TEST_F(Mount, DamagedRawChunkReadsAsEioAndTheRestReads) {
+  std::string tree = mkdir("tree");
+  std::string big;
+  for (int i = 0; big.size() < 20 * 65536; ++i) big += "row " + std::to_string(i) + "\n";
+  test::write_file(tree + "/big", test::to_bytes(big));
+  std::string archive = make_archive("c.mmar", tree, "--compress none");
+  auto bytes = test::read_file(archive);
+  {
+    auto a = Archive::open(Source::borrow(bytes, "c"));
+    ASSERT_TRUE(a.ok());
+    auto m = a->find("big");
+    ASSERT_TRUE(m.ok());
+    ASSERT_TRUE(m->chunk_sums);
+    bytes[m->data_offset + 7 * 65536 + 123] ^= std::byte{0x04};
+  }
+  test::write_file(archive, bytes);
+  std::string mnt = mkdir("m");
+  Mounted m(archive, mnt);
+  ASSERT_TRUE(m.ok()) << m.message();
+  const std::string path = mnt + "/big";
+  int fd = ::open(path.c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0);
+  char buf[4096];
+  ASSERT_EQ(::pread(fd, buf, sizeof buf, 2 * 65536), static_cast<ssize_t>(sizeof buf));
+  EXPECT_EQ(std::string(buf, sizeof buf), big.substr(2 * 65536, 4096));
+  errno = 0;
+  EXPECT_EQ(::pread(fd, buf, sizeof buf, 7 * 65536 + 4096), -1);
+  EXPECT_EQ(errno, EIO);
+  ASSERT_EQ(::pread(fd, buf, sizeof buf, 12 * 65536 + 1), static_cast<ssize_t>(sizeof buf));
+  EXPECT_EQ(std::string(buf, sizeof buf), big.substr(12 * 65536 + 1, 4096));
+  ::close(fd);
+  EXPECT_EQ(read_errno(path), EIO) << "a sequential read stops at the bad chunk";
+}
+
 // A damaged frame of a compressed member: the ranges it holds read as EIO
 // through the mount, never as other bytes; the member's other frames, and
 // a small member packed with others, read normally; sequential readers (and
