@@ -429,6 +429,10 @@ struct MMAR_API WriteOptions {
   // power of two, 4 KiB .. 4 MiB): a random read inflates one frame.
   // Members smaller than a frame are packed together into shared frames.
   uint32_t frame_size = 128 << 10;
+  // Raw members larger than this carry a checksum per chunk of this size
+  // (docs/FORMAT.md "Chunk checksums"): a power of two, 4 KiB ... 4 MiB;
+  // 0 writes none.
+  uint32_t chunk_size = 64 << 10;
   uint32_t alignment = 4096;  // 4096, 16384 or 65536
   // CTF archives: the data model libctf gives every dict (CTF dicts do not
   // record it): 1 ILP32 (32-bit objects), 2 LP64. 0: LP64.

@@ -14,6 +14,7 @@
 #include <xxhash.h>
 
 #include <algorithm>
+#include <bit>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
@@ -633,6 +634,11 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
     return Error(Errc::invalid_argument, "frame size must be a power of two from 4 KiB to 4 MiB");
   }
   const uint64_t frame = single_streams ? 0 : uint64_t{1} << frame_log2;
+  if (options.chunk_size != 0 && (!std::has_single_bit(options.chunk_size) ||
+                                  options.chunk_size < (1u << format::kMinFrameLog2) ||
+                                  options.chunk_size > (1u << format::kMaxFrameLog2))) {
+    return Error(Errc::invalid_argument, "chunk size must be 0 or a power of two from 4 KiB to 4 MiB");
+  }
   if (sorted.size() > 0xfffffffeu) return Error(Errc::limit, "too many members");
   const bool may_compress = options.codec != Codec::none && options.threshold != 0;
   const Codec codec = options.codec;
@@ -745,8 +751,10 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
   // "Chunk checksums": they end where the data starts, in what is mostly
   // alignment padding anyway). Sets offset, flags and sizes; the caller
   // writes the data at e.me_data_offset, then finish_raw writes the sums.
+  const uint8_t chunk_log2 = options.chunk_size == 0 ? 0 : static_cast<uint8_t>(std::countr_zero(options.chunk_size));
   auto place_raw = [&](format::Entry& e, uint64_t size, bool page, uint64_t from) {
-    const uint64_t sums = chunks::wanted(size) ? chunks::table_bytes(size) : 0;
+    const uint64_t sums =
+        chunk_log2 != 0 && size > options.chunk_size ? chunks::table_bytes(size, chunk_log2) : 0;
     offset = *align_up(from + sums, page ? align : format::kPackedAlign);
     if (page) e.me_flags = static_cast<uint16_t>(e.me_flags | format::kFlagPageAligned);
     if (sums != 0) e.me_flags = static_cast<uint16_t>(e.me_flags | format::kFlagChunkSums);
@@ -757,7 +765,8 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
   // output (in the page cache): the sums cover exactly the bytes stored.
   auto finish_raw = [&](const format::Entry& e) -> Result<void> {
     if ((e.me_flags & format::kFlagChunkSums) == 0) return success();
-    MMAR_ASSIGN(std::vector<std::byte> sums, chunks::encode_from_fd(fd, e.me_data_offset, e.me_size, path));
+    MMAR_ASSIGN(std::vector<std::byte> sums,
+                chunks::encode_from_fd(fd, e.me_data_offset, e.me_size, path, chunk_log2));
     return pwrite_all(fd, sums, e.me_data_offset - sums.size(), path);
   };
   constexpr uint64_t kWritebackChunk = uint64_t{8} << 20;

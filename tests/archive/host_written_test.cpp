@@ -84,6 +84,7 @@ std::string archive_manifest(const std::string& file) {
            (m->link ? std::to_string(*m->link) : "-") + " framed " + std::to_string(m->framed) + "+" +
            std::to_string(m->stream_offset) + " aligned " + std::to_string(m->page_aligned) + " btf " +
            std::to_string(m->has_btf);
+    if (m->chunk_sums) out += " chunk-sums";  // docs/FORMAT.md "Chunk checksums"
     auto found = a->find(m->name);
     if (!found.ok() || found->index != i) out += " FIND-MISMATCH";
     if (!m->attr_bytes.empty()) {  // docs/FORMAT.md "Attributes"
@@ -168,7 +169,7 @@ TEST_P(HostWrittenArchive, ReadsAsOnTheWritingHost) { expect_golden(GetParam(), 
 INSTANTIATE_TEST_SUITE_P(HostWritten, HostWrittenArchive,
                          ::testing::Values("mixed_zstd.mmar", "mixed_xz.mmar", "framed.mmar", "framed_xz.mmar",
                                            "fence_81.mmar", "rw_deltas.mmar", "btf_pack.mmar", "libctf_written.ctfa",
-                                           "plain_btf", "attributes.mmar"),
+                                           "plain_btf", "attributes.mmar", "chunk_sums.mmar"),
                          [](const auto& param_info) {
                            std::string n = param_info.param;
                            for (char& c : n) {
