@@ -67,6 +67,7 @@ void print_json(const Archive& a, const Member& m, Json& j) {
   // A frame stream, perhaps shared with other members (stored_size and
   // offset are the stream's): where the member starts in it.
   if (m.framed) j.field("framed", true).field("stream_offset", m.stream_offset);
+  if (m.chunk_sums) j.field("chunk_sums", true);
   // Attributes: owner when recorded, device numbers, hard link group, xattrs.
   if (!m.attr_bytes.empty()) {
     auto at = a.attributes(m);
