@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "mmar/archive.h"
+#include "support/text.h"
 
 namespace mmar::cli {
 
@@ -94,9 +95,8 @@ bool split_member_spec(const std::string& spec, std::string& archive, std::strin
 // tar's default "escape" quoting. Valid UTF-8 passes as it is. error()
 // applies it to every message.
 std::string escape_text(std::string_view s);
-// The length of the valid UTF-8 sequence at s[i] (i < s.size()), 0 if none.
-size_t utf8_sequence(std::string_view s, size_t i);
-bool is_utf8(std::string_view s);
+using text::is_utf8;  // support/text.h
+using text::utf8_sequence;
 std::string base64(std::string_view s);
 std::string mode_string(uint32_t mode);
 std::string human_size(uint64_t bytes);

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "cli.h"
+#include "support/text.h"
 
 namespace mmar::cli {
 
@@ -16,37 +17,6 @@ namespace {
 constexpr size_t kFlushBytes = size_t{1} << 20;
 }
 
-void append_json_string(std::string& out, std::string_view s) {
-  out += '"';
-  for (size_t i = 0; i < s.size();) {
-    const unsigned char c = static_cast<unsigned char>(s[i]);
-    const size_t n = utf8_sequence(s, i);
-    if (n > 1) {
-      out.append(s.substr(i, n));
-      i += n;
-      continue;
-    }
-    ++i;
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      case '\r': out += "\\r"; break;
-      default:
-        // Controls, DEL, and each byte that is not part of valid UTF-8
-        // (read as Latin-1, so the output stays valid JSON).
-        if (n == 0 || c < 0x20 || c == 0x7f) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  out += '"';
-}
 
 Json::~Json() {
   // A writer dropped without finish() (an error path that already reported)
@@ -106,7 +76,7 @@ Json& Json::key(std::string_view k) {
   Level& l = open_.back();
   if (!l.empty) buf_ += ',';
   l.empty = false;
-  append_json_string(buf_, k);
+  text::append_json_string(buf_, k);
   buf_ += ':';
   after_key_ = true;
   return *this;
@@ -114,7 +84,7 @@ Json& Json::key(std::string_view k) {
 
 Json& Json::value(std::string_view s) {
   before_value();
-  append_json_string(buf_, s);
+  text::append_json_string(buf_, s);
   return *this;
 }
 
@@ -164,7 +134,7 @@ Json& Json::hex64(uint64_t v) {
 
 Json& Json::name_field(std::string_view k, std::string_view bytes) {
   field(k, bytes);
-  if (!is_utf8(bytes)) {
+  if (!text::is_utf8(bytes)) {
     key(std::string(k) + "_base64");
     base64_value(bytes);
   }

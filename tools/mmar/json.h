@@ -99,7 +99,5 @@ class Json {
   int write_errno_ = 0;
 };
 
-// The JSON string literal for `s` (docs/JSON.md "Strings"); Json uses it.
-void append_json_string(std::string& out, std::string_view s);
 
 }  // namespace mmar::cli
