@@ -190,13 +190,16 @@ int run_btf(int argc, char** argv) {
     std::string format = p.has("format") ? p.get("format") : "raw";
     if (format != "raw" && format != "c") return usage_error("btf", "unknown format '" + format + "' (raw or c)");
     if (format == "c" && p.has("json")) return usage_error("btf", "--json prints the raw format; not with --format c");
-    std::string out;
-    auto r = format == "c" ? btf_dump_c(*btf, out, CHeaderOptions{.bpftool_compat = p.has("bpftool-compat")})
-                           : btf_dump_raw(*btf, out, p.has("json"));
+    // Streamed: each chunk is written as soon as it is formatted.
+    const TextSink to_stdout = [](std::string_view chunk) -> Result<void> {
+      if (!write_all(1, reinterpret_cast<const std::byte*>(chunk.data()), chunk.size())) {
+        return sys_error("write to standard output", errno);
+      }
+      return success();
+    };
+    auto r = format == "c" ? btf_dump_c(*btf, to_stdout, CHeaderOptions{.bpftool_compat = p.has("bpftool-compat")})
+                           : btf_dump_raw(*btf, to_stdout, p.has("json"));
     if (!r.ok()) return fail(r.error());
-    if (!write_all(1, reinterpret_cast<const std::byte*>(out.data()), out.size())) {
-      return fail(sys_error("write to standard output", errno));
-    }
     return kExitOk;
   }
   if (sub == "find") return run_find(p, *btf);
