@@ -376,7 +376,8 @@ MMAR_API Result<CtfFromBtfStats> ctf_from_btf(const std::string& out, const std:
 // child's) to raw little-endian BTF, whose C header (btf_dump_c) has the
 // dict's layout. Kinds: integer -> INT (one encoding: BOOL, else SIGNED,
 // else CHAR; full width), the integer "void" of no size and CTF type 0 ->
-// BTF void; float -> FLOAT (complex floats have no BTF kind: an error);
+// BTF void; float -> FLOAT (complex ones too, of their name and size, as
+// gcc -gbtf writes them: BTF has no complex kind);
 // pointer, typedef, volatile, const, restrict as such; array -> ARRAY
 // (index type as stored; a chain of arrays nested directly, which gcc 12
 // and ctf_convert_btf store innermost dimension first, gets its dimensions

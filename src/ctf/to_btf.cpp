@@ -190,13 +190,10 @@ class Converter {
         }
         return added(b_.add_int(t.name, static_cast<uint32_t>(t.size), int_encoding(e.format)));
       }
-      case CtfKind::float_: {
-        MMAR_ASSIGN(CtfDict::Encoding e, dict_.encoding(id));
-        if (e.format != kCtfFpSingle && e.format != kCtfFpDouble && e.format != kCtfFpLDouble) {
-          return unsupported(id, "'" + std::string(t.name) + "': BTF has no complex or vector floats");
-        }
+      case CtfKind::float_:
+        // Complex floats too: BTF has no kind for them, and gcc -gbtf writes
+        // them as FLOATs of their name and size; so does this.
         return added(b_.add_float(t.name, static_cast<uint32_t>(t.size)));
-      }
       case CtfKind::pointer: {
         MMAR_ASSIGN(uint32_t to, ref(t.ref));
         return added(b_.add_ptr(to));

@@ -125,14 +125,15 @@ TEST_F(BtfFromCtf, HeaderCompilesWithTheDictsLayoutAndBpftoolAgrees) {
   ASSERT_NE(asserts.find("sizeof(struct everything) == "), std::string::npos) << asserts;
   ASSERT_NE(asserts.find("sizeof(enum packed_enum) == 1"), std::string::npos) << asserts;
   ASSERT_NE(asserts.find("offsetof(struct with_anon, after)"), std::string::npos) << asserts;
-  spit(tmp_ / "check.c", header + asserts);
+  const std::string complex_names = "#include <complex.h>\n";  // CTF's and gcc -gbtf's "complex double"
+  spit(tmp_ / "check.c", complex_names + header + asserts);
   std::string errors;
   EXPECT_EQ(test::run("gcc -std=gnu11 -fsyntax-only -DBPF_NO_PRESERVE_ACCESS_INDEX " + q(tmp_ / "check.c") + " 2>&1",
                       &errors),
             0)
       << errors;
   // The asserts bite: one wrong size fails the compile.
-  spit(tmp_ / "wrong.c", header + asserts + "_Static_assert(sizeof(struct bits) == 17, \"wrong\");\n");
+  spit(tmp_ / "wrong.c", complex_names + header + asserts + "_Static_assert(sizeof(struct bits) == 17, \"wrong\");\n");
   EXPECT_NE(test::run("gcc -std=gnu11 -fsyntax-only -DBPF_NO_PRESERVE_ACCESS_INDEX " + q(tmp_ / "wrong.c") +
                       " >/dev/null 2>&1"),
             0);
@@ -176,7 +177,7 @@ TEST_F(BtfFromCtf, MembersAndBitfieldsAreGccBtfs) {
     EXPECT_EQ(members(*ours, *o), members(*gccs, *g)) << name;
     ++compared;
   }
-  EXPECT_EQ(compared, 10);  // every named struct and union of many_types.c
+  EXPECT_EQ(compared, 11);  // every named struct and union of many_types.c
   // The multi-dimensional array in C order: long three[2][3][4].
   auto arrays = ours->find("arrays", BtfKind::struct_);
   ASSERT_TRUE(arrays.ok());

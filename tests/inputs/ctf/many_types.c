@@ -3,7 +3,9 @@
 // and compiled again with layout asserts from the CTF dict's own sizes and
 // offsets. Bitfields, unions, anonymous members, arrays (multi-dimensional
 // too), function pointers, enums of several sizes, forward declarations,
-// qualifiers, typedef chains, a packed struct.
+// qualifiers, typedef chains, a packed struct, complex floats (the header
+// check includes <complex.h> for their names).
+#include <complex.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -109,6 +111,13 @@ struct aligned {
   double d;
 };
 
+struct numbers {
+  float complex fc;
+  double complex dc;
+  long double complex ldc;
+  long double ld;
+};
+
 typedef struct {
   float x, y, z;
   double w;
@@ -124,6 +133,7 @@ struct everything {
   struct enums enums;
   struct aligned aligned;
   vec4_t vec;
+  struct numbers numbers;
   const volatile int cv;
   uint8_t u8;
   int64_t i64;
