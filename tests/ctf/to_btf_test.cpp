@@ -237,5 +237,115 @@ TEST_F(BtfFromCtf, ChildDictsBringTheirParentsTypes) {
   EXPECT_EQ(test::run(std::string(MMAR_BIN) + " btf from-ctf " + q(so) + " 2>&1", &out), 2) << out;
 }
 
+// Every kind through CtfBuilder (no compiler needed): the BTF, as bpftool
+// prints it (btf_dump_raw is bpftool-exact, checked in btf_test.cpp).
+CtfDict open_built(const CtfBuilder& b) {
+  auto bytes = b.write();
+  EXPECT_TRUE(bytes.ok()) << bytes.error().message();
+  auto d = CtfDict::open(Bytes::from_vector(std::move(bytes).value()), "built");
+  EXPECT_TRUE(d.ok()) << d.error().message();
+  return std::move(d).value();
+}
+
+TEST(BtfFromCtfBuilt, EveryKindAsBpftoolPrintsIt) {
+  CtfBuilder b;
+  const uint32_t v = *b.add_integer("void", 0, 0, 0);
+  const uint32_t i = *b.add_integer("int", kCtfIntSigned, 32, 4);
+  const uint32_t u8 = *b.add_integer("unsigned char", kCtfIntChar, 8, 1);
+  const uint32_t flag = *b.add_integer("_Bool", kCtfIntBool, 8, 1);
+  const uint32_t f = *b.add_float("float", kCtfFpSingle, 32, 4);
+  const uint32_t ptr = *b.add_pointer(v);
+  const uint32_t inner = *b.add_array(u8, i, 3);
+  const uint32_t outer = *b.add_array(inner, i, 2);  // gcc 12's `unsigned char m[3][2]`
+  ASSERT_TRUE(b.add_enum("small", 1).ok());
+  ASSERT_TRUE(b.add_enumerator("A", 1).ok());
+  ASSERT_TRUE(b.add_enumerator("B", -2).ok());
+  ASSERT_TRUE(b.add_forward("later_enum", CtfKind::enum_).ok());
+  ASSERT_TRUE(b.add_forward("later_u", CtfKind::union_).ok());
+  const uint32_t three_bits = *b.add_slice(i, 0, 3, 4);
+  const uint32_t s = *b.add_struct("s", 12);
+  ASSERT_TRUE(b.add_member("x", three_bits, 0).ok());
+  ASSERT_TRUE(b.add_member("flag", flag, 8).ok());
+  ASSERT_TRUE(b.add_member("m", outer, 16).ok());
+  ASSERT_TRUE(b.add_member("f", f, 64).ok());
+  const uint32_t td = *b.add_typedef("s_t", s);
+  const uint32_t args[] = {ptr, td};
+  const uint32_t fn = *b.add_function(i, args, true);
+  ASSERT_TRUE(b.add_function_symbol("use", fn).ok());
+  ASSERT_TRUE(b.add_object_symbol("global_s", s).ok());
+
+  auto r = btf_convert_ctf(open_built(b));
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_EQ(r->types, 16u);
+  EXPECT_EQ(r->functions, 1u);
+  EXPECT_EQ(r->objects, 1u);
+  auto btf = Btf::parse(Bytes::from_vector(r->btf), "built.btf");
+  ASSERT_TRUE(btf.ok()) << btf.error().message();
+  std::string text;
+  ASSERT_TRUE(btf_dump_raw(*btf, text).ok());
+  EXPECT_EQ(text,
+            "[1] INT 'int' size=4 bits_offset=0 nr_bits=32 encoding=SIGNED\n"
+            "[2] INT 'unsigned char' size=1 bits_offset=0 nr_bits=8 encoding=CHAR\n"
+            "[3] INT '_Bool' size=1 bits_offset=0 nr_bits=8 encoding=BOOL\n"
+            "[4] FLOAT 'float' size=4\n"
+            "[5] PTR '(anon)' type_id=0\n"
+            "[6] ARRAY '(anon)' type_id=2 index_type_id=1 nr_elems=3\n"
+            "[7] ARRAY '(anon)' type_id=14 index_type_id=1 nr_elems=3\n"
+            "[8] ENUM 'small' encoding=SIGNED size=1 vlen=2\n"
+            "\t'A' val=1\n"
+            "\t'B' val=-2\n"
+            "[9] ENUM 'later_enum' encoding=UNSIGNED size=4 vlen=0\n"
+            "[10] FWD 'later_u' fwd_kind=union\n"
+            "[11] STRUCT 's' size=12 vlen=4\n"
+            "\t'x' type_id=1 bits_offset=0 bitfield_size=3\n"
+            "\t'flag' type_id=3 bits_offset=8\n"
+            "\t'm' type_id=7 bits_offset=16\n"
+            "\t'f' type_id=4 bits_offset=64\n"
+            "[12] TYPEDEF 's_t' type_id=11\n"
+            "[13] FUNC_PROTO '(anon)' ret_type_id=1 vlen=3\n"
+            "\t'(anon)' type_id=5\n"
+            "\t'(anon)' type_id=12\n"
+            "\t'(anon)' type_id=0\n"
+            "[14] ARRAY '(anon)' type_id=2 index_type_id=1 nr_elems=2\n"
+            "[15] FUNC 'use' type_id=13 linkage=global\n"
+            "[16] VAR 'global_s' type_id=11, linkage=global\n");
+  std::string header;
+  ASSERT_TRUE(btf_dump_c(*btf, header).ok());
+  EXPECT_NE(header.find("\tunsigned char m[3][2];"), std::string::npos) << header;
+  EXPECT_NE(header.find("\tint x: 3;"), std::string::npos) << header;
+  EXPECT_NE(header.find("typedef struct s s_t;"), std::string::npos) << header;
+}
+
+#define EXPECT_ERROR_CONTAINS(text, needle) EXPECT_NE((text).find(needle), std::string::npos) << "error was: " << (text)
+
+TEST(BtfFromCtfBuilt, WhatBtfCannotSayIsAnError) {
+  {
+    CtfBuilder b;
+    ASSERT_TRUE(b.add_integer("odd", 0, 3, 1, 2).ok());
+    auto r = btf_convert_ctf(open_built(b));
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().code(), Errc::unsupported);
+    EXPECT_ERROR_CONTAINS(r.error().message(), "built: type 1: an integer of 3 bits at bit 2 of 1 bytes");
+  }
+  {
+    CtfBuilder b;
+    ASSERT_TRUE(b.add_enum("three", 3).ok());
+    auto r = btf_convert_ctf(open_built(b));
+    ASSERT_FALSE(r.ok());
+    EXPECT_ERROR_CONTAINS(r.error().message(), "built: type 1: ENUM size must be 1, 2, 4 or 8 (this one has 3)");
+  }
+  {
+    CtfBuilder child("parent");
+    ASSERT_TRUE(child.add_integer("int", kCtfIntSigned, 32, 4).ok());
+    auto bytes = child.write();
+    ASSERT_TRUE(bytes.ok());
+    auto d = CtfDict::open(Bytes::from_vector(std::move(bytes).value()), "orphan");
+    ASSERT_TRUE(d.ok()) << d.error().message();
+    auto r = btf_convert_ctf(*d);
+    ASSERT_FALSE(r.ok());
+    EXPECT_ERROR_CONTAINS(r.error().message(), "orphan: a child dict needs its parent");
+  }
+}
+
 }  // namespace
 }  // namespace mmar
