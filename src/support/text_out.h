@@ -50,6 +50,7 @@ class TextOut {
   }
 
   TextOut& operator+=(std::string_view s) {
+    if (s.empty()) return *this;  // a default view's data() is null: no memcpy from it
     if (static_cast<size_t>(end_ - p_) < s.size()) make_room(s.size());
     std::memcpy(p_, s.data(), s.size());
     p_ += s.size();
@@ -128,7 +129,6 @@ class TextOut {
     reset_pointers();
   }
 
- private:
   std::string own_;
   std::string& buf_;
   const Sink* sink_ = nullptr;
