@@ -89,18 +89,18 @@ class Converter {
     result_.types += result_.functions + result_.objects;
     result_.btf = b_.write();
     // Never hand out what our own reader refuses.
-    auto check = Btf::parse(Bytes::from_vector(result_.btf), dict_.name() + " (as BTF)",
-                            BtfOpenOptions{.validate = true});
-    if (!check.ok()) return Error(Errc::invalid_argument, dict_.name() + ": converts to invalid BTF: " +
-                                                              check.error().message());
+    auto check =
+        Btf::parse(Bytes::from_vector(result_.btf), dict_.name() + " (as BTF)", BtfOpenOptions{.validate = true});
+    if (!check.ok())
+      return Error(Errc::invalid_argument, dict_.name() + ": converts to invalid BTF: " + check.error().message());
     return std::move(result_);
   }
 
  private:
   struct Chain {
-    uint32_t head;                            // the CTF array record heading it
-    uint32_t first_inner;                     // BTF ID of its first inner level
-    std::vector<CtfDict::ArrayInfo> levels;   // as stored, head first
+    uint32_t head;                           // the CTF array record heading it
+    uint32_t first_inner;                    // BTF ID of its first inner level
+    std::vector<CtfDict::ArrayInfo> levels;  // as stored, head first
   };
 
   // Every CTF type ID of the conversion, the parent's first.

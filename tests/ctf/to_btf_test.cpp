@@ -38,7 +38,9 @@ std::string ctf_layout_asserts(const CtfDict& d) {
     auto t = d.type(d.id_of_index(i));
     if (t.ok() && !t->name.empty() &&
         (t->kind == CtfKind::struct_ || t->kind == CtfKind::union_ || t->kind == CtfKind::enum_)) {
-      ++tags[std::string(t->kind == CtfKind::enum_ ? "enum " : t->kind == CtfKind::union_ ? "union " : "struct ") +
+      ++tags[std::string(t->kind == CtfKind::enum_    ? "enum "
+                         : t->kind == CtfKind::union_ ? "union "
+                                                      : "struct ") +
              std::string(t->name)];
     }
   }
@@ -192,10 +194,12 @@ TEST_F(BtfFromCtf, MembersAndBitfieldsAreGccBtfs) {
 // A shared object whose CUs disagree on a struct: a CTF archive whose
 // children hold the conflicting types; a child converts with its parent's.
 TEST_F(BtfFromCtf, ChildDictsBringTheirParentsTypes) {
-  spit(tmp_ / "a.c", "struct conflict { int a; };\nstruct shared_t { long x; };\n"
-                     "int fa(struct conflict* c, struct shared_t* s) { return c->a + (int)s->x; }\n");
-  spit(tmp_ / "b.c", "struct conflict { char b[24]; };\nstruct shared_t { long x; };\n"
-                     "int fb(struct conflict* c, struct shared_t* s) { return c->b[0] + (int)s->x; }\n");
+  spit(tmp_ / "a.c",
+       "struct conflict { int a; };\nstruct shared_t { long x; };\n"
+       "int fa(struct conflict* c, struct shared_t* s) { return c->a + (int)s->x; }\n");
+  spit(tmp_ / "b.c",
+       "struct conflict { char b[24]; };\nstruct shared_t { long x; };\n"
+       "int fb(struct conflict* c, struct shared_t* s) { return c->b[0] + (int)s->x; }\n");
   const std::string so = tmp_ / "two.so";
   std::string log;
   if (test::run("cd " + q(tmp_.path()) + " && gcc -gctf -fPIC -shared a.c b.c -o two.so 2>&1", &log) != 0) {
@@ -224,10 +228,10 @@ TEST_F(BtfFromCtf, ChildDictsBringTheirParentsTypes) {
   }
   ASSERT_FALSE(child.empty());
   std::string out;
-  EXPECT_EQ(test::run(std::string(MMAR_BIN) + " btf from-ctf -o " + q(tmp_ / "c.btf") + " " + q(so + ":" + child) +
-                          " 2>&1",
-                      &out),
-            0)
+  EXPECT_EQ(
+      test::run(std::string(MMAR_BIN) + " btf from-ctf -o " + q(tmp_ / "c.btf") + " " + q(so + ":" + child) + " 2>&1",
+                &out),
+      0)
       << out;
   EXPECT_EQ(test::run("bpftool btf dump file " + q(tmp_ / "c.btf") + " >/dev/null 2>&1"), 0);
   EXPECT_EQ(test::run(std::string(MMAR_BIN) + " btf from-ctf -o " + q(tmp_ / "d.btf") + " " + q(so + ":nope") + " 2>&1",

@@ -147,8 +147,8 @@ int run_from_ctf(const Parsed& p) {
   }
   auto r = btf_from_ctf(p.get("output"), path, member);
   if (!r.ok()) return fail(r.error());
-  std::printf("%s: %u BTF types (%u functions, %u objects)\n", p.get("output").c_str(), r->types,
-               r->functions, r->objects);
+  std::printf("%s: %u BTF types (%u functions, %u objects)\n", p.get("output").c_str(), r->types, r->functions,
+              r->objects);
   return kExitOk;
 }
 
