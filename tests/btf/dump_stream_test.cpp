@@ -123,5 +123,23 @@ TEST(BtfDumpStream, SmallDumpIsOneChunkAndEmptyBtfNone) {
   EXPECT_EQ(none.calls, 0u);
 }
 
+// The CLI streams: a full disk stops it at the first chunk, exit 1.
+TEST(BtfDumpStream, CliReportsAFullOutput) {
+  MMAR_SKIP_WITHOUT_CLI();
+  test::TempDir tmp;
+  BtfBuilder b;
+  const uint32_t i32 = *b.add_int("int", 4, 1);
+  for (int s = 0; s < 20000; ++s) ASSERT_TRUE(b.add_typedef("type_number_" + std::to_string(s), i32).ok());
+  const std::string file = tmp / "many.btf";
+  const auto bytes = b.write();
+  test::write_file(file, bytes);
+  for (const char* format : {"", " --format c"}) {
+    std::string out;
+    EXPECT_EQ(test::run(std::string(MMAR_BIN) + " btf dump" + format + " '" + file + "' 2>&1 >/dev/full", &out), 1)
+        << format;
+    EXPECT_EQ(out, "mmar: write to standard output: No space left on device\n") << format;
+  }
+}
+
 }  // namespace
 }  // namespace mmar
