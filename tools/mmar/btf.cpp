@@ -2,6 +2,7 @@
 // mmar btf: dump, find and stats over BTF files, ELF objects with .BTF, and
 // archive members (ARCHIVE:MEMBER), split BTF on a base included.
 #include <dirent.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 
 #include <cinttypes>
@@ -215,7 +216,11 @@ int run_btf(int argc, char** argv) {
     std::string format = p.has("format") ? p.get("format") : "raw";
     if (format != "raw" && format != "c") return usage_error("btf", "unknown format '" + format + "' (raw or c)");
     if (format == "c" && p.has("json")) return usage_error("btf", "--json prints the raw format; not with --format c");
-    // Streamed: each chunk is written as soon as it is formatted.
+    // Streamed: each chunk is written as soon as it is formatted. Into a
+    // pipe of 1 MiB (Linux's default limit for anyone; 64 KiB otherwise)
+    // where the kernel allows, so a 256 KiB chunk goes in without waiting
+    // for the reader to drain it. Best effort: nothing changes if refused.
+    (void)fcntl(1, F_SETPIPE_SZ, 1 << 20);
     const TextSink to_stdout = [](std::string_view chunk) -> Result<void> {
       if (!write_all(1, reinterpret_cast<const std::byte*>(chunk.data()), chunk.size())) {
         return sys_error("write to standard output", errno);
