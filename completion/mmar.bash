@@ -17,7 +17,7 @@ _mmar() {
     return
   fi
   if [[ $verb == btf && COMP_CWORD -eq 2 ]]; then
-    mapfile -t COMPREPLY < <(compgen -W "dump find stats pack" -- "$cur")
+    mapfile -t COMPREPLY < <(compgen -W "dump find stats pack from-ctf" -- "$cur")
     return
   fi
   if [[ $verb == ctf && COMP_CWORD -eq 2 ]]; then

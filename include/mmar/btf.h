@@ -16,7 +16,9 @@
 
 #include "mmar/export.h"
 
+#include <bit>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -62,20 +64,28 @@ class Btf;
 // One type record, read in place. Valid while its Btf is alive.
 class MMAR_API BtfType {
  public:
+  // Inline: the dumps read millions of fields, and a call per field cost
+  // more than the decoding (a fifth of `btf dump --format c`).
   uint32_t id() const { return id_; }
-  BtfKind kind() const;
-  uint16_t vlen() const;
-  bool kflag() const;
-  uint32_t name_off() const;
-  uint32_t size() const;  // size_or_type, as a size
-  uint32_t type() const;  // size_or_type, as a type ID
+  BtfKind kind() const { return static_cast<BtfKind>((u32_at(4) >> 24) & 0x1f); }
+  uint16_t vlen() const { return static_cast<uint16_t>(u32_at(4) & 0xffff); }
+  bool kflag() const { return (u32_at(4) >> 31) != 0; }
+  uint32_t name_off() const { return u32_at(0); }
+  uint32_t size() const { return u32_at(8); }  // size_or_type, as a size
+  uint32_t type() const { return u32_at(8); }  // size_or_type, as a type ID
   // The u32 at `index` of the record's trailing data (after the 12-byte
   // common header); the record's size was checked when it was indexed.
-  uint32_t extra_u32(uint32_t index) const;
+  uint32_t extra_u32(uint32_t index) const { return u32_at(12 + uint64_t{index} * 4); }
 
  private:
   friend class Btf;
   BtfType(const std::byte* rec, uint32_t id, bool little) : rec_(rec), id_(id), little_(little) {}
+  // The record's u32 at byte `at`, in the BTF's byte order (any alignment).
+  uint32_t u32_at(uint64_t at) const {
+    uint32_t v;
+    std::memcpy(&v, rec_ + at, sizeof v);
+    return (std::endian::native == std::endian::little) == little_ ? v : __builtin_bswap32(v);
+  }
   const std::byte* rec_;
   uint32_t id_;
   bool little_;
@@ -267,6 +277,16 @@ class MMAR_API BtfSet {
 // same data as bpftool -j prints.
 MMAR_API Result<void> btf_dump_raw(const Btf& btf, std::string& out, bool json = false);
 
+// Where a streamed dump goes: called with consecutive pieces of the text
+// (about 256 KiB each, the last shorter), each view valid only during the
+// call. An error it returns stops the dump and is the dump's result.
+using TextSink = std::function<Result<void>(std::string_view chunk)>;
+
+// The same text as the std::string overload, streamed to `sink`: memory
+// stays at one chunk whatever the dump's size, and a consumer (a pipe)
+// works while the rest is formatted.
+MMAR_API Result<void> btf_dump_raw(const Btf& btf, const TextSink& sink, bool json = false);
+
 struct MMAR_API CHeaderOptions {
   // Reproduce bpftool 7.1 byte for byte, including the places where its
   // header does not have the BTF's layout (1- and 8-byte enums printed
@@ -281,5 +301,8 @@ struct MMAR_API CHeaderOptions {
 // with every struct's size and offsets as the BTF says (see CHeaderOptions).
 // Validates the BTF first; a cyclic or over-deep type chain is an error.
 MMAR_API Result<void> btf_dump_c(const Btf& btf, std::string& out, const CHeaderOptions& options = {});
+// The same header streamed to `sink` (see TextSink). On an error the sink
+// may already have been given part of the header.
+MMAR_API Result<void> btf_dump_c(const Btf& btf, const TextSink& sink, const CHeaderOptions& options = {});
 
 }  // namespace mmar

@@ -150,6 +150,32 @@ class MMAR_API CtfDict {
   // Members of a struct/union or enum (not resolved through typedefs).
   Result<std::vector<CtfMember>> members(uint32_t id) const;
 
+  // The records' kind-specific data, as libctf's ctf_type_encoding,
+  // ctf_array_info and ctf_func_type_info + ctf_func_type_args give it
+  // (src/ctf/queries.cpp). Errc::invalid_argument for a type of another
+  // kind. encoding: an integer's or float's format (kCtfInt* / kCtfFp*),
+  // bit offset and bits; a slice's own offset and bits with its target's
+  // format; an enum's kCtfIntSigned. array: the record as stored (gcc 12
+  // stores a multi-dimensional array's dimensions innermost first, see
+  // ctf_convert_btf). function: through typedefs and qualifiers; a
+  // trailing varargs marker is `varargs`, not an argument. slice_target:
+  // the type a slice narrows.
+  struct Encoding {
+    uint32_t format = 0, offset = 0, bits = 0;
+  };
+  struct ArrayInfo {
+    uint32_t contents = 0, index = 0, nelems = 0;
+  };
+  struct FunctionInfo {
+    uint32_t return_type = 0;
+    std::vector<uint32_t> args;
+    bool varargs = false;
+  };
+  Result<Encoding> encoding(uint32_t id) const;
+  Result<ArrayInfo> array(uint32_t id) const;
+  Result<FunctionInfo> function(uint32_t id) const;
+  Result<uint32_t> slice_target(uint32_t id) const;
+
   // As libctf computes them: ctf_type_aname, ctf_type_size, ctf_type_align,
   // ctf_type_kind (slices report their target's kind).
   Result<std::string> type_name(uint32_t id) const;
@@ -342,5 +368,39 @@ struct MMAR_API CtfFromBtfStats {
 };
 MMAR_API Result<CtfFromBtfStats> ctf_from_btf(const std::string& out, const std::string& vmlinux,
                                               const std::vector<std::string>& modules);
+
+// ---------------------------------------------------------------------------
+// CTF to BTF (userspace programs built with gcc -gctf; no peer does it)
+
+// One dict (a child with its parent's types: the parent's first, then the
+// child's) to raw little-endian BTF, whose C header (btf_dump_c) has the
+// dict's layout. Kinds: integer -> INT (one encoding: BOOL, else SIGNED,
+// else CHAR; full width), the integer "void" of no size and CTF type 0 ->
+// BTF void; float -> FLOAT (complex ones too, of their name and size, as
+// gcc -gbtf writes them: BTF has no complex kind);
+// pointer, typedef, volatile, const, restrict as such; array -> ARRAY
+// (index type as stored; a chain of arrays nested directly, which gcc 12
+// and ctf_convert_btf store innermost dimension first, gets its dimensions
+// back in C order); struct/union -> STRUCT/UNION with bit offsets, a member
+// whose type is a slice a bitfield of the slice's target (kind_flag set);
+// enum -> ENUM of the record's size (1, 2, 4 or 8 bytes), values signed;
+// forward -> FWD (struct, union) or an empty 4-byte ENUM (enum, as libbpf
+// writes an enum forward); function -> FUNC_PROTO (unnamed parameters; a
+// trailing void parameter for varargs); a slice elsewhere -> its target.
+// Symbols: each function symbol becomes a global FUNC of its type, each
+// data-object symbol a global VAR (no DATASEC: there are no section
+// offsets in CTF). Types and names are as the dict has them.
+struct MMAR_API BtfFromCtfResult {
+  std::vector<std::byte> btf;
+  uint32_t types = 0;  // BTF types written, FUNC and VAR included
+  uint32_t functions = 0, objects = 0;
+};
+MMAR_API Result<BtfFromCtfResult> btf_convert_ctf(const CtfDict& dict);
+
+// `mmar btf from-ctf`: the dict `member` of `path` (an ELF object with a
+// .ctf section, a raw dict or a CTF archive; "" picks the only dict, or the
+// archive's parent ".ctf") to BTF at `out`, written atomically.
+MMAR_API Result<BtfFromCtfResult> btf_from_ctf(const std::string& out, const std::string& path,
+                                               const std::string& member = "");
 
 }  // namespace mmar

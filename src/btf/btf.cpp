@@ -37,16 +37,6 @@ const char* btf_kind_name(BtfKind kind) {
 
 // ---------------------------------------------------------------------------
 
-BtfKind BtfType::kind() const { return static_cast<BtfKind>((read_int<uint32_t>(rec_ + 4, little_) >> 24) & 0x1f); }
-uint16_t BtfType::vlen() const { return static_cast<uint16_t>(read_int<uint32_t>(rec_ + 4, little_) & 0xffff); }
-bool BtfType::kflag() const { return (read_int<uint32_t>(rec_ + 4, little_) >> 31) != 0; }
-uint32_t BtfType::name_off() const { return read_int<uint32_t>(rec_, little_); }
-uint32_t BtfType::size() const { return read_int<uint32_t>(rec_ + 8, little_); }
-uint32_t BtfType::type() const { return read_int<uint32_t>(rec_ + 8, little_); }
-uint32_t BtfType::extra_u32(uint32_t index) const {
-  return read_int<uint32_t>(rec_ + kTypeHeaderSize + uint64_t{index} * 4, little_);
-}
-
 // The lazy index's storage: offsets in 16 KiB chunks, allocated as the scan
 // reaches them. One flat array sized for the worst case (a megabyte for
 // vmlinux) would come from mmap and cost page-table work at every open and

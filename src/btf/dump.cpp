@@ -7,55 +7,29 @@
 #include <cstdio>
 
 #include "mmar/btf.h"
+#include "support/text_out.h"
 
 namespace mmar {
 
 namespace {
 
-class Out {
- public:
-  explicit Out(std::string& s) : s_(s) {}
-  Out& operator<<(std::string_view v) {
-    s_.append(v);
-    return *this;
-  }
-  Out& operator<<(char c) {
-    s_.push_back(c);
-    return *this;
-  }
-  Out& u(uint64_t v) {
-    char buf[24];
-    auto r = std::to_chars(buf, buf + sizeof buf, v);
-    s_.append(buf, r.ptr);
-    return *this;
-  }
-  Out& i(int64_t v) {
-    char buf[24];
-    auto r = std::to_chars(buf, buf + sizeof buf, v);
-    s_.append(buf, r.ptr);
-    return *this;
-  }
-  Out& json_str(std::string_view v) {
-    s_.push_back('"');
-    for (unsigned char c : v) {
-      if (c == '"' || c == '\\') {
-        s_.push_back('\\');
-        s_.push_back(static_cast<char>(c));
-      } else if (c < 0x20) {
-        char buf[8];
-        std::snprintf(buf, sizeof buf, "\\u%04x", c);
-        s_.append(buf);
-      } else {
-        s_.push_back(static_cast<char>(c));
-      }
-    }
-    s_.push_back('"');
-    return *this;
-  }
+using Out = TextOut;
 
- private:
-  std::string& s_;
-};
+void json_str(Out& o, std::string_view v) {
+  o << '"';
+  for (unsigned char c : v) {
+    if (c == '"' || c == '\\') {
+      o << '\\' << static_cast<char>(c);
+    } else if (c < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      o << buf;
+    } else {
+      o << static_cast<char>(c);
+    }
+  }
+  o << '"';
+}
 
 // bpftool's btf_str(): "(anon)" for offset 0, "(invalid)" if out of range.
 std::string_view str_or_anon(const Btf& btf, uint32_t off) {
@@ -204,8 +178,9 @@ void dump_json(const Btf& btf, const BtfType& t, Out& o) {
   const uint32_t vlen = t.vlen();
   o << "{\"id\":";
   o.u(t.id()) << ",\"kind\":";
-  o.json_str(btf_kind_name(kind)) << ",\"name\":";
-  o.json_str(str_or_anon(btf, t.name_off()));
+  json_str(o, btf_kind_name(kind));
+  o << ",\"name\":";
+  json_str(o, str_or_anon(btf, t.name_off()));
   auto field = [&](const char* name, uint64_t v) -> Out& { return (o << ",\"" << name << "\":").u(v); };
   switch (kind) {
     case BtfKind::int_: {
@@ -214,7 +189,7 @@ void dump_json(const Btf& btf, const BtfType& t, Out& o) {
       field("bits_offset", (v >> 16) & 0xff);
       field("nr_bits", v & 0xff);
       o << ",\"encoding\":";
-      o.json_str(int_encoding((v >> 24) & 0x0f));
+      json_str(o, int_encoding((v >> 24) & 0x0f));
       break;
     }
     case BtfKind::ptr:
@@ -236,7 +211,7 @@ void dump_json(const Btf& btf, const BtfType& t, Out& o) {
       for (uint32_t i = 0; i < vlen; ++i) {
         uint32_t off = t.extra_u32(i * 3 + 2);
         o << (i ? ",{\"name\":" : "{\"name\":");
-        o.json_str(str_or_anon(btf, t.extra_u32(i * 3)));
+        json_str(o, str_or_anon(btf, t.extra_u32(i * 3)));
         field("type_id", t.extra_u32(i * 3 + 1));
         field("bits_offset", t.kflag() ? off & 0xffffff : off);
         if (t.kflag() && (off >> 24) != 0) field("bitfield_size", off >> 24);
@@ -248,7 +223,7 @@ void dump_json(const Btf& btf, const BtfType& t, Out& o) {
     case BtfKind::enum64: {
       const bool is64 = kind == BtfKind::enum64;
       o << ",\"encoding\":";
-      o.json_str(t.kflag() ? "SIGNED" : "UNSIGNED");
+      json_str(o, t.kflag() ? "SIGNED" : "UNSIGNED");
       field("size", t.size());
       field("vlen", vlen);
       o << ",\"values\":[";
@@ -256,7 +231,7 @@ void dump_json(const Btf& btf, const BtfType& t, Out& o) {
         const uint32_t stride = is64 ? 3 : 2;
         uint64_t v = is64 ? (uint64_t{t.extra_u32(i * 3 + 2)} << 32) | t.extra_u32(i * 3 + 1) : t.extra_u32(i * 2 + 1);
         o << (i ? ",{\"name\":" : "{\"name\":");
-        o.json_str(str_or_anon(btf, t.extra_u32(i * stride)));
+        json_str(o, str_or_anon(btf, t.extra_u32(i * stride)));
         o << ",\"val\":";
         if (t.kflag()) {
           o.i(is64 ? static_cast<int64_t>(v) : static_cast<int32_t>(v));
@@ -270,12 +245,12 @@ void dump_json(const Btf& btf, const BtfType& t, Out& o) {
     }
     case BtfKind::fwd:
       o << ",\"fwd_kind\":";
-      o.json_str(t.kflag() ? "union" : "struct");
+      json_str(o, t.kflag() ? "union" : "struct");
       break;
     case BtfKind::func:
       field("type_id", t.type());
       o << ",\"linkage\":";
-      o.json_str(linkage(vlen));
+      json_str(o, linkage(vlen));
       break;
     case BtfKind::func_proto:
       field("ret_type_id", t.type());
@@ -283,7 +258,7 @@ void dump_json(const Btf& btf, const BtfType& t, Out& o) {
       o << ",\"params\":[";
       for (uint32_t i = 0; i < vlen; ++i) {
         o << (i ? ",{\"name\":" : "{\"name\":");
-        o.json_str(str_or_anon(btf, t.extra_u32(i * 2)));
+        json_str(o, str_or_anon(btf, t.extra_u32(i * 2)));
         field("type_id", t.extra_u32(i * 2 + 1));
         o << '}';
       }
@@ -292,7 +267,7 @@ void dump_json(const Btf& btf, const BtfType& t, Out& o) {
     case BtfKind::var:
       field("type_id", t.type());
       o << ",\"linkage\":";
-      o.json_str(linkage(t.extra_u32(0)));
+      json_str(o, linkage(t.extra_u32(0)));
       break;
     case BtfKind::datasec:
       field("size", t.size());
@@ -320,9 +295,10 @@ void dump_json(const Btf& btf, const BtfType& t, Out& o) {
 
 }  // namespace
 
-Result<void> btf_dump_raw(const Btf& btf, std::string& out, bool json) {
+namespace {
+
+Result<void> dump_raw(const Btf& btf, Out& o, bool json) {
   MMAR_ASSIGN(uint32_t count, btf.type_count());
-  Out o(out);
   if (json) o << "{\"types\":[";
   for (uint32_t id = btf.start_id(); id < count; ++id) {
     MMAR_ASSIGN(BtfType t, btf.type(id));
@@ -332,9 +308,23 @@ Result<void> btf_dump_raw(const Btf& btf, std::string& out, bool json) {
     } else {
       dump_text(btf, t, count, o);
     }
+    o.item_done();
+    if (o.failed()) break;
   }
   if (json) o << "]}\n";
-  return success();
+  return o.finish();
+}
+
+}  // namespace
+
+Result<void> btf_dump_raw(const Btf& btf, std::string& out, bool json) {
+  Out o(out);
+  return dump_raw(btf, o, json);
+}
+
+Result<void> btf_dump_raw(const Btf& btf, const TextSink& sink, bool json) {
+  Out o(sink);
+  return dump_raw(btf, o, json);
 }
 
 }  // namespace mmar

@@ -22,10 +22,12 @@
 // overflow.
 #include <charconv>
 #include <cstring>
+#include <deque>
 #include <string>
 #include <vector>
 
 #include "mmar/btf.h"
+#include "support/text_out.h"
 #include "xxhash.h"
 
 namespace mmar {
@@ -38,35 +40,45 @@ constexpr int kMaxResolveDepth = 32;  // as libbpf's btf__resolve_size
 enum : uint8_t { kNot = 0, kDoing = 1, kDone = 2 };
 
 // Name -> occurrence count, open addressing over views into the BTF's
-// string section (which outlives the dumper). No allocation per lookup.
+// string section (which outlives the dumper). No allocation per lookup;
+// sized once from the number of names to come (reserve), so the table is
+// written once: growing it by doubling was 40% of the C dump's page faults.
 class NameCounts {
  public:
+  void reserve(size_t names) {
+    size_t want = 1024;
+    while (want < names * 2) want *= 2;
+    if (want > slots_.size()) rehash(want);
+  }
   size_t bump(std::string_view name) {
-    if ((used_ + 1) * 2 > slots_.size()) grow();
+    if ((used_ + 1) * 2 > slots_.size()) rehash(slots_.empty() ? 1024 : slots_.size() * 2);
     Slot& s = probe(name);
     if (s.count == 0) {
-      s.key = name;
+      s.data = name.data();
+      s.len = static_cast<uint32_t>(name.size());  // BTF strings are < 2 GiB
       ++used_;
     }
     return ++s.count;
   }
 
  private:
-  struct Slot {
-    std::string_view key;
-    size_t count = 0;
+  struct Slot {  // 16 bytes: the table for vmlinux's 22k identifiers is 1 MiB
+    const char* data = nullptr;
+    uint32_t len = 0;
+    uint32_t count = 0;
+    std::string_view key() const { return {data, len}; }
   };
   Slot& probe(std::string_view name) {
     size_t mask = slots_.size() - 1;
     size_t i = XXH3_64bits(name.data(), name.size()) & mask;
-    while (slots_[i].count != 0 && slots_[i].key != name) i = (i + 1) & mask;
+    while (slots_[i].count != 0 && slots_[i].key() != name) i = (i + 1) & mask;
     return slots_[i];
   }
-  void grow() {
+  void rehash(size_t size) {
     std::vector<Slot> old = std::move(slots_);
-    slots_.assign(old.empty() ? 1024 : old.size() * 2, Slot{});
+    slots_.assign(size, Slot{});
     for (const Slot& s : old) {
-      if (s.count != 0) probe(s.key) = s;
+      if (s.count != 0) probe(s.key()) = s;
     }
   }
   std::vector<Slot> slots_;
@@ -88,20 +100,20 @@ struct Member {
 
 class CDumper {
  public:
-  CDumper(const Btf& btf, std::string& out, const CHeaderOptions& options)
+  CDumper(const Btf& btf, TextOut& out, const CHeaderOptions& options)
       : btf_(btf), out_(out), compat_(options.bpftool_compat) {}
 
   Result<void> run() {
     MMAR_TRY(btf_.validate());
     MMAR_ASSIGN(uint32_t count, btf_.type_count());
     types_.reserve(count);
-    types_.push_back(std::nullopt);
     for (uint32_t id = 1; id < count; ++id) {
       MMAR_ASSIGN(BtfType t, btf_.type(id));
       types_.push_back(t);
     }
     state_.assign(count, TypeState{});
-    cached_names_.assign(count, {});
+    renamed_.assign(count, 0);
+    align_.assign(count, 0);
     state_[0].order = kDone;
     state_[0].emit = kDone;
     ptr_sz_ = pointer_size();
@@ -113,7 +125,24 @@ class CDumper {
     step_budget_ = (uint64_t{64} << 10) + uint64_t{64} * count;
     out_limit_ = out_.size() + (uint64_t{64} << 10) + uint64_t{64} * btf_.raw().size() +
                  (btf_.base() ? uint64_t{64} * btf_.base()->raw().size() : 0);
-    for (uint32_t id = 1; id < count; ++id) mark_referenced(*types_[id]);
+    size_t type_names = 0, ident_names = 0;  // upper bounds of what the tables will hold
+    for (uint32_t id = 1; id < count; ++id) {
+      const BtfType& ty = t(id);
+      mark_referenced(ty);
+      switch (ty.kind()) {
+        case BtfKind::struct_:
+        case BtfKind::union_: type_names += ty.name_off() != 0; break;
+        case BtfKind::enum_:
+        case BtfKind::enum64:
+          type_names += ty.name_off() != 0;
+          ident_names += ty.vlen();
+          break;
+        case BtfKind::typedef_: ++ident_names; break;
+        default: break;
+      }
+    }
+    type_names_.reserve(type_names);
+    ident_names_.reserve(ident_names);
 
     out_ +=
         "#ifndef __VMLINUX_H__\n#define __VMLINUX_H__\n\n"
@@ -125,6 +154,8 @@ class CDumper {
       if (order_type(id, false, 0) < 0) break;
       for (uint32_t q : queue_) emit_type(q, 0, 0);
       if (failed_) break;
+      out_.item_done();
+      if (out_.failed()) break;
     }
     if (failed_) {
       return Error(Errc::malformed, btf_.name() + ": type " + std::to_string(failed_id_) + ": " + failed_what_);
@@ -136,7 +167,8 @@ class CDumper {
   }
 
  private:
-  const BtfType& t(uint32_t id) const { return *types_[id]; }
+  // Type `id` (not 0: void has no record; callers check).
+  const BtfType& t(uint32_t id) const { return types_[id - 1]; }
   std::string_view name_of(uint32_t off) const {
     auto s = btf_.str(off);
     return s ? *s : std::string_view();
@@ -177,7 +209,7 @@ class CDumper {
                                                  "long int unsigned",
                                                  "int unsigned long",
                                                  "int long unsigned"};
-    for (size_t id = 1; id < types_.size(); ++id) {
+    for (size_t id = 1; id <= types_.size(); ++id) {
       const BtfType& ty = t(static_cast<uint32_t>(id));
       if (ty.kind() != BtfKind::int_ || (ty.size() != 4 && ty.size() != 8)) continue;
       std::string_view n = name_of(ty.name_off());
@@ -395,9 +427,18 @@ class CDumper {
 
   // ---- layout -------------------------------------------------------------
 
+  // Memoized: a struct's alignment is its members', asked for at every
+  // use of the struct (align_[id] is the alignment + 1, 0 until known).
   int align_of(uint32_t id, int depth = 0) {
-    if (depth > kMaxDepth) return fail(id, "type chain too deep or cyclic"), 0;
     if (id == 0) return 0;
+    if (align_[id] != 0) return align_[id] - 1;
+    int a = compute_align(id, depth);
+    if (!failed_ && a >= 0 && a < 255) align_[id] = static_cast<uint8_t>(a + 1);
+    return a;
+  }
+
+  int compute_align(uint32_t id, int depth) {
+    if (depth > kMaxDepth) return fail(id, "type chain too deep or cyclic"), 0;
     const BtfType& ty = t(id);
     switch (ty.kind()) {
       case BtfKind::int_:
@@ -480,16 +521,8 @@ class CDumper {
   // ---- printing -----------------------------------------------------------
 
   void pfx(int lvl) { out_.append(static_cast<size_t>(std::min(lvl, 13)), '\t'); }
-  void num(int64_t v) {
-    char buf[24];
-    auto r = std::to_chars(buf, buf + sizeof buf, v);
-    out_.append(buf, r.ptr);
-  }
-  void unum(uint64_t v) {
-    char buf[24];
-    auto r = std::to_chars(buf, buf + sizeof buf, v);
-    out_.append(buf, r.ptr);
-  }
+  void num(int64_t v) { out_.i(v); }
+  void unum(uint64_t v) { out_.u(v); }
 
   void emit_bit_padding(int64_t cur_off, int64_t next_off, int next_align, bool in_bitfield, int lvl) {
     struct Pad {
@@ -885,17 +918,19 @@ class CDumper {
     if (ty.name_off() == 0) return {};
     TypeState& s = state_[id];
     std::string_view orig = name_of(ty.name_off());
-    if (s.name_resolved) return cached_names_[id].empty() ? orig : std::string_view(cached_names_[id]);
+    if (s.name_resolved) return renamed_[id] == 0 ? orig : std::string_view(renamed_names_[renamed_[id] - 1]);
     s.name_resolved = true;
     if (ty.kind() == BtfKind::fwd || (ty.kind() == BtfKind::enum_ && ty.vlen() == 0)) return orig;
     size_t dups = names.bump(orig);
     if (dups > 1) {
-      std::string& n = cached_names_[id];
+      renamed_names_.emplace_back();
+      renamed_[id] = static_cast<uint32_t>(renamed_names_.size());
+      std::string& n = renamed_names_.back();
       n.assign(orig);
       n += "___";
       n += std::to_string(dups);
       if (n.size() > 255) n.resize(255);  // libbpf formats into 256 bytes
-      return cached_names_[id];
+      return n;
     }
     return orig;
   }
@@ -903,10 +938,14 @@ class CDumper {
   std::string_view ident_name(uint32_t id) { return resolve_name(id, ident_names_); }
 
   const Btf& btf_;
-  std::string& out_;
-  std::vector<std::optional<BtfType>> types_;
+  TextOut& out_;
+  std::vector<BtfType> types_;  // types_[id - 1]: type `id`
   std::vector<TypeState> state_;
-  std::vector<std::string> cached_names_;
+  // Names suffixed ___N: renamed_[id] is 1 + their index in renamed_names_
+  // (0: the BTF's own name). A deque, so views handed out stay valid.
+  std::vector<uint32_t> renamed_;
+  std::deque<std::string> renamed_names_;
+  std::vector<uint8_t> align_;
   std::vector<uint32_t> queue_;
   std::vector<uint32_t> decl_stack_;
   NameCounts type_names_, ident_names_;
@@ -922,8 +961,20 @@ class CDumper {
 }  // namespace
 
 Result<void> btf_dump_c(const Btf& btf, std::string& out, const CHeaderOptions& options) {
-  CDumper dumper(btf, out, options);
-  return dumper.run();
+  TextOut o(out);
+  CDumper dumper(btf, o, options);
+  auto r = dumper.run();
+  auto written = o.finish();
+  return r.ok() ? written : r;
+}
+
+Result<void> btf_dump_c(const Btf& btf, const TextSink& sink, const CHeaderOptions& options) {
+  TextOut o(sink);
+  CDumper dumper(btf, o, options);
+  auto r = dumper.run();
+  auto written = o.finish();
+  // A sink's error stopped the dump; it is the reason, not what followed.
+  return written.ok() ? r : written;
 }
 
 }  // namespace mmar

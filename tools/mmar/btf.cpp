@@ -2,6 +2,7 @@
 // mmar btf: dump, find and stats over BTF files, ELF objects with .BTF, and
 // archive members (ARCHIVE:MEMBER), split BTF on a base included.
 #include <dirent.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 
 #include <cinttypes>
@@ -13,6 +14,7 @@
 #include "cli.h"
 #include "json.h"
 #include "mmar/btf.h"
+#include "mmar/ctf.h"
 #include "verbs.h"
 
 namespace mmar::cli {
@@ -25,7 +27,8 @@ constexpr const char* kKernelBtf = "/sys/kernel/btf/vmlinux";
 const Verb kBtf{"btf",
                 "dump|find|stats FILE|ARCHIVE:MEMBER [--base-btf BASE] [options] [NAME...]\n"
                 "       mmar btf dump [file] [FILE] [format raw|c]   (bpftool's syntax; no FILE: the running kernel)\n"
-                "       mmar btf pack -f ARCHIVE VMLINUX [MODULE|DIR...]",
+                "       mmar btf pack -f ARCHIVE VMLINUX [MODULE|DIR...]\n"
+                "       mmar btf from-ctf -o OUT.btf FILE[:MEMBER]",
                 "Read BTF (raw, or the .BTF section of an ELF object, or an archive member).\n"
                 "  dump   print every type as `bpftool btf dump file` does (split BTF: its own types);\n"
                 "         --format c prints a C header as `bpftool ... format c` does\n"
@@ -33,7 +36,9 @@ const Verb kBtf{"btf",
                 "  stats  count types by kind, strings and sizes\n"
                 "  pack   one kernel's base BTF and all its modules' split BTF in one archive:\n"
                 "         VMLINUX becomes member 'vmlinux', each module 'modules/PATH' linked to it,\n"
-                "         so ARCHIVE:modules/PATH opens on its base without --base-btf",
+                "         so ARCHIVE:modules/PATH opens on its base without --base-btf\n"
+                "  from-ctf  BTF from a CTF dict (gcc -gctf): FILE is an ELF object with .ctf, a dict or a\n"
+                "         CTF archive (MEMBER: which dict; a child brings its parent's types)",
                 {
                     {"base-btf", 'B', true, "BASE", "base BTF (FILE or ARCHIVE:MEMBER) for a split BTF"},
                     {"json", 'j', false, "", "print JSON"},
@@ -45,6 +50,7 @@ const Verb kBtf{"btf",
                     {"validate", 0, false, "", "check every record and reference first"},
                     {"file", 'f', true, "ARCHIVE", "with pack: the archive to write"},
                     {"compress", 0, true, "CODEC", "with pack: none (default: members stay zero-copy), zstd or xz"},
+                    {"output", 'o', true, "OUT", "with from-ctf: the BTF file to write"},
                 }};
 
 // FILE, or ARCHIVE:MEMBER; an archive member that links to its base opens
@@ -131,12 +137,30 @@ int run_find(const Parsed& p, const Btf& btf) {
   return rc != kExitOk ? rc : written;
 }
 
+// from-ctf: FILE, or FILE:MEMBER when FILE itself does not exist (a
+// path with a colon stays a path).
+int run_from_ctf(const Parsed& p) {
+  if (!p.has("output")) return usage_error("btf", "from-ctf needs -o OUT");
+  if (p.positional.size() != 2) return usage_error("btf", "from-ctf needs one FILE[:MEMBER]");
+  std::string path = p.positional[1], member;
+  struct stat st {};
+  if (const size_t colon = path.rfind(':'); colon != std::string::npos && stat(path.c_str(), &st) != 0) {
+    member = path.substr(colon + 1);
+    path.resize(colon);
+  }
+  auto r = btf_from_ctf(p.get("output"), path, member);
+  if (!r.ok()) return fail(r.error());
+  std::printf("%s: %u BTF types (%u functions, %u objects)\n", p.get("output").c_str(), r->types, r->functions,
+              r->objects);
+  return kExitOk;
+}
+
 }  // namespace
 
 int run_btf(int argc, char** argv) {
   Parsed p = parse(kBtf, argc, argv);
   auto& pos = p.positional;
-  if (pos.empty()) return usage_error("btf", "expected a subcommand: dump, find, stats or pack");
+  if (pos.empty()) return usage_error("btf", "expected a subcommand: dump, find, stats, pack or from-ctf");
   const std::string sub = pos[0];
   // An option another subcommand takes is a usage error here, not ignored.
   {
@@ -145,6 +169,7 @@ int run_btf(int argc, char** argv) {
         {"find", {"base-btf", "json", "kind", "validate"}},
         {"stats", {"base-btf", "json", "validate"}},
         {"pack", {"file", "compress"}},
+        {"from-ctf", {"output"}},
     };
     auto it = kApplies.find(sub);
     if (it != kApplies.end()) {
@@ -154,6 +179,7 @@ int run_btf(int argc, char** argv) {
     }
   }
   if (sub == "pack") return run_pack(p);
+  if (sub == "from-ctf") return run_from_ctf(p);
   if (sub != "dump" && sub != "find" && sub != "stats") return usage_error("btf", "unknown subcommand '" + sub + "'");
   if (sub == "dump") {
     // bpftool's own syntax: `btf dump file FILE [format raw|c]`.
@@ -192,13 +218,20 @@ int run_btf(int argc, char** argv) {
     std::string format = p.has("format") ? p.get("format") : "raw";
     if (format != "raw" && format != "c") return usage_error("btf", "unknown format '" + format + "' (raw or c)");
     if (format == "c" && p.has("json")) return usage_error("btf", "--json prints the raw format; not with --format c");
-    std::string out;
-    auto r = format == "c" ? btf_dump_c(*btf, out, CHeaderOptions{.bpftool_compat = p.has("bpftool-compat")})
-                           : btf_dump_raw(*btf, out, p.has("json"));
+    // Streamed: each chunk is written as soon as it is formatted. Into a
+    // pipe of 1 MiB (Linux's default limit for anyone; 64 KiB otherwise)
+    // where the kernel allows, so a 256 KiB chunk goes in without waiting
+    // for the reader to drain it. Best effort: nothing changes if refused.
+    (void)fcntl(1, F_SETPIPE_SZ, 1 << 20);
+    const TextSink to_stdout = [](std::string_view chunk) -> Result<void> {
+      if (!write_all(1, reinterpret_cast<const std::byte*>(chunk.data()), chunk.size())) {
+        return sys_error("write to standard output", errno);
+      }
+      return success();
+    };
+    auto r = format == "c" ? btf_dump_c(*btf, to_stdout, CHeaderOptions{.bpftool_compat = p.has("bpftool-compat")})
+                           : btf_dump_raw(*btf, to_stdout, p.has("json"));
     if (!r.ok()) return fail(r.error());
-    if (!write_all(1, reinterpret_cast<const std::byte*>(out.data()), out.size())) {
-      return fail(sys_error("write to standard output", errno));
-    }
     return kExitOk;
   }
   if (sub == "find") return run_find(p, *btf);
