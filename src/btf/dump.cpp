@@ -7,6 +7,7 @@
 #include <cstdio>
 
 #include "mmar/btf.h"
+#include "support/text.h"
 #include "support/text_out.h"
 
 namespace mmar {
@@ -15,20 +16,14 @@ namespace {
 
 using Out = TextOut;
 
+// A JSON string for any bytes (support/text.h): bpftool passes bytes that
+// are not UTF-8 through raw, which is not JSON; here they become \u00XX,
+// as in every other JSON mmar prints (docs/JSON.md "Strings").
 void json_str(Out& o, std::string_view v) {
-  o << '"';
-  for (unsigned char c : v) {
-    if (c == '"' || c == '\\') {
-      o << '\\' << static_cast<char>(c);
-    } else if (c < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", c);
-      o << buf;
-    } else {
-      o << static_cast<char>(c);
-    }
-  }
-  o << '"';
+  thread_local std::string literal;
+  literal.clear();
+  text::append_json_string(literal, v);
+  o << std::string_view(literal);
 }
 
 // bpftool's btf_str(): "(anon)" for offset 0, "(invalid)" if out of range.

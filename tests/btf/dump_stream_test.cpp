@@ -143,3 +143,26 @@ TEST(BtfDumpStream, CliReportsAFullOutput) {
 
 }  // namespace
 }  // namespace mmar
+
+namespace mmar {
+namespace {
+
+// The JSON dump is JSON whatever the names' bytes: one that is not UTF-8
+// comes out as \u00XX (bpftool passes such bytes through raw), one that is
+// UTF-8 as it is, quotes and controls escaped (docs/JSON.md "Strings").
+TEST(BtfDumpJson, NamesThatAreNotUtf8StayValidJson) {
+  BtfBuilder b;
+  ASSERT_TRUE(b.add_int("bad\xff" "name", 4, 1).ok());
+  ASSERT_TRUE(b.add_int("caf\xc3\xa9", 4, 1).ok());
+  ASSERT_TRUE(b.add_int("q\"uote", 4, 1).ok());
+  auto btf = Btf::parse(Bytes::from_vector(b.write()), "names");
+  ASSERT_TRUE(btf.ok()) << btf.error().message();
+  std::string out;
+  ASSERT_TRUE(btf_dump_raw(*btf, out, /*json=*/true).ok());
+  EXPECT_NE(out.find("\"bad\\u00ffname\""), std::string::npos) << out;
+  EXPECT_NE(out.find("\"caf\xc3\xa9\""), std::string::npos) << out;
+  EXPECT_NE(out.find("\"q\\\"uote\""), std::string::npos) << out;
+}
+
+}  // namespace
+}  // namespace mmar
