@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Types for `mmar btf from-ctf` (tests/ctf/to_btf_test.cpp): compiled with
 // gcc -gctf, converted to BTF, printed as C by `mmar btf dump --format c`
 // and compiled again with layout asserts from the CTF dict's own sizes and
