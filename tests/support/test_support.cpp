@@ -19,6 +19,7 @@
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <stdexcept>
 #include <thread>
 
@@ -284,6 +285,15 @@ long vm_hwm_kib(pid_t pid) {
     if (line.rfind("VmHWM:", 0) == 0) return std::strtol(line.c_str() + 6, nullptr, 10);
   }
   return -1;
+}
+
+long rss_limit_kib(const std::string& program, long extra_kib) {
+  static std::mutex mu;
+  static std::map<std::string, long> idle;
+  std::lock_guard lock(mu);
+  auto it = idle.find(program);
+  if (it == idle.end()) it = idle.emplace(program, run_child({program, "--version"}).max_rss_kib).first;
+  return it->second + extra_kib;
 }
 
 ChildRun run_child(const std::vector<std::string>& argv, const std::function<void(int fd)>& feed) {

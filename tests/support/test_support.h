@@ -85,4 +85,10 @@ struct ChildRun {
 // returns. The child is traced (ptrace) to read its peak RSS at exit.
 ChildRun run_child(const std::vector<std::string>& argv, const std::function<void(int fd)>& feed = {});
 
+// A bound for "memory independent of the input": the peak RSS of `program
+// --version` (the binary's own cost: a few MiB in a release build, about
+// 64 MiB under ASan's shadow and allocator) plus `extra_kib`. Measured once
+// per program.
+long rss_limit_kib(const std::string& program, long extra_kib);
+
 }  // namespace mmar::test
