@@ -2,8 +2,10 @@
 // libFuzzer target: CTF dicts, archives and ELF objects with a .ctf section
 // (ctf_open_bytes: the same entry `mmar ctf dump` uses). Invariants, not
 // just "no crash":
-//  - whatever opens dumps (objdump-exact text), unless the dump is over its
-//    size limit;
+//  - a dict opens lazily (the header only): lookups by name and ID on it
+//    never crash, whatever its records hold (errors are values);
+//  - whatever validates dumps (objdump-exact text), unless the dump is over
+//    its size limit; what does not validate does not dump;
 //  - every type of every dict answers type(), and its name, size, alignment
 //    and kind never crash; a type's ID resolves back to a record of the same
 //    kind; a named root struct/union/enum/typedef is found by name at a type
@@ -31,9 +33,30 @@ mmar::Bytes copy(const uint8_t* data, size_t size) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto file = mmar::ctf_open_bytes(copy(data, size), "fuzz");
   if (!file.ok()) return 0;
+  // Lazily opened: lookups before any validation.
+  for (const auto& e : file->dicts) {
+    for (const char* name : {"int", "struct s", "union u", "enum e", "char", "x"}) {
+      auto id = e.dict.find(name);
+      if (id.ok()) {
+        (void)e.dict.type_name(*id);
+        (void)e.dict.type_size(*id);
+      }
+    }
+    for (uint32_t id : {1u, 2u, 3u, 0x80000001u}) {
+      (void)e.dict.type(id);
+      (void)e.dict.type_align(id);
+      (void)e.dict.members(id);
+    }
+  }
+  bool valid = true;
+  for (const auto& e : file->dicts) valid = valid && e.dict.validate().ok();
   std::string out;
   auto dumped = mmar::ctf_dump(*file, out);
-  if (!dumped.ok() && dumped.error().code() != mmar::Errc::limit) std::abort();
+  if (valid && !dumped.ok() && dumped.error().code() != mmar::Errc::limit) std::abort();
+  if (!valid) {
+    if (dumped.ok()) std::abort();
+    return 0;
+  }
   for (const auto& e : file->dicts) {
     const mmar::CtfDict& d = e.dict;
     for (uint32_t index = 1; index <= d.type_count() && index <= 512; ++index) {

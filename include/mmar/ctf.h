@@ -8,19 +8,27 @@
 // (CTF_F_COMPRESS) is inflated once at open into one buffer, after its
 // claimed size (the header's cth_stroff + cth_strlen) was checked against a
 // limit and against zlib's largest possible expansion of the stored bytes;
-// any other inflated length is an error. Besides that buffer, a dict owns
-// only its type offset index (one u32 per type, built by the validating
-// walk at open) and, after the first find(), its name index.
+// any other inflated length is an error.
 //
-// Opening validates everything before the first lookup: header and section
-// bounds and order, every type record (size, kind, vlen against the type
-// section), every string reference, every referenced type ID, and the
-// absence of reference cycles (naming: pointers, typedefs, qualifiers,
-// slices, arrays, function returns and arguments; layout: typedefs,
-// qualifiers, arrays and struct/union members by value). After a successful
-// open, lookups cannot fail on the dict's own bytes; they fail (as values)
-// only where libctf's do: a forward has no size, type 0 has no record, a
-// child's parent types need the parent.
+// Opening reads the header only (O(1) for an uncompressed dict: no walk of
+// the types, no memory proportional to their number): the header, section
+// bounds and order, and the string table's ends. The rest is built on first
+// use: the type offset index (one u32 per type, by a walk that checks each
+// record's extent) on the first access by ID, and the name index after a
+// few find()s (each earlier find() walks the records up to the first match).
+// Every access checks what it reads, so a lazily opened dict that is
+// damaged gives errors (Errc::malformed, naming the dict, type and offset),
+// never other bytes; type chains are followed to a depth limit.
+//
+// validate() (or CtfOpenOptions::validate) checks everything, as libctf's
+// open does: every type record (size, kind, vlen against the type section),
+// every string reference, every referenced type ID, and the absence of
+// reference cycles (naming: pointers, typedefs, qualifiers, slices, arrays,
+// function returns and arguments; layout: typedefs, qualifiers, arrays and
+// struct/union members by value). After it succeeds, lookups cannot fail on
+// the dict's own bytes; they fail (as values) only where libctf's do: a
+// forward has no size, type 0 has no record, a child's parent types need
+// the parent. ctf_dump validates before it prints.
 //
 // Parent and child: a dict with a parent name is a child; its own type IDs
 // are 0x80000000 | index, IDs at or below 0x7fffffff are its parent's. The
@@ -33,13 +41,14 @@
 // dicts, .symtab/.strtab otherwise). A dict that refers to the ELF string
 // table when none is given is refused at open, as libctf refuses it.
 //
-// CtfDict handles are cheap to copy and thread-safe (the lazy name index is
+// CtfDict handles are cheap to copy and thread-safe (each lazy structure is
 // built once under a std::once_flag).
 #pragma once
 
 #include "mmar/export.h"
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -47,6 +56,7 @@
 #include <string_view>
 #include <vector>
 
+#include "mmar/archive.h"
 #include "mmar/btf.h"
 #include "mmar/result.h"
 #include "mmar/source.h"
@@ -106,6 +116,7 @@ struct MMAR_API CtfOpenOptions {
   // A compressed dict may claim at most this many inflated bytes (and at
   // most 1032 times its compressed size, zlib's bound).
   uint64_t max_inflated = uint64_t{1} << 30;
+  bool validate = false;  // run validate() at open
 };
 
 // One member of a struct or union (not recursed), or of an enum.
@@ -140,7 +151,11 @@ class MMAR_API CtfDict {
   std::string_view parent_name() const;
   std::string_view cu_name() const;
 
-  uint32_t type_count() const;                 // own types
+  // The full check (see above); its outcome is remembered. A child's
+  // includes its parent's.
+  Result<void> validate() const;
+
+  uint32_t type_count() const;                 // own types (builds the offset index)
   uint32_t first_id() const;                   // 1, or 0x80000001 for a child
   uint32_t id_of_index(uint32_t index) const;  // index 1..type_count()
   // A type (own or, for a child, its parent's). Errc::not_found for an ID
@@ -188,8 +203,9 @@ class MMAR_API CtfDict {
 
   // As ctf_lookup_by_name: "struct foo", "union u", "enum e", or a plain
   // name (integer, float, typedef, ...); root types only; a child looks in
-  // its parent when its own types do not have the name. The name index is
-  // built on the first call. Errc::not_found when absent.
+  // its parent when its own types do not have the name. The first few
+  // calls walk the records (stopping at a definition), later ones use the
+  // name index, built once. Errc::not_found when absent.
   Result<uint32_t> find(std::string_view name) const;
 
   // The data-object or function section's (symbol name, type ID) pairs, in
@@ -202,6 +218,7 @@ class MMAR_API CtfDict {
 
   struct MMAR_LOCAL Impl;  // internal: not exported
   const Impl& impl() const { return *impl_; }
+  const std::shared_ptr<const Impl>& impl_ptr() const { return impl_; }
 
  private:
   explicit CtfDict(std::shared_ptr<const Impl> impl) : impl_(std::move(impl)) {}
@@ -231,6 +248,55 @@ struct MMAR_API CtfFileOptions {
 // An ELF object with a .ctf section, a raw CTF dict, or a CTF archive.
 MMAR_API Result<CtfFile> ctf_open_file(const std::string& path, const CtfFileOptions& options = {});
 MMAR_API Result<CtfFile> ctf_open_bytes(Bytes bytes, std::string name, const CtfFileOptions& options = {});
+
+// ---------------------------------------------------------------------------
+// Typed iteration: the dicts of any archive, opened with their parents
+// (libctf's ctf_archive_iter and ctf_dict_open).
+//
+// What holds dicts, through mmar::Archive:
+//  - a libctf CTF archive: each member is a dict, named as stored;
+//  - a plain file (Archive's one-member archive): a raw dict (".ctf"), or an
+//    ELF object's .ctf section, itself a dict (".ctf") or a CTF archive (its
+//    members), with the object's symbol table;
+//  - an mmar archive: each member that is a dict (Kind::ctf), by its name;
+//    each ELF member with a .ctf section, its dict named after the member,
+//    or the members of a CTF archive there as "MEMBER:DICT". ELF members
+//    are read (and searched for .ctf) only when names() or for_each() needs
+//    them, or dict() is asked for one.
+// A child dict (one with a parent name) gets its parent from the same
+// archive (or the same ELF .ctf section): the dict named by its parent name
+// (".ctf" as ld writes it, "shared_ctf" as DTrace's vmlinux.ctfa has it), or
+// CtfArchiveOptions::parent for every child (objdump's --ctf-parent). A
+// parent that is not there is an error naming both (libctf silently leaves
+// the child without one: its parent's types would then be unnamed).
+//
+// Dicts open lazily (see CtfDict: O(1) each for uncompressed dicts) and are
+// cached: dict() twice gives the same dict. Thread-safe.
+struct MMAR_API CtfArchiveOptions {
+  std::string parent;     // "" (default): each child's own parent name
+  bool validate = false;  // validate() every dict as it is opened
+};
+
+class MMAR_API CtfArchive {
+ public:
+  static Result<CtfArchive> open(Archive archive, const CtfArchiveOptions& options = {});
+  static Result<CtfArchive> open(const std::string& path, const CtfArchiveOptions& options = {});
+
+  const Archive& archive() const;
+  // The dicts' names, in archive order.
+  Result<std::vector<std::string>> names() const;
+  // One dict, its parent imported. Errc::not_found when there is none of
+  // that name.
+  Result<CtfDict> dict(std::string_view name) const;
+  // Every dict in archive order; fn's error stops the walk and is returned.
+  Result<void> for_each(const std::function<Result<void>(std::string_view name, const CtfDict& dict)>& fn) const;
+
+  struct MMAR_LOCAL Impl;
+
+ private:
+  explicit CtfArchive(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
+  std::shared_ptr<Impl> impl_;
+};
 
 // One dict's dump, exactly as libctf's ctf_dump (binutils 2.40) prints it
 // through objdump: the sections Header, Labels, Data objects, Function

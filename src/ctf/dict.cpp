@@ -141,8 +141,10 @@ Q<CtfDict::Impl::Loc> CtfDict::Impl::locate(uint32_t id) const {
     if (!parent) return Q<Loc>::fail(CtfErr::no_parent);
     return parent->locate(id);
   }
+  if (!child && id > ctf::kMaxParentType) return Q<Loc>::fail(CtfErr::bad_id);
   const uint32_t index = id & ctf::kMaxParentType;
-  if (index == 0 || index > count()) return Q<Loc>::fail(CtfErr::bad_id);
+  if (index == 0) return Q<Loc>::fail(CtfErr::bad_id);
+  if (index > count()) return Q<Loc>::fail(offs_error ? CtfErr::corrupt : CtfErr::bad_id);
   return {Loc{this, index}};
 }
 
@@ -590,7 +592,7 @@ std::vector<CtfDict::Symbol> CtfDict::Impl::symbols(bool functions) const {
 namespace {
 
 struct Opener {
-  CtfDict::Impl& d;
+  const CtfDict::Impl& d;
   uint64_t base;  // file offset of the sections (the header's size)
 
   Error bad(uint64_t sect_off, const std::string& what) const { return malformed(d.name, base + sect_off, what); }
@@ -628,39 +630,6 @@ struct Opener {
     const uint32_t index = ref & ctf::kMaxParentType;
     if (index == 0 || index > d.count()) {
       return bad(at, what + " refers to type " + hex(ref) + ", past the last type " + hex(d.id_of(d.count())));
-    }
-    return success();
-  }
-
-  Result<void> index_types() {
-    const uint32_t start = d.hdr.typeoff, end = d.hdr.stroff;
-    uint32_t off = start;
-    while (off < end) {
-      const uint32_t id_index = d.count() + 1;
-      if (id_index > ctf::kMaxParentType) return bad(off, "more types than IDs");
-      if (end - off < ctf::kStypeSize) {
-        return bad(off, "type " + hex(d.id_of(id_index)) + ": record truncated by the end of the type section");
-      }
-      const uint32_t st = d.u32(off + 8);
-      uint64_t incr = ctf::kStypeSize, size = st;
-      if (st == ctf::kLsizeSent) {
-        if (end - off < ctf::kTypeSize) {
-          return bad(off, "type " + hex(d.id_of(id_index)) + ": large record truncated by the end of the type section");
-        }
-        incr = ctf::kTypeSize;
-        size = (uint64_t{d.u32(off + 12)} << 32) | d.u32(off + 16);
-      }
-      const uint32_t info = d.u32(off + 4);
-      const int64_t vb = vbytes(ctf::info_kind(info), size, ctf::info_vlen(info));
-      if (vb < 0)
-        return bad(off, "type " + hex(d.id_of(id_index)) + ": unknown kind " + std::to_string(ctf::info_kind(info)));
-      if (static_cast<uint64_t>(vb) > end - off - incr) {
-        return bad(off, "type " + hex(d.id_of(id_index)) + ": vlen " + std::to_string(ctf::info_vlen(info)) +
-                            " runs past the type section (" + std::to_string(vb) + " bytes of members at " +
-                            hex(base + off + incr) + ", section ends at " + hex(base + end) + ")");
-      }
-      d.offs.push_back(off);
-      off = static_cast<uint32_t>(off + incr + static_cast<uint64_t>(vb));
     }
     return success();
   }
@@ -879,7 +848,7 @@ Result<CtfDict> CtfDict::open(Bytes bytes, std::string name, const CtfOpenOption
     h.objtidxoff = h.funcidxoff = h.varoff;  // v2 has no index sections
   }
   d.header_size = hsize;
-  Opener o{d, hsize};
+  Opener o{d, hsize};  // for the header's string references
 
   // Sections: in order, 4-aligned where they hold words, inside the data.
   struct Field {
@@ -962,12 +931,191 @@ Result<CtfDict> CtfDict::open(Bytes bytes, std::string name, const CtfOpenOption
           std::string(what) + ": string offset " + hex(ref & ctf::kNameOffsetMask) + " resolves in no string table");
     }
   }
-  MMAR_TRY(o.index_types());
-  MMAR_TRY(o.check_types());
-  MMAR_TRY(o.check_sections());
-  MMAR_TRY(o.check_cycles(false));
-  MMAR_TRY(o.check_cycles(true));
+  if (options.validate) MMAR_TRY(d.validate());
   return CtfDict(std::move(impl));
+}
+
+// ---------------------------------------------------------------------------
+// Lazy structures: the offset index, validation, the name index.
+
+Result<CtfRec> CtfDict::Impl::decode(uint32_t off, uint32_t index) const {
+  const uint32_t end = hdr.stroff;
+  auto bad = [&](uint64_t at, const std::string& what) {
+    return malformed(name, header_size + at, "type " + hex(id_of(index)) + ": " + what);
+  };
+  if (off > end || end - off < ctf::kStypeSize) return bad(off, "record truncated by the end of the type section");
+  CtfRec r;
+  r.off = off;
+  r.name = u32(off);
+  r.info = u32(off + 4);
+  r.st = u32(off + 8);
+  r.size = r.st;
+  r.incr = ctf::kStypeSize;
+  if (r.st == ctf::kLsizeSent) {
+    if (end - off < ctf::kTypeSize) return bad(off, "large record truncated by the end of the type section");
+    r.incr = ctf::kTypeSize;
+    r.size = (uint64_t{u32(off + 12)} << 32) | u32(off + 16);
+  }
+  r.kind = ctf::info_kind(r.info);
+  r.root = ctf::info_isroot(r.info);
+  r.vlen = ctf::info_vlen(r.info);
+  const int64_t vb = vbytes(r.kind, r.size, r.vlen);
+  if (vb < 0) return bad(off, "unknown kind " + std::to_string(r.kind));
+  if (static_cast<uint64_t>(vb) > end - off - r.incr) {
+    return bad(off, "vlen " + std::to_string(r.vlen) + " runs past the type section (" + std::to_string(vb) +
+                        " bytes of members at " + hex(header_size + off + r.incr) + ", section ends at " +
+                        hex(header_size + end) + ")");
+  }
+  r.end = static_cast<uint32_t>(off + r.incr + static_cast<uint64_t>(vb));
+  return r;
+}
+
+const std::vector<uint32_t>& CtfDict::Impl::index() const {
+  std::call_once(offs_once, [this] {
+    std::vector<uint32_t> out;
+    out.reserve((hdr.stroff - hdr.typeoff) / 32);  // a guess: records average more than 32 bytes
+    uint32_t off = hdr.typeoff;
+    while (off < hdr.stroff) {
+      const uint64_t index = out.size() + 1;
+      if (index > ctf::kMaxParentType) {
+        offs_error = malformed(name, header_size + off, "more types than IDs");
+        return;
+      }
+      auto r = decode(off, static_cast<uint32_t>(index));
+      if (!r.ok()) {
+        offs_error = std::move(r).error();
+        return;
+      }
+      out.push_back(off);
+      off = r->end;
+    }
+    offs = std::move(out);
+  });
+  return offs;
+}
+
+Result<void> CtfDict::Impl::validate() const {
+  std::call_once(valid_once, [this]() {
+    auto r = [this]() -> Result<void> {
+      index();
+      if (offs_error) return *offs_error;
+      if (parent) {
+        MMAR_TRY(parent->validate());
+      }
+      Opener o{*this, header_size};
+      MMAR_TRY(o.check_types());
+      MMAR_TRY(o.check_sections());
+      MMAR_TRY(o.check_cycles(false));
+      MMAR_TRY(o.check_cycles(true));
+      return success();
+    }();
+    if (!r.ok()) valid_error = std::move(r).error();
+  });
+  if (valid_error) return *valid_error;
+  return success();
+}
+
+namespace {
+
+constexpr uint8_t kNoSpace = 0xff;
+
+// The namespace a root type's name lives in (ctf_lookup_by_name's): struct,
+// union, enum (forwards by their tag), or the rest; pointers, slices and
+// arrays are found by no name.
+uint8_t space_of(const CtfRec& r) {
+  switch (static_cast<CtfKind>(r.kind)) {
+    case CtfKind::struct_: return 0;
+    case CtfKind::union_: return 1;
+    case CtfKind::enum_: return 2;
+    case CtfKind::forward:
+      return r.st == static_cast<uint32_t>(CtfKind::union_)  ? 1
+             : r.st == static_cast<uint32_t>(CtfKind::enum_) ? 2
+                                                             : 0;
+    case CtfKind::pointer:
+    case CtfKind::slice:
+    case CtfKind::array: return kNoSpace;
+    default: return 3;
+  }
+}
+
+uint32_t name_hash(uint8_t space, std::string_view name) {
+  const uint64_t h = std::hash<std::string_view>{}(name) ^ (uint64_t{space} * 0x9e3779b97f4a7c15ull);
+  return static_cast<uint32_t>(h ^ (h >> 32));
+}
+
+// After this many scans, find() builds the name index: one lookup costs a
+// walk up to the type (cheap for the first types, a full walk for a name
+// that is absent); a program that asks several times gets hashed lookups.
+constexpr uint32_t kScansBeforeIndex = 4;
+
+}  // namespace
+
+Result<uint32_t> CtfDict::Impl::scan(uint8_t space, std::string_view want) const {
+  // A definition wins over a forward of its tag; otherwise the first type
+  // of the name wins (as the name index, and libctf, answer).
+  uint32_t forward = 0;
+  uint32_t off = hdr.typeoff;
+  for (uint32_t i = 1; off < hdr.stroff; ++i) {
+    if (i > ctf::kMaxParentType) return malformed(name, header_size + off, "more types than IDs");
+    MMAR_ASSIGN(CtfRec r, decode(off, i));
+    off = r.end;
+    if (!r.root || r.name == 0 || space_of(r) != space) continue;
+    auto s = str(r.name);
+    if (!s || *s != want) continue;
+    if (r.kind != static_cast<uint8_t>(CtfKind::forward)) return i;
+    if (forward == 0) forward = i;
+  }
+  return forward;
+}
+
+void CtfDict::Impl::build_names() const {
+  std::call_once(names_once, [this] {
+    const uint32_t n = count();
+    size_t cap = 16;
+    while (cap < size_t{n} * 2) cap <<= 1;
+    std::vector<uint32_t> table(cap * 2, 0);  // (hash, index) pairs; index 0: empty
+    const size_t mask = cap - 1;
+    for (uint32_t i = 1; i <= n; ++i) {
+      const CtfRec r = rec(i);
+      if (!r.root || r.name == 0) continue;
+      const uint8_t space = space_of(r);
+      if (space == kNoSpace) continue;
+      auto s = str(r.name);
+      if (!s || s->empty()) continue;
+      const uint32_t h = name_hash(space, *s);
+      for (size_t slot = h & mask;; slot = (slot + 1) & mask) {
+        uint32_t& at = table[slot * 2 + 1];
+        if (at == 0) {
+          table[slot * 2] = h;
+          at = i;
+          break;
+        }
+        if (table[slot * 2] != h) continue;
+        const CtfRec o = rec(at);
+        if (space_of(o) != space || str(o.name) != s) continue;
+        // The same name: a definition displaces an earlier forward.
+        if (o.kind == static_cast<uint8_t>(CtfKind::forward) && r.kind != static_cast<uint8_t>(CtfKind::forward)) {
+          at = i;
+        }
+        break;
+      }
+    }
+    names = std::move(table);
+  });
+}
+
+uint32_t CtfDict::Impl::find_indexed(uint8_t space, std::string_view want) const {
+  const size_t cap = names.size() / 2;
+  if (cap == 0) return 0;
+  const size_t mask = cap - 1;
+  const uint32_t h = name_hash(space, want);
+  for (size_t slot = h & mask;; slot = (slot + 1) & mask) {
+    const uint32_t at = names[slot * 2 + 1];
+    if (at == 0) return 0;
+    if (names[slot * 2] != h) continue;
+    const CtfRec o = rec(at);
+    if (space_of(o) == space && str(o.name) == want) return at;
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -976,6 +1124,7 @@ Result<CtfDict> CtfDict::open(Bytes bytes, std::string name, const CtfOpenOption
 namespace {
 
 Error query_error(const CtfDict::Impl& d, uint32_t id, CtfErr e) {
+  if (e == CtfErr::corrupt && d.offs_error) return *d.offs_error;
   const std::string who = d.name + ": type " + hex(id);
   switch (e) {
     case CtfErr::bad_id: return Error(id == 0 ? Errc::invalid_argument : Errc::not_found, who + ": no such type");
@@ -1009,6 +1158,18 @@ std::optional<CtfDict> CtfDict::parent() const {
 }
 std::string_view CtfDict::parent_name() const { return impl_->hdr.parname ? impl_->strptr(impl_->hdr.parname) : ""; }
 std::string_view CtfDict::cu_name() const { return impl_->hdr.cuname ? impl_->strptr(impl_->hdr.cuname) : ""; }
+Result<void> CtfDict::validate() const { return impl_->validate(); }
+
+Result<void> ctf_import_parent(CtfDict& child, const CtfDict& parent) {
+  auto& d = const_cast<CtfDict::Impl&>(child.impl());  // not shared yet: see dict_impl.h
+  if (!d.child) return Error(Errc::invalid_argument, d.name + ": a parent was given, but the dict has no parent name");
+  if (parent.is_child()) {
+    return Error(Errc::invalid_argument,
+                 d.name + ": its parent '" + parent.name() + "' is itself a child dict (libctf imports one level)");
+  }
+  d.parent = std::shared_ptr<const CtfDict::Impl>(parent.impl_ptr());
+  return success();
+}
 uint32_t CtfDict::type_count() const { return impl_->count(); }
 uint32_t CtfDict::first_id() const { return impl_->id_of(1); }
 uint32_t CtfDict::id_of_index(uint32_t index) const { return impl_->id_of(index); }
@@ -1078,45 +1239,18 @@ Result<uint32_t> CtfDict::find(std::string_view want) const {
       break;
     }
   }
-  std::call_once(d.names_once, [&d] {
-    // Root types by namespace. A definition wins over a forward of the same
-    // tag; otherwise the first type of a name wins.
-    std::vector<std::pair<std::pair<uint8_t, std::string_view>, uint32_t>> index;
-    for (uint32_t i = 1; i <= d.count(); ++i) {
-      const CtfRec r = d.rec(i);
-      if (!r.root || r.name == 0) continue;
-      auto s = d.str(r.name);
-      if (!s || s->empty()) continue;
-      uint8_t space;
-      switch (static_cast<CtfKind>(r.kind)) {
-        case CtfKind::struct_: space = 0; break;
-        case CtfKind::union_: space = 1; break;
-        case CtfKind::enum_: space = 2; break;
-        case CtfKind::forward:
-          space = r.st == static_cast<uint32_t>(CtfKind::union_)  ? 1
-                  : r.st == static_cast<uint32_t>(CtfKind::enum_) ? 2
-                                                                  : 0;
-          break;
-        case CtfKind::pointer:
-        case CtfKind::slice:
-        case CtfKind::array: continue;
-        default: space = 3;
-      }
-      index.push_back({{space, *s}, i});
-    }
-    std::stable_sort(index.begin(), index.end(), [&d](const auto& a, const auto& b) {
-      if (a.first != b.first) return a.first < b.first;
-      // definitions before forwards, then ID order
-      const bool fa = d.rec(a.second).kind == static_cast<uint8_t>(CtfKind::forward);
-      const bool fb = d.rec(b.second).kind == static_cast<uint8_t>(CtfKind::forward);
-      if (fa != fb) return !fa;
-      return a.second < b.second;
-    });
-    d.names = std::move(index);
-  });
-  auto it = std::lower_bound(d.names.begin(), d.names.end(), std::make_pair(ns, name),
-                             [](const auto& e, const auto& key) { return e.first < key; });
-  if (it != d.names.end() && it->first.first == ns && it->first.second == name) return d.id_of(it->second);
+  if (name.empty()) return Error(Errc::not_found, d.name + ": no type named '" + std::string(want) + "'");
+  uint32_t index = 0;
+  if (d.scans.load(std::memory_order_relaxed) < kScansBeforeIndex) {
+    d.scans.fetch_add(1, std::memory_order_relaxed);
+    MMAR_ASSIGN(index, d.scan(ns, name));
+  } else {
+    d.index();
+    if (d.offs_error) return *d.offs_error;
+    d.build_names();
+    index = d.find_indexed(ns, name);
+  }
+  if (index != 0) return d.id_of(index);
   if (d.parent) {
     auto found = parent()->find(want);
     if (found.ok()) return found;

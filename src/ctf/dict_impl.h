@@ -8,7 +8,9 @@
 // whether to print something else, drop an item or fail).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <optional>
 #include <cstdio>
 #include <memory>
 #include <mutex>
@@ -51,6 +53,7 @@ struct CtfRec {
   uint8_t kind = 0;
   bool root = false;
   uint32_t vlen = 0;
+  uint32_t end = 0;  // offset after the record's variable data (set by decode() only)
   uint32_t vdata() const { return off + incr; }
 };
 
@@ -83,16 +86,38 @@ struct CtfDict::Impl {
   uint32_t int_size = 4;
   const char* strs = nullptr;  // internal string table
   uint32_t strs_len = 0;
-  std::vector<uint32_t> offs;  // offs[index - 1]: record offset of type `index`
 
-  // Lazy name index: (namespace, name) -> ID, sorted.
+  // Everything below is built on first use, never at open (open reads the
+  // header only): the type offset index (one u32 per type, by a walk that
+  // checks each record's extent), the full validation (validate()), and
+  // the name index (after a few find()s have scanned the records).
+  mutable std::once_flag offs_once;
+  mutable std::vector<uint32_t> offs;   // offs[index - 1]: record offset of type `index`
+  mutable std::optional<Error> offs_error;  // the walk failed: no type is reachable
+  mutable std::once_flag valid_once;
+  mutable std::optional<Error> valid_error;
   mutable std::once_flag names_once;
-  mutable std::vector<std::pair<std::pair<uint8_t, std::string_view>, uint32_t>> names;
+  mutable std::atomic<uint32_t> scans{0};  // find()s answered by a scan
+  // Open addressing: slot -> type index + 1 (0 empty); the key is the type's
+  // (namespace, name); a definition displaces a forward of its tag.
+  mutable std::vector<uint32_t> names;
 
   uint32_t u32(uint64_t off) const { return read_int<uint32_t>(buf + off, little); }
   uint16_t u16(uint64_t off) const { return read_int<uint16_t>(buf + off, little); }
 
-  uint32_t count() const { return static_cast<uint32_t>(offs.size()); }
+  // The offset index (built on first call; empty if the walk failed, the
+  // reason in offs_error).
+  const std::vector<uint32_t>& index() const;
+  uint32_t count() const { return static_cast<uint32_t>(index().size()); }
+  // Decode the record at `off` (in the type section) as type `index`,
+  // checking that it and its variable data lie inside the type section.
+  Result<CtfRec> decode(uint32_t off, uint32_t index) const;
+  Result<void> validate() const;
+  // find() without the name index: the type (index) a walk from the first
+  // record finds for (namespace, name), 0 if none.
+  Result<uint32_t> scan(uint8_t space, std::string_view name) const;
+  void build_names() const;
+  uint32_t find_indexed(uint8_t space, std::string_view name) const;
   uint32_t id_of(uint32_t index) const { return child ? (index | (ctf::kMaxParentType + 1)) : index; }
 
   // String reference -> string; nullopt if it resolves nowhere.
@@ -140,6 +165,27 @@ inline std::string ctf_hex(uint64_t v) {
 inline Error ctf_malformed(const std::string& name, uint64_t offset, const std::string& what) {
   return Error(Errc::malformed, name + ": " + what + " at " + ctf_hex(offset), offset);
 }
+
+// What objdump's libctf opens (src/ctf/file.cpp): an ELF object's .ctf
+// section (a dict or a libctf CTF archive) with the object's symbol table
+// and data model, a raw dict, or a CTF archive file; the dicts as views
+// sharing `bytes`' owner, unopened.
+struct CtfContainer {
+  struct Dict {
+    std::string name;  // archive member name; ".ctf" for a lone dict
+    Bytes bytes;
+  };
+  std::vector<Dict> dicts;
+  bool archive = false;  // a libctf CTF archive (else one dict)
+  bool elf = false;      // found in an ELF object's .ctf section
+  CtfSymbols symbols;    // the ELF object's, when elf
+  uint32_t pointer_size = 8;
+};
+Result<CtfContainer> ctf_container(Bytes bytes, const std::string& name);
+
+// Give a dict its parent (libctf's ctf_import). Only for a dict just opened
+// by the caller and not yet shared or used (nothing lazy is built yet).
+Result<void> ctf_import_parent(CtfDict& child, const CtfDict& parent);
 
 // Limit on recursion through type chains (names, sizes, member visits): a
 // valid dict has no cycles, but a chain may still be long.

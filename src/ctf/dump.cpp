@@ -353,9 +353,15 @@ std::string sanitize(std::string_view s) {
 
 }  // namespace
 
-Result<void> ctf_dump_dict(const CtfDict& dict, std::string& out) { return Dumper{dict.impl(), out}.all(); }
+Result<void> ctf_dump_dict(const CtfDict& dict, std::string& out) {
+  MMAR_TRY(dict.validate());  // as libctf checks at open, before anything is printed
+  return Dumper{dict.impl(), out}.all();
+}
 
 Result<void> ctf_dump(const CtfFile& file, std::string& out) {
+  // objdump prints nothing of a file libctf cannot open: every dict is
+  // checked before the first line.
+  for (const auto& e : file.dicts) MMAR_TRY(e.dict.validate());
   out += "Contents of CTF section " + sanitize(file.section) + ":\n";
   for (size_t i = 0; i < file.dicts.size(); ++i) {
     const auto& e = file.dicts[i];

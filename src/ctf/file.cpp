@@ -171,62 +171,79 @@ Bytes slice(const Bytes& whole, std::span<const std::byte> part) {
 
 }  // namespace
 
-Result<CtfFile> ctf_open_bytes(Bytes bytes, std::string name, const CtfFileOptions& options) {
-  CtfFile file;
-  file.bytes = bytes;
+Result<CtfContainer> ctf_container(Bytes bytes, const std::string& name) {
+  CtfContainer c;
   const std::span<const std::byte> all = bytes.span();
   std::span<const std::byte> ctf = all;
-  CtfOpenOptions o;
   if (all.size() >= 4 && std::memcmp(all.data(),
                                      "\x7f"
                                      "ELF",
                                      4) == 0) {
     MMAR_ASSIGN(Elf elf, Elf::parse(all, name));
-    const ElfSection* sect = elf.find(file.section);
-    if (sect == nullptr) return Error(Errc::not_found, name + ": no " + file.section + " section");
+    const ElfSection* sect = elf.find(".ctf");
+    if (sect == nullptr) return Error(Errc::not_found, name + ": no .ctf section");
     ctf = elf.contents(all, *sect);
+    c.elf = true;
     const bool dynstr = (preamble_flags(ctf) & ctf::kFlagDynStr) != 0;
     const ElfSection* sym = elf.find_type(dynstr ? kShtDynsym : kShtSymtab);
-    o.symbols.elf64 = elf.is64;
-    o.symbols.little = elf.little;
+    c.symbols.elf64 = elf.is64;
+    c.symbols.little = elf.little;
     if (sym != nullptr && sym->size != 0 && sym->entsize != 0) {
       if (sym->entsize != (elf.is64 ? 24u : 16u))
         return bad(name, sym->offset, "symbol table entry size " + std::to_string(sym->entsize));
-      o.symbols.symtab = elf.contents(all, *sym);
-      if (sym->link < elf.sections.size()) o.symbols.strtab = elf.contents(all, elf.sections[sym->link]);
+      c.symbols.symtab = elf.contents(all, *sym);
+      // libctf's data model for a dict with a symbol table: the table's
+      // (ELF32 symbols: ILP32); without one, the host's (LP64 here).
+      c.pointer_size = elf.is64 ? 8 : 4;
+      if (sym->link < elf.sections.size()) c.symbols.strtab = elf.contents(all, elf.sections[sym->link]);
     } else if (const ElfSection* str = elf.find(dynstr ? ".dynstr" : ".strtab")) {
-      o.symbols.strtab = elf.contents(all, *str);
+      c.symbols.strtab = elf.contents(all, *str);
     }
   }
   if (is_archive(ctf)) {
     uint64_t model = 0;
     MMAR_ASSIGN(auto members, archive_members(ctf, name, model));
-    o.pointer_size = model == ctfa::kModelILP32 ? 4 : 8;
-    std::optional<CtfDict> parent;
-    for (const auto& m : members) {
-      if (m.name != options.parent_member) continue;
-      MMAR_ASSIGN(CtfDict p, CtfDict::open(slice(bytes, m.dict), name + ": " + m.name, o));
-      parent = std::move(p);
-      break;
-    }
-    if (!parent) {  // objdump refuses the file likewise ("Name not found in CTF archive")
-      return Error(Errc::not_found,
-                   name + ": no member '" + options.parent_member + "' (the parent) in the CTF archive");
-    }
-    for (const auto& m : members) {
-      if (parent && m.name == options.parent_member) {
-        file.dicts.push_back({m.name, *parent});
-        continue;
-      }
-      CtfOpenOptions mo = o;
-      if (parent && has_parent_name(m.dict)) mo.parent = &*parent;
-      MMAR_ASSIGN(CtfDict d, CtfDict::open(slice(bytes, m.dict), name + ": " + m.name, mo));
-      file.dicts.push_back({m.name, std::move(d)});
-    }
+    c.archive = true;
+    c.pointer_size = model == ctfa::kModelILP32 ? 4 : 8;
+    for (auto& m : members) c.dicts.push_back({std::move(m.name), slice(bytes, m.dict)});
+    return c;
+  }
+  c.dicts.push_back({".ctf", slice(bytes, ctf)});
+  return c;
+}
+
+Result<CtfFile> ctf_open_bytes(Bytes bytes, std::string name, const CtfFileOptions& options) {
+  CtfFile file;
+  file.bytes = bytes;
+  MMAR_ASSIGN(CtfContainer c, ctf_container(bytes, name));
+  CtfOpenOptions o;
+  o.symbols = c.symbols;
+  o.pointer_size = c.pointer_size;
+  if (!c.archive) {
+    MMAR_ASSIGN(CtfDict d, CtfDict::open(c.dicts[0].bytes, name, o));
+    file.dicts.push_back({".ctf", std::move(d)});
     return file;
   }
-  MMAR_ASSIGN(CtfDict d, CtfDict::open(slice(bytes, ctf), name, o));
-  file.dicts.push_back({".ctf", std::move(d)});
+  std::optional<CtfDict> parent;
+  for (const auto& m : c.dicts) {
+    if (m.name != options.parent_member) continue;
+    MMAR_ASSIGN(CtfDict p, CtfDict::open(m.bytes, name + ": " + m.name, o));
+    parent = std::move(p);
+    break;
+  }
+  if (!parent) {  // objdump refuses the file likewise ("Name not found in CTF archive")
+    return Error(Errc::not_found, name + ": no member '" + options.parent_member + "' (the parent) in the CTF archive");
+  }
+  for (const auto& m : c.dicts) {
+    if (m.name == options.parent_member) {
+      file.dicts.push_back({m.name, *parent});
+      continue;
+    }
+    CtfOpenOptions mo = o;
+    if (has_parent_name(m.bytes.span())) mo.parent = &*parent;
+    MMAR_ASSIGN(CtfDict d, CtfDict::open(m.bytes, name + ": " + m.name, mo));
+    file.dicts.push_back({m.name, std::move(d)});
+  }
   return file;
 }
 

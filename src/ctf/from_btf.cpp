@@ -347,6 +347,7 @@ Result<CtfFromBtfResult> ctf_convert_btf(const Btf& vmlinux, const std::vector<C
   std::optional<CtfDict> parent;
   for (const auto& d : r.dicts) {
     CtfOpenOptions o;
+    o.validate = true;
     if (parent) o.parent = &*parent;
     auto dict = CtfDict::open(Bytes(d.bytes, nullptr), d.name, o);
     if (!dict.ok()) {

@@ -298,7 +298,10 @@ class Converter {
 
 }  // namespace
 
-Result<BtfFromCtfResult> btf_convert_ctf(const CtfDict& dict) { return Converter(dict).run(); }
+Result<BtfFromCtfResult> btf_convert_ctf(const CtfDict& dict) {
+  MMAR_TRY(dict.validate());  // every record is read: check them all first
+  return Converter(dict).run();
+}
 
 Result<BtfFromCtfResult> btf_from_ctf(const std::string& out, const std::string& path, const std::string& member) {
   MMAR_ASSIGN(CtfFile file, ctf_open_file(path));

@@ -94,8 +94,14 @@ ctf_dict_t* libctf_open_raw(const std::string& bytes) {
   return fp;
 }
 
+// Open options that run the full check at open, as libctf's open does.
+CtfOpenOptions validating(CtfOpenOptions o = {}) {
+  o.validate = true;
+  return o;
+}
+
 std::string our_dict_dump(const std::string& bytes, std::string* error = nullptr) {
-  auto d = CtfDict::open(bytes_of(bytes), "dict");
+  auto d = CtfDict::open(bytes_of(bytes), "dict", validating());
   if (!d.ok()) {
     if (error) *error = d.error().message();
     return "(open failed: " + d.error().message() + ")";
@@ -534,6 +540,214 @@ TEST_F(CtfCorpus, LinkedArchivesHaveParentAndChildren) {
   EXPECT_TRUE(saw_child_s);
 }
 
+// Typed iteration (CtfArchive) against libctf's ctf_archive_next: the same
+// dicts in the same order, each with libctf's type count, and every child
+// with its parent imported (a parent type's size through the child equals
+// libctf's). Over the ELF files themselves, and over an mmar archive holding
+// them (dicts named MEMBER or MEMBER:DICT), and over an mmar archive of the
+// raw dicts extracted from a libctf archive (children find their parent by
+// its name among the members).
+TEST_F(CtfCorpus, TypedIterationEqualsLibctf) {
+  const std::string work = dir() + "/iter";
+  std::filesystem::create_directories(work + "/tree");
+  std::vector<std::string> elves;
+  for (const auto& path : *files) {
+    const std::string base = std::filesystem::path(path).filename();
+    if (base == "stress32.o") continue;  // optional (multilib)
+    std::filesystem::copy_file(path, work + "/tree/" + base, std::filesystem::copy_options::overwrite_existing);
+    elves.push_back(base);
+  }
+  std::string log;
+  ASSERT_EQ(test::run(std::string(MMAR_BIN) + " create -f '" + work + "/elves.mmar' -C '" + work + "/tree' . 2>&1", &log),
+            0)
+      << log;
+  auto in_mmar = CtfArchive::open(work + "/elves.mmar");
+  ASSERT_TRUE(in_mmar.ok()) << in_mmar.error().message();
+  auto mmar_names = in_mmar->names();
+  ASSERT_TRUE(mmar_names.ok()) << mmar_names.error().message();
+  size_t dicts_seen = 0;
+  for (const auto& base : elves) {
+    const std::string path = work + "/tree/" + base;
+    auto ours = CtfArchive::open(path);
+    ASSERT_TRUE(ours.ok()) << ours.error().message();
+    int err = 0;
+    ctf_archive_t* arc = ctf_open(path.c_str(), nullptr, &err);
+    ASSERT_NE(arc, nullptr) << ctf_errmsg(err);
+    std::vector<std::string> theirs;
+    ctf_next_t* it = nullptr;
+    const char* member = nullptr;
+    while (ctf_dict_t* fp = ctf_archive_next(arc, &it, &member, 0, &err)) {
+      theirs.push_back(member);
+      uint32_t count = 0;
+      ctf_type_iter_all(
+          fp,
+          [](ctf_id_t, int, void* n) {
+            ++*static_cast<uint32_t*>(n);
+            return 0;
+          },
+          &count);
+      // The same dict through the file, and through the mmar archive.
+      const bool lone = ctf_archive_count(arc) == 1 && std::string(member) == ".ctf";
+      for (const auto& [a, name] :
+           {std::pair<const CtfArchive*, std::string>{&*ours, member},
+            {&*in_mmar, lone ? base : base + ":" + member}}) {
+        auto d = a->dict(name);
+        ASSERT_TRUE(d.ok()) << path << " " << name << ": " << d.error().message();
+        EXPECT_EQ(d->type_count(), count) << path << " " << name;
+        EXPECT_EQ(d->is_child(), ctf_parent_name(fp) != nullptr) << name;
+        if (d->is_child()) {
+          ASSERT_TRUE(d->parent().has_value()) << name;
+          auto i = d->find("int");
+          ASSERT_TRUE(i.ok()) << name;
+          EXPECT_EQ(*d->type_size(*i), ctf_type_size(fp, *i)) << name;
+        }
+        EXPECT_TRUE(d->validate().ok()) << name;
+      }
+      ++dicts_seen;
+      ctf_dict_close(fp);
+    }
+    ctf_close(arc);
+    auto names = ours->names();
+    ASSERT_TRUE(names.ok());
+    EXPECT_EQ(*names, theirs) << path;
+    std::vector<std::string> visited;
+    ASSERT_TRUE(ours->for_each([&](std::string_view n, const CtfDict&) -> Result<void> {
+                      visited.emplace_back(n);
+                      return success();
+                    })
+                    .ok());
+    EXPECT_EQ(visited, theirs) << path;
+    for (const auto& n : theirs) {
+      const bool lone = theirs.size() == 1 && n == ".ctf";
+      EXPECT_NE(std::find(mmar_names->begin(), mmar_names->end(), lone ? base : base + ":" + n), mmar_names->end())
+          << base << " " << n;
+    }
+  }
+  EXPECT_GT(dicts_seen, 10u);
+
+  // The raw dicts of a libctf archive (the .ctf section of shared.so, written
+  // out by objcopy) as members of an mmar archive: every child imports the
+  // member named by its parent name.
+  ASSERT_EQ(test::run("cd '" + work + "' && objcopy --dump-section .ctf=shared.ctfa tree/shared.so shared.tmp 2>&1", &log),
+            0)
+      << log;
+  std::filesystem::create_directories(work + "/raw");
+  ASSERT_EQ(test::run(std::string(MMAR_BIN) + " extract -C '" + work + "/raw' '" + work + "/shared.ctfa' 2>&1", &log), 0)
+      << log;
+  ASSERT_EQ(test::run(std::string(MMAR_BIN) + " create -f '" + work + "/raw.mmar' -C '" + work + "/raw' . 2>&1", &log), 0)
+      << log;
+  auto ctfa = CtfArchive::open(work + "/shared.ctfa");
+  auto raw = CtfArchive::open(work + "/raw.mmar");
+  ASSERT_TRUE(ctfa.ok() && raw.ok());
+  auto ctfa_names = ctfa->names();
+  auto raw_names = raw->names();
+  ASSERT_TRUE(ctfa_names.ok() && raw_names.ok());
+  // extract strips the leading '/' of ld's absolute CU names.
+  auto stripped = [](std::string n) { return n.empty() || n[0] != '/' ? n : n.substr(1); };
+  std::vector<std::string> sorted;
+  for (const auto& n : *ctfa_names) sorted.push_back(stripped(n));
+  std::sort(sorted.begin(), sorted.end());
+  EXPECT_EQ(*raw_names, sorted);  // an mmar archive's members are in name order
+  // ld's dicts name strings in the object's ELF string table, which the raw
+  // dicts left behind: compare what needs no strings (validating them, or
+  // dumping, would fail here as in libctf).
+  size_t children = 0;
+  for (const auto& n : *ctfa_names) {
+    auto a = ctfa->dict(n);
+    auto b = raw->dict(stripped(n));
+    ASSERT_TRUE(a.ok()) << n << ": " << a.error().message();
+    ASSERT_TRUE(b.ok()) << n << ": " << b.error().message();
+    EXPECT_EQ(a->type_count(), b->type_count()) << n;
+    EXPECT_EQ(a->is_child(), b->is_child()) << n;
+    if (b->is_child()) {
+      ASSERT_TRUE(b->parent().has_value()) << n;
+      EXPECT_EQ(b->parent()->type_count(), (*ctfa->dict(".ctf")).type_count());
+      ++children;
+    }
+  }
+  EXPECT_GE(children, 2u);
+  // A child whose parent is not in the archive: an error naming both.
+  std::filesystem::remove(work + "/raw/.ctf");
+  ASSERT_EQ(test::run(std::string(MMAR_BIN) + " create -f '" + work + "/orphans.mmar' -C '" + work + "/raw' . 2>&1", &log),
+            0)
+      << log;
+  auto orphans = CtfArchive::open(work + "/orphans.mmar");
+  ASSERT_TRUE(orphans.ok());
+  auto first = orphans->names();
+  ASSERT_TRUE(first.ok() && !first->empty());
+  auto orphan = orphans->dict(first->front());
+  ASSERT_FALSE(orphan.ok());
+  EXPECT_NE(orphan.error().message().find("its parent dict '.ctf' is not in the archive"), std::string::npos)
+      << orphan.error().message();
+  EXPECT_FALSE(orphans->for_each([](std::string_view, const CtfDict&) { return success(); }).ok());
+  EXPECT_EQ(orphans->dict("no such dict").error().code(), Errc::not_found);
+
+  // The command: ARCHIVE:MEMBER dumps one dict with its parent imported,
+  // as objdump prints that member of the archive (here a dict of the .ctf
+  // of an ELF member, whose string table comes with it).
+  std::string whole, one;
+  ASSERT_EQ(test::run(std::string(MMAR_BIN) + " ctf dump '" + work + "/tree/shared.so'", &whole), 0);
+  const std::string child = (*ctfa_names)[1];
+  ASSERT_EQ(test::run(std::string(MMAR_BIN) + " ctf dump '" + work + "/elves.mmar:shared.so:" + child + "'", &one), 0);
+  const std::string section = "CTF archive member: " + child + ":\n";
+  const size_t at = whole.find(section);
+  ASSERT_NE(at, std::string::npos);
+  const size_t end = whole.find("\nCTF archive member: ", at + section.size());
+  EXPECT_EQ("Contents of CTF section .ctf:\n" + whole.substr(at + section.size(), end == std::string::npos
+                                                                                      ? std::string::npos
+                                                                                      : end - at - section.size()),
+            one);
+}
+
+// Lazy open: the header only. A dict whose later records are damaged opens,
+// finds a type before the damage (the scan stops there), and reports the
+// damage as an error on any access past it and from validate().
+TEST(CtfBuilt, LazyOpenReadsOnlyWhatIsAsked) {
+  DictBuilder b;
+  const uint32_t i = b.integer("int", 4);
+  b.record(6, "early", 4, {{"a", i, 0}});
+  b.record(6, "late", 4, {{"b", i, 0}});
+  b.types[b.types.size() - 5] = DictBuilder::info(6, true, 1000);  // late's vlen runs past the section
+  const std::string bytes = b.build();
+  auto d = CtfDict::open(bytes_of(bytes), "lazy.ctf");
+  ASSERT_TRUE(d.ok()) << d.error().message();
+  auto early = d->find("struct early");
+  ASSERT_TRUE(early.ok()) << early.error().message();
+  EXPECT_EQ(*early, 2u);
+  auto late = d->find("struct late");
+  ASSERT_FALSE(late.ok());
+  EXPECT_EQ(late.error().code(), Errc::malformed);
+  EXPECT_NE(late.error().message().find("lazy.ctf: type 0x3: vlen 1000 runs past the type section"), std::string::npos)
+      << late.error().message();
+  auto t = d->type(1);
+  ASSERT_FALSE(t.ok());  // the offset index needs every record
+  EXPECT_EQ(t.error().message(), late.error().message());
+  auto v = d->validate();
+  ASSERT_FALSE(v.ok());
+  EXPECT_EQ(v.error().message(), late.error().message());
+  std::string out;
+  EXPECT_FALSE(ctf_dump_dict(*d, out).ok());
+  // Validating at open refuses it, as libctf does.
+  EXPECT_FALSE(CtfDict::open(bytes_of(bytes), "lazy.ctf", validating()).ok());
+  // Many lookups switch to the name index, with the same answers.
+  DictBuilder g;
+  const uint32_t gi = g.integer("int", 4);
+  const uint32_t fwd = g.add(g.str("s"), 9, 0, 6);  // struct s; (a forward, before the definition)
+  const uint32_t def = g.record(6, "s", 4, {{"x", gi, 0}});
+  g.typedef_("s", gi);
+  const std::string gb = g.build();
+  auto gd = CtfDict::open(bytes_of(gb), "good.ctf");
+  ASSERT_TRUE(gd.ok());
+  EXPECT_EQ(fwd, 2u);
+  for (int k = 0; k < 12; ++k) {
+    EXPECT_EQ(*gd->find("struct s"), def) << k;  // the definition, not the forward before it
+    EXPECT_EQ(*gd->find("s"), def + 1) << k;     // the typedef
+    EXPECT_EQ(*gd->find("int"), gi) << k;
+    EXPECT_EQ(gd->find("struct nope").error().code(), Errc::not_found) << k;
+    EXPECT_EQ(gd->find("").error().code(), Errc::not_found) << k;
+  }
+}
+
 // Every type of every dict: name, size, alignment and kind as libctf
 // computes them (ctf_type_aname, ctf_type_size, ctf_type_align,
 // ctf_type_kind), and lookups by name as ctf_lookup_by_name finds them.
@@ -686,7 +900,7 @@ TEST_F(CtfCorpus, MutatedDictsDumpAsLibctf) {
           default: m[at] = 0;
         }
       }
-      auto d = CtfDict::open(bytes_of(m), "mutant");
+      auto d = CtfDict::open(bytes_of(m), "mutant", validating());
       if (!d.ok()) continue;
       std::string ours;
       ASSERT_TRUE(ctf_dump_dict(*d, ours).ok()) << name << " mutant " << k;
@@ -915,7 +1129,7 @@ TEST(CtfBuilt, ParentAndChild) {
   // A reference past the parent's types is refused when the parent is known.
   DictBuilder bad = c;
   bad.pointer(7);
-  EXPECT_FALSE(CtfDict::open(bytes_of(bad.build()), "bad", o).ok());
+  EXPECT_FALSE(CtfDict::open(bytes_of(bad.build()), "bad", validating(o)).ok());
   ctf_dict_close(lc);
   ctf_dict_close(lp);
 }
@@ -933,14 +1147,14 @@ TEST(CtfBuilt, ExternalStringsFromTheElfStrtab) {
   EXPECT_EQ(*d->type_name(i), "elfint");
   EXPECT_EQ(*d->find("elfint"), i);
   // No ELF string table given: refused, as libctf refuses it.
-  auto none = CtfDict::open(bytes_of(dict), "ext");
+  auto none = CtfDict::open(bytes_of(dict), "ext", validating());
   ASSERT_FALSE(none.ok());
   EXPECT_NE(none.error().message().find("in the ELF string table, and none was given"), std::string::npos)
       << none.error().message();
   // Past the ELF string table: refused.
   const std::string short_tab("\0ab\0", 4);
   o.symbols.strtab = std::span(reinterpret_cast<const std::byte*>(short_tab.data()), short_tab.size());
-  auto bad = CtfDict::open(bytes_of(dict), "ext", o);
+  auto bad = CtfDict::open(bytes_of(dict), "ext", validating(o));
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.error().message().find("past the ELF string table"), std::string::npos) << bad.error().message();
 }
@@ -949,7 +1163,7 @@ TEST(CtfBuilt, ExternalStringsFromTheElfStrtab) {
 // Malformed input: one builder change per case, the error named.
 
 std::string open_error(const std::string& bytes, const CtfOpenOptions& o = {}) {
-  auto d = CtfDict::open(bytes_of(bytes), "bad.ctf", o);
+  auto d = CtfDict::open(bytes_of(bytes), "bad.ctf", validating(o));
   if (d.ok()) {
     // Whatever opens must dump.
     std::string out;

@@ -254,9 +254,18 @@ Result<Archive> open_archive(const std::string& path, const Parsed& p, bool stre
 }
 
 bool split_member_spec(const std::string& spec, std::string& archive, std::string& member) {
-  const size_t colon = spec.rfind(':');
   struct stat st {};
-  if (colon == std::string::npos || colon == 0 || stat(spec.c_str(), &st) == 0) return false;
+  if (stat(spec.c_str(), &st) == 0) return false;
+  // The first colon after which the prefix is an existing file: member
+  // names may hold colons themselves (a CTF dict of an ELF member is
+  // "MEMBER:DICT"). Without one, the last colon (the error then names the
+  // archive that is missing).
+  size_t colon = spec.find(':', 1);
+  for (; colon != std::string::npos; colon = spec.find(':', colon + 1)) {
+    if (stat(spec.substr(0, colon).c_str(), &st) == 0 && !S_ISDIR(st.st_mode)) break;
+  }
+  if (colon == std::string::npos) colon = spec.rfind(':');
+  if (colon == std::string::npos || colon == 0) return false;
   archive = spec.substr(0, colon);
   member = spec.substr(colon + 1);
   return true;

@@ -16,21 +16,23 @@ namespace mmar::cli {
 namespace {
 
 const Verb kCtf{"ctf",
-                "dump|find FILE [--ctf-parent NAME] [--json] [NAME...]\n"
+                "dump|find FILE|ARCHIVE:MEMBER [--ctf-parent NAME] [--json] [NAME...]\n"
                 "       mmar ctf from-btf -o OUT.ctfa VMLINUX [MODULE|DIR...]",
-                "Read CTF (an ELF object's .ctf section, a raw dict or a CTF archive), or\n"
-                "write a CTF archive from kernel BTF.\n"
+                "Read CTF (an ELF object's .ctf section, a raw dict, a CTF archive, or the dicts\n"
+                "and ELF objects of an mmar archive), or write a CTF archive from kernel BTF.\n"
                 "  dump   print every dict as `objdump --ctf=.ctf FILE` does, from its\n"
-                "         'Contents of CTF section' line on\n"
+                "         'Contents of CTF section' line on; ARCHIVE:MEMBER prints one dict of\n"
+                "         any archive, its parent imported from the same archive\n"
                 "  find   print the types named NAME ('struct foo', 'union u', 'enum e' or a\n"
-                "         plain name) in each dict, with ID, kind, size and alignment\n"
+                "         plain name) in each dict of any archive (children import their\n"
+                "         parents by name), with ID, kind, size and alignment\n"
                 "  from-btf  write kernel BTF (VMLINUX, raw or ELF; MODULEs: split BTF files or\n"
                 "         directories of them, e.g. /sys/kernel/btf) as a CTF archive shaped like\n"
                 "         DTrace's vmlinux.ctfa: parent 'shared_ctf' with the kernel's types,\n"
                 "         child 'vmlinux' with its function and data-object symbols, a child\n"
                 "         per module (read it back with --ctf-parent shared_ctf)",
                 {
-                    {"ctf-parent", 0, true, "NAME", "the archive member other dicts import as parent (default .ctf)"},
+                    {"ctf-parent", 0, true, "NAME", "the archive member other dicts import as parent (default: dump .ctf, find and ARCHIVE:MEMBER each child's own parent name)"},
                     {"output", 'o', true, "OUT", "from-btf: the CTF archive to write"},
                     {"json", 'j', false, "", "print JSON (dump: one document of dicts and types; find: one line per type)"},
                 }};
@@ -49,6 +51,7 @@ void int_or_null(Json& j, std::string_view key, const Result<int64_t>& r) {
 // dump --json: per dict, its header facts and every type with its C name,
 // size, alignment and members (one JSON document).
 Result<void> dump_json(const CtfFile& file, Json& j) {
+  for (const auto& e : file.dicts) MMAR_TRY(e.dict.validate());  // nothing printed of a damaged file
   j.object().field("section", file.section).key("dicts").array();
   for (const auto& e : file.dicts) {
     const CtfDict& d = e.dict;
@@ -94,6 +97,47 @@ Result<void> dump_json(const CtfFile& file, Json& j) {
   return success();
 }
 
+// `ctf find`: every dict of the archive, each type reported once, in the
+// dict that owns it.
+int find_types(const Parsed& p, const std::string& path, const CtfArchive& dicts) {
+  int rc = kExitOk;
+  Json j;  // JSON Lines: one object per type found
+  for (size_t i = 2; i < p.positional.size(); ++i) {
+    const std::string& name = p.positional[i];
+    bool found = false;
+    auto walked = dicts.for_each([&](std::string_view dict_name, const CtfDict& dict) -> Result<void> {
+      auto id = dict.find(name);
+      if (!id.ok()) {
+        if (id.error().code() == Errc::not_found) return success();
+        return std::move(id).error();
+      }
+      // A child finds its parent's types too: report each type once, in the
+      // dict that owns it.
+      if (dict.is_child() && *id <= 0x7fffffffu) return success();
+      found = true;
+      auto t = dict.type(*id);
+      auto decl = dict.type_name(*id);
+      const char* kind = t.ok() ? ctf_kind_name(t->kind) : "?";
+      if (p.has("json")) {
+        j.object().field("dict", dict_name).field("name", name).field("id", *id).field("kind", kind);
+        j.field("decl", decl.ok() ? *decl : std::string());
+        int_or_null(j, "size", dict.type_size(*id));
+        int_or_null(j, "align", dict.type_align(*id));
+        j.end().newline();
+      } else {
+        std::printf("%.*s: [0x%x] %s '%s' size %s align %s\n", static_cast<int>(dict_name.size()), dict_name.data(),
+                    *id, kind, decl.ok() ? decl->c_str() : name.c_str(), opt_int(dict.type_size(*id)).c_str(),
+                    opt_int(dict.type_align(*id)).c_str());
+      }
+      return success();
+    });
+    if (!walked.ok()) return fail(walked.error());
+    if (!found) rc = fail(Error(Errc::not_found, path + ": no type named '" + name + "'"));
+  }
+  const int written = j.finish();
+  return rc != kExitOk ? rc : written;
+}
+
 }  // namespace
 
 int run_ctf(int argc, char** argv) {
@@ -118,9 +162,29 @@ int run_ctf(int argc, char** argv) {
   if (sub != "dump" && sub != "find") return usage_error("ctf", "unknown subcommand '" + sub + "'");
   if (sub == "find" && p.positional.size() < 3) return usage_error("ctf", "find needs at least one NAME");
   if (sub == "dump" && p.positional.size() > 2) return usage_error("ctf", "dump takes one FILE");
+  if (sub == "find") {
+    CtfArchiveOptions ao;
+    if (p.has("ctf-parent")) ao.parent = p.get("ctf-parent");
+    auto opened = CtfArchive::open(path, ao);
+    if (!opened.ok()) return fail(opened.error());
+    return find_types(p, path, *opened);
+  }
   CtfFileOptions options;
   if (p.has("ctf-parent")) options.parent_member = p.get("ctf-parent");
-  auto file = ctf_open_file(path, options);
+  Result<CtfFile> file = Error(Errc::not_found, path);
+  if (std::string archive, member; split_member_spec(path, archive, member)) {
+    // ARCHIVE:MEMBER: one dict of any archive, its parent imported from
+    // the same archive (what objdump prints for it as an archive member).
+    CtfArchiveOptions ao;
+    if (p.has("ctf-parent")) ao.parent = p.get("ctf-parent");
+    auto dicts = CtfArchive::open(archive, ao);
+    if (!dicts.ok()) return fail(dicts.error());
+    auto dict = dicts->dict(member);
+    if (!dict.ok()) return fail(dict.error());
+    file = CtfFile{".ctf", {{".ctf", *dict}}, {}};
+  } else {
+    file = ctf_open_file(path, options);
+  }
   if (!file.ok()) return fail(file.error());
   if (sub == "dump" && p.has("json")) {
     Json j;
@@ -137,37 +201,7 @@ int run_ctf(int argc, char** argv) {
     }
     return kExitOk;
   }
-  int rc = kExitOk;
-  Json j;  // JSON Lines: one object per type found
-  for (size_t i = 2; i < p.positional.size(); ++i) {
-    const std::string& name = p.positional[i];
-    bool found = false;
-    for (const auto& e : file->dicts) {
-      auto id = e.dict.find(name);
-      if (!id.ok()) continue;
-      // A child finds its parent's types too: report each type once, in the
-      // dict that owns it.
-      if (e.dict.is_child() && *id <= 0x7fffffffu) continue;
-      found = true;
-      auto t = e.dict.type(*id);
-      auto decl = e.dict.type_name(*id);
-      const char* kind = t.ok() ? ctf_kind_name(t->kind) : "?";
-      if (p.has("json")) {
-        j.object().field("dict", e.name).field("name", name).field("id", *id).field("kind", kind);
-        j.field("decl", decl.ok() ? *decl : std::string());
-        int_or_null(j, "size", e.dict.type_size(*id));
-        int_or_null(j, "align", e.dict.type_align(*id));
-        j.end().newline();
-      } else {
-        std::printf("%s: [0x%x] %s '%s' size %s align %s\n", e.name.c_str(), *id, kind,
-                    decl.ok() ? decl->c_str() : name.c_str(), opt_int(e.dict.type_size(*id)).c_str(),
-                    opt_int(e.dict.type_align(*id)).c_str());
-      }
-    }
-    if (!found) rc = fail(Error(Errc::not_found, path + ": no type named '" + name + "'"));
-  }
-  const int written = j.finish();
-  return rc != kExitOk ? rc : written;
+  return kExitOk;
 }
 
 }  // namespace mmar::cli
