@@ -109,6 +109,11 @@ Result<CtfFile> ctf_open_bytes(Bytes bytes, std::string name, const CtfFileOptio
         return bad(name, sym->offset, "symbol table entry size " + std::to_string(sym->entsize));
       o.symbols.symtab = elf.contents(all, *sym);
       if (sym->link < elf.sections.size()) o.symbols.strtab = elf.contents(all, elf.sections[sym->link]);
+      // libctf (ctf_bufopen) takes the data model from the symbol table's
+      // entry size: a 32-bit object's dict has 4-byte pointers. Without a
+      // symbol table it keeps its native LP64; an archive's ctfa_model
+      // overrides both (below).
+      o.pointer_size = elf.is64 ? 8 : 4;
     } else if (const ElfSection* str = elf.find(dynstr ? ".dynstr" : ".strtab")) {
       o.symbols.strtab = elf.contents(all, *str);
     }
