@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: BSD-2-Clause
 // The containers a CTF dict comes in: an ELF object's .ctf section (with
-// its symbol table) and a libctf CTF archive. Used by the reader (file.cpp:
-// what `objdump --ctf` opens).
+// its symbol table) and a libctf CTF archive. Shared by the reader
+// (file.cpp: what `objdump --ctf` opens) and by what a CTF archive stores
+// of an input (archive_input.cpp: `mmar create --format ctf`).
 #pragma once
 
 #include <cstdint>
@@ -120,5 +121,20 @@ struct ArchiveDict {
 // the order of its member table, every range checked; `model` gets its
 // ctfa_model.
 Result<std::vector<ArchiveDict>> archive_dicts(std::span<const std::byte> b, const std::string& name, uint64_t& model);
+
+// What a CTF archive stores of one input (`mmar create --format ctf`):
+// libctf's archives hold dicts, so an ELF object gives its .ctf section's
+// dict, and an archive (a file, or an ELF .ctf section ld wrote with
+// --ctf-share-types) gives each of its dicts under its name there (the
+// children find their parent by that name). `model` is the data model the
+// input implies: an ELF object's class (ELFCLASS32 ILP32, ELFCLASS64 LP64),
+// an archive file's ctfa_model (as stored: not checked here); 0 for a raw
+// dict, which records none.
+struct ArchiveInput {
+  uint64_t model = 0;              // ctfa::kModelILP32, kModelLP64 (an archive's as stored); 0: none
+  bool from_archive = false;       // dicts named as in an archive
+  std::vector<ArchiveDict> dicts;  // views into the input; name "" for a lone dict
+};
+Result<ArchiveInput> archive_input(std::span<const std::byte> bytes, const std::string& name);
 
 }  // namespace mmar::ctf_container
