@@ -435,7 +435,11 @@ struct MMAR_API WriteOptions {
   uint32_t chunk_size = 64 << 10;
   uint32_t alignment = 4096;  // 4096, 16384 or 65536
   // CTF archives: the data model libctf gives every dict (CTF dicts do not
-  // record it): 1 ILP32 (32-bit objects), 2 LP64. 0: LP64.
+  // record it): 1 ILP32 (32-bit objects), 2 LP64. 0: the inputs' own (an
+  // ELF object's class, a CTF archive's model; inputs that disagree are
+  // Errc::invalid_argument), LP64 when only raw dicts imply none.
+  // Format::ctf stores dicts: an ELF input gives its .ctf section's dict,
+  // a CTF archive input (or .ctf section) its dicts under their names there.
   uint32_t ctf_model = 0;
   unsigned threads = 0;       // 0: one per online CPU
   // What add_path/add_tree record of each file besides bytes, mode and

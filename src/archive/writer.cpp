@@ -34,6 +34,7 @@
 #include "archive/frames.h"
 #include "archive/index_codec.h"
 #include "archive/names.h"
+#include "ctf/container.h"
 #include "mmar/archive.h"
 #include "support/atomic_file.h"
 #include "support/checked.h"
@@ -1315,24 +1316,83 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
   return stats;
 }
 
+namespace {
+const char* ctf_model_name(uint64_t model) { return model == ctfa::kModelILP32 ? "ILP32" : "LP64"; }
+}  // namespace
+
+// The data model the header gives every dict: options.ctf_model, else the
+// one the inputs imply (ctf_container::archive_input), inputs that disagree
+// being refused; raw dicts imply none, and an archive of nothing else is
+// LP64, libctf's default.
 Result<WriteStats> Writer::Impl::write_ctf(int fd, const std::string& path, std::vector<Input>& sorted) {
   if (options.ctf_model > ctfa::kModelLP64) {
     return Error(Errc::invalid_argument, "CTF data model " + std::to_string(options.ctf_model) + " (1 ILP32, 2 LP64)");
   }
-  // Layout: header, modents (sorted by name), names, then each dict as a u64
-  // size and its bytes, 8-aligned (libctf aligns the same way).
   for (const auto& in : sorted) {
     if (in.type == InputType::dir || in.type == InputType::symlink || in.type == InputType::special) {
       return Error(Errc::invalid_argument, "'" + in.name + "': a CTF archive holds only regular members");
     }
   }
-  const uint64_t n = sorted.size();
+  // The dicts: an input's own bytes (a raw dict), its ELF .ctf section's
+  // dict, or the dicts of the CTF archive it is (or its .ctf section is),
+  // named as there. All are read first: the model and the names are known
+  // only once every input has been looked at.
+  struct Dict {
+    std::string name;
+    Bytes bytes;        // the dict (a view into `data`)
+    const Input* from;  // for messages
+  };
+  std::vector<Dict> dicts;
+  uint64_t model = options.ctf_model;
+  const Input* model_from = nullptr;
+  for (const Input& in : sorted) {
+    Bytes data;
+    if (in.type == InputType::file) {
+      MMAR_ASSIGN(Source src, Source::open(in.path));
+      MMAR_ASSIGN(data, src.read(0, src.size()));
+    } else if (in.type == InputType::member) {
+      MMAR_ASSIGN(data, in.archive->read(*in.member));
+    } else {
+      data = Bytes({in.bytes->data(), in.bytes->size()}, in.bytes);
+    }
+    MMAR_ASSIGN(ctf_container::ArchiveInput got, ctf_container::archive_input(data.span(), in.name));
+    if (options.ctf_model == 0 && got.model != 0) {
+      if (got.model != ctfa::kModelILP32 && got.model != ctfa::kModelLP64) {
+        return Error(Errc::unsupported, in.name + ": CTF archive data model " + std::to_string(got.model) +
+                                            " (1 ILP32, 2 LP64; --ctf-model overrides it)");
+      }
+      if (model_from == nullptr) {
+        model = got.model;
+        model_from = &in;
+      } else if (got.model != model) {
+        return Error(Errc::invalid_argument, "'" + model_from->name + "' is " + ctf_model_name(model) + " but '" +
+                                                 in.name + "' is " + ctf_model_name(got.model) +
+                                                 ": a CTF archive has one data model (choose one with --ctf-model)");
+      }
+    }
+    for (const auto& d : got.dicts) {
+      const auto at = static_cast<size_t>(d.dict.data() - data.data());
+      dicts.push_back({d.name.empty() ? in.name : d.name, data.subspan(at, d.dict.size()), &in});
+    }
+  }
+  if (model == 0) model = ctfa::kModelLP64;
+  std::stable_sort(dicts.begin(), dicts.end(), [](const Dict& a, const Dict& b) { return a.name < b.name; });
+  for (size_t i = 1; i < dicts.size(); ++i) {
+    if (dicts[i].name == dicts[i - 1].name) {
+      return Error(Errc::invalid_argument, "duplicate member name '" + dicts[i].name + "' (from '" +
+                                               dicts[i - 1].from->name + "' and '" + dicts[i].from->name + "')");
+    }
+  }
+
+  // Layout: header, modents (sorted by name), names, then each dict as a u64
+  // size and its bytes, 8-aligned (libctf aligns the same way).
+  const uint64_t n = dicts.size();
   const uint64_t names_off = sizeof(ctfa::Header) + n * sizeof(ctfa::Modent);
   std::string names;
   std::vector<ctfa::Modent> modents(n);
   for (size_t i = 0; i < n; ++i) {
     modents[i].name_offset = names.size();
-    names += sorted[i].name;
+    names += dicts[i].name;
     names.push_back('\0');
   }
   const uint64_t ctfs_off = *align_up(names_off + names.size(), 8);
@@ -1340,15 +1400,7 @@ Result<WriteStats> Writer::Impl::write_ctf(int fd, const std::string& path, std:
   uint64_t end = ctfs_off;
   WriteStats stats;
   for (size_t i = 0; i < n; ++i) {
-    Bytes data;
-    if (sorted[i].type == InputType::file) {
-      MMAR_ASSIGN(Source src, Source::open(sorted[i].path));
-      MMAR_ASSIGN(data, src.read(0, src.size()));
-    } else if (sorted[i].type == InputType::member) {
-      MMAR_ASSIGN(data, sorted[i].archive->read(*sorted[i].member));
-    } else {
-      data = Bytes({sorted[i].bytes->data(), sorted[i].bytes->size()}, sorted[i].bytes);
-    }
+    const Bytes& data = dicts[i].bytes;
     modents[i].ctf_offset = offset - ctfs_off;
     ul64 size = data.size();
     MMAR_TRY(pwrite_all(fd, &size, sizeof size, offset, path));
@@ -1360,7 +1412,7 @@ Result<WriteStats> Writer::Impl::write_ctf(int fd, const std::string& path, std:
   }
   ctfa::Header h{};
   h.ctfa_magic = ctfa::kMagic;
-  h.ctfa_model = options.ctf_model != 0 ? uint64_t{options.ctf_model} : ctfa::kModelLP64;
+  h.ctfa_model = model;
   h.ctfa_ndicts = n;
   h.ctfa_names = names_off;
   h.ctfa_ctfs = ctfs_off;

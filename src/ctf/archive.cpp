@@ -48,7 +48,7 @@ struct CtfArchive::Impl {
     MMAR_ASSIGN(Bytes bytes, archive.read(m));
     const std::string name =
         archive.format() == Format::plain ? archive.name() : archive.name() + ":" + std::string(m.name);
-    auto c = ctf_container(std::move(bytes), name);
+    auto c = ctf_open_container(std::move(bytes), name);
     if (!c.ok()) {
       if (c.error().code() == Errc::not_found) return static_cast<const CtfContainer*>(nullptr);  // no .ctf
       return std::move(c).error();

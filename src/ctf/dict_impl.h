@@ -181,7 +181,7 @@ struct CtfContainer {
   CtfSymbols symbols;    // the ELF object's, when elf
   uint32_t pointer_size = 8;
 };
-Result<CtfContainer> ctf_container(Bytes bytes, const std::string& name);
+Result<CtfContainer> ctf_open_container(Bytes bytes, const std::string& name);
 
 // Give a dict its parent (libctf's ctf_import). Only for a dict just opened
 // by the caller and not yet shared or used (nothing lazy is built yet).

@@ -40,8 +40,15 @@ const Verb kCreate{
         {"frame-size", 0, true, "BYTES", "compressed members are frames of this size, each inflated alone\n"
                                          "                               (a power of two, 4K..4M; default 128K); smaller members share frames"},
         {"align", 0, true, "BYTES", "page alignment of raw members: 4096 (default), 16384 or 65536"},
-        {"format", 0, true, "FMT", "mmar (default) or ctf (binutils libctf CTF archive)"},
-        {"ctf-model", 0, true, "MODEL", "with --format ctf: lp64 (default) or ilp32, the data model libctf gives the dicts"},
+        {"format", 0, true, "FMT",
+         "mmar (default) or ctf (binutils libctf CTF archive): its members are dicts;\n"
+         "                               an ELF PATH gives its .ctf section's dict, a CTF archive PATH\n"
+         "                               (or .ctf section ld wrote with --ctf-share-types) each of its\n"
+         "                               dicts, named as there"},
+        {"ctf-model", 0, true, "MODEL",
+         "with --format ctf: ilp32 or lp64, the data model libctf gives the dicts\n"
+         "                               (default: the inputs' own, an ELF's class or a CTF archive's;\n"
+         "                               inputs that disagree are refused; lp64 for raw dicts)"},
         {"threads", 'j', true, "N", "compression threads (default: one per CPU)"},
         {"btf-base", 0, true, "MEMBER", "link split BTF members (raw or ELF .BTF) to base BTF member MEMBER"},
         {"verbose", 'v', false, "", "print each member's name as it is added"},
@@ -322,6 +329,11 @@ int run_create(int argc, char** argv) {
   int64_t t0 = now_ns();
   auto stats = out == "-" ? write_to_stdout(w) : w.write(out);
   progress.finish();
+  // What a CTF archive cannot hold as given (a directory, inputs of two
+  // data models, two dicts of one name) is the command line's to change.
+  if (!stats.ok() && o.format == Format::ctf && stats.error().code() == Errc::invalid_argument) {
+    return usage_error("create", stats.error().message());
+  }
   if (!stats.ok()) return fail(stats.error());
   double secs = static_cast<double>(now_ns() - t0) / 1e9;
   // With the archive on standard output, the summary goes to stderr.
