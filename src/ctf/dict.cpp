@@ -971,6 +971,7 @@ Result<CtfRec> CtfDict::Impl::decode(uint32_t off, uint32_t index) const {
 }
 
 const std::vector<uint32_t>& CtfDict::Impl::index() const {
+  if (offs_ready.load(std::memory_order_acquire)) return offs;
   std::call_once(offs_once, [this] {
     std::vector<uint32_t> out;
     out.reserve((hdr.stroff - hdr.typeoff) / 32);  // a guess: records average more than 32 bytes
@@ -991,6 +992,7 @@ const std::vector<uint32_t>& CtfDict::Impl::index() const {
     }
     offs = std::move(out);
   });
+  offs_ready.store(true, std::memory_order_release);
   return offs;
 }
 
@@ -1028,9 +1030,7 @@ uint8_t space_of(const CtfRec& r) {
     case CtfKind::union_: return 1;
     case CtfKind::enum_: return 2;
     case CtfKind::forward:
-      return r.st == static_cast<uint32_t>(CtfKind::union_)  ? 1
-             : r.st == static_cast<uint32_t>(CtfKind::enum_) ? 2
-                                                             : 0;
+      return r.st == static_cast<uint32_t>(CtfKind::union_) ? 1 : r.st == static_cast<uint32_t>(CtfKind::enum_) ? 2 : 0;
     case CtfKind::pointer:
     case CtfKind::slice:
     case CtfKind::array: return kNoSpace;

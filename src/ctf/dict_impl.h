@@ -10,10 +10,10 @@
 
 #include <atomic>
 #include <cstdint>
-#include <optional>
 #include <cstdio>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -92,8 +92,9 @@ struct CtfDict::Impl {
   // checks each record's extent), the full validation (validate()), and
   // the name index (after a few find()s have scanned the records).
   mutable std::once_flag offs_once;
-  mutable std::vector<uint32_t> offs;   // offs[index - 1]: record offset of type `index`
-  mutable std::optional<Error> offs_error;  // the walk failed: no type is reachable
+  mutable std::atomic<bool> offs_ready{false};  // set after offs_once ran: the hot path's check
+  mutable std::vector<uint32_t> offs;           // offs[index - 1]: record offset of type `index`
+  mutable std::optional<Error> offs_error;      // the walk failed: no type is reachable
   mutable std::once_flag valid_once;
   mutable std::optional<Error> valid_error;
   mutable std::once_flag names_once;

@@ -9,6 +9,7 @@
 #include <cstdarg>
 #include <cstdio>
 #include <string>
+#include <unordered_map>
 
 #include "ctf/dict_impl.h"
 
@@ -44,6 +45,30 @@ std::string fmt(const char* f, ...) {
   return big;
 }
 
+// printf's "0x%lx" and "%i", appended (the dump's hot path: vsnprintf was
+// a third of its instructions).
+void hex(std::string& s, uint64_t v) {
+  char buf[18];
+  char* p = buf + sizeof buf;
+  do {
+    *--p = "0123456789abcdef"[v & 0xf];
+    v >>= 4;
+  } while (v != 0);
+  s += "0x";
+  s.append(p, static_cast<size_t>(buf + sizeof buf - p));
+}
+void dec(std::string& s, int64_t v) {
+  char buf[24];
+  char* p = buf + sizeof buf;
+  uint64_t u = v < 0 ? 0 - static_cast<uint64_t>(v) : static_cast<uint64_t>(v);
+  do {
+    *--p = static_cast<char>('0' + u % 10);
+    u /= 10;
+  } while (u != 0);
+  if (v < 0) *--p = '-';
+  s.append(p, static_cast<size_t>(buf + sizeof buf - p));
+}
+
 // One ctf_dump item as objdump prints it: every line but a trailing empty
 // one, prefixed with four spaces, each ending in a newline.
 void emit(std::string& out, std::string_view item) {
@@ -60,9 +85,26 @@ void emit(std::string& out, std::string_view item) {
 struct Dumper {
   const CtfDict::Impl& d;
   std::string& out;
+  // format_type's answers: struct members name the same few types over and
+  // over (in a kernel's dict, most of the dump's time went to formatting
+  // them again). Bounded: past kMaxCacheBytes of text nothing more is kept.
+  mutable std::unordered_map<uint64_t, std::string> cache{};
+  mutable size_t cache_bytes = 0;
+  static constexpr size_t kMaxCacheBytes = size_t{64} << 20;
+
+  Q<std::string> format_type(uint32_t id, int flag) const {
+    const uint64_t key = uint64_t{id} << 8 | static_cast<uint8_t>(flag);
+    if (auto it = cache.find(key); it != cache.end()) return {it->second};
+    auto q = format_type_uncached(id, flag);
+    if (q.ok() && cache_bytes < kMaxCacheBytes) {
+      cache_bytes += q.v.size() + 48;
+      cache.emplace(key, q.v);
+    }
+    return q;
+  }
 
   // ctf_dump_format_type.
-  Q<std::string> format_type(uint32_t id, int flag) const {
+  Q<std::string> format_type_uncached(uint32_t id, int flag) const {
     std::string str;
     uint32_t new_id = id;
     for (int steps = 0;; ++steps) {
@@ -78,7 +120,11 @@ struct Dumper {
       }
       auto k = d.kind(id);
       const int kind = k.ok() ? k.v : -1;
-      str += fmt("%s0x%" PRIx32 ": (kind %i) ", (flag & kFlagId) ? "ID " : "", id, kind);
+      if (flag & kFlagId) str += "ID ";
+      hex(str, id);
+      str += ": (kind ";
+      dec(str, kind);
+      str += ") ";
       str += buf.v;
       auto ku = d.kind_unsliced(id);
       const int unsliced = ku.ok() ? ku.v : -1;
@@ -88,21 +134,34 @@ struct Dumper {
           auto sz = d.size(id);
           // ssize_t * CHAR_BIT in libctf: wraps (as unsigned) on huge sizes.
           const int64_t bits_of_size = static_cast<int64_t>(static_cast<uint64_t>(sz.ok() ? sz.v : -1) * 8);
-          if (static_cast<int64_t>(e.v.bits) != bits_of_size && (flag & kFlagBitfield))
-            str += fmt(":%i", static_cast<int>(e.v.bits));
-          if (static_cast<int64_t>(e.v.bits) != bits_of_size || e.v.offset != 0) {
-            str += fmt(" [%s0x%x:0x%x]", unsliced == static_cast<int>(CtfKind::slice) ? "slice " : "", e.v.offset,
-                       e.v.bits);
+          if (static_cast<int64_t>(e.v.bits) != bits_of_size && (flag & kFlagBitfield)) {
+            str += ':';
+            dec(str, static_cast<int>(e.v.bits));
           }
-          str += fmt(" (format 0x%x)", e.v.format);
+          if (static_cast<int64_t>(e.v.bits) != bits_of_size || e.v.offset != 0) {
+            str += unsliced == static_cast<int>(CtfKind::slice) ? " [slice " : " [";
+            hex(str, e.v.offset);
+            str += ':';
+            hex(str, e.v.bits);
+            str += ']';
+          }
+          str += " (format ";
+          hex(str, e.v.format);
+          str += ')';
         }
       }
       auto size = d.size(id);
       if (kind != static_cast<int>(CtfKind::function) && size.ok() && size.v >= 0) {
-        str += fmt(" (size 0x%lx)", static_cast<unsigned long>(size.v));
+        str += " (size ";
+        hex(str, static_cast<uint64_t>(size.v));
+        str += ')';
       }
       auto align = d.align(id);
-      if (align.ok() && align.v >= 0) str += fmt(" (aligned at 0x%lx)", static_cast<unsigned long>(align.v));
+      if (align.ok() && align.v >= 0) {
+        str += " (aligned at ";
+        hex(str, static_cast<uint64_t>(align.v));
+        str += ')';
+      }
       if (!(flag & kFlagRefs)) return {std::move(str)};
       if (kind == static_cast<int>(CtfKind::array)) {
         auto loc = d.locate(id);
@@ -145,7 +204,9 @@ struct Dumper {
       str.append(static_cast<size_t>(depth - 1) * 4, ' ');
       auto ts = format_type(otype, kFlagRoot | kFlagBitfield | kFlagId);
       if (!ts.ok()) return Q<bool>::fail(ts.err);
-      str += fmt("[0x%lx] ", static_cast<unsigned long>(offset));
+      str += '[';
+      hex(str, offset);
+      str += "] ";
       str += name;
       str += ": ";
       str += ts.v;
@@ -219,7 +280,9 @@ struct Dumper {
         const uint64_t at = uint64_t{r.vdata()} + uint64_t{i - 1} * 8;
         str += indent;
         str += l.v.d->strptr(l.v.d->u32(at));
-        str += fmt(": %i\n", static_cast<int32_t>(l.v.d->u32(at + 4)));
+        str += ": ";
+        dec(str, static_cast<int32_t>(l.v.d->u32(at + 4)));
+        str += '\n';
         if (i == 5 && count > 10) {
           str += indent;
           str += "...\n";
