@@ -8,6 +8,10 @@
 #   2. one member out of N through the command line: mmar cat vs tar -xOf vs unzip -p
 #   3. creating an archive of a real tree: mmar vs tar -cf vs mksquashfs -comp zstd
 #   4. BTF on a real kernel: open+find and all-modules loops vs libbpf, dump vs bpftool
+#   5. ELF mapping and exec; 6. mounted archives vs squashfuse
+#   7. CTF: the running kernel's BTF as a CTF archive (ctf from-btf) vs libctf's
+#      serialisation; open + find in it vs ctf_arc_open + ctf_dict_open +
+#      ctf_lookup_by_name; ctf dump vs objdump --ctf
 set -euo pipefail
 BUILD=${1:?usage: bench/run.sh BUILD_DIR [quick]}
 MODE=${2:-full}
@@ -136,5 +140,22 @@ hyperfine -N --warmup 5 --runs 40 --export-json "$OUT/exec.json" \
 
 echo "== 6. Mounted archives (issue 5): mmar mount vs squashfuse, squashfuse_ll"
 bench/fs_bench.sh "$BUILD" "$OUT" "$DATA/fs" "$([ "${2:-}" = quick ] && echo 10000 || echo 100000)"
+
+echo "== 7. CTF: from-btf, open + find and dump vs libctf and objdump"
+if [ -r /sys/kernel/btf/vmlinux ]; then
+  C=$DATA/ctf
+  mkdir -p "$C"
+  "$BUILD/bench/ctf_from_btf_bench" /sys/kernel/btf/vmlinux 3 | tee "$OUT/ctf_from_btf.txt"
+  "$MMAR" ctf from-btf -o "$C/vmlinux.ctfa" /sys/kernel/btf/vmlinux
+  "$BUILD/bench/ctf_bench" "$C/vmlinux.ctfa" shared_ctf "struct task_struct" 200 | tee "$OUT/ctf_open_find.txt"
+  # objdump reads CTF from an ELF section: the archive as .ctf of an object.
+  echo 'int x;' > "$C/t.c" && gcc -c "$C/t.c" -o "$C/t.o"
+  objcopy --add-section .ctf="$C/vmlinux.ctfa" "$C/t.o" "$C/vmlinux_ctf.o"
+  hyperfine --warmup 1 --runs 5 --export-json "$OUT/ctf_dump.json" \
+    -n "objdump --ctf (kernel)" "objdump --ctf=.ctf --ctf-parent=shared_ctf $C/vmlinux_ctf.o > /dev/null" \
+    -n "mmar ctf dump (kernel)" "$MMAR ctf dump --ctf-parent shared_ctf $C/vmlinux_ctf.o > /dev/null" | tee "$OUT/ctf_dump.txt"
+else
+  echo "no /sys/kernel/btf/vmlinux: skipped"
+fi
 
 echo "results in $OUT"
