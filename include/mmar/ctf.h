@@ -155,7 +155,10 @@ class MMAR_API CtfDict {
   // includes its parent's.
   Result<void> validate() const;
 
-  uint32_t type_count() const;                 // own types (builds the offset index)
+  // Own types (builds the offset index). 0 for a dict whose records cannot
+  // all be walked (a record runs past the type section): validate() and
+  // type() then give the reason.
+  uint32_t type_count() const;
   uint32_t first_id() const;                   // 1, or 0x80000001 for a child
   uint32_t id_of_index(uint32_t index) const;  // index 1..type_count()
   // A type (own or, for a child, its parent's). Errc::not_found for an ID
