@@ -23,8 +23,7 @@
 #include "support/endian.h"
 
 #ifdef MMAR_HAVE_LIBARCHIVE
-#include <archive.h>
-#include <archive_entry.h>
+#include "archive/libarchive_dl.h"
 #endif
 
 namespace mmar {
@@ -252,6 +251,7 @@ Attributes entry_attributes(struct archive_entry* e) {
 }  // namespace
 
 Result<ArchiveImport> ArchiveImport::read(const std::string& input, Writer& writer, const std::string& spool_parent) {
+  MMAR_TRY(libarchive_load());
   auto state = std::make_unique<State>();
   State& st = *state;
   const std::string shown = input == "-" ? std::string("<stdin>") : input;
@@ -497,6 +497,7 @@ Result<ArchiveImport> ArchiveImport::read(const std::string& input, Writer& writ
 }
 
 Result<ExportStats> export_archive(const Archive& archive, const std::string& output, const ExportOptions& options) {
+  MMAR_TRY(libarchive_load());
   WriteHandle w;
   if (w.a == nullptr) return Error(Errc::io, output + ": libarchive: out of memory");
   const std::string shown = output == "-" ? std::string("<stdout>") : output;
