@@ -11,7 +11,10 @@
 //    kind; a named root struct/union/enum/typedef is found by name at a type
 //    of that name;
 //  - the dump is deterministic (a second open of the same bytes dumps the
-//    same text).
+//    same text);
+//  - the same bytes as an Archive (a CTF archive, a plain dict or ELF, an
+//    mmar archive of dicts) iterate as dicts (CtfArchive) without crashing,
+//    and a dict found by names() opens by that name.
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -30,7 +33,34 @@ mmar::Bytes copy(const uint8_t* data, size_t size) {
 
 }  // namespace
 
+static void typed_iteration(const uint8_t* data, size_t size) {
+  mmar::OpenOptions o;
+  o.plain_data = true;
+  auto archive =
+      mmar::Archive::open(mmar::Source::take(std::vector<std::byte>(reinterpret_cast<const std::byte*>(data),
+                                                                    reinterpret_cast<const std::byte*>(data) + size),
+                                             "fuzz"),
+                          o);
+  if (!archive.ok()) return;
+  auto dicts = mmar::CtfArchive::open(*archive);
+  if (!dicts.ok()) return;
+  auto names = dicts->names();
+  if (names.ok()) {
+    for (const auto& n : *names) {
+      auto d = dicts->dict(n);
+      if (!d.ok()) continue;
+      (void)d->find("int");
+      (void)d->type(1);
+    }
+  }
+  (void)dicts->for_each([](std::string_view, const mmar::CtfDict& d) -> mmar::Result<void> {
+    (void)d.find("struct s");
+    return mmar::success();
+  });
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  typed_iteration(data, size);
   auto file = mmar::ctf_open_bytes(copy(data, size), "fuzz");
   if (!file.ok()) return 0;
   // Lazily opened: lookups before any validation.
