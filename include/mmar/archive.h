@@ -450,8 +450,8 @@ struct MMAR_API WriteOptions {
   // nanoseconds since the epoch. The same inputs then give the same bytes.
   std::optional<int64_t> mtime_ns;
   std::optional<int64_t> clamp_mtime_ns;
-  // add_tree skips a name (and, for a directory, everything below it) for
-  // which this returns true (tar --exclude).
+  // add_tree and ArchiveImport::read skip a name (and, for a directory,
+  // everything below it) for which this returns true (tar --exclude).
   std::function<bool(std::string_view name)> exclude;
   // Called with each member's name as it is added (tar -v).
   std::function<void(std::string_view name)> on_add;
@@ -507,6 +507,9 @@ class MMAR_API Writer {
   Result<void> add_special(std::string name, uint32_t mode, int64_t mtime_ns = 0, Attributes attrs = {});
 
   size_t pending() const;
+  // Whether WriteOptions::exclude leaves `name` out, or a directory above
+  // it (every way in skips what it does: add_tree, ArchiveImport::read).
+  bool excludes(std::string_view name) const;
 
   // Write atomically: a temporary file beside `path`, fsync, rename, fsync
   // of the directory. On failure the temporary is removed and any existing

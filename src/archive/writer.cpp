@@ -185,6 +185,15 @@ Writer& Writer::operator=(Writer&&) noexcept = default;
 
 size_t Writer::pending() const { return impl_->inputs.size(); }
 
+bool Writer::excludes(std::string_view name) const {
+  const auto& exclude = impl_->options.exclude;
+  if (!exclude) return false;
+  for (size_t slash = name.find('/'); slash != std::string_view::npos; slash = name.find('/', slash + 1)) {
+    if (exclude(name.substr(0, slash))) return true;
+  }
+  return exclude(name);
+}
+
 Result<void> Writer::add_path(std::string name, const std::string& path) {
   struct stat st {};
   if (lstat(path.c_str(), &st) != 0) return sys_error(path, errno);
@@ -245,6 +254,7 @@ Result<void> Writer::add_tree(const std::string& name, const std::string& dir) {
   for (const auto& child : children) {
     std::string child_path = dir + "/" + child;
     std::string child_name = name.empty() ? child : name + "/" + child;
+    // Its parents were not excluded (or the walk would not be here).
     if (impl_->options.exclude && impl_->options.exclude(child_name)) continue;
     struct stat st {};
     if (lstat(child_path.c_str(), &st) != 0) return sys_error(child_path, errno);
