@@ -61,6 +61,11 @@ MMAR_API std::optional<Format> archive_format_of(std::span<const std::byte> head
 // 9660, `iso_magic` (the 5 bytes at offset 0x8001; empty when the file is
 // shorter). nullptr when none matches.
 MMAR_API const char* foreign_format_of(std::span<const std::byte> head, std::span<const std::byte> iso_magic = {});
+// How to make an mmar archive of `file`, which foreign_format_of() named
+// `foreign`: a command line that works for that format ("mmar create -f
+// OUT.mmar --from FILE" for what libarchive reads; for a squashfs or EROFS
+// image, which it does not, the image unpacked by its own tool first).
+MMAR_API std::string conversion_hint(std::string_view foreign, std::string_view file);
 
 MMAR_API const char* codec_name(Codec codec);
 MMAR_API const char* kind_name(Kind kind);

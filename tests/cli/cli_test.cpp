@@ -485,6 +485,19 @@ TEST(Cli, NoSilentSuccess) {
               std::string::npos)
         << out;
   }
+  // A squashfs image: libarchive cannot read it, so the hint unpacks it
+  // with unsquashfs, and the hint, run as given, makes the archive.
+  ASSERT_EQ(test::run("mksquashfs " + q(tmp / "f") + " " + q(tmp / "t.sqfs") + " -quiet -no-progress >/dev/null"), 0);
+  EXPECT_EQ(mmar("verify " + q(tmp / "t.sqfs"), &out), 1);
+  const std::string hint = "(convert: unsquashfs -d DIR " + tmp / "t.sqfs" + " && mmar create -f OUT.mmar -C DIR .)";
+  ASSERT_NE(out.find(hint), std::string::npos) << out;
+  std::string cmd = hint.substr(10, hint.size() - 11);
+  for (size_t at; (at = cmd.find("DIR")) != std::string::npos;) cmd.replace(at, 3, tmp / "sq");
+  cmd.replace(cmd.find("OUT.mmar"), 8, tmp / "sq.mmar");
+  cmd.replace(cmd.find("mmar create"), 4, kMmar);
+  ASSERT_EQ(test::run(cmd + " >/dev/null 2>&1"), 0) << cmd;
+  ASSERT_EQ(mmar("cat " + q(tmp / "sq.mmar") + " f", &out), 0) << out;
+  EXPECT_EQ(out, "hello\n");
   EXPECT_EQ(test::run(kMmar + " list - < " + q(tmp / "t.tar") + " 2>&1", &out), 1);
   EXPECT_NE(out.find("<stdin>: a tar archive"), std::string::npos) << out;
   EXPECT_EQ(test::run("cat " + q(tmp / "t.tar") + " | " + kMmar + " list - 2>&1", &out), 1);
@@ -493,6 +506,22 @@ TEST(Cli, NoSilentSuccess) {
   EXPECT_NE(out.find("--plain"), std::string::npos) << out;
   ASSERT_EQ(mmar("cat --plain " + q(tmp / "f") + " f", &out), 0);
   EXPECT_EQ(out, "hello\n");
+  // Only the verbs that take --plain suggest it: export takes it too; mount
+  // and compact refuse a plain file, and say nothing of --plain.
+  ASSERT_EQ(mmar("export " + q(tmp / "f") + " -o " + q(tmp / "f.tar"), &out), 1);
+  EXPECT_NE(out.find("--plain opens any file"), std::string::npos) << out;
+  ASSERT_EQ(mmar("export --plain " + q(tmp / "f") + " -o " + q(tmp / "f.tar"), &out), 0) << out;
+  ASSERT_EQ(test::run("tar -xOf " + q(tmp / "f.tar") + " f", &out), 0);
+  EXPECT_EQ(out, "hello\n");
+  EXPECT_EQ(mmar("compact " + q(tmp / "f"), &out), 1);
+  EXPECT_NE(out.find("not an archive"), std::string::npos) << out;
+  EXPECT_EQ(out.find("--plain"), std::string::npos) << out;
+  if (mmar("mount --help") == 0) {
+    ASSERT_EQ(::mkdir((tmp / "m4").c_str(), 0755), 0);
+    EXPECT_EQ(mmar("mount " + q(tmp / "f") + " " + q(tmp / "m4"), &out), 1);
+    EXPECT_NE(out.find("not an archive"), std::string::npos) << out;
+    EXPECT_EQ(out.find("--plain"), std::string::npos) << out;
+  }
 
   // create -f -: the archive on standard output, never a file named '-'.
   ASSERT_EQ(test::run("cd " + q(tmp.path()) + " && " + kMmar + " create -f - f --stats 2>" + q(tmp / "stats") +
