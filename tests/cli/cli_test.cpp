@@ -41,6 +41,29 @@ TEST(Cli, UsageAndHelp) {
   EXPECT_EQ(mmar("list", &out), 2);
 }
 
+// `mmar help VERB` is `mmar VERB --help` (a btf or ctf sub-verb too); help,
+// --help and --version take nothing else: one line, exit 2, not ignored.
+TEST(Cli, HelpVerbAndNoExtraArguments) {
+  std::string out, direct;
+  for (const std::string verb : {"create", "extract", "verify", "btf", "btf dump", "ctf find"}) {
+    EXPECT_EQ(mmar("help " + verb, &out), 0) << verb << ": " << out;
+    ASSERT_EQ(mmar(verb + " --help", &direct), 0) << verb;
+    EXPECT_EQ(out, direct) << verb;
+    EXPECT_EQ(out.rfind("Usage: mmar " + verb.substr(0, verb.find(' ')), 0), 0u) << out;
+  }
+  EXPECT_EQ(mmar("help frobnicate", &out), 2);
+  EXPECT_NE(out.find("unknown verb 'frobnicate'"), std::string::npos) << out;
+  for (const char* extra : {"help create extra", "help btf dump extra", "--version extra", "-V extra", "--help extra",
+                            "-h extra", "help create --help"}) {
+    EXPECT_EQ(mmar(extra, &out), 2) << extra << ": " << out;
+    EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << extra << ": " << out;
+    EXPECT_EQ(out.rfind("mmar: ", 0), 0u) << out;
+    EXPECT_NE(out.find("unexpected argument"), std::string::npos) << out;
+  }
+  EXPECT_EQ(mmar("--version", &out), 0);
+  EXPECT_EQ(out.rfind("mmar ", 0), 0u) << out;
+}
+
 TEST(Cli, RoundTripAgainstTar) {
   TempDir tmp;
   std::string src = tmp / "src";
