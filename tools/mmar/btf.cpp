@@ -212,7 +212,18 @@ int run_btf(int argc, char** argv) {
   }
   const std::string& name = spec;
   auto btf = open_spec(spec, base, options);
-  if (!btf.ok()) return fail(btf.error());
+  if (!btf.ok()) {
+    // Split BTF opened alone: say how to give its base.
+    static constexpr std::string_view kNeedsBase = "it needs its base BTF";
+    const std::string& m = btf.error().message();
+    if (!base && btf.error().code() == Errc::invalid_argument && m.size() >= kNeedsBase.size() &&
+        m.compare(m.size() - kNeedsBase.size(), kNeedsBase.size(), kNeedsBase) == 0) {
+      return fail(Error(Errc::invalid_argument, m.substr(0, m.size() - kNeedsBase.size()) +
+                                                    "give the base with --base-btf BASE (a module's base is usually " +
+                                                    kKernelBtf + ")"));
+    }
+    return fail(btf.error());
+  }
 
   if (sub == "dump") {
     std::string format = p.has("format") ? p.get("format") : "raw";
