@@ -64,6 +64,57 @@ TEST(Cli, HelpVerbAndNoExtraArguments) {
   EXPECT_EQ(out.rfind("mmar ", 0), 0u) << out;
 }
 
+// Progress bars go to stderr when forced (--progress; a terminal otherwise)
+// and never with --no-progress: verify counts members, extract and compact
+// bytes, btf pack modules.
+TEST(Cli, ProgressWhenForcedNoneWhenRefused) {
+  TempDir tmp;
+  std::string out;
+  test::write_file(tmp / "f", std::vector<std::byte>(300000, std::byte{7}));
+  test::write_file(tmp / "g", test::to_bytes("hello\n"));
+  ASSERT_EQ(mmar("create -f " + q(tmp / "a.mmar") + " -C " + q(tmp.path()) + " f g", &out), 0) << out;
+  struct Case {
+    std::string args;
+    std::string amount;  // what the bar counts
+  };
+  std::vector<Case> cases = {
+      {"verify " + q(tmp / "a.mmar"), " / 2 members"},
+      {"extract -f " + q(tmp / "a.mmar") + " -C " + q(tmp / "x"), "B / "},
+      {"compact --compress zstd " + q(tmp / "a.mmar"), "B / "},
+  };
+  const bool btf_tools = test::run("command -v pahole && command -v gcc") == 0;
+  if (btf_tools) {
+    const std::string inputs = MMAR_TEST_INPUTS;
+    ASSERT_EQ(test::run("cd " + q(tmp.path()) + " && gcc -g -O1 -c " + q(inputs + "/base.c") +
+                        " -o base.o && pahole -J base.o && gcc -g -O1 -c " + q(inputs + "/module.c") +
+                        " -o ms.o && pahole -J --btf_base base.o ms.o"),
+              0);
+    cases.push_back(
+        {"btf pack -f " + q(tmp / "k.mmar") + " " + q(tmp / "base.o") + " " + q(tmp / "ms.o"), "1 / 1 modules"});
+  }
+  auto read_err = [&] {
+    std::string err;
+    test::run("cat " + q(tmp / "err"), &err);
+    return err;
+  };
+  for (const Case& c : cases) {
+    test::run("rm -rf " + q(tmp / "x"));
+    ASSERT_EQ(test::run(kMmar + " " + c.args + " --progress 2>" + q(tmp / "err") + " >/dev/null"), 0) << c.args;
+    const std::string err = read_err();
+    EXPECT_NE(err.find("%"), std::string::npos) << c.args << ": " << err;
+    EXPECT_NE(err.find(c.amount), std::string::npos) << c.args << ": " << err;
+    test::run("rm -rf " + q(tmp / "x"));
+    ASSERT_EQ(test::run(kMmar + " " + c.args + " --no-progress 2>" + q(tmp / "err") + " >/dev/null"), 0) << c.args;
+    EXPECT_EQ(read_err(), "") << c.args;
+  }
+  if (btf_tools) {
+    ASSERT_EQ(test::run(kMmar + " btf pack -f " + q(tmp / "k.mmar") + " " + q(tmp / "base.o") + " " + q(tmp / "ms.o") +
+                        " --progress 2>" + q(tmp / "err") + " >/dev/null"),
+              0);
+    EXPECT_NE(read_err().find("btf pack ["), std::string::npos);
+  }
+}
+
 TEST(Cli, RoundTripAgainstTar) {
   TempDir tmp;
   std::string src = tmp / "src";

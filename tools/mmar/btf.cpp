@@ -81,7 +81,8 @@ int run_pack(const Parsed& p) {
     if (!c) return usage_error("btf", "unknown codec '" + p.get("compress") + "'");
     o.codec = *c;
   }
-  Progress progress("check");
+  // Modules checked and added, counted as modules (not bytes).
+  Progress progress("btf pack", Progress::Unit::modules);
   o.progress = [&](size_t done, size_t total) { progress.update(done, total); };
   std::vector<std::string> modules(p.positional.begin() + 2, p.positional.end());
   auto stats = btf_pack(p.get("file"), p.positional[1], modules, o);

@@ -435,9 +435,9 @@ void Progress::update(uint64_t done, uint64_t total) {
     std::snprintf(buf, sizeof buf, " ETA %lld:%02lld", secs / 60, secs % 60);
     eta = buf;
   }
-  const std::string amount = unit_ == Unit::bytes
-                                 ? human_size(done) + " / " + human_size(total)
-                                 : std::to_string(done) + " / " + std::to_string(total) + " members";
+  const std::string amount = unit_ == Unit::bytes ? human_size(done) + " / " + human_size(total)
+                                                  : std::to_string(done) + " / " + std::to_string(total) +
+                                                        (unit_ == Unit::members ? " members" : " modules");
   std::fprintf(stderr, "\r%s [%.*s%*s] %3d%% %s%s\033[K", label_.c_str(), filled, "##############################",
                width - filled, "", static_cast<int>(frac * 100), amount.c_str(), eta.c_str());
   std::fflush(stderr);
