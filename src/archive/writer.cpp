@@ -371,7 +371,9 @@ Result<void> Writer::Impl::collect_attributes(Input& in, const struct stat& st, 
     in.attrs.gid = st.st_gid;
     in.attrs.has_owner = attrs::owner_needs_record(st.st_uid, st.st_gid, st.st_mode);
     if (!options.numeric_owner) {
-      // Names as tar keeps them, looked up once per id; root's are implied.
+      // Names as tar keeps them (root's too), looked up once per id, for
+      // every owner recorded: root:root with no setuid/setgid bit is the
+      // owner no record means, as for an imported tar.
       auto name_of = [](std::map<uint32_t, std::string>& cache, uint32_t id, bool user) -> std::string {
         auto it = cache.find(id);
         if (it != cache.end()) return it->second;
@@ -388,8 +390,10 @@ Result<void> Writer::Impl::collect_attributes(Input& in, const struct stat& st, 
         cache.emplace(id, name);
         return name;
       };
-      if (st.st_uid != 0) in.attrs.uname = name_of(user_names, st.st_uid, true);
-      if (st.st_gid != 0) in.attrs.gname = name_of(group_names, st.st_gid, false);
+      if (in.attrs.has_owner) {
+        in.attrs.uname = name_of(user_names, st.st_uid, true);
+        in.attrs.gname = name_of(group_names, st.st_gid, false);
+      }
     }
   }
   if (options.xattrs) {

@@ -115,6 +115,46 @@ TEST(Cli, ProgressWhenForcedNoneWhenRefused) {
   }
 }
 
+// Owners as root restores them: by the names recorded (tar's default), by
+// number with --numeric-owner. And the names recorded from a tree are those
+// tar records of it (root's included), so an archive made from the tree and
+// one made from tar's archive of it say the same.
+TEST(Cli, OwnersByNameOrNumberAsTarRecordsThem) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root (chown)";
+  TempDir tmp;
+  std::string out;
+  ASSERT_EQ(test::run("python3 -c \"import tarfile, io; t=tarfile.open('" + tmp / "n.tar" +
+                      "','w',format=tarfile.PAX_FORMAT); ti=tarfile.TarInfo('f'); ti.size=1; ti.uid=4242; "
+                      "ti.uname='root'; ti.gid=4343; ti.gname='root'; t.addfile(ti, io.BytesIO(b'x')); t.close()\""),
+            0);
+  ASSERT_EQ(mmar("create -f " + q(tmp / "n.mmar") + " --from " + q(tmp / "n.tar"), &out), 0) << out;
+  ASSERT_EQ(mmar("extract -f " + q(tmp / "n.mmar") + " -C " + q(tmp / "by-name"), &out), 0) << out;
+  ASSERT_EQ(mmar("extract --numeric-owner -f " + q(tmp / "n.mmar") + " -C " + q(tmp / "by-number"), &out), 0) << out;
+  ASSERT_EQ(test::run("stat -c '%u %g' " + q(tmp / "by-name/f") + " " + q(tmp / "by-number/f"), &out), 0);
+  EXPECT_EQ(out, "0 0\n4242 4343\n");
+
+  const std::string src = tmp / "src";
+  ASSERT_EQ(::mkdir(src.c_str(), 0755), 0);
+  for (const char* f : {"user-of-root-group", "setuid-root", "root-of-daemon-group", "plain-root"}) {
+    test::write_file(src + "/" + f, test::to_bytes(f), 0755);
+  }
+  ASSERT_EQ(::chown((src + "/user-of-root-group").c_str(), 1, 0), 0);  // daemon:root on Debian
+  ASSERT_EQ(::chmod((src + "/setuid-root").c_str(), 04755), 0);
+  ASSERT_EQ(::chown((src + "/root-of-daemon-group").c_str(), 0, 1), 0);
+  ASSERT_EQ(mmar("create -f " + q(tmp / "tree.mmar") + " -C " + q(src) + " .", &out), 0) << out;
+  ASSERT_EQ(test::run("tar --format=posix -C " + q(src) + " -cf " + q(tmp / "tree.tar") + " ."), 0);
+  ASSERT_EQ(mmar("create -f " + q(tmp / "tar.mmar") + " --from " + q(tmp / "tree.tar"), &out), 0) << out;
+  const std::string owners =
+      " | python3 -c 'import json, sys; [print(m[\"name\"], m.get(\"uid\"), m.get(\"gid\"), m.get(\"uname\"), "
+      "m.get(\"gname\")) for m in json.load(sys.stdin) if m[\"type\"] == \"file\"]'";
+  std::string from_tree, from_tar;
+  ASSERT_EQ(test::run(kMmar + " list --json " + q(tmp / "tree.mmar") + owners, &from_tree), 0);
+  ASSERT_EQ(test::run(kMmar + " list --json " + q(tmp / "tar.mmar") + owners, &from_tar), 0);
+  EXPECT_EQ(from_tree, from_tar);
+  EXPECT_NE(from_tree.find("setuid-root 0 0 root root"), std::string::npos) << from_tree;
+  EXPECT_NE(from_tree.find("plain-root None None None None"), std::string::npos) << from_tree;
+}
+
 TEST(Cli, RoundTripAgainstTar) {
   TempDir tmp;
   std::string src = tmp / "src";
