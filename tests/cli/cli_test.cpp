@@ -155,6 +155,41 @@ TEST(Cli, OwnersByNameOrNumberAsTarRecordsThem) {
   EXPECT_NE(from_tree.find("plain-root None None None None"), std::string::npos) << from_tree;
 }
 
+// The README's synopsis of the command names every option each verb takes
+// (its long or its short form, on that verb's lines), as its --help lists
+// them: the synopsis does not drift from the command.
+TEST(Cli, ReadmeSynopsisHasEveryOption) {
+  const std::string script =
+      "import re, subprocess, sys\n"
+      "mmar, readme = sys.argv[1], open(sys.argv[2]).read()\n"
+      "block = readme.split('## The command', 1)[1].split('```', 2)[1]\n"
+      "lines, verb = {}, None\n"
+      "for l in block.splitlines():\n"
+      "    m = re.match(r'mmar (\\w[\\w-]*)', l)\n"
+      "    if m: verb = m.group(1)\n"
+      "    elif not l.startswith(' '): verb = None\n"
+      "    if verb: lines[verb] = lines.get(verb, '') + ' ' + l\n"
+      "top = subprocess.run([mmar, '--help'], capture_output=True, text=True).stdout\n"
+      "verbs = re.findall(r'^  ([a-z]+) ', top.split('Verbs:')[1], re.M)\n"
+      "for v in verbs:\n"
+      "    h = subprocess.run([mmar, v, '--help'], capture_output=True, text=True).stdout\n"
+      "    for short, long in re.findall(r'^  (?:-(\\w), |    )--([a-z0-9-]+)', h, re.M):\n"
+      "        if long == 'help': continue\n"
+      "        text = lines.get(v, '')\n"
+      "        if not re.search(r'--' + long + r'\\b', text) and not (short and re.search(r'(?<![\\w-])-' + short + "
+      "r'\\b', text)):\n"
+      "            print(v, '--' + long)\n";
+  TempDir tmp;
+  test::write_file(tmp / "check.py", test::to_bytes(script));
+  std::string out;
+  ASSERT_EQ(test::run("python3 " + q(tmp / "check.py") + " " + q(kMmar) + " " +
+                          q(std::string(MMAR_SOURCE_DIR) + "/README.md") + " 2>&1",
+                      &out),
+            0)
+      << out;
+  EXPECT_EQ(out, "") << "options missing from README.md's synopsis";
+}
+
 TEST(Cli, RoundTripAgainstTar) {
   TempDir tmp;
   std::string src = tmp / "src";
