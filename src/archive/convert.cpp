@@ -294,7 +294,16 @@ Result<ArchiveImport> ArchiveImport::read(const std::string& input, Writer& writ
   const int opened = input == "-" ? archive_read_open_fd(r.a, 0, 1 << 20)
                                   : archive_read_open_filename(r.a, input.c_str(), 1 << 20);
   if (opened != ARCHIVE_OK) {
-    return Error(Errc::unsupported, shown + ": not an archive libarchive reads (" + archive_message(r.a) + ")");
+    std::string message = shown + ": not an archive libarchive reads (" + archive_message(r.a) + ")";
+    // A filesystem image (squashfs, EROFS) is named, with what converts it.
+    if (input != "-") {
+      std::byte head[4096];
+      UniqueFd fd(::open(input.c_str(), O_RDONLY | O_CLOEXEC));
+      const ssize_t got = fd ? ::pread(fd.get(), head, sizeof head, 0) : -1;
+      const char* foreign = got > 0 ? foreign_format_of({head, static_cast<size_t>(got)}) : nullptr;
+      if (foreign != nullptr) message += ": " + std::string(foreign) + " (" + conversion_hint(foreign, input) + ")";
+    }
+    return Error(Errc::unsupported, std::move(message));
   }
 
   std::map<std::string, Pending> pending;                // by normalised name

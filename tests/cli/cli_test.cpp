@@ -640,6 +640,9 @@ TEST(Cli, NoSilentSuccess) {
   EXPECT_EQ(mmar("verify " + q(tmp / "t.sqfs"), &out), 1);
   const std::string hint = "(convert: unsquashfs -d DIR " + tmp / "t.sqfs" + " && mmar create -f OUT.mmar -C DIR .)";
   ASSERT_NE(out.find(hint), std::string::npos) << out;
+  // create --from says the same (libarchive does not read it).
+  EXPECT_EQ(mmar("create -f " + q(tmp / "sq0.mmar") + " --from " + q(tmp / "t.sqfs"), &out), 1);
+  EXPECT_NE(out.find(": a squashfs image " + hint), std::string::npos) << out;
   std::string cmd = hint.substr(10, hint.size() - 11);
   for (size_t at; (at = cmd.find("DIR")) != std::string::npos;) cmd.replace(at, 3, tmp / "sq");
   cmd.replace(cmd.find("OUT.mmar"), 8, tmp / "sq.mmar");
