@@ -61,6 +61,11 @@ MMAR_API std::optional<Format> archive_format_of(std::span<const std::byte> head
 // 9660, `iso_magic` (the 5 bytes at offset 0x8001; empty when the file is
 // shorter). nullptr when none matches.
 MMAR_API const char* foreign_format_of(std::span<const std::byte> head, std::span<const std::byte> iso_magic = {});
+// How to make an mmar archive of `file`, which foreign_format_of() named
+// `foreign`: a command line that works for that format ("mmar create -f
+// OUT.mmar --from FILE" for what libarchive reads; for a squashfs or EROFS
+// image, which it does not, the image unpacked by its own tool first).
+MMAR_API std::string conversion_hint(std::string_view foreign, std::string_view file);
 
 MMAR_API const char* codec_name(Codec codec);
 MMAR_API const char* kind_name(Kind kind);
@@ -454,8 +459,8 @@ struct MMAR_API WriteOptions {
   // nanoseconds since the epoch. The same inputs then give the same bytes.
   std::optional<int64_t> mtime_ns;
   std::optional<int64_t> clamp_mtime_ns;
-  // add_tree skips a name (and, for a directory, everything below it) for
-  // which this returns true (tar --exclude).
+  // add_tree and ArchiveImport::read skip a name (and, for a directory,
+  // everything below it) for which this returns true (tar --exclude).
   std::function<bool(std::string_view name)> exclude;
   // Called with each member's name as it is added (tar -v).
   std::function<void(std::string_view name)> on_add;
@@ -511,6 +516,9 @@ class MMAR_API Writer {
   Result<void> add_special(std::string name, uint32_t mode, int64_t mtime_ns = 0, Attributes attrs = {});
 
   size_t pending() const;
+  // Whether WriteOptions::exclude leaves `name` out, or a directory above
+  // it (every way in skips what it does: add_tree, ArchiveImport::read).
+  bool excludes(std::string_view name) const;
 
   // Write atomically: a temporary file beside `path`, fsync, rename, fsync
   // of the directory. On failure the temporary is removed and any existing

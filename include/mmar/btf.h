@@ -244,7 +244,8 @@ MMAR_API Result<BtfFoundType> btf_find_in_archive(const std::string& archive, st
 // split BTF on this base first. Written atomically, as Writer::write.
 struct MMAR_API BtfPackOptions {
   Codec codec = Codec::none;  // none keeps members zero-copy (mapped in place)
-  // Called as modules are checked: (done, total).
+  // Called as each module is checked and added: (modules done, modules in
+  // all), counts of modules, not bytes.
   std::function<void(size_t done, size_t total)> progress;
 };
 struct MMAR_API BtfPackStats {

@@ -25,6 +25,7 @@ struct ImportStats {
   uint64_t hard_links = 0;     // names sharing an earlier file's data
   uint64_t replaced = 0;       // names given again later in the input (the last one wins, as tar -x)
   uint64_t bytes = 0;          // file contents read
+  uint64_t excluded = 0;       // entries left out (WriteOptions::exclude)
 };
 
 // An input archive read to its end into a Writer. Entries are streamed: each
@@ -37,7 +38,11 @@ struct ImportStats {
 // Names are normalised as the Writer does ("./a" is "a", a leading "/" is
 // dropped); ".." is refused, naming the entry. Missing parent directories
 // are added (mode 0755). Owners (numbers and names), extended attributes,
-// device nodes, FIFOs and hard links are kept (docs/FORMAT.md "Attributes").
+// device nodes, FIFOs and hard links are kept (docs/FORMAT.md "Attributes");
+// every name of a hard-linked file carries the file's owner, mode, times and
+// extended attributes, whichever of its entries the input recorded them on.
+// Names the writer's WriteOptions::exclude matches (or below a directory it
+// matches) are left out, as add_tree leaves them out.
 class MMAR_API ArchiveImport {
  public:
   // `input`: a path, or "-" for standard input.

@@ -166,6 +166,7 @@ struct Pending {
   uint32_t mode = 0;       // permissions; with the type for special
   int64_t mtime_ns = 0;
   Attributes attrs;        // owner, names, xattrs, device number
+  std::string link_group;  // file: the spool file of its hard-link group's first entry
 };
 
 // An entry's owner, names, extended attributes and device number, as the
@@ -293,11 +294,27 @@ Result<ArchiveImport> ArchiveImport::read(const std::string& input, Writer& writ
   const int opened = input == "-" ? archive_read_open_fd(r.a, 0, 1 << 20)
                                   : archive_read_open_filename(r.a, input.c_str(), 1 << 20);
   if (opened != ARCHIVE_OK) {
-    return Error(Errc::unsupported, shown + ": not an archive libarchive reads (" + archive_message(r.a) + ")");
+    std::string message = shown + ": not an archive libarchive reads (" + archive_message(r.a) + ")";
+    // A filesystem image (squashfs, EROFS) is named, with what converts it.
+    if (input != "-") {
+      std::byte head[4096];
+      UniqueFd fd(::open(input.c_str(), O_RDONLY | O_CLOEXEC));
+      const ssize_t got = fd ? ::pread(fd.get(), head, sizeof head, 0) : -1;
+      const char* foreign = got > 0 ? foreign_format_of({head, static_cast<size_t>(got)}) : nullptr;
+      if (foreign != nullptr) message += ": " + std::string(foreign) + " (" + conversion_hint(foreign, input) + ")";
+    }
+    return Error(Errc::unsupported, std::move(message));
   }
 
   std::map<std::string, Pending> pending;                // by normalised name
   std::map<std::string, std::string> spooled_by_name;    // file name -> its spool file (hard link targets)
+  // A hard-link group (keyed by the spool file of its first entry, the one
+  // that is not a link) -> that entry's attributes. Tar writes the
+  // extended attributes (capabilities, ACLs) only on that entry, its link
+  // entries carry none; yet each name is the same file, and a link's name
+  // may sort first in the archive.
+  std::map<std::string, std::string> group_of_spool;  // spool file -> its group
+  std::map<std::string, Attributes> group_attrs;
   uint64_t serial = 0;
   std::string entry_name;
   // The entry's data blocks written at their offsets into `fd` (sparse
@@ -352,7 +369,10 @@ Result<ArchiveImport> ArchiveImport::read(const std::string& input, Writer& writ
     auto normal = normalize_member_name(trimmed);
     if (!normal.ok()) return Error(Errc::malformed, shown + ": entry '" + entry_name + "': " + normal.error().message());
     const std::string name = *normal;
-    if (pending.count(name) != 0) ++st.stats.replaced;
+    // Left out, as add_tree leaves it out; a file is spooled all the same
+    // (a later hard link may need its data), never added.
+    const bool excluded = writer.excludes(name);
+    if (!excluded && pending.count(name) != 0) ++st.stats.replaced;
 
     Pending p;
     p.mode = static_cast<uint32_t>(archive_entry_perm(e)) & 07777;
@@ -375,13 +395,15 @@ Result<ArchiveImport> ArchiveImport::read(const std::string& input, Writer& writ
       st.spooled.push_back(path);
       p.type = Pending::file;
       p.spool_path = path;
+      p.link_group = group_of_spool[it->second];
+      group_of_spool[path] = p.link_group;
       // A link shares its target's inode: mode and time are the target's.
       struct stat ts {};
       if (::stat(path.c_str(), &ts) == 0) {
         p.mode = ts.st_mode & 07777;
         p.mtime_ns = static_cast<int64_t>(ts.st_mtim.tv_sec) * 1000000000 + ts.st_mtim.tv_nsec;
       }
-      ++st.stats.hard_links;
+      if (!excluded) ++st.stats.hard_links;
       spooled_by_name[name] = path;
       // A link that carries the data (cpio writes it with the last name of
       // a file, earlier names empty): into the shared inode.
@@ -420,8 +442,13 @@ Result<ArchiveImport> ArchiveImport::read(const std::string& input, Writer& writ
       if (::futimens(fd.get(), times) != 0) return sys_error("set the time of " + path, errno);
       p.type = Pending::file;
       p.spool_path = path;
+      p.link_group = path;
+      group_of_spool[path] = path;
+      group_attrs[path] = p.attrs;
       spooled_by_name[name] = path;
-      ++st.stats.files;
+      if (!excluded) ++st.stats.files;
+    } else if (excluded) {
+      archive_read_data_skip(r.a);
     } else if (type == AE_IFDIR) {
       p.type = Pending::dir;
     } else if (type == AE_IFLNK) {
@@ -437,6 +464,10 @@ Result<ArchiveImport> ArchiveImport::read(const std::string& input, Writer& writ
     } else {
       return Error(Errc::unsupported, shown + ": entry '" + entry_name + "' is " + type_name(type) +
                                           ", which an mmar archive cannot hold");
+    }
+    if (excluded) {
+      ++st.stats.excluded;
+      continue;
     }
     pending[name] = std::move(p);
   }
@@ -480,7 +511,10 @@ Result<ArchiveImport> ArchiveImport::read(const std::string& input, Writer& writ
     // entry, empty ones too. The writer finds the hard links among the
     // spooled files itself. Implied parents have none.
     {
-      Attributes a = p.attrs;
+      // A name of a hard-linked file: the file's attributes, from the entry
+      // that has them (mode and time are the shared spool file's already).
+      auto group = p.type == Pending::file ? group_attrs.find(p.link_group) : group_attrs.end();
+      Attributes a = group != group_attrs.end() ? group->second : p.attrs;
       // Root's own ownership needs no record, unless setuid/setgid bits
       // need their owner (FORMAT.md "Attributes").
       if (!attrs::owner_needs_record(a.uid, a.gid, p.mode) && (a.uname.empty() || a.uname == "root") &&

@@ -4,6 +4,7 @@
 #include "elf/sections.h"
 
 #include <cstring>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -77,6 +78,19 @@ const char* foreign_format_of(std::span<const std::byte> head, std::span<const s
   if (at(0, "BZh"sv) && n >= 4 && p[3] >= '1' && p[3] <= '9') return "a bzip2-compressed stream";
   if (at(0, "\x04\x22\x4d\x18"sv)) return "an lz4-compressed stream";
   return nullptr;
+}
+
+std::string conversion_hint(std::string_view foreign, std::string_view file) {
+  const std::string f(file);
+  // libarchive reads none of the filesystem images: their own tools unpack
+  // them (squashfs-tools, erofs-utils), or mount them.
+  if (foreign == "a squashfs image") {
+    return "convert: unsquashfs -d DIR " + f + " && mmar create -f OUT.mmar -C DIR .";
+  }
+  if (foreign == "an EROFS image") {
+    return "convert: fsck.erofs --extract=DIR " + f + " && mmar create -f OUT.mmar -C DIR .";
+  }
+  return "convert: mmar create -f OUT.mmar --from " + f;
 }
 
 }  // namespace mmar

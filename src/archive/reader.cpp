@@ -708,16 +708,13 @@ Result<Archive> Archive::open(Source source, const OpenOptions& options) {
     if (foreign != nullptr) {
       const std::string& file = a.source.name();
       return Error(Errc::unsupported,
-                   file + ": " + foreign + ", not an mmar archive (convert: mmar create -f OUT.mmar --from " + file +
-                       ")",
-                   0);
+                   file + ": " + foreign + ", not an mmar archive (" + conversion_hint(foreign, file) + ")", 0);
     }
     const Detected kind = detect_kind(head.span());
     if (kind.kind == Kind::data && !options.plain_data) {
       return Error(Errc::unsupported,
                    a.source.name() + ": " + (size == 0 ? std::string("an empty file") : std::string("not an archive")) +
-                       " (no mmar or CTF archive header) nor an ELF, BTF or CTF object; --plain opens any file as a "
-                       "one-member archive",
+                       " (no mmar or CTF archive header) nor an ELF, BTF or CTF object",
                    0);
     }
     a.format = Format::plain;

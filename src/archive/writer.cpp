@@ -186,6 +186,15 @@ Writer& Writer::operator=(Writer&&) noexcept = default;
 
 size_t Writer::pending() const { return impl_->inputs.size(); }
 
+bool Writer::excludes(std::string_view name) const {
+  const auto& exclude = impl_->options.exclude;
+  if (!exclude) return false;
+  for (size_t slash = name.find('/'); slash != std::string_view::npos; slash = name.find('/', slash + 1)) {
+    if (exclude(name.substr(0, slash))) return true;
+  }
+  return exclude(name);
+}
+
 Result<void> Writer::add_path(std::string name, const std::string& path) {
   struct stat st {};
   if (lstat(path.c_str(), &st) != 0) return sys_error(path, errno);
@@ -246,6 +255,7 @@ Result<void> Writer::add_tree(const std::string& name, const std::string& dir) {
   for (const auto& child : children) {
     std::string child_path = dir + "/" + child;
     std::string child_name = name.empty() ? child : name + "/" + child;
+    // Its parents were not excluded (or the walk would not be here).
     if (impl_->options.exclude && impl_->options.exclude(child_name)) continue;
     struct stat st {};
     if (lstat(child_path.c_str(), &st) != 0) return sys_error(child_path, errno);
@@ -362,7 +372,9 @@ Result<void> Writer::Impl::collect_attributes(Input& in, const struct stat& st, 
     in.attrs.gid = st.st_gid;
     in.attrs.has_owner = attrs::owner_needs_record(st.st_uid, st.st_gid, st.st_mode);
     if (!options.numeric_owner) {
-      // Names as tar keeps them, looked up once per id; root's are implied.
+      // Names as tar keeps them (root's too), looked up once per id, for
+      // every owner recorded: root:root with no setuid/setgid bit is the
+      // owner no record means, as for an imported tar.
       auto name_of = [](std::map<uint32_t, std::string>& cache, uint32_t id, bool user) -> std::string {
         auto it = cache.find(id);
         if (it != cache.end()) return it->second;
@@ -379,8 +391,10 @@ Result<void> Writer::Impl::collect_attributes(Input& in, const struct stat& st, 
         cache.emplace(id, name);
         return name;
       };
-      if (st.st_uid != 0) in.attrs.uname = name_of(user_names, st.st_uid, true);
-      if (st.st_gid != 0) in.attrs.gname = name_of(group_names, st.st_gid, false);
+      if (in.attrs.has_owner) {
+        in.attrs.uname = name_of(user_names, st.st_uid, true);
+        in.attrs.gname = name_of(group_names, st.st_gid, false);
+      }
     }
   }
   if (options.xattrs) {

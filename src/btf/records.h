@@ -39,6 +39,11 @@ inline std::string btf_hex(uint64_t v) {
   return buf;
 }
 
+// Opened without its base, split BTF is refused with this (after its name;
+// Errc::invalid_argument: the bytes are sound, the caller gave no base).
+inline constexpr std::string_view kSplitBtfWithoutBase =
+    "split BTF (its string offsets continue a base's): it needs its base BTF";
+
 // "NAME: WHAT (at offset 0x...)": every malformed-BTF error, whichever reader.
 inline Error btf_malformed(std::string_view name, uint64_t offset, const std::string& what) {
   return Error(Errc::malformed, std::string(name) + ": " + what + " (at offset " + btf_hex(offset) + ")", offset);
@@ -228,9 +233,14 @@ Result<BtfHeader> btf_check_header(std::string_view name, uint64_t file_off, uin
   if (base) {
     unsigned char first = 1;
     if (h.str_len != 0 && !read(h.strs_at(), 1, &first)) return io(h.strs_at());
-    if (h.str_len == 0 || first != 0) {
-      return btf_malformed(name, file_off + h.strs_at(), "string section must start with an empty string (split BTF? it needs its base BTF)");
+    // A base's strings start with the empty string (offset 0 is ""); a
+    // split BTF's continue its base's, so they start with a name: what a
+    // module's BTF opened alone looks like. Said as such, not as damage.
+    if (h.str_len != 0 && first != 0) {
+      return Error(Errc::invalid_argument, std::string(name) + ": " + std::string(kSplitBtfWithoutBase),
+                   file_off + h.strs_at());
     }
+    if (h.str_len == 0) return btf_malformed(name, file_off + 20, "empty string section (it must hold at least \"\")");
   }
   return h;
 }

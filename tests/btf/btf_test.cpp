@@ -792,6 +792,24 @@ TEST(BtfCli, DumpFindStatsAndArchiveMembers) {
   EXPECT_EQ(test::run(m + " btf dump " + q(kInputs + "/module.c") + " 2>&1", &out), 1);
   EXPECT_NE(out.find("not BTF"), std::string::npos) << out;
   EXPECT_EQ(test::run(m + " btf frob x 2>&1", &out), 2);
+  // Split BTF without its base: said to be split BTF, and how to give it
+  // the base (the library says what it is, the command how).
+  auto alone = Btf::open(o.module_split);
+  ASSERT_FALSE(alone.ok());
+  EXPECT_EQ(alone.error().code(), Errc::invalid_argument);
+  EXPECT_EQ(alone.error().message(),
+            o.module_split + ": split BTF (its string offsets continue a base's): it needs its base BTF");
+  for (const char* verb : {"dump", "stats", "find"}) {
+    EXPECT_EQ(
+        test::run(m + " btf " + verb + " " + q(o.module_split) + (std::string(verb) == "find" ? " x" : "") + " 2>&1",
+                  &out),
+        1)
+        << verb;
+    EXPECT_EQ(out, "mmar: " + o.module_split +
+                       ": split BTF (its string offsets continue a base's): give the base with --base-btf BASE (a "
+                       "module's base is usually /sys/kernel/btf/vmlinux)\n")
+        << verb;
+  }
 
   // create --btf-base links split members (ELF .BTF here) and nothing else;
   // the linked member then opens on its base with no --base-btf.

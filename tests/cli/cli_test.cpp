@@ -41,6 +41,155 @@ TEST(Cli, UsageAndHelp) {
   EXPECT_EQ(mmar("list", &out), 2);
 }
 
+// `mmar help VERB` is `mmar VERB --help` (a btf or ctf sub-verb too); help,
+// --help and --version take nothing else: one line, exit 2, not ignored.
+TEST(Cli, HelpVerbAndNoExtraArguments) {
+  std::string out, direct;
+  for (const std::string verb : {"create", "extract", "verify", "btf", "btf dump", "ctf find"}) {
+    EXPECT_EQ(mmar("help " + verb, &out), 0) << verb << ": " << out;
+    ASSERT_EQ(mmar(verb + " --help", &direct), 0) << verb;
+    EXPECT_EQ(out, direct) << verb;
+    EXPECT_EQ(out.rfind("Usage: mmar " + verb.substr(0, verb.find(' ')), 0), 0u) << out;
+  }
+  EXPECT_EQ(mmar("help frobnicate", &out), 2);
+  EXPECT_NE(out.find("unknown verb 'frobnicate'"), std::string::npos) << out;
+  for (const char* extra : {"help create extra", "help btf dump extra", "--version extra", "-V extra", "--help extra",
+                            "-h extra", "help create --help"}) {
+    EXPECT_EQ(mmar(extra, &out), 2) << extra << ": " << out;
+    EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << extra << ": " << out;
+    EXPECT_EQ(out.rfind("mmar: ", 0), 0u) << out;
+    EXPECT_NE(out.find("unexpected argument"), std::string::npos) << out;
+  }
+  EXPECT_EQ(mmar("--version", &out), 0);
+  EXPECT_EQ(out.rfind("mmar ", 0), 0u) << out;
+}
+
+// Progress bars go to stderr when forced (--progress; a terminal otherwise)
+// and never with --no-progress: verify counts members, extract and compact
+// bytes, btf pack modules.
+TEST(Cli, ProgressWhenForcedNoneWhenRefused) {
+  TempDir tmp;
+  std::string out;
+  test::write_file(tmp / "f", std::vector<std::byte>(300000, std::byte{7}));
+  test::write_file(tmp / "g", test::to_bytes("hello\n"));
+  ASSERT_EQ(mmar("create -f " + q(tmp / "a.mmar") + " -C " + q(tmp.path()) + " f g", &out), 0) << out;
+  struct Case {
+    std::string args;
+    std::string amount;  // what the bar counts
+  };
+  std::vector<Case> cases = {
+      {"verify " + q(tmp / "a.mmar"), " / 2 members"},
+      {"extract -f " + q(tmp / "a.mmar") + " -C " + q(tmp / "x"), "B / "},
+      {"compact --compress zstd " + q(tmp / "a.mmar"), "B / "},
+  };
+  const bool btf_tools = test::run("command -v pahole && command -v gcc") == 0;
+  if (btf_tools) {
+    const std::string inputs = MMAR_TEST_INPUTS;
+    ASSERT_EQ(test::run("cd " + q(tmp.path()) + " && gcc -g -O1 -c " + q(inputs + "/base.c") +
+                        " -o base.o && pahole -J base.o && gcc -g -O1 -c " + q(inputs + "/module.c") +
+                        " -o ms.o && pahole -J --btf_base base.o ms.o"),
+              0);
+    cases.push_back(
+        {"btf pack -f " + q(tmp / "k.mmar") + " " + q(tmp / "base.o") + " " + q(tmp / "ms.o"), "1 / 1 modules"});
+  }
+  auto read_err = [&] {
+    std::string err;
+    test::run("cat " + q(tmp / "err"), &err);
+    return err;
+  };
+  for (const Case& c : cases) {
+    test::run("rm -rf " + q(tmp / "x"));
+    ASSERT_EQ(test::run(kMmar + " " + c.args + " --progress 2>" + q(tmp / "err") + " >/dev/null"), 0) << c.args;
+    const std::string err = read_err();
+    EXPECT_NE(err.find("%"), std::string::npos) << c.args << ": " << err;
+    EXPECT_NE(err.find(c.amount), std::string::npos) << c.args << ": " << err;
+    test::run("rm -rf " + q(tmp / "x"));
+    ASSERT_EQ(test::run(kMmar + " " + c.args + " --no-progress 2>" + q(tmp / "err") + " >/dev/null"), 0) << c.args;
+    EXPECT_EQ(read_err(), "") << c.args;
+  }
+  if (btf_tools) {
+    ASSERT_EQ(test::run(kMmar + " btf pack -f " + q(tmp / "k.mmar") + " " + q(tmp / "base.o") + " " + q(tmp / "ms.o") +
+                        " --progress 2>" + q(tmp / "err") + " >/dev/null"),
+              0);
+    EXPECT_NE(read_err().find("btf pack ["), std::string::npos);
+  }
+}
+
+// Owners as root restores them: by the names recorded (tar's default), by
+// number with --numeric-owner. And the names recorded from a tree are those
+// tar records of it (root's included), so an archive made from the tree and
+// one made from tar's archive of it say the same.
+TEST(Cli, OwnersByNameOrNumberAsTarRecordsThem) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root (chown)";
+  TempDir tmp;
+  std::string out;
+  ASSERT_EQ(test::run("python3 -c \"import tarfile, io; t=tarfile.open('" + tmp / "n.tar" +
+                      "','w',format=tarfile.PAX_FORMAT); ti=tarfile.TarInfo('f'); ti.size=1; ti.uid=4242; "
+                      "ti.uname='root'; ti.gid=4343; ti.gname='root'; t.addfile(ti, io.BytesIO(b'x')); t.close()\""),
+            0);
+  ASSERT_EQ(mmar("create -f " + q(tmp / "n.mmar") + " --from " + q(tmp / "n.tar"), &out), 0) << out;
+  ASSERT_EQ(mmar("extract -f " + q(tmp / "n.mmar") + " -C " + q(tmp / "by-name"), &out), 0) << out;
+  ASSERT_EQ(mmar("extract --numeric-owner -f " + q(tmp / "n.mmar") + " -C " + q(tmp / "by-number"), &out), 0) << out;
+  ASSERT_EQ(test::run("stat -c '%u %g' " + q(tmp / "by-name/f") + " " + q(tmp / "by-number/f"), &out), 0);
+  EXPECT_EQ(out, "0 0\n4242 4343\n");
+
+  const std::string src = tmp / "src";
+  ASSERT_EQ(::mkdir(src.c_str(), 0755), 0);
+  for (const char* f : {"user-of-root-group", "setuid-root", "root-of-daemon-group", "plain-root"}) {
+    test::write_file(src + "/" + f, test::to_bytes(f), 0755);
+  }
+  ASSERT_EQ(::chown((src + "/user-of-root-group").c_str(), 1, 0), 0);  // daemon:root on Debian
+  ASSERT_EQ(::chmod((src + "/setuid-root").c_str(), 04755), 0);
+  ASSERT_EQ(::chown((src + "/root-of-daemon-group").c_str(), 0, 1), 0);
+  ASSERT_EQ(mmar("create -f " + q(tmp / "tree.mmar") + " -C " + q(src) + " .", &out), 0) << out;
+  ASSERT_EQ(test::run("tar --format=posix -C " + q(src) + " -cf " + q(tmp / "tree.tar") + " ."), 0);
+  ASSERT_EQ(mmar("create -f " + q(tmp / "tar.mmar") + " --from " + q(tmp / "tree.tar"), &out), 0) << out;
+  const std::string owners =
+      " | python3 -c 'import json, sys; [print(m[\"name\"], m.get(\"uid\"), m.get(\"gid\"), m.get(\"uname\"), "
+      "m.get(\"gname\")) for m in json.load(sys.stdin) if m[\"type\"] == \"file\"]'";
+  std::string from_tree, from_tar;
+  ASSERT_EQ(test::run(kMmar + " list --json " + q(tmp / "tree.mmar") + owners, &from_tree), 0);
+  ASSERT_EQ(test::run(kMmar + " list --json " + q(tmp / "tar.mmar") + owners, &from_tar), 0);
+  EXPECT_EQ(from_tree, from_tar);
+  EXPECT_NE(from_tree.find("setuid-root 0 0 root root"), std::string::npos) << from_tree;
+  EXPECT_NE(from_tree.find("plain-root None None None None"), std::string::npos) << from_tree;
+}
+
+// The README's synopsis of the command names every option each verb takes
+// (its long or its short form, on that verb's lines), as its --help lists
+// them: the synopsis does not drift from the command.
+TEST(Cli, ReadmeSynopsisHasEveryOption) {
+  const std::string script =
+      "import re, subprocess, sys\n"
+      "mmar, readme = sys.argv[1], open(sys.argv[2]).read()\n"
+      "block = readme.split('## The command', 1)[1].split('```', 2)[1]\n"
+      "lines, verb = {}, None\n"
+      "for l in block.splitlines():\n"
+      "    m = re.match(r'mmar (\\w[\\w-]*)', l)\n"
+      "    if m: verb = m.group(1)\n"
+      "    elif not l.startswith(' '): verb = None\n"
+      "    if verb: lines[verb] = lines.get(verb, '') + ' ' + l\n"
+      "top = subprocess.run([mmar, '--help'], capture_output=True, text=True).stdout\n"
+      "verbs = re.findall(r'^  ([a-z]+) ', top.split('Verbs:')[1], re.M)\n"
+      "for v in verbs:\n"
+      "    h = subprocess.run([mmar, v, '--help'], capture_output=True, text=True).stdout\n"
+      "    for short, long in re.findall(r'^  (?:-(\\w), |    )--([a-z0-9-]+)', h, re.M):\n"
+      "        if long == 'help': continue\n"
+      "        text = lines.get(v, '')\n"
+      "        if not re.search(r'--' + long + r'\\b', text) and not (short and re.search(r'(?<![\\w-])-' + short + "
+      "r'\\b', text)):\n"
+      "            print(v, '--' + long)\n";
+  TempDir tmp;
+  test::write_file(tmp / "check.py", test::to_bytes(script));
+  std::string out;
+  ASSERT_EQ(test::run("python3 " + q(tmp / "check.py") + " " + q(kMmar) + " " +
+                          q(std::string(MMAR_SOURCE_DIR) + "/README.md") + " 2>&1",
+                      &out),
+            0)
+      << out;
+  EXPECT_EQ(out, "") << "options missing from README.md's synopsis";
+}
+
 TEST(Cli, RoundTripAgainstTar) {
   TempDir tmp;
   std::string src = tmp / "src";
@@ -485,6 +634,22 @@ TEST(Cli, NoSilentSuccess) {
               std::string::npos)
         << out;
   }
+  // A squashfs image: libarchive cannot read it, so the hint unpacks it
+  // with unsquashfs, and the hint, run as given, makes the archive.
+  ASSERT_EQ(test::run("mksquashfs " + q(tmp / "f") + " " + q(tmp / "t.sqfs") + " -quiet -no-progress >/dev/null"), 0);
+  EXPECT_EQ(mmar("verify " + q(tmp / "t.sqfs"), &out), 1);
+  const std::string hint = "(convert: unsquashfs -d DIR " + tmp / "t.sqfs" + " && mmar create -f OUT.mmar -C DIR .)";
+  ASSERT_NE(out.find(hint), std::string::npos) << out;
+  // create --from says the same (libarchive does not read it).
+  EXPECT_EQ(mmar("create -f " + q(tmp / "sq0.mmar") + " --from " + q(tmp / "t.sqfs"), &out), 1);
+  EXPECT_NE(out.find(": a squashfs image " + hint), std::string::npos) << out;
+  std::string cmd = hint.substr(10, hint.size() - 11);
+  for (size_t at; (at = cmd.find("DIR")) != std::string::npos;) cmd.replace(at, 3, tmp / "sq");
+  cmd.replace(cmd.find("OUT.mmar"), 8, tmp / "sq.mmar");
+  cmd.replace(cmd.find("mmar create"), 4, kMmar);
+  ASSERT_EQ(test::run(cmd + " >/dev/null 2>&1"), 0) << cmd;
+  ASSERT_EQ(mmar("cat " + q(tmp / "sq.mmar") + " f", &out), 0) << out;
+  EXPECT_EQ(out, "hello\n");
   EXPECT_EQ(test::run(kMmar + " list - < " + q(tmp / "t.tar") + " 2>&1", &out), 1);
   EXPECT_NE(out.find("<stdin>: a tar archive"), std::string::npos) << out;
   EXPECT_EQ(test::run("cat " + q(tmp / "t.tar") + " | " + kMmar + " list - 2>&1", &out), 1);
@@ -493,6 +658,22 @@ TEST(Cli, NoSilentSuccess) {
   EXPECT_NE(out.find("--plain"), std::string::npos) << out;
   ASSERT_EQ(mmar("cat --plain " + q(tmp / "f") + " f", &out), 0);
   EXPECT_EQ(out, "hello\n");
+  // Only the verbs that take --plain suggest it: export takes it too; mount
+  // and compact refuse a plain file, and say nothing of --plain.
+  ASSERT_EQ(mmar("export " + q(tmp / "f") + " -o " + q(tmp / "f.tar"), &out), 1);
+  EXPECT_NE(out.find("--plain opens any file"), std::string::npos) << out;
+  ASSERT_EQ(mmar("export --plain " + q(tmp / "f") + " -o " + q(tmp / "f.tar"), &out), 0) << out;
+  ASSERT_EQ(test::run("tar -xOf " + q(tmp / "f.tar") + " f", &out), 0);
+  EXPECT_EQ(out, "hello\n");
+  EXPECT_EQ(mmar("compact " + q(tmp / "f"), &out), 1);
+  EXPECT_NE(out.find("not an archive"), std::string::npos) << out;
+  EXPECT_EQ(out.find("--plain"), std::string::npos) << out;
+  if (mmar("mount --help") == 0) {
+    ASSERT_EQ(::mkdir((tmp / "m4").c_str(), 0755), 0);
+    EXPECT_EQ(mmar("mount " + q(tmp / "f") + " " + q(tmp / "m4"), &out), 1);
+    EXPECT_NE(out.find("not an archive"), std::string::npos) << out;
+    EXPECT_EQ(out.find("--plain"), std::string::npos) << out;
+  }
 
   // create -f -: the archive on standard output, never a file named '-'.
   ASSERT_EQ(test::run("cd " + q(tmp.path()) + " && " + kMmar + " create -f - f --stats 2>" + q(tmp / "stats") +

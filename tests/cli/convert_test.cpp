@@ -274,5 +274,74 @@ with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as tf:
   EXPECT_FALSE(has_spool_left(t));
 }
 
+// Tar writes a file's extended attributes on its first entry only; a hard
+// link entry carries none. Every name is the same file all the same: each
+// gets the file's attributes, whether the link's name sorts before the
+// original's (the archive is in name order) or after. Extract and mount.
+TEST_F(Convert, HardLinksKeepTheFilesXattrsInEitherNameOrder) {
+  const std::string t = *tmp_ / "hardlink-xattrs";
+  std::string out;
+  ASSERT_EQ(
+      sh("mkdir -p " + q(t + "/src") + " && cd " + q(t + "/src") +
+         " && echo data > z && chmod 640 z && ln z a && python3 -c \"import os; os.setxattr('z', 'user.k', b'v')\""),
+      0);
+  const bool can_mount = sh(kMmar + " mount --help") == 0 && ::access("/dev/fuse", R_OK | W_OK) == 0;
+  for (const std::string order : {"z a", "a z"}) {  // the original first, the link second
+    SCOPED_TRACE("tar order: " + order);
+    const std::string tar = t + "/h.tar", ar = t + "/h.mmar", x = t + "/x";
+    ASSERT_EQ(sh("rm -rf " + q(x) + " " + q(ar) + " && tar --format=posix --xattrs --xattrs-include='*' -C " +
+                 q(t + "/src") + " -cf " + q(tar) + " " + order),
+              0);
+    ASSERT_EQ(sh("tar -tvf " + q(tar) + " | grep -c ' link to '", &out), 0) << out;
+    ASSERT_EQ(sh(kMmar + " create -f " + q(ar) + " --from " + q(tar), &out), 0) << out;
+    ASSERT_EQ(sh(kMmar + " extract -f " + q(ar) + " -C " + q(x), &out), 0) << out;
+    const std::string check =
+        "python3 -c \"import os, sys; print(' '.join('%s:%s:%o:%d' % (n, os.listxattr(n), "
+        "os.stat(n).st_mode & 0o7777, os.stat(n).st_nlink) for n in sys.argv[1:]))\" ";
+    ASSERT_EQ(sh(check + q(x + "/a") + " " + q(x + "/z"), &out), 0) << out;
+    EXPECT_EQ(out, x + "/a:['user.k']:640:2 " + x + "/z:['user.k']:640:2\n");
+    if (!can_mount) continue;
+    const std::string mnt = t + "/mnt";
+    ::mkdir(mnt.c_str(), 0755);
+    ASSERT_EQ(sh(kMmar + " mount " + q(ar) + " " + q(mnt), &out), 0) << out;
+    EXPECT_EQ(sh(check + q(mnt + "/a") + " " + q(mnt + "/z"), &out), 0) << out;
+    EXPECT_EQ(out, mnt + "/a:['user.k']:640:2 " + mnt + "/z:['user.k']:640:2\n");
+    ASSERT_EQ(sh(kMmar + " umount " + q(mnt), &out), 0) << out;
+  }
+}
+
+// --exclude and --exclude-from leave out entries of an input archive as
+// they leave out files of a tree: the whole name or its last component,
+// and everything below an excluded directory. A hard link to an excluded
+// file keeps its data.
+TEST_F(Convert, ExcludeAppliesToTheInputArchive) {
+  const std::string t = *tmp_ / "exclude";
+  std::string out;
+  ASSERT_EQ(sh("mkdir -p " + q(t + "/src/d") + " " + q(t + "/src/skip/deep") + " && cd " + q(t + "/src") +
+               " && echo o > a.o && echo c > b.c && echo o > d/x.o && echo y > d/y && echo s > skip/deep/s"
+               " && ln a.o keep && echo 'skip' > ../patterns"),
+            0);
+  ASSERT_EQ(sh("tar --format=posix -C " + q(t + "/src") + " -cf " + q(t + "/e.tar") + " a.o b.c d skip keep"), 0);
+  // The same patterns give the same members from the tree and from the tar.
+  ASSERT_EQ(sh(kMmar + " create -f " + q(t + "/tree.mmar") + " --exclude '*.o' -X " + q(t + "/patterns") + " -C " +
+                   q(t + "/src") + " .",
+               &out),
+            0)
+      << out;
+  ASSERT_EQ(sh(kMmar + " create -f " + q(t + "/tar.mmar") + " --exclude '*.o' -X " + q(t + "/patterns") + " --from " +
+                   q(t + "/e.tar"),
+               &out),
+            0)
+      << out;
+  std::string from_tree;
+  ASSERT_EQ(sh(kMmar + " list " + q(t + "/tree.mmar"), &from_tree), 0) << from_tree;
+  ASSERT_EQ(sh(kMmar + " list " + q(t + "/tar.mmar"), &out), 0) << out;
+  EXPECT_EQ(out, "b.c\nd\nd/y\nkeep\n");
+  EXPECT_EQ(out, from_tree);
+  ASSERT_EQ(sh(kMmar + " cat " + q(t + "/tar.mmar") + " keep", &out), 0) << out;
+  EXPECT_EQ(out, "o\n");
+  EXPECT_FALSE(has_spool_left(t));
+}
+
 }  // namespace
 }  // namespace mmar

@@ -81,7 +81,8 @@ int run_pack(const Parsed& p) {
     if (!c) return usage_error("btf", "unknown codec '" + p.get("compress") + "'");
     o.codec = *c;
   }
-  Progress progress("check");
+  // Modules checked and added, counted as modules (not bytes).
+  Progress progress("btf pack", Progress::Unit::modules);
   o.progress = [&](size_t done, size_t total) { progress.update(done, total); };
   std::vector<std::string> modules(p.positional.begin() + 2, p.positional.end());
   auto stats = btf_pack(p.get("file"), p.positional[1], modules, o);
@@ -212,7 +213,18 @@ int run_btf(int argc, char** argv) {
   }
   const std::string& name = spec;
   auto btf = open_spec(spec, base, options);
-  if (!btf.ok()) return fail(btf.error());
+  if (!btf.ok()) {
+    // Split BTF opened alone: say how to give its base.
+    static constexpr std::string_view kNeedsBase = "it needs its base BTF";
+    const std::string& m = btf.error().message();
+    if (!base && btf.error().code() == Errc::invalid_argument && m.size() >= kNeedsBase.size() &&
+        m.compare(m.size() - kNeedsBase.size(), kNeedsBase.size(), kNeedsBase) == 0) {
+      return fail(Error(Errc::invalid_argument, m.substr(0, m.size() - kNeedsBase.size()) +
+                                                    "give the base with --base-btf BASE (a module's base is usually " +
+                                                    kKernelBtf + ")"));
+    }
+    return fail(btf.error());
+  }
 
   if (sub == "dump") {
     std::string format = p.has("format") ? p.get("format") : "raw";

@@ -205,10 +205,10 @@ Result<Source> stdin_source(const SourceOptions& so) {
   MMAR_ASSIGN(size_t got, read_full(0, head, sizeof head));
   const auto format = archive_format_of({head, got});
   if (const char* foreign = foreign_format_of({head, got}); foreign && (!format || *format == Format::plain)) {
-    return Error(Errc::unsupported,
-                 std::string(kStdinName) + ": " + foreign +
-                     ", not an mmar archive (convert: mmar create -f OUT.mmar --from FILE)",
-                 0);
+    return Error(
+        Errc::unsupported,
+        std::string(kStdinName) + ": " + foreign + ", not an mmar archive (" + conversion_hint(foreign, "FILE") + ")",
+        0);
   }
   if (!format || *format == Format::plain) {
     return Error(Errc::malformed,
@@ -237,6 +237,22 @@ Result<Source> stdin_source(const SourceOptions& so) {
   return Source::from_fd(tmp.fd, kStdinName, so);
 }
 
+// A file that is neither an archive nor an object opens as one member only
+// when asked (OpenOptions::plain_data): the verbs that open through
+// open_archive offer that as --plain, and only they say so (mount, compact
+// and the others refuse a plain file: no hint there).
+Result<Archive> with_plain_hint(Result<Archive> opened) {
+  if (opened.ok()) return opened;
+  Error e = std::move(opened).error();
+  static constexpr std::string_view kNotAnObject = "nor an ELF, BTF or CTF object";
+  const std::string& m = e.message();
+  if (e.code() == Errc::unsupported && m.size() >= kNotAnObject.size() &&
+      m.compare(m.size() - kNotAnObject.size(), kNotAnObject.size(), kNotAnObject) == 0) {
+    return Error(e.code(), m + "; --plain opens any file as a one-member archive", e.offset(), e.sys_errno());
+  }
+  return e;
+}
+
 }  // namespace
 
 Result<Archive> open_archive(const std::string& path, const Parsed& p, bool stream) {
@@ -248,9 +264,9 @@ Result<Archive> open_archive(const std::string& path, const Parsed& p, bool stre
     SourceOptions so;
     so.force_pread = o.force_pread;
     MMAR_ASSIGN(Source s, stdin_source(so));
-    return Archive::open(std::move(s), o);
+    return with_plain_hint(Archive::open(std::move(s), o));
   }
-  return Archive::open(path, o);
+  return with_plain_hint(Archive::open(path, o));
 }
 
 bool split_member_spec(const std::string& spec, std::string& archive, std::string& member) {
@@ -419,9 +435,9 @@ void Progress::update(uint64_t done, uint64_t total) {
     std::snprintf(buf, sizeof buf, " ETA %lld:%02lld", secs / 60, secs % 60);
     eta = buf;
   }
-  const std::string amount = unit_ == Unit::bytes
-                                 ? human_size(done) + " / " + human_size(total)
-                                 : std::to_string(done) + " / " + std::to_string(total) + " members";
+  const std::string amount = unit_ == Unit::bytes ? human_size(done) + " / " + human_size(total)
+                                                  : std::to_string(done) + " / " + std::to_string(total) +
+                                                        (unit_ == Unit::members ? " members" : " modules");
   std::fprintf(stderr, "\r%s [%.*s%*s] %3d%% %s%s\033[K", label_.c_str(), filled, "##############################",
                width - filled, "", static_cast<int>(frac * 100), amount.c_str(), eta.c_str());
   std::fflush(stderr);

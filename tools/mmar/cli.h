@@ -106,7 +106,8 @@ std::string format_time(int64_t mtime_ns);
 // stderr is a terminal, or always with --progress, never with --no-progress.
 class Progress {
  public:
-  enum class Unit { bytes, members };
+  // What done and total count: bytes (shown as sizes) or whole items.
+  enum class Unit { bytes, members, modules };
   explicit Progress(std::string label, Unit unit = Unit::bytes);
   ~Progress();
   void update(uint64_t done, uint64_t total);

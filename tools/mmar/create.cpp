@@ -39,7 +39,7 @@ const Verb kCreate{
         {"threshold", 0, true, "BYTES", "compress members larger than this (default 16; 0 = never)"},
         {"frame-size", 0, true, "BYTES", "compressed members are frames of this size, each inflated alone\n"
                                          "                               (a power of two, 4K..4M; default 128K); smaller members share frames"},
-        {"align", 0, true, "BYTES", "page alignment of raw members: 4096 (default), 16384 or 65536"},
+        {"align", 0, true, "BYTES", "page alignment of raw members: 4096 (default), 8192, 16384, 32768 or 65536"},
         {"format", 0, true, "FMT",
          "mmar (default) or ctf (binutils libctf CTF archive): its members are dicts;\n"
          "                               an ELF PATH gives its .ctf section's dict, a CTF archive PATH\n"

@@ -26,6 +26,7 @@ const Verb kExport{
         {"format", 0, true, "FMT", "pax, gnu, ustar, zip or cpio (default: from OUT's extension, else pax)"},
         {"compress", 0, true, "FILTER", "none, gzip, xz, zstd or bzip2 (default: from OUT's extension)"},
         {"stats", 's', false, "", "print a summary on stderr"},
+        {"plain", 0, false, "", "open any file as a one-member archive (else only ELF, BTF, CTF objects)"},
     }};
 
 }  // namespace

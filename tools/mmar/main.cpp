@@ -77,16 +77,28 @@ int run(int argc, char** argv) {
     return mmar::cli::kExitUsage;
   }
   std::string_view verb = argv[1];
+  // help, --help and --version take nothing more (help: one verb, and a
+  // btf or ctf sub-verb): anything else is a mistake, not ignored.
+  auto extra = [&](int allowed) {
+    if (argc <= 2 + allowed) return false;
+    mmar::cli::error(std::string(verb) + ": unexpected argument '" + argv[2 + allowed] + "' (usage: mmar " +
+                     (verb == "help" ? "help [VERB]" : std::string(verb)) + ")");
+    return true;
+  };
   if (verb == "help" && argc >= 3) {  // mmar help VERB: that verb's --help
+    const std::string_view of = argv[2];
+    if (extra(of == "btf" || of == "ctf" ? 2 : 1)) return mmar::cli::kExitUsage;
     static char help_flag[] = "--help";
-    char* help_argv[] = {argv[0], argv[2], help_flag, nullptr};
-    return run(3, help_argv);
+    char* help_argv[] = {argv[0], argv[2], argc == 4 ? argv[3] : help_flag, help_flag, nullptr};
+    return run(argc == 4 ? 4 : 3, help_argv);
   }
   if (verb == "-h" || verb == "--help" || verb == "help") {
+    if (extra(0)) return mmar::cli::kExitUsage;
     usage(stdout);
     return mmar::cli::kExitOk;
   }
   if (verb == "--version" || verb == "-V") {
+    if (extra(0)) return mmar::cli::kExitUsage;
     std::printf("mmar %s (format 1; features:%s%s)\n", MMAR_VERSION,
 #ifdef MMAR_HAVE_FUSE
                 " mount",
