@@ -8,6 +8,10 @@ namespace mmar::test {
 void LibctfFromBtf::run() {
   const uint32_t end = *btf_.type_count();
   memo_.assign(end, kUnset);
+  if (void_type_) {
+    const ctf_encoding_t none{0, 0, 0};
+    void_ = rooted([&](uint32_t f) { return ctf_add_integer(fp_, f, "void", &none); });
+  }
   for (uint32_t id = 1; id < end; ++id) (void)add(id);
   for (uint32_t id = 1; id < end; ++id) {
     auto t = *btf_.type(id);
@@ -29,7 +33,7 @@ ctf_id_t LibctfFromBtf::rooted(F&& add_with_flag) {
 }
 
 ctf_id_t LibctfFromBtf::add(uint32_t id) {
-  if (id == 0) return 0;
+  if (id == 0) return void_;
   if (memo_[id] != kUnset) return memo_[id];
   auto t = *btf_.type(id);
   const std::string name(btf_.name_of(t));
