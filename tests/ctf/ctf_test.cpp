@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: BSD-2-Clause
 // CTF dicts: the reader and the objdump --ctf dumper against binutils 2.40
 // (objdump and libctf as oracles), on objects and shared objects gcc -gctf
-// builds at test time, on dicts libctf rewrites (compressed) and on dicts a
-// test-only builder writes (both byte orders, v2 headers, large structs,
-// external strings), and on malformed bytes.
+// builds at test time, on dicts libctf rewrites (compressed), on dicts
+// libctf writes through its ctf_add_* API (both byte orders, compressed, in
+// archives), on dicts a test-only builder writes (both byte orders, v2
+// headers, large structs, external strings), and on malformed bytes. The
+// kernel-sized archives are tests/ctf/kernel_ctf_test.cpp's.
 #include <ctf-api.h>
 #include <gtest/gtest.h>
 #include <zlib.h>
@@ -110,6 +112,29 @@ std::string our_dict_dump(const std::string& bytes, std::string* error = nullptr
   auto r = ctf_dump_dict(*d, out);
   if (!r.ok()) return "(dump failed: " + r.error().message() + ")";
   return out;
+}
+
+// Every type of `d` has the name, size, alignment and kind libctf gives the
+// same type in `fp` (ctf_type_aname, ctf_type_size, ctf_type_align,
+// ctf_type_kind); returns how many types were compared.
+uint32_t expect_types_equal(const CtfDict& d, ctf_dict_t* fp, const std::string& what) {
+  uint32_t checked = 0;
+  for (uint32_t index = 1; index <= d.type_count(); ++index) {
+    const uint32_t id = d.id_of_index(index);
+    char* name = ctf_type_aname(fp, id);
+    auto ours = d.type_name(id);
+    EXPECT_EQ(name != nullptr, ours.ok()) << what << " " << id;
+    if (name != nullptr && ours.ok()) {
+      EXPECT_EQ(*ours, name) << what << " " << id;
+    }
+    free(name);
+    EXPECT_EQ(d.type_size(id).ok() ? *d.type_size(id) : -1, ctf_type_size(fp, id)) << what << " " << id;
+    EXPECT_EQ(d.type_align(id).ok() ? *d.type_align(id) : -1, ctf_type_align(fp, id)) << what << " " << id;
+    EXPECT_EQ(d.type_kind(id).ok() ? static_cast<int>(*d.type_kind(id)) : -1, ctf_type_kind(fp, id))
+        << what << " " << id;
+    ++checked;
+  }
+  return checked;
 }
 
 // ---------------------------------------------------------------------------
@@ -776,22 +801,9 @@ TEST_F(CtfCorpus, TypesEqualLibctf) {
           },
           &theirs);
       ASSERT_EQ(d->type_count(), theirs) << path << " " << member;
+      checked += expect_types_equal(*d, fp, path + " " + member);
       for (uint32_t index = 1; index <= d->type_count(); ++index) {
         const uint32_t id = d->id_of_index(index);
-        char* name = ctf_type_aname(fp, id);
-        auto our_name = d->type_name(id);
-        ASSERT_EQ(name != nullptr, our_name.ok()) << path << " " << member << " " << id;
-        if (name) {
-          EXPECT_EQ(*our_name, name) << path << " " << member << " " << id;
-          free(name);
-        }
-        const ssize_t size = ctf_type_size(fp, id), align = ctf_type_align(fp, id);
-        auto our_size = d->type_size(id);
-        auto our_align = d->type_align(id);
-        EXPECT_EQ(our_size.ok() ? *our_size : -1, size) << path << " " << member << " " << id;
-        EXPECT_EQ(our_align.ok() ? *our_align : -1, align) << path << " " << member << " " << id;
-        EXPECT_EQ(static_cast<int>(*d->type_kind(id)), ctf_type_kind(fp, id));
-        ++checked;
         // Lookups: root struct/union/enum tags and typedef names.
         auto t = d->type(id);
         ASSERT_TRUE(t.ok());
@@ -1003,17 +1015,7 @@ TEST(CtfBuilt, EveryKindEqualsLibctfBothByteOrders) {
     auto d = CtfDict::open(bytes_of(big), "big");
     ASSERT_TRUE(d.ok());
     EXPECT_FALSE(d->little_endian());
-    for (uint32_t id = 1; id <= d->type_count(); ++id) {
-      char* n = ctf_type_aname(fpb, id);
-      auto ours = d->type_name(id);
-      ASSERT_EQ(n != nullptr, ours.ok()) << id;
-      if (n) {
-        EXPECT_EQ(*ours, n) << id;
-      }
-      free(n);
-      EXPECT_EQ(d->type_size(id).ok() ? *d->type_size(id) : -1, ctf_type_size(fpb, id)) << id;
-      EXPECT_EQ(d->type_align(id).ok() ? *d->type_align(id) : -1, ctf_type_align(fpb, id)) << id;
-    }
+    EXPECT_EQ(expect_types_equal(*d, fpb, "big"), d->type_count());
     ctf_dict_close(fp);
     ctf_dict_close(fpb);
   }
@@ -1833,6 +1835,181 @@ TEST(CtfFromBtf, KernelTypesEqualBtfThroughLibctf) {
 #if !defined(__SANITIZE_ADDRESS__)  // ~1 s of objdump and dump: release builds only
   EXPECT_TRUE(dump_equals_objdump(dir / "vmlinux.ctfa", dir.path()));
 #endif
+}
+
+// ---------------------------------------------------------------------------
+// Dicts libctf itself writes (ctf_add_* and ctf_write_mem, ctf_arc_write_fd):
+// in its own byte order, byte-swapped (LIBCTF_WRITE_FOREIGN_ENDIAN, which
+// binutils 2.40's ctf_write_mem honours), and compressed over its threshold.
+
+// Every kind through libctf's API: integers (signed, char, bool, a
+// non-root duplicate), floats (complex too), pointers, the three
+// qualifiers, arrays of arrays, enums (encoded too), slices (with a bit
+// offset), structs with members placed by libctf and at given offsets, a
+// self-referencing struct, an anonymous union, forwards of all three tag
+// kinds, typedefs, a variadic function and a pointer to it, an unknown
+// type, variables and (indexed) function and object symbols.
+constexpr uint32_t kLibctfEveryKindTypes = 33;  // the slices of enum and member included
+void libctf_add_every_kind(ctf_dict_t* fp) {
+  auto ok = [&](ctf_id_t id) {
+    EXPECT_NE(id, CTF_ERR) << ctf_errmsg(ctf_errno(fp));
+    return id;
+  };
+  auto ok0 = [&](int r) { EXPECT_EQ(r, 0) << ctf_errmsg(ctf_errno(fp)); };
+  const ctf_encoding_t e_int{CTF_INT_SIGNED, 0, 32}, e_uint{0, 0, 32}, e_char{CTF_INT_SIGNED | CTF_INT_CHAR, 0, 8},
+      e_bool{CTF_INT_BOOL, 0, 8}, e_long{CTF_INT_SIGNED, 0, 64}, e_double{CTF_FP_DOUBLE, 0, 64},
+      e_cplx{CTF_FP_CPLX, 0, 64}, e_bits3{0, 0, 3}, e_bits5{0, 2, 5};
+  const ctf_id_t i = ok(ctf_add_integer(fp, CTF_ADD_ROOT, "int", &e_int));
+  const ctf_id_t u = ok(ctf_add_integer(fp, CTF_ADD_ROOT, "unsigned int", &e_uint));
+  const ctf_id_t c = ok(ctf_add_integer(fp, CTF_ADD_ROOT, "char", &e_char));
+  ok(ctf_add_integer(fp, CTF_ADD_ROOT, "_Bool", &e_bool));
+  ok(ctf_add_integer(fp, CTF_ADD_NONROOT, "int", &e_long));  // a second, hidden "int"
+  const ctf_id_t d = ok(ctf_add_float(fp, CTF_ADD_ROOT, "double", &e_double));
+  ok(ctf_add_float(fp, CTF_ADD_ROOT, "float _Complex", &e_cplx));
+  const ctf_id_t pc = ok(ctf_add_pointer(fp, CTF_ADD_ROOT, c));
+  const ctf_id_t cc = ok(ctf_add_const(fp, CTF_ADD_ROOT, c));
+  const ctf_id_t vi = ok(ctf_add_volatile(fp, CTF_ADD_ROOT, i));
+  ok(ctf_add_restrict(fp, CTF_ADD_ROOT, ok(ctf_add_pointer(fp, CTF_ADD_ROOT, vi))));
+  ctf_arinfo_t ai{i, u, 5};
+  const ctf_id_t a5 = ok(ctf_add_array(fp, CTF_ADD_ROOT, &ai));
+  ctf_arinfo_t ai2{a5, u, 3};
+  const ctf_id_t a35 = ok(ctf_add_array(fp, CTF_ADD_ROOT, &ai2));
+  const ctf_id_t color = ok(ctf_add_enum(fp, CTF_ADD_ROOT, "color"));
+  ok0(ctf_add_enumerator(fp, color, "RED", 0));
+  ok0(ctf_add_enumerator(fp, color, "GREEN", 1));
+  ok0(ctf_add_enumerator(fp, color, "BLUE", -7));
+  // An encoded enum is a slice of the enum of that name (added first).
+  ok0(ctf_add_enumerator(fp, ok(ctf_add_enum(fp, CTF_ADD_ROOT, "small")), "S0", 0));
+  ok(ctf_add_enum_encoded(fp, CTF_ADD_NONROOT, "small", &e_bits5));
+  const ctf_id_t bits = ok(ctf_add_slice(fp, CTF_ADD_NONROOT, u, &e_bits3));
+  const ctf_id_t s = ok(ctf_add_struct(fp, CTF_ADD_ROOT, "s"));
+  ok0(ctf_add_member(fp, s, "x", i));
+  ok0(ctf_add_member_offset(fp, s, "flag", bits, 32));
+  ok0(ctf_add_member_encoded(fp, s, "more", u, 35, e_bits5));
+  ok0(ctf_add_member(fp, s, "arr", a35));
+  ok0(ctf_add_member(fp, s, "d", d));
+  ok0(ctf_add_member(fp, s, "next", ok(ctf_add_pointer(fp, CTF_ADD_ROOT, s))));
+  ok0(ctf_add_member(fp, s, "hue", color));
+  const ctf_id_t un = ok(ctf_add_union(fp, CTF_ADD_ROOT, nullptr));
+  ok0(ctf_add_member(fp, un, "p", pc));
+  ok0(ctf_add_member(fp, un, "d", d));
+  ok0(ctf_add_member(fp, s, nullptr, un));  // an anonymous member
+  const ctf_id_t sized = ok(ctf_add_struct_sized(fp, CTF_ADD_ROOT, "padded", 64));
+  ok0(ctf_add_member_offset(fp, sized, "tail", i, 480));
+  ok(ctf_add_union_sized(fp, CTF_ADD_ROOT, "empty_u", 16));
+  ok(ctf_add_forward(fp, CTF_ADD_ROOT, "later", CTF_K_UNION));
+  ok(ctf_add_forward(fp, CTF_ADD_ROOT, "opaque", CTF_K_STRUCT));
+  ok(ctf_add_forward(fp, CTF_ADD_ROOT, "efwd", CTF_K_ENUM));
+  const ctf_id_t td = ok(ctf_add_typedef(fp, CTF_ADD_ROOT, "s_t", s));
+  const ctf_id_t args[] = {i, cc, td};
+  ctf_funcinfo_t fi{i, 3, CTF_FUNC_VARARG};
+  const ctf_id_t fn = ok(ctf_add_function(fp, CTF_ADD_ROOT, &fi, args));
+  ok(ctf_add_typedef(fp, CTF_ADD_ROOT, "handler", ok(ctf_add_pointer(fp, CTF_ADD_ROOT, fn))));
+  ctf_funcinfo_t fv{0, 0, 0};
+  const ctf_id_t fvoid = ok(ctf_add_function(fp, CTF_ADD_ROOT, &fv, nullptr));
+  ok(ctf_add_unknown(fp, CTF_ADD_ROOT, "mystery"));
+  ok0(ctf_add_variable(fp, "global_s", td));
+  ok0(ctf_add_variable(fp, "a_var", a5));
+  ok0(ctf_add_objt_sym(fp, "obj", s));
+  ok0(ctf_add_func_sym(fp, "main", fn));
+  ok0(ctf_add_func_sym(fp, "abort", fvoid));
+}
+
+// libctf's ctf_write_mem of `fp`: compressed when the dict is at least
+// `threshold` bytes, byte-swapped when `foreign`.
+std::string libctf_write_mem(ctf_dict_t* fp, size_t threshold, bool foreign) {
+  if (foreign) setenv("LIBCTF_WRITE_FOREIGN_ENDIAN", "1", 1);
+  size_t size = 0;
+  unsigned char* buf = ctf_write_mem(fp, &size, threshold);
+  if (foreign) unsetenv("LIBCTF_WRITE_FOREIGN_ENDIAN");
+  EXPECT_NE(buf, nullptr) << ctf_errmsg(ctf_errno(fp));
+  std::string out(reinterpret_cast<const char*>(buf), buf ? size : 0);
+  free(buf);
+  return out;
+}
+
+TEST(CtfLibctfWritten, EveryKindBothByteOrdersAndCompressed) {
+  for (bool foreign : {false, true}) {
+    for (size_t threshold : {static_cast<size_t>(-1), size_t{0}}) {
+      const std::string what =
+          std::string(foreign ? "foreign-endian" : "native") + (threshold == 0 ? " compressed" : "");
+      int err = 0;
+      ctf_dict_t* w = ctf_create(&err);
+      ASSERT_NE(w, nullptr) << ctf_errmsg(err);
+      libctf_add_every_kind(w);
+      const std::string bytes = libctf_write_mem(w, threshold, foreign);
+      ctf_dict_close(w);
+      ASSERT_GT(bytes.size(), 40u) << what;
+      ctf_dict_t* fp = libctf_open_raw(bytes);
+      ASSERT_NE(fp, nullptr) << what;
+      EXPECT_EQ(our_dict_dump(bytes), libctf_dump(fp)) << what;
+      auto d = CtfDict::open(bytes_of(bytes), "libctf", validating());
+      ASSERT_TRUE(d.ok()) << what << ": " << d.error().message();
+      EXPECT_EQ(d->little_endian(), !foreign) << what;
+      EXPECT_EQ(d->compressed(), threshold == 0) << what;
+      EXPECT_EQ(expect_types_equal(*d, fp, what), kLibctfEveryKindTypes) << what;
+      ctf_dict_close(fp);
+    }
+  }
+}
+
+TEST(CtfLibctfWritten, ArchiveWithParentAndChildBothByteOrders) {
+  for (bool foreign : {false, true}) {
+    const std::string what = foreign ? "foreign-endian" : "native";
+    int err = 0;
+    ctf_dict_t* parent = ctf_create(&err);
+    ASSERT_NE(parent, nullptr) << ctf_errmsg(err);
+    libctf_add_every_kind(parent);
+    ctf_dict_t* child = ctf_create(&err);
+    ASSERT_NE(child, nullptr) << ctf_errmsg(err);
+    ASSERT_EQ(ctf_import(child, parent), 0) << ctf_errmsg(ctf_errno(child));
+    ASSERT_EQ(ctf_parent_name_set(child, "shared_ctf"), 0);
+    const ctf_id_t s = ctf_lookup_by_name(child, "struct s");
+    ASSERT_NE(s, CTF_ERR);
+    const ctf_id_t own = ctf_add_pointer(child, CTF_ADD_ROOT, s);
+    ASSERT_NE(own, CTF_ERR) << ctf_errmsg(ctf_errno(child));
+    EXPECT_EQ(own, static_cast<ctf_id_t>(0x80000001u));
+    const ctf_id_t mine = ctf_add_struct(child, CTF_ADD_ROOT, "mine");
+    ASSERT_EQ(ctf_add_member(child, mine, "p", own), 0) << ctf_errmsg(ctf_errno(child));
+    ASSERT_EQ(ctf_add_member(child, mine, "i", ctf_lookup_by_name(child, "int")), 0);
+    ASSERT_EQ(ctf_add_variable(child, "the_mine", mine), 0);
+    test::TempDir dir;
+    const std::string path = dir / "libctf.ctfa";
+    const int fd = ::open(path.c_str(), O_CREAT | O_TRUNC | O_RDWR, 0644);
+    ASSERT_GE(fd, 0);
+    ctf_dict_t* dicts[] = {parent, child};
+    const char* names[] = {"shared_ctf", "kid"};
+    if (foreign) setenv("LIBCTF_WRITE_FOREIGN_ENDIAN", "1", 1);
+    const int written = ctf_arc_write_fd(fd, dicts, 2, names, static_cast<size_t>(-1));
+    if (foreign) unsetenv("LIBCTF_WRITE_FOREIGN_ENDIAN");
+    ::close(fd);
+    ASSERT_EQ(written, 0) << ctf_errmsg(ctf_errno(parent));
+    ctf_dict_close(child);
+    ctf_dict_close(parent);
+
+    // Each member dumps and types as libctf's archive reader has it.
+    CtfFileOptions fo;
+    fo.parent_member = "shared_ctf";
+    auto f = ctf_open_file(path, fo);
+    ASSERT_TRUE(f.ok()) << what << ": " << f.error().message();
+    ASSERT_EQ(f->dicts.size(), 2u);
+    ctf_archive_t* arc = ctf_arc_open(path.c_str(), &err);
+    ASSERT_NE(arc, nullptr) << ctf_errmsg(err);
+    for (const auto& e : f->dicts) {
+      ctf_dict_t* fp = ctf_dict_open(arc, e.name.c_str(), &err);  // the kid imports shared_ctf
+      ASSERT_NE(fp, nullptr) << what << " " << e.name << ": " << ctf_errmsg(err);
+      std::string ours;
+      ASSERT_TRUE(ctf_dump_dict(e.dict, ours).ok());
+      EXPECT_EQ(ours, libctf_dump(fp)) << what << " " << e.name;
+      EXPECT_EQ(e.dict.little_endian(), !foreign) << what << " " << e.name;
+      EXPECT_EQ(e.dict.is_child(), e.name == "kid");
+      EXPECT_EQ(expect_types_equal(e.dict, fp, what + " " + e.name), e.name == "kid" ? 2u : kLibctfEveryKindTypes);
+      ctf_dict_close(fp);
+    }
+    ctf_arc_close(arc);
+    // And objdump's dump of it in an ELF object's .ctf section.
+    if (!dump_equals_objdump(path, dir.path())) GTEST_SKIP() << "no cc to wrap the archive in an ELF object";
+  }
 }
 
 }  // namespace
