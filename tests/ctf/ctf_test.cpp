@@ -1474,6 +1474,65 @@ TEST(CtfWriter, ParentAndChildInAnArchive) {
   EXPECT_EQ(*f->dicts[0].dict.type_name(own), "struct shared *");
 }
 
+// Typed iteration over a CTF archive whose parents are wrong: a child that
+// names itself, two children naming each other, a parent that is absent
+// (each an error naming the dict), beside a good pair that still opens; and
+// CtfArchiveOptions::parent overriding the name (objdump's --ctf-parent).
+TEST(CtfWriter, TypedIterationRefusesBadParents) {
+  test::TempDir dir;
+  CtfBuilder parent;
+  const uint32_t i = *parent.add_integer("int", kCtfIntSigned, 32, 4);
+  auto child_of = [&](const std::string& p) {
+    CtfBuilder c(p);
+    EXPECT_TRUE(c.add_pointer(i).ok());
+    return *c.write();
+  };
+  WriteOptions o;
+  o.format = Format::ctf;
+  Writer w(o);
+  ASSERT_TRUE(w.add_bytes("base", *parent.write()).ok());
+  ASSERT_TRUE(w.add_bytes("good", child_of("base")).ok());
+  ASSERT_TRUE(w.add_bytes("self", child_of("self")).ok());
+  ASSERT_TRUE(w.add_bytes("ping", child_of("pong")).ok());
+  ASSERT_TRUE(w.add_bytes("pong", child_of("ping")).ok());
+  ASSERT_TRUE(w.add_bytes("orphan", child_of("gone")).ok());
+  const std::string path = dir / "bad.ctfa";
+  ASSERT_TRUE(w.write(path).ok());
+  auto a = CtfArchive::open(path);
+  ASSERT_TRUE(a.ok()) << a.error().message();
+  auto good = a->dict("good");
+  ASSERT_TRUE(good.ok()) << good.error().message();
+  EXPECT_EQ(*good->type_name(0x80000001u), "int *");
+  auto message = [&](const char* name) {
+    auto d = a->dict(name);
+    EXPECT_FALSE(d.ok()) << name;
+    return d.ok() ? std::string() : d.error().message();
+  };
+  EXPECT_NE(message("self").find("self: names itself as its parent"), std::string::npos) << message("self");
+  EXPECT_NE(message("ping").find("pong: is a child dict (of 'ping'), so it cannot be the parent of another"),
+            std::string::npos)
+      << message("ping");
+  EXPECT_NE(message("orphan").find("orphan: its parent dict 'gone' is not in the archive"), std::string::npos)
+      << message("orphan");
+  EXPECT_FALSE(a->for_each([](std::string_view, const CtfDict&) { return success(); }).ok());
+  // Every child given "base" as its parent: all open.
+  CtfArchiveOptions ao;
+  ao.parent = "base";
+  auto forced = CtfArchive::open(path, ao);
+  ASSERT_TRUE(forced.ok());
+  size_t opened = 0;
+  ASSERT_TRUE(forced
+                  ->for_each([&](std::string_view, const CtfDict& d) -> Result<void> {
+                    if (d.is_child()) {
+                      EXPECT_EQ(*d.type_name(0x80000001u), "int *");
+                    }
+                    ++opened;
+                    return success();
+                  })
+                  .ok());
+  EXPECT_EQ(opened, 6u);
+}
+
 // ---------------------------------------------------------------------------
 // ctf_from_btf: kernel BTF to a CTF archive libctf answers from as BTF does.
 
