@@ -993,6 +993,9 @@ TEST_F(CtfCorpus, CliDumpAndFind) {
   std::string err;
   EXPECT_EQ(test::run(std::string(MMAR_BIN) + " ctf dump /etc/hostname 2>&1", &err), 1);
   EXPECT_EQ(err.rfind("mmar: ", 0), 0u) << err;
+  // An ELF object without CTF: find says there is nothing to search.
+  EXPECT_EQ(test::run(std::string(MMAR_BIN) + " ctf find " + MMAR_BIN + " int 2>&1", &err), 1);
+  EXPECT_NE(err.find(": no CTF dicts (no .ctf section"), std::string::npos) << err;
 }
 
 // ---------------------------------------------------------------------------

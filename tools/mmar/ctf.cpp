@@ -100,6 +100,11 @@ Result<void> dump_json(const CtfFile& file, Json& j) {
 // `ctf find`: every dict of the archive, each type reported once, in the
 // dict that owns it.
 int find_types(const Parsed& p, const std::string& path, const CtfArchive& dicts) {
+  auto names = dicts.names();
+  if (!names.ok()) return fail(names.error());
+  if (names->empty()) {
+    return fail(Error(Errc::not_found, path + ": no CTF dicts (no .ctf section, no dict or ELF member holding one)"));
+  }
   int rc = kExitOk;
   Json j;  // JSON Lines: one object per type found
   for (size_t i = 2; i < p.positional.size(); ++i) {
