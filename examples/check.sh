@@ -86,8 +86,11 @@ for kind in shared static; do
   cmake --build "$work/cmake-$kind" >/dev/null
   run "find_package ($kind)" "$work/cmake-$kind/consumer"
 done
-ldd "$work/cmake-shared/consumer" | grep -q "libmmar.so.0 => $libdir" || fail "the CMake consumer does not use the installed libmmar.so.0"
-if ldd "$work/cmake-static/consumer" | grep -q libmmar; then fail "the static consumer links libmmar.so"; fi
+# (ldd's output is read whole before it is searched: `ldd | grep -q` under
+# pipefail fails when grep stops reading first and ldd gets SIGPIPE.)
+deps=$(ldd "$work/cmake-shared/consumer")
+grep -q "libmmar.so.0 => $libdir" <<<"$deps" || fail "the CMake consumer does not use the installed libmmar.so.0: $deps"
+if grep -q libmmar <<<"$(ldd "$work/cmake-static/consumer")"; then fail "the static consumer links libmmar.so"; fi
 
 # The filesystem component, when built: libmmar_fs.so.0 over libmmar.so.0
 # (its own SONAME, no copy of the core inside, only its API exported) and
@@ -95,7 +98,7 @@ if ldd "$work/cmake-static/consumer" | grep -q libmmar; then fail "the static co
 if [ -e "$libdir/libmmar_fs.so.0" ]; then
   [ "$(objdump -p "$libdir/libmmar_fs.so.0" | awk '$1 == "SONAME" {print $2}')" = libmmar_fs.so.0 ] ||
     fail "libmmar_fs.so.0 has the wrong SONAME"
-  objdump -p "$libdir/libmmar_fs.so.0" | grep -q 'NEEDED *libmmar.so.0' || fail "libmmar_fs.so.0 does not use libmmar.so.0"
+  grep -q 'NEEDED *libmmar.so.0' <<<"$(objdump -p "$libdir/libmmar_fs.so.0")" || fail "libmmar_fs.so.0 does not use libmmar.so.0"
   fs_syms=$(nm -D --defined-only "$libdir/libmmar_fs.so.0" | awk '{print $3}' | grep -Ev '^_Z(TI|TS|TV|TH|GV|Z)*N?K?St' |
             c++filt | grep -Ev '^(_init|_fini|_edata|_end|__bss_start)$')
   bad=$(echo "$fs_syms" | grep -Ev '^((typeinfo|typeinfo name|vtable) for )?mmar::fs::' || true)
@@ -105,7 +108,7 @@ if [ -e "$libdir/libmmar_fs.so.0" ]; then
     run "mmar::fs ($kind)" "$work/cmake-$kind/fs_consumer"
   done
   [ "$(ldd "$work/cmake-shared/fs_consumer" | grep -c 'libmmar')" = 2 ] || fail "the fs consumer does not link libmmar_fs.so.0 and libmmar.so.0 once each"
-  if ldd "$work/cmake-static/fs_consumer" | grep -q libmmar; then fail "the static fs consumer links a shared libmmar"; fi
+  if grep -q libmmar <<<"$(ldd "$work/cmake-static/fs_consumer")"; then fail "the static fs consumer links a shared libmmar"; fi
 fi
 
 # pkg-config, shared and static; the .pc is relocatable: use it moved.
