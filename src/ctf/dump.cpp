@@ -390,7 +390,19 @@ struct Dumper {
         case 6:
           for (uint32_t s = 0; s < d.strs_len;) {
             const std::string_view v(d.strs + s);
-            emit(out, fmt("0x%lx: ", static_cast<unsigned long>(s)) + std::string(v));
+            if (v.find('\n') == std::string_view::npos) {  // one line: no temporary
+              out += "    ";
+              hex(out, s);
+              out += ": ";
+              out += v;
+              out += '\n';
+            } else {
+              std::string item;
+              hex(item, s);
+              item += ": ";
+              item += v;
+              emit(out, item);
+            }
             s += static_cast<uint32_t>(v.size()) + 1;
           }
           break;
