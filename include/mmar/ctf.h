@@ -308,6 +308,10 @@ MMAR_API Result<void> ctf_dump_dict(const CtfDict& dict, std::string& out);
 // `objdump --ctf=.ctf FILE` from the line "Contents of CTF section .ctf:"
 // to the end, byte for byte.
 MMAR_API Result<void> ctf_dump(const CtfFile& file, std::string& out);
+// The same text streamed to `sink` in chunks of about 256 KiB (btf.h's
+// TextSink): memory stays at one chunk whatever the dump's size. An error
+// the sink returns stops the dump and is its result.
+MMAR_API Result<void> ctf_dump(const CtfFile& file, const TextSink& sink);
 
 // ---------------------------------------------------------------------------
 // Writing

@@ -12,6 +12,7 @@
 #include <unordered_map>
 
 #include "ctf/dict_impl.h"
+#include "support/text_out.h"
 
 namespace mmar {
 
@@ -47,7 +48,8 @@ std::string fmt(const char* f, ...) {
 
 // printf's "0x%lx" and "%i", appended (the dump's hot path: vsnprintf was
 // a third of its instructions).
-void hex(std::string& s, uint64_t v) {
+template <class Out>
+void hex(Out& s, uint64_t v) {
   char buf[18];
   char* p = buf + sizeof buf;
   do {
@@ -55,9 +57,10 @@ void hex(std::string& s, uint64_t v) {
     v >>= 4;
   } while (v != 0);
   s += "0x";
-  s.append(p, static_cast<size_t>(buf + sizeof buf - p));
+  s += std::string_view(p, static_cast<size_t>(buf + sizeof buf - p));
 }
-void dec(std::string& s, int64_t v) {
+template <class Out>
+void dec(Out& s, int64_t v) {
   char buf[24];
   char* p = buf + sizeof buf;
   uint64_t u = v < 0 ? 0 - static_cast<uint64_t>(v) : static_cast<uint64_t>(v);
@@ -66,12 +69,12 @@ void dec(std::string& s, int64_t v) {
     u /= 10;
   } while (u != 0);
   if (v < 0) *--p = '-';
-  s.append(p, static_cast<size_t>(buf + sizeof buf - p));
+  s += std::string_view(p, static_cast<size_t>(buf + sizeof buf - p));
 }
 
 // One ctf_dump item as objdump prints it: every line but a trailing empty
 // one, prefixed with four spaces, each ending in a newline.
-void emit(std::string& out, std::string_view item) {
+void emit(TextOut& out, std::string_view item) {
   while (!item.empty()) {
     const size_t nl = item.find('\n');
     out += "    ";
@@ -84,7 +87,7 @@ void emit(std::string& out, std::string_view item) {
 
 struct Dumper {
   const CtfDict::Impl& d;
-  std::string& out;
+  TextOut& out;
   // format_type's answers: struct members name the same few types over and
   // over (in a kernel's dict, most of the dump's time went to formatting
   // them again). Bounded: past kMaxCacheBytes of text nothing more is kept.
@@ -92,16 +95,22 @@ struct Dumper {
   mutable size_t cache_bytes = 0;
   static constexpr size_t kMaxCacheBytes = size_t{64} << 20;
 
-  Q<std::string> format_type(uint32_t id, int flag) const {
+  // The text is valid until the next call (callers append it at once).
+  Q<const std::string*> format_type(uint32_t id, int flag) const {
     const uint64_t key = uint64_t{id} << 8 | static_cast<uint8_t>(flag);
-    if (auto it = cache.find(key); it != cache.end()) return {it->second};
+    if (auto it = cache.find(key); it != cache.end()) return {&it->second};
     auto q = format_type_uncached(id, flag);
-    if (q.ok() && cache_bytes < kMaxCacheBytes) {
+    if (!q.ok()) return Q<const std::string*>::fail(q.err);
+    if (cache_bytes < kMaxCacheBytes) {
       cache_bytes += q.v.size() + 48;
-      cache.emplace(key, q.v);
+      return {&cache.emplace(key, std::move(q.v)).first->second};
     }
-    return q;
+    scratch = std::move(q.v);
+    return {&scratch};
   }
+  mutable std::string scratch{};  // format_type's answer when the cache is full
+  mutable std::string item_{};    // type()'s and named()'s text, reused
+  mutable std::string indent_{};  // type()'s indent, reused
 
   // ctf_dump_format_type.
   Q<std::string> format_type_uncached(uint32_t id, int flag) const {
@@ -209,7 +218,7 @@ struct Dumper {
       str += "] ";
       str += name;
       str += ": ";
-      str += ts.v;
+      str += *ts.v;
       str += '\n';
     }
     if (nonrep) return {true};
@@ -239,10 +248,12 @@ struct Dumper {
   void type(uint32_t index) const {
     const uint32_t id = d.id_of(index);
     const int flag = d.rec(index).root ? kFlagRoot : 0;
-    const std::string indent = "    " + std::string(static_cast<size_t>(hex_digits(id)), ' ');
+    indent_.assign(4 + static_cast<size_t>(hex_digits(id)), ' ');
+    const std::string& indent = indent_;
     auto s = format_type(id, flag | kFlagRefs);
     if (!s.ok()) return;
-    std::string str = std::move(s.v);
+    std::string& str = item_;
+    str.assign(*s.v);
     str += '\n';
     auto k = d.kind(id);
     const int kind = k.ok() ? k.v : -1;
@@ -343,14 +354,15 @@ struct Dumper {
   }
 
   void named(std::string_view name, uint32_t type, bool keep_on_failure) const {
-    std::string str(name);
+    std::string& str = item_;
+    str.assign(name);
     str += " -> ";
     auto t = format_type(type, kFlagRoot | kFlagRefs);
     if (!t.ok()) {
       if (keep_on_failure) emit(out, str);
       return;
     }
-    str += t.v;
+    str += *t.v;
     emit(out, str);
   }
 
@@ -382,6 +394,8 @@ struct Dumper {
         case 5:
           for (uint32_t index = 1; index <= d.count(); ++index) {
             type(index);
+            out.item_done();
+            if (out.failed()) return success();  // the sink's error is finish()'s
             if (out.size() > kMaxDumpBytes) {
               return Error(Errc::limit, d.name + ": dump larger than " + std::to_string(kMaxDumpBytes) + " bytes");
             }
@@ -404,6 +418,7 @@ struct Dumper {
               emit(out, item);
             }
             s += static_cast<uint32_t>(v.size()) + 1;
+            out.item_done();
           }
           break;
       }
@@ -426,24 +441,49 @@ std::string sanitize(std::string_view s) {
   return out;
 }
 
+// The dump of one dict into `out` (validated by the caller).
+Result<void> dump_dict(const CtfDict& dict, TextOut& out) {
+  Dumper dumper{dict.impl(), out};
+  return dumper.all();
+}
+
+Result<void> dump_file(const CtfFile& file, TextOut& out) {
+  // objdump prints nothing of a file libctf cannot open: every dict is
+  // checked before the first line.
+  for (const auto& e : file.dicts) MMAR_TRY(e.dict.validate());
+  out += "Contents of CTF section ";
+  out += sanitize(file.section);
+  out += ":\n";
+  for (size_t i = 0; i < file.dicts.size(); ++i) {
+    const auto& e = file.dicts[i];
+    if (e.name != ".ctf" || i != 0) {
+      out += "\nCTF archive member: ";
+      out += sanitize(e.name);
+      out += ":\n";
+    }
+    MMAR_TRY(dump_dict(e.dict, out));
+    if (out.failed()) break;
+  }
+  return out.finish();
+}
+
 }  // namespace
 
 Result<void> ctf_dump_dict(const CtfDict& dict, std::string& out) {
   MMAR_TRY(dict.validate());  // as libctf checks at open, before anything is printed
-  return Dumper{dict.impl(), out}.all();
+  TextOut o(out);
+  MMAR_TRY(dump_dict(dict, o));
+  return o.finish();
 }
 
 Result<void> ctf_dump(const CtfFile& file, std::string& out) {
-  // objdump prints nothing of a file libctf cannot open: every dict is
-  // checked before the first line.
-  for (const auto& e : file.dicts) MMAR_TRY(e.dict.validate());
-  out += "Contents of CTF section " + sanitize(file.section) + ":\n";
-  for (size_t i = 0; i < file.dicts.size(); ++i) {
-    const auto& e = file.dicts[i];
-    if (e.name != ".ctf" || i != 0) out += "\nCTF archive member: " + sanitize(e.name) + ":\n";
-    MMAR_TRY(ctf_dump_dict(e.dict, out));
-  }
-  return success();
+  TextOut o(out);
+  return dump_file(file, o);
+}
+
+Result<void> ctf_dump(const CtfFile& file, const TextSink& sink) {
+  TextOut o(sink);
+  return dump_file(file, o);
 }
 
 }  // namespace mmar

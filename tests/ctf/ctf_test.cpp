@@ -524,6 +524,39 @@ TEST_F(CtfCorpus, DumpEqualsObjdump) {
   }
 }
 
+// The streamed dump (to a TextSink, as `mmar ctf dump` writes) is the
+// in-memory one in chunks of about 256 KiB, and a sink's error stops it.
+TEST_F(CtfCorpus, StreamedDumpEqualsTheStringOne) {
+  const std::string f = *corpus + "/many_cus.so";
+  auto file = ctf_open_file(f);
+  ASSERT_TRUE(file.ok()) << file.error().message();
+  std::string whole;
+  ASSERT_TRUE(ctf_dump(*file, whole).ok());
+  ASSERT_GT(whole.size(), size_t{600} << 10);  // several chunks
+  std::string streamed;
+  size_t calls = 0, largest = 0;
+  const TextSink sink = [&](std::string_view chunk) -> Result<void> {
+    ++calls;
+    largest = std::max(largest, chunk.size());
+    streamed.append(chunk);
+    return success();
+  };
+  ASSERT_TRUE(ctf_dump(*file, sink).ok());
+  EXPECT_EQ(streamed, whole);
+  EXPECT_GE(calls, 2u);
+  EXPECT_LE(largest, size_t{320} << 10);  // a chunk, not the whole text
+
+  size_t after_error = 0;
+  const TextSink failing = [&](std::string_view) -> Result<void> {
+    ++after_error;
+    return Error(Errc::io, "sink full");
+  };
+  auto r = ctf_dump(*file, failing);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message().find("sink full"), std::string::npos);
+  EXPECT_EQ(after_error, 1u);  // nothing more is handed to a failed sink
+}
+
 TEST_F(CtfCorpus, LinkedArchivesHaveParentAndChildren) {
   auto f = ctf_open_file(dir() + "/shared.so");
   ASSERT_TRUE(f.ok()) << f.error().message();

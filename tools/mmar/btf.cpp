@@ -230,17 +230,8 @@ int run_btf(int argc, char** argv) {
     std::string format = p.has("format") ? p.get("format") : "raw";
     if (format != "raw" && format != "c") return usage_error("btf", "unknown format '" + format + "' (raw or c)");
     if (format == "c" && p.has("json")) return usage_error("btf", "--json prints the raw format; not with --format c");
-    // Streamed: each chunk is written as soon as it is formatted. Into a
-    // pipe of 1 MiB (Linux's default limit for anyone; 64 KiB otherwise)
-    // where the kernel allows, so a 256 KiB chunk goes in without waiting
-    // for the reader to drain it. Best effort: nothing changes if refused.
-    (void)fcntl(1, F_SETPIPE_SZ, 1 << 20);
-    const TextSink to_stdout = [](std::string_view chunk) -> Result<void> {
-      if (!write_all(1, reinterpret_cast<const std::byte*>(chunk.data()), chunk.size())) {
-        return sys_error("write to standard output", errno);
-      }
-      return success();
-    };
+    // Streamed: each chunk is written as soon as it is formatted.
+    const TextSink to_stdout = stdout_text_sink();
     auto r = format == "c" ? btf_dump_c(*btf, to_stdout, CHeaderOptions{.bpftool_compat = p.has("bpftool-compat")})
                            : btf_dump_raw(*btf, to_stdout, p.has("json"));
     if (!r.ok()) return fail(r.error());

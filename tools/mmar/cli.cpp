@@ -405,6 +405,16 @@ bool write_all(int fd, const std::byte* p, size_t n) {
   return true;
 }
 
+std::function<Result<void>(std::string_view)> stdout_text_sink() {
+  (void)fcntl(1, F_SETPIPE_SZ, 1 << 20);
+  return [](std::string_view chunk) -> Result<void> {
+    if (!write_all(1, reinterpret_cast<const std::byte*>(chunk.data()), chunk.size())) {
+      return sys_error("write to standard output", errno);
+    }
+    return success();
+  };
+}
+
 int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
       .count();

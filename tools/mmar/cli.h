@@ -127,6 +127,11 @@ int64_t now_ns();
 
 // write(2) all of [p, p+n), retrying on EINTR and short writes.
 bool write_all(int fd, const std::byte* p, size_t n);
+// Where the streamed dumps (btf dump, ctf dump) write: standard output,
+// each chunk written whole. Widens a pipe on stdout to 1 MiB first (Linux's
+// default limit for anyone), so a 256 KiB chunk goes in without waiting for
+// the reader to drain it; best effort.
+std::function<Result<void>(std::string_view)> stdout_text_sink();
 // A member's bytes handed to `sink` in pieces of at most 1 MiB, read through
 // a MemberReader (frames checked as inflated, the whole XXH3 at the end).
 Result<void> stream_member(const Archive& a, const Member& m,

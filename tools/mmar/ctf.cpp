@@ -198,12 +198,10 @@ int run_ctf(int argc, char** argv) {
     return j.finish();
   }
   if (sub == "dump") {
-    std::string out;
-    auto r = ctf_dump(*file, out);
+    // Streamed: each chunk is written as soon as it is formatted.
+    const TextSink to_stdout = stdout_text_sink();
+    auto r = ctf_dump(*file, to_stdout);
     if (!r.ok()) return fail(r.error());
-    if (!write_all(1, reinterpret_cast<const std::byte*>(out.data()), out.size())) {
-      return fail(sys_error("write to standard output", errno));
-    }
     return kExitOk;
   }
   return kExitOk;
