@@ -603,9 +603,12 @@ struct Opener {
     return d.str(ref).has_value();  // no table supplied: refused, as libctf refuses it
   }
 
-  Result<void> check_str(uint32_t ref, uint64_t at, const std::string& what) const {
+  // `what` names the field; a callable, so its text is built only for an
+  // error (validation runs over every record before a dump).
+  template <class What>
+  Result<void> check_str(uint32_t ref, uint64_t at, const What& what) const {
     if (!str_ok(ref)) {
-      return bad(at, what + ": string offset " + hex(ref & ctf::kNameOffsetMask) +
+      return bad(at, std::string(what()) + ": string offset " + hex(ref & ctf::kNameOffsetMask) +
                          (ctf::name_stid(ref) == 0 ? " past the string table (" + hex(d.strs_len) + " bytes)"
                           : d.syms.strtab.empty()  ? " in the ELF string table, and none was given"
                                                    : " past the ELF string table"));
@@ -615,21 +618,22 @@ struct Opener {
 
   // A referenced type ID: 0, one of this dict's, or (child) one of its
   // parent's when the parent is known.
-  Result<void> check_ref(uint32_t ref, uint64_t at, const std::string& what) const {
+  template <class What>
+  Result<void> check_ref(uint32_t ref, uint64_t at, const What& what) const {
     if (ref == 0) return success();
     if (d.child && ref <= ctf::kMaxParentType) {
       if (d.parent && ref > d.parent->count()) {
         return bad(at,
-                   what + " refers to type " + hex(ref) + ", past the parent's last type " + hex(d.parent->count()));
+                   std::string(what()) + " refers to type " + hex(ref) + ", past the parent's last type " + hex(d.parent->count()));
       }
       return success();
     }
     if (!d.child && ref > ctf::kMaxParentType) {
-      return bad(at, what + " refers to child type " + hex(ref) + " in a parent dict");
+      return bad(at, std::string(what()) + " refers to child type " + hex(ref) + " in a parent dict");
     }
     const uint32_t index = ref & ctf::kMaxParentType;
     if (index == 0 || index > d.count()) {
-      return bad(at, what + " refers to type " + hex(ref) + ", past the last type " + hex(d.id_of(d.count())));
+      return bad(at, std::string(what()) + " refers to type " + hex(ref) + ", past the last type " + hex(d.id_of(d.count())));
     }
     return success();
   }
@@ -637,8 +641,8 @@ struct Opener {
   Result<void> check_types() const {
     for (uint32_t index = 1; index <= d.count(); ++index) {
       const CtfRec r = d.rec(index);
-      const std::string who = "type " + hex(d.id_of(index));
-      MMAR_TRY(check_str(r.name, r.off, who + " name"));
+      auto who = [&] { return "type " + hex(d.id_of(index)); };
+      MMAR_TRY(check_str(r.name, r.off, [&] { return who() + " name"; }));
       const uint32_t v = r.vdata();
       switch (static_cast<CtfKind>(r.kind)) {
         case CtfKind::pointer:
@@ -647,16 +651,16 @@ struct Opener {
         case CtfKind::const_:
         case CtfKind::restrict_: MMAR_TRY(check_ref(r.st, r.off + 8, who)); break;
         case CtfKind::function: {
-          MMAR_TRY(check_ref(r.st, r.off + 8, who + " return type"));
+          MMAR_TRY(check_ref(r.st, r.off + 8, [&] { return who() + " return type"; }));
           for (uint32_t i = 0; i < r.vlen; ++i)
-            MMAR_TRY(check_ref(d.u32(v + uint64_t{i} * 4), v + uint64_t{i} * 4, who + " argument"));
+            MMAR_TRY(check_ref(d.u32(v + uint64_t{i} * 4), v + uint64_t{i} * 4, [&] { return who() + " argument"; }));
           break;
         }
         case CtfKind::array:
-          MMAR_TRY(check_ref(d.u32(v), v, who + " element type"));
-          MMAR_TRY(check_ref(d.u32(v + 4), v + 4, who + " index type"));
+          MMAR_TRY(check_ref(d.u32(v), v, [&] { return who() + " element type"; }));
+          MMAR_TRY(check_ref(d.u32(v + 4), v + 4, [&] { return who() + " index type"; }));
           break;
-        case CtfKind::slice: MMAR_TRY(check_ref(d.u32(v), v, who + " sliced type")); break;
+        case CtfKind::slice: MMAR_TRY(check_ref(d.u32(v), v, [&] { return who() + " sliced type"; })); break;
         case CtfKind::struct_:
         case CtfKind::union_:
           for (uint32_t i = 0; i < r.vlen; ++i) {
@@ -666,20 +670,20 @@ struct Opener {
             const uint64_t at =
                 v + uint64_t{i} * (r.st == ctf::kLsizeSent && r.size >= ctf::kLstructThresh ? ctf::kLmemberSize
                                                                                             : ctf::kMemberSize);
-            MMAR_TRY(check_str(name, at, who + " member " + std::to_string(i) + " name"));
-            MMAR_TRY(check_ref(type, at + 8, who + " member " + std::to_string(i)));
+            MMAR_TRY(check_str(name, at, [&] { return who() + " member " + std::to_string(i) + " name"; }));
+            MMAR_TRY(check_ref(type, at + 8, [&] { return who() + " member " + std::to_string(i); }));
           }
           break;
         case CtfKind::enum_:
           for (uint32_t i = 0; i < r.vlen; ++i) {
             MMAR_TRY(check_str(d.u32(v + uint64_t{i} * 8), v + uint64_t{i} * 8,
-                               who + " enumerator " + std::to_string(i) + " name"));
+                               [&] { return who() + " enumerator " + std::to_string(i) + " name"; }));
           }
           break;
         case CtfKind::forward:
           if (r.st != static_cast<uint32_t>(CtfKind::struct_) && r.st != static_cast<uint32_t>(CtfKind::union_) &&
               r.st != static_cast<uint32_t>(CtfKind::enum_)) {
-            return bad(r.off + 8, who + ": forward to kind " + std::to_string(r.st) + " (not struct, union or enum)");
+            return bad(r.off + 8, who() + ": forward to kind " + std::to_string(r.st) + " (not struct, union or enum)");
           }
           break;
         default: break;
@@ -733,35 +737,38 @@ struct Opener {
   Result<void> check_cycles(bool layout) const {
     const uint32_t n = d.count();
     std::vector<uint8_t> color(n + 1, 0);  // 0 new, 1 on the stack, 2 done
+    // Depth-first, without recursion. The edges still to follow are one
+    // pool used as a stack: the top frame's are [at, pool.size()), so
+    // nothing is allocated per type.
     struct Frame {
       uint32_t index;
-      std::vector<uint32_t> next;
-      size_t at;
+      size_t begin, at;
     };
     std::vector<Frame> stack;
+    std::vector<uint32_t> pool, next;
+    auto push = [&](uint32_t index) {
+      color[index] = 1;
+      edges(index, layout, next);
+      stack.push_back({index, pool.size(), pool.size()});
+      pool.insert(pool.end(), next.begin(), next.end());
+    };
     for (uint32_t start = 1; start <= n; ++start) {
       if (color[start] != 0) continue;
-      stack.push_back({start, {}, 0});
-      edges(start, layout, stack.back().next);
-      color[start] = 1;
+      push(start);
       while (!stack.empty()) {
         Frame& f = stack.back();
-        if (f.at == f.next.size()) {
+        if (f.at == pool.size()) {
           color[f.index] = 2;
+          pool.resize(f.begin);
           stack.pop_back();
           continue;
         }
-        const uint32_t to = f.next[f.at++];
+        const uint32_t to = pool[f.at++];
         if (color[to] == 1) {
           return bad(d.rec(to).off, "type " + hex(d.id_of(to)) + " is part of a reference cycle" +
                                         (layout ? " (contains itself)" : ""));
         }
-        if (color[to] == 0) {
-          color[to] = 1;
-          Frame nf{to, {}, 0};
-          edges(to, layout, nf.next);
-          stack.push_back(std::move(nf));
-        }
+        if (color[to] == 0) push(to);
       }
     }
     return success();
@@ -770,18 +777,18 @@ struct Opener {
   Result<void> check_sections() const {
     const CtfHeader& h = d.hdr;
     for (uint32_t i = 0; i + ctf::kLabelSize <= h.objtoff - h.lbloff; i += ctf::kLabelSize) {
-      MMAR_TRY(check_str(d.u32(h.lbloff + i), h.lbloff + i, "label " + std::to_string(i / 8)));
+      MMAR_TRY(check_str(d.u32(h.lbloff + i), h.lbloff + i, [&] { return "label " + std::to_string(i / 8); }));
     }
     for (uint32_t i = 0; i + ctf::kVarSize <= h.typeoff - h.varoff; i += ctf::kVarSize) {
-      const std::string who = "variable " + std::to_string(i / 8);
-      MMAR_TRY(check_str(d.u32(h.varoff + i), h.varoff + i, who + " name"));
+      auto who = [&] { return "variable " + std::to_string(i / 8); };
+      MMAR_TRY(check_str(d.u32(h.varoff + i), h.varoff + i, [&] { return who() + " name"; }));
       MMAR_TRY(check_ref(d.u32(h.varoff + i + 4), h.varoff + i + 4, who));
     }
     auto symtypes = [&](uint32_t from, uint32_t to, const char* what) -> Result<void> {
       for (uint32_t o = from; o + 4 <= to; o += 4) {
         const uint32_t t = d.u32(o);
         if (t == 0xffffffffu) continue;  // pad
-        MMAR_TRY(check_ref(t, o, std::string(what) + " entry " + std::to_string((o - from) / 4)));
+        MMAR_TRY(check_ref(t, o, [&] { return std::string(what) + " entry " + std::to_string((o - from) / 4); }));
       }
       return success();
     };
@@ -790,7 +797,7 @@ struct Opener {
     // another format, which libctf (and so this reader) ignores.
     if (h.flags & ctf::kFlagNewFuncInfo) MMAR_TRY(symtypes(h.funcoff, h.objtidxoff, "function"));
     for (uint32_t o = h.objtidxoff; o + 4 <= h.varoff; o += 4) {
-      MMAR_TRY(check_str(d.u32(o), o, "symbol index entry " + std::to_string((o - h.objtidxoff) / 4)));
+      MMAR_TRY(check_str(d.u32(o), o, [&] { return "symbol index entry " + std::to_string((o - h.objtidxoff) / 4); }));
     }
     return success();
   }
