@@ -3,6 +3,7 @@
 // docs/FORMAT.md is the normative description; keep the two in step.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <type_traits>
 
@@ -22,6 +23,20 @@ inline constexpr uint32_t kNoLink = 0xffffffffu;
 inline constexpr uint8_t kMinAlignLog2 = 12;  // 4 KiB
 inline constexpr uint8_t kMaxAlignLog2 = 16;  // 64 KiB
 inline constexpr uint64_t kPackedAlign = 8;   // alignment of non page-aligned data
+
+// Whether a writer starts a raw member on a page (docs/FORMAT.md "Member
+// data"): an ELF object always (its segments map straight from the archive);
+// a member of at least a page stored raw by choice (no compression asked, or
+// at most the threshold); a member stored raw only because compression did
+// not make it smaller (an already compressed file: .gz, .png, .xz) from
+// kIncompressibleOnPage up, so a tree of such files does not pay half a page
+// of padding per file (at most 0.2 % of the member at 4 KiB pages, 3 % at
+// 64 KiB).
+inline constexpr uint64_t kIncompressibleOnPage = uint64_t{1} << 20;
+enum class RawWhy { chosen, incompressible };
+inline bool raw_on_page(bool elf, uint64_t size, uint64_t align, RawWhy why) {
+  return elf || size >= (why == RawWhy::chosen ? align : std::max(align, kIncompressibleOnPage));
+}
 
 // Superblock flags (sb_flags). A reader refuses a flag it does not know.
 inline constexpr uint32_t kSbFlagIndexDelta = 1u << 0;  // sb_index_offset holds an index delta, not a table

@@ -452,7 +452,7 @@ Result<std::optional<StoredExtent>> ArchiveUpdater::Impl::append_data(const Upda
   if (!incremental) {
     // The whole member, raw and contiguous; holes stay holes.
     const uint64_t align = uint64_t{1} << align_log2;
-    if (size >= align) {
+    if (format::raw_on_page(false, size, align, format::RawWhy::chosen)) {
       offset = *align_up(offset, align);
       x.page_aligned = true;
     } else {
@@ -855,7 +855,7 @@ Result<void> ArchiveUpdater::Impl::compact(const std::function<void(uint64_t, ui
       }
       MMAR_ASSIGN(std::vector<format::Extent> xs,
                   index_codec::parse_extent_map(map, size, file_size, path() + ": member '" + name + "'", from));
-      const bool page = size >= align;
+      const bool page = format::raw_on_page(false, size, align, format::RawWhy::chosen);
       offset = *align_up(offset, page ? align : format::kPackedAlign);
       for (const auto& x : xs) MMAR_TRY(copy_range(lock.fd(), x.ex_physical, out.fd(), offset + x.ex_logical,
                                                    x.ex_length, out.temp_path()));

@@ -761,7 +761,7 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
   bool any_framed = false;
 
   // Where a raw member goes (every raw member is placed here): on a page
-  // when it may be mapped (ELF objects, anything a page or larger), after
+  // when it may be mapped (format::raw_on_page), after
   // room for its chunk checksums when it is larger than a chunk (FORMAT.md
   // "Chunk checksums": they end where the data starts, in what is mostly
   // alignment padding anyway). Sets offset, flags and sizes; the caller
@@ -887,7 +887,8 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
         // Nothing to gain from packing: each member raw (no table to pay for).
         for (const auto& [i, at] : *members) {
           format::Entry& e = entries.entry(i);
-          const bool page = e.me_kind == static_cast<uint8_t>(Kind::elf) || e.me_size >= align;
+          const bool page = format::raw_on_page(e.me_kind == static_cast<uint8_t>(Kind::elf), e.me_size, align,
+                                                format::RawWhy::incompressible);
           place_raw(e, e.me_size, page, offset);
           MMAR_TRY(pwrite_all(fd, r->stored.data() + at, e.me_size, offset, path));
           MMAR_TRY(finish_raw(e));
@@ -1179,10 +1180,8 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
                          e.me_xxh3 = r->xxh3;
                          hash_of[i] = r->xxh3;
                          hash_known[i] = 1;
-                         // Raw data that may be mapped starts on a page: ELF
-                         // objects (their segments map straight from the
-                         // archive) and anything a page or larger.
-                         const bool page = detected.kind == Kind::elf || size >= align;
+                         const bool page = format::raw_on_page(detected.kind == Kind::elf, size, align,
+                                                               format::RawWhy::chosen);
                          place_raw(e, size, page, offset);
                          MMAR_TRY(src.copy_to(fd, offset, size, path));
                          if (src.fd >= 0) MMAR_TRY(check_unchanged(src.fd, size, mtime, *src.in));
@@ -1223,7 +1222,8 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
           e.me_stored_size = r->stored.size();
           ++stats.compressed_members;
         } else {
-          const bool page = detected.kind == Kind::elf || size >= align;
+          const bool page =
+              format::raw_on_page(detected.kind == Kind::elf, size, align, format::RawWhy::incompressible);
           place_raw(e, size, page, offset);
           MMAR_TRY(pwrite_all(fd, *whole, offset, path));
           MMAR_TRY(finish_raw(e));
@@ -1274,7 +1274,8 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
       // second time, kernel-side), and what the frames took is zeroed.
       --stats.compressed_members;
       const uint64_t abandoned_end = offset;
-      const bool page = detected.kind == Kind::elf || size >= align;
+      const bool page =
+          format::raw_on_page(detected.kind == Kind::elf, size, align, format::RawWhy::incompressible);
       MMAR_TRY(zero_range(fd, st->start, abandoned_end - st->start, path));
       format::Entry& e = entries.entry(i);
       place_raw(e, size, page, st->start);

@@ -287,7 +287,7 @@ TEST(Frames, SameBytesAreStoredOnceAndStatsSaySo) {
 
 TEST(Frames, IncompressibleMembersStayRawAndAligned) {
   TempDir tmp;
-  std::vector<std::byte> noise(200000);
+  std::vector<std::byte> noise((size_t{1} << 20) + 200000);  // on a page from 1 MiB (format::raw_on_page)
   std::mt19937 rng(9);
   for (auto& b : noise) b = static_cast<std::byte>(rng());
   Writer w;
@@ -307,6 +307,38 @@ TEST(Frames, IncompressibleMembersStayRawAndAligned) {
   ASSERT_TRUE(w1.add_bytes("tiny-noise", std::vector<std::byte>(noise.begin(), noise.begin() + 5000)).ok());
   ASSERT_TRUE(w1.write(tmp / "n1.mmar").ok());
   EXPECT_EQ(test::read_file(tmp / "n.mmar"), test::read_file(tmp / "n1.mmar"));
+}
+
+// A member raw only because it did not compress (an already compressed
+// file) starts on a page only from 16 pages up; asked for raw, from a page.
+TEST(Frames, IncompressibleSmallMembersAreNotPadded) {
+  TempDir tmp;
+  std::vector<std::byte> noise(20000);
+  std::mt19937 rng(11);
+  for (auto& b : noise) b = static_cast<std::byte>(rng());
+  for (Codec codec : {Codec::zstd, Codec::none}) {
+    Writer w({.codec = codec});
+    for (int i = 0; i < 4; ++i) ASSERT_TRUE(w.add_bytes("gz" + std::to_string(i), noise).ok());
+    noise[0] ^= std::byte{1};  // not identical: each stored
+    ASSERT_TRUE(w.write(tmp / "n.mmar").ok());
+    auto a = Archive::open(tmp / "n.mmar");
+    ASSERT_TRUE(a.ok());
+    uint64_t end = 0;
+    for (int i = 0; i < 4; ++i) {
+      auto m = a->find("gz" + std::to_string(i));
+      ASSERT_TRUE(m.ok());
+      EXPECT_EQ(m->codec, Codec::none);
+      EXPECT_EQ(m->page_aligned, codec == Codec::none) << i;
+      if (m->page_aligned) {
+        EXPECT_EQ(m->data_offset % a->alignment(), 0u);
+      }
+      end = std::max(end, m->data_offset + m->stored_size);
+    }
+    if (codec == Codec::zstd) {
+      EXPECT_LT(end, 128 + 4 * 20000 + 4 * 8 + 4096u);  // no page of padding each
+    }
+    EXPECT_TRUE(a->verify()->empty());
+  }
 }
 
 TEST(Frames, OldSingleStreamArchivesStillRead) {
