@@ -40,7 +40,7 @@ struct Table {
 
   uint64_t frame_size() const { return uint64_t{1} << log2; }
   // v2: anchors, one per group of 256 frames but the last.
-  uint32_t anchors() const { return version == 1 ? 0 : (count - 1) / format::kFrameGroup; }
+  uint32_t anchors() const { return version == 1 || count == 0 ? 0 : (count - 1) / format::kFrameGroup; }
   uint64_t table_bytes() const { return frames::table_bytes(version, count); }
   // v2 zstd frames have no magic and no content size (codec::decompress_frame's `bare`).
   bool bare_frames() const { return version >= 2; }

@@ -20,15 +20,7 @@ using test::TempDir;
 
 const std::string kMmar = MMAR_BIN;
 
-// Text that compresses but not to nothing: every frame is a real zstd frame.
-std::vector<std::byte> text_bytes(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  static const char* words[] = {"frame ", "stream ", "table ", "archive ", "member ", "offset ", "zstd ", "\n"};
-  std::string s;
-  while (s.size() < n) s += words[rng() % 8];
-  s.resize(n);
-  return test::to_bytes(s);
-}
+using test::text_bytes;
 
 struct Built {
   std::vector<std::byte> bytes;

@@ -28,14 +28,7 @@ const std::string kFixtureV1 = std::string(MMAR_SOURCE_DIR) + "/fuzz/corpus/arch
 
 #define EXPECT_ERROR_CONTAINS(text, needle) EXPECT_NE((text).find(needle), std::string::npos) << "error was: " << (text)
 
-std::vector<std::byte> text_bytes(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  static const char* words[] = {"frame ", "anchor ", "group ", "archive ", "member ", "offset ", "zstd ", "\n"};
-  std::string s;
-  while (s.size() < n) s += words[rng() % 8];
-  s.resize(n);
-  return test::to_bytes(s);
-}
+using test::text_bytes;
 
 constexpr uint64_t kBigSize = (uint64_t{2} << 20) + 123;  // 513 frames of 4 KiB: groups 0, 1, 2; two anchors
 constexpr uint64_t kMidSize = 100 * 4096 + 7;              // 101 frames: one group, no anchors
@@ -98,6 +91,15 @@ Layout layout_of(const std::vector<std::byte>& bytes, const Member& m) {
   EXPECT_TRUE(t.ok());
   l.t = *t;
   return l;
+}
+
+// `bytes` with frame k's entry given another stored length.
+std::vector<std::byte> with_length(const std::vector<std::byte>& bytes, const Layout& l, uint32_t k, uint32_t length) {
+  auto out = bytes;
+  auto e = get<format::FrameEntry2>(out, l.entry_at(k));
+  e.fr_length = length;
+  put(out, l.entry_at(k), e);
+  return out;
 }
 
 // Frame k's place, through the checker itself.
@@ -276,25 +278,16 @@ TEST(FramesV2, DamagedTablesAreOneLineErrorsNamingMemberAndFrame) {
     EXPECT_ERROR_CONTAINS(read_error(bad, "big", 300 * 4096, 10), "group 1 (frame 300) at [");
   }
   {  // a length of 0
-    auto bad = b.bytes;
-    auto e = get<format::FrameEntry2>(bad, l.entry_at(10));
-    e.fr_length = 0;
-    put(bad, l.entry_at(10), e);
+    auto bad = with_length(b.bytes, l, 10, 0);
     EXPECT_ERROR_CONTAINS(read_error(bad, "big", 10 * 4096, 10), "member 'big': frame table: frame 10 stores 0 bytes for 4096");
     EXPECT_ERROR_CONTAINS(read_error(bad, "big", 11 * 4096, 10), "frame 10 stores 0 bytes");
   }
   {  // a length larger than the frame inflates to
-    auto bad = b.bytes;
-    auto e = get<format::FrameEntry2>(bad, l.entry_at(512));
-    e.fr_length = 124;
-    put(bad, l.entry_at(512), e);
+    auto bad = with_length(b.bytes, l, 512, 124);
     EXPECT_ERROR_CONTAINS(read_error(bad, "big", 512 * 4096, 10), "frame 512 stores 124 bytes for 123");
   }
   {  // a length that overruns its group's end
-    auto bad = b.bytes;
-    auto e = get<format::FrameEntry2>(bad, l.entry_at(300));
-    e.fr_length = 4096;
-    put(bad, l.entry_at(300), e);
+    auto bad = with_length(b.bytes, l, 300, 4096);
     EXPECT_ERROR_CONTAINS(read_error(bad, "big", 511 * 4096, 10), "frame 511 at [");
     EXPECT_ERROR_CONTAINS(read_error(bad, "big", 511 * 4096, 10), "ends after its group");
     EXPECT_ERROR_CONTAINS(verify_problems(bad), "member 'big': frame");
