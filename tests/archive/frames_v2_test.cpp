@@ -179,6 +179,33 @@ TEST(FramesV2, RoundTripWithAndWithoutAnchors) {
   EXPECT_NE(sb.sb_flags & format::kSbFlagFramed2, 0u) << "readers before v2 refuse up front";
 }
 
+TEST(FramesV2, XzFramesStayWholeXzStreams) {
+  const auto data = text_bytes(300 * 4096 + 5, 3);  // 301 frames: two groups
+  TempDir tmp;
+  Writer w({.codec = Codec::xz, .frame_size = 4096});
+  ASSERT_TRUE(w.add_bytes("x", data).ok());
+  ASSERT_TRUE(w.write(tmp / "x.mmar").ok());
+  const auto bytes = test::read_file(tmp / "x.mmar");
+  auto a = open_bytes(bytes);
+  ASSERT_TRUE(a.ok());
+  auto m = a->find("x");
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ(m->codec, Codec::xz);
+  EXPECT_EQ(std::memcmp(bytes.data() + m->data_offset, "MMARFRM2", 8), 0);
+  const frames::Frame f = frame_of(bytes, *m, 290);
+  EXPECT_EQ(std::memcmp(bytes.data() + m->data_offset + f.begin, "\xfd" "7zXZ", 5), 0);
+  EXPECT_EQ(a->read(*m)->str(), std::string(reinterpret_cast<const char*>(data.data()), data.size()));
+  EXPECT_EQ(verify_problems(bytes), "");
+  // Only versions 1 and 2 are written.
+  WriteOptions o;
+  o.frame_table = 3;
+  Writer bad(o);
+  ASSERT_TRUE(bad.add_bytes("x", data).ok());
+  auto r = bad.write(tmp / "bad.mmar");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), Errc::invalid_argument);
+}
+
 TEST(FramesV2, SmallerThanV1ByAboutFifteenBytesAFrame) {
   const Built& v2 = built();
   const Built v1 = build_with(1);
