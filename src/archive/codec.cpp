@@ -393,8 +393,10 @@ Result<void> zstd_decompress_bare(std::span<const std::byte> in, std::span<std::
     if (src.pos == in_before && dst.pos == out_before) {
       // No progress: the input ended inside the frame, or the frame wants
       // more room than the table gives it.
-      if (dst.pos == dst.size) return Error(Errc::malformed, "zstd: frame inflates to more than " + n(out.size()) + " bytes");
-      return Error(Errc::malformed, "zstd: truncated frame (inflated " + n(dst.pos) + " of " + n(out.size()) + " bytes)");
+      if (dst.pos == dst.size)
+        return Error(Errc::malformed, "zstd: frame inflates to more than " + n(out.size()) + " bytes");
+      return Error(Errc::malformed,
+                   "zstd: truncated frame (inflated " + n(dst.pos) + " of " + n(out.size()) + " bytes)");
     }
   }
   if (src.pos != src.size) return Error(Errc::malformed, "zstd: " + n(src.size - src.pos) + " trailing bytes");

@@ -31,7 +31,9 @@ Result<Frame> frame_v1(const Table& t, uint32_t k, std::span<const std::byte> en
   if (uint64_t{k - first + 1} * sizeof(format::FrameEntry) > entries.size()) {
     return bad(what, offset, frame_name(k) + " asked outside the table");
   }
-  auto entry = [&](uint32_t i) { return load_at<format::FrameEntry>(entries, uint64_t{i - first} * sizeof(format::FrameEntry)); };
+  auto entry = [&](uint32_t i) {
+    return load_at<format::FrameEntry>(entries, uint64_t{i - first} * sizeof(format::FrameEntry));
+  };
   Frame f;
   f.index = k;
   f.begin = k == 0 ? t.table_bytes() : uint64_t{entry(k - 1).fr_end};
@@ -41,8 +43,9 @@ Result<Frame> frame_v1(const Table& t, uint32_t k, std::span<const std::byte> en
   f.inflated = t.inflated(k);
   const uint64_t at = offset + sizeof(format::FrameTableHeader) + uint64_t{k} * sizeof(format::FrameEntry);
   if (f.begin < t.table_bytes() || f.end <= f.begin || f.end > t.stored) {
-    return bad(what, at, frame_name(k) + " at [" + hex(f.begin) + ", " + hex(f.end) +
-                             ") is not inside the stream after the table");
+    return bad(
+        what, at,
+        frame_name(k) + " at [" + hex(f.begin) + ", " + hex(f.end) + ") is not inside the stream after the table");
   }
   if (k + 1 == t.count && f.end != t.stored) {
     return bad(what, at, "the last frame ends at " + hex(f.end) + ", the stream at " + hex(t.stored));
@@ -50,8 +53,9 @@ Result<Frame> frame_v1(const Table& t, uint32_t k, std::span<const std::byte> en
   if (f.end - f.begin > f.inflated) {
     // A compressed frame is smaller than its input; one that is not is
     // stored raw, at exactly its inflated size.
-    return bad(what, at, frame_name(k) + " stores " + std::to_string(f.end - f.begin) + " bytes for " +
-                             std::to_string(f.inflated));
+    return bad(
+        what, at,
+        frame_name(k) + " stores " + std::to_string(f.end - f.begin) + " bytes for " + std::to_string(f.inflated));
   }
   return f;
 }
@@ -88,8 +92,8 @@ Result<Frame> frame_v2(const Table& t, uint32_t k, std::span<const std::byte> an
     const uint64_t length = e.fr_length;
     const uint64_t at = entries_base + uint64_t{i - first} * sizeof(format::FrameEntry2);
     if (length == 0 || length > t.inflated(i)) {
-      return bad(what, at, frame_name(i) + " stores " + std::to_string(length) + " bytes for " +
-                               std::to_string(t.inflated(i)));
+      return bad(what, at,
+                 frame_name(i) + " stores " + std::to_string(length) + " bytes for " + std::to_string(t.inflated(i)));
     }
     if (i < k) {
       f.begin += length;
@@ -101,13 +105,15 @@ Result<Frame> frame_v2(const Table& t, uint32_t k, std::span<const std::byte> an
   f.inflated = t.inflated(k);
   const uint64_t at = entries_base + uint64_t{k - first} * sizeof(format::FrameEntry2);
   if (f.end > group_end) {
-    return bad(what, at, frame_name(k) + " at [" + hex(f.begin) + ", " + hex(f.end) + ") ends after its group (" +
-                             hex(group_end) + ")");
+    return bad(
+        what, at,
+        frame_name(k) + " at [" + hex(f.begin) + ", " + hex(f.end) + ") ends after its group (" + hex(group_end) + ")");
   }
   const bool last_of_group = k + 1 == t.count || (k + 1) % format::kFrameGroup == 0;
   if (last_of_group && f.end != group_end) {
-    return bad(what, at, frame_name(k) + ", the last of group " + std::to_string(g) + ", ends at " + hex(f.end) +
-                             ", the group at " + hex(group_end));
+    return bad(what, at,
+               frame_name(k) + ", the last of group " + std::to_string(g) + ", ends at " + hex(f.end) +
+                   ", the group at " + hex(group_end));
   }
   return f;
 }
@@ -144,14 +150,15 @@ Result<Table> parse_header(std::span<const std::byte> header, uint64_t stored, c
   // stores nothing, so never a stream).
   const uint64_t want = (t.size >> t.log2) + ((t.size & (t.frame_size() - 1)) != 0 ? 1 : 0);
   if (t.size == 0 || t.count != want) {
-    return bad(what, offset + 16,
-               std::to_string(t.count) + " frames for " + std::to_string(t.size) + " bytes of 2^" +
-                   std::to_string(t.log2));
+    return bad(
+        what, offset + 16,
+        std::to_string(t.count) + " frames for " + std::to_string(t.size) + " bytes of 2^" + std::to_string(t.log2));
   }
   // Every frame stores at least one byte after the table.
   auto need = checked_add(t.table_bytes(), t.count);
   if (!need || *need > stored) {
-    return bad(what, offset + 16, std::to_string(t.count) + " frames do not fit in " + std::to_string(stored) + " bytes");
+    return bad(what, offset + 16,
+               std::to_string(t.count) + " frames do not fit in " + std::to_string(stored) + " bytes");
   }
   return t;
 }
@@ -215,7 +222,7 @@ std::vector<std::byte> encode_table(uint8_t version, uint64_t size, uint8_t log2
     end += lengths[i];
     format::FrameEntry2 e{};
     e.fr_length = static_cast<uint32_t>(lengths[i]);  // <= 2^kMaxFrameLog2
-    e.fr_sum = static_cast<uint32_t>(checksums[i]);    // the low 32 bits
+    e.fr_sum = static_cast<uint32_t>(checksums[i]);   // the low 32 bits
     std::memcpy(out.data() + entries_at + i * sizeof e, &e, sizeof e);
     const size_t g = i / format::kFrameGroup;
     if ((i + 1) % format::kFrameGroup == 0 && g < anchors) {

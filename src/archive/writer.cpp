@@ -816,7 +816,9 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
   };
   auto push_frame = [&](std::vector<std::byte> in, std::function<Result<void>(FrameResult*)> apply) -> Result<void> {
     auto task = std::make_shared<std::packaged_task<Result<FrameResult>()>>(
-        [codec, level, bare, buf = std::move(in)]() mutable { return compress_one(codec, level, bare, std::move(buf)); });
+        [codec, level, bare, buf = std::move(in)]() mutable {
+          return compress_one(codec, level, bare, std::move(buf));
+        });
     ops.push_back(Op{task->get_future(), std::move(apply)});
     pool.submit([task] { (*task)(); });
     while (ops.size() > max_ops) MMAR_TRY(apply_front());
@@ -1325,8 +1327,9 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
   const uint64_t index_offset = offset;
   std::vector<std::byte> index = entries.bytes();
   MMAR_TRY(pwrite_all(fd, index, index_offset, path));
-  format::Superblock sb = index_codec::make_superblock(1, align_log2, (any_framed ? format::kSbFlagFramed : 0) | (any_framed2 ? format::kSbFlagFramed2 : 0),
-                                                       index_offset, index, static_cast<uint32_t>(entries.count()));
+  format::Superblock sb = index_codec::make_superblock(
+      1, align_log2, (any_framed ? format::kSbFlagFramed : 0) | (any_framed2 ? format::kSbFlagFramed2 : 0),
+      index_offset, index, static_cast<uint32_t>(entries.count()));
   if (!fence_block.empty()) {
     fence::finish(fence_block, sb.sb_index_xxh3, 1);
     MMAR_TRY(pwrite_all(fd, fence_block, fence::kOffset, path));

@@ -31,7 +31,7 @@ const std::string kFixtureV1 = std::string(MMAR_SOURCE_DIR) + "/fuzz/corpus/arch
 using test::text_bytes;
 
 constexpr uint64_t kBigSize = (uint64_t{2} << 20) + 123;  // 513 frames of 4 KiB: groups 0, 1, 2; two anchors
-constexpr uint64_t kMidSize = 100 * 4096 + 7;              // 101 frames: one group, no anchors
+constexpr uint64_t kMidSize = 100 * 4096 + 7;             // 101 frames: one group, no anchors
 
 struct Built {
   std::vector<std::byte> bytes;
@@ -48,7 +48,8 @@ Built build_with(uint8_t version) {
   Writer w(o);
   EXPECT_TRUE(w.add_bytes("big", b.big).ok());
   EXPECT_TRUE(w.add_bytes("mid", b.mid).ok());
-  for (int i = 0; i < 6; ++i) EXPECT_TRUE(w.add_bytes("small/" + std::to_string(i), text_bytes(300 + 50 * i, 10 + i)).ok());
+  for (int i = 0; i < 6; ++i)
+    EXPECT_TRUE(w.add_bytes("small/" + std::to_string(i), text_bytes(300 + 50 * i, 10 + i)).ok());
   TempDir tmp;
   EXPECT_TRUE(w.write(tmp / "f.mmar").ok());
   b.bytes = test::read_file(tmp / "f.mmar");
@@ -193,7 +194,8 @@ TEST(FramesV2, XzFramesStayWholeXzStreams) {
   EXPECT_EQ(m->codec, Codec::xz);
   EXPECT_EQ(std::memcmp(bytes.data() + m->data_offset, "MMARFRM2", 8), 0);
   const frames::Frame f = frame_of(bytes, *m, 290);
-  EXPECT_EQ(std::memcmp(bytes.data() + m->data_offset + f.begin, "\xfd" "7zXZ", 5), 0);
+  const unsigned char xz_magic[] = {0xfd, '7', 'z', 'X', 'Z', 0};
+  EXPECT_EQ(std::memcmp(bytes.data() + m->data_offset + f.begin, xz_magic, sizeof xz_magic), 0);
   EXPECT_EQ(a->read(*m)->str(), std::string(reinterpret_cast<const char*>(data.data()), data.size()));
   EXPECT_EQ(verify_problems(bytes), "");
   // Only versions 1 and 2 are written.
@@ -254,12 +256,13 @@ TEST(FramesV2, RandomReadOfFrameKReadsOneSmallRangeOfTheTable) {
   ASSERT_TRUE(w.write(tmp / "z.mmar").ok());
   const auto bytes = test::read_file(tmp / "z.mmar");
   auto rec = std::make_shared<Recorder>();
-  Source src = Source::from_reader("z.mmar", bytes.size(), [&bytes, rec](uint64_t offset, std::span<std::byte> out) -> Result<void> {
-    std::lock_guard lock(rec->mu);
-    rec->reads.emplace_back(offset, out.size());
-    std::memcpy(out.data(), bytes.data() + offset, out.size());
-    return success();
-  });
+  Source src = Source::from_reader("z.mmar", bytes.size(),
+                                   [&bytes, rec](uint64_t offset, std::span<std::byte> out) -> Result<void> {
+                                     std::lock_guard lock(rec->mu);
+                                     rec->reads.emplace_back(offset, out.size());
+                                     std::memcpy(out.data(), bytes.data() + offset, out.size());
+                                     return success();
+                                   });
   auto a = Archive::open(std::move(src));
   ASSERT_TRUE(a.ok()) << a.error().message();
   auto m = a->find("zeros");
@@ -306,7 +309,8 @@ TEST(FramesV2, DamagedTablesAreOneLineErrorsNamingMemberAndFrame) {
   }
   {  // a length of 0
     auto bad = with_length(b.bytes, l, 10, 0);
-    EXPECT_ERROR_CONTAINS(read_error(bad, "big", 10 * 4096, 10), "member 'big': frame table: frame 10 stores 0 bytes for 4096");
+    EXPECT_ERROR_CONTAINS(read_error(bad, "big", 10 * 4096, 10),
+                          "member 'big': frame table: frame 10 stores 0 bytes for 4096");
     EXPECT_ERROR_CONTAINS(read_error(bad, "big", 11 * 4096, 10), "frame 10 stores 0 bytes");
   }
   {  // a length larger than the frame inflates to
@@ -324,8 +328,9 @@ TEST(FramesV2, DamagedTablesAreOneLineErrorsNamingMemberAndFrame) {
     auto bad = b.bytes;
     put(bad, l.anchor_at(0), format::FrameAnchor{a0 + 1});
     EXPECT_EQ(read_error(bad, "big", 254 * 4096, 10), "");
-    EXPECT_ERROR_CONTAINS(read_error(bad, "big", 255 * 4096, 10), "member 'big': frame table: frame 255, the last of group 0, ends at " +
-                                                                      hex(a0) + ", the group at " + hex(a0 + 1));
+    EXPECT_ERROR_CONTAINS(read_error(bad, "big", 255 * 4096, 10),
+                          "member 'big': frame table: frame 255, the last of group 0, ends at " + hex(a0) +
+                              ", the group at " + hex(a0 + 1));
     EXPECT_ERROR_CONTAINS(verify_problems(bad), "member 'big': frame table: frame 255, the last of group 0");
   }
   {  // an anchor one byte short: the group's last frame overruns it, and
@@ -342,7 +347,8 @@ TEST(FramesV2, DamagedTablesAreOneLineErrorsNamingMemberAndFrame) {
     auto e = get<format::FrameEntry2>(bad, l.entry_at(300));
     e.fr_sum = e.fr_sum ^ 1;
     put(bad, l.entry_at(300), e);
-    EXPECT_ERROR_CONTAINS(read_error(bad, "big", 300 * 4096, 10), "f.mmar: member 'big': frame 300: checksum mismatch (at offset 0x");
+    EXPECT_ERROR_CONTAINS(read_error(bad, "big", 300 * 4096, 10),
+                          "f.mmar: member 'big': frame 300: checksum mismatch (at offset 0x");
     EXPECT_EQ(read_error(bad, "big", 301 * 4096, 10), "");
     EXPECT_ERROR_CONTAINS(verify_problems(bad), "member 'big': frame 300: checksum mismatch");
   }
@@ -519,7 +525,8 @@ TEST(FramesV1, FixtureExtractsByteForByte) {
   TempDir tmp;
   ASSERT_EQ(test::run(kMmar + " verify " + kFixtureV1 + " > /dev/null"), 0);
   ASSERT_EQ(test::run(kMmar + " extract -f " + kFixtureV1 + " -C " + tmp.path()), 0);
-  for (const auto& [name, want] : v1_fixture_members()) EXPECT_EQ(test::read_file(tmp / name), test::to_bytes(want)) << name;
+  for (const auto& [name, want] : v1_fixture_members())
+    EXPECT_EQ(test::read_file(tmp / name), test::to_bytes(want)) << name;
 }
 
 }  // namespace
