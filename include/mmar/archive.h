@@ -470,6 +470,9 @@ struct MMAR_API WriteOptions {
   // without an explicit link; returning a member name links the member to it
   // (how split BTF names its base). Must be thread-safe.
   std::function<std::optional<std::string>(const LinkQuery&)> link_for;
+  // Frame table version of new frame streams (docs/FORMAT.md "Frame
+  // streams"): 2, or 1 for readers that predate v2 (and tests of v1).
+  uint8_t frame_table = 2;
 };
 
 struct MMAR_API WriteStats {

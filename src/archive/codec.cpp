@@ -2,6 +2,10 @@
 #include "archive/codec.h"
 
 #include <lzma.h>
+// The experimental parameters of v2 frames (ZSTD_c_format, ZSTD_d_format,
+// ZSTD_d_stableOutBuffer), set through ZSTD_CCtx_setParameter and
+// ZSTD_DCtx_setParameter, which the shared libzstd (>= 1.4) accepts.
+#define ZSTD_STATIC_LINKING_ONLY
 #include <zstd.h>
 #include <zstd_errors.h>
 
@@ -9,6 +13,8 @@
 #include <limits>
 #include <memory>
 #include <new>
+
+#include "archive/format.h"
 
 namespace mmar::codec {
 
@@ -303,7 +309,8 @@ struct XzEncoder {
 
 }  // namespace
 
-Result<bool> compress_frame(Codec codec, int level, std::span<const std::byte> in, std::vector<std::byte>& out) {
+Result<bool> compress_frame(Codec codec, int level, bool bare, std::span<const std::byte> in,
+                            std::vector<std::byte>& out) {
   if (level == 0) level = default_level(codec);
   if (in.size() < 2) return false;
   try {
@@ -314,7 +321,12 @@ Result<bool> compress_frame(Codec codec, int level, std::span<const std::byte> i
       ZSTD_CCtx_reset(cctx, ZSTD_reset_session_and_parameters);
       ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, level);
       ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 0);  // the frame table keeps an XXH3
-      ZSTD_CCtx_setParameter(cctx, ZSTD_c_contentSizeFlag, 1);
+      // v2: the table knows the frame's size; the magic says nothing either.
+      ZSTD_CCtx_setParameter(cctx, ZSTD_c_contentSizeFlag, bare ? 0 : 1);
+      ZSTD_CCtx_setParameter(cctx, ZSTD_c_format, bare ? ZSTD_f_zstd1_magicless : ZSTD_f_zstd1);
+      // The window fits the frame (without a content size the header keeps
+      // a window descriptor, which must not ask readers for more).
+      ZSTD_CCtx_setPledgedSrcSize(cctx, in.size());
       const size_t n = ZSTD_compress2(cctx, out.data(), out.size(), in.data(), in.size());
       if (ZSTD_isError(n)) {
         if (ZSTD_getErrorCode(n) == ZSTD_error_dstSize_tooSmall) return false;
@@ -355,12 +367,52 @@ Result<bool> compress_frame(Codec codec, int level, std::span<const std::byte> i
   return Error(Errc::invalid_argument, "frames are zstd or xz");
 }
 
-Result<void> decompress_frame(Codec codec, std::span<const std::byte> in, std::span<std::byte> out) {
+namespace {
+
+// A v2 zstd frame: magicless, no content size. Streamed into exactly `out`
+// (a stable output buffer: no window buffer is allocated, and a window
+// descriptor above 2^kMaxFrameLog2 is refused before anything is sized);
+// the frame must end exactly when `out` is full and `in` is consumed.
+Result<void> zstd_decompress_bare(std::span<const std::byte> in, std::span<std::byte> out) {
+  ZSTD_DCtx* dctx = thread_dctx();
+  if (dctx == nullptr) return Error(Errc::limit, "zstd: cannot allocate a context");
+  ZSTD_DCtx_reset(dctx, ZSTD_reset_session_and_parameters);
+  ZSTD_DCtx_setParameter(dctx, ZSTD_d_format, ZSTD_f_zstd1_magicless);
+  ZSTD_DCtx_setParameter(dctx, ZSTD_d_windowLogMax, format::kMaxFrameLog2);
+  ZSTD_DCtx_setParameter(dctx, ZSTD_d_stableOutBuffer, 1);
+  ZSTD_inBuffer src{in.data(), in.size(), 0};
+  ZSTD_outBuffer dst{out.data(), out.size(), 0};
+  for (;;) {
+    const size_t in_before = src.pos, out_before = dst.pos;
+    const size_t ret = ZSTD_decompressStream(dctx, &dst, &src);
+    if (ZSTD_isError(ret) && ZSTD_getErrorCode(ret) == ZSTD_error_dstSize_tooSmall) {
+      return Error(Errc::malformed, "zstd: frame inflates to more than " + n(out.size()) + " bytes");
+    }
+    if (ZSTD_isError(ret)) return Error(Errc::malformed, std::string("zstd: ") + ZSTD_getErrorName(ret));
+    if (ret == 0) break;  // the frame is complete
+    if (src.pos == in_before && dst.pos == out_before) {
+      // No progress: the input ended inside the frame, or the frame wants
+      // more room than the table gives it.
+      if (dst.pos == dst.size)
+        return Error(Errc::malformed, "zstd: frame inflates to more than " + n(out.size()) + " bytes");
+      return Error(Errc::malformed,
+                   "zstd: truncated frame (inflated " + n(dst.pos) + " of " + n(out.size()) + " bytes)");
+    }
+  }
+  if (src.pos != src.size) return Error(Errc::malformed, "zstd: " + n(src.size - src.pos) + " trailing bytes");
+  if (dst.pos != out.size()) return Error(Errc::malformed, "zstd: inflated to " + n(dst.pos) + " of " + n(out.size()));
+  return success();
+}
+
+}  // namespace
+
+Result<void> decompress_frame(Codec codec, bool bare, std::span<const std::byte> in, std::span<std::byte> out) {
   const uint64_t bound = max_inflated_size(codec, in.size());
   if (out.size() > bound) {
     return Error(Errc::malformed, std::string(codec_name(codec)) + ": " + n(in.size()) +
                                       " stored bytes cannot inflate to " + n(out.size()));
   }
+  if (codec == Codec::zstd && bare) return zstd_decompress_bare(in, out);
   if (codec == Codec::zstd) {
     const unsigned long long declared = ZSTD_getFrameContentSize(in.data(), in.size());
     if (declared == ZSTD_CONTENTSIZE_ERROR) return Error(Errc::malformed, "zstd: not a zstd frame");
@@ -374,6 +426,7 @@ Result<void> decompress_frame(Codec codec, std::span<const std::byte> in, std::s
     if (whole != in.size()) return Error(Errc::malformed, "zstd: " + n(in.size() - whole) + " trailing bytes");
     ZSTD_DCtx* dctx = thread_dctx();
     if (dctx == nullptr) return Error(Errc::limit, "zstd: cannot allocate a context");
+    ZSTD_DCtx_reset(dctx, ZSTD_reset_session_and_parameters);
     const size_t got = ZSTD_decompressDCtx(dctx, out.data(), out.size(), in.data(), in.size());
     if (ZSTD_isError(got)) return Error(Errc::malformed, std::string("zstd: ") + ZSTD_getErrorName(got));
     if (got != out.size()) return Error(Errc::malformed, "zstd: inflated to " + n(got) + " of " + n(out.size()));

@@ -36,13 +36,18 @@ Result<std::vector<std::byte>> decompress(Codec codec, std::span<const std::byte
 
 // One frame of a frame stream (docs/FORMAT.md "Frame streams"): compress
 // `in` into `out` (resized to fit). false, with `out` unspecified, when the
-// result would not be smaller than `in` (the frame is stored raw). Contexts
+// result would not be smaller than `in` (the frame is stored raw). `bare`
+// (frame table v2): a zstd frame without magic and content size, its window
+// no larger than `in`; xz frames are whole .xz streams either way. Contexts
 // are per thread and reused; output is the same on every thread.
-Result<bool> compress_frame(Codec codec, int level, std::span<const std::byte> in, std::vector<std::byte>& out);
+Result<bool> compress_frame(Codec codec, int level, bool bare, std::span<const std::byte> in,
+                            std::vector<std::byte>& out);
 
 // Inflate one frame into exactly `out` (at most 2^kMaxFrameLog2 bytes, the
-// caller's buffer): a stream that declares or produces another size, ends
-// early or has trailing bytes is an Errc::malformed error.
-Result<void> decompress_frame(Codec codec, std::span<const std::byte> in, std::span<std::byte> out);
+// caller's buffer, sized from the frame table): a stream that declares or
+// produces another size, ends early, has trailing bytes or (zstd) asks for
+// a window above 2^kMaxFrameLog2 is an Errc::malformed error. `bare` as for
+// compress_frame (frames::Table::bare_frames()).
+Result<void> decompress_frame(Codec codec, bool bare, std::span<const std::byte> in, std::span<std::byte> out);
 
 }  // namespace mmar::codec

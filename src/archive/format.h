@@ -41,7 +41,8 @@ inline bool raw_on_page(bool elf, uint64_t size, uint64_t align, RawWhy why) {
 // Superblock flags (sb_flags). A reader refuses a flag it does not know.
 inline constexpr uint32_t kSbFlagIndexDelta = 1u << 0;  // sb_index_offset holds an index delta, not a table
 inline constexpr uint32_t kSbFlagFramed = 1u << 1;      // members may be frame streams (me_flags bit 2)
-inline constexpr uint32_t kKnownSbFlags = kSbFlagIndexDelta | kSbFlagFramed;
+inline constexpr uint32_t kSbFlagFramed2 = 1u << 2;     // frame streams may have v2 tables (kFrameMagic2)
+inline constexpr uint32_t kKnownSbFlags = kSbFlagIndexDelta | kSbFlagFramed | kSbFlagFramed2;
 
 // Superblock: two copies, at offsets 0 and 64. A reader uses the valid copy
 // (magic and sb_xxh3 correct) with the higher sb_generation. Writers of new
@@ -108,17 +109,25 @@ enum AttrTag : uint8_t {
 };
 
 // A frame stream (docs/FORMAT.md "Frame streams"): the stored bytes of a
-// member with kFlagFramed are this header, ft_count FrameEntries, then the
-// frames back to back. Frame i holds bytes [i << ft_frame_log2, ...) of the
-// stream, each frame independently compressed with the member's codec, or
-// raw when its stored length equals its inflated length. Several members
-// may share one stream (small members packed together): each member is
-// bytes [me_stream_offset, me_stream_offset + me_size) of it.
+// member with kFlagFramed are a FrameTableHeader, the rest of the table,
+// then the frames back to back. Frame i holds bytes [i << ft_frame_log2,
+// ...) of the stream, each frame independently compressed with the member's
+// codec, or raw when its stored length equals its inflated length. Several
+// members may share one stream (small members packed together): each member
+// is bytes [me_stream_offset, me_stream_offset + me_size) of it.
+//
+// Table v1 (kFrameMagic): ft_count FrameEntry (16 bytes: end, XXH3-64).
+// Table v2 (kFrameMagic2): ceil(ft_count / 256) - 1 anchors (ul64: the end
+// of each group of 256 frames but the last), then ft_count FrameEntry2 (8
+// bytes: stored length, low 32 bits of XXH3-64); zstd frames are magicless
+// and carry no content size.
 inline constexpr unsigned char kFrameMagic[8] = {'M', 'M', 'A', 'R', 'F', 'R', 'M', '1'};
+inline constexpr unsigned char kFrameMagic2[8] = {'M', 'M', 'A', 'R', 'F', 'R', 'M', '2'};
 inline constexpr uint8_t kMinFrameLog2 = 12;  // 4 KiB
 inline constexpr uint8_t kMaxFrameLog2 = 22;  // 4 MiB: what one frame may cost a reader in memory
+inline constexpr uint32_t kFrameGroup = 256;  // v2: frames per anchor
 struct FrameTableHeader {
-  unsigned char ft_magic[8];  // kFrameMagic
+  unsigned char ft_magic[8];  // kFrameMagic or kFrameMagic2
   ul64 ft_size;               // bytes of the stream, inflated
   ul32 ft_count;              // frames: ceil(ft_size / 2^ft_frame_log2), >= 1
   uint8_t ft_frame_log2;      // kMinFrameLog2 .. kMaxFrameLog2
@@ -133,6 +142,17 @@ struct FrameEntry {
 };
 static_assert(sizeof(FrameEntry) == 16);
 static_assert(std::is_trivially_copyable_v<FrameEntry>);
+struct FrameAnchor {
+  ul64 fa_end;  // end of group g's last frame (frame 256g + 255), from the start of the stream
+};
+static_assert(sizeof(FrameAnchor) == 8);
+static_assert(std::is_trivially_copyable_v<FrameAnchor>);
+struct FrameEntry2 {
+  ul32 fr_length;  // frame i's stored bytes: > 0, <= its inflated bytes (equal: stored raw)
+  ul32 fr_sum;     // low 32 bits of XXH3-64 of frame i's stored bytes
+};
+static_assert(sizeof(FrameEntry2) == 8);
+static_assert(std::is_trivially_copyable_v<FrameEntry2>);
 
 // Chunk checksums of a raw member (docs/FORMAT.md "Chunk checksums"): with
 // kFlagChunkSums, the member's data [me_data_offset, +me_size) is preceded

@@ -16,6 +16,108 @@ Error bad(const std::string& what, uint64_t offset, const std::string& why) {
   return Error(Errc::malformed, what + ": frame table: " + why + " (at offset " + hex(offset) + ")", offset);
 }
 
+template <class T>
+T load_at(std::span<const std::byte> b, uint64_t at) {
+  T v;
+  std::memcpy(&v, b.data() + at, sizeof v);
+  return v;
+}
+
+std::string frame_name(uint32_t k) { return "frame " + std::to_string(k); }
+
+Result<Frame> frame_v1(const Table& t, uint32_t k, std::span<const std::byte> entries, const std::string& what,
+                       uint64_t offset) {
+  const uint32_t first = k == 0 ? 0 : k - 1;
+  if (uint64_t{k - first + 1} * sizeof(format::FrameEntry) > entries.size()) {
+    return bad(what, offset, frame_name(k) + " asked outside the table");
+  }
+  auto entry = [&](uint32_t i) {
+    return load_at<format::FrameEntry>(entries, uint64_t{i - first} * sizeof(format::FrameEntry));
+  };
+  Frame f;
+  f.index = k;
+  f.begin = k == 0 ? t.table_bytes() : uint64_t{entry(k - 1).fr_end};
+  const format::FrameEntry e = entry(k);
+  f.end = e.fr_end;
+  f.sum = e.fr_xxh3;
+  f.inflated = t.inflated(k);
+  const uint64_t at = offset + sizeof(format::FrameTableHeader) + uint64_t{k} * sizeof(format::FrameEntry);
+  if (f.begin < t.table_bytes() || f.end <= f.begin || f.end > t.stored) {
+    return bad(
+        what, at,
+        frame_name(k) + " at [" + hex(f.begin) + ", " + hex(f.end) + ") is not inside the stream after the table");
+  }
+  if (k + 1 == t.count && f.end != t.stored) {
+    return bad(what, at, "the last frame ends at " + hex(f.end) + ", the stream at " + hex(t.stored));
+  }
+  if (f.end - f.begin > f.inflated) {
+    // A compressed frame is smaller than its input; one that is not is
+    // stored raw, at exactly its inflated size.
+    return bad(
+        what, at,
+        frame_name(k) + " stores " + std::to_string(f.end - f.begin) + " bytes for " + std::to_string(f.inflated));
+  }
+  return f;
+}
+
+Result<Frame> frame_v2(const Table& t, uint32_t k, std::span<const std::byte> anchors,
+                       std::span<const std::byte> entries, const std::string& what, uint64_t offset) {
+  const uint32_t g = k / format::kFrameGroup;
+  const uint32_t first = g * format::kFrameGroup;
+  const Lookup l = lookup(t, k);
+  if (anchors.size() < l.anchors_length || entries.size() < l.entries_length) {
+    return bad(what, offset, frame_name(k) + " asked outside the table");
+  }
+  // The group's bounds: the end of the group before (or the table's end),
+  // and its own anchor (or the stream's end for the last group).
+  const uint64_t anchors_base = offset + sizeof(format::FrameTableHeader);
+  uint64_t group_begin = t.table_bytes(), group_end = t.stored;
+  size_t next = 0;
+  if (g > 0) group_begin = load_at<format::FrameAnchor>(anchors, sizeof(format::FrameAnchor) * next++).fa_end;
+  if (g < t.anchors()) group_end = load_at<format::FrameAnchor>(anchors, sizeof(format::FrameAnchor) * next).fa_end;
+  if (group_begin < t.table_bytes() || group_end <= group_begin || group_end > t.stored) {
+    const uint32_t which = g > 0 ? g - 1 : g;
+    return bad(what, anchors_base + uint64_t{which} * sizeof(format::FrameAnchor),
+               "group " + std::to_string(g) + " (" + frame_name(k) + ") at [" + hex(group_begin) + ", " +
+                   hex(group_end) + ") is not inside the stream after the table, in order");
+  }
+  // Lengths of frames 256g .. k; each at least one byte and at most its
+  // inflated size, so the sum cannot overflow (256 * 4 MiB).
+  const uint64_t entries_base = l.entries_at + offset;
+  Frame f;
+  f.index = k;
+  f.begin = group_begin;
+  for (uint32_t i = first; i <= k; ++i) {
+    const auto e = load_at<format::FrameEntry2>(entries, uint64_t{i - first} * sizeof(format::FrameEntry2));
+    const uint64_t length = e.fr_length;
+    const uint64_t at = entries_base + uint64_t{i - first} * sizeof(format::FrameEntry2);
+    if (length == 0 || length > t.inflated(i)) {
+      return bad(what, at,
+                 frame_name(i) + " stores " + std::to_string(length) + " bytes for " + std::to_string(t.inflated(i)));
+    }
+    if (i < k) {
+      f.begin += length;
+    } else {
+      f.end = f.begin + length;
+      f.sum = e.fr_sum;
+    }
+  }
+  f.inflated = t.inflated(k);
+  const uint64_t at = entries_base + uint64_t{k - first} * sizeof(format::FrameEntry2);
+  if (f.end > group_end) {
+    return bad(
+        what, at,
+        frame_name(k) + " at [" + hex(f.begin) + ", " + hex(f.end) + ") ends after its group (" + hex(group_end) + ")");
+  }
+  const bool last_of_group = k + 1 == t.count || (k + 1) % format::kFrameGroup == 0;
+  if (last_of_group && f.end != group_end) {
+    return bad(what, at,
+               frame_name(k) + ", the last of group " + std::to_string(g) + ", ends at " + hex(f.end) +
+                   ", the group at " + hex(group_end));
+  }
+  return f;
+}
+
 }  // namespace
 
 Result<Table> parse_header(std::span<const std::byte> header, uint64_t stored, const std::string& what,
@@ -23,7 +125,14 @@ Result<Table> parse_header(std::span<const std::byte> header, uint64_t stored, c
   format::FrameTableHeader h;
   if (header.size() < sizeof h || stored < sizeof h) return bad(what, offset, "stream shorter than its header");
   std::memcpy(&h, header.data(), sizeof h);
-  if (std::memcmp(h.ft_magic, format::kFrameMagic, sizeof h.ft_magic) != 0) return bad(what, offset, "bad magic");
+  Table t;
+  if (std::memcmp(h.ft_magic, format::kFrameMagic, sizeof h.ft_magic) == 0) {
+    t.version = 1;
+  } else if (std::memcmp(h.ft_magic, format::kFrameMagic2, sizeof h.ft_magic) == 0) {
+    t.version = 2;
+  } else {
+    return bad(what, offset, "bad magic");
+  }
   if (XXH3_64bits(&h, offsetof(format::FrameTableHeader, ft_xxh3)) != h.ft_xxh3) {
     return bad(what, offset, "header checksum mismatch");
   }
@@ -33,7 +142,6 @@ Result<Table> parse_header(std::span<const std::byte> header, uint64_t stored, c
   if (h.ft_frame_log2 < format::kMinFrameLog2 || h.ft_frame_log2 > format::kMaxFrameLog2) {
     return bad(what, offset + 20, "frame size 2^" + std::to_string(h.ft_frame_log2) + " out of range");
   }
-  Table t;
   t.size = h.ft_size;
   t.count = h.ft_count;
   t.log2 = h.ft_frame_log2;
@@ -42,70 +150,86 @@ Result<Table> parse_header(std::span<const std::byte> header, uint64_t stored, c
   // stores nothing, so never a stream).
   const uint64_t want = (t.size >> t.log2) + ((t.size & (t.frame_size() - 1)) != 0 ? 1 : 0);
   if (t.size == 0 || t.count != want) {
-    return bad(what, offset + 16,
-               std::to_string(t.count) + " frames for " + std::to_string(t.size) + " bytes of 2^" +
-                   std::to_string(t.log2));
+    return bad(
+        what, offset + 16,
+        std::to_string(t.count) + " frames for " + std::to_string(t.size) + " bytes of 2^" + std::to_string(t.log2));
   }
   // Every frame stores at least one byte after the table.
   auto need = checked_add(t.table_bytes(), t.count);
   if (!need || *need > stored) {
-    return bad(what, offset + 16, std::to_string(t.count) + " frames do not fit in " + std::to_string(stored) + " bytes");
+    return bad(what, offset + 16,
+               std::to_string(t.count) + " frames do not fit in " + std::to_string(stored) + " bytes");
   }
   return t;
 }
 
-Result<Frame> frame_at(const Table& t, std::span<const std::byte> entries, uint32_t first, uint32_t k,
-                       const std::string& what, uint64_t offset) {
-  auto entry = [&](uint32_t i) {
-    format::FrameEntry e;
-    std::memcpy(&e, entries.data() + uint64_t{i - first} * sizeof e, sizeof e);
-    return e;
-  };
-  if (k >= t.count || k < first || (k > 0 && k - 1 < first) ||
-      uint64_t{k - first + 1} * sizeof(format::FrameEntry) > entries.size()) {
-    return bad(what, offset, "frame " + std::to_string(k) + " asked outside the table");
+Lookup lookup(const Table& t, uint32_t k) {
+  Lookup l;
+  if (t.version == 1) {
+    const uint32_t first = k == 0 ? 0 : k - 1;
+    l.entries_at = sizeof(format::FrameTableHeader) + uint64_t{first} * sizeof(format::FrameEntry);
+    l.entries_length = uint64_t{k - first + 1} * sizeof(format::FrameEntry);
+    return l;
   }
-  Frame f;
-  f.index = k;
-  f.begin = k == 0 ? t.table_bytes() : uint64_t{entry(k - 1).fr_end};
-  const format::FrameEntry e = entry(k);
-  f.end = e.fr_end;
-  f.xxh3 = e.fr_xxh3;
-  f.inflated = t.inflated(k);
-  const uint64_t at = offset + sizeof(format::FrameTableHeader) + uint64_t{k} * sizeof(format::FrameEntry);
-  if (f.begin < t.table_bytes() || f.end <= f.begin || f.end > t.stored) {
-    return bad(what, at, "frame " + std::to_string(k) + " at [" + hex(f.begin) + ", " + hex(f.end) +
-                             ") is not inside the stream after the table");
-  }
-  if (k + 1 == t.count && f.end != t.stored) {
-    return bad(what, at, "the last frame ends at " + hex(f.end) + ", the stream at " + hex(t.stored));
-  }
-  if (f.end - f.begin > f.inflated) {
-    // A compressed frame is smaller than its input; one that is not is
-    // stored raw, at exactly its inflated size.
-    return bad(what, at, "frame " + std::to_string(k) + " stores " + std::to_string(f.end - f.begin) +
-                             " bytes for " + std::to_string(f.inflated));
-  }
-  return f;
+  const uint32_t g = k / format::kFrameGroup;
+  const uint32_t first_anchor = g > 0 ? g - 1 : 0;
+  const uint32_t anchors = (g > 0 ? 1 : 0) + (g < t.anchors() ? 1 : 0);
+  l.anchors_at = sizeof(format::FrameTableHeader) + uint64_t{first_anchor} * sizeof(format::FrameAnchor);
+  l.anchors_length = uint64_t{anchors} * sizeof(format::FrameAnchor);
+  const uint32_t first = g * format::kFrameGroup;
+  l.entries_at = sizeof(format::FrameTableHeader) + uint64_t{t.anchors()} * sizeof(format::FrameAnchor) +
+                 uint64_t{first} * sizeof(format::FrameEntry2);
+  l.entries_length = uint64_t{k - first + 1} * sizeof(format::FrameEntry2);
+  return l;
 }
 
-std::vector<std::byte> encode_table(uint64_t size, uint8_t log2, std::span<const uint64_t> lengths,
+Result<Frame> frame_at(const Table& t, uint32_t k, std::span<const std::byte> anchors,
+                       std::span<const std::byte> entries, const std::string& what, uint64_t offset) {
+  if (k >= t.count) return bad(what, offset, frame_name(k) + " asked outside the table");
+  if (t.version == 1) return frame_v1(t, k, entries, what, offset);
+  return frame_v2(t, k, anchors, entries, what, offset);
+}
+
+uint64_t checksum(const Table& t, std::span<const std::byte> stored) {
+  const uint64_t h = XXH3_64bits(stored.data(), stored.size());
+  return t.version == 1 ? h : (h & 0xffffffffu);
+}
+
+std::vector<std::byte> encode_table(uint8_t version, uint64_t size, uint8_t log2, std::span<const uint64_t> lengths,
                                     std::span<const uint64_t> checksums) {
   format::FrameTableHeader h{};
-  std::memcpy(h.ft_magic, format::kFrameMagic, sizeof h.ft_magic);
+  std::memcpy(h.ft_magic, version == 1 ? format::kFrameMagic : format::kFrameMagic2, sizeof h.ft_magic);
   h.ft_size = size;
   h.ft_count = static_cast<uint32_t>(lengths.size());
   h.ft_frame_log2 = log2;
   h.ft_xxh3 = XXH3_64bits(&h, offsetof(format::FrameTableHeader, ft_xxh3));
-  std::vector<std::byte> out(sizeof h + lengths.size() * sizeof(format::FrameEntry));
+  std::vector<std::byte> out(static_cast<size_t>(table_bytes(version, lengths.size())));
   std::memcpy(out.data(), &h, sizeof h);
   uint64_t end = out.size();
+  if (version == 1) {
+    for (size_t i = 0; i < lengths.size(); ++i) {
+      end += lengths[i];
+      format::FrameEntry e{};
+      e.fr_end = end;
+      e.fr_xxh3 = checksums[i];
+      std::memcpy(out.data() + sizeof h + i * sizeof e, &e, sizeof e);
+    }
+    return out;
+  }
+  const size_t anchors = lengths.empty() ? 0 : (lengths.size() - 1) / format::kFrameGroup;
+  const size_t entries_at = sizeof h + anchors * sizeof(format::FrameAnchor);
   for (size_t i = 0; i < lengths.size(); ++i) {
     end += lengths[i];
-    format::FrameEntry e{};
-    e.fr_end = end;
-    e.fr_xxh3 = checksums[i];
-    std::memcpy(out.data() + sizeof h + i * sizeof e, &e, sizeof e);
+    format::FrameEntry2 e{};
+    e.fr_length = static_cast<uint32_t>(lengths[i]);  // <= 2^kMaxFrameLog2
+    e.fr_sum = static_cast<uint32_t>(checksums[i]);   // the low 32 bits
+    std::memcpy(out.data() + entries_at + i * sizeof e, &e, sizeof e);
+    const size_t g = i / format::kFrameGroup;
+    if ((i + 1) % format::kFrameGroup == 0 && g < anchors) {
+      format::FrameAnchor a{};
+      a.fa_end = end;
+      std::memcpy(out.data() + sizeof h + g * sizeof a, &a, sizeof a);
+    }
   }
   return out;
 }

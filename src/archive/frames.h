@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: BSD-2-Clause
 // Frame streams (docs/FORMAT.md "Frame streams"): the one encoder and
-// checker of frame tables, shared by the writer, the reader, verify and
-// compaction. A member with kFlagFramed stores a frame table followed by
-// independently compressed frames, so a read of any byte range inflates only
-// the frames it covers, and each frame is checked by its own XXH3.
+// checker of frame tables, v1 and v2, shared by the writer, the reader,
+// verify and compaction. A member with kFlagFramed stores a frame table
+// followed by independently compressed frames, so a read of any byte range
+// inflates only the frames it covers, and each frame is checked by its own
+// checksum.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -18,17 +20,30 @@
 namespace mmar::frames {
 
 inline constexpr uint8_t kDefaultLog2 = 17;  // 128 KiB (bench/RESULTS.md, "Frame size")
+inline constexpr uint8_t kWriteVersion = 2;  // what writers write unless told otherwise (tests)
+
+// Bytes of a table of `count` frames: header, anchors (v2) and entries;
+// frame 0 starts here.
+inline uint64_t table_bytes(uint8_t version, uint64_t count) {
+  if (version == 1) return sizeof(format::FrameTableHeader) + count * sizeof(format::FrameEntry);
+  const uint64_t anchors = count == 0 ? 0 : (count - 1) / format::kFrameGroup;
+  return sizeof(format::FrameTableHeader) + anchors * sizeof(format::FrameAnchor) + count * sizeof(format::FrameEntry2);
+}
 
 // A checked frame table header: what a reader needs to locate any frame.
 struct Table {
-  uint64_t size = 0;   // inflated bytes of the stream
-  uint32_t count = 0;  // frames
-  uint8_t log2 = 0;    // frame size 2^log2
-  uint64_t stored = 0; // stored bytes of the stream (the member's me_stored_size)
+  uint8_t version = 1;  // 1 (kFrameMagic) or 2 (kFrameMagic2)
+  uint64_t size = 0;    // inflated bytes of the stream
+  uint32_t count = 0;   // frames
+  uint8_t log2 = 0;     // frame size 2^log2
+  uint64_t stored = 0;  // stored bytes of the stream (the member's me_stored_size)
 
   uint64_t frame_size() const { return uint64_t{1} << log2; }
-  // Bytes of header and entries; frame 0 starts here.
-  uint64_t table_bytes() const { return sizeof(format::FrameTableHeader) + uint64_t{count} * sizeof(format::FrameEntry); }
+  // v2: anchors, one per group of 256 frames but the last.
+  uint32_t anchors() const { return version == 1 || count == 0 ? 0 : (count - 1) / format::kFrameGroup; }
+  uint64_t table_bytes() const { return frames::table_bytes(version, count); }
+  // v2 zstd frames have no magic and no content size (codec::decompress_frame's `bare`).
+  bool bare_frames() const { return version >= 2; }
   // Inflated size of frame k.
   uint64_t inflated(uint32_t k) const {
     const uint64_t begin = uint64_t{k} << log2;
@@ -40,29 +55,46 @@ struct Table {
 struct Frame {
   uint32_t index = 0;
   uint64_t begin = 0, end = 0;  // stored bytes [begin, end)
-  uint64_t xxh3 = 0;            // of the stored bytes
+  uint64_t sum = 0;             // of the stored bytes, as checksum() computes it
   uint64_t inflated = 0;        // bytes it inflates to
   bool raw() const { return end - begin == inflated; }
 };
 
-// Check the 32-byte header at the start of a stream of `stored` bytes: magic,
-// checksum, reserved bytes, frame size in range, a count that matches the
-// size and whose entries fit in the stored bytes with at least one byte per
-// frame. `what` names file and member; `offset` is the stream's file offset.
+// Check the 32-byte header at the start of a stream of `stored` bytes: magic
+// (the version), checksum, reserved bytes, frame size in range, a count that
+// matches the size and whose table fits in the stored bytes with at least
+// one byte per frame. `what` names file and member; `offset` is the stream's
+// file offset.
 Result<Table> parse_header(std::span<const std::byte> header, uint64_t stored, const std::string& what,
                            uint64_t offset);
 
-// Frame k from the entries of frames k-1 and k (`entries` holds entries
-// [first, first + entries.size()/16) of the table, and must cover k-1 (if
-// k > 0) and k): checked that it starts after the table (or where frame k-1
-// ends), is not empty, ends inside the stream, and is not larger than it
-// may be for its inflated size (a raw frame is exactly that size).
-Result<Frame> frame_at(const Table& t, std::span<const std::byte> entries, uint32_t first, uint32_t k,
-                       const std::string& what, uint64_t offset);
+// The table bytes frame_at needs for frame k, as [at, at + length) from the
+// stream's start (inside the table: parse_header checked it fits). v1: the
+// entries of frames k-1 and k. v2: the anchors that bound k's group g (g-1
+// and g, those that exist; none for a stream of one group) and the entries
+// of frames 256g .. k: at most 16 + 2 KiB.
+struct Lookup {
+  uint64_t anchors_at = 0, anchors_length = 0;
+  uint64_t entries_at = 0, entries_length = 0;
+};
+Lookup lookup(const Table& t, uint32_t k);
 
-// The table for a stream of `size` inflated bytes in frames of 2^log2, the
-// frames' stored lengths and checksums given: header and entries.
-std::vector<std::byte> encode_table(uint64_t size, uint8_t log2, std::span<const uint64_t> lengths,
+// Frame k from the bytes lookup(t, k) names: checked that it starts after
+// the table (or where frame k-1 ends), is not empty, ends inside the stream
+// (v2: inside its group, and the group's last frame exactly at the group's
+// end), and is not larger than it may be for its inflated size (a raw frame
+// is exactly that size). Reading every frame so checks the whole table.
+Result<Frame> frame_at(const Table& t, uint32_t k, std::span<const std::byte> anchors,
+                       std::span<const std::byte> entries, const std::string& what, uint64_t offset);
+
+// The checksum of a frame's stored bytes as its table keeps it: XXH3-64
+// (v1) or its low 32 bits (v2).
+uint64_t checksum(const Table& t, std::span<const std::byte> stored);
+
+// The table (header, anchors, entries) of version 1 or 2 for a stream of
+// `size` inflated bytes in frames of 2^log2, the frames' stored lengths and
+// XXH3-64s given.
+std::vector<std::byte> encode_table(uint8_t version, uint64_t size, uint8_t log2, std::span<const uint64_t> lengths,
                                     std::span<const uint64_t> checksums);
 
 // The frames covering bytes [offset, offset + length) of the stream.

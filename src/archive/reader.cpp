@@ -844,7 +844,7 @@ Result<Member> decode_entry(const format::Entry& e, uint32_t i, std::string_view
     if ((m.mode & S_IFMT) != S_IFREG || m.size == 0 || m.page_aligned) {
       return member_malformed(file, i, abs + 58, "a frame stream for an empty, aligned or non-regular member");
     }
-    if (m.stored_size < sizeof(format::FrameTableHeader) + sizeof(format::FrameEntry) + 1) {
+    if (m.stored_size < frames::table_bytes(2, 1) + 1) {  // the smallest stream: v2, one frame of one byte
       return member_malformed(file, i, abs + 8, "a frame stream of " + std::to_string(m.stored_size) + " bytes");
     }
   }
@@ -1273,7 +1273,9 @@ Result<Bytes> Archive::Impl::stream_head(const Member& m) const {
   }
   // One read for the table and, for a small stream, its frames too (for a
   // remote source, one request). At most 64 KiB is kept per stream: the
-  // entries of a larger table are read when needed (two per frame).
+  // header and (v2) the anchors of up to 256 GiB of 128 KiB frames; entries
+  // past it are read when needed (v1: two per frame; v2: the group's, up to
+  // the frame, at most 2 KiB).
   MMAR_ASSIGN(Bytes b, source.read(m.data_offset, std::min<uint64_t>(m.stored_size, uint64_t{64} << 10)));
   std::lock_guard lock(heads_mu);
   if (heads.size() >= 4096) heads.clear();
@@ -1294,18 +1296,18 @@ Result<frames::Table> Archive::Impl::frame_table(const Member& m) const {
 
 Result<Bytes> Archive::Impl::frame(const Member& m, const frames::Table& t, uint32_t k, bool verify) const {
   if (auto hit = frame_cache.get(FrameKey{m.data_offset, k})) return *hit;
-  const uint32_t first = k == 0 ? 0 : k - 1;
   MMAR_ASSIGN(Bytes head, stream_head(m));  // the table's start (all of it when mapped)
-  const uint64_t entries_at = sizeof(format::FrameTableHeader) + uint64_t{first} * sizeof(format::FrameEntry);
-  const uint64_t entries_len = uint64_t{k - first + 1} * sizeof(format::FrameEntry);
-  Bytes entries;
-  if (in_bounds(entries_at, entries_len, head.size())) {
-    entries = head.subspan(static_cast<size_t>(entries_at), static_cast<size_t>(entries_len));
-  } else {
+  // The few table bytes frame k needs (v2: its group's anchors and entries,
+  // at most 16 + 2 KiB), from the kept head when they lie in it.
+  auto table_part = [&](uint64_t at, uint64_t length) -> Result<Bytes> {
+    if (in_bounds(at, length, head.size())) return head.subspan(static_cast<size_t>(at), static_cast<size_t>(length));
     // parse_header checked that the table lies inside the stored bytes.
-    MMAR_ASSIGN(entries, source.read(m.data_offset + entries_at, entries_len));
-  }
-  MMAR_ASSIGN(frames::Frame f, frames::frame_at(t, entries.span(), first, k, what(m), m.data_offset));
+    return source.read(m.data_offset + at, length);
+  };
+  const frames::Lookup l = frames::lookup(t, k);
+  MMAR_ASSIGN(Bytes anchors, table_part(l.anchors_at, l.anchors_length));
+  MMAR_ASSIGN(Bytes entries, table_part(l.entries_at, l.entries_length));
+  MMAR_ASSIGN(frames::Frame f, frames::frame_at(t, k, anchors.span(), entries.span(), what(m), m.data_offset));
   Bytes stored;
   if (f.end <= head.size()) {
     stored = head.subspan(static_cast<size_t>(f.begin), static_cast<size_t>(f.end - f.begin));
@@ -1324,7 +1326,7 @@ Result<Bytes> Archive::Impl::frame(const Member& m, const frames::Table& t, uint
     return Error(code, what(m) + ": frame " + std::to_string(k) + ": " + why + " (at offset " +
                            hex(m.data_offset + f.begin) + ")", m.data_offset + f.begin);
   };
-  if (verify && XXH3_64bits(stored.data(), stored.size()) != f.xxh3) return frame_error(Errc::checksum, "checksum mismatch");
+  if (verify && frames::checksum(t, stored.span()) != f.sum) return frame_error(Errc::checksum, "checksum mismatch");
   Bytes out;
   if (f.raw()) {
     out = stored;  // a view of the archive (or the buffer pread filled)
@@ -1333,7 +1335,7 @@ Result<Bytes> Archive::Impl::frame(const Member& m, const frames::Table& t, uint
     std::shared_ptr<std::byte> buf = frame_buffers->take(f.inflated);
     if (!buf) return frame_error(Errc::limit, "out of memory");
     std::span<std::byte> into(buf.get(), f.inflated);
-    auto r = codec::decompress_frame(m.codec, stored.span(), into);
+    auto r = codec::decompress_frame(m.codec, t.bare_frames(), stored.span(), into);
     if (!r.ok()) return frame_error(r.error().code(), r.error().message());
     out = Bytes(into, std::shared_ptr<const void>(buf, buf.get()));
   }

@@ -72,6 +72,17 @@ bool has_framed(const Table& t) {
   return false;
 }
 
+// The frame stream bits of a generation's superblock: bit 1 when it has
+// frame streams; bit 2 (some may have v2 tables) kept from the generation
+// before while it has any. Updates never write frame streams, only keep
+// (or drop) those the archive had, so bit 2 stays set for as long as a v2
+// stream may remain, without reading every stream's header.
+template <class Table>
+uint32_t framed_flags(const Table& t, bool had_framed2) {
+  if (!has_framed(t)) return 0;
+  return format::kSbFlagFramed | (had_framed2 ? format::kSbFlagFramed2 : 0);
+}
+
 format::Entry entry_of(const Member& m) {
   format::Entry e{};
   std::memset(&e, 0, sizeof e);
@@ -136,6 +147,7 @@ struct ArchiveUpdater::Impl {
   UpdaterOptions options;
   uint8_t align_log2 = 12;
   uint64_t generation = 0;
+  bool framed2 = false;  // the current superblock has kSbFlagFramed2
   int slot = 0;  // superblock slot of the current generation
   uint64_t file_size = 0;
   // The current generation.
@@ -186,6 +198,7 @@ Result<void> ArchiveUpdater::Impl::load() {
   MMAR_ASSIGN(Bytes head, read_range(base, 0, format::kHeaderAreaSize));
   MMAR_ASSIGN(SuperblockChoice c, choose_superblock(path(), head.data(), static_cast<uint64_t>(st.st_size)));
   generation = c.sb.sb_generation;
+  framed2 = (c.sb.sb_flags & format::kSbFlagFramed2) != 0;
   slot = c.slot;
   align_log2 = c.sb.sb_align_log2;
   // Appends start after everything the file holds, also bytes of a commit
@@ -521,6 +534,7 @@ Result<void> ArchiveUpdater::Impl::write_superblock(uint32_t flags, uint64_t new
   MMAR_TRY(pwrite_full(lock.fd(), &sb, sizeof sb, static_cast<uint64_t>(1 - slot) * format::kSuperblockSize, path()));
   if (fdatasync(lock.fd()) != 0) return sys_error("fsync " + path(), errno);
   ++generation;
+  framed2 = (flags & format::kSbFlagFramed2) != 0;
   slot = 1 - slot;
   index_offset = new_index_offset;
   index_size = index.size();
@@ -749,7 +763,7 @@ Result<CommitResult> ArchiveUpdater::Impl::commit(std::vector<UpdateMember> put,
     level.result_count = static_cast<uint32_t>(next.size());
     level.changes = std::move(changes);
   }
-  if (has_framed(next)) flags |= format::kSbFlagFramed;
+  flags |= framed_flags(next, framed2);
   if (auto w = pwrite_full(lock.fd(), index.data(), index.size(), new_index_offset, path()); !w.ok()) {
     return rollback(committed, std::move(w).error());
   }
@@ -894,7 +908,7 @@ Result<void> ArchiveUpdater::Impl::compact(const std::function<void(uint64_t, ui
   MMAR_TRY(pwrite_full(out.fd(), index.data(), index.size(), offset, out.temp_path()));
   const uint64_t new_generation = generation + 1;
   format::Superblock sb =
-      index_codec::make_superblock(new_generation, align_log2, has_framed(next) ? format::kSbFlagFramed : 0, offset,
+      index_codec::make_superblock(new_generation, align_log2, framed_flags(next, framed2), offset,
                                    index, static_cast<uint32_t>(next.size()));
   if (!fence_block.empty()) {
     fence::finish(fence_block, sb.sb_index_xxh3, new_generation);

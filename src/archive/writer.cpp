@@ -542,10 +542,10 @@ struct FrameResult {
   uint64_t xxh3 = 0;
 };
 
-Result<FrameResult> compress_one(Codec codec, int level, std::vector<std::byte> in) {
+Result<FrameResult> compress_one(Codec codec, int level, bool bare, std::vector<std::byte> in) {
   FrameResult r;
   thread_local std::vector<std::byte> out;
-  MMAR_ASSIGN(bool smaller, codec::compress_frame(codec, level, in, out));
+  MMAR_ASSIGN(bool smaller, codec::compress_frame(codec, level, bare, in, out));
   if (smaller) {
     r.stored.assign(out.begin(), out.end());
   } else {
@@ -649,6 +649,11 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
     return Error(Errc::invalid_argument, "frame size must be a power of two from 4 KiB to 4 MiB");
   }
   const uint64_t frame = single_streams ? 0 : uint64_t{1} << frame_log2;
+  if (options.frame_table != 1 && options.frame_table != 2) {
+    return Error(Errc::invalid_argument, "frame table version must be 1 or 2");
+  }
+  const uint8_t table_version = options.frame_table;
+  const bool bare = table_version >= 2;
   if (options.chunk_size != 0 && (!std::has_single_bit(options.chunk_size) ||
                                   options.chunk_size < (1u << format::kMinFrameLog2) ||
                                   options.chunk_size > (1u << format::kMaxFrameLog2))) {
@@ -759,6 +764,7 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
   uint64_t done = 0;
   uint64_t flushed = 0;
   bool any_framed = false;
+  bool any_framed2 = false;  // a stream with a v2 table (superblock bit 2)
 
   // Where a raw member goes (every raw member is placed here): on a page
   // when it may be mapped (format::raw_on_page), after
@@ -810,7 +816,9 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
   };
   auto push_frame = [&](std::vector<std::byte> in, std::function<Result<void>(FrameResult*)> apply) -> Result<void> {
     auto task = std::make_shared<std::packaged_task<Result<FrameResult>()>>(
-        [codec, level, buf = std::move(in)]() mutable { return compress_one(codec, level, std::move(buf)); });
+        [codec, level, bare, buf = std::move(in)]() mutable {
+          return compress_one(codec, level, bare, std::move(buf));
+        });
     ops.push_back(Op{task->get_future(), std::move(apply)});
     pool.submit([task] { (*task)(); });
     while (ops.size() > max_ops) MMAR_TRY(apply_front());
@@ -837,7 +845,7 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
     return push([&, st](FrameResult*) -> Result<void> {
       const uint64_t count = (st->size + frame - 1) >> frame_log2;
       st->start = *align_up(offset, format::kPackedAlign);
-      offset = st->start + sizeof(format::FrameTableHeader) + count * sizeof(format::FrameEntry);
+      offset = st->start + frames::table_bytes(table_version, count);
       return success();
     });
   };
@@ -852,7 +860,8 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
   };
   // The table, once every frame is written; the stream's stored size.
   auto finish_stream = [&](Stream& st) -> Result<uint64_t> {
-    std::vector<std::byte> table = frames::encode_table(st.size, frame_log2, st.lengths, st.sums);
+    std::vector<std::byte> table = frames::encode_table(table_version, st.size, frame_log2, st.lengths, st.sums);
+    if (table_version >= 2) any_framed2 = true;
     MMAR_TRY(pwrite_all(fd, table, st.start, path));
     return offset - st.start;
   };
@@ -1083,7 +1092,7 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
       const Member& m = *in.member;
       auto h = in.archive->source().read(m.data_offset, sizeof(format::FrameTableHeader));
       auto t = h.ok() ? frames::parse_header(h->span(), m.stored_size, in.name, m.data_offset) : Result<frames::Table>(h.error());
-      if (t.ok() && t->log2 == frame_log2 && t->size == m.size) {
+      if (t.ok() && t->log2 == frame_log2 && t->size == m.size && t->version <= table_version) {
         entries.entry(i).me_xxh3 = m.xxh3;
         hash_of[i] = m.xxh3;
         hash_known[i] = 1;
@@ -1100,21 +1109,23 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
           MMAR_ASSIGN(frames::Table tb, frames::parse_header(header.span(), m.stored_size, what, m.data_offset));
           MMAR_TRY(pwrite_all(fd, header.span(), offset, path));
           for (uint32_t k = 0; k < tb.count; ++k) {
-            // Entries k-1 and k (a table is not read whole: it may be large).
-            const uint32_t first = k == 0 ? 0 : k - 1;
-            const uint64_t at = sizeof(format::FrameTableHeader) + uint64_t{first} * sizeof(format::FrameEntry);
-            MMAR_ASSIGN(Bytes pair, from.read(m.data_offset + at, uint64_t{k - first + 1} * sizeof(format::FrameEntry)));
-            MMAR_ASSIGN(frames::Frame f, frames::frame_at(tb, pair.span(), first, k, what, m.data_offset));
-            const uint64_t entry_at = sizeof(format::FrameTableHeader) + uint64_t{k} * sizeof(format::FrameEntry);
-            MMAR_TRY(pwrite_all(fd, pair.span().last(sizeof(format::FrameEntry)), offset + entry_at, path));
+            // What frame_at needs for frame k (a table is not read whole: it
+            // may be large), copied as it is; v1 stays v1.
+            const frames::Lookup l = frames::lookup(tb, k);
+            MMAR_ASSIGN(Bytes anchors, from.read(m.data_offset + l.anchors_at, l.anchors_length));
+            MMAR_ASSIGN(Bytes part, from.read(m.data_offset + l.entries_at, l.entries_length));
+            MMAR_ASSIGN(frames::Frame f, frames::frame_at(tb, k, anchors.span(), part.span(), what, m.data_offset));
+            MMAR_TRY(pwrite_all(fd, anchors.span(), offset + l.anchors_at, path));
+            MMAR_TRY(pwrite_all(fd, part.span(), offset + l.entries_at, path));
             MMAR_ASSIGN(Bytes stored, from.read(m.data_offset + f.begin, f.end - f.begin));
-            if (XXH3_64bits(stored.data(), stored.size()) != f.xxh3) {
+            if (frames::checksum(tb, stored.span()) != f.sum) {
               return Error(Errc::checksum, what + ": frame " + std::to_string(k) + ": checksum mismatch (at offset " +
                                                hex(m.data_offset + f.begin) + ")", m.data_offset + f.begin);
             }
             MMAR_TRY(pwrite_all(fd, stored.span(), offset + f.begin, path));
           }
           set_framed(i, offset, m.stored_size, 0);
+          if (tb.version >= 2) any_framed2 = true;
           offset += m.stored_size;
           progress(size);
           return success();
@@ -1317,8 +1328,9 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
   const uint64_t index_offset = offset;
   std::vector<std::byte> index = entries.bytes();
   MMAR_TRY(pwrite_all(fd, index, index_offset, path));
-  format::Superblock sb = index_codec::make_superblock(1, align_log2, any_framed ? format::kSbFlagFramed : 0,
-                                                       index_offset, index, static_cast<uint32_t>(entries.count()));
+  format::Superblock sb = index_codec::make_superblock(
+      1, align_log2, (any_framed ? format::kSbFlagFramed : 0) | (any_framed2 ? format::kSbFlagFramed2 : 0),
+      index_offset, index, static_cast<uint32_t>(entries.count()));
   if (!fence_block.empty()) {
     fence::finish(fence_block, sb.sb_index_xxh3, 1);
     MMAR_TRY(pwrite_all(fd, fence_block, fence::kOffset, path));

@@ -20,23 +20,24 @@ using test::TempDir;
 
 const std::string kMmar = MMAR_BIN;
 
-// Text that compresses but not to nothing: every frame is a real zstd frame.
-std::vector<std::byte> text_bytes(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  static const char* words[] = {"frame ", "stream ", "table ", "archive ", "member ", "offset ", "zstd ", "\n"};
-  std::string s;
-  while (s.size() < n) s += words[rng() % 8];
-  s.resize(n);
-  return test::to_bytes(s);
-}
+using test::text_bytes;
 
 struct Built {
   std::vector<std::byte> bytes;
   std::vector<std::byte> big;
 };
 
+// Frame table v1 (what the tests below that patch 16-byte entries need;
+// frames_v2_test.cpp tests v2, the default).
+WriteOptions v1_options() {
+  WriteOptions o;
+  o.frame_size = 4096;
+  o.frame_table = 1;
+  return o;
+}
+
 // "big": 20 frames and a bit of 4 KiB; "small/*": members packed together.
-Built build(WriteOptions o = {.frame_size = 4096}) {
+Built build(WriteOptions o = v1_options()) {
   Built b;
   b.big = text_bytes(20 * 4096 + 123, 1);
   Writer w(o);
@@ -107,6 +108,7 @@ TEST(Frames, SmallMembersShareOneStreamAndReadAlone) {
   format::Superblock sb;
   std::memcpy(&sb, b.bytes.data(), sizeof sb);
   EXPECT_NE(sb.sb_flags & format::kSbFlagFramed, 0u);
+  EXPECT_EQ(sb.sb_flags & format::kSbFlagFramed2, 0u) << "v1 tables only";
 }
 
 TEST(Frames, MemberReaderStreamsSeeksAndChecksTheWholeChecksum) {
@@ -210,13 +212,13 @@ TEST(Frames, DamagedTablesAreErrorsNamingMemberAndFrame) {
     std::memcpy(&e19, b.bytes.data() + m.data_offset + 32 + 19 * 16, 16);
     std::span<const std::byte> f19(b.bytes.data() + m.data_offset + e18.fr_end, e19.fr_end - e18.fr_end);
     std::vector<std::byte> out(123);  // what frame 20 inflates to
-    auto r = codec::decompress_frame(Codec::zstd, f19, out);
+    auto r = codec::decompress_frame(Codec::zstd, false, f19, out);
     ASSERT_FALSE(r.ok());
     EXPECT_ERROR_CONTAINS(r.error().message(), "zstd: frame declares 4096, the table 123 bytes");
     std::vector<std::byte> more(8192);
-    EXPECT_FALSE(codec::decompress_frame(Codec::zstd, f19, more).ok());
+    EXPECT_FALSE(codec::decompress_frame(Codec::zstd, false, f19, more).ok());
     std::vector<std::byte> exact(4096);
-    EXPECT_TRUE(codec::decompress_frame(Codec::zstd, f19, exact).ok());
+    EXPECT_TRUE(codec::decompress_frame(Codec::zstd, false, f19, exact).ok());
   }
   {  // the header: magic, checksum, a count that does not match the size
     auto bad = b.bytes;
@@ -354,6 +356,7 @@ TEST(Frames, OldSingleStreamArchivesStillRead) {
   format::Superblock sb;
   std::memcpy(&sb, b.bytes.data(), sizeof sb);
   EXPECT_EQ(sb.sb_flags & format::kSbFlagFramed, 0u);
+  EXPECT_EQ(sb.sb_flags & format::kSbFlagFramed2, 0u);
   EXPECT_TRUE(a->verify()->empty());
 }
 
@@ -396,7 +399,7 @@ TEST(Frames, MembersOfAnotherArchiveAreCopiedAsStoredOrStreamed) {
   ASSERT_TRUE(from.ok());
   // Same codec and frame size: the big member's stream is copied byte for
   // byte; small ones are packed again.
-  Writer same({.frame_size = 4096});
+  Writer same({.frame_size = 4096});  // v2 tables for what it packs; v1 stays v1
   ASSERT_TRUE(from->for_each([&](const Member& m) { return same.add_member(std::string(m.name), *from, m); }).ok());
   ASSERT_TRUE(same.write(tmp / "same.mmar").ok());
   auto c = Archive::open(tmp / "same.mmar");
@@ -448,7 +451,7 @@ TEST(Frames, CompactionRefusesDamageInsteadOfCopyingIt) {
   // Copied as stored through the writer (same codec and frame size): each
   // frame is checked on the way.
   auto c = Archive::open(Source::borrow(bad, "bad.mmar"));
-  Writer w({.frame_size = 4096});
+  Writer w({.frame_size = 4096});  // v2 by default: a v1 stream is still copied as it is
   ASSERT_TRUE(w.add_member("big", *c, *c->find("big")).ok());
   auto r = w.write(tmp / "copy.mmar");
   ASSERT_FALSE(r.ok());

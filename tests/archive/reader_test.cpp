@@ -67,8 +67,8 @@ TEST(Reader, SuperblockErrors) {
   EXPECT_ERROR_CONTAINS(first_error(b), "format version 2 (this mmar reads 1)");
   EXPECT_EQ(open_bytes(b).error().code(), Errc::unsupported);
   b = good;
-  test::patch_superblock(b, [](format::Superblock& s) { s.sb_flags = 4; });
-  EXPECT_ERROR_CONTAINS(first_error(b), "unknown superblock flags 0x4");
+  test::patch_superblock(b, [](format::Superblock& s) { s.sb_flags = 8; });
+  EXPECT_ERROR_CONTAINS(first_error(b), "unknown superblock flags 0x8");
   b = good;
   test::patch_superblock(b, [](format::Superblock& s) { s.sb_align_log2 = 30; });
   EXPECT_ERROR_CONTAINS(first_error(b), "alignment 2^30 out of range");

@@ -21,6 +21,7 @@
 #include <set>
 #include <thread>
 
+#include "archive/frames.h"
 #include "support/test_support.h"
 
 namespace mmar {
@@ -595,13 +596,15 @@ TEST_F(Mount, DamagedFrameReadsAsEioAndTheRestReads) {
     auto m = a->find("big");
     ASSERT_TRUE(m.ok());
     ASSERT_TRUE(m->framed);
-    // Frame 20's stored bytes: between the ends of frames 19 and 20.
-    auto end_of = [&](uint32_t k) {
-      uint64_t v = 0;
-      std::memcpy(&v, bytes.data() + m->data_offset + 32 + 16 * k, 8);
-      return v;
-    };
-    damaged_at = m->data_offset + (end_of(19) + end_of(20)) / 2;
+    // Frame 20's stored bytes, where the table (of either version) says.
+    std::span<const std::byte> stream(bytes.data() + m->data_offset, m->stored_size);
+    auto t = frames::parse_header(stream, m->stored_size, "f", m->data_offset);
+    ASSERT_TRUE(t.ok());
+    const frames::Lookup l = frames::lookup(*t, 20);
+    auto f = frames::frame_at(*t, 20, stream.subspan(l.anchors_at, l.anchors_length),
+                              stream.subspan(l.entries_at, l.entries_length), "f", m->data_offset);
+    ASSERT_TRUE(f.ok()) << f.error().message();
+    damaged_at = m->data_offset + (f->begin + f->end) / 2;
     bytes[damaged_at] ^= std::byte{0x10};
   }
   test::write_file(archive, bytes);

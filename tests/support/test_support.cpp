@@ -71,6 +71,15 @@ std::vector<std::byte> to_bytes(std::string_view s) {
   return {p, p + s.size()};
 }
 
+std::vector<std::byte> text_bytes(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  static const char* words[] = {"frame ", "stream ", "table ", "archive ", "member ", "offset ", "zstd ", "\n"};
+  std::string s;
+  while (s.size() < n) s += words[rng() % 8];
+  s.resize(n);
+  return to_bytes(s);
+}
+
 std::vector<std::string> make_random_tree(const std::string& root, const TreeSpec& spec) {
   std::mt19937_64 rng(spec.seed);
   std::vector<std::string> made;

@@ -36,6 +36,9 @@ class TempDir {
 std::vector<std::byte> read_file(const std::string& path);
 void write_file(const std::string& path, const std::vector<std::byte>& data, uint32_t mode = 0644);
 std::vector<std::byte> to_bytes(std::string_view s);
+// `n` bytes of words drawn by a seeded generator: text that compresses, but
+// not to nothing (every 4 KiB frame of it is a real compressed frame).
+std::vector<std::byte> text_bytes(size_t n, uint32_t seed);
 
 struct TreeSpec {
   uint32_t seed = 1;
