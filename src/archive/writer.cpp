@@ -1115,8 +1115,12 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
             MMAR_ASSIGN(Bytes anchors, from.read(m.data_offset + l.anchors_at, l.anchors_length));
             MMAR_ASSIGN(Bytes part, from.read(m.data_offset + l.entries_at, l.entries_length));
             MMAR_ASSIGN(frames::Frame f, frames::frame_at(tb, k, anchors.span(), part.span(), what, m.data_offset));
-            MMAR_TRY(pwrite_all(fd, anchors.span(), offset + l.anchors_at, path));
-            MMAR_TRY(pwrite_all(fd, part.span(), offset + l.entries_at, path));
+            // Each table byte written once: the group's anchors with its
+            // first frame, then frame k's own entry (the last of `part`).
+            if (k % format::kFrameGroup == 0) MMAR_TRY(pwrite_all(fd, anchors.span(), offset + l.anchors_at, path));
+            const uint64_t entry = tb.version == 1 ? sizeof(format::FrameEntry) : sizeof(format::FrameEntry2);
+            MMAR_TRY(pwrite_all(fd, part.span().last(static_cast<size_t>(entry)),
+                                offset + l.entries_at + l.entries_length - entry, path));
             MMAR_ASSIGN(Bytes stored, from.read(m.data_offset + f.begin, f.end - f.begin));
             if (frames::checksum(tb, stored.span()) != f.sum) {
               return Error(Errc::checksum, what + ": frame " + std::to_string(k) + ": checksum mismatch (at offset " +

@@ -180,6 +180,31 @@ TEST(FramesV2, RoundTripWithAndWithoutAnchors) {
   EXPECT_NE(sb.sb_flags & format::kSbFlagFramed2, 0u) << "readers before v2 refuse up front";
 }
 
+// A v2 stream of several groups copied into another archive (add_member)
+// is stored byte for byte as it was: anchors, entries and frames.
+TEST(FramesV2, CopiedStreamsWithAnchorsAreTheSameBytes) {
+  const Built& b = built();
+  auto a = open_bytes(b.bytes);
+  ASSERT_TRUE(a.ok()) << a.error().message();
+  auto m = a->find("big");
+  ASSERT_TRUE(m.ok());
+  TempDir tmp;
+  Writer w({.frame_size = 4096});
+  ASSERT_TRUE(w.add_member("copy", *a, *m).ok());
+  ASSERT_TRUE(w.write(tmp / "copy.mmar").ok());
+  auto c = Archive::open(tmp / "copy.mmar");
+  ASSERT_TRUE(c.ok());
+  auto cm = c->find("copy");
+  ASSERT_TRUE(cm.ok());
+  ASSERT_EQ(cm->stored_size, m->stored_size);
+  auto was = a->source().read(m->data_offset, m->stored_size);
+  auto now = c->source().read(cm->data_offset, cm->stored_size);
+  ASSERT_TRUE(was.ok() && now.ok());
+  EXPECT_EQ(std::memcmp(was->data(), now->data(), m->stored_size), 0);
+  EXPECT_EQ(c->read(*cm)->size(), b.big.size());
+  EXPECT_TRUE(c->verify()->empty());
+}
+
 TEST(FramesV2, XzFramesStayWholeXzStreams) {
   const auto data = text_bytes(300 * 4096 + 5, 3);  // 301 frames: two groups
   TempDir tmp;
