@@ -425,6 +425,10 @@ struct MMAR_API LinkQuery {
   bool has_btf = false;
 };
 
+enum class IndexStorage : uint8_t { automatic, plain, compressed };
+// "auto", "plain" or "compressed".
+MMAR_API std::optional<IndexStorage> parse_index_storage(std::string_view name);
+
 struct MMAR_API WriteOptions {
   Format format = Format::mmar;  // mmar or ctf
   Codec codec = Codec::zstd;
@@ -473,6 +477,12 @@ struct MMAR_API WriteOptions {
   // Frame table version of new frame streams (docs/FORMAT.md "Frame
   // streams"): 2, or 1 for readers that predate v2 (and tests of v1).
   uint8_t frame_table = 2;
+  // How the index (member table and names) is stored (docs/FORMAT.md
+  // "Compressed index"): plain is mapped and searched in place; compressed
+  // is zstd in 64 KiB frames, inflated a frame at a time by lookups
+  // (smaller, and unreadable by mmar before it). automatic: compressed when
+  // any member is, plain when all are raw (zero-copy archives: BTF packs).
+  IndexStorage index = IndexStorage::automatic;
 };
 
 struct MMAR_API WriteStats {

@@ -5,6 +5,7 @@
 
 #include <cstring>
 
+#include "archive/codec.h"
 #include "support/checked.h"
 #include "support/hex.h"
 
@@ -230,6 +231,79 @@ std::vector<std::byte> encode_table(uint8_t version, uint64_t size, uint8_t log2
       a.fa_end = end;
       std::memcpy(out.data() + sizeof h + g * sizeof a, &a, sizeof a);
     }
+  }
+  return out;
+}
+
+namespace {
+Error frame_error(const Frame& f, Errc code, const std::string& why, const std::string& what, uint64_t offset) {
+  return Error(code, what + ": " + frame_name(f.index) + ": " + why + " (at offset " + hex(offset + f.begin) + ")",
+               offset + f.begin);
+}
+}  // namespace
+
+Result<void> check_frame(const Table& t, const Frame& f, std::span<const std::byte> stored, const std::string& what,
+                         uint64_t offset) {
+  if (checksum(t, stored) != f.sum) return frame_error(f, Errc::checksum, "checksum mismatch", what, offset);
+  return success();
+}
+
+Result<void> inflate_frame(const Table& t, const Frame& f, Codec codec, std::span<const std::byte> stored,
+                           std::span<std::byte> out, bool verify, const std::string& what, uint64_t offset) {
+  auto fail = [&](Errc code, const std::string& why) { return frame_error(f, code, why, what, offset); };
+  if (stored.size() != f.end - f.begin || out.size() != f.inflated) {
+    return fail(Errc::invalid_argument, "frame buffers of the wrong size");
+  }
+  if (verify) MMAR_TRY(check_frame(t, f, stored, what, offset));
+  if (f.raw()) {
+    if (!out.empty()) std::memcpy(out.data(), stored.data(), out.size());
+    return success();
+  }
+  auto r = codec::decompress_frame(codec, t.bare_frames(), stored, out);
+  if (!r.ok()) return fail(r.error().code(), r.error().message());
+  return success();
+}
+
+Result<std::vector<std::byte>> encode_stream(std::span<const std::byte> in, int level, uint8_t log2) {
+  if (in.empty()) return Error(Errc::invalid_argument, "a frame stream holds at least one byte");
+  const uint64_t fsize = uint64_t{1} << log2;
+  const uint64_t count = (in.size() + fsize - 1) / fsize;
+  std::vector<uint64_t> lengths, sums;
+  std::vector<std::byte> body, frame;
+  for (uint64_t k = 0; k < count; ++k) {
+    const uint64_t begin = k * fsize;
+    std::span<const std::byte> part = in.subspan(begin, std::min<uint64_t>(fsize, in.size() - begin));
+    MMAR_ASSIGN(bool packed, codec::compress_frame(Codec::zstd, level, /*bare=*/true, part, frame));
+    std::span<const std::byte> stored = packed ? std::span<const std::byte>(frame) : part;
+    lengths.push_back(stored.size());
+    sums.push_back(XXH3_64bits(stored.data(), stored.size()));
+    body.insert(body.end(), stored.begin(), stored.end());
+  }
+  std::vector<std::byte> out = encode_table(2, in.size(), log2, lengths, sums);
+  out.insert(out.end(), body.begin(), body.end());
+  return out;
+}
+
+Result<std::vector<std::byte>> inflate_stream(std::span<const std::byte> stored, uint64_t max_size,
+                                              const std::string& what, uint64_t offset) {
+  MMAR_ASSIGN(Table t, parse_header(stored, stored.size(), what, offset));
+  if (t.size > max_size) {
+    return Error(Errc::limit,
+                 what + ": inflates to " + std::to_string(t.size) + " bytes, above the limit of " +
+                     std::to_string(max_size) + " (at offset " + hex(offset) + ")",
+                 offset);
+  }
+  std::vector<std::byte> out;
+  for (uint32_t k = 0; k < t.count; ++k) {
+    const Lookup l = lookup(t, k);
+    MMAR_ASSIGN(Frame f, frame_at(t, k, stored.subspan(l.anchors_at, l.anchors_length),
+                                  stored.subspan(l.entries_at, l.entries_length), what, offset));
+    // Grown by what each frame really is (frame_at checked its stored
+    // bytes lie in `stored`, and a frame inflates to at most 2^22).
+    const size_t at = out.size();
+    out.resize(at + f.inflated);
+    MMAR_TRY(inflate_frame(t, f, Codec::zstd, stored.subspan(f.begin, f.end - f.begin),
+                           std::span<std::byte>(out.data() + at, f.inflated), true, what, offset));
   }
   return out;
 }

@@ -97,6 +97,30 @@ uint64_t checksum(const Table& t, std::span<const std::byte> stored);
 std::vector<std::byte> encode_table(uint8_t version, uint64_t size, uint8_t log2, std::span<const uint64_t> lengths,
                                     std::span<const uint64_t> checksums);
 
+// Frame f's stored bytes against the table's checksum: Errc::checksum
+// naming `what`, the frame and its file offset (`offset`: the stream's).
+Result<void> check_frame(const Table& t, const Frame& f, std::span<const std::byte> stored, const std::string& what,
+                         uint64_t offset);
+
+// Frame f's stored bytes `stored` (frame_at's f) into `out` (f.inflated
+// bytes): checked against the table's checksum when `verify`, then copied
+// (a raw frame) or inflated with `codec`. Errors name `what`, the frame and
+// its file offset (`offset` is the stream's).
+Result<void> inflate_frame(const Table& t, const Frame& f, Codec codec, std::span<const std::byte> stored,
+                           std::span<std::byte> out, bool verify, const std::string& what, uint64_t offset);
+
+// A whole buffer as one v2 frame stream of zstd frames of 2^log2 bytes at
+// `level` (an index: docs/FORMAT.md "Compressed index"); a frame that does
+// not shrink is stored raw.
+Result<std::vector<std::byte>> encode_stream(std::span<const std::byte> in, int level, uint8_t log2);
+
+// The inflated bytes of a whole v2/v1 zstd frame stream held in memory,
+// every frame checked (its table, checksum and size); at most `max_size`
+// bytes (a larger stream is Errc::limit). Memory grows with what the
+// frames produce, never from the header's size word alone.
+Result<std::vector<std::byte>> inflate_stream(std::span<const std::byte> stored, uint64_t max_size,
+                                              const std::string& what, uint64_t offset);
+
 // The frames covering bytes [offset, offset + length) of the stream.
 inline uint32_t first_frame(const Table& t, uint64_t offset) { return static_cast<uint32_t>(offset >> t.log2); }
 

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "archive/format.h"
+#include "mmar/archive.h"
 #include "mmar/result.h"
 
 namespace mmar::index_codec {
@@ -38,6 +39,13 @@ class IndexBuilder {
   std::vector<bool> has_attrs_;
   std::string names_;
 };
+
+// The bytes to store for index `plain` (member table + names): itself, or
+// (IndexStorage::compressed; automatic when `compressed_members`) a frame
+// stream of it (docs/FORMAT.md "Compressed index"), kSbFlagIndexFramed then
+// set in `flags`. An empty index is always plain.
+Result<std::vector<std::byte>> store_index(std::vector<std::byte> plain, IndexStorage how, bool compressed_members,
+                                           uint32_t& flags);
 
 // A superblock for an index at `index_offset` whose bytes are `index`.
 format::Superblock make_superblock(uint64_t generation, uint8_t align_log2, uint32_t flags, uint64_t index_offset,

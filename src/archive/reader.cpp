@@ -59,6 +59,13 @@ std::optional<Codec> parse_codec(std::string_view name) {
   return std::nullopt;
 }
 
+std::optional<IndexStorage> parse_index_storage(std::string_view name) {
+  if (name == "auto") return IndexStorage::automatic;
+  if (name == "plain") return IndexStorage::plain;
+  if (name == "compressed") return IndexStorage::compressed;
+  return std::nullopt;
+}
+
 const char* kind_name(Kind kind) {
   switch (kind) {
     case Kind::data: return "data";
@@ -211,33 +218,35 @@ class FramePool : public std::enable_shared_from_this<FramePool> {
 };
 
 // The index of an archive read without a mapping (pread, or a remote
-// source): pieces read on demand and kept for the Archive's lifetime (names
-// handed out view them), so opening costs the first 4 KiB whatever the
-// member count, and a lookup through the name fence costs two more reads.
+// source), or stored compressed: pieces read (or inflated) on demand and
+// kept for the Archive's lifetime (names handed out view them), so opening
+// costs the first 4 KiB whatever the member count, and a lookup through the
+// name fence costs two more reads (or one or two frames inflated).
 class LazyIndex {
  public:
   static constexpr uint64_t kBlock = 64 << 10;
+  // Bytes [begin, end) of the index: read from the file, or inflated.
+  using Fetch = std::function<Result<Bytes>(uint64_t begin, uint64_t end)>;
 
-  // Bytes [off, off + len) of the index (`index_off`, `index_size` in the
-  // file): from a piece already read, or a read of the 64 KiB block around
-  // them (more when they cross its end).
-  Result<const std::byte*> get(const Source& src, uint64_t index_off, uint64_t index_size, uint64_t off,
-                               uint64_t len) const {
+  // Bytes [off, off + len) of the index (of `index_size` bytes): from a
+  // piece already read, or a fetch of the 64 KiB block around them (more
+  // when they cross its end).
+  Result<const std::byte*> get(const Fetch& fetch, uint64_t index_size, uint64_t off, uint64_t len) const {
     {
       std::lock_guard lock(mu_);
       if (const std::byte* p = find_locked(off, len)) return p;
     }
     uint64_t begin = off - off % kBlock;
     uint64_t end = std::min(index_size, std::max(begin + kBlock, off + len));
-    return load(src, index_off, begin, end, off);
+    return load(fetch, begin, end, off);
   }
-  // Read exactly [begin, end) of the index as one piece (a fence run).
-  Result<void> prefetch(const Source& src, uint64_t index_off, uint64_t begin, uint64_t end) const {
+  // Fetch exactly [begin, end) of the index as one piece (a fence run).
+  Result<void> prefetch(const Fetch& fetch, uint64_t begin, uint64_t end) const {
     {
       std::lock_guard lock(mu_);
       if (find_locked(begin, end - begin) != nullptr) return success();
     }
-    auto r = load(src, index_off, begin, end, begin);
+    auto r = load(fetch, begin, end, begin);
     if (!r.ok()) return std::move(r).error();
     return success();
   }
@@ -252,9 +261,8 @@ class LazyIndex {
     }
     return nullptr;
   }
-  Result<const std::byte*> load(const Source& src, uint64_t index_off, uint64_t begin, uint64_t end,
-                                uint64_t want) const {
-    MMAR_ASSIGN(Bytes piece, src.read(index_off + begin, end - begin));
+  Result<const std::byte*> load(const Fetch& fetch, uint64_t begin, uint64_t end, uint64_t want) const {
+    MMAR_ASSIGN(Bytes piece, fetch(begin, end));
     std::lock_guard lock(mu_);
     auto [it, fresh] = pieces_.try_emplace(begin, piece);
     if (!fresh && it->second.size() < piece.size()) {
@@ -291,6 +299,13 @@ struct Archive::Impl {
   // and lookups go through the name fence when there is a usable one.
   bool lazy = false;
   LazyIndex lazy_index;
+  LazyIndex::Fetch fetch_index;  // lazy: reads (or inflates) bytes of the index
+  // A compressed index (kSbFlagIndexFramed): its frame table, and the
+  // stream's first bytes (the table and, for a small index, its frames).
+  bool framed_index = false;
+  frames::Table index_table;
+  Bytes index_head;
+  uint64_t index_bytes = 0;  // member table + names (inflated, when compressed)
   std::vector<std::byte> head_bytes;  // lazy: the first bytes of the file (superblocks, fence)
   std::optional<fence::View> fence;
 
@@ -332,8 +347,15 @@ struct Archive::Impl {
   // checked to lie inside it by the caller.
   Result<const std::byte*> index_at(uint64_t off, uint64_t len) const {
     if (!lazy) return index.data() + off;
-    return lazy_index.get(source, sb.sb_index_offset, sb.sb_index_size, off, len);
+    return lazy_index.get(fetch_index, index_bytes, off, len);
   }
+  // Frame k of a stream at file offset `offset` whose first bytes are
+  // `head`: its place and stored bytes (table parts and bytes beyond the
+  // head read from the source).
+  Result<std::pair<frames::Frame, Bytes>> stored_frame(uint64_t offset, const Bytes& head, const frames::Table& t,
+                                                       uint32_t k, const std::string& what) const;
+  // Bytes [begin, end) of a compressed index, frame by frame (each checked).
+  Result<Bytes> inflate_index(uint64_t begin, uint64_t end) const;
   Result<uint32_t> lower_bound(std::string_view name) const;
   Result<std::string_view> name_at(uint32_t index) const;
   // The attribute record after entry `e`'s name (kFlagAttrs), bounded by the
@@ -426,8 +448,15 @@ Result<SuperblockChoice> choose_superblock(const std::string& file, const std::b
                      "index [" + hex(index_off) + ", +" + hex(index_size) + ") is not inside the file (" +
                          std::to_string(file_size) + " bytes)");
   }
-  if ((sb.sb_flags & format::kSbFlagIndexDelta) != 0) {
+  const bool delta = (sb.sb_flags & format::kSbFlagIndexDelta) != 0;
+  const bool framed = (sb.sb_flags & format::kSbFlagIndexFramed) != 0;
+  if (delta && framed) {
+    // Deltas apply to plain member tables only (FORMAT.md "Compressed index").
+    return malformed(file, sb_off + 12, "an index delta over a compressed index");
+  }
+  if (delta || framed) {
     // An index delta: its own header says how large it is (merge_delta_chain).
+    // A compressed index: its frame table does (open_mmar).
     if (!table) return malformed(file, sb_off + 40, "member count overflows");
     c.names_size = 0;
     return c;
@@ -598,12 +627,13 @@ Result<void> open_mmar(Archive::Impl& a) {
   const uint64_t index_size = sb.sb_index_size;
   a.names_size = c.names_size;
   if ((sb.sb_flags & format::kSbFlagIndexDelta) != 0) return merge_delta_chain(a);
-  if (!a.source.contiguous() && !a.options.verify_index) {
-    // Not mapped: nothing more is read at open. The fence in the first
-    // 4 KiB (already read) narrows each lookup to one run of entries; its
-    // checksum is left to verify(), since lookups prove every answer from
-    // the entries around the run.
-    a.lazy = true;
+  // The name fence, from the first bytes of the file (read at open without
+  // a mapping; a view when mapped).
+  auto load_fence = [&]() -> Result<void> {
+    if (a.head_bytes.empty()) {
+      MMAR_ASSIGN(Bytes first, a.source.read(0, std::min<uint64_t>(file_size, fence::kOffset + fence::kMaxBytes)));
+      a.head_bytes.assign(first.data(), first.data() + first.size());
+    }
     if (a.head_bytes.size() > fence::kOffset) {
       std::span<const std::byte> area(a.head_bytes.data() + fence::kOffset, a.head_bytes.size() - fence::kOffset);
       const uint32_t claimed = fence::View::claimed_size(area);
@@ -615,6 +645,50 @@ Result<void> open_mmar(Archive::Impl& a) {
       a.fence = fence::View::parse(area, sb, false);
     }
     return success();
+  };
+  if ((sb.sb_flags & format::kSbFlagIndexFramed) != 0) {
+    // A compressed index is read lazily whether mapped or not: its first
+    // 256 KiB in one read -- the table and, up to some 20,000 members, the
+    // whole index, so a cold lookup is this read, the head's and the
+    // member's --, then the frames a lookup needs through the fence.
+    // Nothing is inflated at open.
+    a.framed_index = true;
+    const std::string what = a.file() + ": index";
+    MMAR_ASSIGN(a.index_head, a.source.read(index_off, std::min<uint64_t>(index_size, uint64_t{256} << 10)));
+    MMAR_ASSIGN(a.index_table, frames::parse_header(a.index_head.span(), index_size, what, index_off));
+    const frames::Table& t = a.index_table;
+    if (t.version != 2 || t.log2 != format::kIndexFrameLog2) {
+      return malformed(a.file(), index_off, "a compressed index must have a v2 table of 64 KiB frames");
+    }
+    const uint64_t table = uint64_t{a.count} * format::kEntrySize;  // count < 2^32: no overflow
+    if (table > t.size) {
+      return malformed(a.file(), a.sb_slot * format::kSuperblockSize + 40,
+                       std::to_string(a.count) + " members do not fit an index of " + std::to_string(t.size) +
+                           " bytes");
+    }
+    a.index_bytes = t.size;
+    a.names_size = t.size - table;
+    if (a.options.verify_index) {
+      MMAR_ASSIGN(Bytes stored, a.source.read(index_off, index_size));
+      if (XXH3_64bits(stored.data(), stored.size()) != sb.sb_index_xxh3) {
+        return Error(Errc::checksum, a.file() + ": index checksum mismatch", index_off);
+      }
+    }
+    a.lazy = true;
+    a.fetch_index = [&a](uint64_t begin, uint64_t end) { return a.inflate_index(begin, end); };
+    return load_fence();
+  }
+  a.index_bytes = index_size;
+  if (!a.source.contiguous() && !a.options.verify_index) {
+    // Not mapped: nothing more is read at open. The fence in the first
+    // 4 KiB (already read) narrows each lookup to one run of entries; its
+    // checksum is left to verify(), since lookups prove every answer from
+    // the entries around the run.
+    a.lazy = true;
+    a.fetch_index = [&a, index_off](uint64_t begin, uint64_t end) {
+      return a.source.read(index_off + begin, end - begin);
+    };
+    return load_fence();
   }
   // A view when mapped; in pread mode (when asked to check the index at
   // open) the whole index is read.
@@ -788,7 +862,10 @@ Result<std::span<const std::byte>> Archive::Impl::attr_record(const format::Entr
   const uint64_t at = uint64_t{e.me_name_offset} + e.me_name_len;  // name bounds checked by name_at
   if (!in_bounds(at, 4, names_size)) return std::span<const std::byte>(static_cast<const std::byte*>(nullptr), 0);
   MMAR_ASSIGN(const std::byte* sp, index_at(names_start + at, 4));
-  const uint64_t size = std::min<uint64_t>(uint64_t{4} + read_int<uint32_t>(sp, true), names_size - at);
+  // A record is at most 4 + kMaxAttrSize bytes (attrs::parse refuses a
+  // larger size word): no more is read, or inflated, for it.
+  const uint64_t size = std::min<uint64_t>({uint64_t{4} + read_int<uint32_t>(sp, true), names_size - at,
+                                            uint64_t{4} + format::kMaxAttrSize});
   MMAR_ASSIGN(const std::byte* rp, index_at(names_start + at, size));
   return std::span<const std::byte>(rp, size);
 }
@@ -1025,7 +1102,7 @@ Result<uint32_t> Archive::Impl::lower_bound(std::string_view name) const {
     const uint32_t first = lo > 0 ? lo - 1 : 0;
     const uint32_t last = static_cast<uint32_t>(std::min<uint64_t>(uint64_t{hi} + 1, count));
     const uint64_t ebegin = uint64_t{first} * format::kEntrySize, eend = uint64_t{last} * format::kEntrySize;
-    MMAR_TRY(lazy_index.prefetch(source, sb.sb_index_offset, ebegin, eend));
+    MMAR_TRY(lazy_index.prefetch(fetch_index, ebegin, eend));
     uint64_t nlo = ~uint64_t{0}, nhi = 0;
     for (uint32_t i = first; i < last; ++i) {
       MMAR_ASSIGN(const std::byte* ep, index_at(uint64_t{i} * format::kEntrySize, format::kEntrySize));
@@ -1036,7 +1113,7 @@ Result<uint32_t> Archive::Impl::lower_bound(std::string_view name) const {
     }
     const uint64_t names_start = uint64_t{count} * format::kEntrySize;
     if (nlo < nhi && nhi - nlo <= (uint64_t{1} << 20)) {
-      MMAR_TRY(lazy_index.prefetch(source, sb.sb_index_offset, names_start + nlo, names_start + nhi));
+      MMAR_TRY(lazy_index.prefetch(fetch_index, names_start + nlo, names_start + nhi));
     }
     MMAR_ASSIGN(uint32_t at, search(lo, hi));
     // The answer stands if the run's neighbours bracket it: the entry
@@ -1294,26 +1371,59 @@ Result<frames::Table> Archive::Impl::frame_table(const Member& m) const {
   return t;
 }
 
-Result<Bytes> Archive::Impl::frame(const Member& m, const frames::Table& t, uint32_t k, bool verify) const {
-  if (auto hit = frame_cache.get(FrameKey{m.data_offset, k})) return *hit;
-  MMAR_ASSIGN(Bytes head, stream_head(m));  // the table's start (all of it when mapped)
+Result<std::pair<frames::Frame, Bytes>> Archive::Impl::stored_frame(uint64_t offset, const Bytes& head,
+                                                                    const frames::Table& t, uint32_t k,
+                                                                    const std::string& what) const {
   // The few table bytes frame k needs (v2: its group's anchors and entries,
   // at most 16 + 2 KiB), from the kept head when they lie in it.
   auto table_part = [&](uint64_t at, uint64_t length) -> Result<Bytes> {
     if (in_bounds(at, length, head.size())) return head.subspan(static_cast<size_t>(at), static_cast<size_t>(length));
     // parse_header checked that the table lies inside the stored bytes.
-    return source.read(m.data_offset + at, length);
+    return source.read(offset + at, length);
   };
   const frames::Lookup l = frames::lookup(t, k);
   MMAR_ASSIGN(Bytes anchors, table_part(l.anchors_at, l.anchors_length));
   MMAR_ASSIGN(Bytes entries, table_part(l.entries_at, l.entries_length));
-  MMAR_ASSIGN(frames::Frame f, frames::frame_at(t, k, anchors.span(), entries.span(), what(m), m.data_offset));
+  MMAR_ASSIGN(frames::Frame f, frames::frame_at(t, k, anchors.span(), entries.span(), what, offset));
   Bytes stored;
   if (f.end <= head.size()) {
     stored = head.subspan(static_cast<size_t>(f.begin), static_cast<size_t>(f.end - f.begin));
   } else {
-    MMAR_ASSIGN(stored, source.read(m.data_offset + f.begin, f.end - f.begin));
+    MMAR_ASSIGN(stored, source.read(offset + f.begin, f.end - f.begin));
   }
+  return std::make_pair(f, std::move(stored));
+}
+
+Result<Bytes> Archive::Impl::inflate_index(uint64_t begin, uint64_t end) const {
+  const std::string what = file() + ": index";
+  const frames::Table& t = index_table;
+  std::vector<std::byte> out(static_cast<size_t>(end - begin));  // at most a block or a fence run (LazyIndex)
+  for (uint64_t at = begin; at < end;) {
+    const uint32_t k = frames::first_frame(t, at);
+    MMAR_ASSIGN(auto placed, stored_frame(sb.sb_index_offset, index_head, t, k, what));
+    const frames::Frame& f = placed.first;
+    const uint64_t fbegin = uint64_t{k} << t.log2;
+    const uint64_t take = std::min<uint64_t>(end, fbegin + f.inflated) - at;
+    if (at == fbegin && take == f.inflated) {
+      MMAR_TRY(frames::inflate_frame(t, f, Codec::zstd, placed.second.span(),
+                                     std::span<std::byte>(out.data() + (at - begin), take), true, what,
+                                     sb.sb_index_offset));
+    } else {
+      std::vector<std::byte> whole(static_cast<size_t>(f.inflated));
+      MMAR_TRY(frames::inflate_frame(t, f, Codec::zstd, placed.second.span(), whole, true, what, sb.sb_index_offset));
+      std::memcpy(out.data() + (at - begin), whole.data() + (at - fbegin), take);
+    }
+    at += take;
+  }
+  return Bytes::from_vector(std::move(out));
+}
+
+Result<Bytes> Archive::Impl::frame(const Member& m, const frames::Table& t, uint32_t k, bool verify) const {
+  if (auto hit = frame_cache.get(FrameKey{m.data_offset, k})) return *hit;
+  MMAR_ASSIGN(Bytes head, stream_head(m));  // the table's start (all of it when mapped)
+  MMAR_ASSIGN(auto placed, stored_frame(m.data_offset, head, t, k, what(m)));
+  const frames::Frame& f = placed.first;
+  const Bytes& stored = placed.second;
   if (source.mapped() && stored.size() >= (size_t{16} << 10)) {
     // The compressed bytes' pages in one call, not a fault per page (page
     // faults cost more than the data on many machines; as the mount does
@@ -1322,21 +1432,18 @@ Result<Bytes> Archive::Impl::frame(const Member& m, const frames::Table& t, uint
     const uintptr_t page = start & ~uintptr_t{4095};
     madvise(reinterpret_cast<void*>(page), start + stored.size() - page, MADV_POPULATE_READ);
   }
-  auto frame_error = [&](Errc code, const std::string& why) {
-    return Error(code, what(m) + ": frame " + std::to_string(k) + ": " + why + " (at offset " +
-                           hex(m.data_offset + f.begin) + ")", m.data_offset + f.begin);
-  };
-  if (verify && frames::checksum(t, stored.span()) != f.sum) return frame_error(Errc::checksum, "checksum mismatch");
   Bytes out;
   if (f.raw()) {
+    if (verify) MMAR_TRY(frames::check_frame(t, f, stored.span(), what(m), m.data_offset));
     out = stored;  // a view of the archive (or the buffer pread filled)
   } else {
     // At most 2^kMaxFrameLog2: a constant of the format, not a size word.
     std::shared_ptr<std::byte> buf = frame_buffers->take(f.inflated);
-    if (!buf) return frame_error(Errc::limit, "out of memory");
+    if (!buf) {
+      return Error(Errc::limit, what(m) + ": frame " + std::to_string(k) + ": out of memory", m.data_offset + f.begin);
+    }
     std::span<std::byte> into(buf.get(), f.inflated);
-    auto r = codec::decompress_frame(m.codec, t.bare_frames(), stored.span(), into);
-    if (!r.ok()) return frame_error(r.error().code(), r.error().message());
+    MMAR_TRY(frames::inflate_frame(t, f, m.codec, stored.span(), into, verify, what(m), m.data_offset));
     out = Bytes(into, std::shared_ptr<const void>(buf, buf.get()));
   }
   if (verify || !m.has_checksum) frame_cache.put(FrameKey{m.data_offset, k}, out);
@@ -1570,7 +1677,7 @@ Result<std::vector<VerifyProblem>> Archive::verify(const std::function<void(uint
     // A merged delta chain had every record's checksum checked at open.
     if (a.delta_depth == 0) {
       Bytes whole = a.index;
-      if (a.lazy) {
+      if (a.lazy) {  // read, or compressed: the stored bytes
         auto all = a.source.read(a.sb.sb_index_offset, a.sb.sb_index_size);
         if (!all.ok()) return std::move(all).error();
         whole = *all;

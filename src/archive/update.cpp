@@ -148,6 +148,9 @@ struct ArchiveUpdater::Impl {
   uint8_t align_log2 = 12;
   uint64_t generation = 0;
   bool framed2 = false;  // the current superblock has kSbFlagFramed2
+  // The current index is compressed (kSbFlagIndexFramed): deltas apply to
+  // plain tables only, so the next commit writes a whole (plain) table.
+  bool index_framed = false;
   int slot = 0;  // superblock slot of the current generation
   uint64_t file_size = 0;
   // The current generation.
@@ -199,6 +202,7 @@ Result<void> ArchiveUpdater::Impl::load() {
   MMAR_ASSIGN(SuperblockChoice c, choose_superblock(path(), head.data(), static_cast<uint64_t>(st.st_size)));
   generation = c.sb.sb_generation;
   framed2 = (c.sb.sb_flags & format::kSbFlagFramed2) != 0;
+  index_framed = (c.sb.sb_flags & format::kSbFlagIndexFramed) != 0;
   slot = c.slot;
   align_log2 = c.sb.sb_align_log2;
   // Appends start after everything the file holds, also bytes of a commit
@@ -535,6 +539,7 @@ Result<void> ArchiveUpdater::Impl::write_superblock(uint32_t flags, uint64_t new
   if (fdatasync(lock.fd()) != 0) return sys_error("fsync " + path(), errno);
   ++generation;
   framed2 = (flags & format::kSbFlagFramed2) != 0;
+  index_framed = (flags & format::kSbFlagIndexFramed) != 0;
   slot = 1 - slot;
   index_offset = new_index_offset;
   index_size = index.size();
@@ -722,7 +727,8 @@ Result<CommitResult> ArchiveUpdater::Impl::commit(std::vector<UpdateMember> put,
   }
   uint64_t pending = changes.size();
   for (const auto& l : next_levels) pending += l.changes.size();
-  if (next_levels.size() + 1 > format::kMaxDeltaDepth || pending > std::max<uint64_t>(64, next.size() / 2)) {
+  if (next_levels.size() + 1 > format::kMaxDeltaDepth || pending > std::max<uint64_t>(64, next.size() / 2) ||
+      index_framed) {
     needs_full = true;
   }
   offset = *align_up(offset, 8);
@@ -904,12 +910,17 @@ Result<void> ArchiveUpdater::Impl::compact(const std::function<void(uint64_t, ui
     report(copied += t.e.me_stored_size);
   }
   offset = *align_up(offset, 8);
-  std::vector<std::byte> index = full_index(next);
+  // The index stored as `mmar create` stores it (compressed when any
+  // member is); the next commit after it writes a whole plain table.
+  uint32_t flags = framed_flags(next, framed2);
+  bool any_compressed = false;
+  for (const auto& [name, te] : next) any_compressed = any_compressed || te.e.me_codec == 1 || te.e.me_codec == 2;
+  MMAR_ASSIGN(std::vector<std::byte> index,
+              index_codec::store_index(full_index(next), IndexStorage::automatic, any_compressed, flags));
   MMAR_TRY(pwrite_full(out.fd(), index.data(), index.size(), offset, out.temp_path()));
   const uint64_t new_generation = generation + 1;
-  format::Superblock sb =
-      index_codec::make_superblock(new_generation, align_log2, framed_flags(next, framed2), offset,
-                                   index, static_cast<uint32_t>(next.size()));
+  format::Superblock sb = index_codec::make_superblock(new_generation, align_log2, flags, offset, index,
+                                                       static_cast<uint32_t>(next.size()));
   if (!fence_block.empty()) {
     fence::finish(fence_block, sb.sb_index_xxh3, new_generation);
     MMAR_TRY(pwrite_full(out.fd(), fence_block.data(), fence_block.size(), fence::kOffset, out.temp_path()));

@@ -1330,11 +1330,12 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
   // Index: entries then names, 8-aligned, hashed as one range.
   offset = *align_up(offset, 8);
   const uint64_t index_offset = offset;
-  std::vector<std::byte> index = entries.bytes();
+  uint32_t flags = (any_framed ? format::kSbFlagFramed : 0) | (any_framed2 ? format::kSbFlagFramed2 : 0);
+  MMAR_ASSIGN(std::vector<std::byte> index,
+              index_codec::store_index(entries.bytes(), options.index, stats.compressed_members > 0, flags));
   MMAR_TRY(pwrite_all(fd, index, index_offset, path));
-  format::Superblock sb = index_codec::make_superblock(
-      1, align_log2, (any_framed ? format::kSbFlagFramed : 0) | (any_framed2 ? format::kSbFlagFramed2 : 0),
-      index_offset, index, static_cast<uint32_t>(entries.count()));
+  format::Superblock sb = index_codec::make_superblock(1, align_log2, flags, index_offset, index,
+                                                       static_cast<uint32_t>(entries.count()));
   if (!fence_block.empty()) {
     fence::finish(fence_block, sb.sb_index_xxh3, 1);
     MMAR_TRY(pwrite_all(fd, fence_block, fence::kOffset, path));

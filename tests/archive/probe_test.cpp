@@ -34,8 +34,9 @@ std::vector<std::string> tricky_names(int n) {
   return {names.begin(), names.end()};
 }
 
-std::string write_archive(const TempDir& tmp, const std::vector<std::string>& names, const std::string& file) {
-  Writer w;
+std::string write_archive(const TempDir& tmp, const std::vector<std::string>& names, const std::string& file,
+                          IndexStorage index = IndexStorage::plain) {
+  Writer w({.index = index});
   const std::set<std::string> all(names.begin(), names.end());
   for (size_t i = 0; i < names.size(); ++i) {
     // A name with members below it is a directory (the writer refuses a file there).
@@ -116,6 +117,18 @@ TEST(Probe, FenceFindsEveryMemberInThreeReads) {
     expect_same(**m, *a->at(i));
   }
   EXPECT_FALSE(p->at(a->size()).ok());
+}
+
+// A compressed index: the head and the index (smaller than 256 KiB) at
+// open, nothing more for any lookup.
+TEST(Probe, CompressedIndexFindsEveryMemberInTwoReads) {
+  TempDir tmp;
+  const std::string path = write_archive(tmp, tricky_names(1500), "c.mmar", IndexStorage::compressed);
+  auto p = ArchiveProbe::open(path);
+  ASSERT_TRUE(p.ok());
+  EXPECT_TRUE(p->has_fence());
+  EXPECT_EQ(p->reads(), 2u);
+  check_all(path, 2);
 }
 
 TEST(Probe, SmallArchivesHaveNoFenceAndStillWork) {

@@ -41,9 +41,9 @@ std::string text(size_t n, uint32_t seed) {
   return s;
 }
 
-std::shared_ptr<Counting> big_archive() {
+std::shared_ptr<Counting> big_archive(IndexStorage index = IndexStorage::plain) {
   TempDir tmp;
-  Writer w;
+  Writer w({.index = index});
   for (int i = 0; i < 5000; ++i) {
     char name[64];
     std::snprintf(name, sizeof name, "dir%02d/file%05d.txt", i % 50, i);
@@ -93,6 +93,35 @@ TEST(Range, ColdLookupIsThreeReadsAndARangeReadsItsFrameOnly) {
   auto problems = a->verify();
   ASSERT_TRUE(problems.ok());
   EXPECT_TRUE(problems->empty());
+}
+
+// A compressed index (docs/FORMAT.md "Compressed index") of 5,000 members
+// is smaller than 256 KiB: read whole at open with the head, so a cold
+// lookup needs no further read before the member's own.
+TEST(Range, ColdLookupOfACompressedIndexIsTwoReadsThenTheMember) {
+  auto c = big_archive(IndexStorage::compressed);
+  auto a = Archive::open(remote(c));
+  ASSERT_TRUE(a.ok()) << a.error().message();
+  EXPECT_EQ(a->source().reads(), 2u) << "the head, then the compressed index";
+  EXPECT_TRUE(a->has_name_fence());
+  auto m = a->find("dir07/file02357.txt");
+  ASSERT_TRUE(m.ok()) << m.error().message();
+  EXPECT_FALSE(a->find("dir07/file02357.txu").ok());
+  EXPECT_EQ(a->source().reads(), 2u) << "frames inflated from the bytes already read";
+  auto bytes = a->read(*m);
+  ASSERT_TRUE(bytes.ok()) << bytes.error().message();
+  EXPECT_EQ(bytes->str(), text(200 + 2357 % 300, 2357));
+  EXPECT_EQ(a->source().reads(), 3u);
+  auto plain = Archive::open(remote(big_archive(IndexStorage::plain)));
+  ASSERT_TRUE(plain.ok());
+  for (uint32_t i = 0; i < a->size(); i += 97) {
+    auto x = plain->at(i);
+    auto y = a->at(i);
+    ASSERT_TRUE(x.ok() && y.ok());
+    EXPECT_EQ(x->name, y->name);
+    EXPECT_EQ(a->find(x->name)->index, i);
+    EXPECT_EQ(plain->read(*x)->str(), a->read(*y)->str());
+  }
 }
 
 TEST(Range, AFailingReaderIsAnErrorNotOtherBytes) {

@@ -67,8 +67,8 @@ TEST(Reader, SuperblockErrors) {
   EXPECT_ERROR_CONTAINS(first_error(b), "format version 2 (this mmar reads 1)");
   EXPECT_EQ(open_bytes(b).error().code(), Errc::unsupported);
   b = good;
-  test::patch_superblock(b, [](format::Superblock& s) { s.sb_flags = 8; });
-  EXPECT_ERROR_CONTAINS(first_error(b), "unknown superblock flags 0x8");
+  test::patch_superblock(b, [](format::Superblock& s) { s.sb_flags = 16; });
+  EXPECT_ERROR_CONTAINS(first_error(b), "unknown superblock flags 0x10");
   b = good;
   test::patch_superblock(b, [](format::Superblock& s) { s.sb_align_log2 = 30; });
   EXPECT_ERROR_CONTAINS(first_error(b), "alignment 2^30 out of range");
@@ -138,6 +138,7 @@ TEST(Reader, EntryErrors) {
 
 TEST(Reader, HostileNamesAreRefused) {
   auto b = small_archive();
+  test::plain_index(b);
   // Member 0 is "a.txt" (5 bytes): rewrite its name in place to "../xx".
   auto sb = load<format::Superblock>(b.data());
   uint64_t names = sb.sb_index_offset + 4 * format::kEntrySize;
@@ -213,6 +214,7 @@ TEST(Reader, XzOutputGrowsWithTheStreamNotTheIndex) {
 
 TEST(Reader, VerifyIndexAtOpen) {
   auto b = small_archive();
+  test::plain_index(b);
   auto sb = load<format::Superblock>(b.data());
   b[sb.sb_index_offset + 24] ^= std::byte{1};  // a checksum byte of entry 0; not resealed
   OpenOptions o;

@@ -401,6 +401,7 @@ TEST(Cli, ExtractionNeverEscapesTheTarget) {
   ASSERT_TRUE(w3.add_bytes("zz/x", test::to_bytes("pwned")).ok());
   ASSERT_TRUE(w3.write(tmp / "dots.mmar").ok());
   auto b = test::read_file(tmp / "dots.mmar");
+  test::plain_index(b);
   auto sb = load<format::Superblock>(b.data());
   std::memcpy(b.data() + sb.sb_index_offset + format::kEntrySize, "../x", 4);
   test::reseal(b);

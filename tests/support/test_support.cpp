@@ -23,6 +23,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include "archive/frames.h"
+
 namespace mmar::test {
 
 TempDir::TempDir() {
@@ -163,8 +165,26 @@ std::vector<std::byte> archive_tree(const std::string& dir, const std::string& o
   return read_file(out);
 }
 
+void plain_index(std::vector<std::byte>& a) {
+  auto sb = load<format::Superblock>(a.data());
+  if ((sb.sb_flags & format::kSbFlagIndexFramed) == 0) return;
+  const uint64_t off = sb.sb_index_offset;
+  if (off + sb.sb_index_size != a.size()) throw std::runtime_error("plain_index: the index is not last in the file");
+  auto plain = frames::inflate_stream(std::span<const std::byte>(a).subspan(off), uint64_t{1} << 32, "index", off);
+  if (!plain.ok()) throw std::runtime_error(plain.error().message());
+  a.resize(off);
+  a.insert(a.end(), plain->begin(), plain->end());
+  sb.sb_flags = sb.sb_flags & ~format::kSbFlagIndexFramed;
+  sb.sb_index_size = plain->size();
+  std::memcpy(a.data(), &sb, sizeof sb);
+  reseal(a);
+}
+
 void reseal(std::vector<std::byte>& a) {
   auto sb = load<format::Superblock>(a.data());
+  if ((sb.sb_flags & format::kSbFlagIndexFramed) != 0) {
+    throw std::runtime_error("reseal patches a plain index: call plain_index first");
+  }
   uint64_t off = sb.sb_index_offset;
   uint64_t size = sb.sb_index_size;
   if (off <= a.size() && size <= a.size() - off) sb.sb_index_xxh3 = XXH3_64bits(a.data() + off, size);
@@ -174,6 +194,7 @@ void reseal(std::vector<std::byte>& a) {
 }
 
 void patch_entry(std::vector<std::byte>& a, uint32_t i, const std::function<void(format::Entry&)>& fn) {
+  plain_index(a);
   auto sb = load<format::Superblock>(a.data());
   uint64_t off = sb.sb_index_offset + uint64_t{i} * format::kEntrySize;
   auto e = load<format::Entry>(a.data() + off);

@@ -60,6 +60,10 @@ std::vector<std::byte> archive_tree(const std::string& dir, const std::string& o
 // Recompute the index checksum and both superblock checksums after a test
 // patched the bytes, so the reader gets past the checksums to what is tested.
 void reseal(std::vector<std::byte>& archive);
+// Store a compressed index (docs/FORMAT.md "Compressed index") plain, so
+// tests can patch entries and names in place (the index is last in files
+// the writer makes). Does nothing to a plain index.
+void plain_index(std::vector<std::byte>& archive);
 // Patch entry `i` with `fn`, then reseal.
 void patch_entry(std::vector<std::byte>& archive, uint32_t i, const std::function<void(format::Entry&)>& fn);
 // Patch superblock slot 0 (and 1) with `fn`, then reseal.

@@ -11,14 +11,15 @@ const Verb kCompact{"compact",
                     "[-f] ARCHIVE [--compress zstd|xz|none] [--level N] [--threshold BYTES]",
                     "Rewrite ARCHIVE (atomically) keeping only what its current generation uses: the data that\n"
                     "updates through a writable mount superseded is dropped. Stored bytes are copied as they\n"
-                    "are (frames are not recompressed); --compress, --level, --threshold or --frame-size\n"
-                    "recompress every member as `mmar create` would.",
+                    "are (frames are not recompressed) and the index stored as `mmar create` would; --compress,\n"
+                    "--level, --threshold, --frame-size or --index rewrite every member as `mmar create` would.",
                     {
                         {"file", 'f', true, "ARCHIVE", "the archive"},
                         {"compress", 0, true, "CODEC", "zstd (default), xz or none"},
                         {"level", 0, true, "N", "compression level"},
                         {"threshold", 0, true, "BYTES", "compress members larger than this (default 16)"},
                         {"frame-size", 0, true, "BYTES", "frame size when recompressing (default 128K)"},
+                        {"index", 0, true, "HOW", "rewrite with the index auto, plain or compressed (as create)"},
                     }};
 
 }  // namespace
@@ -39,6 +40,11 @@ int run_compact(int argc, char** argv) {
     if (!n || *n > 22) return usage_error("compact", "bad --level");
     o.level = static_cast<int>(*n);
   }
+  if (p.has("index")) {
+    auto v = parse_index_storage(p.get("index"));
+    if (!v) return usage_error("compact", "--index must be auto, plain or compressed");
+    o.index = *v;
+  }
   if (p.has("frame-size")) {
     auto v = parse_size(p.get("frame-size"));
     if (!v || *v < 4096 || *v > (4u << 20) || (*v & (*v - 1)) != 0) {
@@ -54,7 +60,7 @@ int run_compact(int argc, char** argv) {
   auto before = Archive::open(path);
   if (!before.ok()) return fail(before.error());
   const uint64_t old_size = before->source().size();
-  if (!p.has("compress") && !p.has("level") && !p.has("threshold") && !p.has("frame-size")) {
+  if (!p.has("compress") && !p.has("level") && !p.has("threshold") && !p.has("frame-size") && !p.has("index")) {
     // Copy what the current generation uses, as stored, under the lock
     // (nobody commits in between). The updater reads the copy back before
     // it replaces the archive, so damaged data is refused ("not

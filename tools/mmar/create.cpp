@@ -40,6 +40,9 @@ const Verb kCreate{
         {"frame-size", 0, true, "BYTES", "compressed members are frames of this size, each inflated alone\n"
                                          "                               (a power of two, 4K..4M; default 128K); smaller members share frames"},
         {"align", 0, true, "BYTES", "page alignment of raw members: 4096 (default), 8192, 16384, 32768 or 65536"},
+        {"index", 0, true, "HOW", "compressed: the index in zstd frames, inflated a frame at a time (smaller);\n"
+                                  "                               plain: mapped and searched in place; auto (default): compressed\n"
+                                  "                               when any member is"},
         {"format", 0, true, "FMT",
          "mmar (default) or ctf (binutils libctf CTF archive): its members are dicts;\n"
          "                               an ELF PATH gives its .ctf section's dict, a CTF archive PATH\n"
@@ -147,6 +150,11 @@ int run_create(int argc, char** argv) {
     if (!v || *v > 22) return usage_error("create", "bad --level '" + p.get("level") + "'");
     o.level = static_cast<int>(*v);
     if (o.codec == Codec::xz && o.level > 9) return usage_error("create", "xz levels are 0..9");
+  }
+  if (p.has("index")) {
+    auto v = parse_index_storage(p.get("index"));
+    if (!v) return usage_error("create", "--index must be auto, plain or compressed");
+    o.index = *v;
   }
   if (p.has("frame-size")) {
     auto v = parse_size(p.get("frame-size"));
