@@ -64,15 +64,19 @@ std::vector<std::byte> ctf_dict_bytes() {
 }
 
 // mmar archive of N small members and a CTF archive of N dicts, same names.
-const std::string& dataset(uint32_t n, bool ctf) {
-  static std::string paths[2][3];
+// mmar archives come with the index as the writer stores it by default
+// (compressed: the members are) or, with `plain_index`, plain (mapped and
+// searched in place): the benchmarks' second argument (0 default, 1 plain).
+const std::string& dataset(uint32_t n, bool ctf, bool plain_index = false) {
+  static std::string paths[3][3];
   int slot = n == 10000 ? 0 : n == 100000 ? 1 : 2;
-  std::string& p = paths[ctf][slot];
+  std::string& p = paths[ctf ? 2 : plain_index ? 1 : 0][slot];
   if (!p.empty()) return p;
-  p = data_dir() + "/n" + std::to_string(n) + (ctf ? ".ctfa" : ".mmar");
+  p = data_dir() + "/n" + std::to_string(n) + (ctf ? ".ctfa" : plain_index ? ".plain.mmar" : ".cidx.mmar");
   if (exists(p)) return p;
   mmar::WriteOptions o;
   if (ctf) o.format = mmar::Format::ctf;
+  o.index = plain_index ? mmar::IndexStorage::plain : mmar::IndexStorage::automatic;
   mmar::Writer w(o);
   auto dict = ctf_dict_bytes();
   for (uint32_t i = 0; i < n; ++i) {
@@ -95,7 +99,7 @@ const std::string& dataset(uint32_t n, bool ctf) {
 
 void mmar_open_lookup(benchmark::State& state, bool ctf_format) {
   const uint32_t n = static_cast<uint32_t>(state.range(0));
-  const std::string& path = dataset(n, ctf_format);
+  const std::string& path = dataset(n, ctf_format, state.range(1) != 0);
   std::mt19937 rng(1);
   for (auto _ : state) {
     auto a = mmar::Archive::open(path);
@@ -107,7 +111,7 @@ void mmar_open_lookup(benchmark::State& state, bool ctf_format) {
 
 // Open alone: the handle is destroyed (munmap, close) outside the timing.
 void BM_MmarOpen(benchmark::State& state) {
-  const std::string& path = dataset(static_cast<uint32_t>(state.range(0)), false);
+  const std::string& path = dataset(static_cast<uint32_t>(state.range(0)), false, state.range(1) != 0);
   for (auto _ : state) {
     auto a = mmar::Archive::open(path);
     benchmark::DoNotOptimize(a->size());
@@ -152,7 +156,7 @@ void BM_MmarOpenLookupCtfFormat(benchmark::State& state) { mmar_open_lookup(stat
 
 void BM_MmarLookupWarm(benchmark::State& state) {
   const uint32_t n = static_cast<uint32_t>(state.range(0));
-  auto a = mmar::Archive::open(dataset(n, false));
+  auto a = mmar::Archive::open(dataset(n, false, state.range(1) != 0));
   std::vector<std::string> names;
   std::mt19937 rng(2);
   for (int i = 0; i < 4096; ++i) names.push_back(member_name(rng() % n));
@@ -219,7 +223,7 @@ void open_memory(benchmark::State& state, Open open) {
 
 void BM_MmarOpenMemory(benchmark::State& state) {
   const uint32_t n = static_cast<uint32_t>(state.range(0));
-  const std::string& path = dataset(n, false);
+  const std::string& path = dataset(n, false, state.range(1) != 0);
   open_memory(state, [&] {
     auto a = mmar::Archive::open(path);
     auto m = a->find(member_name(n / 2));
@@ -333,14 +337,14 @@ void BM_ReadRawMemberFreshOpen(benchmark::State& state) {
 
 }  // namespace
 
-BENCHMARK(BM_MmarOpen)->Arg(10000)->Arg(100000)->Arg(1000000)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_MmarOpen)->ArgsProduct({{10000, 100000, 1000000}, {0, 1}})->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_CtfOpen)->Arg(10000)->Arg(100000)->Arg(1000000)->Unit(benchmark::kMicrosecond);
-BENCHMARK(BM_MmarOpenLookup)->Arg(10000)->Arg(100000)->Arg(1000000)->Unit(benchmark::kMicrosecond);
-BENCHMARK(BM_MmarOpenLookupCtfFormat)->Arg(10000)->Arg(100000)->Arg(1000000)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_MmarOpenLookup)->ArgsProduct({{10000, 100000, 1000000}, {0, 1}})->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_MmarOpenLookupCtfFormat)->ArgsProduct({{10000, 100000, 1000000}, {0}})->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_CtfOpenLookup)->Arg(10000)->Arg(100000)->Arg(1000000)->Unit(benchmark::kMicrosecond);
-BENCHMARK(BM_MmarLookupWarm)->Arg(10000)->Arg(100000)->Arg(1000000)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_MmarLookupWarm)->ArgsProduct({{10000, 100000, 1000000}, {0, 1}})->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_CtfLookupWarm)->Arg(10000)->Arg(100000)->Arg(1000000)->Unit(benchmark::kMicrosecond);
-BENCHMARK(BM_MmarOpenMemory)->Arg(10000)->Arg(100000)->Arg(1000000)->Iterations(1);
+BENCHMARK(BM_MmarOpenMemory)->ArgsProduct({{10000, 100000, 1000000}, {0, 1}})->Iterations(1);
 BENCHMARK(BM_CtfOpenMemory)->Arg(10000)->Arg(100000)->Arg(1000000)->Iterations(1);
 BENCHMARK(BM_ReadPlainFileMemcpy)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_ReadRawMemberViaLibrary)->Unit(benchmark::kMillisecond);

@@ -321,6 +321,11 @@ struct MMAR_API StoredExtent {
   bool has_btf = false;
 };
 
+// How a writer stores an archive's index (WriteOptions::index).
+enum class IndexStorage : uint8_t { automatic, plain, compressed };
+// "auto", "plain" or "compressed".
+MMAR_API std::optional<IndexStorage> parse_index_storage(std::string_view name);
+
 // One member put by a commit (added, or replacing the member of that name).
 // Its bytes come from, in this order: `keep`, `extent`, `data_fd`, or the
 // symlink target; a directory has none. With `incremental`, a regular
@@ -394,8 +399,9 @@ class MMAR_API ArchiveUpdater {
   Result<CommitResult> commit(std::vector<UpdateMember> put, const std::vector<std::string>& remove);
   // Rewrite now (see UpdaterOptions).
   // `progress` (optional): (done, total) in bytes: the copy, then reading
-  // the copy back.
-  Result<void> compact(const std::function<void(uint64_t done, uint64_t total)>& progress = {});
+  // the copy back. `index`: how the new index is stored (as WriteOptions).
+  Result<void> compact(const std::function<void(uint64_t done, uint64_t total)>& progress = {},
+                       IndexStorage index = IndexStorage::automatic);
   // Bytes [offset, offset + length) of what a commit stored (raw or an
   // extent map); zeros where nothing is stored.
   Result<void> read_stored(const StoredExtent& x, uint64_t offset, size_t length, void* out) const;
@@ -425,9 +431,6 @@ struct MMAR_API LinkQuery {
   bool has_btf = false;
 };
 
-enum class IndexStorage : uint8_t { automatic, plain, compressed };
-// "auto", "plain" or "compressed".
-MMAR_API std::optional<IndexStorage> parse_index_storage(std::string_view name);
 
 struct MMAR_API WriteOptions {
   Format format = Format::mmar;  // mmar or ctf
@@ -481,7 +484,8 @@ struct MMAR_API WriteOptions {
   // "Compressed index"): plain is mapped and searched in place; compressed
   // is zstd in 64 KiB frames, inflated a frame at a time by lookups
   // (smaller, and unreadable by mmar before it). automatic: compressed when
-  // any member is, plain when all are raw (zero-copy archives: BTF packs).
+  // any member is and the index is at most 16 MiB (some 200,000 members);
+  // plain when all are raw (zero-copy archives: BTF packs) or it is larger.
   IndexStorage index = IndexStorage::automatic;
 };
 

@@ -42,12 +42,15 @@ inline bool raw_on_page(bool elf, uint64_t size, uint64_t align, RawWhy why) {
 inline constexpr uint32_t kSbFlagIndexDelta = 1u << 0;  // sb_index_offset holds an index delta, not a table
 inline constexpr uint32_t kSbFlagFramed = 1u << 1;      // members may be frame streams (me_flags bit 2)
 inline constexpr uint32_t kSbFlagFramed2 = 1u << 2;     // frame streams may have v2 tables (kFrameMagic2)
-// The member table (the index, or the one at the bottom of its delta chain)
-// is stored as a v2 frame stream of zstd frames ("Compressed index").
+// The index (member table and names; never an index delta) is stored as a
+// v2 frame stream of zstd frames ("Compressed index").
 inline constexpr uint32_t kSbFlagIndexFramed = 1u << 3;
 inline constexpr uint32_t kKnownSbFlags = kSbFlagIndexDelta | kSbFlagFramed | kSbFlagFramed2 | kSbFlagIndexFramed;
 // Frames of a compressed index: 64 KiB (a lookup inflates one or two).
 inline constexpr uint8_t kIndexFrameLog2 = 16;
+// A compressed index inflates to at most this many times its stored size
+// (real ones: about 5); a writer stores a more compressible one plain.
+inline constexpr uint64_t kMaxIndexRatio = 64;
 
 // Superblock: two copies, at offsets 0 and 64. A reader uses the valid copy
 // (magic and sb_xxh3 correct) with the higher sb_generation. Writers of new

@@ -67,12 +67,17 @@ std::vector<std::byte> IndexBuilder::delta_bytes(const format::DeltaHeader& head
 
 Result<std::vector<std::byte>> store_index(std::vector<std::byte> plain, IndexStorage how, bool compressed_members,
                                            uint32_t& flags) {
-  const bool compress = how == IndexStorage::compressed || (how == IndexStorage::automatic && compressed_members);
+  // automatic: up to 16 MiB of index (some 200,000 members). Beyond, a fence
+  // run spans several frames, and a cold lookup would inflate them all
+  // (bench/RESULTS.md): the index stays mapped in place.
+  const bool compress = how == IndexStorage::compressed ||
+                        (how == IndexStorage::automatic && compressed_members && plain.size() <= kAutoIndexLimit);
   if (!compress || plain.empty()) return plain;
   // Level 9 where it costs little (15 ms for 6,000 members; 2-5 % smaller
   // than level 3: bench/RESULTS.md), 3 for indexes of more than 8 MiB.
   const int level = plain.size() <= (size_t{8} << 20) ? 9 : 3;
   MMAR_ASSIGN(std::vector<std::byte> stored, frames::encode_stream(plain, level, format::kIndexFrameLog2));
+  if (plain.size() / format::kMaxIndexRatio > stored.size()) return plain;  // readers refuse such a ratio
   flags |= format::kSbFlagIndexFramed;
   return stored;
 }

@@ -40,8 +40,12 @@ class IndexBuilder {
   std::string names_;
 };
 
+// IndexStorage::automatic compresses indexes up to this size.
+inline constexpr size_t kAutoIndexLimit = size_t{16} << 20;
+
 // The bytes to store for index `plain` (member table + names): itself, or
-// (IndexStorage::compressed; automatic when `compressed_members`) a frame
+// (IndexStorage::compressed; automatic when `compressed_members` and at most
+// kAutoIndexLimit) a frame
 // stream of it (docs/FORMAT.md "Compressed index"), kSbFlagIndexFramed then
 // set in `flags`. An empty index is always plain.
 Result<std::vector<std::byte>> store_index(std::vector<std::byte> plain, IndexStorage how, bool compressed_members,

@@ -240,6 +240,11 @@ class LazyIndex {
     uint64_t end = std::min(index_size, std::max(begin + kBlock, off + len));
     return load(fetch, begin, end, off);
   }
+  // Bytes [off, off + len) if a piece already holds them, else null.
+  const std::byte* find(uint64_t off, uint64_t len) const {
+    std::lock_guard lock(mu_);
+    return find_locked(off, len);
+  }
   // Fetch exactly [begin, end) of the index as one piece (a fence run).
   Result<void> prefetch(const Fetch& fetch, uint64_t begin, uint64_t end) const {
     {
@@ -347,13 +352,34 @@ struct Archive::Impl {
   // checked to lie inside it by the caller.
   Result<const std::byte*> index_at(uint64_t off, uint64_t len) const {
     if (!lazy) return index.data() + off;
+    if (framed_index && len > 0) {
+      // Inside one frame (all entries, and names but those that cross a
+      // frame's end): the frame, inflated once, found without a lock.
+      const uint64_t k = off >> index_table.log2;
+      if (((off + len - 1) >> index_table.log2) == k) {
+        const std::byte* p = index_frames[k].load(std::memory_order_acquire);
+        if (p != nullptr) return p + (off - (k << index_table.log2));
+        // A fence run read whole (without a mapping: one read) holds it.
+        if (const std::byte* q = lazy_index.find(off, len)) return q;
+        MMAR_ASSIGN(p, load_index_frame(static_cast<uint32_t>(k)));
+        return p + (off - (k << index_table.log2));
+      }
+    }
     return lazy_index.get(fetch_index, index_bytes, off, len);
   }
+  // Frame k of a compressed index, inflated and kept (index_frames[k]).
+  Result<const std::byte*> load_index_frame(uint32_t k) const;
+  mutable std::unique_ptr<std::atomic<const std::byte*>[]> index_frames;  // one per frame of a compressed index
+  mutable std::mutex index_frames_mu;
+  mutable std::vector<Bytes> index_frames_kept;
   // Frame k of a stream at file offset `offset` whose first bytes are
   // `head`: its place and stored bytes (table parts and bytes beyond the
   // head read from the source).
+  // With `read` false, bytes beyond the head are left empty (the caller
+  // reads several frames at once).
   Result<std::pair<frames::Frame, Bytes>> stored_frame(uint64_t offset, const Bytes& head, const frames::Table& t,
-                                                       uint32_t k, const std::string& what) const;
+                                                       uint32_t k, const std::string& what,
+                                                       bool read = true) const;
   // Bytes [begin, end) of a compressed index, frame by frame (each checked).
   Result<Bytes> inflate_index(uint64_t begin, uint64_t end) const;
   Result<uint32_t> lower_bound(std::string_view name) const;
@@ -660,6 +686,12 @@ Result<void> open_mmar(Archive::Impl& a) {
     if (t.version != 2 || t.log2 != format::kIndexFrameLog2) {
       return malformed(a.file(), index_off, "a compressed index must have a v2 table of 64 KiB frames");
     }
+    if (t.size / format::kMaxIndexRatio > index_size) {
+      return malformed(a.file(), index_off + 8,
+                       "a compressed index of " + std::to_string(index_size) + " bytes claims " +
+                           std::to_string(t.size) + " (at most " + std::to_string(format::kMaxIndexRatio) +
+                           " times as many)");
+    }
     const uint64_t table = uint64_t{a.count} * format::kEntrySize;  // count < 2^32: no overflow
     if (table > t.size) {
       return malformed(a.file(), a.sb_slot * format::kSuperblockSize + 40,
@@ -668,6 +700,9 @@ Result<void> open_mmar(Archive::Impl& a) {
     }
     a.index_bytes = t.size;
     a.names_size = t.size - table;
+    // A pointer per frame (parse_header checked the table, 8 bytes a
+    // frame, fits in the stored index: the count is bounded by the file).
+    a.index_frames = std::make_unique<std::atomic<const std::byte*>[]>(t.count);
     if (a.options.verify_index) {
       MMAR_ASSIGN(Bytes stored, a.source.read(index_off, index_size));
       if (XXH3_64bits(stored.data(), stored.size()) != sb.sb_index_xxh3) {
@@ -846,7 +881,8 @@ Result<std::string_view> Archive::Impl::name_at(uint32_t i) const {
   MMAR_ASSIGN(const std::byte* ep, index_at(eoff, format::kEntrySize));
   auto e = load<format::Entry>(ep);
   const uint64_t names_start = uint64_t{count} * format::kEntrySize;
-  if (e.me_name_len == 0 || !in_bounds(e.me_name_offset, e.me_name_len, names_size)) {
+  if (e.me_name_len == 0 || e.me_name_len > kMaxNameLength ||
+      !in_bounds(e.me_name_offset, e.me_name_len, names_size)) {
     return member_malformed(file(), i, sb.sb_index_offset + eoff + 40,
                             "name [" + std::to_string(e.me_name_offset.get()) + ", +" +
                                 std::to_string(e.me_name_len.get()) + ") outside the name table (" +
@@ -1097,23 +1133,30 @@ Result<uint32_t> Archive::Impl::lower_bound(std::string_view name) const {
   };
   if (lazy && fence && count > 0 && fence->stride() <= 4096) {
     // The fence's run, with one entry either side (to prove absence): its
-    // entries in one read, then their names in one read.
+    // entries in one read, then their names in one read. Mapped, a
+    // compressed index reads nothing: the search inflates the frames it
+    // touches, not the whole run.
     auto [lo, hi] = fence->run(name);
-    const uint32_t first = lo > 0 ? lo - 1 : 0;
-    const uint32_t last = static_cast<uint32_t>(std::min<uint64_t>(uint64_t{hi} + 1, count));
-    const uint64_t ebegin = uint64_t{first} * format::kEntrySize, eend = uint64_t{last} * format::kEntrySize;
-    MMAR_TRY(lazy_index.prefetch(fetch_index, ebegin, eend));
-    uint64_t nlo = ~uint64_t{0}, nhi = 0;
-    for (uint32_t i = first; i < last; ++i) {
-      MMAR_ASSIGN(const std::byte* ep, index_at(uint64_t{i} * format::kEntrySize, format::kEntrySize));
-      auto e = load<format::Entry>(ep);
-      if (e.me_name_len == 0 || !in_bounds(e.me_name_offset, e.me_name_len, names_size)) continue;  // name_at reports
-      nlo = std::min<uint64_t>(nlo, e.me_name_offset);
-      nhi = std::max<uint64_t>(nhi, uint64_t{e.me_name_offset} + e.me_name_len);
-    }
-    const uint64_t names_start = uint64_t{count} * format::kEntrySize;
-    if (nlo < nhi && nhi - nlo <= (uint64_t{1} << 20)) {
-      MMAR_TRY(lazy_index.prefetch(fetch_index, names_start + nlo, names_start + nhi));
+    if (!source.contiguous()) {
+      const uint32_t first = lo > 0 ? lo - 1 : 0;
+      const uint32_t last = static_cast<uint32_t>(std::min<uint64_t>(uint64_t{hi} + 1, count));
+      const uint64_t ebegin = uint64_t{first} * format::kEntrySize, eend = uint64_t{last} * format::kEntrySize;
+      MMAR_TRY(lazy_index.prefetch(fetch_index, ebegin, eend));
+      // Their names: a writer stores them in member order, so the first and
+      // last entries' bracket them all (only a hint: a name outside it is
+      // read when asked for).
+      MMAR_ASSIGN(const std::byte* run, index_at(ebegin, eend - ebegin));
+      uint64_t nlo = ~uint64_t{0}, nhi = 0;
+      for (uint32_t i : {first, last - 1}) {
+        auto e = load<format::Entry>(run + uint64_t{i - first} * format::kEntrySize);
+        if (e.me_name_len == 0 || !in_bounds(e.me_name_offset, e.me_name_len, names_size)) continue;  // name_at reports
+        nlo = std::min<uint64_t>(nlo, e.me_name_offset);
+        nhi = std::max<uint64_t>(nhi, uint64_t{e.me_name_offset} + e.me_name_len);
+      }
+      const uint64_t names_start = uint64_t{count} * format::kEntrySize;
+      if (nlo < nhi && nhi - nlo <= (uint64_t{1} << 20)) {
+        MMAR_TRY(lazy_index.prefetch(fetch_index, names_start + nlo, names_start + nhi));
+      }
     }
     MMAR_ASSIGN(uint32_t at, search(lo, hi));
     // The answer stands if the run's neighbours bracket it: the entry
@@ -1373,7 +1416,7 @@ Result<frames::Table> Archive::Impl::frame_table(const Member& m) const {
 
 Result<std::pair<frames::Frame, Bytes>> Archive::Impl::stored_frame(uint64_t offset, const Bytes& head,
                                                                     const frames::Table& t, uint32_t k,
-                                                                    const std::string& what) const {
+                                                                    const std::string& what, bool read) const {
   // The few table bytes frame k needs (v2: its group's anchors and entries,
   // at most 16 + 2 KiB), from the kept head when they lie in it.
   auto table_part = [&](uint64_t at, uint64_t length) -> Result<Bytes> {
@@ -1388,32 +1431,70 @@ Result<std::pair<frames::Frame, Bytes>> Archive::Impl::stored_frame(uint64_t off
   Bytes stored;
   if (f.end <= head.size()) {
     stored = head.subspan(static_cast<size_t>(f.begin), static_cast<size_t>(f.end - f.begin));
-  } else {
+  } else if (read) {
     MMAR_ASSIGN(stored, source.read(offset + f.begin, f.end - f.begin));
   }
   return std::make_pair(f, std::move(stored));
 }
 
+Result<const std::byte*> Archive::Impl::load_index_frame(uint32_t k) const {
+  const uint64_t begin = uint64_t{k} << index_table.log2;
+  MMAR_ASSIGN(Bytes frame, inflate_index(begin, begin + index_table.inflated(k)));
+  std::lock_guard lock(index_frames_mu);
+  if (const std::byte* p = index_frames[k].load(std::memory_order_acquire)) return p;  // another thread's
+  index_frames_kept.push_back(std::move(frame));
+  const std::byte* p = index_frames_kept.back().data();
+  index_frames[k].store(p, std::memory_order_release);
+  return p;
+}
+
 Result<Bytes> Archive::Impl::inflate_index(uint64_t begin, uint64_t end) const {
   const std::string what = file() + ": index";
+  // What readers ask for: a frame, a fence run's entries (at most 4098) or
+  // names (at most 1 MiB), an attribute record (at most 1 MiB + 4), a name
+  // (at most 4 KiB) -- never more than this, whatever the table says.
+  constexpr uint64_t kMost = (uint64_t{1} << 20) + (uint64_t{512} << 10);
+  if (end - begin > kMost) {
+    return Error(Errc::limit, what + ": " + std::to_string(end - begin) + " bytes asked at once (at most " +
+                                  std::to_string(kMost) + ")");
+  }
   const frames::Table& t = index_table;
+  const uint64_t base = sb.sb_index_offset;
+  const uint32_t k0 = frames::first_frame(t, begin), k1 = frames::first_frame(t, end - 1);
+  // The frames' places, then their stored bytes: from the head read at
+  // open, else in one read for all of them (a fence run: one request).
+  std::vector<frames::Frame> fs;
+  std::vector<Bytes> stored;
+  for (uint32_t k = k0; k <= k1; ++k) {
+    MMAR_ASSIGN(auto placed, stored_frame(base, index_head, t, k, what, /*read=*/false));
+    fs.push_back(placed.first);
+    stored.push_back(std::move(placed.second));
+  }
+  if (fs.back().end > index_head.size()) {
+    // Frames are consecutive (frame_at checked each starts where the one
+    // before ends): [first.begin, last.end) is at most end - begin plus a
+    // frame's worth of compressed bytes per frame.
+    MMAR_ASSIGN(Bytes all, source.read(base + fs.front().begin, fs.back().end - fs.front().begin));
+    for (size_t i = 0; i < fs.size(); ++i) {
+      stored[i] = all.subspan(static_cast<size_t>(fs[i].begin - fs.front().begin),
+                              static_cast<size_t>(fs[i].end - fs[i].begin));
+    }
+  }
   std::vector<std::byte> out(static_cast<size_t>(end - begin));  // at most a block or a fence run (LazyIndex)
-  for (uint64_t at = begin; at < end;) {
-    const uint32_t k = frames::first_frame(t, at);
-    MMAR_ASSIGN(auto placed, stored_frame(sb.sb_index_offset, index_head, t, k, what));
-    const frames::Frame& f = placed.first;
-    const uint64_t fbegin = uint64_t{k} << t.log2;
+  std::vector<std::byte> whole;
+  for (size_t i = 0; i < fs.size(); ++i) {
+    const frames::Frame& f = fs[i];
+    const uint64_t fbegin = uint64_t{f.index} << t.log2;
+    const uint64_t at = std::max(begin, fbegin);
     const uint64_t take = std::min<uint64_t>(end, fbegin + f.inflated) - at;
     if (at == fbegin && take == f.inflated) {
-      MMAR_TRY(frames::inflate_frame(t, f, Codec::zstd, placed.second.span(),
-                                     std::span<std::byte>(out.data() + (at - begin), take), true, what,
-                                     sb.sb_index_offset));
+      MMAR_TRY(frames::inflate_frame(t, f, Codec::zstd, stored[i].span(),
+                                     std::span<std::byte>(out.data() + (at - begin), take), true, what, base));
     } else {
-      std::vector<std::byte> whole(static_cast<size_t>(f.inflated));
-      MMAR_TRY(frames::inflate_frame(t, f, Codec::zstd, placed.second.span(), whole, true, what, sb.sb_index_offset));
+      whole.resize(static_cast<size_t>(f.inflated));
+      MMAR_TRY(frames::inflate_frame(t, f, Codec::zstd, stored[i].span(), whole, true, what, base));
       std::memcpy(out.data() + (at - begin), whole.data() + (at - fbegin), take);
     }
-    at += take;
   }
   return Bytes::from_vector(std::move(out));
 }

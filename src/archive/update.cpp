@@ -187,7 +187,8 @@ struct ArchiveUpdater::Impl {
   Result<void> write_superblock(uint32_t flags, uint64_t index_offset, std::span<const std::byte> index,
                                 uint32_t count);
   std::vector<std::byte> full_index(const std::map<std::string, TableEntry, std::less<>>& t) const;
-  Result<void> compact(const std::function<void(uint64_t, uint64_t)>& progress = {});
+  Result<void> compact(const std::function<void(uint64_t, uint64_t)>& progress = {},
+                       IndexStorage index = IndexStorage::automatic);
   Error rollback(uint64_t committed, Error e);
 };
 
@@ -824,7 +825,8 @@ Result<CommitResult> ArchiveUpdater::Impl::commit(std::vector<UpdateMember> put,
 
 // Copy the live data into a new file laid out as the writer lays it out
 // (name fence, data, one member table), stored bytes copied as they are.
-Result<void> ArchiveUpdater::Impl::compact(const std::function<void(uint64_t, uint64_t)>& progress) {
+Result<void> ArchiveUpdater::Impl::compact(const std::function<void(uint64_t, uint64_t)>& progress,
+                                          IndexStorage index_storage) {
   MMAR_TRY(lock.still_named());
   MMAR_ASSIGN(AtomicFile out, AtomicFile::create(path()));
   // Locked before it is renamed into place: no second writer between.
@@ -916,7 +918,7 @@ Result<void> ArchiveUpdater::Impl::compact(const std::function<void(uint64_t, ui
   bool any_compressed = false;
   for (const auto& [name, te] : next) any_compressed = any_compressed || te.e.me_codec == 1 || te.e.me_codec == 2;
   MMAR_ASSIGN(std::vector<std::byte> index,
-              index_codec::store_index(full_index(next), IndexStorage::automatic, any_compressed, flags));
+              index_codec::store_index(full_index(next), index_storage, any_compressed, flags));
   MMAR_TRY(pwrite_full(out.fd(), index.data(), index.size(), offset, out.temp_path()));
   const uint64_t new_generation = generation + 1;
   format::Superblock sb = index_codec::make_superblock(new_generation, align_log2, flags, offset, index,
@@ -988,8 +990,9 @@ std::optional<bool> ArchiveUpdater::is_dir(std::string_view name) const {
 Result<CommitResult> ArchiveUpdater::commit(std::vector<UpdateMember> put, const std::vector<std::string>& remove) {
   return impl_->commit(std::move(put), remove);
 }
-Result<void> ArchiveUpdater::compact(const std::function<void(uint64_t, uint64_t)>& progress) {
-  return impl_->compact(progress);
+Result<void> ArchiveUpdater::compact(const std::function<void(uint64_t, uint64_t)>& progress,
+                                     IndexStorage index) {
+  return impl_->compact(progress, index);
 }
 
 Result<void> ArchiveUpdater::read_stored(const StoredExtent& x, uint64_t offset, size_t length, void* out) const {

@@ -11,7 +11,9 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include <atomic>
 #include <cstring>
+#include <functional>
 #include <random>
 
 #include "archive/format.h"
@@ -264,6 +266,135 @@ TEST(IndexCompressed, BadTablesAndFlagsAreRefusedAtOpen) {
     ASSERT_FALSE(a.ok());
     EXPECT_ERROR_CONTAINS(a.error().message(), "an index delta over a compressed index");
   }
+}
+
+// Change the inflated index of `b` with `fn` and store it compressed again
+// (checksums right): hostile entries inside a compressed index.
+void recompress(std::vector<std::byte>& b, const std::function<void(std::vector<std::byte>&)>& fn) {
+  const auto sb = superblock(b);
+  ASSERT_NE(sb.sb_flags & format::kSbFlagIndexFramed, 0u);
+  ASSERT_EQ(sb.sb_index_offset + sb.sb_index_size, b.size());
+  auto plain = frames::inflate_stream(std::span(b).subspan(sb.sb_index_offset), 1u << 30, "index", 0);
+  ASSERT_TRUE(plain.ok());
+  fn(*plain);
+  auto stored = frames::encode_stream(*plain, 3, format::kIndexFrameLog2);
+  ASSERT_TRUE(stored.ok());
+  b.resize(sb.sb_index_offset);
+  b.insert(b.end(), stored->begin(), stored->end());
+  test::patch_superblock(b, [&](format::Superblock& s) {
+    s.sb_index_size = stored->size();
+    s.sb_index_xxh3 = XXH3_64bits(stored->data(), stored->size());
+  });
+}
+
+TEST(IndexCompressed, HostileEntriesInsideAreErrorsWithBoundedMemory) {
+  {
+    // A name 4 GiB long: refused by the entry check, nothing of that size
+    // asked of the index (it was a 4 GiB buffer before).
+    auto b = compressed();
+    recompress(b, [](std::vector<std::byte>& idx) {
+      format::Entry e;
+      std::memcpy(&e, idx.data() + 7 * format::kEntrySize, sizeof e);
+      e.me_name_len = 0xffffffffu;
+      std::memcpy(idx.data() + 7 * format::kEntrySize, &e, sizeof e);
+    });
+    auto a = Archive::open(Source::borrow(b, "h.mmar"));
+    ASSERT_TRUE(a.ok()) << a.error().message();
+    auto m = a->at(7);
+    ASSERT_FALSE(m.ok());
+    EXPECT_ERROR_CONTAINS(m.error().message(), "h.mmar: member 7: name [");
+    EXPECT_TRUE(a->at(8).ok());
+  }
+  {
+    // An attribute record claiming 4 GiB: read no further than 1 MiB.
+    auto b = compressed();
+    recompress(b, [](std::vector<std::byte>& idx) {
+      format::Entry e;
+      std::memcpy(&e, idx.data() + 9 * format::kEntrySize, sizeof e);
+      e.me_flags = e.me_flags | format::kFlagAttrs;
+      std::memcpy(idx.data() + 9 * format::kEntrySize, &e, sizeof e);
+      const uint64_t at = uint64_t{kMembers} * format::kEntrySize + e.me_name_offset + e.me_name_len;
+      const uint32_t huge = 0xfffffff0u;
+      std::memcpy(idx.data() + at, &huge, 4);
+    });
+    auto a = Archive::open(Source::borrow(b, "h.mmar"));
+    ASSERT_TRUE(a.ok()) << a.error().message();
+    auto m = a->at(9);
+    ASSERT_FALSE(m.ok());
+    EXPECT_ERROR_CONTAINS(m.error().message(), "over the 1 MiB limit");
+  }
+  {
+    // A table whose count matches a size of 2^32 + 1 MiB: a few hundred KB
+    // of stored bytes cannot claim that (at most 64 times as many).
+    auto b = compressed();
+    const auto sb = superblock(b);
+    format::FrameTableHeader h;
+    std::memcpy(&h, b.data() + sb.sb_index_offset, sizeof h);
+    h.ft_size = (uint64_t{1} << 32) + (1u << 20);
+    h.ft_count = static_cast<uint32_t>((h.ft_size.get() + 0xffff) >> 16);
+    h.ft_xxh3 = XXH3_64bits(&h, offsetof(format::FrameTableHeader, ft_xxh3));
+    std::memcpy(b.data() + sb.sb_index_offset, &h, sizeof h);
+    // Room for the table and a byte per frame, as parse_header asks.
+    b.resize(b.size() + frames::table_bytes(2, h.ft_count) + h.ft_count, std::byte{0});
+    test::patch_superblock(b, [&](format::Superblock& s) { s.sb_index_size = b.size() - s.sb_index_offset; });
+    auto a = Archive::open(Source::borrow(b, "h.mmar"));
+    ASSERT_FALSE(a.ok());
+    EXPECT_ERROR_CONTAINS(a.error().message(), "at most 64 times as many");
+  }
+}
+
+// An index larger than the 256 KiB read at open: lookups read the frames
+// of the fence's run (table parts and frames beyond the head), a failing
+// reader is an error, never other bytes.
+TEST(IndexCompressed, ALargeIndexOverARangeReaderReadsItsRunsFrames) {
+  WriteOptions o;
+  o.mtime_ns = 1;
+  Writer w(o);
+  std::mt19937_64 rng(3);
+  std::vector<std::string> names;
+  for (int i = 0; i < 20000; ++i) {
+    char b[80];
+    std::snprintf(b, sizeof b, "d%03d/%016llx%016llx", i % 211, static_cast<unsigned long long>(rng()),
+                  static_cast<unsigned long long>(rng()));
+    names.push_back(b);
+    ASSERT_TRUE(w.add_bytes(names.back(), test::to_bytes("the body of member " + std::to_string(i))).ok());
+  }
+  TempDir tmp;
+  ASSERT_TRUE(w.write(tmp / "l.mmar").ok());
+  auto bytes = std::make_shared<std::vector<std::byte>>(test::read_file(tmp / "l.mmar"));
+  const auto sb = superblock(*bytes);
+  ASSERT_NE(sb.sb_flags & format::kSbFlagIndexFramed, 0u);
+  ASSERT_GT(sb.sb_index_size, 300u << 10) << "larger than what open reads";
+  auto reads = std::make_shared<std::atomic<int>>(0);
+  auto fail_after = std::make_shared<std::atomic<int>>(1 << 30);
+  auto remote = Source::from_reader("l.mmar", bytes->size(),
+                                    [=](uint64_t off, std::span<std::byte> out) -> Result<void> {
+                                      if (++*reads > *fail_after) return Error(Errc::io, "l.mmar: connection reset");
+                                      std::memcpy(out.data(), bytes->data() + off, out.size());
+                                      return success();
+                                    });
+  auto a = Archive::open(remote);
+  ASSERT_TRUE(a.ok()) << a.error().message();
+  EXPECT_EQ(reads->load(), 2);
+  std::sort(names.begin(), names.end());
+  for (int i : {0, 7777, 19999}) {
+    const int before = reads->load();
+    auto m = a->find(names[static_cast<size_t>(i)]);
+    ASSERT_TRUE(m.ok()) << m.error().message();
+    EXPECT_EQ(m->index, static_cast<uint32_t>(i));
+    EXPECT_LE(reads->load() - before, 2) << "the run's entries, then its names: lookup " << i;
+  }
+  auto plain_ok = Archive::open(Source::borrow(*bytes, "mapped.mmar"));
+  ASSERT_TRUE(plain_ok.ok());
+  EXPECT_EQ(listing(*plain_ok), listing(*a));
+  // A fresh reader whose third read fails: the lookup is an error.
+  *fail_after = 2;
+  *reads = 0;
+  auto b = Archive::open(remote);
+  ASSERT_TRUE(b.ok()) << b.error().message();
+  auto m = b->find(names[12345]);
+  ASSERT_FALSE(m.ok());
+  EXPECT_ERROR_CONTAINS(m.error().message(), "connection reset");
 }
 
 UniqueFd content_fd(const TempDir& tmp, const std::string& name, const std::string& content) {

@@ -119,8 +119,12 @@ TEST(Range, ColdLookupOfACompressedIndexIsTwoReadsThenTheMember) {
     auto y = a->at(i);
     ASSERT_TRUE(x.ok() && y.ok());
     EXPECT_EQ(x->name, y->name);
-    EXPECT_EQ(a->find(x->name)->index, i);
-    EXPECT_EQ(plain->read(*x)->str(), a->read(*y)->str());
+    auto found = a->find(x->name);
+    ASSERT_TRUE(found.ok()) << found.error().message();
+    EXPECT_EQ(found->index, i);
+    auto rx = plain->read(*x), ry = a->read(*y);
+    ASSERT_TRUE(rx.ok() && ry.ok());
+    EXPECT_EQ(rx->str(), ry->str());
   }
 }
 

@@ -11,15 +11,16 @@ const Verb kCompact{"compact",
                     "[-f] ARCHIVE [--compress zstd|xz|none] [--level N] [--threshold BYTES]",
                     "Rewrite ARCHIVE (atomically) keeping only what its current generation uses: the data that\n"
                     "updates through a writable mount superseded is dropped. Stored bytes are copied as they\n"
-                    "are (frames are not recompressed) and the index stored as `mmar create` would; --compress,\n"
-                    "--level, --threshold, --frame-size or --index rewrite every member as `mmar create` would.",
+                    "are (frames are not recompressed), the index as --index says (default: as `mmar create`\n"
+                    "would); --compress, --level, --threshold or --frame-size recompress every member as\n"
+                    "`mmar create` would.",
                     {
                         {"file", 'f', true, "ARCHIVE", "the archive"},
                         {"compress", 0, true, "CODEC", "zstd (default), xz or none"},
                         {"level", 0, true, "N", "compression level"},
                         {"threshold", 0, true, "BYTES", "compress members larger than this (default 16)"},
                         {"frame-size", 0, true, "BYTES", "frame size when recompressing (default 128K)"},
-                        {"index", 0, true, "HOW", "rewrite with the index auto, plain or compressed (as create)"},
+                        {"index", 0, true, "HOW", "store the index auto, plain or compressed (as create)"},
                     }};
 
 }  // namespace
@@ -60,7 +61,7 @@ int run_compact(int argc, char** argv) {
   auto before = Archive::open(path);
   if (!before.ok()) return fail(before.error());
   const uint64_t old_size = before->source().size();
-  if (!p.has("compress") && !p.has("level") && !p.has("threshold") && !p.has("frame-size") && !p.has("index")) {
+  if (!p.has("compress") && !p.has("level") && !p.has("threshold") && !p.has("frame-size")) {
     // Copy what the current generation uses, as stored, under the lock
     // (nobody commits in between). The updater reads the copy back before
     // it replaces the archive, so damaged data is refused ("not
@@ -69,7 +70,7 @@ int run_compact(int argc, char** argv) {
     auto u = ArchiveUpdater::open(path, {.compact_ratio = 0});
     if (!u.ok()) return fail(u.error());
     Progress progress("compact");
-    auto c = u->compact([&](uint64_t done, uint64_t total) { progress.update(done, total); });
+    auto c = u->compact([&](uint64_t done, uint64_t total) { progress.update(done, total); }, o.index);
     progress.finish();
     if (!c.ok()) return fail(c.error());
     std::printf("%s: %u members, %llu -> %llu bytes\n", path.c_str(), u->size(),

@@ -42,7 +42,7 @@ const Verb kCreate{
         {"align", 0, true, "BYTES", "page alignment of raw members: 4096 (default), 8192, 16384, 32768 or 65536"},
         {"index", 0, true, "HOW", "compressed: the index in zstd frames, inflated a frame at a time (smaller);\n"
                                   "                               plain: mapped and searched in place; auto (default): compressed\n"
-                                  "                               when any member is"},
+                                  "                               when any member is, up to 16 MiB of index"},
         {"format", 0, true, "FMT",
          "mmar (default) or ctf (binutils libctf CTF archive): its members are dicts;\n"
          "                               an ELF PATH gives its .ctf section's dict, a CTF archive PATH\n"
