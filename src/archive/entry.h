@@ -29,6 +29,9 @@ struct EntryContext {
   uint64_t file_size;       // member data must lie below this
   uint64_t align;           // the archive's page alignment
   uint64_t entry_offset;    // file offset of the entry (for messages)
+  // false: entry_offset is a compressed index's, the entry's fields have no
+  // file offset of their own (messages name the index's).
+  bool exact = true;
 };
 
 // Entry `index` with its name: every rule of docs/FORMAT.md checked; the

@@ -367,6 +367,9 @@ struct Archive::Impl {
     }
     return lazy_index.get(fetch_index, index_bytes, off, len);
   }
+  // Where messages say an entry is: its file offset, or for a compressed
+  // index the index's own (the entry is inflated bytes, not the file's).
+  uint64_t entry_file_offset(uint64_t eoff) const { return sb.sb_index_offset + (framed_index ? 0 : eoff); }
   // Frame k of a compressed index, inflated and kept (index_frames[k]).
   Result<const std::byte*> load_index_frame(uint32_t k) const;
   mutable std::unique_ptr<std::atomic<const std::byte*>[]> index_frames;  // one per frame of a compressed index
@@ -883,7 +886,7 @@ Result<std::string_view> Archive::Impl::name_at(uint32_t i) const {
   const uint64_t names_start = uint64_t{count} * format::kEntrySize;
   if (e.me_name_len == 0 || e.me_name_len > kMaxNameLength ||
       !in_bounds(e.me_name_offset, e.me_name_len, names_size)) {
-    return member_malformed(file(), i, sb.sb_index_offset + eoff + 40,
+    return member_malformed(file(), i, entry_file_offset(eoff) + (framed_index ? 0 : 40),
                             "name [" + std::to_string(e.me_name_offset.get()) + ", +" +
                                 std::to_string(e.me_name_len.get()) + ") outside the name table (" +
                                 std::to_string(names_size) + " bytes)");
@@ -912,17 +915,18 @@ Result<Member> Archive::Impl::mmar_entry(uint32_t i) const {
   auto e = load<format::Entry>(ep);
   MMAR_ASSIGN(std::string_view name, name_at(i));
   MMAR_ASSIGN(std::span<const std::byte> attr_bytes, attr_record(e));
-  EntryContext ctx{file(), count, source.size(), align, sb.sb_index_offset + eoff};
+  EntryContext ctx{file(), count, source.size(), align, entry_file_offset(eoff), !framed_index};
   return decode_entry(e, i, name, ctx, attr_bytes);
 }
 
 Result<Member> decode_entry(const format::Entry& e, uint32_t i, std::string_view name, const EntryContext& ctx,
                             std::span<const std::byte> attr_bytes) {
   const uint64_t abs = ctx.entry_offset;
+  auto at = [&](uint64_t field) { return ctx.exact ? abs + field : abs; };
   const std::string& file = ctx.file;
   const uint32_t count = ctx.count;
   const uint64_t align = ctx.align;
-  if (const char* why = name_problem(name)) return member_malformed(file, i, abs + 40, why);
+  if (const char* why = name_problem(name)) return member_malformed(file, i, at(40), why);
   Member m;
   m.index = i;
   m.name = name;
@@ -933,32 +937,32 @@ Result<Member> decode_entry(const format::Entry& e, uint32_t i, std::string_view
   m.mtime_ns = static_cast<int64_t>(e.me_mtime_ns.get());
   m.mode = e.me_mode;
   if (e.me_codec > static_cast<uint8_t>(format::EntryCodec::extents)) {
-    return member_malformed(file, i, abs + 56, "unknown codec " + std::to_string(e.me_codec));
+    return member_malformed(file, i, at(56), "unknown codec " + std::to_string(e.me_codec));
   }
   m.codec = static_cast<Codec>(e.me_codec);
   if (e.me_kind > static_cast<uint8_t>(Kind::btf_index)) {
-    return member_malformed(file, i, abs + 57, "unknown kind " + std::to_string(e.me_kind));
+    return member_malformed(file, i, at(57), "unknown kind " + std::to_string(e.me_kind));
   }
   m.kind = static_cast<Kind>(e.me_kind);
   const uint16_t flags = e.me_flags;
-  if ((flags & ~format::kKnownFlags) != 0) return member_malformed(file, i, abs + 58, "unknown flags " + hex(flags));
+  if ((flags & ~format::kKnownFlags) != 0) return member_malformed(file, i, at(58), "unknown flags " + hex(flags));
   m.page_aligned = (flags & format::kFlagPageAligned) != 0;
   m.has_btf = (flags & format::kFlagHasBtf) != 0;
   m.framed = (flags & format::kFlagFramed) != 0;
   m.chunk_sums = (flags & format::kFlagChunkSums) != 0;
   m.stream_offset = e.me_stream_offset;
-  if (!m.framed && m.stream_offset != 0) return member_malformed(file, i, abs + 60, "stream offset without a frame stream");
+  if (!m.framed && m.stream_offset != 0) return member_malformed(file, i, at(60), "stream offset without a frame stream");
   if (m.framed) {
     // The stream's own table is checked when it is read (frames.cpp); here
     // what the entry alone can tell.
     if (m.codec != Codec::zstd && m.codec != Codec::xz) {
-      return member_malformed(file, i, abs + 56, "a frame stream with codec " + std::to_string(e.me_codec));
+      return member_malformed(file, i, at(56), "a frame stream with codec " + std::to_string(e.me_codec));
     }
     if ((m.mode & S_IFMT) != S_IFREG || m.size == 0 || m.page_aligned) {
-      return member_malformed(file, i, abs + 58, "a frame stream for an empty, aligned or non-regular member");
+      return member_malformed(file, i, at(58), "a frame stream for an empty, aligned or non-regular member");
     }
     if (m.stored_size < frames::table_bytes(2, 1) + 1) {  // the smallest stream: v2, one frame of one byte
-      return member_malformed(file, i, abs + 8, "a frame stream of " + std::to_string(m.stored_size) + " bytes");
+      return member_malformed(file, i, at(8), "a frame stream of " + std::to_string(m.stored_size) + " bytes");
     }
   }
   if (m.chunk_sums) {
@@ -966,7 +970,7 @@ Result<Member> decode_entry(const format::Entry& e, uint32_t i, std::string_view
     // alone can tell: a raw regular file, and room for a header and two
     // sums between the header area and the data.
     if (m.codec != Codec::none || (m.mode & S_IFMT) != S_IFREG || m.framed || m.size == 0) {
-      return member_malformed(file, i, abs + 58, "chunk checksums for a member that is not a raw regular file");
+      return member_malformed(file, i, at(58), "chunk checksums for a member that is not a raw regular file");
     }
     if (m.data_offset < format::kHeaderAreaSize + sizeof(format::ChunkSumsHeader) + 2 * sizeof(uint64_t)) {
       return member_malformed(file, i, abs, "no room for chunk checksums before data offset " + hex(m.data_offset));
@@ -974,24 +978,24 @@ Result<Member> decode_entry(const format::Entry& e, uint32_t i, std::string_view
   }
   if (e.me_link != format::kNoLink) {
     if (e.me_link >= count || e.me_link == i) {
-      return member_malformed(file, i, abs + 52, "link to member " + std::to_string(e.me_link.get()));
+      return member_malformed(file, i, at(52), "link to member " + std::to_string(e.me_link.get()));
     }
     m.link = e.me_link;
   }
   const uint32_t type = m.mode & S_IFMT;
   const bool special = type == S_IFCHR || type == S_IFBLK || type == S_IFIFO || type == S_IFSOCK;
   if (type != S_IFREG && type != S_IFDIR && type != S_IFLNK && !special) {
-    return member_malformed(file, i, abs + 48, "unsupported file type in mode " + hex(m.mode));
+    return member_malformed(file, i, at(48), "unsupported file type in mode " + hex(m.mode));
   }
-  if ((m.mode & ~(S_IFMT | 07777u)) != 0) return member_malformed(file, i, abs + 48, "unknown mode bits " + hex(m.mode));
+  if ((m.mode & ~(S_IFMT | 07777u)) != 0) return member_malformed(file, i, at(48), "unknown mode bits " + hex(m.mode));
   if (special && (m.size != 0 || m.stored_size != 0 || m.codec != Codec::none || m.kind != Kind::data ||
                   (flags & ~format::kFlagAttrs) != 0 || m.link)) {
-    return member_malformed(file, i, abs + 48, "a device, FIFO or socket with data");
+    return member_malformed(file, i, at(48), "a device, FIFO or socket with data");
   }
   if ((flags & format::kFlagAttrs) != 0) {
     auto d = attrs::parse(attr_bytes, m.mode);
     if (!d.ok()) {
-      return member_malformed(file, i, abs + 58, d.error().message() + " (after the name at name table offset " +
+      return member_malformed(file, i, at(58), d.error().message() + " (after the name at name table offset " +
                                                      std::to_string(e.me_name_offset.get() + e.me_name_len.get()) + ")");
     }
     m.has_owner = d->has_owner;
@@ -1004,24 +1008,24 @@ Result<Member> decode_entry(const format::Entry& e, uint32_t i, std::string_view
   }
   if (m.codec == Codec::none && m.stored_size != m.size) {
     return member_malformed(
-        file, i, abs + 8,
+        file, i, at(8),
         "raw member with stored size " + std::to_string(m.stored_size) + " != size " + std::to_string(m.size));
   }
   if (m.codec == Codec::extents && type != S_IFREG) {
-    return member_malformed(file, i, abs + 56, "an extent map for a member that is not a regular file");
+    return member_malformed(file, i, at(56), "an extent map for a member that is not a regular file");
   }
   if (m.codec == Codec::extents && m.size > ctx.file_size) {
     // Its data lies in this file: a member larger than the file would be
     // mostly holes, which updates never write (FORMAT.md, "Extent maps").
-    return member_malformed(file, i, abs + 16,
+    return member_malformed(file, i, at(16),
                             "extent-mapped member of " + std::to_string(m.size) + " bytes in a file of " +
                                 std::to_string(ctx.file_size));
   }
   if (type == S_IFDIR && (m.size != 0 || m.stored_size != 0)) {
-    return member_malformed(file, i, abs + 16, "directory with data");
+    return member_malformed(file, i, at(16), "directory with data");
   }
   if (m.codec != Codec::none && m.stored_size == 0) {
-    return member_malformed(file, i, abs + 8, "compressed member with no stored bytes");
+    return member_malformed(file, i, at(8), "compressed member with no stored bytes");
   }
   if (m.stored_size != 0 &&
       (m.data_offset < format::kHeaderAreaSize || !in_bounds(m.data_offset, m.stored_size, ctx.file_size))) {

@@ -20,6 +20,7 @@
 #include "archive/frames.h"
 #include "mmar/archive.h"
 #include "mmar/unique_fd.h"
+#include "support/hex.h"
 #include "support/test_support.h"
 
 namespace mmar {
@@ -303,6 +304,8 @@ TEST(IndexCompressed, HostileEntriesInsideAreErrorsWithBoundedMemory) {
     auto m = a->at(7);
     ASSERT_FALSE(m.ok());
     EXPECT_ERROR_CONTAINS(m.error().message(), "h.mmar: member 7: name [");
+    // At the compressed index's offset: the entry has none of its own.
+    EXPECT_ERROR_CONTAINS(m.error().message(), "(at offset " + hex(superblock(b).sb_index_offset) + ")");
     EXPECT_TRUE(a->at(8).ok());
   }
   {
