@@ -11,7 +11,10 @@
 //  - ArchiveProbe (preads, the name fence) finds every member of an archive
 //    that verify() passes at the same index (archives with index deltas and
 //    extent maps are Archive's alone), and btf_find_in_archive answers
-//    (or fails cleanly) on every member.
+//    (or fails cleanly) on every member;
+//  - the same index stored compressed (docs/FORMAT.md "Compressed index",
+//    written in place of the plain one, the file's size kept) gives the
+//    same answers: every member ok or not alike, same name, place and bytes.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -20,6 +23,12 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <xxhash.h>
+
+#include <vector>
+
+#include "archive/format.h"
+#include "archive/frames.h"
 #include "archive/probe.h"
 #include "mmar/archive.h"
 #include "mmar/btf.h"
@@ -68,6 +77,56 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     auto f = a->find(m->name);
     if (f.ok() && f->name != m->name) std::abort();
+  }
+  // The same archive with its (plain, whole) index stored compressed.
+  if (a->format() == mmar::Format::mmar && size >= mmar::format::kHeaderAreaSize) {
+    // The slot in use: valid, of the generation the reader chose.
+    mmar::format::Superblock sb;
+    std::memcpy(&sb, data, sizeof sb);
+    if (XXH3_64bits(&sb, offsetof(mmar::format::Superblock, sb_xxh3)) != sb.sb_xxh3 ||
+        sb.sb_generation != a->generation()) {
+      std::memcpy(&sb, data + mmar::format::kSuperblockSize, sizeof sb);
+    }
+    const uint64_t off = sb.sb_index_offset, len = sb.sb_index_size;
+    if (sb.sb_flags == (sb.sb_flags & (mmar::format::kSbFlagFramed | mmar::format::kSbFlagFramed2)) && len > 0 &&
+        off <= size && len <= size - off) {
+      auto stored = mmar::frames::encode_stream(bytes.subspan(off, len), 1, mmar::format::kIndexFrameLog2);
+      if (stored.ok() && stored->size() <= size - off) {
+        std::vector<std::byte> v(bytes.begin(), bytes.end());
+        std::memset(v.data() + off, 0, len);
+        std::memcpy(v.data() + off, stored->data(), stored->size());
+        sb.sb_flags = sb.sb_flags | mmar::format::kSbFlagIndexFramed;
+        sb.sb_index_size = stored->size();
+        sb.sb_index_xxh3 = XXH3_64bits(stored->data(), stored->size());
+        sb.sb_xxh3 = XXH3_64bits(&sb, offsetof(mmar::format::Superblock, sb_xxh3));
+        std::memcpy(v.data(), &sb, sizeof sb);
+        std::memcpy(v.data() + mmar::format::kSuperblockSize, &sb, sizeof sb);
+        auto b = mmar::Archive::open(mmar::Source::borrow(v, "fuzz-cidx"), options);
+        if (b.ok()) {
+          if (b->size() != a->size()) std::abort();
+          for (uint32_t i = 0; i < n; ++i) {
+            auto ma = a->at(i);
+            auto mb = b->at(i);
+            if (ma.ok() != mb.ok()) std::abort();
+            if (!ma.ok()) continue;
+            if (ma->name != mb->name || ma->data_offset != mb->data_offset || ma->size != mb->size ||
+                ma->xxh3 != mb->xxh3) {
+              std::abort();
+            }
+            auto fa = a->find(ma->name);
+            auto fb = b->find(ma->name);
+            if (fa.ok() != fb.ok() || (fa.ok() && fa->index != fb->index)) std::abort();
+            // Bytes stored where the plain index was differ: not compared.
+            if (ma->stored_size > 0 && ma->data_offset < off + len && off < ma->data_offset + ma->stored_size) continue;
+            auto da = a->read(*ma);
+            auto db = b->read(*mb);
+            if (da.ok() && db.ok() && (da->size() != db->size() || std::memcmp(da->data(), db->data(), da->size()) != 0)) {
+              std::abort();
+            }
+          }
+        }
+      }
+    }
   }
   auto problems = a->verify();
   if (!problems.ok() && a->format() == mmar::Format::mmar) {
