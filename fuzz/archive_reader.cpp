@@ -120,7 +120,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             if (ma->stored_size > 0 && ma->data_offset < off + len && off < ma->data_offset + ma->stored_size) continue;
             auto da = a->read(*ma);
             auto db = b->read(*mb);
-            if (da.ok() && db.ok() && (da->size() != db->size() || std::memcmp(da->data(), db->data(), da->size()) != 0)) {
+            if (da.ok() && db.ok() &&
+                (da->size() != db->size() ||
+                 (da->size() > 0 && std::memcmp(da->data(), db->data(), da->size()) != 0))) {
               std::abort();
             }
           }
