@@ -15,6 +15,7 @@
 #include <cstring>
 #include <functional>
 #include <random>
+#include <thread>
 
 #include "archive/format.h"
 #include "archive/frames.h"
@@ -398,6 +399,43 @@ TEST(IndexCompressed, ALargeIndexOverARangeReaderReadsItsRunsFrames) {
   auto m = b->find(names[12345]);
   ASSERT_FALSE(m.ok());
   EXPECT_ERROR_CONTAINS(m.error().message(), "connection reset");
+}
+
+// Threads looking up and listing through one Archive: frames inflated once
+// and published to all (mapped), runs shared through the lazy index
+// (pread); every answer as the plain index gives it. (ThreadSanitizer runs
+// this too.)
+TEST(IndexCompressed, ConcurrentLookupsAgree) {
+  TempDir tmp;
+  test::write_file(tmp / "c.mmar", compressed());
+  for (bool pread : {false, true}) {
+    SCOPED_TRACE(pread ? "pread" : "mapped");
+    auto src = Source::open(tmp / "c.mmar", {.force_pread = pread});
+    ASSERT_TRUE(src.ok());
+    auto a = Archive::open(std::move(*src));
+    ASSERT_TRUE(a.ok()) << a.error().message();
+    std::atomic<int> wrong{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t) {
+      threads.emplace_back([&, t] {
+        std::mt19937 rng(static_cast<unsigned>(t));
+        for (int n = 0; n < 400; ++n) {
+          const int i = static_cast<int>(rng() % kMembers);
+          auto m = a->find(name_of(i));
+          if (!m.ok() || m->name != name_of(i)) {
+            ++wrong;
+            continue;
+          }
+          auto bytes = a->read(*m);
+          if (!bytes.ok() || std::string(reinterpret_cast<const char*>(bytes->data()), bytes->size()) != body_of(i)) {
+            ++wrong;
+          }
+        }
+      });
+    }
+    for (auto& th : threads) th.join();
+    EXPECT_EQ(wrong.load(), 0);
+  }
 }
 
 UniqueFd content_fd(const TempDir& tmp, const std::string& name, const std::string& content) {
