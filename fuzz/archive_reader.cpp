@@ -29,6 +29,7 @@
 
 #include "archive/format.h"
 #include "archive/frames.h"
+#include "archive/index_codec.h"
 #include "archive/probe.h"
 #include "mmar/archive.h"
 #include "mmar/btf.h"
@@ -90,12 +91,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const uint64_t off = sb.sb_index_offset, len = sb.sb_index_size;
     if (sb.sb_flags == (sb.sb_flags & (mmar::format::kSbFlagFramed | mmar::format::kSbFlagFramed2)) && len > 0 &&
         off <= size && len <= size - off) {
-      auto stored = mmar::frames::encode_stream(bytes.subspan(off, len), 1, mmar::format::kIndexFrameLog2);
+      // Both forms a reader reads: with predicted offsets (what writers
+      // write) and without (archives written before them).
+      std::vector<std::byte> plain(bytes.begin() + static_cast<ptrdiff_t>(off),
+                                   bytes.begin() + static_cast<ptrdiff_t>(off + len));
+      const uint64_t table = uint64_t{sb.sb_member_count} * mmar::format::kEntrySize;
+      const bool predicted = (size & 1) != 0 && table <= len;
+      if (predicted) mmar::index_codec::predict_offsets(std::span(plain).first(static_cast<size_t>(table)), 0);
+      auto stored = mmar::frames::encode_stream(plain, 1, mmar::format::kIndexFrameLog2);
       if (stored.ok() && stored->size() <= size - off) {
         std::vector<std::byte> v(bytes.begin(), bytes.end());
         std::memset(v.data() + off, 0, len);
         std::memcpy(v.data() + off, stored->data(), stored->size());
-        sb.sb_flags = sb.sb_flags | mmar::format::kSbFlagIndexFramed;
+        sb.sb_flags = sb.sb_flags | mmar::format::kSbFlagIndexFramed |
+                      (predicted ? mmar::format::kSbFlagIndexPredicted : 0);
         sb.sb_index_size = stored->size();
         sb.sb_index_xxh3 = XXH3_64bits(stored->data(), stored->size());
         sb.sb_xxh3 = XXH3_64bits(&sb, offsetof(mmar::format::Superblock, sb_xxh3));

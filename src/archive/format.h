@@ -45,9 +45,18 @@ inline constexpr uint32_t kSbFlagFramed2 = 1u << 2;     // frame streams may hav
 // The index (member table and names; never an index delta) is stored as a
 // v2 frame stream of zstd frames ("Compressed index").
 inline constexpr uint32_t kSbFlagIndexFramed = 1u << 3;
-inline constexpr uint32_t kKnownSbFlags = kSbFlagIndexDelta | kSbFlagFramed | kSbFlagFramed2 | kSbFlagIndexFramed;
+// With kSbFlagIndexFramed only: in each frame of the compressed index, an
+// entry's name offset, and its stream offset when it shares the entry
+// before's stream, are stored as differences from what that entry predicts
+// ("Compressed index", "Predicted offsets").
+inline constexpr uint32_t kSbFlagIndexPredicted = 1u << 4;
+inline constexpr uint32_t kKnownSbFlags =
+    kSbFlagIndexDelta | kSbFlagFramed | kSbFlagFramed2 | kSbFlagIndexFramed | kSbFlagIndexPredicted;
 // Frames of a compressed index: 64 KiB (a lookup inflates one or two).
 inline constexpr uint8_t kIndexFrameLog2 = 16;
+// Entries per frame of a compressed index: frames hold whole entries, and
+// offset prediction starts afresh with each frame's first.
+inline constexpr uint32_t kIndexFrameEntries = (uint32_t{1} << kIndexFrameLog2) / 64;
 // A compressed index inflates to at most this many times its stored size
 // (real ones: about 5); a writer stores a more compressible one plain.
 inline constexpr uint64_t kMaxIndexRatio = 64;

@@ -65,8 +65,8 @@ std::vector<std::byte> IndexBuilder::delta_bytes(const format::DeltaHeader& head
   return out;
 }
 
-Result<std::vector<std::byte>> store_index(std::vector<std::byte> plain, IndexStorage how, bool compressed_members,
-                                           uint32_t& flags) {
+Result<std::vector<std::byte>> store_index(std::vector<std::byte> plain, uint32_t member_count, IndexStorage how,
+                                           bool compressed_members, uint32_t& flags) {
   // automatic: up to 16 MiB of index (some 200,000 members). Beyond, a fence
   // run spans several frames, and a cold lookup would inflate them all
   // (bench/RESULTS.md): the index stays mapped in place.
@@ -76,10 +76,66 @@ Result<std::vector<std::byte>> store_index(std::vector<std::byte> plain, IndexSt
   // Level 9 where it costs little (15 ms for 6,000 members; 2-5 % smaller
   // than level 3: bench/RESULTS.md), 3 for indexes of more than 8 MiB.
   const int level = plain.size() <= (size_t{8} << 20) ? 9 : 3;
-  MMAR_ASSIGN(std::vector<std::byte> stored, frames::encode_stream(plain, level, format::kIndexFrameLog2));
+  const uint64_t table = uint64_t{member_count} * format::kEntrySize;
+  if (table > plain.size()) return Error(Errc::invalid_argument, "store_index: more members than the index holds");
+  std::vector<std::byte> coded = plain;
+  predict_offsets(std::span<std::byte>(coded.data(), static_cast<size_t>(table)), 0);
+  MMAR_ASSIGN(std::vector<std::byte> stored, frames::encode_stream(coded, level, format::kIndexFrameLog2));
   if (plain.size() / format::kMaxIndexRatio > stored.size()) return plain;  // readers refuse such a ratio
-  flags |= format::kSbFlagIndexFramed;
+  flags |= format::kSbFlagIndexFramed | format::kSbFlagIndexPredicted;
   return stored;
+}
+
+namespace {
+
+// What entry `p` predicts for the entry after it: its name right after p's
+// name (and attribute record: the difference is then that record's size),
+// and, when both are frame streams at the same stored bytes (members packed
+// together), its bytes right after p's in the stream.
+struct Prediction {
+  uint32_t name_offset;
+  bool shares_stream;
+  uint32_t stream_offset;
+};
+
+Prediction predict(const format::Entry& p, const format::Entry& e) {
+  const auto streamed = [](const format::Entry& x) { return (x.me_flags & format::kFlagFramed) != 0; };
+  Prediction r{};
+  r.name_offset = static_cast<uint32_t>(p.me_name_offset + p.me_name_len);
+  r.shares_stream = streamed(p) && streamed(e) && p.me_data_offset == e.me_data_offset &&
+                    p.me_stored_size == e.me_stored_size;
+  r.stream_offset = static_cast<uint32_t>(p.me_stream_offset + p.me_size);
+  return r;
+}
+
+}  // namespace
+
+void predict_offsets(std::span<std::byte> entries, uint64_t first) {
+  // Backwards, so each prediction comes from the entry before as it is.
+  for (size_t j = entries.size() / format::kEntrySize; j-- > 1;) {
+    if ((first + j) % format::kIndexFrameEntries == 0) continue;
+    std::byte* at = entries.data() + j * format::kEntrySize;
+    const auto p = load<format::Entry>(at - format::kEntrySize);
+    auto e = load<format::Entry>(at);
+    const Prediction r = predict(p, e);
+    e.me_name_offset = static_cast<uint32_t>(e.me_name_offset - r.name_offset);
+    if (r.shares_stream) e.me_stream_offset = static_cast<uint32_t>(e.me_stream_offset - r.stream_offset);
+    std::memcpy(at, &e, sizeof e);
+  }
+}
+
+void unpredict_offsets(std::span<std::byte> entries, uint64_t first) {
+  // Forwards: each entry from the one before, already restored.
+  for (size_t j = 1; j < entries.size() / format::kEntrySize; ++j) {
+    if ((first + j) % format::kIndexFrameEntries == 0) continue;
+    std::byte* at = entries.data() + j * format::kEntrySize;
+    const auto p = load<format::Entry>(at - format::kEntrySize);
+    auto e = load<format::Entry>(at);
+    const Prediction r = predict(p, e);
+    e.me_name_offset = static_cast<uint32_t>(e.me_name_offset + r.name_offset);
+    if (r.shares_stream) e.me_stream_offset = static_cast<uint32_t>(e.me_stream_offset + r.stream_offset);
+    std::memcpy(at, &e, sizeof e);
+  }
 }
 
 format::Superblock make_superblock(uint64_t generation, uint8_t align_log2, uint32_t flags, uint64_t index_offset,

@@ -46,10 +46,22 @@ inline constexpr size_t kAutoIndexLimit = size_t{16} << 20;
 // The bytes to store for index `plain` (member table + names): itself, or
 // (IndexStorage::compressed; automatic when `compressed_members` and at most
 // kAutoIndexLimit) a frame
-// stream of it (docs/FORMAT.md "Compressed index"), kSbFlagIndexFramed then
-// set in `flags`. An empty index is always plain.
-Result<std::vector<std::byte>> store_index(std::vector<std::byte> plain, IndexStorage how, bool compressed_members,
-                                           uint32_t& flags);
+// stream of it with predicted offsets (docs/FORMAT.md "Compressed index"),
+// kSbFlagIndexFramed and kSbFlagIndexPredicted then set in `flags`. An empty
+// index is always plain. `member_count`: the entries at the start of `plain`.
+Result<std::vector<std::byte>> store_index(std::vector<std::byte> plain, uint32_t member_count, IndexStorage how,
+                                           bool compressed_members, uint32_t& flags);
+
+// Offset prediction in a compressed index (kSbFlagIndexPredicted,
+// docs/FORMAT.md "Predicted offsets"). `entries` are the member table's
+// entries first … first + n - 1 (whole entries; a frame's, or all of them).
+// predict_offsets turns each entry's name and stream offsets into
+// differences from what the entry before predicts; unpredict_offsets undoes
+// it. Both reset at every multiple of kIndexFrameEntries, so a frame decodes
+// alone. Any bytes round-trip (arithmetic is modulo 2^32): nothing here
+// validates; the entries are checked when read.
+void predict_offsets(std::span<std::byte> entries, uint64_t first);
+void unpredict_offsets(std::span<std::byte> entries, uint64_t first);
 
 // A superblock for an index at `index_offset` whose bytes are `index`.
 format::Superblock make_superblock(uint64_t generation, uint8_t align_log2, uint32_t flags, uint64_t index_offset,

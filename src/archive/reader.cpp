@@ -483,6 +483,9 @@ Result<SuperblockChoice> choose_superblock(const std::string& file, const std::b
     // Deltas apply to plain member tables only (FORMAT.md "Compressed index").
     return malformed(file, sb_off + 12, "an index delta over a compressed index");
   }
+  if ((sb.sb_flags & format::kSbFlagIndexPredicted) != 0 && !framed) {
+    return malformed(file, sb_off + 12, "predicted offsets without a compressed index");
+  }
   if (delta || framed) {
     // An index delta: its own header says how large it is (merge_delta_chain).
     // A compressed index: its frame table does (open_mmar).
@@ -1486,17 +1489,28 @@ Result<Bytes> Archive::Impl::inflate_index(uint64_t begin, uint64_t end) const {
   }
   std::vector<std::byte> out(static_cast<size_t>(end - begin));  // at most a block or a fence run (LazyIndex)
   std::vector<std::byte> whole;
+  const bool predicted = (sb.sb_flags & format::kSbFlagIndexPredicted) != 0;
+  const uint64_t table_bytes = uint64_t{count} * format::kEntrySize;
   for (size_t i = 0; i < fs.size(); ++i) {
     const frames::Frame& f = fs[i];
     const uint64_t fbegin = uint64_t{f.index} << t.log2;
     const uint64_t at = std::max(begin, fbegin);
     const uint64_t take = std::min<uint64_t>(end, fbegin + f.inflated) - at;
+    // A frame's entries (whole ones: frames are multiples of 64 bytes) lose
+    // their predicted offsets once it is inflated whole.
+    const auto unpredict = [&](std::span<std::byte> frame) {
+      if (!predicted || fbegin >= table_bytes) return;
+      const uint64_t n = std::min<uint64_t>(frame.size(), table_bytes - fbegin);
+      index_codec::unpredict_offsets(frame.first(static_cast<size_t>(n)), fbegin / format::kEntrySize);
+    };
     if (at == fbegin && take == f.inflated) {
-      MMAR_TRY(frames::inflate_frame(t, f, Codec::zstd, stored[i].span(),
-                                     std::span<std::byte>(out.data() + (at - begin), take), true, what, base));
+      const std::span<std::byte> to(out.data() + (at - begin), take);
+      MMAR_TRY(frames::inflate_frame(t, f, Codec::zstd, stored[i].span(), to, true, what, base));
+      unpredict(to);
     } else {
       whole.resize(static_cast<size_t>(f.inflated));
       MMAR_TRY(frames::inflate_frame(t, f, Codec::zstd, stored[i].span(), whole, true, what, base));
+      unpredict(whole);
       std::memcpy(out.data() + (at - begin), whole.data() + (at - fbegin), take);
     }
   }

@@ -918,7 +918,8 @@ Result<void> ArchiveUpdater::Impl::compact(const std::function<void(uint64_t, ui
   bool any_compressed = false;
   for (const auto& [name, te] : next) any_compressed = any_compressed || te.e.me_codec == 1 || te.e.me_codec == 2;
   MMAR_ASSIGN(std::vector<std::byte> index,
-              index_codec::store_index(full_index(next), index_storage, any_compressed, flags));
+              index_codec::store_index(full_index(next), static_cast<uint32_t>(next.size()), index_storage,
+                                                any_compressed, flags));
   MMAR_TRY(pwrite_full(out.fd(), index.data(), index.size(), offset, out.temp_path()));
   const uint64_t new_generation = generation + 1;
   format::Superblock sb = index_codec::make_superblock(new_generation, align_log2, flags, offset, index,

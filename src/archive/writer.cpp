@@ -1332,7 +1332,8 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
   const uint64_t index_offset = offset;
   uint32_t flags = (any_framed ? format::kSbFlagFramed : 0) | (any_framed2 ? format::kSbFlagFramed2 : 0);
   MMAR_ASSIGN(std::vector<std::byte> index,
-              index_codec::store_index(entries.bytes(), options.index, stats.compressed_members > 0, flags));
+              index_codec::store_index(entries.bytes(), static_cast<uint32_t>(entries.count()), options.index,
+                                                stats.compressed_members > 0, flags));
   MMAR_TRY(pwrite_all(fd, index, index_offset, path));
   format::Superblock sb = index_codec::make_superblock(1, align_log2, flags, index_offset, index,
                                                        static_cast<uint32_t>(entries.count()));

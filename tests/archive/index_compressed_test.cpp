@@ -19,6 +19,7 @@
 
 #include "archive/format.h"
 #include "archive/frames.h"
+#include "archive/index_codec.h"
 #include "mmar/archive.h"
 #include "mmar/unique_fd.h"
 #include "support/hex.h"
@@ -114,10 +115,16 @@ TEST(IndexCompressed, SameArchiveAsThePlainIndexMappedAndRead) {
   EXPECT_EQ(t->log2, 16);
   EXPECT_EQ(t->size, sp.sb_index_size);
   EXPECT_GE(t->count, 4u);
-  auto whole = frames::inflate_stream(std::span(packed).subspan(sc.sb_index_offset, sc.sb_index_size), 1u << 30,
-                                      "index", sc.sb_index_offset);
-  ASSERT_TRUE(whole.ok()) << whole.error().message();
-  EXPECT_TRUE(std::equal(whole->begin(), whole->end(), plain.begin() + static_cast<ptrdiff_t>(sp.sb_index_offset)));
+  EXPECT_NE(sc.sb_flags & format::kSbFlagIndexPredicted, 0u) << "writers predict offsets";
+  const auto whole = test::inflated_index(packed);
+  EXPECT_TRUE(std::equal(whole.begin(), whole.end(), plain.begin() + static_cast<ptrdiff_t>(sp.sb_index_offset)));
+  // Stored without the unprediction, the entries differ (the transform is
+  // not a no-op on this archive): name offsets become small differences.
+  auto raw = frames::inflate_stream(std::span(packed).subspan(sc.sb_index_offset, sc.sb_index_size), 1u << 30,
+                                    "index", sc.sb_index_offset);
+  ASSERT_TRUE(raw.ok()) << raw.error().message();
+  ASSERT_EQ(raw->size(), whole.size());
+  EXPECT_FALSE(std::equal(raw->begin(), raw->end(), whole.begin()));
 
   TempDir tmp;
   test::write_file(tmp / "p.mmar", plain);
@@ -143,6 +150,59 @@ TEST(IndexCompressed, SameArchiveAsThePlainIndexMappedAndRead) {
   auto checked = Archive::open(tmp / "c.mmar", OpenOptions{.verify_index = true});
   ASSERT_TRUE(checked.ok()) << checked.error().message();
   expect_lookups(*checked);
+}
+
+TEST(IndexCompressed, PredictedOffsetsRoundTripAnyBytesAFrameAtATime) {
+  // 2,500 entries of random bytes (three frames' worth), a third of them
+  // made to share the entry before's stream (frame stream flag, same stored
+  // bytes) so stream offsets are predicted too.
+  constexpr size_t kEntries = 2500;
+  std::mt19937_64 rng(11);
+  std::vector<std::byte> original(kEntries * format::kEntrySize);
+  for (auto& b : original) b = static_cast<std::byte>(rng());
+  size_t shared = 0;
+  for (size_t i = 1; i < kEntries; ++i) {
+    auto e = load<format::Entry>(original.data() + i * format::kEntrySize);
+    auto p = load<format::Entry>(original.data() + (i - 1) * format::kEntrySize);
+    if (i % 3 == 0) {
+      p.me_flags = static_cast<uint16_t>(p.me_flags | format::kFlagFramed);
+      e.me_flags = static_cast<uint16_t>(e.me_flags | format::kFlagFramed);
+      e.me_data_offset = p.me_data_offset;
+      e.me_stored_size = p.me_stored_size;
+      std::memcpy(original.data() + (i - 1) * format::kEntrySize, &p, sizeof p);
+      std::memcpy(original.data() + i * format::kEntrySize, &e, sizeof e);
+      ++shared;
+    }
+  }
+  ASSERT_GT(shared, 800u);
+  auto coded = original;
+  index_codec::predict_offsets(coded, 0);
+  // Only the two offsets change, and never an entry that starts a frame.
+  size_t changed = 0;
+  for (size_t i = 0; i < kEntries; ++i) {
+    auto o = load<format::Entry>(original.data() + i * format::kEntrySize);
+    auto c = load<format::Entry>(coded.data() + i * format::kEntrySize);
+    const bool first = i % format::kIndexFrameEntries == 0;
+    if (first) {
+      EXPECT_EQ(std::memcmp(&o, &c, sizeof o), 0) << i;
+    }
+    changed += o.me_name_offset != c.me_name_offset;
+    o.me_name_offset = c.me_name_offset;
+    o.me_stream_offset = c.me_stream_offset;
+    EXPECT_EQ(std::memcmp(&o, &c, sizeof o), 0) << i;
+  }
+  EXPECT_GT(changed, kEntries - 10);
+  // Whole, and each frame alone (as a reader inflates them).
+  auto whole = coded;
+  index_codec::unpredict_offsets(whole, 0);
+  EXPECT_EQ(whole, original);
+  const size_t per = size_t{format::kIndexFrameEntries} * format::kEntrySize;
+  for (size_t at = 0; at < coded.size(); at += per) {
+    std::vector<std::byte> frame(coded.begin() + static_cast<ptrdiff_t>(at),
+                                 coded.begin() + static_cast<ptrdiff_t>(std::min(coded.size(), at + per)));
+    index_codec::unpredict_offsets(frame, at / format::kEntrySize);
+    EXPECT_TRUE(std::equal(frame.begin(), frame.end(), original.begin() + static_cast<ptrdiff_t>(at))) << at;
+  }
 }
 
 TEST(IndexCompressed, AColdLookupReadsTheHeadAndTheIndexOnly) {
@@ -277,11 +337,12 @@ void recompress(std::vector<std::byte>& b, const std::function<void(std::vector<
   const auto sb = superblock(b);
   ASSERT_NE(sb.sb_flags & format::kSbFlagIndexFramed, 0u);
   ASSERT_EQ(sb.sb_index_offset + sb.sb_index_size, b.size());
-  auto plain = frames::inflate_stream(std::span(b).subspan(sb.sb_index_offset), 1u << 30, "index", 0);
-  ASSERT_TRUE(plain.ok());
-  fn(*plain);
-  auto stored = frames::encode_stream(*plain, 3, format::kIndexFrameLog2);
+  auto plain = test::inflated_index(b);
+  fn(plain);
+  uint32_t flags = 0;
+  auto stored = index_codec::store_index(plain, sb.sb_member_count, IndexStorage::compressed, true, flags);
   ASSERT_TRUE(stored.ok());
+  ASSERT_NE(flags & format::kSbFlagIndexFramed, 0u);
   b.resize(sb.sb_index_offset);
   b.insert(b.end(), stored->begin(), stored->end());
   test::patch_superblock(b, [&](format::Superblock& s) {

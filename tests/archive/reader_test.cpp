@@ -67,8 +67,11 @@ TEST(Reader, SuperblockErrors) {
   EXPECT_ERROR_CONTAINS(first_error(b), "format version 2 (this mmar reads 1)");
   EXPECT_EQ(open_bytes(b).error().code(), Errc::unsupported);
   b = good;
-  test::patch_superblock(b, [](format::Superblock& s) { s.sb_flags = 16; });
-  EXPECT_ERROR_CONTAINS(first_error(b), "unknown superblock flags 0x10");
+  test::patch_superblock(b, [](format::Superblock& s) { s.sb_flags = 32; });
+  EXPECT_ERROR_CONTAINS(first_error(b), "unknown superblock flags 0x20");
+  b = good;
+  test::patch_superblock(b, [](format::Superblock& s) { s.sb_flags = format::kSbFlagIndexPredicted; });
+  EXPECT_ERROR_CONTAINS(first_error(b), "predicted offsets without a compressed index");
   b = good;
   test::patch_superblock(b, [](format::Superblock& s) { s.sb_align_log2 = 30; });
   EXPECT_ERROR_CONTAINS(first_error(b), "alignment 2^30 out of range");

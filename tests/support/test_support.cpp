@@ -24,6 +24,7 @@
 #include <thread>
 
 #include "archive/frames.h"
+#include "archive/index_codec.h"
 
 namespace mmar::test {
 
@@ -165,17 +166,32 @@ std::vector<std::byte> archive_tree(const std::string& dir, const std::string& o
   return read_file(out);
 }
 
+std::vector<std::byte> inflated_index(std::span<const std::byte> a) {
+  const auto sb = load<format::Superblock>(a.data());
+  const uint64_t off = sb.sb_index_offset;
+  if ((sb.sb_flags & format::kSbFlagIndexFramed) == 0) {
+    return {a.begin() + static_cast<ptrdiff_t>(off), a.begin() + static_cast<ptrdiff_t>(off + sb.sb_index_size)};
+  }
+  auto plain = frames::inflate_stream(a.subspan(off, sb.sb_index_size), uint64_t{1} << 32, "index", off);
+  if (!plain.ok()) throw std::runtime_error(plain.error().message());
+  const uint64_t table = uint64_t{sb.sb_member_count} * format::kEntrySize;
+  if (table > plain->size()) throw std::runtime_error("inflated_index: more members than the index holds");
+  if ((sb.sb_flags & format::kSbFlagIndexPredicted) != 0) {
+    index_codec::unpredict_offsets(std::span<std::byte>(plain->data(), static_cast<size_t>(table)), 0);
+  }
+  return std::move(*plain);
+}
+
 void plain_index(std::vector<std::byte>& a) {
   auto sb = load<format::Superblock>(a.data());
   if ((sb.sb_flags & format::kSbFlagIndexFramed) == 0) return;
   const uint64_t off = sb.sb_index_offset;
   if (off + sb.sb_index_size != a.size()) throw std::runtime_error("plain_index: the index is not last in the file");
-  auto plain = frames::inflate_stream(std::span<const std::byte>(a).subspan(off), uint64_t{1} << 32, "index", off);
-  if (!plain.ok()) throw std::runtime_error(plain.error().message());
+  const std::vector<std::byte> plain = inflated_index(a);
   a.resize(off);
-  a.insert(a.end(), plain->begin(), plain->end());
-  sb.sb_flags = sb.sb_flags & ~format::kSbFlagIndexFramed;
-  sb.sb_index_size = plain->size();
+  a.insert(a.end(), plain.begin(), plain.end());
+  sb.sb_flags = sb.sb_flags & ~(format::kSbFlagIndexFramed | format::kSbFlagIndexPredicted);
+  sb.sb_index_size = plain.size();
   std::memcpy(a.data(), &sb, sizeof sb);
   reseal(a);
 }

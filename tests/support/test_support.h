@@ -60,6 +60,9 @@ std::vector<std::byte> archive_tree(const std::string& dir, const std::string& o
 // Recompute the index checksum and both superblock checksums after a test
 // patched the bytes, so the reader gets past the checksums to what is tested.
 void reseal(std::vector<std::byte>& archive);
+// The index of `archive` as a plain index holds it (member table + names),
+// whether stored plain or compressed (inflated, offsets unpredicted).
+std::vector<std::byte> inflated_index(std::span<const std::byte> archive);
 // Store a compressed index (docs/FORMAT.md "Compressed index") plain, so
 // tests can patch entries and names in place (the index is last in files
 // the writer makes). Does nothing to a plain index.
