@@ -22,7 +22,13 @@ inline constexpr uint64_t kEntrySize = 64;
 inline constexpr uint32_t kNoLink = 0xffffffffu;
 inline constexpr uint8_t kMinAlignLog2 = 12;  // 4 KiB
 inline constexpr uint8_t kMaxAlignLog2 = 16;  // 64 KiB
-inline constexpr uint64_t kPackedAlign = 8;   // alignment of non page-aligned data
+inline constexpr uint64_t kPackedAlign = 8;   // alignment of raw type information not on a page
+
+// Where a writer starts stored bytes that are not on a page (docs/FORMAT.md
+// "Member data"): raw type information (BTF, CTF, a BTF index, read in place
+// as structs) at a multiple of 8; compressed bytes (always inflated into a
+// buffer) and raw plain data right where the data before them ends.
+inline uint64_t packed_align(uint8_t codec, uint8_t kind) { return codec == 0 && kind != 0 ? kPackedAlign : 1; }
 
 // Whether a writer starts a raw member on a page (docs/FORMAT.md "Member
 // data"): an ELF object always (its segments map straight from the archive);

@@ -902,8 +902,9 @@ Result<void> ArchiveUpdater::Impl::compact(const std::function<void(uint64_t, ui
                   chunks::parse_header(head, t.e.me_size, from, path() + ": member '" + name + "'"));
       sums_bytes = from - ct.sums_offset;
     }
-    offset = *align_up(offset + sums_bytes,
-                       (t.e.me_flags & format::kFlagPageAligned) != 0 ? align : format::kPackedAlign);
+    offset = *align_up(offset + sums_bytes, (t.e.me_flags & format::kFlagPageAligned) != 0
+                                                 ? align
+                                                 : format::packed_align(t.e.me_codec, t.e.me_kind));
     MMAR_TRY(copy_range(lock.fd(), from - sums_bytes, out.fd(), offset - sums_bytes, sums_bytes + t.e.me_stored_size,
                         out.temp_path()));
     t.e.me_data_offset = offset;

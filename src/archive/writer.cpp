@@ -776,7 +776,7 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
   auto place_raw = [&](format::Entry& e, uint64_t size, bool page, uint64_t from) {
     const uint64_t sums =
         chunk_log2 != 0 && size > options.chunk_size ? chunks::table_bytes(size, chunk_log2) : 0;
-    offset = *align_up(from + sums, page ? align : format::kPackedAlign);
+    offset = *align_up(from + sums, page ? align : format::packed_align(0, e.me_kind));
     if (page) e.me_flags = static_cast<uint16_t>(e.me_flags | format::kFlagPageAligned);
     if (sums != 0) e.me_flags = static_cast<uint16_t>(e.me_flags | format::kFlagChunkSums);
     e.me_data_offset = offset;
@@ -844,7 +844,7 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
   auto begin_stream = [&](const std::shared_ptr<Stream>& st) {
     return push([&, st](FrameResult*) -> Result<void> {
       const uint64_t count = (st->size + frame - 1) >> frame_log2;
-      st->start = *align_up(offset, format::kPackedAlign);
+      st->start = offset;  // compressed: unaligned (format::packed_align)
       offset = st->start + frames::table_bytes(table_version, count);
       return success();
     });
@@ -1015,8 +1015,7 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
       entries.entry(i).me_size = target->size();
       entries.entry(i).me_xxh3 = XXH3_64bits(target->data(), target->size());
       auto write_link = [&, i, target](FrameResult*) -> Result<void> {
-        offset = *align_up(offset, format::kPackedAlign);
-        MMAR_TRY(pwrite_all(fd, *target, offset, path));
+        MMAR_TRY(pwrite_all(fd, *target, offset, path));  // plain data: unaligned (format::packed_align)
         entries.entry(i).me_data_offset = offset;
         entries.entry(i).me_stored_size = target->size();
         offset += target->size();
@@ -1100,8 +1099,7 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
         ++stats.compressed_members;
         auto archive = in.archive;
         auto copy_stream = [&, i, archive, m, size](FrameResult*) -> Result<void> {
-          offset = *align_up(offset, format::kPackedAlign);
-          const Source& from = archive->source();
+          const Source& from = archive->source();  // compressed: unaligned (format::packed_align)
           // Copied frame by frame, each checked against its table entry on
           // the way (no inflating): damage is not carried into the copy.
           MMAR_ASSIGN(Bytes header, from.read(m.data_offset, sizeof(format::FrameTableHeader)));
@@ -1230,8 +1228,7 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
           });
       auto place = [&, i, whole, size, detected](FrameResult* r) -> Result<void> {
         format::Entry& e = entries.entry(i);
-        if (!r->stored.empty()) {
-          offset = *align_up(offset, format::kPackedAlign);
+        if (!r->stored.empty()) {  // compressed: unaligned (format::packed_align)
           MMAR_TRY(pwrite_all(fd, r->stored, offset, path));
           e.me_codec = static_cast<uint8_t>(codec);
           e.me_stored_size = r->stored.size();
