@@ -478,8 +478,8 @@ struct MMAR_API WriteOptions {
   // (how split BTF names its base). Must be thread-safe.
   std::function<std::optional<std::string>(const LinkQuery&)> link_for;
   // Frame table version of new frame streams (docs/FORMAT.md "Frame
-  // streams"): 2, or 1 for readers that predate v2 (and tests of v1).
-  uint8_t frame_table = 2;
+  // streams"): 3, or 2 / 1 for readers that predate v3 / v2 (and tests).
+  uint8_t frame_table = 3;
   // How the index (member table and names) is stored (docs/FORMAT.md
   // "Compressed index"): plain is mapped and searched in place; compressed
   // is zstd in 64 KiB frames, inflated a frame at a time by lookups

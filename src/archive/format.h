@@ -56,8 +56,10 @@ inline constexpr uint32_t kSbFlagIndexFramed = 1u << 3;
 // before's stream, are stored as differences from what that entry predicts
 // ("Compressed index", "Predicted offsets").
 inline constexpr uint32_t kSbFlagIndexPredicted = 1u << 4;
+// Frame streams may have v3 tables (kFrame3Sized; "Table v3").
+inline constexpr uint32_t kSbFlagFramed3 = 1u << 5;
 inline constexpr uint32_t kKnownSbFlags =
-    kSbFlagIndexDelta | kSbFlagFramed | kSbFlagFramed2 | kSbFlagIndexFramed | kSbFlagIndexPredicted;
+    kSbFlagIndexDelta | kSbFlagFramed | kSbFlagFramed2 | kSbFlagIndexFramed | kSbFlagIndexPredicted | kSbFlagFramed3;
 // Frames of a compressed index: 64 KiB (a lookup inflates one or two).
 inline constexpr uint8_t kIndexFrameLog2 = 16;
 // Entries per frame of a compressed index: frames hold whole entries, and
@@ -144,11 +146,20 @@ enum AttrTag : uint8_t {
 // of each group of 256 frames but the last), then ft_count FrameEntry2 (8
 // bytes: stored length, low 32 bits of XXH3-64); zstd frames are magicless
 // and carry no content size.
+// Table v3: a header of one byte -- bits 0-4 ft_frame_log2, bits 5-6 zero,
+// bit 7 (kFrame3Sized) set when the stream is exactly its member's bytes
+// (ft_size is the member's me_size) -- and, bit 7 clear, a ul32 ft_size
+// after it; then anchors as v2, then ft_count entries of 7 bytes (a 3-byte
+// stored length, the low 32 bits of XXH3-64). ft_count is ceil(ft_size /
+// 2^log2). The first byte of a v1 or v2 table is 'M', never a v3 header's.
 inline constexpr unsigned char kFrameMagic[8] = {'M', 'M', 'A', 'R', 'F', 'R', 'M', '1'};
 inline constexpr unsigned char kFrameMagic2[8] = {'M', 'M', 'A', 'R', 'F', 'R', 'M', '2'};
 inline constexpr uint8_t kMinFrameLog2 = 12;  // 4 KiB
 inline constexpr uint8_t kMaxFrameLog2 = 22;  // 4 MiB: what one frame may cost a reader in memory
-inline constexpr uint32_t kFrameGroup = 256;  // v2: frames per anchor
+inline constexpr uint32_t kFrameGroup = 256;  // v2, v3: frames per anchor
+inline constexpr uint8_t kFrame3Sized = 0x80;     // v3 header: ft_size is the member's me_size
+inline constexpr uint8_t kFrame3Reserved = 0x60;  // v3 header: zero
+inline constexpr uint64_t kFrameEntry3Size = 7;   // v3 entry: 3-byte length, 4-byte sum
 struct FrameTableHeader {
   unsigned char ft_magic[8];  // kFrameMagic or kFrameMagic2
   ul64 ft_size;               // bytes of the stream, inflated

@@ -7,6 +7,7 @@
 
 #include "archive/codec.h"
 #include "support/checked.h"
+#include "support/endian.h"
 #include "support/hex.h"
 
 namespace mmar::frames {
@@ -25,6 +26,24 @@ T load_at(std::span<const std::byte> b, uint64_t at) {
 }
 
 std::string frame_name(uint32_t k) { return "frame " + std::to_string(k); }
+
+// A v2 or v3 entry: stored length and 32-bit checksum.
+struct Entry {
+  uint64_t length;
+  uint64_t sum;
+};
+Entry load_entry(const Table& t, std::span<const std::byte> entries, uint64_t at) {
+  if (t.version == 2) {
+    const auto e = load_at<format::FrameEntry2>(entries, at);
+    return {e.fr_length, e.fr_sum};
+  }
+  const std::byte* p = entries.data() + at;  // 3-byte length, 4-byte sum, little-endian
+  const uint64_t length = std::to_integer<uint64_t>(p[0]) | std::to_integer<uint64_t>(p[1]) << 8 |
+                          std::to_integer<uint64_t>(p[2]) << 16;
+  uint64_t sum = 0;
+  for (int i = 3; i >= 0; --i) sum = sum << 8 | std::to_integer<uint64_t>(p[3 + i]);
+  return {length, sum};
+}
 
 Result<Frame> frame_v1(const Table& t, uint32_t k, std::span<const std::byte> entries, const std::string& what,
                        uint64_t offset) {
@@ -71,7 +90,7 @@ Result<Frame> frame_v2(const Table& t, uint32_t k, std::span<const std::byte> an
   }
   // The group's bounds: the end of the group before (or the table's end),
   // and its own anchor (or the stream's end for the last group).
-  const uint64_t anchors_base = offset + sizeof(format::FrameTableHeader);
+  const uint64_t anchors_base = offset + t.header_bytes();
   uint64_t group_begin = t.table_bytes(), group_end = t.stored;
   size_t next = 0;
   if (g > 0) group_begin = load_at<format::FrameAnchor>(anchors, sizeof(format::FrameAnchor) * next++).fa_end;
@@ -88,10 +107,11 @@ Result<Frame> frame_v2(const Table& t, uint32_t k, std::span<const std::byte> an
   Frame f;
   f.index = k;
   f.begin = group_begin;
+  const uint64_t entry = t.entry_bytes();
   for (uint32_t i = first; i <= k; ++i) {
-    const auto e = load_at<format::FrameEntry2>(entries, uint64_t{i - first} * sizeof(format::FrameEntry2));
-    const uint64_t length = e.fr_length;
-    const uint64_t at = entries_base + uint64_t{i - first} * sizeof(format::FrameEntry2);
+    const Entry e = load_entry(t, entries, uint64_t{i - first} * entry);
+    const uint64_t length = e.length;
+    const uint64_t at = entries_base + uint64_t{i - first} * entry;
     if (length == 0 || length > t.inflated(i)) {
       return bad(what, at,
                  frame_name(i) + " stores " + std::to_string(length) + " bytes for " + std::to_string(t.inflated(i)));
@@ -100,11 +120,11 @@ Result<Frame> frame_v2(const Table& t, uint32_t k, std::span<const std::byte> an
       f.begin += length;
     } else {
       f.end = f.begin + length;
-      f.sum = e.fr_sum;
+      f.sum = e.sum;
     }
   }
   f.inflated = t.inflated(k);
-  const uint64_t at = entries_base + uint64_t{k - first} * sizeof(format::FrameEntry2);
+  const uint64_t at = entries_base + uint64_t{k - first} * entry;
   if (f.end > group_end) {
     return bad(
         what, at,
@@ -121,12 +141,63 @@ Result<Frame> frame_v2(const Table& t, uint32_t k, std::span<const std::byte> an
 
 }  // namespace
 
+namespace {
+
+// The header's size and count checks, shared by all versions.
+Result<Table> check_count(Table t, uint64_t stored, const std::string& what, uint64_t offset, uint64_t count_at) {
+  if (t.log2 < format::kMinFrameLog2 || t.log2 > format::kMaxFrameLog2) {
+    return bad(what, offset, "frame size 2^" + std::to_string(t.log2) + " out of range");
+  }
+  // count == ceil(size / frame), and at least one frame (an empty member
+  // stores nothing, so never a stream).
+  const uint64_t want = (t.size >> t.log2) + ((t.size & (t.frame_size() - 1)) != 0 ? 1 : 0);
+  if (t.size == 0 || t.count != want) {
+    return bad(what, count_at,
+               std::to_string(t.version == 3 ? want : t.count) + " frames for " + std::to_string(t.size) +
+                   " bytes of 2^" + std::to_string(t.log2));
+  }
+  // Every frame stores at least one byte after the table.
+  auto need = checked_add(t.table_bytes(), t.count);
+  if (!need || *need > stored) {
+    return bad(what, count_at, std::to_string(t.count) + " frames do not fit in " + std::to_string(stored) + " bytes");
+  }
+  return t;
+}
+
+}  // namespace
+
 Result<Table> parse_header(std::span<const std::byte> header, uint64_t stored, const std::string& what,
-                           uint64_t offset) {
+                           uint64_t offset, StreamOf of) {
+  if (header.empty() || stored == 0) return bad(what, offset, "stream shorter than its header");
+  Table t;
+  t.stored = stored;
+  const uint8_t first = std::to_integer<uint8_t>(header[0]);
+  if (first != format::kFrameMagic[0]) {
+    // v3: one byte, then (unless sized by the member) a 4-byte size.
+    t.version = 3;
+    if ((first & format::kFrame3Reserved) != 0) return bad(what, offset, "bad magic or reserved header bits set");
+    t.log2 = static_cast<uint8_t>(first & 0x1f);
+    t.sized = (first & format::kFrame3Sized) != 0;
+    if (t.sized) {
+      if (of.size == 0 || of.stream_offset != 0) {
+        return bad(what, offset, "a stream sized by its member, read for bytes that are not all of it");
+      }
+      t.size = of.size;
+    } else {
+      if (header.size() < 5 || stored < 5) return bad(what, offset, "stream shorter than its header");
+      t.size = read_int<uint32_t>(header.data() + 1, true);
+    }
+    if (t.log2 < format::kMinFrameLog2 || t.log2 > format::kMaxFrameLog2) {
+      return bad(what, offset, "frame size 2^" + std::to_string(t.log2) + " out of range");
+    }
+    const uint64_t count = (t.size >> t.log2) + ((t.size & (t.frame_size() - 1)) != 0 ? 1 : 0);
+    if (count > UINT32_MAX) return bad(what, offset, std::to_string(count) + " frames: too many");
+    t.count = static_cast<uint32_t>(count);
+    return check_count(t, stored, what, offset, offset);
+  }
   format::FrameTableHeader h;
   if (header.size() < sizeof h || stored < sizeof h) return bad(what, offset, "stream shorter than its header");
   std::memcpy(&h, header.data(), sizeof h);
-  Table t;
   if (std::memcmp(h.ft_magic, format::kFrameMagic, sizeof h.ft_magic) == 0) {
     t.version = 1;
   } else if (std::memcmp(h.ft_magic, format::kFrameMagic2, sizeof h.ft_magic) == 0) {
@@ -140,28 +211,13 @@ Result<Table> parse_header(std::span<const std::byte> header, uint64_t stored, c
   if (h.ft_reserved[0] != 0 || h.ft_reserved[1] != 0 || h.ft_reserved[2] != 0) {
     return bad(what, offset + 21, "reserved bytes are not zero");
   }
-  if (h.ft_frame_log2 < format::kMinFrameLog2 || h.ft_frame_log2 > format::kMaxFrameLog2) {
-    return bad(what, offset + 20, "frame size 2^" + std::to_string(h.ft_frame_log2) + " out of range");
-  }
   t.size = h.ft_size;
   t.count = h.ft_count;
   t.log2 = h.ft_frame_log2;
-  t.stored = stored;
-  // count == ceil(size / frame), and at least one frame (an empty member
-  // stores nothing, so never a stream).
-  const uint64_t want = (t.size >> t.log2) + ((t.size & (t.frame_size() - 1)) != 0 ? 1 : 0);
-  if (t.size == 0 || t.count != want) {
-    return bad(
-        what, offset + 16,
-        std::to_string(t.count) + " frames for " + std::to_string(t.size) + " bytes of 2^" + std::to_string(t.log2));
+  if (t.log2 < format::kMinFrameLog2 || t.log2 > format::kMaxFrameLog2) {
+    return bad(what, offset + 20, "frame size 2^" + std::to_string(t.log2) + " out of range");
   }
-  // Every frame stores at least one byte after the table.
-  auto need = checked_add(t.table_bytes(), t.count);
-  if (!need || *need > stored) {
-    return bad(what, offset + 16,
-               std::to_string(t.count) + " frames do not fit in " + std::to_string(stored) + " bytes");
-  }
-  return t;
+  return check_count(t, stored, what, offset, offset + 16);
 }
 
 Lookup lookup(const Table& t, uint32_t k) {
@@ -175,12 +231,11 @@ Lookup lookup(const Table& t, uint32_t k) {
   const uint32_t g = k / format::kFrameGroup;
   const uint32_t first_anchor = g > 0 ? g - 1 : 0;
   const uint32_t anchors = (g > 0 ? 1 : 0) + (g < t.anchors() ? 1 : 0);
-  l.anchors_at = sizeof(format::FrameTableHeader) + uint64_t{first_anchor} * sizeof(format::FrameAnchor);
+  l.anchors_at = t.header_bytes() + uint64_t{first_anchor} * sizeof(format::FrameAnchor);
   l.anchors_length = uint64_t{anchors} * sizeof(format::FrameAnchor);
   const uint32_t first = g * format::kFrameGroup;
-  l.entries_at = sizeof(format::FrameTableHeader) + uint64_t{t.anchors()} * sizeof(format::FrameAnchor) +
-                 uint64_t{first} * sizeof(format::FrameEntry2);
-  l.entries_length = uint64_t{k - first + 1} * sizeof(format::FrameEntry2);
+  l.entries_at = t.header_bytes() + uint64_t{t.anchors()} * sizeof(format::FrameAnchor) + uint64_t{first} * t.entry_bytes();
+  l.entries_length = uint64_t{k - first + 1} * t.entry_bytes();
   return l;
 }
 
@@ -197,15 +252,26 @@ uint64_t checksum(const Table& t, std::span<const std::byte> stored) {
 }
 
 std::vector<std::byte> encode_table(uint8_t version, uint64_t size, uint8_t log2, std::span<const uint64_t> lengths,
-                                    std::span<const uint64_t> checksums) {
-  format::FrameTableHeader h{};
-  std::memcpy(h.ft_magic, version == 1 ? format::kFrameMagic : format::kFrameMagic2, sizeof h.ft_magic);
-  h.ft_size = size;
-  h.ft_count = static_cast<uint32_t>(lengths.size());
-  h.ft_frame_log2 = log2;
-  h.ft_xxh3 = XXH3_64bits(&h, offsetof(format::FrameTableHeader, ft_xxh3));
-  std::vector<std::byte> out(static_cast<size_t>(table_bytes(version, lengths.size())));
-  std::memcpy(out.data(), &h, sizeof h);
+                                    std::span<const uint64_t> checksums, bool sized) {
+  std::vector<std::byte> out(static_cast<size_t>(table_bytes(version, lengths.size(), version == 3 && sized)));
+  uint64_t header = sizeof(format::FrameTableHeader);
+  if (version == 3) {
+    out[0] = static_cast<std::byte>(log2 | (sized ? format::kFrame3Sized : 0));
+    header = 1;
+    if (!sized) {
+      const uint32_t size32 = static_cast<uint32_t>(size);  // the caller keeps it below 2^32
+      for (int i = 0; i < 4; ++i) out[1 + i] = static_cast<std::byte>(size32 >> (8 * i));
+      header = 5;
+    }
+  } else {
+    format::FrameTableHeader h{};
+    std::memcpy(h.ft_magic, version == 1 ? format::kFrameMagic : format::kFrameMagic2, sizeof h.ft_magic);
+    h.ft_size = size;
+    h.ft_count = static_cast<uint32_t>(lengths.size());
+    h.ft_frame_log2 = log2;
+    h.ft_xxh3 = XXH3_64bits(&h, offsetof(format::FrameTableHeader, ft_xxh3));
+    std::memcpy(out.data(), &h, sizeof h);
+  }
   uint64_t end = out.size();
   if (version == 1) {
     for (size_t i = 0; i < lengths.size(); ++i) {
@@ -213,23 +279,32 @@ std::vector<std::byte> encode_table(uint8_t version, uint64_t size, uint8_t log2
       format::FrameEntry e{};
       e.fr_end = end;
       e.fr_xxh3 = checksums[i];
-      std::memcpy(out.data() + sizeof h + i * sizeof e, &e, sizeof e);
+      std::memcpy(out.data() + header + i * sizeof e, &e, sizeof e);
     }
     return out;
   }
   const size_t anchors = lengths.empty() ? 0 : (lengths.size() - 1) / format::kFrameGroup;
-  const size_t entries_at = sizeof h + anchors * sizeof(format::FrameAnchor);
+  const size_t entries_at = static_cast<size_t>(header) + anchors * sizeof(format::FrameAnchor);
+  const size_t entry = static_cast<size_t>(entry_bytes(version));
   for (size_t i = 0; i < lengths.size(); ++i) {
     end += lengths[i];
-    format::FrameEntry2 e{};
-    e.fr_length = static_cast<uint32_t>(lengths[i]);  // <= 2^kMaxFrameLog2
-    e.fr_sum = static_cast<uint32_t>(checksums[i]);   // the low 32 bits
-    std::memcpy(out.data() + entries_at + i * sizeof e, &e, sizeof e);
+    const uint32_t length = static_cast<uint32_t>(lengths[i]);  // <= 2^kMaxFrameLog2
+    const uint32_t sum = static_cast<uint32_t>(checksums[i]);   // the low 32 bits
+    std::byte* at = out.data() + entries_at + i * entry;
+    if (version == 2) {
+      format::FrameEntry2 e{};
+      e.fr_length = length;
+      e.fr_sum = sum;
+      std::memcpy(at, &e, sizeof e);
+    } else {
+      for (int b = 0; b < 3; ++b) at[b] = static_cast<std::byte>(length >> (8 * b));
+      for (int b = 0; b < 4; ++b) at[3 + b] = static_cast<std::byte>(sum >> (8 * b));
+    }
     const size_t g = i / format::kFrameGroup;
     if ((i + 1) % format::kFrameGroup == 0 && g < anchors) {
       format::FrameAnchor a{};
       a.fa_end = end;
-      std::memcpy(out.data() + sizeof h + g * sizeof a, &a, sizeof a);
+      std::memcpy(out.data() + header + g * sizeof a, &a, sizeof a);
     }
   }
   return out;

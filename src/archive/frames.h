@@ -20,29 +20,47 @@
 namespace mmar::frames {
 
 inline constexpr uint8_t kDefaultLog2 = 17;  // 128 KiB (bench/RESULTS.md, "Frame size")
-inline constexpr uint8_t kWriteVersion = 2;  // what writers write unless told otherwise (tests)
+inline constexpr uint8_t kWriteVersion = 3;  // what writers write unless told otherwise (tests)
 
-// Bytes of a table of `count` frames: header, anchors (v2) and entries;
-// frame 0 starts here.
-inline uint64_t table_bytes(uint8_t version, uint64_t count) {
-  if (version == 1) return sizeof(format::FrameTableHeader) + count * sizeof(format::FrameEntry);
-  const uint64_t anchors = count == 0 ? 0 : (count - 1) / format::kFrameGroup;
-  return sizeof(format::FrameTableHeader) + anchors * sizeof(format::FrameAnchor) + count * sizeof(format::FrameEntry2);
+// Bytes of a table header: 32 (v1, v2); v3: 1 for a stream that is its
+// member's bytes (`sized`), else 5.
+inline uint64_t header_bytes(uint8_t version, bool sized) {
+  if (version <= 2) return sizeof(format::FrameTableHeader);
+  return sized ? 1 : 5;
 }
+inline uint64_t entry_bytes(uint8_t version) {
+  return version == 1 ? sizeof(format::FrameEntry) : version == 2 ? sizeof(format::FrameEntry2) : format::kFrameEntry3Size;
+}
+
+// Bytes of a table of `count` frames: header, anchors (v2, v3) and entries;
+// frame 0 starts here.
+inline uint64_t table_bytes(uint8_t version, uint64_t count, bool sized = false) {
+  const uint64_t anchors = version == 1 || count == 0 ? 0 : (count - 1) / format::kFrameGroup;
+  return header_bytes(version, sized) + anchors * sizeof(format::FrameAnchor) + count * entry_bytes(version);
+}
+
+// The member a stream is read for (a v3 table may take its size from it).
+struct StreamOf {
+  uint64_t size = 0;           // me_size (0: none, e.g. an index)
+  uint64_t stream_offset = 0;  // me_stream_offset
+};
 
 // A checked frame table header: what a reader needs to locate any frame.
 struct Table {
-  uint8_t version = 1;  // 1 (kFrameMagic) or 2 (kFrameMagic2)
+  uint8_t version = 1;  // 1 (kFrameMagic), 2 (kFrameMagic2) or 3
   uint64_t size = 0;    // inflated bytes of the stream
   uint32_t count = 0;   // frames
   uint8_t log2 = 0;     // frame size 2^log2
   uint64_t stored = 0;  // stored bytes of the stream (the member's me_stored_size)
+  bool sized = false;   // v3: the size is the member's (a 1-byte header)
 
   uint64_t frame_size() const { return uint64_t{1} << log2; }
-  // v2: anchors, one per group of 256 frames but the last.
+  // v2, v3: anchors, one per group of 256 frames but the last.
   uint32_t anchors() const { return version == 1 || count == 0 ? 0 : (count - 1) / format::kFrameGroup; }
-  uint64_t table_bytes() const { return frames::table_bytes(version, count); }
-  // v2 zstd frames have no magic and no content size (codec::decompress_frame's `bare`).
+  uint64_t header_bytes() const { return frames::header_bytes(version, sized); }
+  uint64_t entry_bytes() const { return frames::entry_bytes(version); }
+  uint64_t table_bytes() const { return frames::table_bytes(version, count, sized); }
+  // v2, v3 zstd frames have no magic and no content size (codec::decompress_frame's `bare`).
   bool bare_frames() const { return version >= 2; }
   // Inflated size of frame k.
   uint64_t inflated(uint32_t k) const {
@@ -60,13 +78,15 @@ struct Frame {
   bool raw() const { return end - begin == inflated; }
 };
 
-// Check the 32-byte header at the start of a stream of `stored` bytes: magic
-// (the version), checksum, reserved bytes, frame size in range, a count that
-// matches the size and whose table fits in the stored bytes with at least
-// one byte per frame. `what` names file and member; `offset` is the stream's
-// file offset.
+// Check the header at the start of a stream of `stored` bytes (`header`:
+// at least its first 32 bytes, or all of a shorter stream): v1/v2 by magic
+// (checksum, reserved bytes), else v3 (reserved bits; a size from `of` only
+// for a stream that is all of its member); the frame size in range, a count
+// that matches the size and whose table fits in the stored bytes with at
+// least one byte per frame. `what` names file and member; `offset` is the
+// stream's file offset.
 Result<Table> parse_header(std::span<const std::byte> header, uint64_t stored, const std::string& what,
-                           uint64_t offset);
+                           uint64_t offset, StreamOf of = {});
 
 // The table bytes frame_at needs for frame k, as [at, at + length) from the
 // stream's start (inside the table: parse_header checked it fits). v1: the
@@ -88,14 +108,16 @@ Result<Frame> frame_at(const Table& t, uint32_t k, std::span<const std::byte> an
                        std::span<const std::byte> entries, const std::string& what, uint64_t offset);
 
 // The checksum of a frame's stored bytes as its table keeps it: XXH3-64
-// (v1) or its low 32 bits (v2).
+// (v1) or its low 32 bits (v2, v3).
 uint64_t checksum(const Table& t, std::span<const std::byte> stored);
 
-// The table (header, anchors, entries) of version 1 or 2 for a stream of
+// The table (header, anchors, entries) of version 1, 2 or 3 for a stream of
 // `size` inflated bytes in frames of 2^log2, the frames' stored lengths and
-// XXH3-64s given.
+// XXH3-64s given; v3 `sized`: the stream is exactly one member's bytes
+// (`size` its me_size; a 1-byte header). v3 takes a size below 2^32 unless
+// `sized`.
 std::vector<std::byte> encode_table(uint8_t version, uint64_t size, uint8_t log2, std::span<const uint64_t> lengths,
-                                    std::span<const uint64_t> checksums);
+                                    std::span<const uint64_t> checksums, bool sized = false);
 
 // Frame f's stored bytes against the table's checksum: Errc::checksum
 // naming `what`, the frame and its file offset (`offset`: the stream's).

@@ -964,7 +964,7 @@ Result<Member> decode_entry(const format::Entry& e, uint32_t i, std::string_view
     if ((m.mode & S_IFMT) != S_IFREG || m.size == 0 || m.page_aligned) {
       return member_malformed(file, i, at(58), "a frame stream for an empty, aligned or non-regular member");
     }
-    if (m.stored_size < frames::table_bytes(2, 1) + 1) {  // the smallest stream: v2, one frame of one byte
+    if (m.stored_size < frames::table_bytes(3, 1, true) + 1) {  // the smallest stream: v3, one frame of one byte
       return member_malformed(file, i, at(8), "a frame stream of " + std::to_string(m.stored_size) + " bytes");
     }
   }
@@ -1412,7 +1412,8 @@ Result<Bytes> Archive::Impl::stream_head(const Member& m) const {
 
 Result<frames::Table> Archive::Impl::frame_table(const Member& m) const {
   MMAR_ASSIGN(Bytes head, stream_head(m));
-  MMAR_ASSIGN(frames::Table t, frames::parse_header(head.span(), m.stored_size, what(m), m.data_offset));
+  MMAR_ASSIGN(frames::Table t, frames::parse_header(head.span(), m.stored_size, what(m), m.data_offset,
+                                                    frames::StreamOf{m.size, m.stream_offset}));
   if (uint64_t{m.stream_offset} > t.size || m.size > t.size - m.stream_offset) {
     return malformed(file(), m.data_offset, "member '" + std::string(m.name) + "': bytes [" +
                                                 std::to_string(m.stream_offset) + ", +" + std::to_string(m.size) +
@@ -1518,7 +1519,14 @@ Result<Bytes> Archive::Impl::inflate_index(uint64_t begin, uint64_t end) const {
 }
 
 Result<Bytes> Archive::Impl::frame(const Member& m, const frames::Table& t, uint32_t k, bool verify) const {
-  if (auto hit = frame_cache.get(FrameKey{m.data_offset, k})) return *hit;
+  if (auto hit = frame_cache.get(FrameKey{m.data_offset, k})) {
+    // Members sharing a stream agree on its frames' sizes -- unless a v3
+    // stream sized by its member is claimed by members of different sizes.
+    if (hit->size() == t.inflated(k)) return *hit;
+    return malformed(file(), m.data_offset,
+                     "member '" + std::string(m.name) + "': frame " + std::to_string(k) +
+                         " inflates to a size other members sharing its stream disagree with");
+  }
   MMAR_ASSIGN(Bytes head, stream_head(m));  // the table's start (all of it when mapped)
   MMAR_ASSIGN(auto placed, stored_frame(m.data_offset, head, t, k, what(m)));
   const frames::Frame& f = placed.first;

@@ -73,14 +73,15 @@ bool has_framed(const Table& t) {
 }
 
 // The frame stream bits of a generation's superblock: bit 1 when it has
-// frame streams; bit 2 (some may have v2 tables) kept from the generation
-// before while it has any. Updates never write frame streams, only keep
-// (or drop) those the archive had, so bit 2 stays set for as long as a v2
-// stream may remain, without reading every stream's header.
+// frame streams; bits 2 and 5 (some may have v2 / v3 tables) kept from the
+// generation before while it has any. Updates never write frame streams,
+// only keep (or drop) those the archive had, so the bits stay set for as
+// long as such a stream may remain, without reading every stream's header.
+inline constexpr uint32_t kTableVersionBits = format::kSbFlagFramed2 | format::kSbFlagFramed3;
 template <class Table>
-uint32_t framed_flags(const Table& t, bool had_framed2) {
+uint32_t framed_flags(const Table& t, uint32_t had_versions) {
   if (!has_framed(t)) return 0;
-  return format::kSbFlagFramed | (had_framed2 ? format::kSbFlagFramed2 : 0);
+  return format::kSbFlagFramed | (had_versions & kTableVersionBits);
 }
 
 format::Entry entry_of(const Member& m) {
@@ -147,7 +148,7 @@ struct ArchiveUpdater::Impl {
   UpdaterOptions options;
   uint8_t align_log2 = 12;
   uint64_t generation = 0;
-  bool framed2 = false;  // the current superblock has kSbFlagFramed2
+  uint32_t framed2 = 0;  // the current superblock's kSbFlagFramed2 and kSbFlagFramed3
   // The current index is compressed (kSbFlagIndexFramed): deltas apply to
   // plain tables only, so the next commit writes a whole (plain) table.
   bool index_framed = false;
@@ -202,7 +203,7 @@ Result<void> ArchiveUpdater::Impl::load() {
   MMAR_ASSIGN(Bytes head, read_range(base, 0, format::kHeaderAreaSize));
   MMAR_ASSIGN(SuperblockChoice c, choose_superblock(path(), head.data(), static_cast<uint64_t>(st.st_size)));
   generation = c.sb.sb_generation;
-  framed2 = (c.sb.sb_flags & format::kSbFlagFramed2) != 0;
+  framed2 = c.sb.sb_flags & kTableVersionBits;
   index_framed = (c.sb.sb_flags & format::kSbFlagIndexFramed) != 0;
   slot = c.slot;
   align_log2 = c.sb.sb_align_log2;
@@ -539,7 +540,7 @@ Result<void> ArchiveUpdater::Impl::write_superblock(uint32_t flags, uint64_t new
   MMAR_TRY(pwrite_full(lock.fd(), &sb, sizeof sb, static_cast<uint64_t>(1 - slot) * format::kSuperblockSize, path()));
   if (fdatasync(lock.fd()) != 0) return sys_error("fsync " + path(), errno);
   ++generation;
-  framed2 = (flags & format::kSbFlagFramed2) != 0;
+  framed2 = flags & kTableVersionBits;
   index_framed = (flags & format::kSbFlagIndexFramed) != 0;
   slot = 1 - slot;
   index_offset = new_index_offset;

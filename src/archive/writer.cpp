@@ -649,8 +649,8 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
     return Error(Errc::invalid_argument, "frame size must be a power of two from 4 KiB to 4 MiB");
   }
   const uint64_t frame = single_streams ? 0 : uint64_t{1} << frame_log2;
-  if (options.frame_table != 1 && options.frame_table != 2) {
-    return Error(Errc::invalid_argument, "frame table version must be 1 or 2");
+  if (options.frame_table < 1 || options.frame_table > 3) {
+    return Error(Errc::invalid_argument, "frame table version must be 1, 2 or 3");
   }
   const uint8_t table_version = options.frame_table;
   const bool bare = table_version >= 2;
@@ -765,6 +765,7 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
   uint64_t flushed = 0;
   bool any_framed = false;
   bool any_framed2 = false;  // a stream with a v2 table (superblock bit 2)
+  bool any_framed3 = false;  // a stream with a v3 table (superblock bit 5)
 
   // Where a raw member goes (every raw member is placed here): on a page
   // when it may be mapped (format::raw_on_page), after
@@ -839,13 +840,14 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
   struct Stream {
     uint64_t start = 0;
     uint64_t size = 0;
+    bool sized = false;  // v3: exactly one member's bytes (a 1-byte header)
     std::vector<uint64_t> lengths, sums;
   };
   auto begin_stream = [&](const std::shared_ptr<Stream>& st) {
     return push([&, st](FrameResult*) -> Result<void> {
       const uint64_t count = (st->size + frame - 1) >> frame_log2;
       st->start = offset;  // compressed: unaligned (format::packed_align)
-      offset = st->start + frames::table_bytes(table_version, count);
+      offset = st->start + frames::table_bytes(table_version, count, st->sized);
       return success();
     });
   };
@@ -860,8 +862,10 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
   };
   // The table, once every frame is written; the stream's stored size.
   auto finish_stream = [&](Stream& st) -> Result<uint64_t> {
-    std::vector<std::byte> table = frames::encode_table(table_version, st.size, frame_log2, st.lengths, st.sums);
-    if (table_version >= 2) any_framed2 = true;
+    std::vector<std::byte> table =
+        frames::encode_table(table_version, st.size, frame_log2, st.lengths, st.sums, st.sized);
+    if (table_version == 2) any_framed2 = true;
+    if (table_version == 3) any_framed3 = true;
     MMAR_TRY(pwrite_all(fd, table, st.start, path));
     return offset - st.start;
   };
@@ -884,7 +888,8 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
   auto flush_pack = [&]() -> Result<void> {
     if (pack.members.empty()) return success();
     auto st = std::make_shared<Stream>();
-    st->size = pack.bytes.size();
+    st->size = pack.bytes.size();  // one frame: below 2^32 (v3's size field)
+    st->sized = pack.members.size() == 1;  // then all of its one member
     auto members = std::make_shared<std::vector<std::pair<uint32_t, uint32_t>>>(std::move(pack.members));
     std::vector<std::byte> bytes = std::move(pack.bytes);
     pack = Pack{};
@@ -1089,8 +1094,11 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
     if (in.type == InputType::member && in.member->framed && in.member->stream_offset == 0 && may_compress &&
         !single_streams && in.member->codec == codec && size >= frame) {
       const Member& m = *in.member;
-      auto h = in.archive->source().read(m.data_offset, sizeof(format::FrameTableHeader));
-      auto t = h.ok() ? frames::parse_header(h->span(), m.stored_size, in.name, m.data_offset) : Result<frames::Table>(h.error());
+      const uint64_t table_head = std::min<uint64_t>(m.stored_size, sizeof(format::FrameTableHeader));
+      const frames::StreamOf of{m.size, m.stream_offset};
+      auto h = in.archive->source().read(m.data_offset, table_head);
+      auto t = h.ok() ? frames::parse_header(h->span(), m.stored_size, in.name, m.data_offset, of)
+                      : Result<frames::Table>(h.error());
       if (t.ok() && t->log2 == frame_log2 && t->size == m.size && t->version <= table_version) {
         entries.entry(i).me_xxh3 = m.xxh3;
         hash_of[i] = m.xxh3;
@@ -1098,14 +1106,14 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
         register_content(i, size);
         ++stats.compressed_members;
         auto archive = in.archive;
-        auto copy_stream = [&, i, archive, m, size](FrameResult*) -> Result<void> {
+        auto copy_stream = [&, i, archive, m, size, table_head, of](FrameResult*) -> Result<void> {
           const Source& from = archive->source();  // compressed: unaligned (format::packed_align)
           // Copied frame by frame, each checked against its table entry on
           // the way (no inflating): damage is not carried into the copy.
-          MMAR_ASSIGN(Bytes header, from.read(m.data_offset, sizeof(format::FrameTableHeader)));
+          MMAR_ASSIGN(Bytes header, from.read(m.data_offset, table_head));
           const std::string what = archive->name() + ": member '" + std::string(m.name) + "'";
-          MMAR_ASSIGN(frames::Table tb, frames::parse_header(header.span(), m.stored_size, what, m.data_offset));
-          MMAR_TRY(pwrite_all(fd, header.span(), offset, path));
+          MMAR_ASSIGN(frames::Table tb, frames::parse_header(header.span(), m.stored_size, what, m.data_offset, of));
+          MMAR_TRY(pwrite_all(fd, header.span().first(static_cast<size_t>(tb.header_bytes())), offset, path));
           for (uint32_t k = 0; k < tb.count; ++k) {
             // What frame_at needs for frame k (a table is not read whole: it
             // may be large), copied as it is; v1 stays v1.
@@ -1116,7 +1124,7 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
             // Each table byte written once: the group's anchors with its
             // first frame, then frame k's own entry (the last of `part`).
             if (k % format::kFrameGroup == 0) MMAR_TRY(pwrite_all(fd, anchors.span(), offset + l.anchors_at, path));
-            const uint64_t entry = tb.version == 1 ? sizeof(format::FrameEntry) : sizeof(format::FrameEntry2);
+            const uint64_t entry = tb.entry_bytes();
             MMAR_TRY(pwrite_all(fd, part.span().last(static_cast<size_t>(entry)),
                                 offset + l.entries_at + l.entries_length - entry, path));
             MMAR_ASSIGN(Bytes stored, from.read(m.data_offset + f.begin, f.end - f.begin));
@@ -1127,7 +1135,8 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
             MMAR_TRY(pwrite_all(fd, stored.span(), offset + f.begin, path));
           }
           set_framed(i, offset, m.stored_size, 0);
-          if (tb.version >= 2) any_framed2 = true;
+          if (tb.version == 2) any_framed2 = true;
+          if (tb.version == 3) any_framed3 = true;
           offset += m.stored_size;
           progress(size);
           return success();
@@ -1254,6 +1263,7 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
     // A frame stream of its own, read once, frame by frame.
     auto st = std::make_shared<Stream>();
     st->size = size;
+    st->sized = true;  // the member's bytes, all of them
     MMAR_TRY(begin_stream(st));
     XXH3_state_t state;
     XXH3_64bits_reset(&state);
@@ -1327,7 +1337,8 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
   // Index: entries then names, 8-aligned, hashed as one range.
   offset = *align_up(offset, 8);
   const uint64_t index_offset = offset;
-  uint32_t flags = (any_framed ? format::kSbFlagFramed : 0) | (any_framed2 ? format::kSbFlagFramed2 : 0);
+  uint32_t flags = (any_framed ? format::kSbFlagFramed : 0) | (any_framed2 ? format::kSbFlagFramed2 : 0) |
+                   (any_framed3 ? format::kSbFlagFramed3 : 0);
   MMAR_ASSIGN(std::vector<std::byte> index,
               index_codec::store_index(entries.bytes(), static_cast<uint32_t>(entries.count()), options.index,
                                                 stats.compressed_members > 0, flags));

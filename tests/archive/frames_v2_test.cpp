@@ -189,7 +189,7 @@ TEST(FramesV2, CopiedStreamsWithAnchorsAreTheSameBytes) {
   auto m = a->find("big");
   ASSERT_TRUE(m.ok());
   TempDir tmp;
-  Writer w({.frame_size = 4096});
+  Writer w({.frame_size = 4096, .frame_table = 2});
   ASSERT_TRUE(w.add_member("copy", *a, *m).ok());
   ASSERT_TRUE(w.write(tmp / "copy.mmar").ok());
   auto c = Archive::open(tmp / "copy.mmar");
@@ -208,7 +208,7 @@ TEST(FramesV2, CopiedStreamsWithAnchorsAreTheSameBytes) {
 TEST(FramesV2, XzFramesStayWholeXzStreams) {
   const auto data = text_bytes(300 * 4096 + 5, 3);  // 301 frames: two groups
   TempDir tmp;
-  Writer w({.codec = Codec::xz, .frame_size = 4096});
+  Writer w({.codec = Codec::xz, .frame_size = 4096, .frame_table = 2});
   ASSERT_TRUE(w.add_bytes("x", data).ok());
   ASSERT_TRUE(w.write(tmp / "x.mmar").ok());
   const auto bytes = test::read_file(tmp / "x.mmar");
@@ -223,9 +223,9 @@ TEST(FramesV2, XzFramesStayWholeXzStreams) {
   EXPECT_EQ(std::memcmp(bytes.data() + m->data_offset + f.begin, xz_magic, sizeof xz_magic), 0);
   EXPECT_EQ(a->read(*m)->str(), std::string(reinterpret_cast<const char*>(data.data()), data.size()));
   EXPECT_EQ(verify_problems(bytes), "");
-  // Only versions 1 and 2 are written.
+  // Only versions 1, 2 and 3 are written.
   WriteOptions o;
-  o.frame_table = 3;
+  o.frame_table = 4;
   Writer bad(o);
   ASSERT_TRUE(bad.add_bytes("x", data).ok());
   auto r = bad.write(tmp / "bad.mmar");
@@ -276,7 +276,7 @@ TEST(FramesV2, RandomReadOfFrameKReadsOneSmallRangeOfTheTable) {
   std::vector<std::byte> data(size_t{10240} * 4096);
   for (size_t i = 0; i < data.size(); i += 4096) std::memset(data.data() + i, static_cast<int>(i / 4096 % 251), 4096);
   TempDir tmp;
-  Writer w({.frame_size = 4096});
+  Writer w({.frame_size = 4096, .frame_table = 2});
   ASSERT_TRUE(w.add_bytes("zeros", data).ok());
   ASSERT_TRUE(w.write(tmp / "z.mmar").ok());
   const auto bytes = test::read_file(tmp / "z.mmar");
@@ -532,7 +532,7 @@ TEST(FramesV1, FixtureWrittenBeforeV2ReadsAndVerifies) {
   auto a = Archive::open(kFixtureV1);
   ASSERT_TRUE(a.ok());
   TempDir tmp;
-  Writer w({.frame_size = 4096});
+  Writer w({.frame_size = 4096, .frame_table = 2});
   ASSERT_TRUE(a->for_each([&](const Member& m) { return w.add_member(std::string(m.name), *a, m); }).ok());
   ASSERT_TRUE(w.write(tmp / "copy.mmar").ok());
   auto c = Archive::open(tmp / "copy.mmar");

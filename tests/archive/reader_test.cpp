@@ -67,8 +67,8 @@ TEST(Reader, SuperblockErrors) {
   EXPECT_ERROR_CONTAINS(first_error(b), "format version 2 (this mmar reads 1)");
   EXPECT_EQ(open_bytes(b).error().code(), Errc::unsupported);
   b = good;
-  test::patch_superblock(b, [](format::Superblock& s) { s.sb_flags = 32; });
-  EXPECT_ERROR_CONTAINS(first_error(b), "unknown superblock flags 0x20");
+  test::patch_superblock(b, [](format::Superblock& s) { s.sb_flags = 64; });
+  EXPECT_ERROR_CONTAINS(first_error(b), "unknown superblock flags 0x40");
   b = good;
   test::patch_superblock(b, [](format::Superblock& s) { s.sb_flags = format::kSbFlagIndexPredicted; });
   EXPECT_ERROR_CONTAINS(first_error(b), "predicted offsets without a compressed index");

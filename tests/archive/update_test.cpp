@@ -289,7 +289,7 @@ TEST_F(Update, ADamagedDeltaIsAnError) {
   std::map<std::string, std::string> m2;
   const std::string p2 = make_archive(1, m2);
   auto b2 = test::read_file(p2);
-  test::patch_superblock(b2, [](format::Superblock& sb) { sb.sb_flags = 32; });
+  test::patch_superblock(b2, [](format::Superblock& sb) { sb.sb_flags = 64; });
   test::write_file(p2, b2);
   auto refused = Archive::open(p2);
   ASSERT_FALSE(refused.ok());

@@ -598,7 +598,7 @@ TEST_F(Mount, DamagedFrameReadsAsEioAndTheRestReads) {
     ASSERT_TRUE(m->framed);
     // Frame 20's stored bytes, where the table (of either version) says.
     std::span<const std::byte> stream(bytes.data() + m->data_offset, m->stored_size);
-    auto t = frames::parse_header(stream, m->stored_size, "f", m->data_offset);
+    auto t = frames::parse_header(stream, m->stored_size, "f", m->data_offset, {m->size, m->stream_offset});
     ASSERT_TRUE(t.ok());
     const frames::Lookup l = frames::lookup(*t, 20);
     auto f = frames::frame_at(*t, 20, stream.subspan(l.anchors_at, l.anchors_length),
