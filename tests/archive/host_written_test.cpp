@@ -171,7 +171,7 @@ INSTANTIATE_TEST_SUITE_P(HostWritten, HostWrittenArchive,
                                            "fence_81.mmar", "rw_deltas.mmar", "btf_pack.mmar", "libctf_written.ctfa",
                                            "plain_btf", "attributes.mmar", "chunk_sums.mmar", "frames_v1.mmar",
                                            "framed_v2.mmar", "index_compressed.mmar", "index_predicted.mmar",
-                                           "attributes_predicted.mmar"),
+                                           "attributes_predicted.mmar", "framed_v3.mmar"),
                          [](const auto& param_info) {
                            std::string n = param_info.param;
                            for (char& c : n) {
