@@ -89,7 +89,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       std::memcpy(&sb, data + mmar::format::kSuperblockSize, sizeof sb);
     }
     const uint64_t off = sb.sb_index_offset, len = sb.sb_index_size;
-    if (sb.sb_flags == (sb.sb_flags & (mmar::format::kSbFlagFramed | mmar::format::kSbFlagFramed2)) && len > 0 &&
+    constexpr uint32_t kMemberBits =
+        mmar::format::kSbFlagFramed | mmar::format::kSbFlagFramed2 | mmar::format::kSbFlagFramed3;
+    if (sb.sb_flags == (sb.sb_flags & kMemberBits) && len > 0 &&
         off <= size && len <= size - off) {
       // Both forms a reader reads: with predicted offsets (what writers
       // write) and without (archives written before them).

@@ -173,7 +173,9 @@ Result<Table> parse_header(std::span<const std::byte> header, uint64_t stored, c
   t.stored = stored;
   const uint8_t first = std::to_integer<uint8_t>(header[0]);
   if (first != format::kFrameMagic[0]) {
-    // v3: one byte, then (unless sized by the member) a 4-byte size.
+    // v3: one byte, then (unless sized by the member) a 4-byte size; only
+    // in archives that say they may have v3 tables.
+    if (!of.v3) return bad(what, offset, "bad magic");
     t.version = 3;
     if ((first & format::kFrame3Reserved) != 0) return bad(what, offset, "bad magic or reserved header bits set");
     t.log2 = static_cast<uint8_t>(first & 0x1f);
@@ -192,6 +194,7 @@ Result<Table> parse_header(std::span<const std::byte> header, uint64_t stored, c
     }
     const uint64_t count = (t.size >> t.log2) + ((t.size & (t.frame_size() - 1)) != 0 ? 1 : 0);
     if (count > UINT32_MAX) return bad(what, offset, std::to_string(count) + " frames: too many");
+    // A writer never packs 4 GiB into one stream (packs are one frame).
     t.count = static_cast<uint32_t>(count);
     return check_count(t, stored, what, offset, offset);
   }

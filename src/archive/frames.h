@@ -43,6 +43,7 @@ inline uint64_t table_bytes(uint8_t version, uint64_t count, bool sized = false)
 struct StreamOf {
   uint64_t size = 0;           // me_size (0: none, e.g. an index)
   uint64_t stream_offset = 0;  // me_stream_offset
+  bool v3 = true;              // the archive may hold v3 tables (superblock bit 5): else only v1/v2 magics
 };
 
 // A checked frame table header: what a reader needs to locate any frame.

@@ -160,15 +160,24 @@ class LruBytes {
 // Decompressed (or assembled) members, by member index.
 using InflateCache = LruBytes<uint32_t>;
 
-// Inflated frames of frame streams, by (stream offset, frame).
+// Inflated frames of frame streams, by (stream offset, frame, and for a v3
+// stream sized by its member, that size: it places the table and so every
+// frame, and entries sharing the stream must not share frames read under
+// another size).
 struct FrameKey {
   uint64_t stream;
   uint32_t frame;
+  uint64_t sized = 0;
   bool operator==(const FrameKey&) const = default;
 };
 struct FrameKeyHash {
-  size_t operator()(const FrameKey& k) const { return std::hash<uint64_t>()(k.stream * 0x9e3779b97f4a7c15ULL ^ k.frame); }
+  size_t operator()(const FrameKey& k) const {
+    return std::hash<uint64_t>()((k.stream * 0x9e3779b97f4a7c15ULL ^ k.frame) + k.sized * 0xbf58476d1ce4e5b9ULL);
+  }
 };
+inline FrameKey frame_key(uint64_t stream, const frames::Table& t, uint32_t k) {
+  return FrameKey{stream, k, t.sized ? t.size : 0};
+}
 using FrameCache = LruBytes<FrameKey, FrameKeyHash>;
 
 // Buffers for inflated frames, recycled: a frame costs no allocation, no
@@ -1412,8 +1421,9 @@ Result<Bytes> Archive::Impl::stream_head(const Member& m) const {
 
 Result<frames::Table> Archive::Impl::frame_table(const Member& m) const {
   MMAR_ASSIGN(Bytes head, stream_head(m));
+  const bool v3 = (sb.sb_flags & format::kSbFlagFramed3) != 0;
   MMAR_ASSIGN(frames::Table t, frames::parse_header(head.span(), m.stored_size, what(m), m.data_offset,
-                                                    frames::StreamOf{m.size, m.stream_offset}));
+                                                    frames::StreamOf{m.size, m.stream_offset, v3}));
   if (uint64_t{m.stream_offset} > t.size || m.size > t.size - m.stream_offset) {
     return malformed(file(), m.data_offset, "member '" + std::string(m.name) + "': bytes [" +
                                                 std::to_string(m.stream_offset) + ", +" + std::to_string(m.size) +
@@ -1519,9 +1529,9 @@ Result<Bytes> Archive::Impl::inflate_index(uint64_t begin, uint64_t end) const {
 }
 
 Result<Bytes> Archive::Impl::frame(const Member& m, const frames::Table& t, uint32_t k, bool verify) const {
-  if (auto hit = frame_cache.get(FrameKey{m.data_offset, k})) {
-    // Members sharing a stream agree on its frames' sizes -- unless a v3
-    // stream sized by its member is claimed by members of different sizes.
+  if (auto hit = frame_cache.get(frame_key(m.data_offset, t, k))) {
+    // Members sharing a stream read it through one table (the key holds
+    // the size a v3 stream sized by its member is read with).
     if (hit->size() == t.inflated(k)) return *hit;
     return malformed(file(), m.data_offset,
                      "member '" + std::string(m.name) + "': frame " + std::to_string(k) +
@@ -1553,7 +1563,7 @@ Result<Bytes> Archive::Impl::frame(const Member& m, const frames::Table& t, uint
     MMAR_TRY(frames::inflate_frame(t, f, m.codec, stored.span(), into, verify, what(m), m.data_offset));
     out = Bytes(into, std::shared_ptr<const void>(buf, buf.get()));
   }
-  if (verify || !m.has_checksum) frame_cache.put(FrameKey{m.data_offset, k}, out);
+  if (verify || !m.has_checksum) frame_cache.put(frame_key(m.data_offset, t, k), out);
   return out;
 }
 

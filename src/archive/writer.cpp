@@ -21,6 +21,7 @@
 #include <future>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
@@ -774,14 +775,49 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
   // alignment padding anyway). Sets offset, flags and sizes; the caller
   // writes the data at e.me_data_offset, then finish_raw writes the sums.
   const uint8_t chunk_log2 = options.chunk_size == 0 ? 0 : static_cast<uint8_t>(std::countr_zero(options.chunk_size));
-  auto place_raw = [&](format::Entry& e, uint64_t size, bool page, uint64_t from) {
+  // Holes: what aligning a member to a page left unused before it. Small
+  // raw data placed later goes into the first that holds it (in the order
+  // placed: the output stays deterministic), so a tree with large raw
+  // members does not pay the padding (bench/RESULTS.md, "Padding").
+  struct Hole {
+    uint64_t begin, end;
+  };
+  std::vector<Hole> holes;
+  constexpr size_t kMaxHoles = 4096;
+  constexpr uint64_t kMinHole = 16;
+  auto take_hole = [&](uint64_t size, uint64_t alignment) -> std::optional<uint64_t> {
+    for (size_t h = 0; h < holes.size(); ++h) {
+      const uint64_t at = *align_up(holes[h].begin, alignment);
+      if (at <= holes[h].end && holes[h].end - at >= size) {
+        holes[h].begin = at + size;
+        if (holes[h].end - holes[h].begin < kMinHole) holes.erase(holes.begin() + static_cast<ptrdiff_t>(h));
+        return at;
+      }
+    }
+    return std::nullopt;
+  };
+  // Where a raw member of `size` bytes goes: a page (then any padding
+  // before it, after its chunk sums, becomes a hole), a hole that holds it
+  // (`may_fill`, no sums), or from `from` on. Sets the entry's offset, flags
+  // and sizes, and `offset` past the data unless it went into a hole; the
+  // caller writes the data at e.me_data_offset, then finish_raw the sums.
+  auto place_raw = [&](format::Entry& e, uint64_t size, bool page, uint64_t from, bool may_fill = true) {
     const uint64_t sums =
         chunk_log2 != 0 && size > options.chunk_size ? chunks::table_bytes(size, chunk_log2) : 0;
-    offset = *align_up(from + sums, page ? align : format::packed_align(0, e.me_kind));
+    const uint64_t alignment = page ? align : format::packed_align(0, e.me_kind);
     if (page) e.me_flags = static_cast<uint16_t>(e.me_flags | format::kFlagPageAligned);
     if (sums != 0) e.me_flags = static_cast<uint16_t>(e.me_flags | format::kFlagChunkSums);
-    e.me_data_offset = offset;
     e.me_stored_size = size;
+    if (!page && sums == 0 && may_fill && size > 0) {
+      if (auto at = take_hole(size, alignment)) {
+        e.me_data_offset = *at;
+        return;
+      }
+    }
+    const uint64_t at = *align_up(from + sums, alignment);
+    if (page && at - sums - from >= kMinHole && holes.size() < kMaxHoles) holes.push_back(Hole{from, at - sums});
+    e.me_data_offset = at;
+    offset = at + size;
   };
   // The chunk checksums of a raw member just written, read back from the
   // output (in the page cache): the sums cover exactly the bytes stored.
@@ -898,15 +934,16 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
     auto write_frame = frame_op(st);
     auto finish_pack = [&, st, members, write_frame, n](FrameResult* r) -> Result<void> {
       if (r->stored.size() == n) {
-        // Nothing to gain from packing: each member raw (no table to pay for).
+        // Nothing to gain from packing: each member raw (no table to pay for),
+        // from where the table would have been (nothing was written since).
+        offset = st->start;
         for (const auto& [i, at] : *members) {
           format::Entry& e = entries.entry(i);
           const bool page = format::raw_on_page(e.me_kind == static_cast<uint8_t>(Kind::elf), e.me_size, align,
                                                 format::RawWhy::incompressible);
           place_raw(e, e.me_size, page, offset);
-          MMAR_TRY(pwrite_all(fd, r->stored.data() + at, e.me_size, offset, path));
+          MMAR_TRY(pwrite_all(fd, r->stored.data() + at, e.me_size, e.me_data_offset, path));
           MMAR_TRY(finish_raw(e));
-          offset += e.me_size;
           --stats.compressed_members;
         }
         progress(n);
@@ -1020,10 +1057,9 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
       entries.entry(i).me_size = target->size();
       entries.entry(i).me_xxh3 = XXH3_64bits(target->data(), target->size());
       auto write_link = [&, i, target](FrameResult*) -> Result<void> {
-        MMAR_TRY(pwrite_all(fd, *target, offset, path));  // plain data: unaligned (format::packed_align)
-        entries.entry(i).me_data_offset = offset;
-        entries.entry(i).me_stored_size = target->size();
-        offset += target->size();
+        format::Entry& e = entries.entry(i);
+        place_raw(e, target->size(), false, offset);  // plain data: unaligned (format::packed_align), or a hole
+        MMAR_TRY(pwrite_all(fd, *target, e.me_data_offset, path));
         progress(target->size());
         return success();
       };
@@ -1205,10 +1241,9 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
                          const bool page = format::raw_on_page(detected.kind == Kind::elf, size, align,
                                                                format::RawWhy::chosen);
                          place_raw(e, size, page, offset);
-                         MMAR_TRY(src.copy_to(fd, offset, size, path));
+                         MMAR_TRY(src.copy_to(fd, e.me_data_offset, size, path));
                          if (src.fd >= 0) MMAR_TRY(check_unchanged(src.fd, size, mtime, *src.in));
                          MMAR_TRY(finish_raw(e));
-                         offset += size;
                          progress(size);
                          return success();
                        }});
@@ -1241,16 +1276,16 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
           MMAR_TRY(pwrite_all(fd, r->stored, offset, path));
           e.me_codec = static_cast<uint8_t>(codec);
           e.me_stored_size = r->stored.size();
+          e.me_data_offset = offset;
+          offset += e.me_stored_size;
           ++stats.compressed_members;
         } else {
           const bool page =
               format::raw_on_page(detected.kind == Kind::elf, size, align, format::RawWhy::incompressible);
           place_raw(e, size, page, offset);
-          MMAR_TRY(pwrite_all(fd, *whole, offset, path));
+          MMAR_TRY(pwrite_all(fd, *whole, e.me_data_offset, path));
           MMAR_TRY(finish_raw(e));
         }
-        e.me_data_offset = offset;
-        offset += e.me_stored_size;
         progress(size);
         return success();
       };
@@ -1300,12 +1335,13 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
           format::raw_on_page(detected.kind == Kind::elf, size, align, format::RawWhy::incompressible);
       MMAR_TRY(zero_range(fd, st->start, abandoned_end - st->start, path));
       format::Entry& e = entries.entry(i);
-      place_raw(e, size, page, st->start);
-      MMAR_TRY(src.copy_to(fd, offset, size, path));
+      // Where the frames were (zeros up to abandoned_end: later data
+      // overwrites them, truncation cuts them), never a hole.
+      place_raw(e, size, page, st->start, /*may_fill=*/false);
+      MMAR_TRY(src.copy_to(fd, e.me_data_offset, size, path));
       // Read a second time: it must still be the bytes that were hashed.
       if (src.fd >= 0) MMAR_TRY(check_unchanged(src.fd, size, mtime, *src.in));
       MMAR_TRY(finish_raw(e));
-      offset += size;  // up to abandoned_end: zeros (later data overwrites them, truncation cuts them)
       return success();
     };
     MMAR_TRY(push(std::move(finish_member)));

@@ -248,6 +248,32 @@ TEST(FramesV3, HostileHeadersAndEntriesAreOneLineErrors) {
     ASSERT_TRUE(p.ok());
     EXPECT_FALSE(p->empty());
   }
+  {  // the same with another frame count, so another table layout: the
+     // second member never gets the first's cached frames (each read is as
+     // it is alone), and verify reports it
+    auto bad = good;
+    test::patch_entry(bad, 8, [&](format::Entry& e) { e.me_size = 256 * 4096; });  // "twin": 256 frames, no anchors
+    auto a = open_bytes(bad);
+    ASSERT_TRUE(a.ok());
+    ASSERT_TRUE(a->read("big").ok());  // every frame of big cached
+    auto after = a->read("twin");
+    ASSERT_FALSE(after.ok());
+    auto fresh = open_bytes(bad);
+    auto alone = fresh->read("twin");
+    ASSERT_FALSE(alone.ok());
+    EXPECT_EQ(after.error().message(), alone.error().message());
+    std::vector<std::byte> out(100);
+    EXPECT_FALSE(a->read(*a->find("twin"), 4096, 100, out.data()).ok());
+    auto p = a->verify();
+    ASSERT_TRUE(p.ok());
+    ASSERT_EQ(p->size(), 1u);
+    EXPECT_ERROR_CONTAINS((*p)[0].message, "member 'twin'");
+  }
+  {  // a v3 header in an archive without superblock bit 5: bad magic
+    auto bad = good;
+    test::patch_superblock(bad, [](format::Superblock& sb) { sb.sb_flags = sb.sb_flags & ~format::kSbFlagFramed3; });
+    EXPECT_ERROR_CONTAINS(read_error(bad, "big", 0, 10), "member 'big': frame table: bad magic (at offset 0x");
+  }
 }
 
 }  // namespace
