@@ -185,6 +185,50 @@ TEST(Writer, DeterministicAcrossThreadCounts) {
   EXPECT_EQ(test::archive_tree(src, tmp / "x1.mmar", xz1), test::archive_tree(src, tmp / "x2.mmar", xz2));
 }
 
+std::string str(const std::vector<std::byte>& v) { return std::string(reinterpret_cast<const char*>(v.data()), v.size()); }
+
+TEST(Writer, SmallRawDataFillsThePaddingOfPageAlignedMembers) {
+  // Uncompressed: "a" (5,000 bytes) and "b" are page-aligned and leave
+  // padding before them (after the header, and 3,192 bytes between them),
+  // which the small members after them fill, a symlink's target too.
+  // Whatever the thread count, the same bytes.
+  TempDir tmp;
+  auto build = [&](uint32_t threads) {
+    Writer w({.codec = Codec::none, .threads = threads});
+    EXPECT_TRUE(w.add_bytes("a", test::text_bytes(5000, 1)).ok());
+    EXPECT_TRUE(w.add_bytes("b", test::text_bytes(9000, 2)).ok());
+    for (int i = 0; i < 8; ++i) EXPECT_TRUE(w.add_bytes("c" + std::to_string(i), test::text_bytes(300, 3 + i)).ok());
+    EXPECT_TRUE(w.add_symlink("d", "c0").ok());
+    const std::string out = tmp / ("h" + std::to_string(threads) + ".mmar");
+    EXPECT_TRUE(w.write(out).ok());
+    return test::read_file(out);
+  };
+  const auto bytes = build(1);
+  EXPECT_EQ(bytes, build(3));
+  auto a = Archive::open(Source::borrow(bytes, "h.mmar"));
+  ASSERT_TRUE(a.ok());
+  const Member ma = *a->find("a"), mb = *a->find("b");
+  ASSERT_TRUE(ma.page_aligned && mb.page_aligned);
+  EXPECT_EQ(mb.data_offset, ma.data_offset + 8192) << "b right on the page after a's two";
+  int in_hole = 0;
+  for (int i = 0; i < 8; ++i) {
+    const Member c = *a->find("c" + std::to_string(i));
+    EXPECT_FALSE(c.page_aligned);
+    // In the padding before a (after the header) or between a and b.
+    const bool before_a = c.data_offset >= 128 && c.data_offset + c.size <= ma.data_offset;
+    const bool between = c.data_offset >= ma.data_offset + ma.size && c.data_offset + c.size <= mb.data_offset;
+    if (before_a || between) ++in_hole;
+    EXPECT_EQ(a->read(c)->str(), str(test::text_bytes(300, 3 + i)));
+  }
+  EXPECT_EQ(in_hole, 8) << "the padding holds all eight";
+  const Member md = *a->find("d");
+  EXPECT_LT(md.data_offset, mb.data_offset) << "the symlink's target too";
+  EXPECT_EQ(a->read(md)->str(), "c0");
+  EXPECT_EQ(a->read("a")->str(), str(test::text_bytes(5000, 1)));
+  EXPECT_EQ(a->read("b")->str(), str(test::text_bytes(9000, 2)));
+  EXPECT_TRUE(a->verify()->empty());
+}
+
 TEST(Writer, BuffersSymlinksDirectoriesAndLinks) {
   TempDir tmp;
   Writer w;
