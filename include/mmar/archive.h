@@ -213,6 +213,13 @@ class MMAR_API Archive {
   // inflated frame when it lies in one frame, of the mapping for a raw
   // member; a fresh buffer otherwise.
   Result<Bytes> read_bytes(const Member& member, uint64_t offset, size_t length) const;
+  // A hint that [offset, offset + length) of a frame stream member will be
+  // read soon: its frames are inflated and checked into the frame cache
+  // now, on the calling thread (a sequential reader's read-ahead), so the
+  // read finds them ready; a reader that asks for a frame while it is being
+  // inflated waits for it rather than inflating it twice. Errors are left
+  // for the read to report; other members are not touched.
+  void prefetch(const Member& member, uint64_t offset, uint64_t length) const noexcept;
 
   // The member's attributes in full (owner names, xattrs); checked as the
   // entry was. Empty Attributes for a member without any.

@@ -16,6 +16,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstring>
 #include <functional>
@@ -180,6 +182,47 @@ inline FrameKey frame_key(uint64_t stream, const frames::Table& t, uint32_t k) {
 }
 using FrameCache = LruBytes<FrameKey, FrameKeyHash>;
 
+// Frames being inflated, so that two readers of one frame -- a request and
+// the mount's read-ahead, or two requests -- inflate it once: the second
+// waits for the first and then takes the frame from the cache. (Readers of
+// other frames never wait.) A wait is bounded: a reader that never lands
+// (a SIGBUS guard's longjmp skips destructors) is given up on after a
+// second, its flight dropped, and the waiter inflates the frame itself.
+class FrameFlights {
+ public:
+  // True: the caller flies `key` and must land() it (Boarding does).
+  // False: another reader's flight for it landed (or was given up on)
+  // while the caller waited: look in the cache again.
+  bool board(const FrameKey& key) {
+    std::unique_lock lock(mu_);
+    auto [it, fresh] = flying_.try_emplace(key, serial_ + 1);
+    if (fresh) {
+      ++serial_;
+      return true;
+    }
+    const uint64_t id = it->second;
+    const auto landed = [&] {
+      auto f = flying_.find(key);
+      return f == flying_.end() || f->second != id;
+    };
+    if (!cv_.wait_for(lock, std::chrono::seconds(1), landed)) flying_.erase(key);
+    return false;
+  }
+  void land(const FrameKey& key) {
+    {
+      std::lock_guard lock(mu_);
+      flying_.erase(key);
+    }
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  uint64_t serial_ = 0;
+  std::unordered_map<FrameKey, uint64_t, FrameKeyHash> flying_;
+};
+
 // Buffers for inflated frames, recycled: a frame costs no allocation, no
 // zeroing and no page faults once the pool is warm (a sequential read of a
 // large member through the mount inflates thousands of frames). Buffers
@@ -336,6 +379,7 @@ struct Archive::Impl {
 
   mutable InflateCache cache;
   mutable FrameCache frame_cache;
+  mutable FrameFlights frame_flights;
   std::shared_ptr<FramePool> frame_buffers = std::make_shared<FramePool>();
   // Raw members whose XXH3 has been checked, by member index: bit i of
   // `raw_good` / `raw_bad` (one word per 64 members, allocated on first use).
@@ -1529,13 +1573,25 @@ Result<Bytes> Archive::Impl::inflate_index(uint64_t begin, uint64_t end) const {
 }
 
 Result<Bytes> Archive::Impl::frame(const Member& m, const frames::Table& t, uint32_t k, bool verify) const {
-  if (auto hit = frame_cache.get(frame_key(m.data_offset, t, k))) {
-    // Members sharing a stream read it through one table (the key holds
-    // the size a v3 stream sized by its member is read with).
-    if (hit->size() == t.inflated(k)) return *hit;
-    return malformed(file(), m.data_offset,
-                     "member '" + std::string(m.name) + "': frame " + std::to_string(k) +
-                         " inflates to a size other members sharing its stream disagree with");
+  // Members sharing a stream read it through one table (the key holds the
+  // size a v3 stream sized by its member is read with), so a cached frame
+  // always has the length this table gives it.
+  const FrameKey key = frame_key(m.data_offset, t, k);
+  if (auto hit = frame_cache.get(key)) return *hit;
+  // Not cached: inflate it, unless another reader is inflating it now (then
+  // wait for that one; if its frame is not cached after all -- it failed,
+  // or was not checked -- inflate it here too).
+  struct Flight {
+    FrameFlights* flights;
+    FrameKey key;
+    ~Flight() {
+      if (flights != nullptr) flights->land(key);
+    }
+  } flight{nullptr, key};
+  if (frame_flights.board(key)) {
+    flight.flights = &frame_flights;
+  } else if (auto hit = frame_cache.get(key)) {
+    return *hit;
   }
   MMAR_ASSIGN(Bytes head, stream_head(m));  // the table's start (all of it when mapped)
   MMAR_ASSIGN(auto placed, stored_frame(m.data_offset, head, t, k, what(m)));
@@ -1563,7 +1619,7 @@ Result<Bytes> Archive::Impl::frame(const Member& m, const frames::Table& t, uint
     MMAR_TRY(frames::inflate_frame(t, f, m.codec, stored.span(), into, verify, what(m), m.data_offset));
     out = Bytes(into, std::shared_ptr<const void>(buf, buf.get()));
   }
-  if (verify || !m.has_checksum) frame_cache.put(frame_key(m.data_offset, t, k), out);
+  if (verify || !m.has_checksum) frame_cache.put(key, out);
   return out;
 }
 
@@ -1666,6 +1722,23 @@ Result<size_t> Archive::read(const Member& m, uint64_t offset, size_t length, vo
   }
   MMAR_TRY(a.read_range(m, offset, n, static_cast<std::byte*>(out), a.options.verify_checksums));
   return n;
+}
+
+void Archive::prefetch(const Member& m, uint64_t offset, uint64_t length) const noexcept {
+  const Impl& a = *impl_;
+  if (!m.framed || offset >= m.size || length == 0) return;
+  try {
+    auto t = a.frame_table(m);
+    if (!t.ok()) return;
+    const uint64_t at = m.stream_offset + offset;
+    const uint64_t last = at + std::min(length, m.size - offset) - 1;
+    for (uint64_t k = frames::first_frame(*t, at), end = frames::first_frame(*t, last); k <= end; ++k) {
+      // Checked as read_bytes would, so that what lands in the cache is
+      // what a reader may take from it.
+      if (!a.frame(m, *t, static_cast<uint32_t>(k), a.options.verify_checksums && m.has_checksum).ok()) return;
+    }
+  } catch (const std::bad_alloc&) {
+  }
 }
 
 Result<Bytes> Archive::read_bytes(const Member& m, uint64_t offset, size_t length) const {

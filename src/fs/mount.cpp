@@ -320,11 +320,12 @@ void serve(fuse_req_t req, F body) {
 
 // Read-ahead for sequential readers of compressed members: when a read
 // continues where the previous one of the same file ended, the frames of
-// the next stretch are inflated into the archive's frame cache on this
-// thread while the kernel copies the current reply, so the next request
-// finds them ready. Requests are dropped when the queue is full (read-ahead
-// is a hint); the thread touches the mapping under the same SIGBUS guard as
-// requests.
+// the next two reads' stretch are inflated into the archive's frame cache
+// on this thread while the request thread replies, so the next requests
+// find them ready (and one that comes while its frame is being inflated
+// waits for it instead of inflating it a second time: Archive::prefetch).
+// Requests are dropped when the queue is full (read-ahead is a hint); the
+// thread touches the mapping under the same SIGBUS guard as requests.
 class Readahead {
  public:
   explicit Readahead(ArchiveFs& fs) : fs_(fs), thread_([this] { run(); }) {}
@@ -347,7 +348,7 @@ class Readahead {
     it->second = off + len;
     if (last_end_.size() > 4096) last_end_.clear();
     if (!sequential || off + len >= size || queue_.size() >= 4) return;
-    queue_.push_back({index, off + len, len});
+    queue_.push_back({index, off + len, 2 * len});
     cv_.notify_one();
   }
 
@@ -375,7 +376,7 @@ class Readahead {
       t_request_guard = &guard;
       try {
         auto m = fs_.archive().at(a.index);
-        if (m.ok() && m->framed) (void)fs_.archive().read_bytes(*m, a.off, a.len);
+        if (m.ok()) fs_.archive().prefetch(*m, a.off, a.len);
       } catch (const std::bad_alloc&) {
       }
       t_request_guard = nullptr;
