@@ -33,10 +33,10 @@ uint32_t get32(const std::byte* p) {
 
 }  // namespace
 
-std::vector<std::byte> build(const std::vector<std::string_view>& names) {
+std::vector<std::byte> build(const std::vector<std::string_view>& names, uint32_t min_stride) {
   const uint64_t count = names.size();
   if (count < kMinMembers) return {};
-  for (uint64_t stride = 8;; stride *= 2) {
+  for (uint64_t stride = std::max<uint32_t>(min_stride, 1);; stride *= 2) {
     const uint64_t keys = (count + stride - 1) / stride;
     std::vector<std::string_view> sep(keys);  // key 0 is empty
     uint64_t key_bytes = 0;

@@ -41,9 +41,18 @@ struct Header {
 };
 static_assert(sizeof(Header) == 48);
 
+// Members per key, at least: a run of a plain index is read alone (8
+// entries: 512 bytes), while a compressed index is read a 64 KiB frame of
+// 1,024 entries at a time, whose run need only name the frames (128
+// entries and their names lie in one or two): a fence a sixteenth the size.
+inline constexpr uint32_t kMinStride = 8;
+inline constexpr uint32_t kMinStrideCompressed = 128;
+
 // The block for these names (sorted, strictly increasing), the fields that
-// depend on the index left to finish(). Empty when too few members.
-std::vector<std::byte> build(const std::vector<std::string_view>& sorted_names);
+// depend on the index left to finish(). Empty when too few members. The
+// stride is the smallest power of two, at least `min_stride`, that keeps
+// the block within kMaxBytes.
+std::vector<std::byte> build(const std::vector<std::string_view>& sorted_names, uint32_t min_stride = kMinStride);
 void finish(std::vector<std::byte>& block, uint64_t index_xxh3, uint64_t generation);
 
 class View {

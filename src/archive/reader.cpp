@@ -123,6 +123,7 @@ template <class Key, class Hash = std::hash<Key>>
 class LruBytes {
  public:
   explicit LruBytes(uint64_t capacity) : capacity_(capacity) {}
+  uint64_t capacity() const { return capacity_; }
 
   std::optional<Bytes> get(const Key& key) {
     std::lock_guard lock(mu_);
@@ -186,32 +187,36 @@ using FrameCache = LruBytes<FrameKey, FrameKeyHash>;
 // the mount's read-ahead, or two requests -- inflate it once: the second
 // waits for the first and then takes the frame from the cache. (Readers of
 // other frames never wait.) A wait is bounded: a reader that never lands
-// (a SIGBUS guard's longjmp skips destructors) is given up on after a
-// second, its flight dropped, and the waiter inflates the frame itself.
+// (a SIGBUS guard's longjmp skips destructors) or is slow (a remote
+// source) is given up on after a second, and the waiter takes the flight
+// over and inflates the frame itself.
 class FrameFlights {
  public:
-  // True: the caller flies `key` and must land() it (Boarding does).
-  // False: another reader's flight for it landed (or was given up on)
-  // while the caller waited: look in the cache again.
-  bool board(const FrameKey& key) {
+  // Non-zero: the caller flies `key` under this id and must land(key, id).
+  // Zero: another reader's flight for it landed while the caller waited:
+  // look in the cache again.
+  uint64_t board(const FrameKey& key) {
     std::unique_lock lock(mu_);
     auto [it, fresh] = flying_.try_emplace(key, serial_ + 1);
-    if (fresh) {
-      ++serial_;
-      return true;
-    }
+    if (fresh) return ++serial_;
     const uint64_t id = it->second;
     const auto landed = [&] {
       auto f = flying_.find(key);
       return f == flying_.end() || f->second != id;
     };
-    if (!cv_.wait_for(lock, std::chrono::seconds(1), landed)) flying_.erase(key);
-    return false;
+    if (cv_.wait_for(lock, std::chrono::seconds(1), landed)) return 0;
+    // Given up on: this reader flies it now (the late owner's landing, if
+    // any, no longer removes it); others waiting for the old flight wake.
+    flying_[key] = ++serial_;
+    cv_.notify_all();
+    return serial_;
   }
-  void land(const FrameKey& key) {
+  void land(const FrameKey& key, uint64_t id) {
     {
       std::lock_guard lock(mu_);
-      flying_.erase(key);
+      auto it = flying_.find(key);
+      if (it == flying_.end() || it->second != id) return;
+      flying_.erase(it);
     }
     cv_.notify_all();
   }
@@ -1577,21 +1582,30 @@ Result<Bytes> Archive::Impl::frame(const Member& m, const frames::Table& t, uint
   // size a v3 stream sized by its member is read with), so a cached frame
   // always has the length this table gives it.
   const FrameKey key = frame_key(m.data_offset, t, k);
-  if (auto hit = frame_cache.get(key)) return *hit;
+  const auto cached = [&](const Bytes& hit) -> Result<Bytes> {
+    if (hit.size() == t.inflated(k)) return hit;
+    return malformed(file(), m.data_offset,
+                     "member '" + std::string(m.name) + "': frame " + std::to_string(k) + " is cached with another size");
+  };
+  if (auto hit = frame_cache.get(key)) return cached(*hit);
+  const bool cacheable = (verify || !m.has_checksum) && t.inflated(k) <= frame_cache.capacity();
   // Not cached: inflate it, unless another reader is inflating it now (then
-  // wait for that one; if its frame is not cached after all -- it failed,
-  // or was not checked -- inflate it here too).
+  // wait for that one; if its frame is not cached after all -- it failed --
+  // inflate it here too). A frame that will not be cached flies no flight:
+  // nobody could take it from the cache.
   struct Flight {
-    FrameFlights* flights;
+    FrameFlights* flights = nullptr;
     FrameKey key;
+    uint64_t id = 0;
     ~Flight() {
-      if (flights != nullptr) flights->land(key);
+      if (id != 0) flights->land(key, id);
     }
-  } flight{nullptr, key};
-  if (frame_flights.board(key)) {
-    flight.flights = &frame_flights;
-  } else if (auto hit = frame_cache.get(key)) {
-    return *hit;
+  } flight{&frame_flights, key};
+  if (cacheable) {
+    flight.id = frame_flights.board(key);
+    if (flight.id == 0) {
+      if (auto hit = frame_cache.get(key)) return cached(*hit);
+    }
   }
   MMAR_ASSIGN(Bytes head, stream_head(m));  // the table's start (all of it when mapped)
   MMAR_ASSIGN(auto placed, stored_frame(m.data_offset, head, t, k, what(m)));
@@ -1726,7 +1740,10 @@ Result<size_t> Archive::read(const Member& m, uint64_t offset, size_t length, vo
 
 void Archive::prefetch(const Member& m, uint64_t offset, uint64_t length) const noexcept {
   const Impl& a = *impl_;
-  if (!m.framed || offset >= m.size || length == 0) return;
+  // Only what the read will take from the cache: checked frames, or those
+  // of a member without a checksum.
+  const bool verify = a.options.verify_checksums && m.has_checksum;
+  if (!m.framed || offset >= m.size || length == 0 || (!verify && m.has_checksum)) return;
   try {
     auto t = a.frame_table(m);
     if (!t.ok()) return;
@@ -1735,9 +1752,9 @@ void Archive::prefetch(const Member& m, uint64_t offset, uint64_t length) const 
     for (uint64_t k = frames::first_frame(*t, at), end = frames::first_frame(*t, last); k <= end; ++k) {
       // Checked as read_bytes would, so that what lands in the cache is
       // what a reader may take from it.
-      if (!a.frame(m, *t, static_cast<uint32_t>(k), a.options.verify_checksums && m.has_checksum).ok()) return;
+      if (!a.frame(m, *t, static_cast<uint32_t>(k), verify).ok()) return;
     }
-  } catch (const std::bad_alloc&) {
+  } catch (...) {  // a hint: the read reports what went wrong
   }
 }
 

@@ -836,7 +836,13 @@ Result<void> ArchiveUpdater::Impl::compact(const std::function<void(uint64_t, ui
   std::vector<std::string_view> names;
   names.reserve(table.size());
   for (const auto& [name, t] : table) names.push_back(name);
-  std::vector<std::byte> fence_block = fence::build(names);
+  bool any_compressed = false;
+  for (const auto& [name, te] : table) any_compressed = any_compressed || te.e.me_codec == 1 || te.e.me_codec == 2;
+  // The stride for the index store_index() will write (below).
+  const bool compressed_index = index_storage == IndexStorage::compressed ||
+                                (index_storage == IndexStorage::automatic && any_compressed);
+  std::vector<std::byte> fence_block =
+      fence::build(names, compressed_index ? fence::kMinStrideCompressed : fence::kMinStride);
   uint64_t offset = *align_up(format::kHeaderAreaSize + fence_block.size(), format::kPackedAlign);
   const uint64_t align = uint64_t{1} << align_log2;
   // (old offset, stored size, codec) -> new offset: entries sharing data
@@ -917,8 +923,6 @@ Result<void> ArchiveUpdater::Impl::compact(const std::function<void(uint64_t, ui
   // The index stored as `mmar create` stores it (compressed when any
   // member is); the next commit after it writes a whole plain table.
   uint32_t flags = framed_flags(next, framed2);
-  bool any_compressed = false;
-  for (const auto& [name, te] : next) any_compressed = any_compressed || te.e.me_codec == 1 || te.e.me_codec == 2;
   MMAR_ASSIGN(std::vector<std::byte> index,
               index_codec::store_index(full_index(next), static_cast<uint32_t>(next.size()), index_storage,
                                                 any_compressed, flags));

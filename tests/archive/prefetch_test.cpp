@@ -150,10 +150,13 @@ TEST(Prefetch, TwoReadersOfOneFrameInflateItOnce) {
   // The first reader to reach the frame's stored bytes stalls there, holding
   // the frame in flight, until the second reader has started its read.
   std::atomic<bool> armed{true}, first_in{false}, second_started{false};
+  // Spins end at a deadline: a broken reader fails the test, never hangs it.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  const auto before_deadline = [&] { return std::chrono::steady_clock::now() < deadline; };
   o.rec->hook = [&](uint64_t offset) {
     if (offset < past_head || !armed.exchange(false)) return;
     first_in = true;
-    while (!second_started) std::this_thread::yield();
+    while (!second_started && before_deadline()) std::this_thread::yield();
     // Give the second reader time to reach the frame: without flights it
     // reads the frame's bytes itself; with them it waits for this one.
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
@@ -161,7 +164,8 @@ TEST(Prefetch, TwoReadersOfOneFrameInflateItOnce) {
   o.rec->clear();
   std::vector<std::byte> one(len), two(len);
   std::thread first([&] { ASSERT_TRUE(a.read(o.m, off, len, one.data()).ok()); });
-  while (!first_in) std::this_thread::yield();
+  while (!first_in && before_deadline()) std::this_thread::yield();
+  EXPECT_TRUE(first_in) << "the first reader never reached the frame's bytes";
   std::thread second([&] {
     second_started = true;
     ASSERT_TRUE(a.read(o.m, off, len, two.data()).ok());
