@@ -70,8 +70,7 @@ Result<std::vector<std::byte>> store_index(std::vector<std::byte> plain, uint32_
   // automatic: up to 16 MiB of index (some 200,000 members). Beyond, a fence
   // run spans several frames, and a cold lookup would inflate them all
   // (bench/RESULTS.md): the index stays mapped in place.
-  const bool compress = how == IndexStorage::compressed ||
-                        (how == IndexStorage::automatic && compressed_members && plain.size() <= kAutoIndexLimit);
+  const bool compress = compresses(how, compressed_members, plain.size());
   if (!compress || plain.empty()) return plain;
   // Level 9 where it costs little (15 ms for 6,000 members; 2-5 % smaller
   // than level 3: bench/RESULTS.md), 3 for indexes of more than 8 MiB.

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -42,6 +43,15 @@ class IndexBuilder {
 
 // IndexStorage::automatic compresses indexes up to this size.
 inline constexpr size_t kAutoIndexLimit = size_t{16} << 20;
+
+// Whether store_index() compresses an index of `plain_size` bytes
+// (SIZE_MAX: not known yet -- a writer choosing its name fence's stride
+// before the index exists -- and then the size limit is not applied).
+inline bool compresses(IndexStorage how, bool compressed_members, size_t plain_size = SIZE_MAX) {
+  return how == IndexStorage::compressed ||
+         (how == IndexStorage::automatic && compressed_members &&
+          (plain_size == SIZE_MAX || plain_size <= kAutoIndexLimit));
+}
 
 // The bytes to store for index `plain` (member table + names): itself, or
 // (IndexStorage::compressed; automatic when `compressed_members` and at most

@@ -839,10 +839,8 @@ Result<void> ArchiveUpdater::Impl::compact(const std::function<void(uint64_t, ui
   bool any_compressed = false;
   for (const auto& [name, te] : table) any_compressed = any_compressed || te.e.me_codec == 1 || te.e.me_codec == 2;
   // The stride for the index store_index() will write (below).
-  const bool compressed_index = index_storage == IndexStorage::compressed ||
-                                (index_storage == IndexStorage::automatic && any_compressed);
-  std::vector<std::byte> fence_block =
-      fence::build(names, compressed_index ? fence::kMinStrideCompressed : fence::kMinStride);
+  std::vector<std::byte> fence_block = fence::build(
+      names, index_codec::compresses(index_storage, any_compressed) ? fence::kMinStrideCompressed : fence::kMinStride);
   uint64_t offset = *align_up(format::kHeaderAreaSize + fence_block.size(), format::kPackedAlign);
   const uint64_t align = uint64_t{1} << align_log2;
   // (old offset, stored size, codec) -> new offset: entries sharing data

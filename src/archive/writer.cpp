@@ -762,10 +762,9 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
     // The fence is written before the index is stored: its stride follows
     // the choice store_index() will most likely make (a wrong guess costs
     // a lookup a few KiB more or less read, never a wrong answer).
-    const bool compressed_index = options.index == IndexStorage::compressed ||
-                                  (options.index == IndexStorage::automatic && may_compress);
-    fence_block =
-        fence::build(sorted_names, compressed_index ? fence::kMinStrideCompressed : fence::kMinStride);
+    fence_block = fence::build(sorted_names, index_codec::compresses(options.index, may_compress)
+                                                 ? fence::kMinStrideCompressed
+                                                 : fence::kMinStride);
   }
   uint64_t offset = *align_up(format::kHeaderAreaSize + fence_block.size(), format::kPackedAlign);
   uint64_t done = 0;
