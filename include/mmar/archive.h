@@ -446,8 +446,13 @@ struct MMAR_API WriteOptions {
   uint64_t threshold = 16;    // compress members larger than this; 0 = never
   // Compressed members are frame streams of this many bytes per frame (a
   // power of two, 4 KiB .. 4 MiB): a random read inflates one frame.
-  // Members smaller than a frame are packed together into shared frames.
   uint32_t frame_size = 128 << 10;
+  // Members smaller than a frame (and than a pack) are packed together, in
+  // name order, into shared one-frame streams of up to this many bytes (a
+  // power of two, 4 KiB .. 4 MiB; 0: the frame size). Larger packs
+  // compress better; a read of one small member inflates its whole pack
+  // (bench/RESULTS.md "Pack size").
+  uint32_t pack_size = 256 << 10;
   // Raw members larger than this carry a checksum per chunk of this size
   // (docs/FORMAT.md "Chunk checksums"): a power of two, 4 KiB ... 4 MiB;
   // 0 writes none.

@@ -465,11 +465,12 @@ struct Archive::Impl {
   // Frame streams: the member's checked table, and frame k inflated
   // (cached; its stored bytes' XXH3 checked unless `verify` is off).
   Result<frames::Table> frame_table(const Member& m) const;
-  // The first bytes of a frame stream: all of it when mapped; else its
-  // table and up to 64 KiB, kept per stream.
+  // The first bytes of a frame stream: all of it when mapped or at most
+  // 256 KiB (a pack); else its table and up to 64 KiB. Kept per stream.
   Result<Bytes> stream_head(const Member& m) const;
   mutable std::mutex heads_mu;
   mutable std::unordered_map<uint64_t, Bytes> heads;
+  mutable uint64_t heads_bytes = 0;  // held by `heads` (at most 32 MiB)
   Result<Bytes> frame(const Member& m, const frames::Table& t, uint32_t k, bool verify) const;
   // Bytes [offset, offset + n) of a framed member (in range), frame by frame.
   Result<void> read_framed(const Member& m, uint64_t offset, size_t n, std::byte* out, bool verify) const;
@@ -1456,15 +1457,22 @@ Result<Bytes> Archive::Impl::stream_head(const Member& m) const {
     auto it = heads.find(m.data_offset);
     if (it != heads.end() && it->second.size() <= m.stored_size) return it->second;
   }
-  // One read for the table and, for a small stream, its frames too (for a
-  // remote source, one request). At most 64 KiB is kept per stream: the
-  // header and (v2) the anchors of up to 256 GiB of 128 KiB frames; entries
-  // past it are read when needed (v1: two per frame; v2: the group's, up to
-  // the frame, at most 2 KiB).
-  MMAR_ASSIGN(Bytes b, source.read(m.data_offset, std::min<uint64_t>(m.stored_size, uint64_t{64} << 10)));
+  // One read for the table and, for a small stream (a pack of small
+  // members: up to 256 KiB by default), its frames too (for a remote
+  // source, one request). Otherwise 64 KiB: the header and (v2) the anchors
+  // of up to 256 GiB of 128 KiB frames; entries past it are read when
+  // needed (v1: two per frame; v2: the group's, up to the frame, at most 2
+  // KiB). Heads are kept up to 32 MiB in all, then dropped together.
+  constexpr uint64_t kWhole = (uint64_t{256} << 10) + 64;
+  constexpr uint64_t kHeadsMost = uint64_t{32} << 20;
+  const uint64_t want = m.stored_size <= kWhole ? m.stored_size : uint64_t{64} << 10;
+  MMAR_ASSIGN(Bytes b, source.read(m.data_offset, want));
   std::lock_guard lock(heads_mu);
-  if (heads.size() >= 4096) heads.clear();
-  heads[m.data_offset] = b;
+  if (heads_bytes + b.size() > kHeadsMost || heads.size() >= 4096) {
+    heads.clear();
+    heads_bytes = 0;
+  }
+  if (heads.emplace(m.data_offset, b).second) heads_bytes += b.size();
   return b;
 }
 

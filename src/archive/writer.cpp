@@ -650,6 +650,18 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
     return Error(Errc::invalid_argument, "frame size must be a power of two from 4 KiB to 4 MiB");
   }
   const uint64_t frame = single_streams ? 0 : uint64_t{1} << frame_log2;
+  // Packs: members smaller than both a frame and a pack share one-frame
+  // streams of up to pack_size bytes (0: the frame size).
+  uint8_t pack_log2 = frame_log2;
+  if (!single_streams && options.pack_size != 0) {
+    if (!std::has_single_bit(options.pack_size) || options.pack_size < (1u << format::kMinFrameLog2) ||
+        options.pack_size > (1u << format::kMaxFrameLog2)) {
+      return Error(Errc::invalid_argument, "pack size must be a power of two from 4 KiB to 4 MiB");
+    }
+    pack_log2 = static_cast<uint8_t>(std::countr_zero(options.pack_size));
+  }
+  const uint64_t pack_bytes = single_streams ? 0 : uint64_t{1} << pack_log2;
+  const uint64_t packed_below = std::min(frame, pack_bytes);
   if (options.frame_table < 1 || options.frame_table > 3) {
     return Error(Errc::invalid_argument, "frame table version must be 1, 2 or 3");
   }
@@ -881,12 +893,13 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
   struct Stream {
     uint64_t start = 0;
     uint64_t size = 0;
+    uint8_t log2 = 0;    // its frame size
     bool sized = false;  // v3: exactly one member's bytes (a 1-byte header)
     std::vector<uint64_t> lengths, sums;
   };
   auto begin_stream = [&](const std::shared_ptr<Stream>& st) {
     return push([&, st](FrameResult*) -> Result<void> {
-      const uint64_t count = (st->size + frame - 1) >> frame_log2;
+      const uint64_t count = (st->size + (uint64_t{1} << st->log2) - 1) >> st->log2;
       st->start = offset;  // compressed: unaligned (format::packed_align)
       offset = st->start + frames::table_bytes(table_version, count, st->sized);
       return success();
@@ -904,7 +917,7 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
   // The table, once every frame is written; the stream's stored size.
   auto finish_stream = [&](Stream& st) -> Result<uint64_t> {
     std::vector<std::byte> table =
-        frames::encode_table(table_version, st.size, frame_log2, st.lengths, st.sums, st.sized);
+        frames::encode_table(table_version, st.size, st.log2, st.lengths, st.sums, st.sized);
     if (table_version == 2) any_framed2 = true;
     if (table_version == 3) any_framed3 = true;
     MMAR_TRY(pwrite_all(fd, table, st.start, path));
@@ -930,6 +943,7 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
     if (pack.members.empty()) return success();
     auto st = std::make_shared<Stream>();
     st->size = pack.bytes.size();  // one frame: below 2^32 (v3's size field)
+    st->log2 = pack_log2;
     st->sized = pack.members.size() == 1;  // then all of its one member
     auto members = std::make_shared<std::vector<std::pair<uint32_t, uint32_t>>>(std::move(pack.members));
     std::vector<std::byte> bytes = std::move(pack.bytes);
@@ -1188,7 +1202,7 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
     }
 
     // Small members: into the pack, unless the same bytes are stored already.
-    if (may_compress && !single_streams && size > options.threshold && size < frame) {
+    if (may_compress && !single_streams && size > options.threshold && size < packed_below) {
       std::vector<std::byte> bytes(size);
       std::memcpy(bytes.data(), head.data(), head_size);
       if (size > head_size) MMAR_TRY(src.read(head_size, bytes.data() + head_size, size - head_size));
@@ -1207,7 +1221,7 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
       }
       hash_known[i] = 1;
       register_content(i, size);
-      if (pack.bytes.size() + size > frame) MMAR_TRY(flush_pack());
+      if (pack.bytes.size() + size > pack_bytes) MMAR_TRY(flush_pack());
       pack.members.emplace_back(i, static_cast<uint32_t>(pack.bytes.size()));
       pack.bytes.insert(pack.bytes.end(), bytes.begin(), bytes.end());
       ++stats.compressed_members;
@@ -1303,6 +1317,7 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
     // A frame stream of its own, read once, frame by frame.
     auto st = std::make_shared<Stream>();
     st->size = size;
+    st->log2 = frame_log2;
     st->sized = true;  // the member's bytes, all of them
     MMAR_TRY(begin_stream(st));
     XXH3_state_t state;

@@ -4,7 +4,9 @@
 #include <gtest/gtest.h>
 #include <xxhash.h>
 
+#include <bit>
 #include <cstring>
+#include <filesystem>
 #include <random>
 
 #include "archive/codec.h"
@@ -109,6 +111,73 @@ TEST(Frames, SmallMembersShareOneStreamAndReadAlone) {
   std::memcpy(&sb, b.bytes.data(), sizeof sb);
   EXPECT_NE(sb.sb_flags & format::kSbFlagFramed, 0u);
   EXPECT_EQ(sb.sb_flags & format::kSbFlagFramed2, 0u) << "v1 tables only";
+}
+
+// Packs (WriteOptions::pack_size): members smaller than both a frame and a
+// pack share one-frame streams filled up to the pack size in name order; a
+// pack's frame size is its own (the table's), not the members' frame size.
+TEST(Frames, PacksFillUpToThePackSize) {
+  struct Case {
+    uint32_t frame, pack;
+  };
+  for (const Case c : {Case{4096, 16384}, Case{16384, 4096}, Case{4096, 0}}) {
+    SCOPED_TRACE(std::to_string(c.frame) + "/" + std::to_string(c.pack));
+    const uint64_t pack = c.pack == 0 ? c.frame : c.pack;
+    const uint64_t packed_below = std::min<uint64_t>(c.frame, pack);
+    Writer w({.frame_size = c.frame, .pack_size = c.pack, .index = IndexStorage::plain});
+    std::vector<std::vector<std::byte>> want;
+    for (int i = 0; i < 40; ++i) {
+      want.push_back(text_bytes(700 + 331 * (i % 13), 50 + i));  // 700 .. 4,672 bytes
+      char name[16];
+      std::snprintf(name, sizeof name, "m%02d", i);
+      ASSERT_TRUE(w.add_bytes(name, want.back()).ok());
+    }
+    TempDir tmp;
+    ASSERT_TRUE(w.write(tmp / "p.mmar").ok());
+    const auto bytes = test::read_file(tmp / "p.mmar");
+    auto a = open_bytes(bytes);
+    ASSERT_TRUE(a.ok()) << a.error().message();
+    std::optional<uint64_t> stream;
+    uint64_t fill = 0;
+    for (uint32_t i = 0; i < 40; ++i) {
+      auto m = a->at(i);
+      ASSERT_TRUE(m.ok());
+      ASSERT_TRUE(m->framed) << m->name;
+      auto r = a->read(*m);
+      ASSERT_TRUE(r.ok()) << r.error().message();
+      EXPECT_TRUE(std::equal(want[i].begin(), want[i].end(), r->data())) << m->name;
+      if (m->size >= packed_below) {
+        EXPECT_EQ(m->stream_offset, 0u) << m->name << ": a stream of its own";
+        EXPECT_EQ(std::to_integer<uint8_t>(bytes[m->data_offset]),
+                  std::countr_zero(c.frame) | format::kFrame3Sized) << m->name;
+        continue;
+      }
+      if (stream && m->data_offset == *stream) {
+        EXPECT_EQ(m->stream_offset, fill) << m->name << ": right after the member before";
+      } else {
+        if (stream) {
+          EXPECT_GT(fill + m->size, pack) << m->name << ": a new pack only when the last is full";
+        }
+        stream = m->data_offset;
+        fill = 0;
+        EXPECT_EQ(m->stream_offset, 0u);
+        const auto desc = std::to_integer<uint8_t>(bytes[m->data_offset]);
+        EXPECT_EQ(desc & 0x1f, std::countr_zero(pack)) << m->name << ": the pack's frame size";
+      }
+      fill += m->size;
+      EXPECT_LE(fill, pack) << m->name;
+    }
+    EXPECT_TRUE(a->verify()->empty());
+  }
+  for (uint32_t bad : {3000u, 2048u, 8u << 20}) {
+    Writer w({.pack_size = bad});
+    ASSERT_TRUE(w.add_bytes("a", text_bytes(1000, 1)).ok());
+    TempDir tmp;
+    auto r = w.write(tmp / "bad.mmar");
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_EQ(r.error().code(), Errc::invalid_argument);
+    EXPECT_FALSE(std::filesystem::exists(tmp / "bad.mmar"));
+  }
 }
 
 TEST(Frames, MemberReaderStreamsSeeksAndChecksTheWholeChecksum) {

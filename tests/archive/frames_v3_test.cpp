@@ -27,6 +27,7 @@ constexpr uint64_t kBigSize = (uint64_t{2} << 20) + 123;  // 513 frames of 4 KiB
 std::vector<std::byte> build(uint8_t version) {
   WriteOptions o;
   o.frame_size = 4096;
+  o.pack_size = 16384;  // packs of small members: a frame size of their own
   o.frame_table = version;
   o.index = IndexStorage::plain;  // tests patch entries in place
   Writer w(o);
@@ -94,7 +95,7 @@ TEST(FramesV3, WritersWriteItAndEveryReadAgrees) {
   // Small members packed together: a 5-byte header with the stream's size.
   const Member s0 = member(b, "small/0"), s5 = member(b, "small/5");
   EXPECT_EQ(s0.data_offset, s5.data_offset);
-  EXPECT_EQ(std::to_integer<uint8_t>(b[s0.data_offset]), 12);
+  EXPECT_EQ(std::to_integer<uint8_t>(b[s0.data_offset]), 14) << "a pack's frame: the pack size, 16 KiB";
   EXPECT_EQ(read_int<uint32_t>(b.data() + s0.data_offset + 1, true), s5.stream_offset + s5.size);
   // Every byte reads back, whole and in ranges across frames and groups.
   auto a = open_bytes(b);

@@ -160,6 +160,12 @@ std::optional<uint64_t> parse_size(std::string_view s) {
   return v << shift;
 }
 
+std::optional<uint32_t> parse_frame_bytes(std::string_view s) {
+  auto v = parse_size(s);
+  if (!v || *v < 4096 || *v > (4u << 20) || (*v & (*v - 1)) != 0) return std::nullopt;
+  return static_cast<uint32_t>(*v);
+}
+
 namespace {
 
 constexpr const char* kStdinName = "<stdin>";

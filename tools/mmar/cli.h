@@ -80,6 +80,8 @@ std::string archive_path(const Verb& verb, Parsed& p);
 void no_more_arguments(const Verb& verb, const Parsed& p, size_t max = 0);
 // Parse an unsigned integer with optional K/M/G suffix (binary).
 std::optional<uint64_t> parse_size(std::string_view s);
+// A frame or pack size: parse_size's, and a power of two from 4K to 4M.
+std::optional<uint32_t> parse_frame_bytes(std::string_view s);
 
 // `stream`: the archive is read through once (cat): pread, not a mapping,
 // so memory stays at a frame or a buffer, not at the mapped bytes touched.

@@ -12,14 +12,15 @@ const Verb kCompact{"compact",
                     "Rewrite ARCHIVE (atomically) keeping only what its current generation uses: the data that\n"
                     "updates through a writable mount superseded is dropped. Stored bytes are copied as they\n"
                     "are (frames are not recompressed), the index as --index says (default: as `mmar create`\n"
-                    "would); --compress, --level, --threshold or --frame-size recompress every member as\n"
-                    "`mmar create` would.",
+                    "would); --compress, --level, --threshold, --frame-size or --pack-size recompress every\n"
+                    "member as `mmar create` would.",
                     {
                         {"file", 'f', true, "ARCHIVE", "the archive"},
                         {"compress", 0, true, "CODEC", "zstd (default), xz or none"},
                         {"level", 0, true, "N", "compression level"},
                         {"threshold", 0, true, "BYTES", "compress members larger than this (default 16)"},
                         {"frame-size", 0, true, "BYTES", "frame size when recompressing (default 128K)"},
+                        {"pack-size", 0, true, "BYTES", "pack size of small members when recompressing (default 256K)"},
                         {"index", 0, true, "HOW", "store the index auto, plain or compressed (as create)"},
                     }};
 
@@ -47,11 +48,14 @@ int run_compact(int argc, char** argv) {
     o.index = *v;
   }
   if (p.has("frame-size")) {
-    auto v = parse_size(p.get("frame-size"));
-    if (!v || *v < 4096 || *v > (4u << 20) || (*v & (*v - 1)) != 0) {
-      return usage_error("compact", "--frame-size must be a power of two from 4K to 4M");
-    }
-    o.frame_size = static_cast<uint32_t>(*v);
+    auto v = parse_frame_bytes(p.get("frame-size"));
+    if (!v) return usage_error("compact", "--frame-size must be a power of two from 4K to 4M");
+    o.frame_size = *v;
+  }
+  if (p.has("pack-size")) {
+    auto v = parse_frame_bytes(p.get("pack-size"));
+    if (!v) return usage_error("compact", "--pack-size must be a power of two from 4K to 4M");
+    o.pack_size = *v;
   }
   if (p.has("threshold")) {
     auto n = parse_size(p.get("threshold"));
@@ -61,7 +65,8 @@ int run_compact(int argc, char** argv) {
   auto before = Archive::open(path);
   if (!before.ok()) return fail(before.error());
   const uint64_t old_size = before->source().size();
-  if (!p.has("compress") && !p.has("level") && !p.has("threshold") && !p.has("frame-size")) {
+  if (!p.has("compress") && !p.has("level") && !p.has("threshold") && !p.has("frame-size") &&
+      !p.has("pack-size")) {
     // Copy what the current generation uses, as stored, under the lock
     // (nobody commits in between). The updater reads the copy back before
     // it replaces the archive, so damaged data is refused ("not

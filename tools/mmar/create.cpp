@@ -38,7 +38,9 @@ const Verb kCreate{
         {"level", 0, true, "N", "compression level (default: zstd 3, xz 6)"},
         {"threshold", 0, true, "BYTES", "compress members larger than this (default 16; 0 = never)"},
         {"frame-size", 0, true, "BYTES", "compressed members are frames of this size, each inflated alone\n"
-                                         "                               (a power of two, 4K..4M; default 128K); smaller members share frames"},
+                                         "                               (a power of two, 4K..4M; default 128K)"},
+        {"pack-size", 0, true, "BYTES", "members smaller than a frame are packed, in name order, into shared frames\n"
+                                        "                               of up to this size (a power of two, 4K..4M; default 256K)"},
         {"align", 0, true, "BYTES", "page alignment of raw members: 4096 (default), 8192, 16384, 32768 or 65536"},
         {"index", 0, true, "HOW", "compressed: the index in zstd frames, inflated a frame at a time (smaller);\n"
                                   "                               plain: mapped and searched in place; auto (default): compressed\n"
@@ -157,11 +159,14 @@ int run_create(int argc, char** argv) {
     o.index = *v;
   }
   if (p.has("frame-size")) {
-    auto v = parse_size(p.get("frame-size"));
-    if (!v || *v < 4096 || *v > (4u << 20) || (*v & (*v - 1)) != 0) {
-      return usage_error("create", "--frame-size must be a power of two from 4K to 4M");
-    }
-    o.frame_size = static_cast<uint32_t>(*v);
+    auto v = parse_frame_bytes(p.get("frame-size"));
+    if (!v) return usage_error("create", "--frame-size must be a power of two from 4K to 4M");
+    o.frame_size = *v;
+  }
+  if (p.has("pack-size")) {
+    auto v = parse_frame_bytes(p.get("pack-size"));
+    if (!v) return usage_error("create", "--pack-size must be a power of two from 4K to 4M");
+    o.pack_size = *v;
   }
   if (p.has("threshold")) {
     auto v = parse_size(p.get("threshold"));
