@@ -447,12 +447,12 @@ struct MMAR_API WriteOptions {
   // Compressed members are frame streams of this many bytes per frame (a
   // power of two, 4 KiB .. 4 MiB): a random read inflates one frame.
   uint32_t frame_size = 128 << 10;
-  // Members smaller than a frame (and than a pack) are packed together, in
+  // Members smaller than both a frame and a pack are packed together, in
   // name order, into shared one-frame streams of up to this many bytes (a
-  // power of two, 4 KiB .. 4 MiB; 0: the frame size). Larger packs
-  // compress better; a read of one small member inflates its whole pack
-  // (bench/RESULTS.md "Pack size").
-  uint32_t pack_size = 256 << 10;
+  // power of two, 4 KiB .. 4 MiB; 0: twice the frame size, at most 4 MiB,
+  // so 256 KiB by default). Larger packs compress better; a read of one
+  // small member inflates its whole pack (bench/RESULTS.md "Pack size").
+  uint32_t pack_size = 0;
   // Raw members larger than this carry a checksum per chunk of this size
   // (docs/FORMAT.md "Chunk checksums"): a power of two, 4 KiB ... 4 MiB;
   // 0 writes none.

@@ -15,7 +15,9 @@
 #include <xxhash.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
+#include <bit>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -231,47 +233,54 @@ class FrameFlights {
 // Buffers for inflated frames, recycled: a frame costs no allocation, no
 // zeroing and no page faults once the pool is warm (a sequential read of a
 // large member through the mount inflates thousands of frames). Buffers
-// come back when the last Bytes viewing them goes; the pool keeps a bounded
-// number, of one size (the size asked most: the frame size).
+// come back when the last Bytes viewing them goes. They are sized in powers
+// of two (a frame, or a pack of small members, whose frame size differs, or
+// a stream's shorter last frame) and the pool keeps up to 32 MiB of them.
 class FramePool : public std::enable_shared_from_this<FramePool> {
  public:
   std::shared_ptr<std::byte> take(size_t n) {
+    const unsigned cls = static_cast<unsigned>(std::bit_width(std::max<size_t>(n, 1) - 1));
+    if (cls >= kClasses) return nullptr;  // frames are at most 4 MiB
     std::byte* p = nullptr;
     {
       std::lock_guard lock(mu_);
-      if (n == size_ && !free_.empty()) {
-        p = free_.back();
-        free_.pop_back();
+      if (!free_[cls].empty()) {
+        p = free_[cls].back();
+        free_[cls].pop_back();
+        kept_ -= size_t{1} << cls;
       }
     }
     if (p == nullptr) {
-      p = static_cast<std::byte*>(::operator new(n, std::nothrow));
+      p = static_cast<std::byte*>(::operator new(size_t{1} << cls, std::nothrow));
       if (p == nullptr) return nullptr;
     }
     std::weak_ptr<FramePool> self = weak_from_this();
-    return std::shared_ptr<std::byte>(p, [self, n](std::byte* q) {
+    return std::shared_ptr<std::byte>(p, [self, cls](std::byte* q) {
       if (auto pool = self.lock()) {
-        if (pool->give_back(q, n)) return;
+        if (pool->give_back(q, cls)) return;
       }
       ::operator delete(q);
     });
   }
   ~FramePool() {
-    for (std::byte* p : free_) ::operator delete(p);
+    for (auto& list : free_) {
+      for (std::byte* p : list) ::operator delete(p);
+    }
   }
 
  private:
-  bool give_back(std::byte* p, size_t n) {
+  bool give_back(std::byte* p, unsigned cls) {
     std::lock_guard lock(mu_);
-    if (size_ == 0) size_ = n;
-    if (n != size_ || free_.size() >= kKeep) return false;
-    free_.push_back(p);
+    if (kept_ + (size_t{1} << cls) > kKeepBytes) return false;
+    free_[cls].push_back(p);
+    kept_ += size_t{1} << cls;
     return true;
   }
-  static constexpr size_t kKeep = 64;
+  static constexpr unsigned kClasses = format::kMaxFrameLog2 + 1;
+  static constexpr size_t kKeepBytes = size_t{32} << 20;
   std::mutex mu_;
-  size_t size_ = 0;
-  std::vector<std::byte*> free_;
+  size_t kept_ = 0;
+  std::array<std::vector<std::byte*>, kClasses> free_;
 };
 
 // The index of an archive read without a mapping (pread, or a remote
@@ -468,9 +477,7 @@ struct Archive::Impl {
   // The first bytes of a frame stream: all of it when mapped or at most
   // 256 KiB (a pack); else its table and up to 64 KiB. Kept per stream.
   Result<Bytes> stream_head(const Member& m) const;
-  mutable std::mutex heads_mu;
-  mutable std::unordered_map<uint64_t, Bytes> heads;
-  mutable uint64_t heads_bytes = 0;  // held by `heads` (at most 32 MiB)
+  mutable LruBytes<uint64_t> heads{uint64_t{32} << 20};  // by stream offset
   Result<Bytes> frame(const Member& m, const frames::Table& t, uint32_t k, bool verify) const;
   // Bytes [offset, offset + n) of a framed member (in range), frame by frame.
   Result<void> read_framed(const Member& m, uint64_t offset, size_t n, std::byte* out, bool verify) const;
@@ -1452,27 +1459,21 @@ Result<Bytes> Archive::Impl::read_extents(const Member& m, bool verify) const {
 
 Result<Bytes> Archive::Impl::stream_head(const Member& m) const {
   if (source.contiguous()) return source.read(m.data_offset, m.stored_size);  // a view: free
-  {
-    std::lock_guard lock(heads_mu);
-    auto it = heads.find(m.data_offset);
-    if (it != heads.end() && it->second.size() <= m.stored_size) return it->second;
-  }
   // One read for the table and, for a small stream (a pack of small
   // members: up to 256 KiB by default), its frames too (for a remote
   // source, one request). Otherwise 64 KiB: the header and (v2) the anchors
   // of up to 256 GiB of 128 KiB frames; entries past it are read when
   // needed (v1: two per frame; v2: the group's, up to the frame, at most 2
-  // KiB). Heads are kept up to 32 MiB in all, then dropped together.
+  // KiB). Heads are kept by offset, up to 32 MiB, the least recently used
+  // dropped first; a head is the file's bytes there, whichever member
+  // asks, so a longer one serves a shorter request.
   constexpr uint64_t kWhole = (uint64_t{256} << 10) + 64;
-  constexpr uint64_t kHeadsMost = uint64_t{32} << 20;
   const uint64_t want = m.stored_size <= kWhole ? m.stored_size : uint64_t{64} << 10;
-  MMAR_ASSIGN(Bytes b, source.read(m.data_offset, want));
-  std::lock_guard lock(heads_mu);
-  if (heads_bytes + b.size() > kHeadsMost || heads.size() >= 4096) {
-    heads.clear();
-    heads_bytes = 0;
+  if (auto hit = heads.get(m.data_offset); hit && hit->size() >= want) {
+    return hit->subspan(0, static_cast<size_t>(want));
   }
-  if (heads.emplace(m.data_offset, b).second) heads_bytes += b.size();
+  MMAR_ASSIGN(Bytes b, source.read(m.data_offset, want));
+  heads.put(m.data_offset, b);
   return b;
 }
 
@@ -1630,7 +1631,18 @@ Result<Bytes> Archive::Impl::frame(const Member& m, const frames::Table& t, uint
   Bytes out;
   if (f.raw()) {
     if (verify) MMAR_TRY(frames::check_frame(t, f, stored.span(), what(m), m.data_offset));
-    out = stored;  // a view of the archive (or the buffer pread filled)
+    out = stored;  // a view of the archive
+    if (!source.contiguous()) {
+      // A copy: a view would keep the whole buffer read (a stream's head,
+      // up to 256 KiB) alive in the cache for a frame of a few bytes.
+      std::shared_ptr<std::byte> buf = frame_buffers->take(stored.size());
+      if (!buf) {
+        return Error(Errc::limit, what(m) + ": frame " + std::to_string(k) + ": out of memory",
+                     m.data_offset + f.begin);
+      }
+      std::memcpy(buf.get(), stored.data(), stored.size());
+      out = Bytes(std::span<const std::byte>(buf.get(), stored.size()), std::shared_ptr<const void>(buf, buf.get()));
+    }
   } else {
     // At most 2^kMaxFrameLog2: a constant of the format, not a size word.
     std::shared_ptr<std::byte> buf = frame_buffers->take(f.inflated);

@@ -628,8 +628,9 @@ Result<bool> same_bytes(const InputBytes& a, const InputBytes& b, uint64_t size)
 // frames are compressed on the pool; operations are applied to the output
 // strictly in queue order (so the output does not depend on the number of
 // threads). The queue is bounded, so memory is about (queue length x 2
-// frames) whatever the members' sizes. Members smaller than a frame are
-// packed together, in name order, into shared one-frame streams; members
+// frames or packs) whatever the members' sizes. Members smaller than a
+// frame and a pack are packed together, in name order, into shared
+// one-frame streams of up to the pack size; members
 // with the same bytes as an earlier one (hard links, or checked copies)
 // share its stored data.
 Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std::vector<Input>& sorted) {
@@ -651,8 +652,9 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
   }
   const uint64_t frame = single_streams ? 0 : uint64_t{1} << frame_log2;
   // Packs: members smaller than both a frame and a pack share one-frame
-  // streams of up to pack_size bytes (0: the frame size).
-  uint8_t pack_log2 = frame_log2;
+  // streams of up to pack_size bytes (0: twice the frame size, at most the
+  // largest frame).
+  uint8_t pack_log2 = std::min<uint8_t>(static_cast<uint8_t>(frame_log2 + 1), format::kMaxFrameLog2);
   if (!single_streams && options.pack_size != 0) {
     if (!std::has_single_bit(options.pack_size) || options.pack_size < (1u << format::kMinFrameLog2) ||
         options.pack_size > (1u << format::kMaxFrameLog2)) {

@@ -122,7 +122,7 @@ TEST(Frames, PacksFillUpToThePackSize) {
   };
   for (const Case c : {Case{4096, 16384}, Case{16384, 4096}, Case{4096, 0}}) {
     SCOPED_TRACE(std::to_string(c.frame) + "/" + std::to_string(c.pack));
-    const uint64_t pack = c.pack == 0 ? c.frame : c.pack;
+    const uint64_t pack = c.pack == 0 ? 2 * c.frame : c.pack;  // 0: twice the frame size
     const uint64_t packed_below = std::min<uint64_t>(c.frame, pack);
     Writer w({.frame_size = c.frame, .pack_size = c.pack, .index = IndexStorage::plain});
     std::vector<std::vector<std::byte>> want;
@@ -137,15 +137,21 @@ TEST(Frames, PacksFillUpToThePackSize) {
     const auto bytes = test::read_file(tmp / "p.mmar");
     auto a = open_bytes(bytes);
     ASSERT_TRUE(a.ok()) << a.error().message();
+    // Without a mapping too: a pack is read with its table in one read.
+    auto pread = Archive::open(tmp / "p.mmar", {.force_pread = true});
+    ASSERT_TRUE(pread.ok()) << pread.error().message();
     std::optional<uint64_t> stream;
     uint64_t fill = 0;
     for (uint32_t i = 0; i < 40; ++i) {
       auto m = a->at(i);
       ASSERT_TRUE(m.ok());
       ASSERT_TRUE(m->framed) << m->name;
-      auto r = a->read(*m);
-      ASSERT_TRUE(r.ok()) << r.error().message();
-      EXPECT_TRUE(std::equal(want[i].begin(), want[i].end(), r->data())) << m->name;
+      for (const Archive* from : {&*a, &*pread}) {
+        auto r = from->read(*m);
+        ASSERT_TRUE(r.ok()) << r.error().message();
+        ASSERT_EQ(r->size(), want[i].size()) << m->name;
+        EXPECT_TRUE(std::equal(want[i].begin(), want[i].end(), r->data())) << m->name;
+      }
       if (m->size >= packed_below) {
         EXPECT_EQ(m->stream_offset, 0u) << m->name << ": a stream of its own";
         EXPECT_EQ(std::to_integer<uint8_t>(bytes[m->data_offset]),
@@ -168,6 +174,7 @@ TEST(Frames, PacksFillUpToThePackSize) {
       EXPECT_LE(fill, pack) << m->name;
     }
     EXPECT_TRUE(a->verify()->empty());
+    EXPECT_TRUE(pread->verify()->empty());
   }
   for (uint32_t bad : {3000u, 2048u, 8u << 20}) {
     Writer w({.pack_size = bad});
@@ -178,6 +185,37 @@ TEST(Frames, PacksFillUpToThePackSize) {
     EXPECT_EQ(r.error().code(), Errc::invalid_argument);
     EXPECT_FALSE(std::filesystem::exists(tmp / "bad.mmar"));
   }
+}
+
+// The command line: --pack-size on create and compact, checked as a usage
+// error (exit 2) when not a power of two from 4K to 4M.
+TEST(Frames, PackSizeFromTheCommandLine) {
+  MMAR_SKIP_WITHOUT_CLI();
+  TempDir tmp;
+  std::filesystem::create_directories(tmp / "in");
+  for (int i = 0; i < 30; ++i) {
+    test::write_file(tmp / ("in/f" + std::to_string(i)), text_bytes(900 + 37 * i, 70 + i));
+  }
+  const std::string out = tmp / "p.mmar";
+  auto pack_log2 = [&]() -> int {
+    const auto bytes = test::read_file(out);
+    auto a = open_bytes(bytes);
+    if (!a.ok()) return -1;
+    auto m = a->find("f0");
+    if (!m.ok() || !m->framed) return -1;
+    return std::to_integer<int>(bytes[m->data_offset]) & 0x1f;
+  };
+  EXPECT_EQ(test::run(kMmar + " create -f " + out + " --pack-size 3K -C " + tmp / "in . 2>/dev/null"), 2);
+  EXPECT_EQ(test::run(kMmar + " create -f " + out + " --pack-size 8M -C " + tmp / "in . 2>/dev/null"), 2);
+  EXPECT_FALSE(std::filesystem::exists(out));
+  ASSERT_EQ(test::run(kMmar + " create -f " + out + " --frame-size 4K --pack-size 16K -C " + tmp / "in ."), 0);
+  EXPECT_EQ(pack_log2(), 14);
+  ASSERT_EQ(test::run(kMmar + " create -f " + out + " --frame-size 4K -C " + tmp / "in ."), 0);
+  EXPECT_EQ(pack_log2(), 13) << "by default twice the frame size";
+  ASSERT_EQ(test::run(kMmar + " compact -f " + out + " --pack-size 64K"), 0);
+  EXPECT_EQ(pack_log2(), 16);
+  EXPECT_EQ(test::run(kMmar + " verify -q " + out), 0);
+  EXPECT_EQ(test::run(kMmar + " compact -f " + out + " --pack-size 0 2>/dev/null"), 2);
 }
 
 TEST(Frames, MemberReaderStreamsSeeksAndChecksTheWholeChecksum) {

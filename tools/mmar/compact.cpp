@@ -8,7 +8,8 @@ namespace mmar::cli {
 namespace {
 
 const Verb kCompact{"compact",
-                    "[-f] ARCHIVE [--compress zstd|xz|none] [--level N] [--threshold BYTES]",
+                    "[-f] ARCHIVE [--compress zstd|xz|none] [--level N] [--threshold BYTES] [--frame-size BYTES]\n"
+                    "                    [--pack-size BYTES] [--index auto|plain|compressed]",
                     "Rewrite ARCHIVE (atomically) keeping only what its current generation uses: the data that\n"
                     "updates through a writable mount superseded is dropped. Stored bytes are copied as they\n"
                     "are (frames are not recompressed), the index as --index says (default: as `mmar create`\n"
@@ -20,7 +21,8 @@ const Verb kCompact{"compact",
                         {"level", 0, true, "N", "compression level"},
                         {"threshold", 0, true, "BYTES", "compress members larger than this (default 16)"},
                         {"frame-size", 0, true, "BYTES", "frame size when recompressing (default 128K)"},
-                        {"pack-size", 0, true, "BYTES", "pack size of small members when recompressing (default 256K)"},
+                        {"pack-size", 0, true, "BYTES", "pack size of small members when recompressing (default twice the\n"
+                                                        "                               frame size)"},
                         {"index", 0, true, "HOW", "store the index auto, plain or compressed (as create)"},
                     }};
 

@@ -39,8 +39,9 @@ const Verb kCreate{
         {"threshold", 0, true, "BYTES", "compress members larger than this (default 16; 0 = never)"},
         {"frame-size", 0, true, "BYTES", "compressed members are frames of this size, each inflated alone\n"
                                          "                               (a power of two, 4K..4M; default 128K)"},
-        {"pack-size", 0, true, "BYTES", "members smaller than a frame are packed, in name order, into shared frames\n"
-                                        "                               of up to this size (a power of two, 4K..4M; default 256K)"},
+        {"pack-size", 0, true, "BYTES", "members smaller than a frame and a pack are packed, in name order, into\n"
+                                        "                               shared frames of up to this size (a power of two, 4K..4M;\n"
+                                        "                               default twice the frame size: 256K)"},
         {"align", 0, true, "BYTES", "page alignment of raw members: 4096 (default), 8192, 16384, 32768 or 65536"},
         {"index", 0, true, "HOW", "compressed: the index in zstd frames, inflated a frame at a time (smaller);\n"
                                   "                               plain: mapped and searched in place; auto (default): compressed\n"
