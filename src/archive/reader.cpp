@@ -1631,10 +1631,11 @@ Result<Bytes> Archive::Impl::frame(const Member& m, const frames::Table& t, uint
   Bytes out;
   if (f.raw()) {
     if (verify) MMAR_TRY(frames::check_frame(t, f, stored.span(), what(m), m.data_offset));
-    out = stored;  // a view of the archive
-    if (!source.contiguous()) {
-      // A copy: a view would keep the whole buffer read (a stream's head,
-      // up to 256 KiB) alive in the cache for a frame of a few bytes.
+    out = stored;  // a view of the archive, or of the buffer read for it alone
+    if (!source.contiguous() && f.end <= head.size()) {
+      // Taken from the stream's head: a copy, since a view would keep the
+      // whole head (up to 256 KiB) alive in the cache for a frame of a few
+      // bytes.
       std::shared_ptr<std::byte> buf = frame_buffers->take(stored.size());
       if (!buf) {
         return Error(Errc::limit, what(m) + ": frame " + std::to_string(k) + ": out of memory",

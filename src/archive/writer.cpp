@@ -641,14 +641,22 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
       align_log2 > format::kMaxAlignLog2) {
     return Error(Errc::invalid_argument, "alignment must be 4096, 8192, 16384, 32768 or 65536");
   }
+  // Frame, pack and chunk sizes: a power of two, 4 KiB .. 4 MiB; its log2.
+  auto size_log2 = [](uint32_t bytes) -> std::optional<uint8_t> {
+    if (!std::has_single_bit(bytes) || bytes < (1u << format::kMinFrameLog2) ||
+        bytes > (1u << format::kMaxFrameLog2)) {
+      return std::nullopt;
+    }
+    return static_cast<uint8_t>(std::countr_zero(bytes));
+  };
   // frame_size 0: every compressed member is one stream of its own, as
   // before frame streams (what older readers read).
   const bool single_streams = options.frame_size == 0;
-  uint8_t frame_log2 = single_streams ? frames::kDefaultLog2 : 0;
-  while ((uint64_t{1} << frame_log2) < options.frame_size) ++frame_log2;
-  if (!single_streams && ((uint64_t{1} << frame_log2) != options.frame_size || frame_log2 < format::kMinFrameLog2 ||
-                          frame_log2 > format::kMaxFrameLog2)) {
-    return Error(Errc::invalid_argument, "frame size must be a power of two from 4 KiB to 4 MiB");
+  uint8_t frame_log2 = frames::kDefaultLog2;
+  if (!single_streams) {
+    auto l = size_log2(options.frame_size);
+    if (!l) return Error(Errc::invalid_argument, "frame size must be a power of two from 4 KiB to 4 MiB");
+    frame_log2 = *l;
   }
   const uint64_t frame = single_streams ? 0 : uint64_t{1} << frame_log2;
   // Packs: members smaller than both a frame and a pack share one-frame
@@ -656,11 +664,9 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
   // largest frame).
   uint8_t pack_log2 = std::min<uint8_t>(static_cast<uint8_t>(frame_log2 + 1), format::kMaxFrameLog2);
   if (!single_streams && options.pack_size != 0) {
-    if (!std::has_single_bit(options.pack_size) || options.pack_size < (1u << format::kMinFrameLog2) ||
-        options.pack_size > (1u << format::kMaxFrameLog2)) {
-      return Error(Errc::invalid_argument, "pack size must be a power of two from 4 KiB to 4 MiB");
-    }
-    pack_log2 = static_cast<uint8_t>(std::countr_zero(options.pack_size));
+    auto l = size_log2(options.pack_size);
+    if (!l) return Error(Errc::invalid_argument, "pack size must be a power of two from 4 KiB to 4 MiB");
+    pack_log2 = *l;
   }
   const uint64_t pack_bytes = single_streams ? 0 : uint64_t{1} << pack_log2;
   const uint64_t packed_below = std::min(frame, pack_bytes);
@@ -669,9 +675,7 @@ Result<WriteStats> Writer::Impl::write_mmar(int fd, const std::string& path, std
   }
   const uint8_t table_version = options.frame_table;
   const bool bare = table_version >= 2;
-  if (options.chunk_size != 0 && (!std::has_single_bit(options.chunk_size) ||
-                                  options.chunk_size < (1u << format::kMinFrameLog2) ||
-                                  options.chunk_size > (1u << format::kMaxFrameLog2))) {
+  if (options.chunk_size != 0 && !size_log2(options.chunk_size)) {
     return Error(Errc::invalid_argument, "chunk size must be 0 or a power of two from 4 KiB to 4 MiB");
   }
   if (sorted.size() > 0xfffffffeu) return Error(Errc::limit, "too many members");
